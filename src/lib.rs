@@ -1,0 +1,27 @@
+//! vprocfs: a FUSE filesystem that gives each container (VPS) its own `/proc`.
+//!
+//! The parts, each in its own module, in the order a request meets them:
+//! - [`fuse`]: thin glue between the kernel's FUSE requests and the view.
+//! - [`view`]: what a reader sees: the node tree, who is asking, which files are
+//!   rewritten.
+//! - [`membership`]: which real processes form each VPS, kept in step with the kernel
+//!   through [`events`] (the netlink process-events connector) and [`host`] (the real
+//!   `/proc`).
+//! - [`engine`]: the pure VPID translation engine (OpenVZ's 2006 VPID design).
+//! - [`render`]: pure renderers that rewrite kernel text with a VPS's numbers.
+//! - [`cli`] and [`daemon`]: the `run`, `serve` and `attach` commands.
+//! - [`sys`]: the one module with `unsafe` code.
+
+// `unsafe` is confined to `sys`, whose files opt back in explicitly.
+#![deny(unsafe_code)]
+
+pub mod cli;
+pub mod daemon;
+pub mod engine;
+pub mod events;
+pub mod fuse;
+pub mod host;
+pub mod membership;
+pub mod render;
+pub mod sys;
+pub mod view;
