@@ -1,0 +1,250 @@
+//! The command line: `run`, `serve`, `attach`.
+
+mod run;
+mod serve;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::engine::{Numbering, Pid, VpsConfig, DEFAULT_VPID_BIT};
+
+/// vprocfs: give a container (VPS) its own /proc, with its processes numbered from 1.
+#[derive(Debug, Parser)]
+#[command(name = "vprocfs", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    cmd: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start CMD as pid 1 of a new VPS whose /proc is the VPS's view.
+    Run(RunArgs),
+    /// Serve one mount to several VPSes; each reader sees its own VPS's view.
+    Serve(ServeArgs),
+    /// Bind a served mount over /proc in the mount namespace of a running process.
+    Attach(AttachArgs),
+}
+
+/// How vpids are chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum NumberingArg {
+    /// Each member's vpid is its number in the VPS's kernel pid namespace.
+    Pidns,
+    /// The seed's default: init 1, others pid + 2^vpid-bit.
+    Linear,
+    /// The seed's hash table from the start.
+    Sparse,
+    /// Dense 1, 2, 3, … like a kernel pid namespace.
+    Ns,
+}
+
+impl NumberingArg {
+    /// The engine policy; `pidns` requests each member's namespace number on the seed's
+    /// specific-vpid path, which starts linear and goes sparse on the second member.
+    pub fn engine(self) -> Numbering {
+        match self {
+            NumberingArg::Pidns | NumberingArg::Linear => Numbering::Linear,
+            NumberingArg::Sparse => Numbering::Sparse,
+            NumberingArg::Ns => Numbering::Ns,
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+struct EngineArgs {
+    /// Numbering policy [default: pidns with a pid namespace, linear without].
+    #[arg(long, value_enum)]
+    numbering: Option<NumberingArg>,
+    /// The seed's VPID_BIT: linear vpids are pid + 2^N.
+    #[arg(long, default_value_t = DEFAULT_VPID_BIT, value_parser = clap::value_parser!(u32).range(1..=24))]
+    vpid_bit: u32,
+}
+
+impl EngineArgs {
+    fn config(&self, numbering: NumberingArg) -> VpsConfig {
+        VpsConfig {
+            vpid_bit: self.vpid_bit,
+            numbering: numbering.engine(),
+            pid_max: read_pid_max(),
+            ..VpsConfig::default()
+        }
+    }
+}
+
+/// The kernel's pid_max, where numbering wraps.
+fn read_pid_max() -> i32 {
+    std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .filter(|&p| p > crate::engine::RESERVED_PIDS && p <= crate::engine::PID_MAX_LIMIT)
+        .unwrap_or(crate::engine::PID_MAX_DEFAULT)
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// No kernel pid namespace: the seed's own model (tree membership, linear numbers).
+    /// Syscalls then see real pids.
+    #[arg(long)]
+    no_pidns: bool,
+    #[command(flatten)]
+    engine: EngineArgs,
+    /// The command to run as the VPS's init, and its arguments.
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
+    cmd: Vec<OsString>,
+}
+
+/// One `--vps NAME:SOURCE=PID`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VpsSpec {
+    name: String,
+    source: crate::membership::Source,
+}
+
+fn parse_vps(s: &str) -> Result<VpsSpec, String> {
+    let usage = "expected NAME:tree=PID or NAME:pidns=PID";
+    let (name, rest) = s.split_once(':').ok_or(format!("{s:?}: {usage}"))?;
+    let (kind, pid) = rest.split_once('=').ok_or(format!("{s:?}: {usage}"))?;
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(format!(
+            "{name:?} is not a valid VPS name (letters, digits, '-', '_', '.')"
+        ));
+    }
+    let pid: Pid = pid
+        .parse()
+        .ok()
+        .filter(|&p| p > 0)
+        .ok_or(format!("{pid:?} is not a pid"))?;
+    let source = match kind {
+        "tree" => crate::membership::Source::Tree { init: pid },
+        "pidns" => crate::membership::Source::Pidns { of: pid },
+        other => return Err(format!("unknown membership {other:?}: {usage}")),
+    };
+    Ok(VpsSpec {
+        name: name.to_string(),
+        source,
+    })
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// Where to mount the view.
+    mountpoint: PathBuf,
+    /// A VPS to serve: NAME:tree=PID (PID and all it forks) or NAME:pidns=PID (the pid
+    /// namespace of PID). Repeatable.
+    #[arg(long = "vps", value_parser = parse_vps, value_name = "NAME:SOURCE=PID")]
+    vps: Vec<VpsSpec>,
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
+#[derive(Debug, clap::Args)]
+struct AttachArgs {
+    /// A process of the container: its mount namespace gets the view.
+    #[arg(long)]
+    pid: Pid,
+    /// The served mount (`vprocfs serve MOUNTPOINT`).
+    mountpoint: PathBuf,
+    /// Where to put it inside the container.
+    #[arg(long, default_value = "/proc")]
+    target: PathBuf,
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn main(cli: Cli) -> i32 {
+    let result = match cli.cmd {
+        Command::Run(a) => run::run(a),
+        Command::Serve(a) => serve::serve(a),
+        Command::Attach(a) => serve::attach(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("vprocfs: {e}");
+            1
+        }
+    }
+}
+
+/// Refuses politely when not root.
+fn need_root(what: &str) -> Result<(), String> {
+    if nix::unistd::geteuid().is_root() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} needs root (it mounts a filesystem and makes namespaces); run it with sudo"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::membership::Source;
+
+    #[test]
+    fn vps_specs() {
+        assert_eq!(
+            parse_vps("web:tree=42"),
+            Ok(VpsSpec {
+                name: "web".into(),
+                source: Source::Tree { init: 42 }
+            })
+        );
+        assert_eq!(
+            parse_vps("db:pidns=7").map(|s| s.source),
+            Ok(Source::Pidns { of: 7 })
+        );
+        for bad in [
+            "",
+            "web",
+            "web:tree",
+            "web:tree=",
+            "web:tree=-1",
+            "web:tree=x",
+            ":tree=1",
+            "a b:tree=1",
+            "web:cgroupz=1",
+        ] {
+            assert!(parse_vps(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn command_lines() {
+        let ok = |args: &[&str]| Cli::try_parse_from(args).is_ok();
+        assert!(ok(&["vprocfs", "run", "--", "ps", "-ef"]));
+        assert!(ok(&[
+            "vprocfs",
+            "run",
+            "--no-pidns",
+            "--numbering",
+            "ns",
+            "ps",
+            "-ef"
+        ]));
+        assert!(!ok(&["vprocfs", "run"]));
+        assert!(!ok(&["vprocfs", "run", "--vpid-bit", "0", "--", "true"]));
+        assert!(!ok(&[
+            "vprocfs",
+            "run",
+            "--numbering",
+            "bogus",
+            "--",
+            "true"
+        ]));
+        assert!(ok(&["vprocfs", "serve", "/mnt", "--vps", "a:tree=1"]));
+        assert!(!ok(&["vprocfs", "serve", "/mnt", "--vps", "a:tree"]));
+    }
+}

@@ -1,0 +1,349 @@
+//! `vprocfs run`: a new VPS around one command.
+//!
+//! The daemon forks a relay that makes a private mount namespace (and, by default, a new
+//! pid namespace), mounts the view over `/proc` there with the `/dev/fuse` descriptor
+//! the daemon opened, and forks the VPS's init, which waits until the daemon answers on
+//! that descriptor and then execs the command. The mount lives only in the
+//! VPS's mount namespace, so it goes away with the VPS's last process: nothing is left
+//! behind, whatever way the command ends.
+//!
+//! ```text
+//! daemon ──fork──▶ relay: new mount ns [+ pid ns], ──fork──▶ init: waits for "go",
+//!   │               mounts the view on /proc, waits for init,      execs CMD
+//!   │               exits with init's status
+//!   └─ serves FUSE, follows process events, forwards SIGTERM/SIGHUP to init
+//! ```
+
+use std::ffi::CString;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use nix::mount::{mount, MsFlags};
+use nix::sched::{unshare, CloneFlags};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::Pid as NixPid;
+
+use super::{need_root, NumberingArg, RunArgs};
+use crate::daemon;
+use crate::fuse::ProcFs;
+use crate::host;
+use crate::membership::{Source, Tracker};
+use crate::sys::process::{fork, Forked};
+use crate::view::View;
+
+fn pipe() -> Result<(File, File), String> {
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| format!("cannot make a pipe: {e}"))?;
+    Ok((File::from(r), File::from(w)))
+}
+
+/// The exit code of a waited-for process: its own, or 128 + the signal that ended it.
+fn exit_code(status: WaitStatus) -> Option<i32> {
+    match status {
+        WaitStatus::Exited(_, code) => Some(code),
+        WaitStatus::Signaled(_, sig, _) => Some(128 + sig as i32),
+        _ => None,
+    }
+}
+
+fn wait_for(pid: i32) -> i32 {
+    loop {
+        match waitpid(NixPid::from_raw(pid), None) {
+            Ok(st) => {
+                if let Some(code) = exit_code(st) {
+                    return code;
+                }
+            }
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return 1,
+        }
+    }
+}
+
+pub(super) fn run(a: RunArgs) -> Result<i32, String> {
+    need_root("vprocfs run")?;
+    let pidns = !a.no_pidns;
+    let numbering = a.engine.numbering.unwrap_or(if pidns {
+        NumberingArg::Pidns
+    } else {
+        NumberingArg::Linear
+    });
+    if numbering == NumberingArg::Pidns && !pidns {
+        return Err("--numbering pidns needs a pid namespace: drop --no-pidns, or choose linear, sparse or ns".into());
+    }
+    if !pidns {
+        eprintln!(
+            "vprocfs: warning: --no-pidns: /proc is translated but system calls are not, so getpid, $$ and kill inside see real pids"
+        );
+    }
+    let mut config = a.engine.config(numbering);
+    let argv: Vec<CString> = a
+        .cmd
+        .iter()
+        .map(|s| CString::new(s.as_bytes()))
+        .collect::<Result<_, _>>()
+        .map_err(|_| "the command contains a NUL byte".to_string())?;
+    let fuse = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/fuse")
+        .map_err(|e| {
+            format!("cannot open /dev/fuse: {e} (is the fuse module loaded? try: modprobe fuse)")
+        })?;
+    let (mut pid_r, pid_w) = pipe()?;
+    let (mut st_r, st_w) = pipe()?;
+    let (go_r, mut go_w) = pipe()?;
+
+    let relay = match fork().map_err(|e| format!("cannot fork: {e}"))? {
+        Forked::Child => {
+            drop((pid_r, st_r, go_w));
+            let code = relay_side(pidns, &fuse, pid_w, st_w, go_r, &argv);
+            std::process::exit(code);
+        }
+        Forked::Parent(c) => c,
+    };
+    drop((pid_w, st_w, go_r));
+
+    let mut text = String::new();
+    let _ = pid_r.read_to_string(&mut text);
+    let init: i32 = match text.trim().parse() {
+        Ok(p) => p,
+        Err(_) => {
+            let code = wait_for(relay);
+            return Err(format!("the VPS could not be started (status {code})"));
+        }
+    };
+    let mut status = String::new();
+    let _ = st_r.read_to_string(&mut status);
+    let ns_pid_max: Option<i32> = status
+        .trim()
+        .strip_prefix("ok ")
+        .and_then(|v| v.trim().parse().ok());
+    if !status.starts_with("ok") {
+        let _ = kill(NixPid::from_raw(init), Signal::SIGKILL);
+        wait_for(relay);
+        return Err(if status.is_empty() {
+            "the VPS's init died before mounting the view".into()
+        } else {
+            status.trim().to_string()
+        });
+    }
+
+    daemon::block_stop_signals().map_err(|e| format!("cannot block signals: {e}"))?;
+    if let (true, Some(p)) = (pidns, ns_pid_max) {
+        config.pid_max = p.clamp(
+            crate::engine::RESERVED_PIDS + 1,
+            crate::engine::PID_MAX_LIMIT,
+        );
+    }
+    let mut tracker = Tracker::new();
+    let source = if pidns {
+        Source::Pidns { of: init }
+    } else {
+        Source::Tree { init }
+    };
+    let vps = match tracker.add_vps("vps", source, config, numbering == NumberingArg::Pidns) {
+        Ok(id) => id,
+        Err(e) => {
+            let _ = kill(NixPid::from_raw(init), Signal::SIGKILL);
+            wait_for(relay);
+            return Err(format!("cannot set up the VPS: {e}"));
+        }
+    };
+    let view = Arc::new(View::new(tracker));
+    daemon::follow_events(&view);
+    let session_config = {
+        let mut c = fuser::Config::default();
+        c.acl = fuser::SessionACL::All;
+        c.n_threads = Some(2);
+        c
+    };
+    let session = fuser::Session::from_fd(
+        ProcFs::new(Arc::clone(&view)),
+        OwnedFd::from(fuse),
+        fuser::SessionACL::All,
+        session_config,
+    )
+    .and_then(|s| s.spawn());
+    let session = match session {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = kill(NixPid::from_raw(init), Signal::SIGKILL);
+            wait_for(relay);
+            return Err(format!("cannot serve the view: {e}"));
+        }
+    };
+    std::thread::Builder::new()
+        .name("vprocfs-signals".into())
+        .spawn(move || {
+            while let Ok(sig) = daemon::wait_signal() {
+                // SIGINT and SIGQUIT from a terminal reach the VPS's processes directly.
+                if matches!(sig, Signal::SIGTERM | Signal::SIGHUP) {
+                    let _ = kill(NixPid::from_raw(init), sig);
+                }
+            }
+        })
+        .map_err(|e| format!("cannot start the signal thread: {e}"))?;
+    if go_w.write_all(b"go").is_err() {
+        log::warn!("the VPS's init is gone before it started");
+    }
+    drop(go_w);
+
+    let code = wait_for(relay);
+    if !pidns {
+        // The kernel ends a pid namespace with its init; a tree VPS is ended here.
+        kill_members(&view, vps);
+    }
+    // The mount is in the VPS's mount namespace, gone with its last process; the
+    // session's threads end with this process.
+    std::mem::forget(session);
+    Ok(code)
+}
+
+/// Kills every remaining member of a tree VPS, each checked by start time first, so that
+/// a reused pid is never hit.
+fn kill_members(view: &View, vps: crate::engine::VpsId) {
+    for _ in 0..100 {
+        view.with_tracker(|t| t.rescan());
+        let members: Vec<(i32, Option<u64>)> = view.with_tracker(|t| {
+            t.members(vps)
+                .into_iter()
+                .map(|m| (m, t.start_of(m)))
+                .collect()
+        });
+        let mut left = 0;
+        for (tid, start) in members {
+            if start.is_some() && host::start_time(tid).ok() == start {
+                let _ = kill(NixPid::from_raw(tid), Signal::SIGKILL);
+                left += 1;
+            }
+        }
+        if left == 0 {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    log::warn!("some processes of the VPS did not die");
+}
+
+/// The relay: in the new namespaces, forks init and passes on its exit status.
+fn relay_side(
+    pidns: bool,
+    fuse: &File,
+    mut pid_w: File,
+    mut st_w: File,
+    go_r: File,
+    argv: &[CString],
+) -> i32 {
+    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+    let mut flags = CloneFlags::CLONE_NEWNS;
+    if pidns {
+        flags |= CloneFlags::CLONE_NEWPID;
+    }
+    if let Err(e) = unshare(flags) {
+        let _ = writeln!(st_w, "cannot make the VPS's namespaces: {e}");
+        return 1;
+    }
+    if let Err(e) = mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    ) {
+        let _ = writeln!(st_w, "cannot make the VPS's mounts private: {e}");
+        return 1;
+    }
+    // Init reads what the kernel keeps per pid namespace before the view covers /proc.
+    let (mut from_init, to_relay) = match pipe() {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = writeln!(st_w, "{e}");
+            return 1;
+        }
+    };
+    let init = match fork() {
+        Ok(Forked::Child) => {
+            drop((pid_w, st_w, from_init));
+            init_side(pidns, to_relay, go_r, argv)
+        }
+        Ok(Forked::Parent(p)) => p,
+        Err(e) => {
+            let _ = writeln!(st_w, "cannot fork the VPS's init: {e}");
+            return 1;
+        }
+    };
+    drop(to_relay);
+    let mut pid_max = String::new();
+    let _ = from_init.read_to_string(&mut pid_max);
+    // The relay mounts, not init: FUSE reports each request's pid in the pid namespace
+    // of the task that mounted, and the daemon's numbers are the relay's.
+    let opts = format!(
+        "fd={},rootmode=40000,user_id=0,group_id=0,allow_other,default_permissions",
+        fuse.as_raw_fd()
+    );
+    let flags = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    if let Err(e) = mount(
+        Some("vprocfs"),
+        "/proc",
+        Some("fuse.vprocfs"),
+        flags,
+        Some(opts.as_str()),
+    ) {
+        let _ = writeln!(st_w, "cannot mount the view on /proc: {e}");
+        let _ = kill(NixPid::from_raw(init), Signal::SIGKILL);
+        return 1;
+    }
+    let _ = write!(st_w, "ok {}", pid_max.trim());
+    drop(st_w);
+    drop(go_r);
+    let _ = write!(pid_w, "{init}");
+    drop(pid_w);
+    // A Ctrl-C reaches init itself; the relay must outlive it to pass its status on.
+    let mut quiet = nix::sys::signal::SigSet::empty();
+    quiet.add(Signal::SIGINT);
+    quiet.add(Signal::SIGQUIT);
+    let _ = quiet.thread_block();
+    wait_for(init)
+}
+
+/// The VPS's init: reports its namespace's `pid_max`, waits for the daemon, becomes CMD.
+fn init_side(pidns: bool, mut to_relay: File, mut go_r: File, argv: &[CString]) -> ! {
+    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+    // The kernel answers this sysctl for the reader's own pid namespace.
+    if let Ok(v) = std::fs::read_to_string("/proc/sys/kernel/pid_max") {
+        let _ = to_relay.write_all(v.trim().as_bytes());
+    }
+    drop(to_relay);
+    let mut go = [0u8; 2];
+    if go_r.read_exact(&mut go).is_err() {
+        std::process::exit(1);
+    }
+    drop(go_r);
+    if !pidns {
+        // Orphans come to init, as they do to a pid namespace's init.
+        let _ = nix::sys::prctl::set_child_subreaper(true);
+    }
+    let err = match argv.first() {
+        Some(prog) => nix::unistd::execvp(prog, argv).err(),
+        None => None,
+    };
+    let name = argv
+        .first()
+        .map(|a| a.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    eprintln!(
+        "vprocfs: cannot run {name}: {}",
+        err.map(|e| e.desc()).unwrap_or("no command")
+    );
+    std::process::exit(if err == Some(nix::errno::Errno::ENOENT) {
+        127
+    } else {
+        126
+    });
+}

@@ -1,0 +1,164 @@
+//! Reading the real `/proc` of the daemon's pid namespace: the facts membership and the
+//! view are built from. Every read may fail with `ENOENT`/`ESRCH` because the process
+//! exited in between; callers treat that as "gone", never as a bug.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use crate::engine::Pid;
+use crate::render::stat::parse_stat;
+use crate::render::status::parse_status;
+
+/// Where the real procfs is mounted for the daemon.
+pub const PROC: &str = "/proc";
+
+/// The path of `rel` below the real `/proc`.
+pub fn proc_path(rel: &str) -> PathBuf {
+    Path::new(PROC).join(rel)
+}
+
+/// What the kernel says about one task (thread), in the daemon's numbers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskInfo {
+    /// The task's id.
+    pub tid: Pid,
+    /// Its thread group.
+    pub tgid: Pid,
+    /// Its process's parent (thread group id).
+    pub ppid: Pid,
+    /// Process group.
+    pub pgid: Pid,
+    /// Session.
+    pub sid: Pid,
+    /// Start time in clock ticks after boot: with `tid`, the task's identity, since pids
+    /// are reused.
+    pub start: u64,
+    /// State letter from `stat` (`R`, `S`, `Z`, …).
+    pub state: u8,
+    /// The task's ids from the daemon's pid namespace down to its own (`NSpid`).
+    pub nspid: Vec<Pid>,
+    /// Process group ids at each of those levels (`NSpgid`; 0 where not visible).
+    pub nspgid: Vec<Pid>,
+    /// Session ids at each of those levels (`NSsid`).
+    pub nssid: Vec<Pid>,
+}
+
+/// Converts a parse failure of kernel text into an I/O error, so that callers have one
+/// error type for "could not learn about this task".
+fn invalid(e: impl std::fmt::Display) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e.to_string())
+}
+
+/// Reads `/proc/<tid>/stat` and `/proc/<tid>/status`.
+pub fn read_task(tid: Pid) -> io::Result<TaskInfo> {
+    let stat = fs::read(proc_path(&format!("{tid}/stat")))?;
+    let status = fs::read(proc_path(&format!("{tid}/status")))?;
+    task_info(&stat, &status)
+}
+
+/// Builds a [`TaskInfo`] from the text of a task's `stat` and `status`.
+pub fn task_info(stat: &[u8], status: &[u8]) -> io::Result<TaskInfo> {
+    let st = parse_stat(stat).map_err(invalid)?;
+    let ss = parse_status(status).map_err(invalid)?;
+    Ok(TaskInfo {
+        tid: st.pid,
+        tgid: ss.tgid,
+        ppid: st.ppid,
+        pgid: st.pgrp,
+        sid: st.session,
+        start: st.starttime,
+        state: st.state,
+        nspid: ss.nspid,
+        nspgid: ss.nspgid,
+        nssid: ss.nssid,
+    })
+}
+
+/// The start time of task `tid`, or an error if it is gone.
+pub fn start_time(tid: Pid) -> io::Result<u64> {
+    let stat = fs::read(proc_path(&format!("{tid}/stat")))?;
+    Ok(parse_stat(&stat).map_err(invalid)?.starttime)
+}
+
+/// Parses a directory entry name as a pid: digits only, no sign, no leading zero.
+pub fn parse_pid(name: &str) -> Option<Pid> {
+    let b = name.as_bytes();
+    if b.is_empty() || b.len() > 10 || !b.iter().all(u8::is_ascii_digit) || b[0] == b'0' {
+        return None;
+    }
+    name.parse().ok().filter(|&p: &Pid| p > 0)
+}
+
+fn numeric_entries(dir: &Path) -> io::Result<Vec<Pid>> {
+    let mut out: Vec<Pid> = fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str().and_then(parse_pid))
+        .collect();
+    out.sort_unstable();
+    Ok(out)
+}
+
+/// The thread-group ids the real `/proc` lists, ascending.
+pub fn list_tgids() -> io::Result<Vec<Pid>> {
+    numeric_entries(Path::new(PROC))
+}
+
+/// The thread ids of thread group `tgid`, ascending.
+pub fn list_tids(tgid: Pid) -> io::Result<Vec<Pid>> {
+    numeric_entries(&proc_path(&format!("{tgid}/task")))
+}
+
+/// The inode of task `tid`'s pid namespace: two tasks are in the same namespace exactly
+/// when these are equal.
+pub fn pidns_inode(tid: Pid) -> io::Result<u64> {
+    Ok(fs::metadata(proc_path(&format!("{tid}/ns/pid")))?.ino())
+}
+
+/// Whether process group `pgid` still exists: `kill(-pgid, 0)` succeeds or is refused,
+/// but does not answer `ESRCH`. A group outlives its leader while it has members.
+pub fn process_group_exists(pgid: Pid) -> bool {
+    use nix::errno::Errno;
+    match nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), None) {
+        Ok(()) => true,
+        Err(Errno::ESRCH) => false,
+        Err(_) => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pid_names() {
+        for (name, want) in [
+            ("1", Some(1)),
+            ("4194304", Some(4194304)),
+            ("0", None),
+            ("01", None),
+            ("-1", None),
+            ("+1", None),
+            ("self", None),
+            ("", None),
+            ("99999999999", None),
+            ("12a", None),
+        ] {
+            assert_eq!(parse_pid(name), want, "{name:?}");
+        }
+    }
+
+    #[test]
+    fn reads_own_task() {
+        let me = std::process::id() as Pid;
+        let info = read_task(me).expect("own task readable");
+        assert_eq!(info.tid, me);
+        assert_eq!(info.tgid, me);
+        assert_eq!(info.start, start_time(me).unwrap());
+        assert_eq!(*info.nspid.first().unwrap(), me);
+        assert!(list_tgids().unwrap().contains(&me));
+        assert!(list_tids(me).unwrap().contains(&me));
+        assert!(process_group_exists(info.pgid));
+    }
+}

@@ -1,0 +1,619 @@
+//! Membership: which real processes form each VPS, kept in step with the kernel, and fed
+//! to the translation engine.
+//!
+//! The engine only numbers what it is told about. This module tells it: it classifies
+//! every task it meets (by `(tid, start time)`, never by pid alone, since pids are
+//! reused), admits members with the vpid their source asks for, and follows fork, exit,
+//! setsid and exec from the kernel's process-events connector ([`crate::events`]), with
+//! a lazy fallback (walking the parent chain, or comparing pid namespaces) for a task it
+//! has not been told about yet and a full rescan when events were lost.
+//!
+//! Sources (SPEC section 3):
+//! - [`Source::Tree`]: init and everything it forks, transitively; reparenting does not
+//!   remove a member. Vpids are chosen by the VPS's numbering policy.
+//! - [`Source::Pidns`]: the processes of the pid namespace of a given process, including
+//!   nested namespaces and processes that join later with `setns`. Each member is given
+//!   the vpid equal to its number in that namespace (`alloc_vpid(pid, nspid)`).
+
+use std::collections::BTreeMap;
+use std::io;
+
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use crate::engine::{Engine, EngineError, Pid, Requested, TaskIds, Vps, VpsConfig, VpsId};
+use crate::events::ProcEvent;
+use crate::host::{self, TaskInfo};
+
+/// Where a VPS's members come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// Process `init` and all it forks.
+    Tree {
+        /// The real pid of the VPS's init.
+        init: Pid,
+    },
+    /// The pid namespace that process `of` is in.
+    Pidns {
+        /// Any process of the namespace.
+        of: Pid,
+    },
+}
+
+/// Why a VPS could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum MembershipError {
+    /// The named process could not be read.
+    #[error("cannot read process {pid}: {err} (is it running?)")]
+    NoProcess {
+        /// The process.
+        pid: Pid,
+        /// What the kernel said.
+        err: io::Error,
+    },
+    /// The process named for a tree VPS is a thread, not a process.
+    #[error("{0} is a thread of another process; name a process")]
+    NotAProcess(Pid),
+    /// No init (number 1) was found in the pid namespace.
+    #[error("the pid namespace of process {0} has no init process left")]
+    NoNamespaceInit(Pid),
+    /// The engine refused.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// What membership knows of a VPS beyond the engine.
+#[derive(Clone, Debug)]
+pub struct VpsMeta {
+    /// Where members come from.
+    pub source: Source,
+    /// For a pid-namespace VPS: the namespace's inode.
+    pub ns_inode: Option<u64>,
+    /// How many `NSpid` levels lie above the VPS's (0 for a tree VPS): the index of a
+    /// member's number in its VPS within the kernel's `NSpid` list.
+    pub ns_level: usize,
+    /// For a pid-namespace VPS: each member's vpid is its number in the namespace (the
+    /// seed's specific-vpid path). Otherwise the numbering policy chooses.
+    pub ns_numbers: bool,
+}
+
+/// A classified task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Known {
+    start: u64,
+    vps: Option<VpsId>,
+}
+
+/// Parent chains longer than this are not walked (a guard against loops in racy reads).
+const MAX_CHAIN: usize = 4096;
+
+/// Membership of every VPS, and the engine they are numbered by.
+#[derive(Debug, Default)]
+pub struct Tracker {
+    engine: Engine,
+    meta: BTreeMap<VpsId, VpsMeta>,
+    known: FxHashMap<Pid, Known>,
+    /// Tasks that exited (connector) but may not be reaped yet: a zombie stays in the
+    /// kernel's `/proc` until its parent waits for it, so it stays a member until then.
+    exited: FxHashSet<Pid>,
+}
+
+impl Tracker {
+    /// No VPS yet.
+    pub fn new() -> Self {
+        Tracker {
+            engine: Engine::new(),
+            ..Tracker::default()
+        }
+    }
+
+    /// The engine, for translation.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// A VPS by id.
+    pub fn vps(&self, id: VpsId) -> Option<&Vps> {
+        self.engine.vps(id)
+    }
+
+    /// What membership knows of VPS `id`.
+    pub fn meta(&self, id: VpsId) -> Option<&VpsMeta> {
+        self.meta.get(&id)
+    }
+
+    /// Adds a VPS and admits its current members. `ns_numbers` (pid-namespace sources
+    /// only) gives each member its namespace number as vpid.
+    pub fn add_vps(
+        &mut self,
+        name: &str,
+        source: Source,
+        config: VpsConfig,
+        ns_numbers: bool,
+    ) -> Result<VpsId, MembershipError> {
+        let read =
+            |pid: Pid| host::read_task(pid).map_err(|err| MembershipError::NoProcess { pid, err });
+        let (init, meta) = match source {
+            Source::Tree { init } => {
+                let info = read(init)?;
+                if info.tid != info.tgid {
+                    return Err(MembershipError::NotAProcess(init));
+                }
+                let meta = VpsMeta {
+                    source,
+                    ns_inode: None,
+                    ns_level: 0,
+                    ns_numbers: false,
+                };
+                (info, meta)
+            }
+            Source::Pidns { of } => {
+                let info = read(of)?;
+                let ns = host::pidns_inode(of)
+                    .map_err(|err| MembershipError::NoProcess { pid: of, err })?;
+                let level = info.nspid.len().saturating_sub(1);
+                let init = self
+                    .find_ns_init(ns, level)
+                    .ok_or(MembershipError::NoNamespaceInit(of))?;
+                let meta = VpsMeta {
+                    source,
+                    ns_inode: Some(ns),
+                    ns_level: level,
+                    ns_numbers,
+                };
+                (init, meta)
+            }
+        };
+        let ids = TaskIds::process(init.tid, init.pgid, init.sid);
+        let id = self.engine.create_vps(name, ids, config)?;
+        self.known.insert(
+            init.tid,
+            Known {
+                start: init.start,
+                vps: Some(id),
+            },
+        );
+        self.meta.insert(id, meta);
+        self.rescan();
+        Ok(id)
+    }
+
+    /// The task whose number in namespace `ns` (at `level`) is 1.
+    fn find_ns_init(&self, ns: u64, level: usize) -> Option<TaskInfo> {
+        let tgids = host::list_tgids().ok()?;
+        tgids.into_iter().find_map(|p| {
+            let info = host::read_task(p).ok()?;
+            (info.nspid.get(level) == Some(&1) && host::pidns_inode(p).ok()? == ns).then_some(info)
+        })
+    }
+
+    /// The VPS that task `tid` belongs to, classifying it if it is new.
+    pub fn vps_of(&mut self, tid: Pid) -> Option<VpsId> {
+        if let Some(k) = self.known.get(&tid) {
+            return k.vps;
+        }
+        let info = host::read_task(tid).ok()?;
+        self.classify(&info, 0)
+    }
+
+    /// Checks that member `tid` is still the process the engine knows (same start time);
+    /// if it is gone or its pid was reused, the old member is removed. Returns whether
+    /// `tid` is, now, a member of `vps`.
+    pub fn verify(&mut self, vps: VpsId, tid: Pid) -> bool {
+        let start = host::start_time(tid).ok();
+        match (self.known.get(&tid).copied(), start) {
+            (Some(k), Some(s)) if k.start == s => k.vps == Some(vps),
+            (Some(_), _) => {
+                self.forget(tid);
+                match start {
+                    Some(_) => self.vps_of(tid) == Some(vps),
+                    None => false,
+                }
+            }
+            (None, Some(_)) => self.vps_of(tid) == Some(vps),
+            (None, None) => false,
+        }
+    }
+
+    /// Decides whether a task is a member, admitting it (and the ancestors that make it
+    /// one) when it is.
+    fn classify(&mut self, info: &TaskInfo, depth: usize) -> Option<VpsId> {
+        if let Some(k) = self.known.get(&info.tid) {
+            if k.start == info.start {
+                return k.vps;
+            }
+            self.forget(info.tid);
+        }
+        let vps = if info.tid != info.tgid {
+            // A thread belongs where its process does.
+            match host::read_task(info.tgid) {
+                Ok(leader) => self.classify(&leader, depth + 1),
+                Err(_) => None,
+            }
+        } else {
+            self.classify_process(info, depth)
+        };
+        match vps {
+            Some(id) if self.admit(id, info) => Some(id),
+            Some(_) => None,
+            None => {
+                self.known.insert(
+                    info.tid,
+                    Known {
+                        start: info.start,
+                        vps: None,
+                    },
+                );
+                None
+            }
+        }
+    }
+
+    fn classify_process(&mut self, info: &TaskInfo, depth: usize) -> Option<VpsId> {
+        // A pid namespace first: its test does not depend on ancestry.
+        if let Ok(ns) = host::pidns_inode(info.tid) {
+            if let Some((&id, _)) = self.meta.iter().find(|(_, m)| m.ns_inode == Some(ns)) {
+                return Some(id);
+            }
+        }
+        if depth >= MAX_CHAIN || info.ppid <= 0 {
+            return None;
+        }
+        // The lazy fallback for a task the connector has not reported: its parent's VPS.
+        // A pid-namespace VPS also holds nested namespaces, whose processes descend from
+        // a member.
+        let parent = self.known.get(&info.ppid).copied();
+        match parent {
+            Some(k) => k.vps,
+            None => {
+                let p = host::read_task(info.ppid).ok()?;
+                if p.start > info.start {
+                    return None; // the parent's pid was reused: not our parent
+                }
+                self.classify(&p, depth + 1)
+            }
+        }
+    }
+
+    /// Gives `info` its vpid in VPS `id`. For a pid-namespace VPS the vpid is the task's
+    /// number there; a stale member holding that number or pid (gone without our
+    /// noticing) is removed first.
+    fn admit(&mut self, id: VpsId, info: &TaskInfo) -> bool {
+        let Some(meta) = self.meta.get(&id).cloned() else {
+            return false;
+        };
+        if info.tid != info.tgid && self.engine.vps(id).is_some_and(|v| !v.has_task(info.tgid)) {
+            // The leader first (it may have been classified through its parent only).
+            match host::read_task(info.tgid) {
+                Ok(leader) if leader.tgid == info.tgid && !self.admit(id, &leader) => {
+                    return false;
+                }
+                _ => {}
+            }
+        }
+        let requested = if meta.ns_numbers {
+            match info.nspid.get(meta.ns_level) {
+                Some(&v) => Requested::Vpid(v),
+                None => return false,
+            }
+        } else {
+            Requested::Auto
+        };
+        if info.tid == info.tgid {
+            self.hold_group_numbers(id, &meta, info);
+        }
+        let ids = TaskIds {
+            pid: info.tid,
+            tgid: info.tgid,
+            pgid: info.pgid,
+            sid: info.sid,
+        };
+        for _ in 0..3 {
+            match self.engine.fork(id, ids, requested) {
+                Ok(v) => {
+                    log::debug!("VPS {id}: task {} is vpid {v}", info.tid);
+                    self.known.insert(
+                        info.tid,
+                        Known {
+                            start: info.start,
+                            vps: Some(id),
+                        },
+                    );
+                    return true;
+                }
+                Err(EngineError::TaskExists(_)) | Err(EngineError::TaskInOtherVps { .. }) => {
+                    // A member with this pid is known: if it is a different process now,
+                    // the old one is gone.
+                    if self.known.get(&info.tid).map(|k| k.start) == Some(info.start) {
+                        return true;
+                    }
+                    self.forget(info.tid);
+                }
+                Err(EngineError::VpidTaken(v)) => {
+                    let holder = self.engine.vps(id).and_then(|vps| vps.vpid_to_pid(v));
+                    match holder {
+                        Some(h) if h != info.tid && !self.alive(h) => self.forget(h),
+                        _ => return false,
+                    }
+                }
+                Err(EngineError::PidInUse(p)) => {
+                    // The number is held as a group or session id with no task: this
+                    // task is that group's leader, whose record was lost, so it takes
+                    // the held number.
+                    let held = self
+                        .engine
+                        .vps(id)
+                        .is_some_and(|v| v.vpid_of(p).is_some() && !v.has_task(p));
+                    if held && self.engine.attach(id, ids).is_ok() {
+                        self.known.insert(
+                            info.tid,
+                            Known {
+                                start: info.start,
+                                vps: Some(id),
+                            },
+                        );
+                        return true;
+                    }
+                    return false;
+                }
+                Err(e) => {
+                    log::debug!("cannot admit task {} to VPS {id}: {e}", info.tid);
+                    return false;
+                }
+            }
+        }
+        false
+    }
+
+    /// A new process's group and session may be numbers of the VPS whose leaders have
+    /// exited (an orphaned process group): they still need their vpids. For a
+    /// pid-namespace VPS the kernel tells them (`NSpgid`, `NSsid`); for a tree VPS a group
+    /// inside one of the VPS's own sessions can only have been made by a member.
+    fn hold_group_numbers(&mut self, id: VpsId, meta: &VpsMeta, info: &TaskInfo) {
+        for (number, ns_numbers) in [(info.sid, &info.nssid), (info.pgid, &info.nspgid)] {
+            if number <= 0 || number == info.tid {
+                continue;
+            }
+            let Some(vps) = self.engine.vps(id) else {
+                return;
+            };
+            if vps.vpid_of(number).is_some() {
+                continue;
+            }
+            // A live leader: admit it (and so its number) the usual way.
+            if let Ok(leader) = host::read_task(number) {
+                if leader.start <= info.start {
+                    let _ = self.classify(&leader, 1);
+                    continue;
+                }
+            }
+            let requested = if meta.ns_numbers {
+                match ns_numbers.get(meta.ns_level) {
+                    Some(&v) if v > 0 => Requested::Vpid(v),
+                    _ => continue,
+                }
+            } else if meta.ns_inode.is_some() {
+                // The kernel says whether the group is the namespace's (non-zero).
+                match ns_numbers.get(meta.ns_level) {
+                    Some(&v) if v > 0 => Requested::Auto,
+                    _ => continue,
+                }
+            } else {
+                // A dead leader's group counts only inside a session of the VPS's own.
+                if number == info.sid || vps.vpid_of(info.sid).is_none() {
+                    continue;
+                }
+                Requested::Auto
+            };
+            if let Err(e) = self.engine.alloc_vpid(id, number, requested) {
+                log::debug!("cannot hold group number {number} in VPS {id}: {e}");
+            }
+        }
+    }
+
+    fn alive(&self, tid: Pid) -> bool {
+        match (self.known.get(&tid), host::start_time(tid)) {
+            (Some(k), Ok(s)) => k.start == s,
+            _ => false,
+        }
+    }
+
+    /// Drops everything known of task `tid` (it is gone, or its pid was reused).
+    fn forget(&mut self, tid: Pid) {
+        self.exited.remove(&tid);
+        if let Some(k) = self.known.remove(&tid) {
+            if k.vps.is_some() {
+                self.release(tid);
+            }
+        }
+    }
+
+    /// Removes member `tid` from the engine. A process-group leader's number keeps its
+    /// vpid while the group lives; if the engine does not know of another member in the
+    /// group (setpgid is not reported by the kernel), the members of the leader's session
+    /// are re-read first so that it does.
+    fn release(&mut self, tid: Pid) {
+        let Some(id) = self.engine.vps_of(tid) else {
+            return;
+        };
+        if let Some(vps) = self.engine.vps(id) {
+            let leader = vps.tgid_of(tid) == Some(tid);
+            if leader && host::process_group_exists(tid) {
+                let session = vps.group_ids(tid).map(|(_, sid)| sid);
+                let peers: Vec<Pid> = vps
+                    .tgids()
+                    .filter(|&g| g != tid && vps.group_ids(g).map(|(_, s)| s) == session)
+                    .collect();
+                for g in peers {
+                    if let Ok(info) = host::read_task(g) {
+                        self.sync_groups_of(id, &info);
+                    }
+                }
+            }
+        }
+        let _ = self.engine.exit(tid);
+    }
+
+    /// Brings the engine's pgid/sid of a member up to date with what the kernel shows
+    /// (the connector reports setsid but not setpgid).
+    pub fn sync_groups(&mut self, info: &TaskInfo) {
+        if info.tid != info.tgid {
+            return;
+        }
+        if let Some(id) = self.engine.vps_of(info.tid) {
+            self.sync_groups_of(id, info);
+        }
+    }
+
+    fn sync_groups_of(&mut self, id: VpsId, info: &TaskInfo) {
+        let Some((pgid, sid)) = self.engine.vps(id).and_then(|v| v.group_ids(info.tgid)) else {
+            return;
+        };
+        if sid != info.sid && info.sid == info.tgid {
+            let _ = self.engine.setsid(info.tgid);
+        }
+        if pgid != info.pgid {
+            if let Some(meta) = self.meta.get(&id).cloned() {
+                self.hold_group_numbers(id, &meta, info);
+            }
+            let _ = self.engine.setpgid(info.tgid, info.pgid);
+        }
+    }
+
+    /// Follows one kernel process event.
+    pub fn on_event(&mut self, ev: &ProcEvent) {
+        match *ev {
+            ProcEvent::Fork {
+                parent_tgid,
+                child_pid,
+                ..
+            } => {
+                // A task inherits its VPS at fork (the seed's model): decided by the
+                // parent at the time of the fork, not by whoever its parent is by the
+                // time the event is read (it may have been reparented already).
+                let parent_vps = self.known.get(&parent_tgid).and_then(|k| k.vps);
+                let namespaces = self.meta.values().any(|m| m.ns_inode.is_some());
+                if parent_vps.is_none() && !namespaces {
+                    return;
+                }
+                let Ok(info) = host::read_task(child_pid) else {
+                    return;
+                };
+                match parent_vps {
+                    Some(id) if !self.known.contains_key(&info.tid) => {
+                        if !self.admit(id, &info) {
+                            self.classify(&info, 0);
+                        }
+                    }
+                    _ => {
+                        self.classify(&info, 0);
+                    }
+                }
+            }
+            ProcEvent::Exit { pid, .. } => {
+                if self.known.get(&pid).is_some_and(|k| k.vps.is_some()) {
+                    self.exited.insert(pid);
+                } else {
+                    self.known.remove(&pid);
+                }
+            }
+            ProcEvent::Sid { tgid, .. } if self.engine.vps_of(tgid).is_some() => {
+                let _ = self.engine.setsid(tgid);
+            }
+            ProcEvent::Exec { tgid, .. } => self.reconcile_threads(tgid),
+            _ => {}
+        }
+    }
+
+    /// After an exec: a non-leader thread that exec'ed has taken over the thread group's
+    /// pid and the other threads are gone (the kernel's `de_thread`).
+    fn reconcile_threads(&mut self, tgid: Pid) {
+        // The leader's task stays known until the whole group is reaped (a zombie leader
+        // stays listed), so the group is found by its tgid.
+        let Some(id) = self.engine.vps_of(tgid) else {
+            return;
+        };
+        let Ok(alive) = host::list_tids(tgid) else {
+            return;
+        };
+        let recorded: Vec<Pid> = match self.engine.vps(id) {
+            Some(v) => v.tids().filter(|&t| v.tgid_of(t) == Some(tgid)).collect(),
+            None => return,
+        };
+        let gone: Vec<Pid> = recorded
+            .into_iter()
+            .filter(|t| *t != tgid && !alive.contains(t))
+            .collect();
+        if let Some((&execer, rest)) = gone.split_first() {
+            for &t in rest {
+                self.known.remove(&t);
+                let _ = self.engine.exit(t);
+            }
+            self.known.remove(&execer);
+            let _ = self.engine.switch_exec_pids(execer);
+            if let Ok(s) = host::start_time(tgid) {
+                self.known.insert(
+                    tgid,
+                    Known {
+                        start: s,
+                        vps: Some(id),
+                    },
+                );
+            }
+        }
+    }
+
+    /// Removes exited members that have been reaped.
+    pub fn reap(&mut self) {
+        let exited: Vec<Pid> = self.exited.iter().copied().collect();
+        for tid in exited {
+            if !self.alive(tid) {
+                self.forget(tid);
+            }
+        }
+    }
+
+    /// A full pass over the real `/proc`: admits members the connector did not report and
+    /// removes members that are gone. Run at start, when events were lost, and when a
+    /// reader lists `/proc` without the connector.
+    pub fn rescan(&mut self) {
+        self.reap();
+        let Ok(tgids) = host::list_tgids() else {
+            return;
+        };
+        let mut seen: FxHashSet<Pid> = FxHashSet::default();
+        for tgid in tgids {
+            let tids = host::list_tids(tgid).unwrap_or_else(|_| vec![tgid]);
+            for tid in tids {
+                seen.insert(tid);
+                if self.known.contains_key(&tid) {
+                    continue;
+                }
+                if let Ok(info) = host::read_task(tid) {
+                    self.classify(&info, 0);
+                }
+            }
+        }
+        let gone: Vec<Pid> = self
+            .known
+            .keys()
+            .copied()
+            .filter(|t| !seen.contains(t))
+            .collect();
+        for tid in gone {
+            self.forget(tid);
+        }
+    }
+
+    /// Real task ids of every member of VPS `id`.
+    pub fn members(&self, id: VpsId) -> Vec<Pid> {
+        self.engine
+            .vps(id)
+            .map(|v| v.tids().collect())
+            .unwrap_or_default()
+    }
+
+    /// The recorded start time of a classified task.
+    pub fn start_of(&self, tid: Pid) -> Option<u64> {
+        self.known.get(&tid).map(|k| k.start)
+    }
+}

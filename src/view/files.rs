@@ -1,0 +1,115 @@
+//! The shape of the view: which files carry pid numbers and which renderer rewrites each.
+//! Every other file, directory and link is the real one, passed through.
+//!
+//! Like the kernel's `fs/proc/base.c` tables, the tables here name each rewritten entry
+//! in one place; the entry's mode and owner are the real file's, mirrored, so that the
+//! kernel's permission check (`default_permissions`) refuses what procfs would.
+
+use crate::render::{self, ParseError, PidMap};
+
+/// A renderer: real file bytes in, the reader's bytes out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Render {
+    /// `stat` of a process or thread.
+    Stat,
+    /// `status` of a process or thread.
+    Status,
+    /// `task/<tid>/children`.
+    Children,
+    /// `sched` (first line, numa group id).
+    Sched,
+    /// `timers` (`notify:` target).
+    Timers,
+    /// `fdinfo/<n>` (pidfds carry `Pid:` and `NSpid:`).
+    Fdinfo,
+    /// `/proc/loadavg` (the last pid).
+    Loadavg,
+    /// `/proc/locks` (owner pids; locks of invisible owners are hidden).
+    Locks,
+    /// `/proc/sys/kernel/ns_last_pid`.
+    NsLastPid,
+    /// `/proc/sys/kernel/pid_max`, which the kernel keeps per pid namespace.
+    PidMax,
+}
+
+/// Files of `/proc/<pid>/` and `/proc/<pid>/task/<tid>/` that carry pid numbers.
+pub const PID_FILES: &[(&str, Render)] = &[
+    ("stat", Render::Stat),
+    ("status", Render::Status),
+    ("children", Render::Children),
+    ("sched", Render::Sched),
+    ("timers", Render::Timers),
+];
+
+/// Files outside pid directories that carry pid numbers (path below `/proc`).
+pub const GLOBAL_FILES: &[(&str, Render)] = &[
+    ("loadavg", Render::Loadavg),
+    ("locks", Render::Locks),
+    ("sys/kernel/ns_last_pid", Render::NsLastPid),
+    ("sys/kernel/pid_max", Render::PidMax),
+];
+
+/// The renderer for a path below a pid directory, if it carries pid numbers.
+pub fn pid_file(rel: &str) -> Option<Render> {
+    if let Some(fd) = rel.strip_prefix("fdinfo/") {
+        return (!fd.contains('/')).then_some(Render::Fdinfo);
+    }
+    PID_FILES.iter().find(|(n, _)| *n == rel).map(|&(_, r)| r)
+}
+
+/// The renderer for a path below `/proc` outside pid directories.
+pub fn global_file(rel: &str) -> Option<Render> {
+    GLOBAL_FILES
+        .iter()
+        .find(|(n, _)| *n == rel)
+        .map(|&(_, r)| r)
+}
+
+/// What a renderer may need beyond the file and the map.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Context {
+    /// The reader is the task this file shows: the kernel would show it running.
+    pub running: bool,
+    /// The last vpid handed out in the reader's VPS.
+    pub last_pid: i32,
+    /// The `pid_max` of the reader's pid namespace, when the VPS has its own.
+    pub pid_max: Option<i32>,
+}
+
+/// Runs renderer `r` over the real bytes.
+pub fn render(r: Render, raw: &[u8], map: &dyn PidMap, cx: Context) -> Result<Vec<u8>, ParseError> {
+    match r {
+        Render::Stat => render::stat::render_stat(raw, map, cx.running),
+        Render::Status => render::status::render_status(raw, map, cx.running),
+        Render::Children => render::render_children(raw, map),
+        Render::Sched => render::render_sched(raw, map),
+        Render::Timers => render::render_timers(raw, map),
+        Render::Fdinfo => render::render_pidfd_fdinfo(raw, map),
+        Render::Loadavg => render::render_loadavg(raw, cx.last_pid, None),
+        Render::Locks => render::render_locks(raw, map),
+        Render::NsLastPid => Ok(format!("{}\n", cx.last_pid).into_bytes()),
+        Render::PidMax => Ok(match cx.pid_max {
+            Some(p) => format!("{p}\n").into_bytes(),
+            None => raw.to_vec(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables() {
+        assert_eq!(pid_file("stat"), Some(Render::Stat));
+        assert_eq!(pid_file("fdinfo/3"), Some(Render::Fdinfo));
+        assert_eq!(pid_file("fdinfo"), None);
+        assert_eq!(pid_file("fd/3"), None);
+        assert_eq!(pid_file("environ"), None);
+        assert_eq!(
+            global_file("sys/kernel/ns_last_pid"),
+            Some(Render::NsLastPid)
+        );
+        assert_eq!(global_file("meminfo"), None);
+    }
+}

@@ -1,0 +1,724 @@
+//! The view: what a reader sees under the mount, decided per request from who the reader
+//! is. It joins membership (which VPS the reader is in, which tasks that VPS has), the
+//! engine (their vpids) and the renderers (rewritten files) into answers for the FUSE
+//! layer, which stays thin glue ([`crate::fuse`]).
+//!
+//! A request goes: reader's tid (from the FUSE request) → [`Reader`] (its VPS, or the
+//! host view) → the node asked about ([`nodes`]) → for a vpid, the engine's real number
+//! → the real `/proc` file → for files that carry pids, a renderer ([`files`]) with the
+//! reader's translation.
+
+pub mod files;
+pub mod nodes;
+
+use std::ffi::OsString;
+use std::fs::{self, File, Metadata};
+use std::io;
+use std::os::unix::ffi::OsStringExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard};
+
+use rustc_hash::FxHashMap;
+
+use crate::engine::{Pid, Vps, VpsId};
+use crate::host;
+use crate::membership::Tracker;
+use crate::render::{Identity, PidMap};
+use files::{Context, Render};
+use nodes::{Node, Nodes};
+
+/// Who is asking.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reader {
+    /// A task in no VPS: it sees the real `/proc` (the seed's `!inside_vps()`).
+    Host {
+        /// Its real thread id (0 if it has none in the daemon's namespace).
+        tid: Pid,
+    },
+    /// A member of VPS `id`.
+    Vps {
+        /// The VPS.
+        id: VpsId,
+        /// Its real thread id.
+        tid: Pid,
+    },
+}
+
+/// What kind of directory entry a node is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A directory.
+    Dir,
+    /// A regular file.
+    File,
+    /// A symbolic link.
+    Link,
+    /// Anything else (sockets, fifos do not occur in procfs; kept for completeness).
+    Other,
+}
+
+impl Kind {
+    fn of(md: &Metadata) -> Kind {
+        let ft = md.file_type();
+        if ft.is_dir() {
+            Kind::Dir
+        } else if ft.is_symlink() {
+            Kind::Link
+        } else if ft.is_file() {
+            Kind::File
+        } else {
+            Kind::Other
+        }
+    }
+}
+
+/// A node's attributes, mirrored from the real file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Attr {
+    /// Inode number in the view.
+    pub ino: u64,
+    /// Kind.
+    pub kind: Kind,
+    /// Permission bits.
+    pub perm: u16,
+    /// Link count.
+    pub nlink: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Size (0 for most procfs files).
+    pub size: u64,
+    /// Modification time, seconds and nanoseconds since the epoch.
+    pub mtime: (i64, i64),
+}
+
+impl Attr {
+    fn from_md(ino: u64, md: &Metadata) -> Attr {
+        Attr {
+            ino,
+            kind: Kind::of(md),
+            perm: (md.mode() & 0o7777) as u16,
+            nlink: md.nlink().try_into().unwrap_or(u32::MAX),
+            uid: md.uid(),
+            gid: md.gid(),
+            size: md.size(),
+            mtime: (md.mtime(), md.mtime_nsec()),
+        }
+    }
+}
+
+/// An open file or directory.
+enum Handle {
+    /// A rendered file: one consistent snapshot per open.
+    Buffer(Vec<u8>),
+    /// A passed-through file: the real one, read at the reader's offsets.
+    File(File),
+    /// A directory listing, taken at opendir.
+    Dir(Vec<DirEntry>),
+}
+
+/// One directory entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirEntry {
+    /// `d_ino`.
+    pub ino: u64,
+    /// Kind.
+    pub kind: Kind,
+    /// Name.
+    pub name: OsString,
+}
+
+/// How a VPS reader's numbers are translated for renderers: real → vpid, 0 when the
+/// number is not the VPS's (the engine's isolating answer for strays).
+struct VpsMap<'a> {
+    vps: &'a Vps,
+    levels: usize,
+}
+
+impl PidMap for VpsMap<'_> {
+    fn pid(&self, real: i32) -> i32 {
+        if real <= 0 {
+            return real;
+        }
+        self.vps.vpid_of(real).unwrap_or(0)
+    }
+    fn pgid(&self, real: i32) -> i32 {
+        self.pid(real)
+    }
+    fn sid(&self, real: i32) -> i32 {
+        self.pid(real)
+    }
+    fn ns_levels_above(&self) -> usize {
+        self.levels
+    }
+}
+
+/// The whole view: membership, inodes, open handles.
+pub struct View {
+    tracker: Mutex<Tracker>,
+    nodes: Mutex<Nodes>,
+    handles: Mutex<FxHashMap<u64, Handle>>,
+    next_fh: Mutex<u64>,
+    /// `/proc`'s own link count without processes (the kernel adds one per process).
+    root_nlink_base: u32,
+    /// Whether the process-events connector is feeding membership; without it a reader
+    /// listing `/proc` triggers a rescan.
+    events: std::sync::atomic::AtomicBool,
+}
+
+fn errno(e: &io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(libc::EIO)
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic in another request must not take the whole view down with it.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl View {
+    /// A view over `tracker`'s VPSes.
+    pub fn new(tracker: Tracker) -> View {
+        View {
+            tracker: Mutex::new(tracker),
+            nodes: Mutex::new(Nodes::default()),
+            handles: Mutex::new(FxHashMap::default()),
+            next_fh: Mutex::new(1),
+            root_nlink_base: root_nlink_base(),
+            events: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Runs `f` on the tracker (membership), e.g. to feed it events.
+    pub fn with_tracker<T>(&self, f: impl FnOnce(&mut Tracker) -> T) -> T {
+        f(&mut lock(&self.tracker))
+    }
+
+    /// Records whether the connector is feeding membership.
+    pub fn set_events(&self, on: bool) {
+        self.events.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Who task `tid` (from a FUSE request) is.
+    pub fn reader(&self, tid: u32) -> Reader {
+        let tid = Pid::try_from(tid).unwrap_or(0);
+        if tid <= 0 {
+            return Reader::Host { tid: 0 };
+        }
+        match lock(&self.tracker).vps_of(tid) {
+            Some(id) => Reader::Vps { id, tid },
+            None => Reader::Host { tid },
+        }
+    }
+
+    fn node(&self, ino: u64) -> Result<Node, i32> {
+        lock(&self.nodes).get(ino).cloned().ok_or(libc::ENOENT)
+    }
+
+    /// Resolves `name` in directory `parent` for `reader`, counting one lookup.
+    pub fn lookup(&self, reader: Reader, parent: u64, name: &str) -> Result<Attr, i32> {
+        let parent = self.node(parent)?;
+        let child = self.resolve(reader, &parent, name)?;
+        let attr = self.attr_of(reader, &child, 0)?;
+        let ino = lock(&self.nodes).lookup(child);
+        Ok(Attr { ino, ..attr })
+    }
+
+    /// The kernel forgot `n` lookups of `ino`.
+    pub fn forget(&self, ino: u64, n: u64) {
+        lock(&self.nodes).forget(ino, n);
+    }
+
+    /// Attributes of inode `ino`.
+    pub fn getattr(&self, reader: Reader, ino: u64) -> Result<Attr, i32> {
+        let node = self.node(ino)?;
+        self.check_alive(&node)?;
+        self.attr_of(reader, &node, ino)
+    }
+
+    fn check_alive(&self, node: &Node) -> Result<(), i32> {
+        if let Node::Pid { n, start, .. } = node {
+            match host::start_time(*n) {
+                Ok(s) if s == *start => {}
+                _ => return Err(libc::ENOENT),
+            }
+        }
+        Ok(())
+    }
+
+    fn attr_of(&self, reader: Reader, node: &Node, ino: u64) -> Result<Attr, i32> {
+        let md = fs::symlink_metadata(node.real_path()).map_err(|e| errno(&e))?;
+        let mut attr = Attr::from_md(ino, &md);
+        if *node == Node::Root {
+            let processes = match reader {
+                Reader::Vps { id, .. } => lock(&self.tracker)
+                    .vps(id)
+                    .map(|v| v.tgids().count())
+                    .unwrap_or(0),
+                Reader::Host { .. } => host::list_tgids().map(|t| t.len()).unwrap_or(0),
+            };
+            attr.nlink = self
+                .root_nlink_base
+                .saturating_add(processes.try_into().unwrap_or(u32::MAX));
+        }
+        Ok(attr)
+    }
+
+    /// The child `name` of `parent` as `reader` sees it.
+    fn resolve(&self, reader: Reader, parent: &Node, name: &str) -> Result<Node, i32> {
+        match parent {
+            Node::Root => match name {
+                "self" => Ok(Node::SelfLink),
+                "thread-self" => Ok(Node::ThreadSelf),
+                _ => match host::parse_pid(name) {
+                    Some(v) => self.resolve_task(reader, v, None),
+                    None if name.bytes().all(|b| b.is_ascii_digit()) => Err(libc::ENOENT),
+                    None => Ok(Node::Global { rel: name.into() }),
+                },
+            },
+            Node::Pid {
+                n, tid: None, rel, ..
+            } if &**rel == "task" => {
+                let v = host::parse_pid(name).ok_or(libc::ENOENT)?;
+                self.resolve_task(reader, v, Some(*n))
+            }
+            Node::Pid { .. } | Node::Global { .. } => parent.child(name).ok_or(libc::ENOENT),
+            Node::SelfLink | Node::ThreadSelf => Err(libc::ENOTDIR),
+        }
+    }
+
+    /// `/proc/<v>` (`group` None) or `/proc/<n>/task/<v>` (`group` Some(n)).
+    fn resolve_task(&self, reader: Reader, v: Pid, group: Option<Pid>) -> Result<Node, i32> {
+        let real = match reader {
+            Reader::Host { .. } => v,
+            Reader::Vps { id, tid } => {
+                let mut tracker = lock(&self.tracker);
+                let by_vpid = tracker
+                    .vps(id)
+                    .and_then(|vps| vps.vpid_to_pid(v))
+                    .filter(|&r| tracker.vps(id).is_some_and(|vps| vps.has_task(r)));
+                let real = match by_vpid {
+                    Some(r) => r,
+                    None => own_real_number(&tracker, id, tid, v).ok_or(libc::ENOENT)?,
+                };
+                if !tracker.verify(id, real) {
+                    return Err(libc::ENOENT);
+                }
+                if let Some(n) = group {
+                    let vps = tracker.vps(id).ok_or(libc::ENOENT)?;
+                    if vps.tgid_of(real) != vps.tgid_of(n) {
+                        return Err(libc::ENOENT);
+                    }
+                }
+                real
+            }
+        };
+        match group {
+            None => {
+                let start = host::start_time(real).map_err(|_| libc::ENOENT)?;
+                Ok(Node::Pid {
+                    n: real,
+                    tid: None,
+                    start,
+                    rel: "".into(),
+                })
+            }
+            Some(n) => {
+                let start = host::start_time(n).map_err(|_| libc::ENOENT)?;
+                let node = Node::Pid {
+                    n,
+                    tid: Some(real),
+                    start,
+                    rel: "".into(),
+                };
+                // The thread must be in this group's task/ for the host view too.
+                fs::symlink_metadata(node.real_path()).map_err(|_| libc::ENOENT)?;
+                Ok(node)
+            }
+        }
+    }
+
+    /// The target of link `ino`.
+    pub fn readlink(&self, reader: Reader, ino: u64) -> Result<Vec<u8>, i32> {
+        let node = self.node(ino)?;
+        let own = |thread: bool| -> Result<Vec<u8>, i32> {
+            let (tgid, tid) = self.reader_numbers(reader)?;
+            Ok(if thread {
+                format!("{tgid}/task/{tid}")
+            } else {
+                tgid.to_string()
+            }
+            .into_bytes())
+        };
+        match node {
+            Node::SelfLink => own(false),
+            Node::ThreadSelf => own(true),
+            _ => {
+                self.check_alive(&node)?;
+                fs::read_link(node.real_path())
+                    .map(|p| p.into_os_string().into_vec())
+                    .map_err(|e| errno(&e))
+            }
+        }
+    }
+
+    /// The reader's own (tgid, tid) in its view; `ENOENT` if it has none, as the kernel
+    /// answers for a reader outside the namespace.
+    fn reader_numbers(&self, reader: Reader) -> Result<(Pid, Pid), i32> {
+        match reader {
+            Reader::Host { tid: 0 } => Err(libc::ENOENT),
+            Reader::Host { tid } => {
+                let info = host::read_task(tid).map_err(|e| errno(&e))?;
+                Ok((info.tgid, tid))
+            }
+            Reader::Vps { id, tid } => {
+                let tracker = lock(&self.tracker);
+                let vps = tracker.vps(id).ok_or(libc::ENOENT)?;
+                let tgid = vps.tgid_of(tid).ok_or(libc::ENOENT)?;
+                let vt = vps.vpid_of(tgid).ok_or(libc::ENOENT)?;
+                let vtid = vps.vpid_of(tid).ok_or(libc::ENOENT)?;
+                Ok((vt, vtid))
+            }
+        }
+    }
+
+    fn new_handle(&self, h: Handle) -> u64 {
+        let fh = {
+            let mut next = lock(&self.next_fh);
+            let fh = *next;
+            *next += 1;
+            fh
+        };
+        lock(&self.handles).insert(fh, h);
+        fh
+    }
+
+    /// Opens file `ino`: a rendered snapshot for files that carry pids, the real file
+    /// otherwise.
+    pub fn open(&self, reader: Reader, ino: u64) -> Result<u64, i32> {
+        let node = self.node(ino)?;
+        self.check_alive(&node)?;
+        let path = node.real_path();
+        let renderer = match &node {
+            Node::Pid { rel, .. } => files::pid_file(rel),
+            Node::Global { rel } => files::global_file(rel),
+            _ => None,
+        };
+        let handle = match (renderer, reader) {
+            (Some(r), Reader::Vps { id, tid }) => {
+                let raw = match r {
+                    Render::NsLastPid => Vec::new(),
+                    _ => fs::read(&path).map_err(|e| errno(&e))?,
+                };
+                Handle::Buffer(self.render_for(id, tid, &node, r, &raw)?)
+            }
+            (Some(r), Reader::Host { tid }) if tid > 0 && node.shown_task() == Some(tid) => {
+                // The host view is the real file, but a reader of its own stat would see
+                // itself asleep in this request: correct that as the kernel shows it.
+                let raw = fs::read(&path).map_err(|e| errno(&e))?;
+                let cx = Context {
+                    running: true,
+                    ..Context::default()
+                };
+                Handle::Buffer(files::render(r, &raw, &Identity, cx).unwrap_or(raw))
+            }
+            _ => Handle::File(File::open(&path).map_err(|e| errno(&e))?),
+        };
+        Ok(self.new_handle(handle))
+    }
+
+    fn render_for(
+        &self,
+        id: VpsId,
+        reader_tid: Pid,
+        node: &Node,
+        r: Render,
+        raw: &[u8],
+    ) -> Result<Vec<u8>, i32> {
+        if matches!(r, Render::Stat) && node.rel() == "stat" {
+            self.sync_groups(id, node, raw);
+        }
+        let tracker = lock(&self.tracker);
+        let vps = tracker.vps(id).ok_or(libc::ENOENT)?;
+        let meta = tracker.meta(id);
+        let levels = meta.map(|m| m.ns_level).unwrap_or(0);
+        let own_ns = meta.is_some_and(|m| m.ns_inode.is_some());
+        let map = VpsMap { vps, levels };
+        let cx = Context {
+            running: node.shown_task() == Some(reader_tid),
+            last_pid: vps.last_vpid(),
+            pid_max: own_ns.then_some(vps.config().pid_max),
+        };
+        files::render(r, raw, &map, cx).map_err(|e| {
+            log::warn!("cannot render {}: {e}", node.real_path().display());
+            libc::EIO
+        })
+    }
+
+    /// The connector does not report setpgid: when a member's stat shows another group
+    /// than the engine has, the engine is brought up to date before translating.
+    fn sync_groups(&self, id: VpsId, node: &Node, raw: &[u8]) {
+        let Ok(st) = crate::render::stat::parse_stat(raw) else {
+            return;
+        };
+        let Some(task) = node.shown_task() else {
+            return;
+        };
+        let stale = {
+            let tracker = lock(&self.tracker);
+            tracker.vps(id).is_some_and(|vps| {
+                vps.tgid_of(task) == Some(task)
+                    && vps.group_ids(task) != Some((st.pgrp, st.session))
+            })
+        };
+        if stale {
+            if let Ok(info) = host::read_task(task) {
+                lock(&self.tracker).sync_groups(&info);
+            }
+        }
+    }
+
+    /// Reads up to `size` bytes at `offset` from open handle `fh`.
+    pub fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>, i32> {
+        let handles = lock(&self.handles);
+        match handles.get(&fh) {
+            Some(Handle::Buffer(b)) => {
+                let start = usize::try_from(offset).unwrap_or(usize::MAX).min(b.len());
+                let end = start.saturating_add(size as usize).min(b.len());
+                Ok(b[start..end].to_vec())
+            }
+            Some(Handle::File(f)) => {
+                let mut buf = vec![0u8; size as usize];
+                let n = f.read_at(&mut buf, offset).map_err(|e| errno(&e))?;
+                buf.truncate(n);
+                Ok(buf)
+            }
+            Some(Handle::Dir(_)) => Err(libc::EISDIR),
+            None => Err(libc::EBADF),
+        }
+    }
+
+    /// Closes handle `fh`.
+    pub fn release(&self, fh: u64) {
+        lock(&self.handles).remove(&fh);
+    }
+
+    /// Opens directory `ino`, taking the listing the reader will page through.
+    pub fn opendir(&self, reader: Reader, ino: u64) -> Result<u64, i32> {
+        let node = self.node(ino)?;
+        self.check_alive(&node)?;
+        let entries = self.list(reader, &node)?;
+        Ok(self.new_handle(Handle::Dir(entries)))
+    }
+
+    /// Entries of open directory `fh` from position `offset` on.
+    pub fn readdir(&self, fh: u64, offset: u64) -> Result<Vec<DirEntry>, i32> {
+        match lock(&self.handles).get(&fh) {
+            Some(Handle::Dir(entries)) => Ok(entries
+                .iter()
+                .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+                .cloned()
+                .collect()),
+            Some(_) => Err(libc::ENOTDIR),
+            None => Err(libc::EBADF),
+        }
+    }
+
+    fn list(&self, reader: Reader, node: &Node) -> Result<Vec<DirEntry>, i32> {
+        let mut out = vec![
+            DirEntry {
+                ino: 1,
+                kind: Kind::Dir,
+                name: ".".into(),
+            },
+            DirEntry {
+                ino: 1,
+                kind: Kind::Dir,
+                name: "..".into(),
+            },
+        ];
+        match node {
+            Node::Root => self.list_root(reader, &mut out)?,
+            Node::Pid {
+                n,
+                tid: None,
+                rel,
+                start,
+            } if &**rel == "task" => self.list_tasks(reader, *n, *start, &mut out)?,
+            _ => {
+                for e in fs::read_dir(node.real_path()).map_err(|e| errno(&e))? {
+                    let Ok(e) = e else { continue };
+                    let name = e.file_name();
+                    let kind = e
+                        .file_type()
+                        .map(|t| {
+                            if t.is_dir() {
+                                Kind::Dir
+                            } else if t.is_symlink() {
+                                Kind::Link
+                            } else {
+                                Kind::File
+                            }
+                        })
+                        .unwrap_or(Kind::File);
+                    let child = node.child(&name.to_string_lossy());
+                    let ino = child.as_ref().map(nodes::dirent_ino).unwrap_or(1);
+                    out.push(DirEntry { ino, kind, name });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// `/proc` as the kernel lists it: its own entries, `self`, `thread-self`, then one
+    /// directory per thread-group leader in ascending number.
+    fn list_root(&self, reader: Reader, out: &mut Vec<DirEntry>) -> Result<(), i32> {
+        let mut fixed: Vec<OsString> = Vec::new();
+        let mut real_tgids: Vec<Pid> = Vec::new();
+        for e in fs::read_dir(host::PROC).map_err(|e| errno(&e))? {
+            let Ok(e) = e else { continue };
+            let name = e.file_name();
+            match name.to_str().and_then(host::parse_pid) {
+                Some(p) => real_tgids.push(p),
+                None if name == "self" || name == "thread-self" => {}
+                None => fixed.push(name),
+            }
+        }
+        for name in fixed {
+            let kind = match fs::symlink_metadata(host::proc_path(&name.to_string_lossy())) {
+                Ok(md) => Kind::of(&md),
+                Err(_) => continue,
+            };
+            let ino = nodes::dirent_ino(&Node::Global {
+                rel: name.to_string_lossy().into(),
+            });
+            out.push(DirEntry { ino, kind, name });
+        }
+        for name in ["self", "thread-self"] {
+            out.push(DirEntry {
+                ino: nodes::dirent_ino(&Node::Global { rel: name.into() }),
+                kind: Kind::Link,
+                name: name.into(),
+            });
+        }
+        let mut pids: Vec<(Pid, Pid)> = match reader {
+            Reader::Host { .. } => real_tgids.iter().map(|&p| (p, p)).collect(),
+            Reader::Vps { id, .. } => {
+                let mut tracker = lock(&self.tracker);
+                if !self.events.load(std::sync::atomic::Ordering::Relaxed) {
+                    tracker.rescan();
+                } else {
+                    tracker.reap();
+                    // Tasks the connector has not reported yet are classified now.
+                    for &p in &real_tgids {
+                        if tracker.start_of(p).is_none() {
+                            tracker.vps_of(p);
+                        }
+                    }
+                }
+                let Some(vps) = tracker.vps(id) else {
+                    return Err(libc::ENOENT);
+                };
+                real_tgids
+                    .iter()
+                    .filter(|&&p| vps.tgid_of(p) == Some(p))
+                    .filter_map(|&p| vps.vpid_of(p).map(|v| (v, p)))
+                    .collect()
+            }
+        };
+        pids.sort_unstable();
+        for (v, _real) in pids {
+            out.push(DirEntry {
+                ino: nodes::dirent_ino(&Node::Global {
+                    rel: v.to_string().into(),
+                }),
+                kind: Kind::Dir,
+                name: v.to_string().into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// `/proc/<n>/task`: the group's threads, leader first, as vtids.
+    fn list_tasks(
+        &self,
+        reader: Reader,
+        n: Pid,
+        start: u64,
+        out: &mut Vec<DirEntry>,
+    ) -> Result<(), i32> {
+        let tids = host::list_tids(n).map_err(|e| errno(&e))?;
+        let shown: Vec<Pid> = match reader {
+            Reader::Host { .. } => tids,
+            Reader::Vps { id, .. } => {
+                let mut tracker = lock(&self.tracker);
+                for &t in &tids {
+                    if tracker.start_of(t).is_none() {
+                        tracker.vps_of(t);
+                    }
+                }
+                let Some(vps) = tracker.vps(id) else {
+                    return Err(libc::ENOENT);
+                };
+                tids.iter()
+                    .filter(|&&t| vps.has_task(t))
+                    .filter_map(|&t| vps.vpid_of(t))
+                    .collect()
+            }
+        };
+        for v in shown {
+            let node = Node::Pid {
+                n,
+                tid: Some(v),
+                start,
+                rel: "".into(),
+            };
+            out.push(DirEntry {
+                ino: nodes::dirent_ino(&node),
+                kind: Kind::Dir,
+                name: v.to_string().into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Number of live inodes, for statistics.
+    pub fn inode_count(&self) -> usize {
+        lock(&self.nodes).len()
+    }
+
+    /// A real path for diagnostics.
+    pub fn path_of(&self, ino: u64) -> Option<PathBuf> {
+        lock(&self.nodes).get(ino).map(Node::real_path)
+    }
+}
+
+/// Without a kernel pid namespace, `getpid()` in a VPS returns the real pid, and tools
+/// such as `ps` open `/proc/<getpid()>/status`: a reader may therefore reach its own
+/// process and threads by their real numbers, which it knows already, so nothing leaks.
+/// No other real number resolves, and none is listed.
+fn own_real_number(tracker: &Tracker, id: VpsId, reader: Pid, v: Pid) -> Option<Pid> {
+    let meta = tracker.meta(id)?;
+    if meta.ns_inode.is_some() {
+        return None;
+    }
+    let vps = tracker.vps(id)?;
+    let tgid = vps.tgid_of(reader)?;
+    (vps.has_task(v) && vps.tgid_of(v) == Some(tgid)).then_some(v)
+}
+
+/// `/proc`'s link count less one per process, measured as the kernel counts it
+/// (`proc_root.nlink + nr_processes()`); retried until two reads around the listing
+/// agree, so that a fork in between does not skew it.
+fn root_nlink_base() -> u32 {
+    for _ in 0..10 {
+        let before = fs::metadata(host::PROC).map(|m| m.nlink()).unwrap_or(0);
+        let count = host::list_tgids().map(|t| t.len() as u64).unwrap_or(0);
+        let after = fs::metadata(host::PROC).map(|m| m.nlink()).unwrap_or(0);
+        if before == after && before >= count {
+            return u32::try_from(before - count).unwrap_or(0);
+        }
+    }
+    0
+}

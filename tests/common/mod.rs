@@ -1,0 +1,179 @@
+//! Helpers for the integration tests: running commands in a VPS and in a kernel pid
+//! namespace, comparing outputs, and cleaning up whatever a test started.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The built `vprocfs` binary.
+pub fn vprocfs() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_vprocfs"))
+}
+
+/// A test script shipped with the tests.
+pub fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/scripts")
+        .join(name)
+}
+
+/// Whether the tests can do what they need: root, /dev/fuse, unshare. Tests that need
+/// them fail loudly where they are missing (CI runs as root), unless
+/// `VPROCFS_SKIP_PRIVILEGED=1` says the machine cannot.
+pub fn privileged() -> bool {
+    if std::env::var_os("VPROCFS_SKIP_PRIVILEGED").is_some() {
+        eprintln!("skipped: VPROCFS_SKIP_PRIVILEGED is set");
+        return false;
+    }
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "these tests need root (set VPROCFS_SKIP_PRIVILEGED=1 to skip them)"
+    );
+    assert!(Path::new("/dev/fuse").exists(), "/dev/fuse is missing");
+    true
+}
+
+/// Runs `cmd` with a deadline; kills it (by pid) if it overruns.
+pub fn run_with_deadline(mut cmd: Command, limit: Duration) -> Output {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = cmd.spawn().expect("spawn");
+    let guard = ChildGuard(Some(child));
+    wait_output(guard, limit)
+}
+
+fn wait_output(mut guard: ChildGuard, limit: Duration) -> Output {
+    let start = Instant::now();
+    loop {
+        let child = guard.0.as_mut().expect("child");
+        if child.try_wait().expect("try_wait").is_some() {
+            let child = guard.0.take().expect("child");
+            return child.wait_with_output().expect("output");
+        }
+        if start.elapsed() > limit {
+            panic!("command did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Kills its child by pid when dropped, so a failing test leaves no process behind.
+pub struct ChildGuard(pub Option<Child>);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Unmounts its path when dropped (lazily as a last resort), so that a failing test
+/// leaves no mount behind.
+pub struct MountGuard(pub PathBuf);
+
+impl Drop for MountGuard {
+    fn drop(&mut self) {
+        let mounted = || {
+            std::fs::read_to_string("/proc/self/mounts")
+                .map(|m| m.lines().any(|l| l.split(' ').nth(1) == self.0.to_str()))
+                .unwrap_or(false)
+        };
+        for _ in 0..50 {
+            if !mounted() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if mounted() {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// `vprocfs run [flags] -- argv…`, stdout and stderr as text.
+pub fn in_vps(flags: &[&str], argv: &[&str]) -> (String, String, i32) {
+    let mut cmd = Command::new(vprocfs());
+    cmd.arg("run").args(flags).arg("--").args(argv);
+    let out = run_with_deadline(cmd, Duration::from_secs(120));
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.code().unwrap_or(-1),
+    )
+}
+
+/// The same in a kernel pid namespace with its own procfs: the oracle.
+pub fn in_kernel_ns(argv: &[&str]) -> String {
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--pid", "--fork", "--mount-proc", "--"])
+        .args(argv);
+    let out = run_with_deadline(cmd, Duration::from_secs(120));
+    assert!(out.status.success(), "unshare failed: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn tokens(line: &str) -> Vec<&str> {
+    line.split(|c: char| c.is_whitespace() || "()[],|'{}-`+/:".contains(c))
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+/// Checks that `view` equals `kernel` up to one bijection of numbers that maps 1 to 1
+/// (and 0 to 0): the same lines, the same words, and numbers renamed consistently.
+/// Returns the bijection.
+pub fn assert_same_up_to_renaming(kernel: &str, view: &str) -> HashMap<i64, i64> {
+    let k: Vec<&str> = kernel.lines().collect();
+    let v: Vec<&str> = view.lines().collect();
+    assert_eq!(
+        k.len(),
+        v.len(),
+        "line counts differ\nkernel:\n{kernel}\nview:\n{view}"
+    );
+    let mut fwd: HashMap<i64, i64> = HashMap::from([(0, 0), (1, 1)]);
+    let mut back: HashMap<i64, i64> = HashMap::from([(0, 0), (1, 1)]);
+    for (kl, vl) in k.iter().zip(&v) {
+        let (kt, vt) = (tokens(kl), tokens(vl));
+        assert_eq!(
+            kt.len(),
+            vt.len(),
+            "line differs:\n  kernel: {kl}\n  view:   {vl}"
+        );
+        for (a, b) in kt.iter().zip(&vt) {
+            match (a.parse::<i64>(), b.parse::<i64>()) {
+                (Ok(x), Ok(y)) => {
+                    let f = *fwd.entry(x).or_insert(y);
+                    let r = *back.entry(y).or_insert(x);
+                    assert!(
+                        f == y && r == x,
+                        "numbers not renamed consistently ({x} -> {y}, but {x} -> {f} / {r} -> {y}):\n  kernel: {kl}\n  view:   {vl}"
+                    );
+                }
+                _ => assert_eq!(a, b, "line differs:\n  kernel: {kl}\n  view:   {vl}"),
+            }
+        }
+    }
+    fwd
+}
+
+/// Lines of `s` without those starting with any of `prefixes`.
+pub fn without(s: &str, prefixes: &[&str]) -> String {
+    s.lines()
+        .filter(|l| !prefixes.iter().any(|p| l.starts_with(p)))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// Real pids of all processes the host's /proc lists.
+pub fn host_pids() -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect()
+}

@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""Builds a hostile process tree, prints what /proc shows of it, and tears it down.
+
+Run as the init of a pid namespace (`unshare --pid --fork --mount-proc`) and as the
+init of a vprocfs VPS (`vprocfs run`): the two outputs must be identical, since the
+kernel's own /proc is the oracle. Every step is sequential and synchronised, so that
+both runs allocate the same pids in the same order.
+
+Cases: comm names with spaces, parentheses and a newline; a zombie; a multi-threaded
+process; an orphaned process group (its leader has exited); a new session; a thread
+that execs (taking over its process's pid); a thread group whose leader has exited
+(Zl); pid reuse inside the namespace.
+"""
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+libc = ctypes.CDLL(None, use_errno=True)
+PR_SET_NAME = 15
+SYS_EXIT = 60  # x86_64: exit of the calling thread only
+
+
+def set_comm(name: bytes):
+    libc.prctl(PR_SET_NAME, ctypes.c_char_p(name), 0, 0, 0)
+
+
+def child(fn):
+    """Forks a child that runs fn() then sleeps until killed; returns after fn ran."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        fn(w)
+        os.write(w, b"x")
+        os.close(w)
+        while True:
+            time.sleep(60)
+    os.close(w)
+    os.read(r, 1)
+    os.close(r)
+    return pid
+
+
+def named(name):
+    return lambda w: set_comm(name)
+
+
+def zombie_parent(w):
+    set_comm(b"zparent")
+    if os.fork() == 0:
+        os._exit(3)
+    time.sleep(0.2)  # the child is a zombie now: never waited for
+
+
+def threaded(w):
+    set_comm(b"threads")
+    for _ in range(3):
+        threading.Thread(target=lambda: time.sleep(3600), daemon=True).start()
+
+
+def orphan_group(w):
+    # The leader makes a group, forks a member into it, and exits; the group lives on.
+    set_comm(b"orphans")
+    leader = os.fork()
+    if leader == 0:
+        os.setpgid(0, 0)
+        if os.fork() == 0:
+            set_comm(b"orphan member")
+            while True:
+                time.sleep(60)
+        time.sleep(0.2)
+        os._exit(0)
+    os.waitpid(leader, 0)
+
+
+def session(w):
+    os.setsid()
+    set_comm(b"session")
+
+
+def thread_exec(w):
+    set_comm(b"execer")
+    ready = threading.Event()
+
+    def run():
+        ready.set()
+        os.execv("/bin/sleep", ["sleep", "3600"])
+
+    threading.Thread(target=run, daemon=True).start()
+    ready.wait()
+    time.sleep(0.3)  # the exec happens, the process is now `sleep`
+
+
+def leader_exits(w):
+    set_comm(b"zl")
+    threading.Thread(target=lambda: time.sleep(3600), daemon=True).start()
+    os.write(w, b"x")
+    os.close(w)
+    libc.syscall(SYS_EXIT, 0)  # only the leader thread ends: the group shows Zl
+
+
+def reuse(w):
+    # Fork and reap short-lived children so that numbers come round again.
+    set_comm(b"reuser")
+    for _ in range(5):
+        p = os.fork()
+        if p == 0:
+            os._exit(0)
+        os.waitpid(p, 0)
+
+
+def main():
+    # Without a pid namespace getpid() is the real pid; the view still calls us 1.
+    if os.readlink("/proc/self") != "1":
+        print("must run as pid 1 of a namespace or VPS", file=sys.stderr)
+        return 2
+    # Optionally start numbering high, so that pids never look like the small counts
+    # (threads, ttys) beside them when two outputs are compared up to renaming.
+    first = os.environ.get("FIRST_PID")
+    if first:
+        with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+            f.write(str(int(first) - 1))
+    kids = [
+        child(named(b"a) 1 2 (b")),
+        child(named(b"sp ace")),
+        child(named(b"new\nline")),
+        child(named(b")")),
+        child(named(b"fifteen chars!!")),
+        child(zombie_parent),
+        child(threaded),
+        child(orphan_group),
+        child(session),
+        child(thread_exec),
+        child(leader_exits),
+        child(reuse),
+    ]
+    time.sleep(0.5)
+    probes = [
+        ["ps", "-eo", "pid,ppid,pgid,sid,tpgid,stat,nlwp,comm"],
+        ["ps", "-eLo", "pid,lwp,stat,comm"],
+        ["pstree", "-p"],
+    ]
+    for p in probes:
+        out = subprocess.run(p, capture_output=True, text=True)
+        print("$", " ".join(p))
+        print(out.stdout, end="")
+        if out.stderr:
+            print("stderr:", out.stderr, end="")
+    keys = ("Name:", "State:", "Tgid:", "Pid:", "PPid:", "TracerPid:", "NStgid:", "NSpid:", "NSpgid:", "NSsid:", "Threads:")
+    pids = sorted(int(n) for n in os.listdir("/proc") if n.isdigit())
+    for pid in pids:
+        for tid in sorted(int(t) for t in os.listdir(f"/proc/{pid}/task")):
+            try:
+                with open(f"/proc/{pid}/task/{tid}/status") as f:
+                    lines = [l.rstrip("\n") for l in f if l.startswith(keys)]
+                with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                    stat = f.read()
+            except OSError as e:
+                lines, stat = [f"error {e.errno}"], ""
+            print(f"# {pid}/{tid}", " | ".join(lines))
+            # Fields after comm: state ppid pgrp session tty_nr tpgid.
+            print(f"  stat {stat[:stat.index(' ')]} {stat[stat.rindex(')') + 2:].split()[:6]}")
+    print("self", os.readlink("/proc/self"), os.readlink("/proc/thread-self"))
+    print("ns_last_pid", open("/proc/sys/kernel/ns_last_pid").read().strip())
+    print("pid_max", open("/proc/sys/kernel/pid_max").read().strip())
+    for k in kids:
+        try:
+            os.kill(k, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

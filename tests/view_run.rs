@@ -1,0 +1,209 @@
+//! `vprocfs run` end to end, against the kernel's own /proc in a pid namespace.
+
+mod common;
+
+use common::*;
+
+const PY: &str = "/usr/bin/python3";
+
+fn hostile() -> String {
+    script("hostile_tree.py").display().to_string()
+}
+
+#[test]
+fn ps_ef_shows_pid_1_and_nothing_of_the_host() {
+    if !privileged() {
+        return;
+    }
+    let (out, err, code) = in_vps(&[], &["ps", "-ef"]);
+    assert_eq!(code, 0, "stderr: {err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "only ps itself is in the VPS:\n{out}");
+    let cols: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(&cols[1..3], ["1", "0"], "ps is pid 1 with ppid 0: {out}");
+    assert!(lines[1].ends_with("ps -ef"), "{out}");
+}
+
+#[test]
+fn pidns_view_is_identical_to_the_kernel_on_a_hostile_tree() {
+    if !privileged() {
+        return;
+    }
+    let kernel = in_kernel_ns(&[PY, &hostile()]);
+    let (view, err, code) = in_vps(&[], &[PY, &hostile()]);
+    assert_eq!(code, 0, "stderr: {err}");
+    assert!(kernel.contains("Zl"), "the tree was built: {kernel}");
+    assert_eq!(view, kernel, "stderr of the view: {err}");
+}
+
+/// Comm names that contain digits would be renamed like pids by the comparison: they are
+/// compared verbatim by the exact pid-namespace test, and masked here.
+fn mask_comms(s: &str) -> String {
+    s.replace("a) 1 2 (b", "a)_one_two_(b")
+}
+
+fn tree_matches_kernel(numbering: &str) {
+    // Linear and sparse vpids are large; the kernel's are made large too, so that no pid
+    // looks like a thread count. Dense `ns` numbers are compared with dense ones.
+    let first = if numbering == "ns" {
+        "FIRST_PID="
+    } else {
+        "FIRST_PID=5000"
+    };
+    let kernel = mask_comms(&in_kernel_ns(&["env", first, PY, &hostile()]));
+    let (view, err, code) = in_vps(&["--no-pidns", "--numbering", numbering], &[PY, &hostile()]);
+    let view = mask_comms(&view);
+    assert_eq!(code, 0, "stderr: {err}");
+    assert!(err.contains("--no-pidns"), "the warning is printed: {err}");
+    // pid_max is per pid namespace: without one, the VPS sees the host's.
+    let map = assert_same_up_to_renaming(
+        &without(&kernel, &["pid_max"]),
+        &without(&view, &["pid_max"]),
+    );
+    assert!(map.len() > 20, "many numbers compared: {map:?}");
+}
+
+#[test]
+fn tree_view_with_ns_numbering_matches_the_kernel_up_to_renaming() {
+    if privileged() {
+        tree_matches_kernel("ns");
+    }
+}
+
+#[test]
+fn tree_view_with_linear_numbering_matches_the_kernel_up_to_renaming() {
+    if privileged() {
+        tree_matches_kernel("linear");
+    }
+}
+
+#[test]
+fn tree_view_with_sparse_numbering_matches_the_kernel_up_to_renaming() {
+    if privileged() {
+        tree_matches_kernel("sparse");
+    }
+}
+
+#[test]
+fn exit_status_is_the_commands() {
+    if !privileged() {
+        return;
+    }
+    for (flags, script, want) in [
+        (&[][..], "exit 7", 7),
+        // In a pid namespace init is immune to signals it does not handle, as the
+        // kernel makes it: the shell survives its own SIGTERM and exits normally.
+        (&[][..], "kill -TERM $$; exit 5", 5),
+        (&["--no-pidns"][..], "kill -TERM $$", 128 + 15),
+        (&["--no-pidns"][..], "exit 3", 3),
+        (&["--no-pidns"][..], "kill -KILL $$", 128 + 9),
+    ] {
+        let (_, err, code) = in_vps(flags, &["sh", "-c", script]);
+        assert_eq!(code, want, "{flags:?} {script}: {err}");
+    }
+    let (_, err, code) = in_vps(&[], &["/nonexistent/command"]);
+    assert_eq!(code, 127, "{err}");
+    assert!(err.contains("cannot run /nonexistent/command"), "{err}");
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    assert!(
+        !mounts.contains("fuse.vprocfs"),
+        "no mount is left: {mounts}"
+    );
+}
+
+#[test]
+fn members_die_with_init_in_tree_mode() {
+    if !privileged() {
+        return;
+    }
+    // Without a pid namespace $! is the real pid of the background sleep.
+    let (out, err, code) = in_vps(&["--no-pidns"], &["sh", "-c", "sleep 300 & echo $!"]);
+    assert_eq!(code, 0, "{err}");
+    let pid: i32 = out.trim().parse().expect("a pid");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    assert!(
+        stat.is_empty() || stat.contains(") Z"),
+        "the member was killed with init: {stat}"
+    );
+}
+
+#[test]
+fn tools_see_exactly_the_vps() {
+    if !privileged() {
+        return;
+    }
+    let script = r#"
+sleep 100 & a=$!
+sleep 100 & b=$!
+sleep 0.2
+echo "top:"; top -b -n1 | awk 'NR>7 {print $1, $NF}' | sort -n
+echo "pgrep:"; pgrep sleep
+echo "pidof:"; pidof sleep
+echo "psutil:"; /usr/bin/python3 -c 'import psutil; print(sorted(p.pid for p in psutil.process_iter())); print(psutil.Process().ppid())'
+kill $a $b
+"#;
+    let (out, err, code) = in_vps(&[], &["sh", "-c", script]);
+    assert_eq!(code, 0, "{err}\n{out}");
+    let kernel = in_kernel_ns(&["sh", "-c", script]);
+    assert_eq!(out, kernel, "stderr: {err}");
+    assert!(out.contains("pgrep:\n2\n3\n"), "{out}");
+    assert!(out.contains("pidof:\n3 2\n"), "{out}");
+}
+
+#[test]
+fn unprivileged_reader_is_refused_what_the_kernel_refuses() {
+    if !privileged() {
+        return;
+    }
+    let script = "setpriv --reuid 65534 --regid 65534 --clear-groups sh -c \
+        'cat /proc/1/stat >/dev/null && echo stat-ok; cat /proc/1/environ >/dev/null 2>&1 || echo environ-denied; ls /proc/1/fd >/dev/null 2>&1 || echo fd-denied'";
+    let (out, err, code) = in_vps(&[], &["sh", "-c", script]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "stat-ok\nenviron-denied\nfd-denied\n", "{err}");
+    assert_eq!(in_kernel_ns(&["sh", "-c", script]), out);
+}
+
+#[test]
+fn host_processes_cannot_be_reached_by_any_number() {
+    if !privileged() {
+        return;
+    }
+    let me = std::process::id();
+    // A number far above any vpid of this small VPS, and a real pid of the host.
+    let script = format!(
+        "for p in {me} 2 $(seq 3 40); do test -e /proc/$p && echo visible $p; done; \
+         ls /proc/{me}/task 2>/dev/null && echo leak; readlink /proc/{me}/exe 2>/dev/null && echo leak; echo done"
+    );
+    for flags in [&[][..], &["--no-pidns"][..]] {
+        let (out, err, code) = in_vps(flags, &["sh", "-c", &script]);
+        assert_eq!(code, 0, "{err}");
+        assert!(!out.contains("leak"), "{flags:?}: {out}");
+        assert!(!out.contains(&format!("visible {me}")), "{flags:?}: {out}");
+        assert!(out.ends_with("done\n"), "{out}");
+    }
+}
+
+#[test]
+fn processes_exiting_during_listing_never_break_ps() {
+    if !privileged() {
+        return;
+    }
+    let script = r#"
+( i=0; while [ $i -lt 300 ]; do sh -c 'exit 0'; i=$((i+1)); done ) &
+churn=$!
+n=0; bad=0
+while kill -0 $churn 2>/dev/null; do
+  ps -eLf >/dev/null 2>/tmp/vprocfs-ps-err.$$ || bad=$((bad+1))
+  [ -s /tmp/vprocfs-ps-err.$$ ] && bad=$((bad+1))
+  n=$((n+1))
+done
+rm -f /tmp/vprocfs-ps-err.$$
+echo "runs=$n bad=$bad"
+"#;
+    for flags in [&[][..], &["--no-pidns"][..]] {
+        let (out, err, code) = in_vps(flags, &["sh", "-c", script]);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("bad=0"), "{flags:?}: {out} {err}");
+    }
+}
