@@ -321,8 +321,10 @@ impl Vps {
     /// - [`Requested::Auto`] in linear mode is `pid + VPID_DIV`.
     /// - A request of 1 for init, or of `pid + VPID_DIV`, stays linear.
     /// - Any other request first switches the VPS to sparse mode
-    ///   ([`Vps::switch_to_sparse_mapping`]); if that fails the VPS stays linear and
-    ///   unchanged.
+    ///   ([`Vps::switch_to_sparse_mapping`]); if that fails, or the request itself is
+    ///   then refused (taken, or no room left for its own entry), the VPS stays linear
+    ///   and unchanged. (The seed switches first and stays sparse after such a refusal;
+    ///   here a failed call changes nothing, as every engine operation.)
     /// - In sparse mode a requested vpid that is taken fails with
     ///   [`EngineError::VpidTaken`] (`-EEXIST`); an automatic one that collides is found
     ///   by the seed's linear probe ([`Numbering::Ns`] uses dense numbers instead).
@@ -347,7 +349,22 @@ impl Vps {
                 Requested::Auto => return Ok(self.insert_number(pid, linear)),
                 Requested::Vpid(1) if pid == self.init_pid => return Ok(self.insert_number(pid, 1)),
                 Requested::Vpid(v) if v == linear => return Ok(self.insert_number(pid, v)),
-                Requested::Vpid(_) => self.switch_to_sparse_mapping()?,
+                Requested::Vpid(v) => {
+                    // Switch only once this allocation is sure to succeed, so that a
+                    // refused request (EEXIST, or no room for its own entry) leaves
+                    // the VPS linear and unchanged.
+                    let table = self.sparse_table()?;
+                    if table.len() >= self.config.max_mappings {
+                        return Err(EngineError::OutOfMappings {
+                            cap: self.config.max_mappings,
+                        });
+                    }
+                    if table.contains_key(&v) {
+                        return Err(EngineError::VpidTaken(v));
+                    }
+                    self.vpid_hash = table;
+                    self.mode = Mode::Sparse;
+                }
             }
         }
         if self.vpid_hash.len() >= self.config.max_mappings {
@@ -436,6 +453,13 @@ impl Vps {
         if self.mode == Mode::Sparse {
             return Ok(());
         }
+        self.vpid_hash = self.sparse_table()?;
+        self.mode = Mode::Sparse;
+        Ok(())
+    }
+
+    /// The table [`Vps::switch_to_sparse_mapping`] installs, built aside.
+    fn sparse_table(&self) -> Result<FxHashMap<Vpid, Pid>, EngineError> {
         let cap = self.config.max_mappings;
         let oom = EngineError::OutOfMappings { cap };
         let tasks_num = self.tasks_num();
@@ -453,9 +477,7 @@ impl Vps {
             }
             table.insert(n.vnr, pid);
         }
-        self.vpid_hash = table;
-        self.mode = Mode::Sparse;
-        Ok(())
+        Ok(table)
     }
 
     /// The seed's `free_vpid`: releases the vpid of a number that no member uses (one
