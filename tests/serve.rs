@@ -3,18 +3,11 @@
 mod common;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let p = std::env::temp_dir().join(format!("vprocfs-{tag}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&p);
-    fs::create_dir_all(&p).expect("temp dir");
-    p
-}
 
 fn mounted(p: &Path) -> bool {
     fs::read_to_string("/proc/self/mounts")
@@ -60,7 +53,8 @@ fn each_reader_sees_its_own_vps() {
     if !privileged() {
         return;
     }
-    let dir = temp_dir("serve");
+    let tmp = TempDir::new("serve");
+    let dir = tmp.0.clone();
     let mnt = dir.join("mnt");
     fs::create_dir_all(&mnt).unwrap();
 
@@ -75,6 +69,7 @@ fn each_reader_sees_its_own_vps() {
         .args([
             "--pid",
             "--fork",
+            "--kill-child",
             "sh",
             "-c",
             &reader_script(&mnt, &dir, "b"),
@@ -160,7 +155,6 @@ fn each_reader_sees_its_own_vps() {
     assert!(status.success(), "serve exits 0 on SIGTERM");
     assert!(!mounted(&mnt), "unmounted");
     drop((a, b));
-    let _ = fs::remove_dir_all(&dir);
 }
 
 #[test]

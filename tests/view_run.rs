@@ -29,10 +29,15 @@ fn pidns_view_is_identical_to_the_kernel_on_a_hostile_tree() {
     if !privileged() {
         return;
     }
-    let kernel = in_kernel_ns(&[PY, &hostile()]);
-    let (view, err, code) = in_vps(&[], &[PY, &hostile()]);
+    // REUSE=1 adds a process that gets the number of one that just died.
+    let kernel = in_kernel_ns(&["env", "REUSE=1", PY, &hostile()]);
+    let (view, err, code) = in_vps(&[], &["env", "REUSE=1", PY, &hostile()]);
     assert_eq!(code, 0, "stderr: {err}");
     assert!(kernel.contains("Zl"), "the tree was built: {kernel}");
+    assert!(
+        kernel.starts_with("reused True\n"),
+        "a pid was reused: {kernel}"
+    );
     assert_eq!(view, kernel, "stderr of the view: {err}");
 }
 
@@ -205,5 +210,67 @@ echo "runs=$n bad=$bad"
         let (out, err, code) = in_vps(flags, &["sh", "-c", script]);
         assert_eq!(code, 0, "{err}");
         assert!(out.contains("bad=0"), "{flags:?}: {out} {err}");
+    }
+}
+
+#[test]
+fn proc_link_count_counts_only_the_vps() {
+    if !privileged() {
+        return;
+    }
+    // The kernel's /proc link count is a fixed base plus one per process of the whole
+    // host (a leak, even in a pid namespace); the view counts the VPS's processes.
+    let script = "sleep 100 & sleep 100 & sleep 0.1; \
+        echo $(( $(stat -c %h /proc) - $(ls /proc | grep -c '^[0-9]*$') )); kill $(jobs -p) 2>/dev/null; true";
+    let base = |s: &str| -> i64 { s.trim().parse().expect("a number") };
+    let (out, err, code) = in_vps(&[], &["sh", "-c", script]);
+    assert_eq!(code, 0, "{err}");
+    let host = std::fs::metadata("/proc")
+        .map(|m| std::os::unix::fs::MetadataExt::nlink(&m) as i64)
+        .unwrap()
+        - host_pids().len() as i64;
+    // The host's count races with processes starting and ending; the view's does not.
+    assert!(
+        (base(&out) - host).abs() <= 3,
+        "view base {} vs host base {host}",
+        base(&out)
+    );
+}
+
+#[test]
+fn ctrl_c_ends_the_vps_and_leaves_nothing() {
+    if !privileged() {
+        return;
+    }
+    use std::os::unix::process::CommandExt;
+    for flags in [&[][..], &["--no-pidns"][..]] {
+        let mut cmd = std::process::Command::new(vprocfs());
+        cmd.arg("run")
+            .args(flags)
+            .args(["--", "sh", "-c", "sleep 100; sleep 100"]);
+        cmd.process_group(0);
+        cmd.stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let child = cmd.spawn().expect("spawn");
+        let pgid = child.id() as i32;
+        let mut guard = ChildGuard(Some(child));
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        // A terminal's Ctrl-C: SIGINT to the whole foreground process group.
+        nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(pgid),
+            nix::sys::signal::Signal::SIGINT,
+        )
+        .unwrap();
+        let status = guard.0.take().unwrap().wait().unwrap();
+        assert_eq!(
+            status.code(),
+            Some(130),
+            "{flags:?}: exit status 128 + SIGINT"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let left = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), None);
+        assert!(left.is_err(), "{flags:?}: no process of the VPS is left");
+        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+        assert!(!mounts.contains("fuse.vprocfs"), "no mount is left");
     }
 }

@@ -97,6 +97,28 @@ impl Drop for MountGuard {
     }
 }
 
+/// A temporary directory removed when dropped. Declare it before the guards of what
+/// lives in it (mounts, processes), so that it goes last.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    /// A fresh directory named after `tag` and this test process.
+    pub fn new(tag: &str) -> TempDir {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let p = std::env::temp_dir().join(format!("vprocfs-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("temp dir");
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// `vprocfs run [flags] -- argv…`, stdout and stderr as text.
 pub fn in_vps(flags: &[&str], argv: &[&str]) -> (String, String, i32) {
     let mut cmd = Command::new(vprocfs());

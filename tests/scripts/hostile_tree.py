@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -113,6 +114,28 @@ def reuse(w):
         os.waitpid(p, 0)
 
 
+def reuse_a_pid():
+    """A process exits and is reaped; the next process gets its number again.
+
+    The namespace's last pid is set through a private procfs instance of the namespace
+    (we are root in it; a vprocfs view is read-only), mounted the same way in both runs
+    so that both allocate the same pids."""
+    d = tempfile.mkdtemp(prefix="hostile-tree-proc-")
+    subprocess.run(["mount", "-t", "proc", "proc", d], check=True)
+    try:
+        victim = child(named(b"victim one"))
+        os.kill(victim, signal.SIGKILL)
+        os.waitpid(victim, 0)
+        with open(d + "/sys/kernel/ns_last_pid", "w") as f:
+            f.write(str(victim - 1))
+        again = child(named(b"victim two"))
+    finally:
+        subprocess.run(["umount", d], check=True)
+        os.rmdir(d)
+    print("reused", again == victim)
+    return again
+
+
 def main():
     # Without a pid namespace getpid() is the real pid; the view still calls us 1.
     if os.readlink("/proc/self") != "1":
@@ -138,6 +161,13 @@ def main():
         child(leader_exits),
         child(reuse),
     ]
+    if os.environ.get("REUSE"):
+        kids.append(reuse_a_pid())
+    # A pidfd, a lock and a thread list to read back through /proc.
+    pidfd = os.pidfd_open(kids[0])
+    lockfile = tempfile.NamedTemporaryFile("w", prefix="hostile-tree-lock-", delete=False)
+    import fcntl
+    fcntl.flock(lockfile, fcntl.LOCK_EX)
     time.sleep(0.5)
     probes = [
         ["ps", "-eo", "pid,ppid,pgid,sid,tpgid,stat,nlwp,comm"],
@@ -165,6 +195,20 @@ def main():
             # Fields after comm: state ppid pgrp session tty_nr tpgid.
             print(f"  stat {stat[:stat.index(' ')]} {stat[stat.rindex(')') + 2:].split()[:6]}")
     print("self", os.readlink("/proc/self"), os.readlink("/proc/thread-self"))
+    with open(f"/proc/self/fdinfo/{pidfd}") as f:
+        print("pidfd", " | ".join(l.strip() for l in f if l.startswith(("Pid:", "NSpid:"))))
+    ino = os.fstat(lockfile.fileno()).st_ino
+    with open("/proc/locks") as f:
+        for l in f:
+            words = l.split()
+            if any(w.count(":") == 2 and w.endswith(f":{ino}") for w in words):
+                print("lock", words[1:5])
+    print("children", open("/proc/1/task/1/children").read().split())
+    # By name: without a pid namespace fork() returns real pids, which the view hides.
+    multi = [p for p in pids if open(f"/proc/{p}/comm").read() == "threads\n"]
+    print("sched", open(f"/proc/{multi[0]}/sched").readline().strip())
+    lockfile.close()
+    os.unlink(lockfile.name)
     print("ns_last_pid", open("/proc/sys/kernel/ns_last_pid").read().strip())
     print("pid_max", open("/proc/sys/kernel/pid_max").read().strip())
     for k in kids:

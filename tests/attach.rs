@@ -1,0 +1,130 @@
+//! `vprocfs attach`: a served view put over `/proc` of a running container, and a
+//! process that joins the container later with `nsenter`.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+fn mounted(p: &Path) -> bool {
+    fs::read_to_string("/proc/self/mounts")
+        .map(|m| {
+            m.lines()
+                .any(|l| l.split(' ').nth(1) == p.to_str() && l.contains("fuse"))
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn attach_puts_the_view_over_a_running_containers_proc() {
+    if !privileged() {
+        return;
+    }
+    let tmp = TempDir::new("attach");
+    let dir = tmp.0.clone();
+    let mnt = dir.join("mnt");
+    fs::create_dir_all(&mnt).unwrap();
+    let d = dir.display();
+    // A container: its own pid and mount namespaces; it reads /proc once told to.
+    let script = format!(
+        "until [ -e {d}/go ]; do sleep 0.02; done; \
+         {{ ls /proc | grep -E '^[0-9]+$' | sort -n | tr '\\n' ' '; echo; readlink /proc/self; \
+            cut -d' ' -f1,2,4 /proc/1/stat; }} > {d}/out.tmp; mv {d}/out.tmp {d}/out; sleep 30"
+    );
+    let container = Command::new("unshare")
+        .args([
+            "--pid",
+            "--fork",
+            "--mount",
+            "--kill-child",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn container");
+    let unshare_pid = container.id();
+    let _container = ChildGuard(Some(container));
+    let children = || -> Vec<i32> {
+        fs::read_to_string(format!("/proc/{unshare_pid}/task/{unshare_pid}/children"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|s| s.parse().ok())
+            .collect()
+    };
+    assert!(wait_until(Duration::from_secs(5), || !children().is_empty()));
+    let init = children()[0];
+
+    let serve = Command::new(vprocfs())
+        .arg("serve")
+        .arg(&mnt)
+        .args(["--vps", &format!("c:pidns={init}")])
+        .spawn()
+        .expect("spawn serve");
+    let _serve = ChildGuard(Some(serve));
+    let _mount = MountGuard(mnt.clone());
+    assert!(wait_until(Duration::from_secs(10), || mounted(&mnt)));
+
+    let out = Command::new(vprocfs())
+        .args(["attach", "--pid", &init.to_string()])
+        .arg(&mnt)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "attach: {out:?}");
+    // The host's own /proc is untouched.
+    let host_mounts = fs::read_to_string("/proc/self/mounts").unwrap();
+    assert!(
+        host_mounts
+            .lines()
+            .any(|l| l.starts_with("proc /proc proc")),
+        "{host_mounts}"
+    );
+
+    fs::write(dir.join("go"), "").unwrap();
+    assert!(wait_until(Duration::from_secs(10), || dir
+        .join("out")
+        .exists()));
+    let seen = fs::read_to_string(dir.join("out")).unwrap();
+    let lines: Vec<&str> = seen.lines().collect();
+    let pids: Vec<i64> = lines[0]
+        .split_whitespace()
+        .map(|s| s.parse().unwrap())
+        .collect();
+    assert_eq!(pids[0], 1, "{seen}");
+    assert!(
+        pids.iter().all(|&p| p < 1000),
+        "namespace numbers only: {seen}"
+    );
+    assert!(!pids.contains(&i64::from(std::process::id())), "{seen}");
+    assert_eq!(lines[2], "1 (sh) 0", "{seen}");
+
+    // A process that joins later (nsenter) is a member too, seen by its own number.
+    let joined = Command::new("nsenter")
+        .args(["-t", &init.to_string(), "-p", "-m", "--", "sh", "-c"])
+        .arg("readlink /proc/self; cut -d' ' -f1,2 /proc/1/stat; test -e /proc/1/task/1 && echo task-ok")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&joined.stdout);
+    let jl: Vec<&str> = text.lines().collect();
+    assert_eq!(jl.len(), 3, "{joined:?}");
+    let own: i64 = jl[0].parse().expect("its own vpid");
+    assert!(own > 1 && own < 1000, "{text}");
+    assert_eq!(jl[1], "1 (sh)");
+    assert_eq!(jl[2], "task-ok");
+}
