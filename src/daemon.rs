@@ -2,20 +2,27 @@
 //! FUSE session, and turning signals into an orderly stop.
 
 use std::io;
-use std::sync::Arc;
+use std::os::fd::AsFd;
+use std::sync::{Arc, Mutex, Weak};
 use std::thread;
 use std::time::Duration;
 
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
 
 use crate::events::{Batch, EventStream};
+use crate::stats::Stats;
 use crate::view::View;
 
-/// Starts the thread that feeds kernel process events to membership. Returns false (and
-/// the view falls back to rescanning `/proc` when it is listed) where the connector
-/// cannot be opened: not root, or not in the initial namespaces.
+/// Starts following kernel process events into membership: a thread that waits for
+/// them, and a catch-up the view calls when a reader asks for a task membership has not
+/// heard of yet (the kernel queues a fork's event before the child runs, so draining
+/// the socket at that moment finds it). Both take events under one lock, so they are
+/// applied in the kernel's order. Returns false (and the view falls back to rescanning
+/// `/proc` when it is listed) where the connector cannot be opened: not root, or not in
+/// the initial namespaces.
 pub fn follow_events(view: &Arc<View>) -> bool {
-    let mut stream = match EventStream::open() {
+    let stream = match EventStream::open() {
         Ok(s) => s,
         Err(e) => {
             log::warn!(
@@ -24,25 +31,38 @@ pub fn follow_events(view: &Arc<View>) -> bool {
             return false;
         }
     };
+    let fd = match stream.socket().as_fd().try_clone_to_owned() {
+        Ok(fd) => fd,
+        Err(e) => {
+            log::warn!("process events unavailable ({e}); falling back to rescans");
+            return false;
+        }
+    };
+    let stream = Arc::new(Mutex::new(stream));
+    let weak: Weak<View> = Arc::downgrade(view);
+    let drain_stream = Arc::clone(&stream);
+    view.set_catch_up(Box::new(move || {
+        if let Some(view) = weak.upgrade() {
+            drain(&drain_stream, &view);
+        }
+    }));
     let events_view = Arc::clone(view);
     let spawned = thread::Builder::new()
         .name("vprocfs-events".into())
         .spawn(move || loop {
-            let view = &events_view;
-            match stream.next_batch(Some(Duration::from_millis(500))) {
-                Ok(Batch::Events(evs)) => view.with_tracker(|t| {
-                    for ev in &evs {
-                        t.on_event(ev);
+            let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, PollTimeout::from(500u16)) {
+                Ok(0) => events_view.with_tracker(|t| t.reap()),
+                Ok(_) => {
+                    if !drain(&stream, &events_view) {
+                        events_view.set_events(false);
+                        return;
                     }
-                }),
-                Ok(Batch::Overrun) => {
-                    log::info!("process events were lost; rescanning /proc");
-                    view.with_tracker(|t| t.rescan());
                 }
-                Ok(Batch::Idle) => view.with_tracker(|t| t.reap()),
+                Err(nix::errno::Errno::EINTR) => {}
                 Err(e) => {
                     log::error!("process events stopped: {e}; falling back to rescans");
-                    view.set_events(false);
+                    events_view.set_events(false);
                     return;
                 }
             }
@@ -59,7 +79,28 @@ pub fn follow_events(view: &Arc<View>) -> bool {
     }
 }
 
-/// The signals that stop the daemon.
+/// Applies every event queued on the socket, without waiting. False if the socket
+/// failed for good.
+fn drain(stream: &Mutex<EventStream>, view: &View) -> bool {
+    let mut stream = stream.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        match stream.next_batch(Some(Duration::ZERO)) {
+            Ok(Batch::Events(evs)) => view.on_events(&evs),
+            Ok(Batch::Overrun) => {
+                log::info!("process events were lost; rescanning /proc");
+                view.with_tracker(|t| t.rescan());
+            }
+            Ok(Batch::Idle) => return true,
+            Err(e) => {
+                log::error!("process events stopped: {e}; falling back to rescans");
+                return false;
+            }
+        }
+    }
+}
+
+/// The signals the daemon handles: those that stop it, and SIGUSR1, which prints its
+/// statistics to standard error.
 pub fn stop_signals() -> SigSet {
     let mut set = SigSet::empty();
     for s in [
@@ -67,6 +108,7 @@ pub fn stop_signals() -> SigSet {
         Signal::SIGTERM,
         Signal::SIGHUP,
         Signal::SIGQUIT,
+        Signal::SIGUSR1,
     ] {
         set.add(s);
     }
@@ -80,7 +122,12 @@ pub fn block_stop_signals() -> io::Result<()> {
     stop_signals().thread_block().map_err(io::Error::from)
 }
 
-/// Waits for one of the stop signals.
-pub fn wait_signal() -> io::Result<Signal> {
-    stop_signals().wait().map_err(io::Error::from)
+/// Waits for a signal that stops the daemon, printing `stats` on each SIGUSR1 meanwhile.
+pub fn wait_signal(stats: &Stats) -> io::Result<Signal> {
+    loop {
+        match stop_signals().wait().map_err(io::Error::from)? {
+            Signal::SIGUSR1 => eprintln!("vprocfs: {}", stats.line()),
+            sig => return Ok(sig),
+        }
+    }
 }

@@ -11,21 +11,19 @@ use fuser::{
     ReplyEntry, ReplyIoctl, ReplyOpen, ReplyXattr, Request,
 };
 
+use crate::stats::{Op, Stats};
 use crate::view::{Attr, Kind, View};
-
-/// How long the kernel may keep an answer. Zero: a pid's entry and its attributes depend
-/// on who asks and on processes that come and go, so every walk asks again.
-const TTL: Duration = Duration::ZERO;
 
 /// The filesystem served to the kernel.
 pub struct ProcFs {
     view: Arc<View>,
+    stats: Arc<Stats>,
 }
 
 impl ProcFs {
-    /// Serves `view`.
-    pub fn new(view: Arc<View>) -> Self {
-        ProcFs { view }
+    /// Serves `view`, counting requests into `stats`.
+    pub fn new(view: Arc<View>, stats: Arc<Stats>) -> Self {
+        ProcFs { view, stats }
     }
 }
 
@@ -73,29 +71,37 @@ impl Filesystem for ProcFs {
     }
 
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        self.stats.count(Op::Lookup);
         let Some(name) = name.to_str() else {
             return reply.error(Errno::ENOENT);
         };
         let reader = self.view.reader(req.pid());
+        log::trace!("lookup {name:?} in {}", parent.0);
         match self.view.lookup(reader, parent.0, name) {
-            Ok(a) => reply.entry(&TTL, &file_attr(&a), Generation(0)),
+            Ok(a) => {
+                reply.entry_with_ttls(&a.attr_ttl, &a.entry_ttl, &file_attr(&a), Generation(0))
+            }
             Err(e) => reply.error(err(e)),
         }
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        self.stats.count(Op::Forget);
         self.view.forget(ino.0, nlookup);
     }
 
     fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        self.stats.count(Op::Getattr);
         let reader = self.view.reader(req.pid());
+        log::trace!("getattr {}", ino.0);
         match self.view.getattr(reader, ino.0) {
-            Ok(a) => reply.attr(&TTL, &file_attr(&a)),
+            Ok(a) => reply.attr(&a.attr_ttl, &file_attr(&a)),
             Err(e) => reply.error(err(e)),
         }
     }
 
     fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {
+        self.stats.count(Op::Readlink);
         let reader = self.view.reader(req.pid());
         match self.view.readlink(reader, ino.0) {
             Ok(t) => reply.data(&t),
@@ -104,8 +110,9 @@ impl Filesystem for ProcFs {
     }
 
     fn open(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        self.stats.count(Op::Open);
         let reader = self.view.reader(req.pid());
-        match self.view.open(reader, ino.0) {
+        match self.view.open(reader, ino.0, req.uid(), req.gid()) {
             // procfs files report size 0: only direct I/O reads them whole.
             Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_DIRECT_IO),
             Err(e) => reply.error(err(e)),
@@ -123,6 +130,7 @@ impl Filesystem for ProcFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        self.stats.count(Op::Read);
         match self.view.read(fh.0, offset, size) {
             Ok(d) => reply.data(&d),
             Err(e) => reply.error(err(e)),
@@ -139,6 +147,7 @@ impl Filesystem for ProcFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        self.stats.count(Op::Release);
         self.view.release(fh.0);
         reply.ok();
     }
@@ -151,6 +160,7 @@ impl Filesystem for ProcFs {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
+        self.stats.count(Op::Flush);
         // Nothing is written through the view: ENOSYS tells the kernel never to send
         // flush again, which saves a round trip per close.
         reply.error(Errno::ENOSYS);
@@ -164,12 +174,14 @@ impl Filesystem for ProcFs {
         _size: u32,
         reply: ReplyXattr,
     ) {
+        self.stats.count(Op::Xattr);
         // procfs has no extended attributes; ENOSYS makes the kernel answer
         // EOPNOTSUPP itself from now on.
         reply.error(Errno::ENOSYS);
     }
 
     fn listxattr(&self, _req: &Request, _ino: INodeNo, _size: u32, reply: ReplyXattr) {
+        self.stats.count(Op::Xattr);
         reply.error(Errno::ENOSYS);
     }
 
@@ -184,11 +196,13 @@ impl Filesystem for ProcFs {
         _out_size: u32,
         reply: ReplyIoctl,
     ) {
+        self.stats.count(Op::Ioctl);
         // procfs files are no terminals (isatty asks with TCGETS): the kernel's answer.
         reply.error(Errno::ENOTTY);
     }
 
     fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        self.stats.count(Op::Opendir);
         let reader = self.view.reader(req.pid());
         match self.view.opendir(reader, ino.0) {
             Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
@@ -204,6 +218,7 @@ impl Filesystem for ProcFs {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
+        self.stats.count(Op::Readdir);
         match self.view.readdir(fh.0, offset) {
             Ok(entries) => {
                 for (i, e) in entries.iter().enumerate() {
@@ -226,6 +241,7 @@ impl Filesystem for ProcFs {
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
+        self.stats.count(Op::Releasedir);
         self.view.release(fh.0);
         reply.ok();
     }

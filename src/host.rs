@@ -116,6 +116,20 @@ pub fn pidns_inode(tid: Pid) -> io::Result<u64> {
     Ok(fs::metadata(proc_path(&format!("{tid}/ns/pid")))?.ino())
 }
 
+/// Whether task `tid` has `gid` among its supplementary groups (`Groups:` in status).
+pub fn in_group(tid: Pid, gid: u32) -> bool {
+    if tid <= 0 {
+        return false;
+    }
+    let Ok(status) = fs::read_to_string(proc_path(&format!("{tid}/status"))) else {
+        return false;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Groups:"))
+        .is_some_and(|g| g.split_whitespace().any(|x| x.parse() == Ok(gid)))
+}
+
 /// Whether process group `pgid` still exists: `kill(-pgid, 0)` succeeds or is refused,
 /// but does not answer `ESRCH`. A group outlives its leader while it has members.
 pub fn process_group_exists(pgid: Pid) -> bool {

@@ -9,7 +9,8 @@
 //!   `/proc`).
 //! - [`engine`]: the pure VPID translation engine (OpenVZ's 2006 VPID design).
 //! - [`render`]: pure renderers that rewrite kernel text with a VPS's numbers.
-//! - [`cli`] and [`daemon`]: the `run`, `serve` and `attach` commands.
+//! - [`cli`] and [`daemon`]: the `run`, `serve` and `attach` commands; [`stats`]: what
+//!   the daemon counts.
 //! - [`sys`]: the one module with `unsafe` code.
 
 // `unsafe` is confined to `sys`, whose files opt back in explicitly.
@@ -23,5 +24,6 @@ pub mod fuse;
 pub mod host;
 pub mod membership;
 pub mod render;
+pub mod stats;
 pub mod sys;
 pub mod view;

@@ -35,7 +35,8 @@ fn reader_script(mnt: &Path, dir: &Path, name: &str) -> String {
     format!(
         "until [ -e {d}/go ]; do sleep 0.02; done; \
          {{ ls {m} | grep -E '^[0-9]+$' | sort -n | tr '\\n' ' '; echo; \
-            cut -d' ' -f1,4 {m}/1/stat; readlink {m}/self; }} > {d}/{name}.tmp; \
+            cut -d' ' -f1,4 {m}/1/stat; readlink {m}/self; \
+            for p in $(cat {d}/forbidden_{name}); do test -e {m}/$p && echo visible $p; done; }} > {d}/{name}.tmp; \
          mv {d}/{name}.tmp {d}/{name}; sleep 30"
     )
 }
@@ -102,6 +103,12 @@ fn each_reader_sees_its_own_vps() {
         "the view is mounted"
     );
 
+    // Real pids that no VPS reader may reach: the other VPS's, the host's.
+    let forbidden = format!(
+        "{a_pid} {b_init} {b_unshare} {} {serve_pid}",
+        std::process::id()
+    );
+    fs::write(dir.join("forbidden"), forbidden).unwrap();
     fs::write(dir.join("go"), "").unwrap();
     assert!(wait_until(Duration::from_secs(20), || dir
         .join("a")
@@ -109,6 +116,14 @@ fn each_reader_sees_its_own_vps() {
         && dir.join("b").exists()));
     let out_a = fs::read_to_string(dir.join("a")).unwrap();
     let out_b = fs::read_to_string(dir.join("b")).unwrap();
+    assert!(
+        !out_a.contains("visible"),
+        "VPS a reaches no real pid: {out_a}"
+    );
+    assert!(
+        !out_b.contains("visible"),
+        "VPS b reaches no real pid: {out_b}"
+    );
 
     // a: init is 1, the other members are real pid + 1024 (linear), nothing else.
     let lines_a: Vec<&str> = out_a.lines().collect();

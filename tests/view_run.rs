@@ -274,3 +274,22 @@ fn ctrl_c_ends_the_vps_and_leaves_nothing() {
         assert!(!mounts.contains("fuse.vprocfs"), "no mount is left");
     }
 }
+
+#[test]
+fn a_reaped_process_is_gone_at_once() {
+    if !privileged() {
+        return;
+    }
+    // Visible the moment it is forked; looked up while alive, so that any cached entry
+    // would show; gone once waited for.
+    let script = "for i in 1 2 3 4 5 6 7 8 9 10; do \
+        sleep 0.05 & p=$!; test -e /proc/$p || echo missing; cat /proc/$p/stat >/dev/null; \
+        wait $p; test -e /proc/$p && echo stale; test -e /proc/$p/stat && echo stale-stat; \
+        done; echo done";
+    // With a pid namespace only: without one, `$!` is a real pid, which the view does
+    // not resolve (a documented limit).
+    let (out, err, code) = in_vps(&[], &["sh", "-c", script]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "done\n");
+    assert_eq!(in_kernel_ns(&["sh", "-c", script]), "done\n");
+}

@@ -33,6 +33,7 @@ use crate::daemon;
 use crate::fuse::ProcFs;
 use crate::host;
 use crate::membership::{Source, Tracker};
+use crate::stats::Stats;
 use crate::sys::process::{fork, Forked};
 use crate::view::View;
 
@@ -155,8 +156,9 @@ pub(super) fn run(a: RunArgs) -> Result<i32, String> {
             return Err(format!("cannot set up the VPS: {e}"));
         }
     };
-    let view = Arc::new(View::new(tracker));
+    let view = Arc::new(View::single(tracker, vps));
     daemon::follow_events(&view);
+    let stats = Arc::new(Stats::default());
     let session_config = {
         let mut c = fuser::Config::default();
         c.acl = fuser::SessionACL::All;
@@ -164,7 +166,7 @@ pub(super) fn run(a: RunArgs) -> Result<i32, String> {
         c
     };
     let session = fuser::Session::from_fd(
-        ProcFs::new(Arc::clone(&view)),
+        ProcFs::new(Arc::clone(&view), Arc::clone(&stats)),
         OwnedFd::from(fuse),
         fuser::SessionACL::All,
         session_config,
@@ -178,10 +180,11 @@ pub(super) fn run(a: RunArgs) -> Result<i32, String> {
             return Err(format!("cannot serve the view: {e}"));
         }
     };
+    let signal_stats = Arc::clone(&stats);
     std::thread::Builder::new()
         .name("vprocfs-signals".into())
         .spawn(move || {
-            while let Ok(sig) = daemon::wait_signal() {
+            while let Ok(sig) = daemon::wait_signal(&signal_stats) {
                 // SIGINT and SIGQUIT from a terminal reach the VPS's processes directly.
                 if matches!(sig, Signal::SIGTERM | Signal::SIGHUP) {
                     let _ = kill(NixPid::from_raw(init), sig);
@@ -195,6 +198,7 @@ pub(super) fn run(a: RunArgs) -> Result<i32, String> {
     drop(go_w);
 
     let code = wait_for(relay);
+    log::info!("{}", stats.line());
     if !pidns {
         // The kernel ends a pid namespace with its init; a tree VPS is ended here.
         kill_members(&view, vps);
@@ -209,6 +213,8 @@ pub(super) fn run(a: RunArgs) -> Result<i32, String> {
 /// a reused pid is never hit.
 fn kill_members(view: &View, vps: crate::engine::VpsId) {
     for _ in 0..100 {
+        // Events first: a rescan alone would judge an orphan by its new parent.
+        view.catch_up();
         view.with_tracker(|t| t.rescan());
         let members: Vec<(i32, Option<u64>)> = view.with_tracker(|t| {
             t.members(vps)

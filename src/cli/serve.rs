@@ -11,6 +11,7 @@ use super::{need_root, AttachArgs, NumberingArg, ServeArgs};
 use crate::daemon;
 use crate::fuse::ProcFs;
 use crate::membership::{Source, Tracker};
+use crate::stats::Stats;
 use crate::sys::process::{fork, move_mount_to, open_tree_clone, Forked};
 use crate::view::View;
 
@@ -58,7 +59,9 @@ pub(super) fn serve(a: ServeArgs) -> Result<i32, String> {
     ];
     config.acl = fuser::SessionACL::All;
     config.n_threads = Some(2);
-    let session = fuser::Session::new(ProcFs::new(Arc::clone(&view)), &a.mountpoint, &config)
+    let stats = Arc::new(Stats::default());
+    let fs = ProcFs::new(Arc::clone(&view), Arc::clone(&stats));
+    let session = fuser::Session::new(fs, &a.mountpoint, &config)
         .and_then(|s| s.spawn())
         .map_err(|e| format!("cannot mount {}: {e}", a.mountpoint.display()))?;
     log::info!(
@@ -66,8 +69,12 @@ pub(super) fn serve(a: ServeArgs) -> Result<i32, String> {
         a.vps.len(),
         a.mountpoint.display()
     );
-    let sig = daemon::wait_signal().map_err(|e| e.to_string())?;
-    log::info!("{sig}: unmounting {}", a.mountpoint.display());
+    let sig = daemon::wait_signal(&stats).map_err(|e| e.to_string())?;
+    log::info!(
+        "{sig}: unmounting {}; {}",
+        a.mountpoint.display(),
+        stats.line()
+    );
     session
         .umount_and_join()
         .map_err(|e| format!("cannot unmount {}: {e}", a.mountpoint.display()))?;

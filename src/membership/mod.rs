@@ -499,12 +499,18 @@ impl Tracker {
                     return;
                 };
                 match parent_vps {
-                    Some(id) if !self.known.contains_key(&info.tid) => {
-                        if !self.admit(id, &info) {
+                    Some(id) => {
+                        // The event is the authority: a rescan that ran first may have
+                        // judged the child by its new parent after a reparenting.
+                        let known = self.known.get(&info.tid).copied();
+                        if known.is_some_and(|k| k.start == info.start && k.vps.is_none()) {
+                            self.known.remove(&info.tid);
+                        }
+                        if !self.known.contains_key(&info.tid) && !self.admit(id, &info) {
                             self.classify(&info, 0);
                         }
                     }
-                    _ => {
+                    None => {
                         self.classify(&info, 0);
                     }
                 }

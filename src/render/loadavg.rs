@@ -10,6 +10,15 @@ use super::{push_num, splice, tokens, ParseError};
 
 const FILE: &str = "loadavg";
 
+/// The kernel's count of running threads (before the '/'), host-wide.
+pub fn running(raw: &[u8]) -> Option<u32> {
+    let toks = tokens(raw, 0, |c| c == b' ' || c == b'\n');
+    let &(ts, te) = toks.get(3)?;
+    let field = raw.get(ts..te)?;
+    let slash = field.iter().position(|&c| c == b'/')?;
+    super::parse_num(field.get(..slash)?)
+}
+
 /// Replaces the last field with `last_pid` and, when `threads` is
 /// `Some((running, total))`, the "running/total" field too.
 pub fn render_loadavg(
@@ -44,6 +53,18 @@ pub fn render_loadavg(
     push_num(&mut b, last_pid);
     edits.push((ps, pe, b));
     splice(raw, &edits, FILE)
+}
+
+#[cfg(test)]
+mod running_tests {
+    use super::running;
+
+    #[test]
+    fn reads_the_running_count() {
+        assert_eq!(running(b"0.00 0.01 0.05 3/234 5678\n"), Some(3));
+        assert_eq!(running(b"0.00 0.01 0.05 x/234 5678\n"), None);
+        assert_eq!(running(b"garbage"), None);
+    }
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@
 use std::collections::HashMap;
 
 pub mod children;
+pub mod comm;
 pub mod fdinfo;
 pub mod loadavg;
 pub mod locks;
@@ -214,6 +215,26 @@ pub(crate) fn splice(
     }
     out.extend_from_slice(raw.get(at..).unwrap_or_default());
     Ok(out)
+}
+
+/// io_uring names its kernel threads after the real pid of the task they serve
+/// (`iou-sqp-<pid>`, `iou-wrk-<pid>`): a global id that the kernel shows even inside a
+/// pid namespace. Returns the name with that pid translated, or `None` for any other
+/// name (which stays byte for byte).
+pub fn io_uring_comm(comm: &[u8], map: &dyn PidMap) -> Option<Vec<u8>> {
+    for prefix in [b"iou-sqp-".as_slice(), b"iou-wrk-".as_slice()] {
+        let Some(digits) = comm.strip_prefix(prefix) else {
+            continue;
+        };
+        if !digits.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let real: i32 = parse_num(digits)?;
+        let mut out = prefix.to_vec();
+        push_num(&mut out, xlate(real, |p| map.pid(p)));
+        return Some(out);
+    }
+    None
 }
 
 /// Splits into lines, each keeping its trailing '\n' (the last may lack one).

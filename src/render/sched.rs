@@ -52,7 +52,16 @@ pub fn render_sched(raw: &[u8], map: &dyn PidMap) -> Result<Vec<u8>, ParseError>
     let pid: i32 = parse_num(raw.get(ps..pe).unwrap_or_default()).ok_or(bad("pid"))?;
     let mut b = Vec::new();
     push_num(&mut b, xlate(pid, |p| map.pid(p)));
-    let mut edits = vec![(ps, pe, b)];
+    let mut edits = Vec::new();
+    // The header's comm ends at " (" before the pid.
+    let comm_end = ps.saturating_sub(2);
+    if let Some(name) = raw
+        .get(..comm_end)
+        .and_then(|c| super::io_uring_comm(c, map))
+    {
+        edits.push((0, comm_end, name));
+    }
+    edits.push((ps, pe, b));
 
     let mut at = body;
     for line in lines(raw.get(body..).unwrap_or_default()) {

@@ -162,6 +162,9 @@ pub fn render_stat(raw: &[u8], map: &dyn PidMap, running: bool) -> Result<Vec<u8
         (range.0, range.1, b)
     };
     let mut edits = vec![put(l.pid, xlate(pid, |p| map.pid(p)))];
+    if let Some(name) = super::io_uring_comm(l.comm, map) {
+        edits.push((l.pid.1 + 2, l.pid.1 + 2 + l.comm.len(), name));
+    }
     if running {
         edits.push((at(3).0, at(3).1, vec![b'R']));
     }

@@ -212,6 +212,15 @@ pub fn render_status(raw: &[u8], map: &dyn PidMap, running: bool) -> Result<Vec<
                 }
                 put_one(&mut out, key, value, pid_field(field)?);
             }
+            b"Name" => {
+                match super::io_uring_comm(value.strip_prefix(b"\t").unwrap_or(value), map) {
+                    Some(name) => {
+                        out.extend_from_slice(b"Name:\t");
+                        out.extend_from_slice(&name);
+                    }
+                    None => out.extend_from_slice(body),
+                }
+            }
             b"State" => {
                 seen[3] = true;
                 if running {

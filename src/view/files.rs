@@ -16,6 +16,8 @@ pub enum Render {
     Status,
     /// `task/<tid>/children`.
     Children,
+    /// `comm` (io_uring workers are named after a pid).
+    Comm,
     /// `sched` (first line, numa group id).
     Sched,
     /// `timers` (`notify:` target).
@@ -37,6 +39,7 @@ pub const PID_FILES: &[(&str, Render)] = &[
     ("stat", Render::Stat),
     ("status", Render::Status),
     ("children", Render::Children),
+    ("comm", Render::Comm),
     ("sched", Render::Sched),
     ("timers", Render::Timers),
 ];
@@ -74,6 +77,9 @@ pub struct Context {
     pub last_pid: i32,
     /// The `pid_max` of the reader's pid namespace, when the VPS has its own.
     pub pid_max: Option<i32>,
+    /// The number of the VPS's tasks (threads), for `loadavg`'s "running/total": the
+    /// kernel counts every thread of the host there.
+    pub tasks: Option<u32>,
 }
 
 /// Runs renderer `r` over the real bytes.
@@ -82,10 +88,17 @@ pub fn render(r: Render, raw: &[u8], map: &dyn PidMap, cx: Context) -> Result<Ve
         Render::Stat => render::stat::render_stat(raw, map, cx.running),
         Render::Status => render::status::render_status(raw, map, cx.running),
         Render::Children => render::render_children(raw, map),
+        Render::Comm => render::comm::render_comm(raw, map),
         Render::Sched => render::render_sched(raw, map),
         Render::Timers => render::render_timers(raw, map),
         Render::Fdinfo => render::render_pidfd_fdinfo(raw, map),
-        Render::Loadavg => render::render_loadavg(raw, cx.last_pid, None),
+        Render::Loadavg => {
+            let threads = cx.tasks.map(|total| {
+                let running = render::loadavg::running(raw).unwrap_or(0);
+                (running.min(total), total)
+            });
+            render::render_loadavg(raw, cx.last_pid, threads)
+        }
         Render::Locks => render::render_locks(raw, map),
         Render::NsLastPid => Ok(format!("{}\n", cx.last_pid).into_bytes()),
         Render::PidMax => Ok(match cx.pid_max {

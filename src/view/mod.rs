@@ -18,6 +18,7 @@ use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
 
 use rustc_hash::FxHashMap;
 
@@ -92,6 +93,28 @@ pub struct Attr {
     pub size: u64,
     /// Modification time, seconds and nanoseconds since the epoch.
     pub mtime: (i64, i64),
+    /// How long the kernel may keep the name → inode answer ([`Caching`]).
+    pub entry_ttl: Duration,
+    /// How long the kernel may keep these attributes.
+    pub attr_ttl: Duration,
+}
+
+/// How long answers may be cached by the kernel, by the kind of node.
+///
+/// Names directly under `/proc` (pids, `self`) depend on who asks and on processes that
+/// come and go, so the kernel asks every time (TTL 0): a reaped process is `ENOENT` at
+/// once, as on the kernel's `/proc`, and two VPSes sharing a mount never see each
+/// other's entries. Names below a pid directory name the same node for every reader,
+/// and a reused pid is another node (its start time is part of it), so they may be
+/// cached. Attributes may be cached too: whether a reader may open a file is checked
+/// again, against the real file, at open ([`View::open`]).
+pub struct Caching;
+
+impl Caching {
+    /// For reader-dependent answers.
+    pub const NONE: Duration = Duration::ZERO;
+    /// For everything else.
+    pub const STABLE: Duration = Duration::from_secs(1);
 }
 
 impl Attr {
@@ -105,6 +128,8 @@ impl Attr {
             gid: md.gid(),
             size: md.size(),
             mtime: (md.mtime(), md.mtime_nsec()),
+            entry_ttl: Caching::NONE,
+            attr_ttl: Caching::NONE,
         }
     }
 }
@@ -166,7 +191,17 @@ pub struct View {
     /// Whether the process-events connector is feeding membership; without it a reader
     /// listing `/proc` triggers a rescan.
     events: std::sync::atomic::AtomicBool,
+    /// A mount of one VPS only (`vprocfs run`): every reader sees that VPS, as every
+    /// reader of a procfs instance sees its pid namespace, so `/proc`'s own attributes
+    /// (its link count) do not depend on the reader and may be cached.
+    single: Option<VpsId>,
+    /// Applies the process events the kernel has queued, before answering that a task
+    /// does not exist ([`View::set_catch_up`]).
+    catch_up: std::sync::OnceLock<CatchUp>,
 }
+
+/// See [`View::set_catch_up`].
+pub type CatchUp = Box<dyn Fn() + Send + Sync>;
 
 fn errno(e: &io::Error) -> i32 {
     e.raw_os_error().unwrap_or(libc::EIO)
@@ -178,8 +213,17 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl View {
-    /// A view over `tracker`'s VPSes.
+    /// A view over `tracker`'s VPSes, each reader seeing its own VPS (`vprocfs serve`).
     pub fn new(tracker: Tracker) -> View {
+        Self::with_mode(tracker, None)
+    }
+
+    /// A view of VPS `id` alone, whoever reads it (`vprocfs run`).
+    pub fn single(tracker: Tracker, id: VpsId) -> View {
+        Self::with_mode(tracker, Some(id))
+    }
+
+    fn with_mode(tracker: Tracker, single: Option<VpsId>) -> View {
         View {
             tracker: Mutex::new(tracker),
             nodes: Mutex::new(Nodes::default()),
@@ -187,6 +231,30 @@ impl View {
             next_fh: Mutex::new(1),
             root_nlink_base: root_nlink_base(),
             events: std::sync::atomic::AtomicBool::new(false),
+            single,
+            catch_up: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Installs the way to apply queued process events now: the kernel reports a fork
+    /// before the child runs, so a reader that asks for a brand-new process finds it,
+    /// as on the kernel's own `/proc`.
+    pub fn set_catch_up(&self, f: CatchUp) {
+        let _ = self.catch_up.set(f);
+    }
+
+    /// Applies the process events the kernel has queued (see [`View::set_catch_up`]).
+    pub fn catch_up(&self) {
+        if let Some(f) = self.catch_up.get() {
+            f();
+        }
+    }
+
+    /// Follows a batch of kernel process events.
+    pub fn on_events(&self, events: &[crate::events::ProcEvent]) {
+        let mut tracker = lock(&self.tracker);
+        for ev in events {
+            tracker.on_event(ev);
         }
     }
 
@@ -203,6 +271,9 @@ impl View {
     /// Who task `tid` (from a FUSE request) is.
     pub fn reader(&self, tid: u32) -> Reader {
         let tid = Pid::try_from(tid).unwrap_or(0);
+        if let Some(id) = self.single {
+            return Reader::Vps { id, tid };
+        }
         if tid <= 0 {
             return Reader::Host { tid: 0 };
         }
@@ -250,6 +321,19 @@ impl View {
     fn attr_of(&self, reader: Reader, node: &Node, ino: u64) -> Result<Attr, i32> {
         let md = fs::symlink_metadata(node.real_path()).map_err(|e| errno(&e))?;
         let mut attr = Attr::from_md(ino, &md);
+        // `/proc/<n>` and `task/<tid>` are never cached: the kernel's `/proc` answers
+        // ENOENT the moment a process is reaped, and the connector reports an exit too
+        // late for an invalidation to beat the parent's `wait` (measured: a walk right
+        // after `wait` still found the cached entry).
+        let (entry, attr_ttl) = match node {
+            Node::SelfLink | Node::ThreadSelf => (Caching::NONE, Caching::NONE),
+            Node::Root if self.single.is_some() => (Caching::NONE, Caching::STABLE),
+            Node::Root => (Caching::NONE, Caching::NONE),
+            Node::Pid { rel, .. } if rel.is_empty() => (Caching::NONE, Caching::STABLE),
+            Node::Pid { .. } | Node::Global { .. } => (Caching::STABLE, Caching::STABLE),
+        };
+        attr.entry_ttl = entry;
+        attr.attr_ttl = attr_ttl;
         if *node == Node::Root {
             let processes = match reader {
                 Reader::Vps { id, .. } => lock(&self.tracker)
@@ -288,8 +372,19 @@ impl View {
         }
     }
 
-    /// `/proc/<v>` (`group` None) or `/proc/<n>/task/<v>` (`group` Some(n)).
+    /// `/proc/<v>` (`group` None) or `/proc/<n>/task/<v>` (`group` Some(n)); asked again
+    /// after catching up with the kernel's events when `v` is not known.
     fn resolve_task(&self, reader: Reader, v: Pid, group: Option<Pid>) -> Result<Node, i32> {
+        match self.resolve_known_task(reader, v, group) {
+            Err(libc::ENOENT) if matches!(reader, Reader::Vps { .. }) => {
+                self.catch_up();
+                self.resolve_known_task(reader, v, group)
+            }
+            r => r,
+        }
+    }
+
+    fn resolve_known_task(&self, reader: Reader, v: Pid, group: Option<Pid>) -> Result<Node, i32> {
         let real = match reader {
             Reader::Host { .. } => v,
             Reader::Vps { id, tid } => {
@@ -394,12 +489,18 @@ impl View {
         fh
     }
 
-    /// Opens file `ino`: a rendered snapshot for files that carry pids, the real file
-    /// otherwise.
-    pub fn open(&self, reader: Reader, ino: u64) -> Result<u64, i32> {
+    /// Opens file `ino` for a reader with file-system ids `uid`/`gid`: a rendered
+    /// snapshot for files that carry pids, the real file otherwise. The kernel has checked
+    /// the (possibly cached) mode bits already; they are checked again here against the
+    /// real file, whose owner changes when a process changes credentials.
+    pub fn open(&self, reader: Reader, ino: u64, uid: u32, gid: u32) -> Result<u64, i32> {
         let node = self.node(ino)?;
         self.check_alive(&node)?;
         let path = node.real_path();
+        let md = fs::metadata(&path).map_err(|e| errno(&e))?;
+        if !may_read(&md, uid, gid, reader) {
+            return Err(libc::EACCES);
+        }
         let renderer = match &node {
             Node::Pid { rel, .. } => files::pid_file(rel),
             Node::Global { rel } => files::global_file(rel),
@@ -449,6 +550,7 @@ impl View {
             running: node.shown_task() == Some(reader_tid),
             last_pid: vps.last_vpid(),
             pid_max: own_ns.then_some(vps.config().pid_max),
+            tasks: Some(u32::try_from(vps.tasks_num()).unwrap_or(u32::MAX)),
         };
         files::render(r, raw, &map, cx).map_err(|e| {
             log::warn!("cannot render {}: {e}", node.real_path().display());
@@ -605,6 +707,7 @@ impl View {
         let mut pids: Vec<(Pid, Pid)> = match reader {
             Reader::Host { .. } => real_tgids.iter().map(|&p| (p, p)).collect(),
             Reader::Vps { id, .. } => {
+                self.catch_up();
                 let mut tracker = lock(&self.tracker);
                 if !self.events.load(std::sync::atomic::Ordering::Relaxed) {
                     tracker.rescan();
@@ -692,6 +795,26 @@ impl View {
     pub fn path_of(&self, ino: u64) -> Option<PathBuf> {
         lock(&self.nodes).get(ino).map(Node::real_path)
     }
+}
+
+/// The kernel's `generic_permission` for reading, over the real file's current owner
+/// and mode: root may, the owner by the owner bits, a member of the file's group by
+/// the group bits, anyone else by the other bits.
+fn may_read(md: &Metadata, uid: u32, gid: u32, reader: Reader) -> bool {
+    if uid == 0 {
+        return true;
+    }
+    let mode = md.mode();
+    if md.uid() == uid {
+        return mode & 0o400 != 0;
+    }
+    let tid = match reader {
+        Reader::Host { tid } | Reader::Vps { tid, .. } => tid,
+    };
+    if md.gid() == gid || host::in_group(tid, md.gid()) {
+        return mode & 0o040 != 0;
+    }
+    mode & 0o004 != 0
 }
 
 /// Without a kernel pid namespace, `getpid()` in a VPS returns the real pid, and tools
