@@ -81,6 +81,25 @@ impl Filesystem for ProcFs {
             Ok(a) => {
                 reply.entry_with_ttls(&a.attr_ttl, &a.entry_ttl, &file_attr(&a), Generation(0))
             }
+            Err(libc::ENOENT) => match self.view.negative_ttl(parent.0, name) {
+                // Node id 0 with a lifetime: the kernel caches "no such entry".
+                Some(ttl) => {
+                    let none = Attr {
+                        ino: 0,
+                        kind: Kind::File,
+                        perm: 0,
+                        nlink: 0,
+                        uid: 0,
+                        gid: 0,
+                        size: 0,
+                        mtime: (0, 0),
+                        entry_ttl: ttl,
+                        attr_ttl: Duration::ZERO,
+                    };
+                    reply.entry_with_ttls(&Duration::ZERO, &ttl, &file_attr(&none), Generation(0))
+                }
+                None => reply.error(Errno::ENOENT),
+            },
             Err(e) => reply.error(err(e)),
         }
     }

@@ -138,8 +138,9 @@ impl Attr {
 enum Handle {
     /// A rendered file: one consistent snapshot per open.
     Buffer(Vec<u8>),
-    /// A passed-through file: the real one, read at the reader's offsets.
-    File(File),
+    /// A passed-through file: the real one, read at the reader's offsets. Shared so that
+    /// a read that blocks (`/proc/kmsg`) does so outside the handle table's lock.
+    File(std::sync::Arc<File>),
     /// A directory listing, taken at opendir.
     Dir(Vec<DirEntry>),
 }
@@ -294,6 +295,18 @@ impl View {
         let attr = self.attr_of(reader, &child, 0)?;
         let ino = lock(&self.nodes).lookup(child);
         Ok(Attr { ino, ..attr })
+    }
+
+    /// How long the kernel may remember that `name` does not exist in `parent`: the
+    /// entries of a pid directory, and the non-numeric ones of `/proc`, are a fixed set
+    /// for a given process (procps asks for `ctty`, which this kernel lacks, for every
+    /// process). Numbered names and the insides of `fd/`, `task/`, … change.
+    pub fn negative_ttl(&self, parent: u64, name: &str) -> Option<Duration> {
+        match self.node(parent).ok()? {
+            Node::Pid { rel, .. } if rel.is_empty() => Some(Caching::STABLE),
+            Node::Root if !name.bytes().all(|b| b.is_ascii_digit()) => Some(Caching::STABLE),
+            _ => None,
+        }
     }
 
     /// The kernel forgot `n` lookups of `ino`.
@@ -524,7 +537,9 @@ impl View {
                 };
                 Handle::Buffer(files::render(r, &raw, &Identity, cx).unwrap_or(raw))
             }
-            _ => Handle::File(File::open(&path).map_err(|e| errno(&e))?),
+            _ => Handle::File(std::sync::Arc::new(
+                File::open(&path).map_err(|e| errno(&e))?,
+            )),
         };
         Ok(self.new_handle(handle))
     }
@@ -583,22 +598,23 @@ impl View {
 
     /// Reads up to `size` bytes at `offset` from open handle `fh`.
     pub fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>, i32> {
-        let handles = lock(&self.handles);
-        match handles.get(&fh) {
-            Some(Handle::Buffer(b)) => {
-                let start = usize::try_from(offset).unwrap_or(usize::MAX).min(b.len());
-                let end = start.saturating_add(size as usize).min(b.len());
-                Ok(b[start..end].to_vec())
+        let file = {
+            let handles = lock(&self.handles);
+            match handles.get(&fh) {
+                Some(Handle::Buffer(b)) => {
+                    let start = usize::try_from(offset).unwrap_or(usize::MAX).min(b.len());
+                    let end = start.saturating_add(size as usize).min(b.len());
+                    return Ok(b[start..end].to_vec());
+                }
+                Some(Handle::File(f)) => std::sync::Arc::clone(f),
+                Some(Handle::Dir(_)) => return Err(libc::EISDIR),
+                None => return Err(libc::EBADF),
             }
-            Some(Handle::File(f)) => {
-                let mut buf = vec![0u8; size as usize];
-                let n = f.read_at(&mut buf, offset).map_err(|e| errno(&e))?;
-                buf.truncate(n);
-                Ok(buf)
-            }
-            Some(Handle::Dir(_)) => Err(libc::EISDIR),
-            None => Err(libc::EBADF),
-        }
+        };
+        let mut buf = vec![0u8; size as usize];
+        let n = file.read_at(&mut buf, offset).map_err(|e| errno(&e))?;
+        buf.truncate(n);
+        Ok(buf)
     }
 
     /// Closes handle `fh`.
