@@ -293,3 +293,23 @@ fn a_reaped_process_is_gone_at_once() {
     assert_eq!(out, "done\n");
     assert_eq!(in_kernel_ns(&["sh", "-c", script]), "done\n");
 }
+
+#[test]
+fn a_controlling_terminal_shows_as_the_kernel_shows_it() {
+    if !privileged() {
+        return;
+    }
+    // Under a pseudo-terminal (script(1)) whose foreground group is outside the VPS, the
+    // kernel shows tpgid 0, so ps marks init `S+`; without a terminal tpgid is -1.
+    let inner = "ps -eo pid,ppid,pgid,sid,tpgid,tty,stat,comm; sleep 1 & ps -o pid,tpgid,stat,comm";
+    let under_pty = |argv: String| -> String {
+        let mut cmd = std::process::Command::new("script");
+        cmd.args(["-qec", &argv, "/dev/null"]);
+        let out = run_with_deadline(cmd, std::time::Duration::from_secs(60));
+        String::from_utf8_lossy(&out.stdout).replace('\r', "")
+    };
+    let kernel = under_pty(format!("unshare --pid --fork --mount-proc sh -c '{inner}'"));
+    let view = under_pty(format!("{} run -- sh -c '{inner}'", vprocfs().display()));
+    assert!(kernel.contains("S+"), "{kernel}");
+    assert_eq!(view, kernel);
+}
