@@ -313,3 +313,33 @@ fn a_controlling_terminal_shows_as_the_kernel_shows_it() {
     assert!(kernel.contains("S+"), "{kernel}");
     assert_eq!(view, kernel);
 }
+
+#[test]
+fn no_real_pid_of_a_non_member_shows_anywhere_in_the_view() {
+    if !privileged() {
+        return;
+    }
+    // Host processes the VPS must not learn of: a sleeper, this test, its parent.
+    let sleeper = std::process::Command::new("sleep")
+        .arg("120")
+        .spawn()
+        .expect("sleep");
+    let sleeper = ChildGuard(Some(sleeper));
+    let pids = format!(
+        "{} {} {}",
+        sleeper.0.as_ref().unwrap().id(),
+        std::process::id(),
+        std::os::unix::process::parent_id()
+    );
+    let env = format!("LEAK_PIDS={pids}");
+    let scan = script("leak_scan.py").display().to_string();
+    let (out, err, code) = in_vps(&[], &["env", &env, PY, &scan]);
+    assert_eq!(code, 0, "{err}");
+    let scanned: usize = out
+        .lines()
+        .find_map(|l| l.strip_prefix("scanned "))
+        .and_then(|n| n.parse().ok())
+        .expect("a count");
+    assert!(scanned > 200, "every member's files were read: {out}");
+    assert!(!out.contains("leak "), "{out}");
+}
