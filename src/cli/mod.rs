@@ -109,7 +109,8 @@ pub struct VpsSpec {
 }
 
 fn parse_vps(s: &str) -> Result<VpsSpec, String> {
-    let usage = "expected NAME:tree=PID or NAME:pidns=PID";
+    let usage =
+        "expected NAME:tree=PID, NAME:pidns=PID or NAME:cgroup=[CONTROLLER:]PATH[,init=PID]";
     let (name, rest) = s.split_once(':').ok_or(format!("{s:?}: {usage}"))?;
     let (kind, pid) = rest.split_once('=').ok_or(format!("{s:?}: {usage}"))?;
     if name.is_empty()
@@ -120,6 +121,24 @@ fn parse_vps(s: &str) -> Result<VpsSpec, String> {
         return Err(format!(
             "{name:?} is not a valid VPS name (letters, digits, '-', '_', '.')"
         ));
+    }
+    if kind == "cgroup" {
+        let (path, init) = match pid.rsplit_once(",init=") {
+            Some((path, init)) => {
+                let init: Pid = init
+                    .parse()
+                    .ok()
+                    .filter(|&p| p > 0)
+                    .ok_or(format!("{init:?} is not a pid"))?;
+                (path, Some(init))
+            }
+            None => (pid, None),
+        };
+        let spec = crate::membership::cgroup::CgroupSpec::parse(path)?;
+        return Ok(VpsSpec {
+            name: name.to_string(),
+            source: crate::membership::Source::Cgroup { spec, init },
+        });
     }
     let pid: Pid = pid
         .parse()
@@ -141,8 +160,9 @@ fn parse_vps(s: &str) -> Result<VpsSpec, String> {
 struct ServeArgs {
     /// Where to mount the view.
     mountpoint: PathBuf,
-    /// A VPS to serve: NAME:tree=PID (PID and all it forks) or NAME:pidns=PID (the pid
-    /// namespace of PID). Repeatable.
+    /// A VPS to serve: NAME:tree=PID (PID and all it forks), NAME:pidns=PID (the pid
+    /// namespace of PID) or NAME:cgroup=[CONTROLLER:]PATH[,init=PID] (the processes of a
+    /// cgroup v2 path, or of a v1 controller's hierarchy, and below). Repeatable.
     #[arg(long = "vps", value_parser = parse_vps, value_name = "NAME:SOURCE=PID")]
     vps: Vec<VpsSpec>,
     #[command(flatten)]
@@ -206,6 +226,16 @@ mod tests {
             parse_vps("db:pidns=7").map(|s| s.source),
             Ok(Source::Pidns { of: 7 })
         );
+        assert_eq!(
+            parse_vps("c:cgroup=pids:/box,init=9").map(|s| s.source),
+            Ok(Source::Cgroup {
+                spec: crate::membership::cgroup::CgroupSpec::parse("pids:/box").unwrap(),
+                init: Some(9)
+            })
+        );
+        for bad in ["c:cgroup=box", "c:cgroup=/b,init=x"] {
+            assert!(parse_vps(bad).is_err(), "{bad:?}");
+        }
         for bad in [
             "",
             "web",

@@ -39,7 +39,7 @@ pub(super) fn serve(a: ServeArgs) -> Result<i32, String> {
         tracker
             .add_vps(
                 &spec.name,
-                spec.source,
+                spec.source.clone(),
                 config,
                 numbering == NumberingArg::Pidns,
             )

@@ -14,6 +14,10 @@
 //! - [`Source::Pidns`]: the processes of the pid namespace of a given process, including
 //!   nested namespaces and processes that join later with `setns`. Each member is given
 //!   the vpid equal to its number in that namespace (`alloc_vpid(pid, nspid)`).
+//! - [`Source::Cgroup`]: the processes of a cgroup and the cgroups below it
+//!   ([`cgroup`]).
+
+pub mod cgroup;
 
 use std::collections::BTreeMap;
 use std::io;
@@ -25,7 +29,7 @@ use crate::events::ProcEvent;
 use crate::host::{self, TaskInfo};
 
 /// Where a VPS's members come from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Source {
     /// Process `init` and all it forks.
     Tree {
@@ -36,6 +40,13 @@ pub enum Source {
     Pidns {
         /// Any process of the namespace.
         of: Pid,
+    },
+    /// The processes of a cgroup and below it.
+    Cgroup {
+        /// Which cgroup.
+        spec: cgroup::CgroupSpec,
+        /// The VPS's init; the oldest member when not given.
+        init: Option<Pid>,
     },
 }
 
@@ -53,6 +64,9 @@ pub enum MembershipError {
     /// The process named for a tree VPS is a thread, not a process.
     #[error("{0} is a thread of another process; name a process")]
     NotAProcess(Pid),
+    /// The cgroup cannot be used.
+    #[error("{0}")]
+    Cgroup(String),
     /// No init (number 1) was found in the pid namespace.
     #[error("the pid namespace of process {0} has no init process left")]
     NoNamespaceInit(Pid),
@@ -74,6 +88,8 @@ pub struct VpsMeta {
     /// For a pid-namespace VPS: each member's vpid is its number in the namespace (the
     /// seed's specific-vpid path). Otherwise the numbering policy chooses.
     pub ns_numbers: bool,
+    /// For a cgroup VPS: the cgroup.
+    pub cgroup: Option<cgroup::Cgroup>,
 }
 
 /// A classified task.
@@ -139,10 +155,49 @@ impl Tracker {
                     return Err(MembershipError::NotAProcess(init));
                 }
                 let meta = VpsMeta {
-                    source,
+                    source: source.clone(),
                     ns_inode: None,
                     ns_level: 0,
                     ns_numbers: false,
+                    cgroup: None,
+                };
+                (info, meta)
+            }
+            Source::Cgroup { ref spec, init } => {
+                let cg = cgroup::Cgroup::find(spec.clone()).map_err(MembershipError::Cgroup)?;
+                let init = match init {
+                    Some(p) => p,
+                    None => {
+                        // The oldest member.
+                        let procs = cg.processes().map_err(|e| {
+                            MembershipError::Cgroup(format!(
+                                "cannot list {}: {e}",
+                                cg.dir.display()
+                            ))
+                        })?;
+                        procs
+                            .into_iter()
+                            .filter_map(|p| host::start_time(p).ok().map(|s| (s, p)))
+                            .min()
+                            .map(|(_, p)| p)
+                            .ok_or_else(|| {
+                                MembershipError::Cgroup(format!(
+                                    "cgroup {} has no process",
+                                    spec.path
+                                ))
+                            })?
+                    }
+                };
+                let info = read(init)?;
+                if info.tid != info.tgid {
+                    return Err(MembershipError::NotAProcess(init));
+                }
+                let meta = VpsMeta {
+                    source: source.clone(),
+                    ns_inode: None,
+                    ns_level: 0,
+                    ns_numbers: false,
+                    cgroup: Some(cg),
                 };
                 (info, meta)
             }
@@ -155,10 +210,11 @@ impl Tracker {
                     .find_ns_init(ns, level)
                     .ok_or(MembershipError::NoNamespaceInit(of))?;
                 let meta = VpsMeta {
-                    source,
+                    source: source.clone(),
                     ns_inode: Some(ns),
                     ns_level: level,
                     ns_numbers,
+                    cgroup: None,
                 };
                 (init, meta)
             }
@@ -249,7 +305,14 @@ impl Tracker {
     }
 
     fn classify_process(&mut self, info: &TaskInfo, depth: usize) -> Option<VpsId> {
-        // A pid namespace first: its test does not depend on ancestry.
+        // A cgroup or a pid namespace first: their tests do not depend on ancestry.
+        if let Some((&id, _)) = self
+            .meta
+            .iter()
+            .find(|(_, m)| m.cgroup.as_ref().is_some_and(|c| c.holds(info.tid)))
+        {
+            return Some(id);
+        }
         if let Ok(ns) = host::pidns_inode(info.tid) {
             if let Some((&id, _)) = self.meta.iter().find(|(_, m)| m.ns_inode == Some(ns)) {
                 return Some(id);
@@ -258,11 +321,14 @@ impl Tracker {
         if depth >= MAX_CHAIN || info.ppid <= 0 {
             return None;
         }
+        // A cgroup VPS's members are its cgroup's: ancestry says nothing.
+        let cgroup_only =
+            |t: &Tracker, id: VpsId| t.meta.get(&id).is_some_and(|m| m.cgroup.is_some());
         // The lazy fallback for a task the connector has not reported: its parent's VPS.
         // A pid-namespace VPS also holds nested namespaces, whose processes descend from
         // a member.
         let parent = self.known.get(&info.ppid).copied();
-        match parent {
+        let vps = match parent {
             Some(k) => k.vps,
             None => {
                 let p = host::read_task(info.ppid).ok()?;
@@ -271,7 +337,8 @@ impl Tracker {
                 }
                 self.classify(&p, depth + 1)
             }
-        }
+        };
+        vps.filter(|&id| !cgroup_only(self, id))
     }
 
     /// Gives `info` its vpid in VPS `id`. For a pid-namespace VPS the vpid is the task's
@@ -583,6 +650,7 @@ impl Tracker {
     /// reader lists `/proc` without the connector.
     pub fn rescan(&mut self) {
         self.reap();
+        self.refresh_cgroups();
         let Ok(tgids) = host::list_tgids() else {
             return;
         };
@@ -607,6 +675,46 @@ impl Tracker {
             .collect();
         for tid in gone {
             self.forget(tid);
+        }
+    }
+
+    /// Re-reads the members of every cgroup VPS: processes moved in are admitted,
+    /// processes moved out leave (the kernel reports no cgroup moves).
+    pub fn refresh_cgroups(&mut self) {
+        let cgroups: Vec<(VpsId, cgroup::Cgroup)> = self
+            .meta
+            .iter()
+            .filter_map(|(&id, m)| m.cgroup.clone().map(|c| (id, c)))
+            .collect();
+        for (id, cg) in cgroups {
+            let Ok(procs) = cg.processes() else {
+                continue;
+            };
+            let inside: FxHashSet<Pid> = procs.iter().copied().collect();
+            let left: Vec<Pid> = match self.engine.vps(id) {
+                Some(v) => v
+                    .tids()
+                    .filter(|&t| v.tgid_of(t).is_some_and(|g| !inside.contains(&g)))
+                    .collect(),
+                None => continue,
+            };
+            for tid in left {
+                self.forget(tid);
+            }
+            for tgid in procs {
+                if self.known.get(&tgid).is_some_and(|k| k.vps == Some(id)) {
+                    continue;
+                }
+                self.known.remove(&tgid);
+                for tid in host::list_tids(tgid).unwrap_or_else(|_| vec![tgid]) {
+                    if tid != tgid {
+                        self.known.remove(&tid);
+                    }
+                    if let Ok(info) = host::read_task(tid) {
+                        self.classify(&info, 0);
+                    }
+                }
+            }
         }
     }
 

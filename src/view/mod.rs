@@ -725,6 +725,7 @@ impl View {
             Reader::Vps { id, .. } => {
                 self.catch_up();
                 let mut tracker = lock(&self.tracker);
+                tracker.refresh_cgroups();
                 if !self.events.load(std::sync::atomic::Ordering::Relaxed) {
                     tracker.rescan();
                 } else {
