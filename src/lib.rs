@@ -11,12 +11,14 @@
 //! - [`render`]: pure renderers that rewrite kernel text with a VPS's numbers.
 //! - [`cli`] and [`daemon`]: the `run`, `serve` and `attach` commands; [`stats`]: what
 //!   the daemon counts.
+//! - [`ctl`]: the control socket (JSON lines) of a running daemon.
 //! - [`sys`]: the one module with `unsafe` code.
 
 // `unsafe` is confined to `sys`, whose files opt back in explicitly.
 #![deny(unsafe_code)]
 
 pub mod cli;
+pub mod ctl;
 pub mod daemon;
 pub mod engine;
 pub mod events;

@@ -74,6 +74,8 @@ fn attach_puts_the_view_over_a_running_containers_proc() {
     let serve = Command::new(vprocfs())
         .arg("serve")
         .arg(&mnt)
+        .arg("--ctl")
+        .arg(dir.join("ctl.sock"))
         .args(["--vps", &format!("c:pidns={init}")])
         .spawn()
         .expect("spawn serve");

@@ -108,6 +108,8 @@ fn a_cgroup_vps_follows_processes_moving_in_and_out() {
     let serve = Command::new(vprocfs())
         .arg("serve")
         .arg(&mnt)
+        .arg("--ctl")
+        .arg(tmp.0.join("ctl.sock"))
         .args(["--vps", &format!("c:cgroup=/{name}/box")])
         .stderr(Stdio::null())
         .spawn()

@@ -36,9 +36,15 @@ fn reader_script(mnt: &Path, dir: &Path, name: &str) -> String {
         "until [ -e {d}/go ]; do sleep 0.02; done; \
          {{ ls {m} | grep -E '^[0-9]+$' | sort -n | tr '\\n' ' '; echo; \
             cut -d' ' -f1,4 {m}/1/stat; readlink {m}/self; \
-            for p in $(cat {d}/forbidden_{name}); do test -e {m}/$p && echo visible $p; done; }} > {d}/{name}.tmp; \
+            test -s {d}/forbidden_{name} || echo visible-list-missing; for p in $(cat {d}/forbidden_{name}); do test -e {m}/$p && echo visible $p; done; }} > {d}/{name}.tmp; \
          mv {d}/{name}.tmp {d}/{name}; sleep 30"
     )
+}
+
+/// A sleeping host process, killed when dropped.
+fn sleeper_pid() -> (u32, ChildGuard) {
+    let c = Command::new("sleep").arg("60").spawn().expect("sleep");
+    (c.id(), ChildGuard(Some(c)))
 }
 
 fn children_of(pid: u32) -> Vec<i32> {
@@ -90,6 +96,8 @@ fn each_reader_sees_its_own_vps() {
     let serve = Command::new(vprocfs())
         .arg("serve")
         .arg(&mnt)
+        .arg("--ctl")
+        .arg(dir.join("ctl.sock"))
         .args(["--vps", &format!("a:tree={a_pid}")])
         .args(["--vps", &format!("b:pidns={b_init}")])
         .stderr(Stdio::piped())
@@ -103,12 +111,11 @@ fn each_reader_sees_its_own_vps() {
         "the view is mounted"
     );
 
-    // Real pids that no VPS reader may reach: the other VPS's, the host's.
-    let forbidden = format!(
-        "{a_pid} {b_init} {b_unshare} {} {serve_pid}",
-        std::process::id()
-    );
-    fs::write(dir.join("forbidden"), forbidden).unwrap();
+    // Real pids that no VPS reader may reach: the other VPS's, the host's. (Without a
+    // pid namespace a reader may open its own process by its real pid: a's init reads.)
+    let host = format!("{b_unshare} {} {serve_pid}", std::process::id());
+    fs::write(dir.join("forbidden_a"), format!("{b_init} {host}")).unwrap();
+    fs::write(dir.join("forbidden_b"), format!("{a_pid} {host}")).unwrap();
     fs::write(dir.join("go"), "").unwrap();
     assert!(wait_until(Duration::from_secs(20), || dir
         .join("a")
@@ -145,9 +152,10 @@ fn each_reader_sees_its_own_vps() {
         .map(|s| s.parse().unwrap())
         .collect();
     assert_eq!(pids_b[0], 1, "{out_b}");
+    // The namespace's own numbers: its waiting loop forks a few hundred sleeps at most.
     assert!(
-        pids_b.iter().all(|&p| p < 50),
-        "namespace numbers are small: {out_b}"
+        pids_b.iter().all(|&p| p < 10_000 && p != i64::from(b_init)),
+        "namespace numbers: {out_b}"
     );
     assert_eq!(lines_b[1], "1 0", "{out_b}");
 
@@ -159,6 +167,108 @@ fn each_reader_sees_its_own_vps() {
     assert!(host.contains(&std::process::id().to_string()));
     assert!(host.contains(&a_pid.to_string()));
 
+    // The control socket: root-only, lists both VPSes, refuses bad input and stays up.
+    let sock = dir.join("ctl.sock");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&fs::metadata(&sock).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    let ctl = |args: &[&str]| {
+        let out = Command::new(vprocfs())
+            .arg("ctl")
+            .arg("--socket")
+            .arg(&sock)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, list, _) = ctl(&["list"]);
+    assert_eq!(code, Some(0));
+    assert!(list.contains(" a ") && list.contains(" b "), "{list}");
+    let (_, maps, _) = ctl(&["mappings", "a"]);
+    assert!(
+        maps.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>()
+                == [a_pid.to_string(), "1".to_string()]),
+        "{maps}"
+    );
+    // Hostile lines on a raw connection: each refused with one line, nothing changes.
+    {
+        use std::io::{BufRead, BufReader, Write};
+        let mut conn = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+        let mut lines = BufReader::new(conn.try_clone().unwrap());
+        for bad in [
+            "garbage",
+            "{}",
+            r#"{"cmd":"alloc","vps":"a","pid":-5,"vpid":0}"#,
+            r#"{"cmd":"remove","vps":"nosuch"}"#,
+        ] {
+            conn.write_all(format!("{bad}\n").as_bytes()).unwrap();
+            let mut answer = String::new();
+            lines.read_line(&mut answer).unwrap();
+            assert!(
+                answer.starts_with(r#"{"ok":false,"error":"#),
+                "{bad}: {answer}"
+            );
+        }
+        let huge = "x".repeat(70_000);
+        conn.write_all(format!("{huge}\n").as_bytes()).unwrap();
+        let mut answer = String::new();
+        lines.read_line(&mut answer).unwrap();
+        assert!(answer.contains("longer than"), "{answer}");
+    }
+    // The restore path: a number gets the vpid asked for; a taken vpid is EEXIST.
+    let spare = sleeper_pid();
+    let (code, _, err) = ctl(&[
+        "alloc",
+        "--vps",
+        "a",
+        "--pid",
+        &spare.0.to_string(),
+        "--vpid",
+        "777",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let (_, maps, _) = ctl(&["mappings", "a"]);
+    assert!(
+        maps.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>()
+                == [spare.0.to_string(), "777".to_string()]),
+        "{maps}"
+    );
+    let (code, _, err) = ctl(&[
+        "alloc",
+        "--vps",
+        "a",
+        "--pid",
+        &b_init.to_string(),
+        "--vpid",
+        "777",
+    ]);
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        err.trim(),
+        "vprocfs: vpid 777 is already in use in this VPS"
+    );
+    let (_, list, _) = ctl(&["list"]);
+    assert!(
+        list.lines()
+            .any(|l| l.contains(" a ") && l.contains("sparse")),
+        "{list}"
+    );
+    // Add and remove a VPS while serving.
+    let (code, _, err) = ctl(&["add", &format!("c:tree={}", spare.0)]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(ctl(&["list"]).1.contains(" c "));
+    assert_eq!(ctl(&["remove", "c"]).0, Some(0));
+    assert!(!ctl(&["list"]).1.contains(" c "));
+    let (_, stats, _) = ctl(&["stats"]);
+    assert!(stats.starts_with("requests lookup="), "{stats}");
+    drop(spare);
+
     // SIGTERM unmounts and exits cleanly.
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(serve_pid as i32),
@@ -169,6 +279,7 @@ fn each_reader_sees_its_own_vps() {
     let status = child.wait().unwrap();
     assert!(status.success(), "serve exits 0 on SIGTERM");
     assert!(!mounted(&mnt), "unmounted");
+    assert!(!sock.exists(), "the control socket is removed");
     drop((a, b));
 }
 

@@ -26,6 +26,53 @@ enum Command {
     Serve(ServeArgs),
     /// Bind a served mount over /proc in the mount namespace of a running process.
     Attach(AttachArgs),
+    /// Talk to a running `serve` daemon over its control socket.
+    Ctl(CtlArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct CtlArgs {
+    /// The daemon's control socket.
+    #[arg(long, default_value = crate::ctl::DEFAULT_SOCKET)]
+    socket: PathBuf,
+    #[command(subcommand)]
+    op: CtlOp,
+}
+
+#[derive(Debug, Subcommand)]
+enum CtlOp {
+    /// List the VPSes.
+    List,
+    /// Show a VPS's mappings (real pid → vpid).
+    Mappings {
+        /// The VPS.
+        vps: String,
+    },
+    /// Add a VPS (NAME:SOURCE, as serve --vps).
+    Add {
+        /// The spec.
+        #[arg(value_name = "NAME:SOURCE")]
+        spec: String,
+    },
+    /// Remove a VPS.
+    Remove {
+        /// The VPS.
+        vps: String,
+    },
+    /// Give real pid PID the vpid VPID in a VPS (restore).
+    Alloc {
+        /// The VPS.
+        #[arg(long)]
+        vps: String,
+        /// The real pid.
+        #[arg(long)]
+        pid: Pid,
+        /// The vpid.
+        #[arg(long)]
+        vpid: i32,
+    },
+    /// The daemon's statistics.
+    Stats,
 }
 
 /// How vpids are chosen.
@@ -167,6 +214,9 @@ struct ServeArgs {
     vps: Vec<VpsSpec>,
     #[command(flatten)]
     engine: EngineArgs,
+    /// The control socket (`vprocfs ctl`), mode 0600.
+    #[arg(long, default_value = crate::ctl::DEFAULT_SOCKET)]
+    ctl: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -187,6 +237,7 @@ pub fn main(cli: Cli) -> i32 {
         Command::Run(a) => run::run(a),
         Command::Serve(a) => serve::serve(a),
         Command::Attach(a) => serve::attach(a),
+        Command::Ctl(a) => ctl(a),
     };
     match result {
         Ok(code) => code,
@@ -195,6 +246,44 @@ pub fn main(cli: Cli) -> i32 {
             1
         }
     }
+}
+
+fn ctl(a: CtlArgs) -> Result<i32, String> {
+    use crate::ctl::Request;
+    let req = match a.op {
+        CtlOp::List => Request::List,
+        CtlOp::Mappings { vps } => Request::Mappings { vps },
+        CtlOp::Add { spec } => Request::Add { vps: spec },
+        CtlOp::Remove { vps } => Request::Remove { vps },
+        CtlOp::Alloc { vps, pid, vpid } => Request::Alloc { vps, pid, vpid },
+        CtlOp::Stats => Request::Stats,
+    };
+    let resp = crate::ctl::call(&a.socket, &req).map_err(|e| e.to_string())?;
+    if !resp.ok {
+        return Err(resp.error.unwrap_or_else(|| "refused".into()));
+    }
+    if let Some(vpses) = resp.vpses {
+        println!(
+            "{:>4} {:<16} {:>8} {:<7} {:>8} {:>8}",
+            "ID", "NAME", "INIT", "MODE", "MEMBERS", "MAPPINGS"
+        );
+        for v in vpses {
+            println!(
+                "{:>4} {:<16} {:>8} {:<7} {:>8} {:>8}",
+                v.id, v.name, v.init, v.mode, v.members, v.mappings
+            );
+        }
+    } else if let Some(maps) = resp.mappings {
+        println!("{:>8} {:>8}", "PID", "VPID");
+        for m in maps {
+            println!("{:>8} {:>8}", m.pid, m.vpid);
+        }
+    } else if let Some(stats) = resp.stats {
+        println!("{stats}");
+    } else if let Some(id) = resp.id {
+        println!("added VPS {id}");
+    }
+    Ok(0)
 }
 
 /// Refuses politely when not root.

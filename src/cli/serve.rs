@@ -7,8 +7,9 @@ use std::sync::Arc;
 use fuser::MountOption;
 use nix::sched::{setns, CloneFlags};
 
-use super::{need_root, AttachArgs, NumberingArg, ServeArgs};
+use super::{need_root, AttachArgs, NumberingArg, ServeArgs, VpsSpec};
 use crate::daemon;
+use crate::engine::VpsConfig;
 use crate::fuse::ProcFs;
 use crate::membership::{Source, Tracker};
 use crate::stats::Stats;
@@ -22,9 +23,11 @@ pub(super) fn serve(a: ServeArgs) -> Result<i32, String> {
     }
     daemon::block_stop_signals().map_err(|e| format!("cannot block signals: {e}"))?;
     let mut tracker = Tracker::new();
-    for spec in &a.vps {
+    let numbering = a.engine.numbering;
+    let base = a.engine.config(NumberingArg::Linear);
+    let settings = move |spec: &VpsSpec| -> Result<(VpsConfig, bool), String> {
         let pidns = matches!(spec.source, Source::Pidns { .. });
-        let numbering = a.engine.numbering.unwrap_or(if pidns {
+        let numbering = numbering.unwrap_or(if pidns {
             NumberingArg::Pidns
         } else {
             NumberingArg::Linear
@@ -35,14 +38,16 @@ pub(super) fn serve(a: ServeArgs) -> Result<i32, String> {
                 spec.name
             ));
         }
-        let config = a.engine.config(numbering);
+        let config = VpsConfig {
+            numbering: numbering.engine(),
+            ..base
+        };
+        Ok((config, numbering == NumberingArg::Pidns))
+    };
+    for spec in &a.vps {
+        let (config, ns_numbers) = settings(spec)?;
         tracker
-            .add_vps(
-                &spec.name,
-                spec.source.clone(),
-                config,
-                numbering == NumberingArg::Pidns,
-            )
+            .add_vps(&spec.name, spec.source.clone(), config, ns_numbers)
             .map_err(|e| format!("--vps {}: {e}", spec.name))?;
     }
     let view = Arc::new(View::new(tracker));
@@ -64,10 +69,22 @@ pub(super) fn serve(a: ServeArgs) -> Result<i32, String> {
     let session = fuser::Session::new(fs, &a.mountpoint, &config)
         .and_then(|s| s.spawn())
         .map_err(|e| format!("cannot mount {}: {e}", a.mountpoint.display()))?;
+    let daemon = Arc::new(crate::ctl::Daemon {
+        view: Arc::clone(&view),
+        stats: Arc::clone(&stats),
+        parse_spec: Box::new(move |text: &str| {
+            let spec = super::parse_vps(text)?;
+            let (config, ns_numbers) = settings(&spec)?;
+            Ok((spec.name, spec.source, config, ns_numbers))
+        }),
+    });
+    crate::ctl::listen(&a.ctl, daemon)
+        .map_err(|e| format!("cannot listen on {}: {e}", a.ctl.display()))?;
     log::info!(
-        "serving {} VPS(es) on {}",
+        "serving {} VPS(es) on {}, control socket {}",
         a.vps.len(),
-        a.mountpoint.display()
+        a.mountpoint.display(),
+        a.ctl.display()
     );
     let sig = daemon::wait_signal(&stats).map_err(|e| e.to_string())?;
     log::info!(
@@ -75,6 +92,7 @@ pub(super) fn serve(a: ServeArgs) -> Result<i32, String> {
         a.mountpoint.display(),
         stats.line()
     );
+    let _ = std::fs::remove_file(&a.ctl);
     session
         .umount_and_join()
         .map_err(|e| format!("cannot unmount {}: {e}", a.mountpoint.display()))?;

@@ -718,6 +718,32 @@ impl Tracker {
         }
     }
 
+    /// Removes VPS `id`: its members are no longer anyone's.
+    pub fn remove_vps(&mut self, id: VpsId) -> Result<(), EngineError> {
+        self.engine.remove_vps(id)?;
+        self.meta.remove(&id);
+        self.known.retain(|_, k| k.vps != Some(id));
+        Ok(())
+    }
+
+    /// The restore path (`alloc_vpid(pid, vpid)`): real number `pid`, which no member
+    /// uses yet, is given `vpid` in VPS `id`; the process that gets that pid joins the
+    /// VPS with it. Refused with `PidInUse` when the number has a vpid already and with
+    /// `VpidTaken` when the vpid is taken.
+    pub fn alloc(
+        &mut self,
+        id: VpsId,
+        pid: Pid,
+        vpid: crate::engine::Vpid,
+    ) -> Result<(), EngineError> {
+        self.engine.alloc_vpid(id, pid, Requested::Vpid(vpid))?;
+        // A classification made before the request no longer holds.
+        if self.known.get(&pid).is_some_and(|k| k.vps.is_none()) {
+            self.known.remove(&pid);
+        }
+        Ok(())
+    }
+
     /// Real task ids of every member of VPS `id`.
     pub fn members(&self, id: VpsId) -> Vec<Pid> {
         self.engine

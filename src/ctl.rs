@@ -1,0 +1,378 @@
+//! The control socket: a root-only Unix socket over which `vprocfs ctl` talks to a
+//! running daemon, one JSON object per line each way.
+//!
+//! Requests (`{"cmd": …}`) and their answers:
+//!
+//! | request | answer |
+//! |---|---|
+//! | `{"cmd":"list"}` | `{"ok":true,"vpses":[{"id","name","init","mode","members","mappings"}…]}` |
+//! | `{"cmd":"mappings","vps":NAME}` | `{"ok":true,"mappings":[{"pid","vpid"}…]}` |
+//! | `{"cmd":"add","vps":"NAME:SOURCE"}` | `{"ok":true,"id":N}` (SOURCE as `serve --vps`) |
+//! | `{"cmd":"remove","vps":NAME}` | `{"ok":true}` |
+//! | `{"cmd":"alloc","vps":NAME,"pid":P,"vpid":V}` | `{"ok":true}` — the restore path |
+//! | `{"cmd":"stats"}` | `{"ok":true,"stats":"requests lookup=… rss_kb=…"}` |
+//!
+//! A refusal is `{"ok":false,"error":"one line","errno":N}`. A line longer than
+//! [`MAX_LINE`] or that is not a request is refused and, for an overlong line, the
+//! connection is closed; nothing a client sends can change a mapping it did not name.
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::{Mode, VpsConfig};
+use crate::stats::Stats;
+use crate::view::View;
+
+/// The longest request line accepted.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// Where `serve` listens unless told otherwise.
+pub const DEFAULT_SOCKET: &str = "/run/vprocfs/ctl.sock";
+
+/// One request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Request {
+    /// Every VPS.
+    List,
+    /// One VPS's mappings.
+    Mappings {
+        /// Its name.
+        vps: String,
+    },
+    /// A new VPS, `NAME:SOURCE` as `serve --vps`.
+    Add {
+        /// The spec.
+        vps: String,
+    },
+    /// Removes a VPS.
+    Remove {
+        /// Its name.
+        vps: String,
+    },
+    /// Gives real pid `pid` vpid `vpid` in VPS `vps` (restore).
+    Alloc {
+        /// The VPS's name.
+        vps: String,
+        /// The real pid.
+        pid: i32,
+        /// The vpid it must carry.
+        vpid: i32,
+    },
+    /// The daemon's statistics.
+    Stats,
+}
+
+/// A VPS in a `list` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VpsInfo {
+    /// Id.
+    pub id: u32,
+    /// Name.
+    pub name: String,
+    /// Real pid of init.
+    pub init: i32,
+    /// `linear` or `sparse`.
+    pub mode: String,
+    /// Member tasks.
+    pub members: usize,
+    /// Numbers with a vpid.
+    pub mappings: usize,
+}
+
+/// A `mappings` entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MappingInfo {
+    /// Real number.
+    pub pid: i32,
+    /// Its vpid.
+    pub vpid: i32,
+}
+
+/// One answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Response {
+    /// Whether the request was carried out.
+    pub ok: bool,
+    /// Why not, in one line.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub error: Option<String>,
+    /// The errno matching the refusal.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub errno: Option<i32>,
+    /// For `list`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub vpses: Option<Vec<VpsInfo>>,
+    /// For `mappings`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub mappings: Option<Vec<MappingInfo>>,
+    /// For `add`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub id: Option<u32>,
+    /// For `stats`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub stats: Option<String>,
+}
+
+impl Response {
+    fn ok() -> Response {
+        Response {
+            ok: true,
+            ..Response::default()
+        }
+    }
+
+    fn refuse(error: impl std::fmt::Display, errno: i32) -> Response {
+        Response {
+            ok: false,
+            error: Some(error.to_string().replace('\n', " ")),
+            errno: Some(errno),
+            ..Response::default()
+        }
+    }
+}
+
+/// What a request needs: the view (membership and engine), the statistics, and how to
+/// build a VPS from a spec (`serve`'s parser and settings).
+pub struct Daemon {
+    /// The view served.
+    pub view: Arc<View>,
+    /// Request counts.
+    pub stats: Arc<Stats>,
+    /// Turns `NAME:SOURCE` into a VPS: name, source, settings, namespace numbering.
+    pub parse_spec: Box<SpecParser>,
+}
+
+/// See [`Daemon::parse_spec`].
+pub type SpecParser = dyn Fn(&str) -> Result<(String, crate::membership::Source, VpsConfig, bool), String>
+    + Send
+    + Sync;
+
+/// Carries out one request line.
+pub fn handle_line(d: &Daemon, line: &str) -> Response {
+    match serde_json::from_str::<Request>(line) {
+        Ok(req) => handle(d, req),
+        Err(e) => Response::refuse(format!("not a request: {e}"), libc::EINVAL),
+    }
+}
+
+/// Carries out one request.
+pub fn handle(d: &Daemon, req: Request) -> Response {
+    d.view.with_tracker(|t| {
+        let find = |name: &str| {
+            t.engine()
+                .vps_by_name(name)
+                .map(|v| v.id())
+                .ok_or_else(|| Response::refuse(format!("no VPS named {name:?}"), libc::ESRCH))
+        };
+        match req {
+            Request::List => Response {
+                vpses: Some(
+                    t.engine()
+                        .vpses()
+                        .map(|v| VpsInfo {
+                            id: v.id(),
+                            name: v.name().to_string(),
+                            init: v.init_pid(),
+                            mode: match v.mode() {
+                                Mode::Linear => "linear".into(),
+                                Mode::Sparse => "sparse".into(),
+                            },
+                            members: v.tasks_num(),
+                            mappings: v.numbers_in_use(),
+                        })
+                        .collect(),
+                ),
+                ..Response::ok()
+            },
+            Request::Mappings { vps } => match find(&vps) {
+                Ok(id) => Response {
+                    mappings: t.vps(id).map(|v| {
+                        v.mappings()
+                            .into_iter()
+                            .map(|m| MappingInfo {
+                                pid: m.pid,
+                                vpid: m.vpid,
+                            })
+                            .collect()
+                    }),
+                    ..Response::ok()
+                },
+                Err(r) => r,
+            },
+            Request::Add { vps } => match (d.parse_spec)(&vps) {
+                Ok((name, source, config, ns_numbers)) => {
+                    match t.add_vps(&name, source, config, ns_numbers) {
+                        Ok(id) => Response {
+                            id: Some(id),
+                            ..Response::ok()
+                        },
+                        Err(e) => Response::refuse(e, libc::EINVAL),
+                    }
+                }
+                Err(e) => Response::refuse(e, libc::EINVAL),
+            },
+            Request::Remove { vps } => match find(&vps) {
+                Ok(id) => match t.remove_vps(id) {
+                    Ok(()) => Response::ok(),
+                    Err(e) => Response::refuse(&e, e.errno()),
+                },
+                Err(r) => r,
+            },
+            Request::Alloc { vps, pid, vpid } => match find(&vps) {
+                Ok(id) => match t.alloc(id, pid, vpid) {
+                    Ok(()) => Response::ok(),
+                    Err(e) => Response::refuse(&e, e.errno()),
+                },
+                Err(r) => r,
+            },
+            Request::Stats => Response {
+                stats: Some(d.stats.line()),
+                ..Response::ok()
+            },
+        }
+    })
+}
+
+/// Listens on `path` (made mode 0600, in a directory made 0700 if missing) and serves
+/// each connection on a thread of its own.
+pub fn listen(path: &Path, daemon: Arc<Daemon>) -> io::Result<()> {
+    if let Some(dir) = path.parent() {
+        if !dir.exists() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)?;
+        }
+    }
+    if path.exists() {
+        // A socket left by a daemon that died: nothing answers on it.
+        if UnixStream::connect(path).is_ok() {
+            return Err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                format!("another daemon listens on {}", path.display()),
+            ));
+        }
+        std::fs::remove_file(path)?;
+    }
+    let listener = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    std::thread::Builder::new()
+        .name("vprocfs-ctl".into())
+        .spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let d = Arc::clone(&daemon);
+                let _ = std::thread::Builder::new()
+                    .name("vprocfs-ctl-conn".into())
+                    .spawn(move || serve_conn(&d, conn));
+            }
+        })?;
+    Ok(())
+}
+
+fn serve_conn(d: &Daemon, conn: UnixStream) {
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(60)));
+    let Ok(mut out) = conn.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(conn);
+    loop {
+        let mut line = Vec::new();
+        let n = match (&mut reader)
+            .take(MAX_LINE as u64 + 1)
+            .read_until(b'\n', &mut line)
+        {
+            Ok(n) => n,
+            Err(_) => return,
+        };
+        if n == 0 {
+            return;
+        }
+        let too_long = line.len() > MAX_LINE;
+        let resp = if too_long {
+            Response::refuse(format!("request longer than {MAX_LINE} bytes"), libc::E2BIG)
+        } else {
+            match std::str::from_utf8(&line) {
+                Ok(text) if text.trim().is_empty() => continue,
+                Ok(text) => handle_line(d, text.trim()),
+                Err(_) => Response::refuse("request is not UTF-8", libc::EINVAL),
+            }
+        };
+        let mut text = serde_json::to_string(&resp).unwrap_or_else(|_| "{\"ok\":false}".into());
+        text.push('\n');
+        if out.write_all(text.as_bytes()).is_err() || too_long {
+            return;
+        }
+    }
+}
+
+/// Sends one request to the daemon at `path` and returns its answer.
+pub fn call(path: &Path, req: &Request) -> io::Result<Response> {
+    let mut conn = UnixStream::connect(path).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!(
+                "cannot reach the daemon at {}: {e} (is vprocfs serve running?)",
+                path.display()
+            ),
+        )
+    })?;
+    let mut line = serde_json::to_string(req).map_err(io::Error::other)?;
+    line.push('\n');
+    conn.write_all(line.as_bytes())?;
+    let mut answer = String::new();
+    BufReader::new(conn).take(16 << 20).read_line(&mut answer)?;
+    serde_json::from_str(&answer)
+        .map_err(|e| io::Error::other(format!("bad answer from the daemon: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_parse_strictly() {
+        assert_eq!(
+            serde_json::from_str::<Request>(r#"{"cmd":"list"}"#).unwrap(),
+            Request::List
+        );
+        assert_eq!(
+            serde_json::from_str::<Request>(r#"{"cmd":"alloc","vps":"a","pid":5,"vpid":7}"#)
+                .unwrap(),
+            Request::Alloc {
+                vps: "a".into(),
+                pid: 5,
+                vpid: 7
+            }
+        );
+        for bad in [
+            "",
+            "{}",
+            "[]",
+            r#"{"cmd":"frob"}"#,
+            r#"{"cmd":"alloc","vps":"a","pid":"5","vpid":7}"#,
+            r#"{"cmd":"alloc","vps":"a","pid":5}"#,
+            r#"{"cmd":"list","extra":1}"#,
+            r#"{"cmd":"alloc","vps":"a","pid":99999999999,"vpid":1}"#,
+        ] {
+            assert!(serde_json::from_str::<Request>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn responses_round_trip() {
+        let r = Response::refuse("vpid 5 is already in use\nsecond line", 17);
+        let text = serde_json::to_string(&r).unwrap();
+        assert_eq!(
+            text,
+            r#"{"ok":false,"error":"vpid 5 is already in use second line","errno":17}"#
+        );
+        assert_eq!(serde_json::from_str::<Response>(&text).unwrap(), r);
+    }
+}
