@@ -67,6 +67,15 @@ pub enum Request {
     },
     /// The daemon's statistics.
     Stats,
+    /// Makes process `pid` a member of VPS `vps` before it execs into it (`vprocfs
+    /// exec`); the answer says where the view is mounted and, for a pid-namespace VPS,
+    /// which process's namespace to enter.
+    Enter {
+        /// The VPS's name.
+        vps: String,
+        /// The process entering.
+        pid: i32,
+    },
 }
 
 /// A VPS in a `list` answer.
@@ -118,6 +127,12 @@ pub struct Response {
     /// For `stats`.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub stats: Option<String>,
+    /// For `enter`: the view's mount point.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub mount: Option<String>,
+    /// For `enter` into a pid-namespace VPS: a process whose namespace to join.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub pidns_of: Option<i32>,
 }
 
 impl Response {
@@ -147,6 +162,8 @@ pub struct Daemon {
     pub stats: Arc<Stats>,
     /// Turns `NAME:SOURCE` into a VPS: name, source, settings, namespace numbering.
     pub parse_spec: Box<SpecParser>,
+    /// Where the view is mounted.
+    pub mount: std::path::PathBuf,
 }
 
 /// See [`Daemon::parse_spec`].
@@ -166,10 +183,12 @@ pub fn handle_line(d: &Daemon, line: &str) -> Response {
 pub fn handle(d: &Daemon, req: Request) -> Response {
     d.view.with_tracker(|t| {
         let find = |name: &str| {
-            t.engine()
-                .vps_by_name(name)
-                .map(|v| v.id())
-                .ok_or_else(|| Response::refuse(format!("no VPS named {name:?}"), libc::ESRCH))
+            t.engine().vps_by_name(name).map(|v| v.id()).ok_or_else(|| {
+                Box::new(Response::refuse(
+                    format!("no VPS named {name:?}"),
+                    libc::ESRCH,
+                ))
+            })
         };
         match req {
             Request::List => Response {
@@ -204,7 +223,7 @@ pub fn handle(d: &Daemon, req: Request) -> Response {
                     }),
                     ..Response::ok()
                 },
-                Err(r) => r,
+                Err(r) => *r,
             },
             Request::Add { vps } => match (d.parse_spec)(&vps) {
                 Ok((name, source, config, ns_numbers)) => {
@@ -223,18 +242,29 @@ pub fn handle(d: &Daemon, req: Request) -> Response {
                     Ok(()) => Response::ok(),
                     Err(e) => Response::refuse(&e, e.errno()),
                 },
-                Err(r) => r,
+                Err(r) => *r,
             },
             Request::Alloc { vps, pid, vpid } => match find(&vps) {
                 Ok(id) => match t.alloc(id, pid, vpid) {
                     Ok(()) => Response::ok(),
                     Err(e) => Response::refuse(&e, e.errno()),
                 },
-                Err(r) => r,
+                Err(r) => *r,
             },
             Request::Stats => Response {
                 stats: Some(d.stats.line()),
                 ..Response::ok()
+            },
+            Request::Enter { vps, pid } => match find(&vps) {
+                Ok(id) => match t.enter(id, pid) {
+                    Ok(pidns_of) => Response {
+                        mount: Some(d.mount.display().to_string()),
+                        pidns_of,
+                        ..Response::ok()
+                    },
+                    Err(e) => Response::refuse(e, libc::EINVAL),
+                },
+                Err(r) => *r,
             },
         }
     })

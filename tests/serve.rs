@@ -306,3 +306,75 @@ fn bad_command_lines_get_one_line_errors() {
         assert_eq!(err.lines().count(), 1, "{err}");
     }
 }
+
+#[test]
+fn exec_runs_a_command_inside_a_served_vps() {
+    if !privileged() {
+        return;
+    }
+    let tmp = TempDir::new("exec");
+    let dir = tmp.0.clone();
+    let mnt = dir.join("mnt");
+    fs::create_dir_all(&mnt).unwrap();
+    let tree_init = Command::new("sleep").arg("60").spawn().expect("sleep");
+    let tree_pid = tree_init.id();
+    let _tree = ChildGuard(Some(tree_init));
+    let ns = Command::new("unshare")
+        .args(["--pid", "--fork", "--kill-child", "sleep", "60"])
+        .spawn()
+        .expect("unshare");
+    let ns_unshare = ns.id();
+    let _ns = ChildGuard(Some(ns));
+    assert!(wait_until(Duration::from_secs(5), || !children_of(
+        ns_unshare
+    )
+    .is_empty()));
+    let ns_init = children_of(ns_unshare)[0];
+    let sock = dir.join("ctl.sock");
+    let serve = Command::new(vprocfs())
+        .arg("serve")
+        .arg(&mnt)
+        .arg("--ctl")
+        .arg(&sock)
+        .args(["--vps", &format!("t:tree={tree_pid}")])
+        .args(["--vps", &format!("n:pidns={ns_init}")])
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve");
+    let _serve = ChildGuard(Some(serve));
+    let _mount = MountGuard(mnt.clone());
+    assert!(wait_until(Duration::from_secs(10), || mounted(&mnt) && sock.exists()));
+
+    let exec = |vps: &str, script: &str| {
+        let out = Command::new(vprocfs())
+            .args(["exec", "--socket"])
+            .arg(&sock)
+            .args([vps, "--", "sh", "-c", script])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let probe = "readlink /proc/self; ls /proc | grep -E '^[0-9]+$' | sort -n | head -1; cut -d' ' -f1 /proc/1/stat";
+    // A tree VPS: the entered process is a member (linear vpid), init is 1.
+    let (code, out, err) = exec("t", probe);
+    assert_eq!(code, Some(0), "{err}");
+    let l: Vec<&str> = out.lines().collect();
+    assert!(l[0].parse::<u32>().unwrap() > 1024, "{out}");
+    assert_eq!(&l[1..], ["1", "1"], "{out}");
+    // A pid-namespace VPS: the command runs in the namespace, numbered by it.
+    let (code, out, err) = exec("n", probe);
+    assert_eq!(code, Some(0), "{err}");
+    let l: Vec<&str> = out.lines().collect();
+    let own: u32 = l[0].parse().unwrap();
+    assert!(own > 1 && own < 1000, "{out}");
+    assert_eq!(&l[1..], ["1", "1"], "{out}");
+    // The status is the command's; an unknown VPS is a one-line error.
+    assert_eq!(exec("n", "exit 4").0, Some(4));
+    let (code, _, err) = exec("nosuch", "true");
+    assert_eq!(code, Some(1));
+    assert_eq!(err.trim(), "vprocfs: no VPS named \"nosuch\"");
+}

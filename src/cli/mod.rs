@@ -28,6 +28,26 @@ enum Command {
     Attach(AttachArgs),
     /// Talk to a running `serve` daemon over its control socket.
     Ctl(CtlArgs),
+    /// Run CMD inside a served VPS: a member, in its pid namespace where it has one,
+    /// with the view over its /proc.
+    Exec(ExecArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ExecArgs {
+    /// The daemon's control socket.
+    #[arg(long, default_value = crate::ctl::DEFAULT_SOCKET)]
+    socket: PathBuf,
+    /// The VPS.
+    vps: String,
+    /// The command and its arguments.
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
+    cmd: Vec<OsString>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -238,6 +258,7 @@ pub fn main(cli: Cli) -> i32 {
         Command::Serve(a) => serve::serve(a),
         Command::Attach(a) => serve::attach(a),
         Command::Ctl(a) => ctl(a),
+        Command::Exec(a) => run::exec(a.socket, a.vps, a.cmd),
     };
     match result {
         Ok(code) => code,

@@ -209,6 +209,85 @@ pub(super) fn run(a: RunArgs) -> Result<i32, String> {
     Ok(code)
 }
 
+/// `vprocfs exec`: becomes a member of a served VPS, puts the view over `/proc` in a
+/// private mount namespace, joins the VPS's pid namespace where it has one (a child
+/// then runs CMD, since only children enter a pid namespace), and runs CMD.
+pub(super) fn exec(
+    socket: std::path::PathBuf,
+    vps: String,
+    cmd: Vec<std::ffi::OsString>,
+) -> Result<i32, String> {
+    need_root("vprocfs exec")?;
+    let argv: Vec<CString> = cmd
+        .iter()
+        .map(|s| CString::new(s.as_bytes()))
+        .collect::<Result<_, _>>()
+        .map_err(|_| "the command contains a NUL byte".to_string())?;
+    let me = std::process::id() as i32;
+    let resp = crate::ctl::call(&socket, &crate::ctl::Request::Enter { vps, pid: me })
+        .map_err(|e| e.to_string())?;
+    if !resp.ok {
+        return Err(resp.error.unwrap_or_else(|| "refused".into()));
+    }
+    let view = resp
+        .mount
+        .ok_or("the daemon did not say where the view is")?;
+    // Before the view covers /proc: its `ns/` links are plain links there.
+    let pidns = match resp.pidns_of {
+        Some(of) => Some(
+            File::open(format!("/proc/{of}/ns/pid"))
+                .map_err(|e| format!("cannot open the VPS's pid namespace: {e}"))?,
+        ),
+        None => None,
+    };
+    unshare(CloneFlags::CLONE_NEWNS).map_err(|e| format!("cannot make a mount namespace: {e}"))?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| format!("cannot make mounts private: {e}"))?;
+    mount(
+        Some(view.as_str()),
+        "/proc",
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(|e| format!("cannot put the view ({view}) over /proc: {e}"))?;
+    if let Some(ns) = pidns {
+        nix::sched::setns(&ns, CloneFlags::CLONE_NEWPID)
+            .map_err(|e| format!("cannot join the VPS's pid namespace: {e}"))?;
+        return match fork().map_err(|e| format!("cannot fork: {e}"))? {
+            Forked::Child => exec_argv(&argv),
+            Forked::Parent(child) => Ok(wait_for(child)),
+        };
+    }
+    exec_argv(&argv)
+}
+
+fn exec_argv(argv: &[CString]) -> ! {
+    let err = match argv.first() {
+        Some(prog) => nix::unistd::execvp(prog, argv).err(),
+        None => None,
+    };
+    let name = argv
+        .first()
+        .map(|a| a.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    eprintln!(
+        "vprocfs: cannot run {name}: {}",
+        err.map(|e| e.desc()).unwrap_or("no command")
+    );
+    std::process::exit(if err == Some(nix::errno::Errno::ENOENT) {
+        127
+    } else {
+        126
+    });
+}
+
 /// Kills every remaining member of a tree VPS, each checked by start time first, so that
 /// a reused pid is never hit.
 fn kill_members(view: &View, vps: crate::engine::VpsId) {
@@ -335,21 +414,5 @@ fn init_side(pidns: bool, mut to_relay: File, mut go_r: File, argv: &[CString]) 
         // Orphans come to init, as they do to a pid namespace's init.
         let _ = nix::sys::prctl::set_child_subreaper(true);
     }
-    let err = match argv.first() {
-        Some(prog) => nix::unistd::execvp(prog, argv).err(),
-        None => None,
-    };
-    let name = argv
-        .first()
-        .map(|a| a.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    eprintln!(
-        "vprocfs: cannot run {name}: {}",
-        err.map(|e| e.desc()).unwrap_or("no command")
-    );
-    std::process::exit(if err == Some(nix::errno::Errno::ENOENT) {
-        127
-    } else {
-        126
-    });
+    exec_argv(argv)
 }

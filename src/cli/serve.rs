@@ -77,6 +77,7 @@ pub(super) fn serve(a: ServeArgs) -> Result<i32, String> {
             let (config, ns_numbers) = settings(&spec)?;
             Ok((spec.name, spec.source, config, ns_numbers))
         }),
+        mount: std::fs::canonicalize(&a.mountpoint).unwrap_or_else(|_| a.mountpoint.clone()),
     });
     crate::ctl::listen(&a.ctl, daemon)
         .map_err(|e| format!("cannot listen on {}: {e}", a.ctl.display()))?;

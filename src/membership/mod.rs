@@ -744,6 +744,51 @@ impl Tracker {
         Ok(())
     }
 
+    /// `vprocfs exec`: process `pid` enters VPS `id` (as a task entered a VE in the
+    /// seed's world). A tree VPS admits it, and so its later descendants; a cgroup VPS
+    /// moves it into the cgroup; a pid-namespace VPS cannot take a process in from
+    /// outside, so the answer names a member whose namespace the caller joins (its
+    /// children are then members). Returns that member for a pid-namespace VPS.
+    pub fn enter(&mut self, id: VpsId, pid: Pid) -> Result<Option<Pid>, String> {
+        let meta = self.meta.get(&id).cloned().ok_or("no such VPS")?;
+        match self.engine.vps_of(pid) {
+            Some(v) if v != id => return Err(format!("process {pid} belongs to another VPS")),
+            Some(_) if !matches!(meta.source, Source::Pidns { .. }) => return Ok(None),
+            _ => {}
+        }
+        match meta.source {
+            Source::Pidns { .. } => {
+                let init = self
+                    .engine
+                    .vps(id)
+                    .map(|v| v.init_pid())
+                    .ok_or("no such VPS")?;
+                Ok(Some(init))
+            }
+            Source::Cgroup { .. } => {
+                let cg = meta.cgroup.ok_or("the VPS has no cgroup")?;
+                std::fs::write(cg.dir.join("cgroup.procs"), pid.to_string())
+                    .map_err(|e| format!("cannot move {pid} into {}: {e}", cg.dir.display()))?;
+                self.forget(pid);
+                self.refresh_cgroups();
+                Ok(None)
+            }
+            Source::Tree { .. } => {
+                let info =
+                    host::read_task(pid).map_err(|e| format!("cannot read process {pid}: {e}"))?;
+                if info.tid != info.tgid {
+                    return Err(format!("{pid} is a thread"));
+                }
+                self.forget(pid);
+                if self.admit(id, &info) {
+                    Ok(None)
+                } else {
+                    Err(format!("process {pid} cannot join the VPS"))
+                }
+            }
+        }
+    }
+
     /// Real task ids of every member of VPS `id`.
     pub fn members(&self, id: VpsId) -> Vec<Pid> {
         self.engine
