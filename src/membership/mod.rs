@@ -148,21 +148,23 @@ impl Tracker {
     ) -> Result<VpsId, MembershipError> {
         let read =
             |pid: Pid| host::read_task(pid).map_err(|err| MembershipError::NoProcess { pid, err });
-        let (init, meta) = match source {
-            Source::Tree { init } => {
-                let info = read(init)?;
-                if info.tid != info.tgid {
-                    return Err(MembershipError::NotAProcess(init));
-                }
-                let meta = VpsMeta {
-                    source: source.clone(),
-                    ns_inode: None,
-                    ns_level: 0,
-                    ns_numbers: false,
-                    cgroup: None,
-                };
-                (info, meta)
+        let process = |pid: Pid| -> Result<TaskInfo, MembershipError> {
+            let info = read(pid)?;
+            if info.tid != info.tgid {
+                return Err(MembershipError::NotAProcess(pid));
             }
+            Ok(info)
+        };
+        // Tree and cgroup VPSes have no kernel namespace of their own.
+        let plain = |cgroup: Option<cgroup::Cgroup>| VpsMeta {
+            source: source.clone(),
+            ns_inode: None,
+            ns_level: 0,
+            ns_numbers: false,
+            cgroup,
+        };
+        let (init, meta) = match source {
+            Source::Tree { init } => (process(init)?, plain(None)),
             Source::Cgroup { ref spec, init } => {
                 let cg = cgroup::Cgroup::find(spec.clone()).map_err(MembershipError::Cgroup)?;
                 let init = match init {
@@ -188,18 +190,7 @@ impl Tracker {
                             })?
                     }
                 };
-                let info = read(init)?;
-                if info.tid != info.tgid {
-                    return Err(MembershipError::NotAProcess(init));
-                }
-                let meta = VpsMeta {
-                    source: source.clone(),
-                    ns_inode: None,
-                    ns_level: 0,
-                    ns_numbers: false,
-                    cgroup: Some(cg),
-                };
-                (info, meta)
+                (process(init)?, plain(Some(cg)))
             }
             Source::Pidns { of } => {
                 let info = read(of)?;
