@@ -7,10 +7,11 @@
 //! |---|---|
 //! | `{"cmd":"list"}` | `{"ok":true,"vpses":[{"id","name","init","mode","members","mappings"}…]}` |
 //! | `{"cmd":"mappings","vps":NAME}` | `{"ok":true,"mappings":[{"pid","vpid"}…]}` |
-//! | `{"cmd":"add","vps":"NAME:SOURCE"}` | `{"ok":true,"id":N}` (SOURCE as `serve --vps`) |
+//! | `{"cmd":"add","vps":"NAME:SOURCE"}` | `{"ok":true,"id":N,"mount":PATH}` (SOURCE as `serve --vps`) |
 //! | `{"cmd":"remove","vps":NAME}` | `{"ok":true}` |
 //! | `{"cmd":"alloc","vps":NAME,"pid":P,"vpid":V}` | `{"ok":true}` — the restore path |
 //! | `{"cmd":"stats"}` | `{"ok":true,"stats":"requests lookup=… rss_kb=…"}` |
+//! | `{"cmd":"enter","vps":NAME,"pid":P}` | `{"ok":true,"mount":PATH[,"pidns_of":P]}` (`vprocfs exec`) |
 //!
 //! A refusal is `{"ok":false,"error":"one line","errno":N}`. A line longer than
 //! [`MAX_LINE`] or that is not a request is refused and, for an overlong line, the
@@ -230,6 +231,7 @@ pub fn handle(d: &Daemon, req: Request) -> Response {
                     match t.add_vps(&name, source, config, ns_numbers) {
                         Ok(id) => Response {
                             id: Some(id),
+                            mount: Some(d.mount.display().to_string()),
                             ..Response::ok()
                         },
                         Err(e) => Response::refuse(e, libc::EINVAL),

@@ -31,6 +31,22 @@ enum Command {
     /// Run CMD inside a served VPS: a member, in its pid namespace where it has one,
     /// with the view over its /proc.
     Exec(ExecArgs),
+    /// An OCI runtime hook: `create` registers the container (state JSON on standard
+    /// input) and puts the view over its /proc; `delete` removes it.
+    OciHook(OciHookArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct OciHookArgs {
+    /// The daemon's control socket.
+    #[arg(long, default_value = crate::ctl::DEFAULT_SOCKET)]
+    socket: PathBuf,
+    /// Where the view goes inside the container.
+    #[arg(long, default_value = "/proc")]
+    target: PathBuf,
+    /// `create` (createContainer or prestart) or `delete` (poststop).
+    #[arg(value_parser = ["create", "delete"])]
+    phase: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -259,6 +275,7 @@ pub fn main(cli: Cli) -> i32 {
         Command::Attach(a) => serve::attach(a),
         Command::Ctl(a) => ctl(a),
         Command::Exec(a) => run::exec(a.socket, a.vps, a.cmd),
+        Command::OciHook(a) => serve::oci_hook(&a.socket, &a.target, &a.phase),
     };
     match result {
         Ok(code) => code,

@@ -2,6 +2,8 @@
 //! a running container's `/proc`).
 
 use std::fs::File;
+use std::io::Read as _;
+use std::path::Path;
 use std::sync::Arc;
 
 use fuser::MountOption;
@@ -102,18 +104,26 @@ pub(super) fn serve(a: ServeArgs) -> Result<i32, String> {
 
 pub(super) fn attach(a: AttachArgs) -> Result<i32, String> {
     need_root("vprocfs attach")?;
-    let tree = open_tree_clone(&a.mountpoint)
-        .map_err(|e| format!("cannot take the mount at {}: {e}", a.mountpoint.display()))?;
-    let ns = File::open(format!("/proc/{}/ns/mnt", a.pid))
-        .map_err(|e| format!("cannot open the mount namespace of process {}: {e}", a.pid))?;
-    // setns into a mount namespace needs a single-threaded caller: a child does it.
+    attach_view(a.pid, &a.mountpoint, &a.target)?;
+    Ok(0)
+}
+
+/// Puts the served mount at `mountpoint` over `target` in the mount namespace of
+/// process `pid`: a detached copy (`open_tree`) moved there (`move_mount`) by a child
+/// that has entered the namespace (setns into a mount namespace needs a single-threaded
+/// caller).
+fn attach_view(pid: i32, mountpoint: &Path, target: &Path) -> Result<(), String> {
+    let tree = open_tree_clone(mountpoint)
+        .map_err(|e| format!("cannot take the mount at {}: {e}", mountpoint.display()))?;
+    let ns = File::open(format!("/proc/{pid}/ns/mnt"))
+        .map_err(|e| format!("cannot open the mount namespace of process {pid}: {e}"))?;
     match fork().map_err(|e| format!("cannot fork: {e}"))? {
         Forked::Child => {
             let r = setns(&ns, CloneFlags::CLONE_NEWNS)
                 .map_err(|e| format!("cannot enter the mount namespace: {e}"))
                 .and_then(|()| {
-                    move_mount_to(&tree, &a.target)
-                        .map_err(|e| format!("cannot mount on {}: {e}", a.target.display()))
+                    move_mount_to(&tree, target)
+                        .map_err(|e| format!("cannot mount on {}: {e}", target.display()))
                 });
             match r {
                 Ok(()) => std::process::exit(0),
@@ -127,9 +137,82 @@ pub(super) fn attach(a: AttachArgs) -> Result<i32, String> {
             let st = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(child), None)
                 .map_err(|e| e.to_string())?;
             match st {
-                nix::sys::wait::WaitStatus::Exited(_, 0) => Ok(0),
-                _ => Err(format!("attaching to process {} failed", a.pid)),
+                nix::sys::wait::WaitStatus::Exited(_, 0) => Ok(()),
+                _ => Err(format!("attaching to process {pid} failed")),
             }
         }
+    }
+}
+
+/// The part of an OCI runtime's state (read by hooks on standard input) a hook needs.
+#[derive(Debug, serde::Deserialize)]
+struct OciState {
+    id: String,
+    #[serde(default)]
+    pid: Option<i32>,
+}
+
+/// `vprocfs oci-hook create|delete`: an OCI runtime hook. `create` (for
+/// `createContainer` or `prestart`) registers the container with the daemon — its pid
+/// namespace when it has one, else its process tree — and puts the view over its
+/// `/proc`; `delete` (for `poststop`) removes it.
+pub(super) fn oci_hook(socket: &Path, target: &Path, phase: &str) -> Result<i32, String> {
+    need_root("vprocfs oci-hook")?;
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut std::io::stdin().take(1 << 20), &mut text)
+        .map_err(|e| format!("cannot read the container state: {e}"))?;
+    let state: OciState = serde_json::from_str(&text)
+        .map_err(|e| format!("the container state on standard input is not OCI state JSON: {e}"))?;
+    let name: String = state
+        .id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    match phase {
+        "create" => {
+            let pid = state.pid.ok_or("the container state has no pid")?;
+            let own =
+                |p: &str| std::fs::metadata(p).map(|m| std::os::unix::fs::MetadataExt::ino(&m));
+            let kind = if own("/proc/self/ns/pid").ok() == own(&format!("/proc/{pid}/ns/pid")).ok()
+            {
+                "tree"
+            } else {
+                "pidns"
+            };
+            let resp = crate::ctl::call(
+                socket,
+                &crate::ctl::Request::Add {
+                    vps: format!("{name}:{kind}={pid}"),
+                },
+            )
+            .map_err(|e| e.to_string())?;
+            if !resp.ok {
+                return Err(resp.error.unwrap_or_else(|| "refused".into()));
+            }
+            let mount = resp
+                .mount
+                .ok_or("the daemon did not say where the view is")?;
+            attach_view(pid, Path::new(&mount), target)?;
+            Ok(0)
+        }
+        "delete" => {
+            let resp = crate::ctl::call(socket, &crate::ctl::Request::Remove { vps: name })
+                .map_err(|e| e.to_string())?;
+            // Already gone is fine for a poststop hook.
+            if resp.ok || resp.errno == Some(libc::ESRCH) {
+                Ok(0)
+            } else {
+                Err(resp.error.unwrap_or_else(|| "refused".into()))
+            }
+        }
+        other => Err(format!(
+            "unknown hook phase {other:?}: use create or delete"
+        )),
     }
 }

@@ -1,0 +1,128 @@
+//! `vprocfs oci-hook`: what an OCI runtime (runc, crun, podman) runs for a container,
+//! driven here with the state JSON of a container made by `unshare`.
+
+mod common;
+
+use std::fs;
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+fn hook(sock: &std::path::Path, phase: &str, state: &str) -> (Option<i32>, String) {
+    let mut child = Command::new(vprocfs())
+        .args(["oci-hook", "--socket"])
+        .arg(sock)
+        .arg(phase)
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("hook");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(state.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_oci_hook_registers_a_container_and_covers_its_proc() {
+    if !privileged() {
+        return;
+    }
+    let tmp = TempDir::new("oci");
+    let dir = tmp.0.clone();
+    let mnt = dir.join("mnt");
+    fs::create_dir_all(&mnt).unwrap();
+    let d = dir.display();
+    let script = format!(
+        "until [ -e {d}/go ]; do sleep 0.02; done; \
+         {{ ls /proc | grep -E '^[0-9]+$' | sort -n | head -1; cut -d' ' -f1,2 /proc/1/stat; }} > {d}/out.tmp; \
+         mv {d}/out.tmp {d}/out; sleep 30"
+    );
+    let container = Command::new("unshare")
+        .args([
+            "--pid",
+            "--fork",
+            "--mount",
+            "--kill-child",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("container");
+    let unshare_pid = container.id();
+    let _container = ChildGuard(Some(container));
+    let children = || -> Vec<i32> {
+        fs::read_to_string(format!("/proc/{unshare_pid}/task/{unshare_pid}/children"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|s| s.parse().ok())
+            .collect()
+    };
+    assert!(wait_until(Duration::from_secs(5), || !children().is_empty()));
+    let init = children()[0];
+
+    let sock = dir.join("ctl.sock");
+    let serve = Command::new(vprocfs())
+        .arg("serve")
+        .arg(&mnt)
+        .arg("--ctl")
+        .arg(&sock)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve");
+    let _serve = ChildGuard(Some(serve));
+    let _mount = MountGuard(mnt.clone());
+    assert!(wait_until(Duration::from_secs(10), || mounted(&mnt) && sock.exists()));
+
+    let state = format!(
+        r#"{{"ociVersion":"1.0.2","id":"c1","status":"created","pid":{init},"bundle":"/nonexistent"}}"#
+    );
+    let (code, err) = hook(&sock, "create", &state);
+    assert_eq!(code, Some(0), "{err}");
+    fs::write(dir.join("go"), "").unwrap();
+    assert!(wait_until(Duration::from_secs(10), || dir
+        .join("out")
+        .exists()));
+    let seen = fs::read_to_string(dir.join("out")).unwrap();
+    assert_eq!(
+        seen, "1\n1 (sh)\n",
+        "the container sees its own processes from 1"
+    );
+
+    let list = Command::new(vprocfs())
+        .args(["ctl", "--socket"])
+        .arg(&sock)
+        .arg("list")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&list.stdout).contains(" c1 "));
+    let (code, err) = hook(&sock, "delete", &state);
+    assert_eq!(code, Some(0), "{err}");
+    let list = Command::new(vprocfs())
+        .args(["ctl", "--socket"])
+        .arg(&sock)
+        .arg("list")
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&list.stdout).contains(" c1 "));
+    // A second delete (the runtime may retry) is fine; bad state is a one-line error.
+    assert_eq!(hook(&sock, "delete", &state).0, Some(0));
+    let (code, err) = hook(&sock, "create", "not json");
+    assert_eq!(code, Some(1));
+    assert!(
+        err.starts_with("vprocfs: the container state on standard input is not OCI state JSON"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
