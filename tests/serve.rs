@@ -358,3 +358,67 @@ fn exec_runs_a_command_inside_a_served_vps() {
     assert_eq!(code, Some(1));
     assert_eq!(err.trim(), "vprocfs: no VPS named \"nosuch\"");
 }
+
+#[test]
+fn a_config_file_is_reloaded_on_sighup() {
+    if !privileged() {
+        return;
+    }
+    let tmp = TempDir::new("config");
+    let dir = tmp.0.clone();
+    let mnt = dir.join("mnt");
+    fs::create_dir_all(&mnt).unwrap();
+    let (one, _g1) = sleeper_pid();
+    let (two, _g2) = sleeper_pid();
+    let conf = dir.join("vpses.conf");
+    fs::write(&conf, format!("# the VPSes\none:tree={one}\n")).unwrap();
+    let sock = dir.join("ctl.sock");
+    let serve = Command::new(vprocfs())
+        .arg("serve")
+        .arg(&mnt)
+        .arg("--ctl")
+        .arg(&sock)
+        .arg("--config")
+        .arg(&conf)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve");
+    let serve_pid = serve.id() as i32;
+    let _serve = ChildGuard(Some(serve));
+    let _mount = MountGuard(mnt.clone());
+    assert!(wait_until(Duration::from_secs(10), || mounted(&mnt) && sock.exists()));
+    let list = || {
+        let out = Command::new(vprocfs())
+            .args(["ctl", "--socket"])
+            .arg(&sock)
+            .arg("list")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(list().contains(" one "));
+    let hup = || {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(serve_pid),
+            nix::sys::signal::Signal::SIGHUP,
+        )
+        .unwrap()
+    };
+    // A broken file changes nothing and the daemon keeps serving.
+    fs::write(&conf, "one:tree=\n").unwrap();
+    hup();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(list().contains(" one "), "{}", list());
+    // one goes, two comes.
+    fs::write(&conf, format!("two:tree={two}  # added\n")).unwrap();
+    hup();
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            let l = list();
+            l.contains(" two ") && !l.contains(" one ")
+        }),
+        "{}",
+        list()
+    );
+    assert!(mounted(&mnt), "still serving after reloads");
+}

@@ -189,6 +189,8 @@ struct RunArgs {
 pub struct VpsSpec {
     name: String,
     source: crate::membership::Source,
+    /// As written, for the control socket's `add`.
+    text: String,
 }
 
 fn parse_vps(s: &str) -> Result<VpsSpec, String> {
@@ -221,6 +223,7 @@ fn parse_vps(s: &str) -> Result<VpsSpec, String> {
         return Ok(VpsSpec {
             name: name.to_string(),
             source: crate::membership::Source::Cgroup { spec, init },
+            text: s.to_string(),
         });
     }
     let pid: Pid = pid
@@ -236,6 +239,7 @@ fn parse_vps(s: &str) -> Result<VpsSpec, String> {
     Ok(VpsSpec {
         name: name.to_string(),
         source,
+        text: s.to_string(),
     })
 }
 
@@ -253,6 +257,9 @@ struct ServeArgs {
     /// The control socket (`vprocfs ctl`), mode 0600.
     #[arg(long, default_value = crate::ctl::DEFAULT_SOCKET)]
     ctl: PathBuf,
+    /// A file of VPSes, one NAME:SOURCE a line (`#` comments); re-read on SIGHUP.
+    #[arg(long)]
+    config: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -346,7 +353,8 @@ mod tests {
             parse_vps("web:tree=42"),
             Ok(VpsSpec {
                 name: "web".into(),
-                source: Source::Tree { init: 42 }
+                source: Source::Tree { init: 42 },
+                text: "web:tree=42".into(),
             })
         );
         assert_eq!(

@@ -46,7 +46,11 @@ pub(super) fn serve(a: ServeArgs) -> Result<i32, String> {
         };
         Ok((config, numbering == NumberingArg::Pidns))
     };
-    for spec in &a.vps {
+    let from_file = match &a.config {
+        Some(path) => read_config(path)?,
+        None => Vec::new(),
+    };
+    for spec in a.vps.iter().chain(&from_file) {
         let (config, ns_numbers) = settings(spec)?;
         tracker
             .add_vps(&spec.name, spec.source.clone(), config, ns_numbers)
@@ -81,7 +85,7 @@ pub(super) fn serve(a: ServeArgs) -> Result<i32, String> {
         }),
         mount: std::fs::canonicalize(&a.mountpoint).unwrap_or_else(|_| a.mountpoint.clone()),
     });
-    crate::ctl::listen(&a.ctl, daemon)
+    crate::ctl::listen(&a.ctl, Arc::clone(&daemon))
         .map_err(|e| format!("cannot listen on {}: {e}", a.ctl.display()))?;
     log::info!(
         "serving {} VPS(es) on {}, control socket {}",
@@ -89,7 +93,13 @@ pub(super) fn serve(a: ServeArgs) -> Result<i32, String> {
         a.mountpoint.display(),
         a.ctl.display()
     );
-    let sig = daemon::wait_signal(&stats).map_err(|e| e.to_string())?;
+    let sig = loop {
+        let sig = daemon::wait_signal(&stats).map_err(|e| e.to_string())?;
+        match (&a.config, sig) {
+            (Some(path), nix::sys::signal::Signal::SIGHUP) => reload(path, &a.vps, &daemon),
+            _ => break sig,
+        }
+    };
     log::info!(
         "{sig}: unmounting {}; {}",
         a.mountpoint.display(),
@@ -100,6 +110,64 @@ pub(super) fn serve(a: ServeArgs) -> Result<i32, String> {
         .umount_and_join()
         .map_err(|e| format!("cannot unmount {}: {e}", a.mountpoint.display()))?;
     Ok(0)
+}
+
+/// Reads a file of VPSes: one `NAME:SOURCE` (as `--vps`) a line; `#` starts a comment.
+fn read_config(path: &Path) -> Result<Vec<VpsSpec>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut specs = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let spec =
+            super::parse_vps(line).map_err(|e| format!("{}:{}: {e}", path.display(), n + 1))?;
+        if specs.iter().any(|s: &VpsSpec| s.name == spec.name) {
+            return Err(format!(
+                "{}:{}: VPS {} is named twice",
+                path.display(),
+                n + 1,
+                spec.name
+            ));
+        }
+        specs.push(spec);
+    }
+    Ok(specs)
+}
+
+/// SIGHUP: makes the served VPSes those of the command line and the file again. A VPS
+/// still listed is kept as it is (its vpids do not change); one no longer listed is
+/// removed; a new one is added. A file that does not parse changes nothing.
+fn reload(path: &Path, fixed: &[VpsSpec], daemon: &crate::ctl::Daemon) {
+    let wanted = match read_config(path) {
+        Ok(w) => w,
+        Err(e) => {
+            log::error!("reload refused, nothing changed: {e}");
+            return;
+        }
+    };
+    let keep: Vec<&str> = fixed
+        .iter()
+        .chain(&wanted)
+        .map(|s| s.name.as_str())
+        .collect();
+    let have: Vec<String> = daemon
+        .view
+        .with_tracker(|t| t.engine().vpses().map(|v| v.name().to_string()).collect());
+    for name in have.iter().filter(|n| !keep.contains(&n.as_str())) {
+        let r = crate::ctl::handle(daemon, crate::ctl::Request::Remove { vps: name.clone() });
+        log::info!("reload: removed {name}: {}", r.ok);
+    }
+    for spec in wanted.iter().filter(|s| !have.contains(&s.name)) {
+        let text = spec.text.clone();
+        let r = crate::ctl::handle(daemon, crate::ctl::Request::Add { vps: text });
+        match r.error {
+            None => log::info!("reload: added {}", spec.name),
+            Some(e) => log::error!("reload: cannot add {}: {e}", spec.name),
+        }
+    }
 }
 
 pub(super) fn attach(a: AttachArgs) -> Result<i32, String> {
