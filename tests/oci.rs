@@ -32,11 +32,45 @@ fn hook(sock: &std::path::Path, phase: &str, state: &str) -> (Option<i32>, Strin
     )
 }
 
+/// How the container is handed over: the OCI hook with state JSON, or the LXC hook
+/// script with LXC's environment.
+#[derive(Clone, Copy, PartialEq)]
+enum Via {
+    Oci,
+    Lxc,
+}
+
+fn lxc_hook(sock: &std::path::Path, phase: &str, init: i32) -> (Option<i32>, String) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/mount/lxc/vprocfs-lxc-hook");
+    let out = Command::new(script)
+        .env("VPROCFS", vprocfs())
+        .env("VPROCFS_SOCKET", sock)
+        .env("LXC_NAME", "c1")
+        .env("LXC_PID", init.to_string())
+        .env("LXC_HOOK_TYPE", phase)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 #[test]
 fn the_oci_hook_registers_a_container_and_covers_its_proc() {
-    if !privileged() {
-        return;
+    if privileged() {
+        hand_over(Via::Oci);
     }
+}
+
+#[test]
+fn the_lxc_hook_registers_a_container_and_covers_its_proc() {
+    if privileged() {
+        hand_over(Via::Lxc);
+    }
+}
+
+fn hand_over(via: Via) {
     let tmp = TempDir::new("oci");
     let dir = tmp.0.clone();
     let mnt = dir.join("mnt");
@@ -88,7 +122,10 @@ fn the_oci_hook_registers_a_container_and_covers_its_proc() {
     let state = format!(
         r#"{{"ociVersion":"1.0.2","id":"c1","status":"created","pid":{init},"bundle":"/nonexistent"}}"#
     );
-    let (code, err) = hook(&sock, "create", &state);
+    let (code, err) = match via {
+        Via::Oci => hook(&sock, "create", &state),
+        Via::Lxc => lxc_hook(&sock, "start-host", init),
+    };
     assert_eq!(code, Some(0), "{err}");
     fs::write(dir.join("go"), "").unwrap();
     assert!(wait_until(Duration::from_secs(10), || dir
@@ -107,7 +144,10 @@ fn the_oci_hook_registers_a_container_and_covers_its_proc() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&list.stdout).contains(" c1 "));
-    let (code, err) = hook(&sock, "delete", &state);
+    let (code, err) = match via {
+        Via::Oci => hook(&sock, "delete", &state),
+        Via::Lxc => lxc_hook(&sock, "post-stop", init),
+    };
     assert_eq!(code, Some(0), "{err}");
     let list = Command::new(vprocfs())
         .args(["ctl", "--socket"])
@@ -116,6 +156,10 @@ fn the_oci_hook_registers_a_container_and_covers_its_proc() {
         .output()
         .unwrap();
     assert!(!String::from_utf8_lossy(&list.stdout).contains(" c1 "));
+    if via == Via::Lxc {
+        assert_eq!(lxc_hook(&sock, "bogus", init).0, Some(1));
+        return;
+    }
     // A second delete (the runtime may retry) is fine; bad state is a one-line error.
     assert_eq!(hook(&sock, "delete", &state).0, Some(0));
     let (code, err) = hook(&sock, "create", "not json");
