@@ -59,15 +59,24 @@ pub fn read_task(tid: Pid) -> io::Result<TaskInfo> {
 }
 
 /// Builds a [`TaskInfo`] from the text of a task's `stat` and `status`.
+///
+/// The two files are read one after the other, and a process may call `setpgid` or
+/// `setsid` in between (a shell's child does so right after fork, just when the
+/// connector reports it). So every id that is paired with its namespace numbers — pid,
+/// ppid, pgid, sid against `NSpid`, `NSpgid`, `NSsid` — comes from `status` alone, one
+/// read; `stat` gives only the start time and the state.
 pub fn task_info(stat: &[u8], status: &[u8]) -> io::Result<TaskInfo> {
     let st = parse_stat(stat).map_err(invalid)?;
     let ss = parse_status(status).map_err(invalid)?;
+    if ss.pid != st.pid {
+        return Err(invalid("stat and status describe different tasks"));
+    }
     Ok(TaskInfo {
-        tid: st.pid,
+        tid: ss.pid,
         tgid: ss.tgid,
-        ppid: st.ppid,
-        pgid: st.pgrp,
-        sid: st.session,
+        ppid: ss.ppid,
+        pgid: ss.nspgid.first().copied().unwrap_or(st.pgrp),
+        sid: ss.nssid.first().copied().unwrap_or(st.session),
         start: st.starttime,
         state: st.state,
         nspid: ss.nspid,

@@ -128,6 +128,20 @@ fn a_cgroup_vps_follows_processes_moving_in_and_out() {
             .expect("reader"),
     ));
     cg.move_pid(&boxdir, pid(&reader));
+    // Another member loops over ps -ef through the view while processes move.
+    let looper_script = format!(
+        "n=0; bad=0; while [ ! -e {d}/done2 ]; do \
+           ps -ef > /dev/null 2>{d}/ps-err || bad=$((bad+1)); [ -s {d}/ps-err ] && bad=$((bad+1)); n=$((n+1)); \
+         done; echo runs=$n bad=$bad > {d}/loop"
+    );
+    let looper = Command::new("unshare")
+        .args(["--mount", "sh", "-c"])
+        .arg(format!("mount --bind {m} /proc && {looper_script}"))
+        .spawn()
+        .expect("looper");
+    let looper_pid = looper.id();
+    let _looper = ChildGuard(Some(looper));
+    cg.move_pid(&boxdir, looper_pid);
     fs::write(tmp.0.join("go1"), "").unwrap();
     assert!(wait_until(Duration::from_secs(10), || tmp
         .0
@@ -157,5 +171,31 @@ fn a_cgroup_vps_follows_processes_moving_in_and_out() {
     assert!(!two.contains(&v(&deep).as_str()), "moved out: {two:?}");
     assert!(two.contains(&v(&reader).as_str()), "{two:?}");
     assert_eq!(two[0], "1", "{two:?}");
+    assert!(wait_until(Duration::from_secs(10), || tmp
+        .0
+        .join("loop")
+        .exists()));
+    let looped = fs::read_to_string(tmp.0.join("loop")).unwrap();
+    assert!(
+        looped.ends_with("bad=0\n") && !looped.starts_with("runs=0 "),
+        "{looped}"
+    );
+
+    // exec into the cgroup VPS: the command is moved into the cgroup and sees the VPS.
+    let out = Command::new(vprocfs())
+        .args(["exec", "--socket"])
+        .arg(tmp.0.join("ctl.sock"))
+        .args([
+            "c",
+            "--",
+            "sh",
+            "-c",
+            "grep '^0::' /proc/self/cgroup; cut -d' ' -f1 /proc/1/stat",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(text, format!("0::/{name}/box\n1\n"));
     drop((init, deep, outside, reader));
 }
