@@ -41,9 +41,11 @@ struct OciHookArgs {
     /// The daemon's control socket.
     #[arg(long, default_value = crate::ctl::DEFAULT_SOCKET)]
     socket: PathBuf,
-    /// Where the view goes inside the container.
-    #[arg(long, default_value = "/proc")]
-    target: PathBuf,
+    /// Where the view goes inside the container [default: <bundle root>/proc from the
+    /// bundle's config.json, as a createContainer hook sees it before pivot_root; else
+    /// /proc].
+    #[arg(long)]
+    target: Option<PathBuf>,
     /// `create` (createContainer or prestart) or `delete` (poststop).
     #[arg(value_parser = ["create", "delete"])]
     phase: String,
@@ -282,7 +284,7 @@ pub fn main(cli: Cli) -> i32 {
         Command::Attach(a) => serve::attach(a),
         Command::Ctl(a) => ctl(a),
         Command::Exec(a) => run::exec(a.socket, a.vps, a.cmd),
-        Command::OciHook(a) => serve::oci_hook(&a.socket, &a.target, &a.phase),
+        Command::OciHook(a) => serve::oci_hook(&a.socket, a.target.as_deref(), &a.phase),
     };
     match result {
         Ok(code) => code,

@@ -218,13 +218,26 @@ struct OciState {
     id: String,
     #[serde(default)]
     pid: Option<i32>,
+    #[serde(default)]
+    bundle: Option<String>,
+}
+
+/// Where the container's `/proc` is when a `createContainer` (or `prestart`) hook runs:
+/// the runtime has made the container's mounts but not yet pivoted into its root, so
+/// it is `<root>/proc` with the root from the bundle's `config.json`. `None` when the
+/// bundle cannot be read (a container made otherwise): then `/proc` itself.
+fn bundle_proc(bundle: &str) -> Option<std::path::PathBuf> {
+    let config = std::fs::read_to_string(Path::new(bundle).join("config.json")).ok()?;
+    let config: serde_json::Value = serde_json::from_str(&config).ok()?;
+    let root = Path::new(config.get("root")?.get("path")?.as_str()?);
+    Some(Path::new(bundle).join(root).join("proc"))
 }
 
 /// `vprocfs oci-hook create|delete`: an OCI runtime hook. `create` (for
 /// `createContainer` or `prestart`) registers the container with the daemon — its pid
 /// namespace when it has one, else its process tree — and puts the view over its
 /// `/proc`; `delete` (for `poststop`) removes it.
-pub(super) fn oci_hook(socket: &Path, target: &Path, phase: &str) -> Result<i32, String> {
+pub(super) fn oci_hook(socket: &Path, target: Option<&Path>, phase: &str) -> Result<i32, String> {
     need_root("vprocfs oci-hook")?;
     let mut text = String::new();
     std::io::Read::read_to_string(&mut std::io::stdin().take(1 << 20), &mut text)
@@ -266,7 +279,15 @@ pub(super) fn oci_hook(socket: &Path, target: &Path, phase: &str) -> Result<i32,
             let mount = resp
                 .mount
                 .ok_or("the daemon did not say where the view is")?;
-            attach_view(pid, Path::new(&mount), target)?;
+            let target = match target {
+                Some(t) => t.to_path_buf(),
+                None => state
+                    .bundle
+                    .as_deref()
+                    .and_then(bundle_proc)
+                    .unwrap_or_else(|| "/proc".into()),
+            };
+            attach_view(pid, Path::new(&mount), &target)?;
             Ok(0)
         }
         "delete" => {
