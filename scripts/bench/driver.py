@@ -1,0 +1,235 @@
+"""Inside half of the paired benchmark (scripts/bench.sh): runs as pid 1 of the VPS.
+
+Usage: driver.py --dir D --n N --reps R [--lat-reads K] [--lxcfs PATH]
+
+Builds the process farm (farm.py), starts two timing workers (worker.py) — (a) in a
+private mount namespace with the kernel's procfs of this very pid namespace mounted on
+/proc, (b) on the VPS's /proc, which is the vprocfs view — and times each measure paired
+and interleaved: warm-up a, b (untimed), then a, b, a, b … R times each. Same processes,
+same run. For the request counts it asks the outside half for a statistics line of the
+daemon (files in D: it creates req.TAG, the outside answers snap.TAG) around one ps -ef.
+
+Writes D/results.tsv (N, key, kernel, vprocfs, unit), D/requests.tsv and D/info.tsv;
+progress goes to stdout.
+"""
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PY = sys.executable
+
+
+def log(msg):
+    print("[N=%s] %s" % (ARGS.n, msg), flush=True)
+
+
+class Worker:
+    def __init__(self, name, argv):
+        self.name = name
+        self.p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  text=True, bufsize=1)
+
+    def ask(self, **req):
+        self.p.stdin.write(json.dumps(req) + "\n")
+        self.p.stdin.flush()
+        line = self.p.stdout.readline()
+        if not line:
+            raise RuntimeError("worker %s died" % self.name)
+        ans = json.loads(line)
+        if "error" in ans:
+            raise RuntimeError("worker %s: %s (%r)" % (self.name, ans["error"], req))
+        return ans
+
+
+def snapshot(tag, timeout=20.0):
+    """Asks the outside half for one statistics line of the daemon (SIGUSR1)."""
+    d = ARGS.dir
+    tmp = os.path.join(d, ".req." + tag)
+    with open(tmp, "w") as f:
+        f.write(tag + "\n")
+    os.rename(tmp, os.path.join(d, "req." + tag))
+    path = os.path.join(d, "snap." + tag)
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if os.path.exists(path):
+            with open(path) as f:
+                line = f.read().strip()
+            return parse_stats(line)
+        time.sleep(0.02)
+    return None
+
+
+def parse_stats(line):
+    if "requests" not in line:
+        return None
+    out = {}
+    for tok in line.split("requests", 1)[1].split():
+        k, _, v = tok.partition("=")
+        if v.isdigit():
+            out[k] = int(v)
+    return out
+
+
+def main():
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # pid 1: no default action
+    d, n, reps = ARGS.dir, ARGS.n, ARGS.reps
+    results = []  # (key, kernel, view, unit)
+    info = []
+
+    t0 = time.monotonic()
+    farm = subprocess.Popen([PY, os.path.join(HERE, "farm.py"), str(n)],
+                            stdout=subprocess.PIPE, text=True)
+    line = farm.stdout.readline().split()
+    if not line or line[0] != "ready":
+        raise RuntimeError("the farm did not start (status %s)" % farm.poll())
+    procs, tasks = int(line[1]), int(line[2])
+    log("farm up: %d processes, %d tasks, in %.1f s" % (procs, tasks, time.monotonic() - t0))
+    info += [("farm_processes", procs), ("farm_tasks", tasks),
+             ("farm_build_s", "%.1f" % (time.monotonic() - t0))]
+
+    worker = os.path.join(HERE, "worker.py")
+    a = Worker("a", ["unshare", "--mount", "sh", "-c",
+                     'mount -t proc proc /proc && exec "$0" "$@"', PY, worker])
+    b = Worker("b", [PY, worker])
+    wa, wb = a.ask(op="whoami"), b.ask(op="whoami")
+    log("(a) /proc is %s, pid_max %d; (b) /proc is %s" % (wa["fstype"], wa["pid_max"],
+                                                         wb["fstype"]))
+    if wa["fstype"] != "proc" or not wb["fstype"].startswith("fuse"):
+        raise RuntimeError("the two /proc's are not kernel procfs and the FUSE view")
+    info += [("ns_pid_max", wa["pid_max"])]
+
+    # Check: both /proc's show the same processes with the same numbers (ps itself and
+    # the workers' own rows aside, which differ between the two).
+    cols = ["ps", "-e", "-o", "pid=,ppid=,pgid=,sid=,nlwp=,comm="]
+    rows_a = a.ask(op="lines", argv=cols)["lines"]
+    rows_b = b.ask(op="lines", argv=cols)["lines"]
+    sa = {r for r in rows_a if not r.split()[-1] == "ps"}
+    sb = {r for r in rows_b if not r.split()[-1] == "ps"}
+    diff = len(sa ^ sb)
+    log("check ps -e -o pid,ppid,pgid,sid,nlwp,comm: kernel %d rows, view %d rows, "
+        "%d differ" % (len(rows_a), len(rows_b), diff))
+    info += [("ps_rows_kernel", len(rows_a)), ("ps_rows_view", len(rows_b)),
+             ("ps_rows_differ", diff)]
+    if diff:
+        with open(os.path.join(d, "check-diff.txt"), "w") as f:
+            f.write("# ps -e -o pid=,ppid=,pgid=,sid=,nlwp=,comm= rows only in one of the"
+                    " two /proc's\n")
+            for r in sorted(sa - sb, key=lambda r: int(r.split()[0])):
+                f.write("kernel only: %s\n" % r)
+            for r in sorted(sb - sa, key=lambda r: int(r.split()[0])):
+                f.write("view only:   %s\n" % r)
+        snapshot("hostps")  # the outside half saves the host's numbers beside it
+        log("WARNING: the view differs from the kernel in %d rows; see check-diff.txt and"
+            " host-ps.txt (BENCH_OUT keeps them)" % diff)
+
+    measures = [
+        ("ps -ef", dict(op="cmd", argv=["ps", "-ef"])),
+        ("ps -eLf", dict(op="cmd", argv=["ps", "-eLf"])),
+        ("top -b -n1", dict(op="cmd", argv=["top", "-b", "-n1"])),
+        ("read every /proc/<pid>/stat", dict(op="statloop")),
+    ]
+    for key, req in measures:
+        paired(results, a, b, key, "ms", req, req, warmup=True)
+
+    # FUSE requests for one ps -ef, and the daemon's RSS.
+    before = snapshot("before")
+    try:
+        b.ask(op="cmd", argv=["ps", "-ef"])
+    except (RuntimeError, OSError) as e:
+        log("ps -ef for the request counts: FAILED: %s" % e)
+        before = None
+    time.sleep(0.3)  # let asynchronous releases arrive
+    after = snapshot("after")
+    with open(os.path.join(d, "requests.tsv"), "w") as f:
+        if before and after:
+            shown = len(rows_b)  # processes in the VPS while ps runs, ps included
+            for k in after:
+                if k != "rss_kb":
+                    f.write("%s\t%d\t%d\n" % (k, after[k] - before[k], shown))
+            f.write("rss_kb\t%d\t%d\n" % (after["rss_kb"], shown))
+            log("one ps -ef: %d requests (%.2f per process); daemon RSS %d kB" % (
+                after["total"] - before["total"],
+                (after["total"] - before["total"]) / shown, after["rss_kb"]))
+        else:
+            f.write("unavailable\t0\t0\n")
+            log("daemon statistics unavailable (no answer to SIGUSR1)")
+
+    # Per-read latency of open+read+close.
+    farm_stat = "/proc/%d/stat" % farm.pid
+    lat = [("/proc/uptime", "/proc/uptime"), ("/proc/loadavg", "/proc/loadavg"),
+           ("/proc/<pid>/stat", farm_stat)]
+    k = ARGS.lat_reads
+    for key, path in lat:
+        req = dict(op="lat", path=path, n=k)
+        paired(results, a, b, "o+r+c " + key, "us", req, req)
+    if ARGS.lxcfs:
+        # LXCFS's file, read by worker b, against the kernel's /proc/uptime (worker a).
+        paired(results, a, b, "o+r+c LXCFS /proc/uptime", "us",
+               dict(op="lat", path="/proc/uptime", n=k), dict(op="lat", path=ARGS.lxcfs, n=k),
+               label_b="LXCFS")
+
+    after_all = snapshot("end")
+    if after_all:
+        info.append(("rss_kb_end", after_all["rss_kb"]))
+    with open(os.path.join(d, "results.tsv"), "w") as f:
+        for key, ma, mb, unit in results:
+            f.write("%d\t%s\t%s\t%s\t%s\n" % (n, key, num(ma), num(mb), unit))
+    with open(os.path.join(d, "info.tsv"), "w") as f:
+        for key, v in info:
+            f.write("%s\t%s\n" % (key, v))
+    log("done in %.0f s" % (time.monotonic() - t0))
+
+
+def paired(results, a, b, key, unit, req_a, req_b, warmup=False, label_b="view"):
+    """Times req_a on worker a and req_b on worker b: an untimed pair first, then
+    a, b, a, b … ARGS.reps times each; records the medians. A failing measure is logged
+    and recorded as failed, and the run goes on."""
+    field, scale = ("s", 1e3) if unit == "ms" else ("us", 1.0)
+    try:
+        wa, wb = a.ask(**req_a), b.ask(**req_b)
+        if warmup:
+            log("%s: warm-up kernel %.1f %s, view %.1f %s" % (
+                key, wa[field] * scale, unit, wb[field] * scale, unit))
+        ka, kb = [], []
+        for _ in range(ARGS.reps):
+            ka.append(a.ask(**req_a)[field] * scale)
+            kb.append(b.ask(**req_b)[field] * scale)
+    except (RuntimeError, OSError) as e:
+        log("%s: FAILED: %s" % (key, e))
+        results.append((key, None, None, unit))
+        return
+    ma, mb = statistics.median(ka), statistics.median(kb)
+    log("%s: kernel %s %s, %s %s %s -> medians %.2f / %.2f %s, ratio %.2f" % (
+        key, fmt(ka), unit, label_b, fmt(kb), unit, ma, mb, unit, mb / ma))
+    results.append((key, ma, mb, unit))
+
+
+def num(x):
+    return "failed" if x is None else "%.4f" % x
+
+
+def fmt(xs):
+    return "[" + " ".join("%.1f" % x for x in xs) + "]"
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dir", required=True)
+    ap.add_argument("--n", type=int, required=True)
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--lat-reads", type=int, default=2000)
+    ap.add_argument("--lxcfs", default="")
+    ARGS = ap.parse_args()
+    os.dup2(1, 2)  # the children's errors too go to the log, not to the daemon's
+    try:
+        main()
+    except Exception as e:
+        print("[N=%s] error: %s" % (ARGS.n, e), flush=True)
+        sys.exit(1)

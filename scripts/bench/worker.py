@@ -1,0 +1,113 @@
+"""Timing worker of the paired benchmark (scripts/bench.sh).
+
+One worker runs in each of the two /proc's of the same VPS: (a) the kernel's procfs of
+the VPS's pid namespace (started under `unshare --mount sh -c 'mount -t proc proc /proc
+&& exec …'`), (b) the vprocfs view (the VPS's own /proc). The driver sends one JSON
+request per line on stdin; the worker does the measurement and answers one JSON line on
+stdout. Nothing else is written to stdout.
+
+Requests:
+  {"op": "whoami"}                   -> {"fstype": "proc"|"fuse…", "pid_max": N}
+  {"op": "cmd", "argv": [...]}       -> {"s": wall seconds}   (output to /dev/null)
+  {"op": "lines", "argv": [...]}     -> {"lines": [...]}      (untimed, for checks)
+  {"op": "statloop"}                 -> {"s": seconds, "files": n}
+  {"op": "lat", "path": P, "n": K}   -> {"us": µs per open+read+close}
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+ENV = dict(os.environ, LC_ALL="C")
+ENV.pop("COLUMNS", None)
+ENV.pop("LINES", None)
+
+
+def proc_fstype():
+    """File system type of the last mount on /proc, as this process sees it."""
+    fstype = "?"
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            if left.split()[4] == "/proc":
+                fstype = right.split()[0]
+    return fstype
+
+
+def run_cmd(argv):
+    t = time.perf_counter()
+    subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                   env=ENV, close_fds=False, check=True, timeout=600)
+    return time.perf_counter() - t
+
+
+def statloop():
+    """os.listdir('/proc'), then open+read+close of /proc/<pid>/stat for every pid."""
+    t = time.perf_counter()
+    n = 0
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                fd = os.open("/proc/" + name + "/stat", os.O_RDONLY)
+                try:
+                    os.read(fd, 4096)
+                finally:
+                    os.close(fd)
+                n += 1
+            except OSError:
+                pass  # exited meanwhile
+    return time.perf_counter() - t, n
+
+
+def latency(path, n):
+    """µs per open+read+close of `path`, over n reads (after 50 untimed ones)."""
+    o, r, c = os.open, os.read, os.close
+    flags = os.O_RDONLY
+    for _ in range(50):
+        fd = o(path, flags)
+        r(fd, 4096)
+        c(fd)
+    t = time.perf_counter()
+    for _ in range(n):
+        fd = o(path, flags)
+        r(fd, 4096)
+        c(fd)
+    return (time.perf_counter() - t) / n * 1e6
+
+
+def handle(req):
+    op = req["op"]
+    if op == "whoami":
+        with open("/proc/sys/kernel/pid_max") as f:
+            pid_max = int(f.read())
+        return {"fstype": proc_fstype(), "pid_max": pid_max, "pid": os.getpid()}
+    if op == "cmd":
+        return {"s": run_cmd(req["argv"])}
+    if op == "lines":
+        out = subprocess.run(req["argv"], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, env=ENV, close_fds=False,
+                             check=True, timeout=600, text=True).stdout
+        return {"lines": out.splitlines()}
+    if op == "statloop":
+        s, n = statloop()
+        return {"s": s, "files": n}
+    if op == "lat":
+        return {"us": latency(req["path"], int(req["n"]))}
+    raise ValueError("unknown op " + op)
+
+
+def main():
+    out = sys.stdout
+    for line in sys.stdin:
+        try:
+            ans = handle(json.loads(line))
+        except Exception as e:  # reported to the driver, which stops the run
+            ans = {"error": "%s: %s" % (type(e).__name__, e)}
+        out.write(json.dumps(ans) + "\n")
+        out.flush()
+
+
+if __name__ == "__main__":
+    main()
