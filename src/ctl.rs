@@ -172,11 +172,34 @@ pub type SpecParser = dyn Fn(&str) -> Result<(String, crate::membership::Source,
     + Send
     + Sync;
 
+/// Parses one request line strictly: a JSON object with a known `cmd` and exactly the
+/// fields that command takes (serde cannot refuse extra fields of a field-less variant
+/// of an internally tagged enum, so they are checked here).
+pub fn parse_request(line: &str) -> Result<Request, String> {
+    let value: serde_json::Value =
+        serde_json::from_str(line).map_err(|e| format!("not a request: {e}"))?;
+    let fields: &[&str] = match value.get("cmd").and_then(|c| c.as_str()) {
+        Some("list") | Some("stats") => &["cmd"],
+        Some("mappings") | Some("add") | Some("remove") => &["cmd", "vps"],
+        Some("alloc") => &["cmd", "vps", "pid", "vpid"],
+        Some("enter") => &["cmd", "vps", "pid"],
+        _ => &[],
+    };
+    if let Some(obj) = value.as_object() {
+        if let Some(extra) = obj.keys().find(|k| !fields.contains(&k.as_str())) {
+            if !fields.is_empty() {
+                return Err(format!("not a request: unknown field {extra:?}"));
+            }
+        }
+    }
+    serde_json::from_value(value).map_err(|e| format!("not a request: {e}"))
+}
+
 /// Carries out one request line.
 pub fn handle_line(d: &Daemon, line: &str) -> Response {
-    match serde_json::from_str::<Request>(line) {
+    match parse_request(line) {
         Ok(req) => handle(d, req),
-        Err(e) => Response::refuse(format!("not a request: {e}"), libc::EINVAL),
+        Err(e) => Response::refuse(e, libc::EINVAL),
     }
 }
 
@@ -370,13 +393,9 @@ mod tests {
 
     #[test]
     fn requests_parse_strictly() {
+        assert_eq!(parse_request(r#"{"cmd":"list"}"#).unwrap(), Request::List);
         assert_eq!(
-            serde_json::from_str::<Request>(r#"{"cmd":"list"}"#).unwrap(),
-            Request::List
-        );
-        assert_eq!(
-            serde_json::from_str::<Request>(r#"{"cmd":"alloc","vps":"a","pid":5,"vpid":7}"#)
-                .unwrap(),
+            parse_request(r#"{"cmd":"alloc","vps":"a","pid":5,"vpid":7}"#).unwrap(),
             Request::Alloc {
                 vps: "a".into(),
                 pid: 5,
@@ -392,8 +411,10 @@ mod tests {
             r#"{"cmd":"alloc","vps":"a","pid":5}"#,
             r#"{"cmd":"list","extra":1}"#,
             r#"{"cmd":"alloc","vps":"a","pid":99999999999,"vpid":1}"#,
+            r#"{"cmd":"stats","vps":"a"}"#,
+            r#"{"cmd":"enter","vps":"a","pid":1,"vpid":2}"#,
         ] {
-            assert!(serde_json::from_str::<Request>(bad).is_err(), "{bad}");
+            assert!(parse_request(bad).is_err(), "{bad}");
         }
     }
 
