@@ -4,7 +4,7 @@
 mod common;
 
 use std::fs;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -25,42 +25,13 @@ fn attach_puts_the_view_over_a_running_containers_proc() {
          {{ ls /proc | grep -E '^[0-9]+$' | sort -n | tr '\\n' ' '; echo; readlink /proc/self; \
             cut -d' ' -f1,2,4 /proc/1/stat; }} > {d}/out.tmp; mv {d}/out.tmp {d}/out; sleep 30"
     );
-    let container = Command::new("unshare")
-        .args([
-            "--pid",
-            "--fork",
-            "--mount",
-            "--kill-child",
-            "sh",
-            "-c",
-            &script,
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn container");
-    let unshare_pid = container.id();
-    let _container = ChildGuard(Some(container));
-    let children = || -> Vec<i32> {
-        fs::read_to_string(format!("/proc/{unshare_pid}/task/{unshare_pid}/children"))
-            .unwrap_or_default()
-            .split_whitespace()
-            .filter_map(|s| s.parse().ok())
-            .collect()
-    };
-    assert!(wait_until(Duration::from_secs(5), || !children().is_empty()));
-    let init = children()[0];
+    let (_container, init) = container(&script, true);
 
-    let serve = Command::new(vprocfs())
-        .arg("serve")
-        .arg(&mnt)
-        .arg("--ctl")
-        .arg(dir.join("ctl.sock"))
-        .args(["--vps", &format!("c:pidns={init}")])
-        .spawn()
-        .expect("spawn serve");
-    let _serve = ChildGuard(Some(serve));
-    let _mount = MountGuard(mnt.clone());
-    assert!(wait_until(Duration::from_secs(10), || mounted(&mnt)));
+    let _serve = serve(
+        &mnt,
+        &dir.join("ctl.sock"),
+        &["--vps".into(), format!("c:pidns={init}")],
+    );
 
     let out = Command::new(vprocfs())
         .args(["attach", "--pid", &init.to_string()])

@@ -81,43 +81,10 @@ fn hand_over(via: Via) {
          {{ ls /proc | grep -E '^[0-9]+$' | sort -n | head -1; cut -d' ' -f1,2 /proc/1/stat; }} > {d}/out.tmp; \
          mv {d}/out.tmp {d}/out; sleep 30"
     );
-    let container = Command::new("unshare")
-        .args([
-            "--pid",
-            "--fork",
-            "--mount",
-            "--kill-child",
-            "sh",
-            "-c",
-            &script,
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("container");
-    let unshare_pid = container.id();
-    let _container = ChildGuard(Some(container));
-    let children = || -> Vec<i32> {
-        fs::read_to_string(format!("/proc/{unshare_pid}/task/{unshare_pid}/children"))
-            .unwrap_or_default()
-            .split_whitespace()
-            .filter_map(|s| s.parse().ok())
-            .collect()
-    };
-    assert!(wait_until(Duration::from_secs(5), || !children().is_empty()));
-    let init = children()[0];
+    let (_container, init) = container(&script, true);
 
     let sock = dir.join("ctl.sock");
-    let serve = Command::new(vprocfs())
-        .arg("serve")
-        .arg(&mnt)
-        .arg("--ctl")
-        .arg(&sock)
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("serve");
-    let _serve = ChildGuard(Some(serve));
-    let _mount = MountGuard(mnt.clone());
-    assert!(wait_until(Duration::from_secs(10), || mounted(&mnt) && sock.exists()));
+    let _serve = serve(&mnt, &sock, &[]);
 
     let state = format!(
         r#"{{"ociVersion":"1.0.2","id":"c1","status":"created","pid":{init},"bundle":"/nonexistent"}}"#
@@ -137,25 +104,13 @@ fn hand_over(via: Via) {
         "the container sees its own processes from 1"
     );
 
-    let list = Command::new(vprocfs())
-        .args(["ctl", "--socket"])
-        .arg(&sock)
-        .arg("list")
-        .output()
-        .unwrap();
-    assert!(String::from_utf8_lossy(&list.stdout).contains(" c1 "));
+    assert!(ctl(&sock, &["list"]).1.contains(" c1 "));
     let (code, err) = match via {
         Via::Oci => hook(&sock, "delete", &state),
         Via::Lxc => lxc_hook(&sock, "post-stop", init),
     };
     assert_eq!(code, Some(0), "{err}");
-    let list = Command::new(vprocfs())
-        .args(["ctl", "--socket"])
-        .arg(&sock)
-        .arg("list")
-        .output()
-        .unwrap();
-    assert!(!String::from_utf8_lossy(&list.stdout).contains(" c1 "));
+    assert!(!ctl(&sock, &["list"]).1.contains(" c1 "));
     if via == Via::Lxc {
         assert_eq!(lxc_hook(&sock, "bogus", init).0, Some(1));
         return;

@@ -27,14 +27,6 @@ fn sleeper_pid() -> (u32, ChildGuard) {
     (c.id(), ChildGuard(Some(c)))
 }
 
-fn children_of(pid: u32) -> Vec<i32> {
-    fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|s| s.parse().ok())
-        .collect()
-}
-
 #[test]
 fn each_reader_sees_its_own_vps() {
     if !privileged() {

@@ -221,3 +221,67 @@ pub fn mounted(p: &Path) -> bool {
         })
         .unwrap_or(false)
 }
+
+/// Real pids of the children of `pid`.
+pub fn children_of(pid: u32) -> Vec<i32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|s| s.parse().ok())
+        .collect()
+}
+
+/// A container made by `unshare --pid --fork [--mount] --kill-child sh -c SCRIPT`: its
+/// guard (killing unshare kills the container) and the real pid of its init.
+pub fn container(script: &str, mount_ns: bool) -> (ChildGuard, i32) {
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--pid", "--fork", "--kill-child"]);
+    if mount_ns {
+        cmd.arg("--mount");
+    }
+    let child = cmd
+        .args(["sh", "-c", script])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn a container");
+    let unshare = child.id();
+    let guard = ChildGuard(Some(child));
+    assert!(wait_until(Duration::from_secs(5), || !children_of(unshare).is_empty()));
+    (guard, children_of(unshare)[0])
+}
+
+/// `vprocfs serve MNT --ctl SOCK ARGS…`, returned once it is mounted and listening.
+/// Dropping the pair stops the daemon first, then makes sure the mount is gone.
+pub fn serve(mnt: &Path, sock: &Path, args: &[String]) -> (ChildGuard, MountGuard) {
+    let child = Command::new(vprocfs())
+        .arg("serve")
+        .arg(mnt)
+        .arg("--ctl")
+        .arg(sock)
+        .args(args)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn serve");
+    let pair = (ChildGuard(Some(child)), MountGuard(mnt.to_path_buf()));
+    assert!(
+        wait_until(Duration::from_secs(10), || mounted(mnt) && sock.exists()),
+        "the view is mounted and the control socket listens"
+    );
+    pair
+}
+
+/// `vprocfs ctl --socket SOCK ARGS…`: exit code, standard output, standard error.
+pub fn ctl(sock: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(vprocfs())
+        .arg("ctl")
+        .arg("--socket")
+        .arg(sock)
+        .args(args)
+        .output()
+        .expect("run vprocfs ctl");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
