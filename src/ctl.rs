@@ -10,7 +10,7 @@
 //! | `{"cmd":"add","vps":"NAME:SOURCE"}` | `{"ok":true,"id":N,"mount":PATH}` (SOURCE as `serve --vps`) |
 //! | `{"cmd":"remove","vps":NAME}` | `{"ok":true}` |
 //! | `{"cmd":"alloc","vps":NAME,"pid":P,"vpid":V}` | `{"ok":true}` — the restore path |
-//! | `{"cmd":"stats"}` | `{"ok":true,"stats":"requests lookup=… rss_kb=…"}` |
+//! | `{"cmd":"stats"}` | `{"ok":true,"stats":"requests lookup=… rss_kb=… translations=… classify_hits=… …"}` |
 //! | `{"cmd":"enter","vps":NAME,"pid":P}` | `{"ok":true,"mount":PATH[,"pidns_of":P]}` (`vprocfs exec`) |
 //!
 //! A refusal is `{"ok":false,"error":"one line","errno":N}`. A line longer than
@@ -205,6 +205,8 @@ pub fn handle_line(d: &Daemon, line: &str) -> Response {
 
 /// Carries out one request.
 pub fn handle(d: &Daemon, req: Request) -> Response {
+    // Taken before the tracker is locked below: the view's counters read it too.
+    let view_counters = matches!(req, Request::Stats).then(|| d.view.counters());
     d.view.with_tracker(|t| {
         let find = |name: &str| {
             t.engine().vps_by_name(name).map(|v| v.id()).ok_or_else(|| {
@@ -277,7 +279,11 @@ pub fn handle(d: &Daemon, req: Request) -> Response {
                 Err(r) => *r,
             },
             Request::Stats => Response {
-                stats: Some(d.stats.line()),
+                stats: Some(format!(
+                    "{} {}",
+                    d.stats.line(),
+                    view_counters.unwrap_or_default()
+                )),
                 ..Response::ok()
             },
             Request::Enter { vps, pid } => match find(&vps) {

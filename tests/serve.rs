@@ -239,6 +239,10 @@ fn each_reader_sees_its_own_vps() {
     assert!(!ctl(&["list"]).1.contains(" c "));
     let (_, stats, _) = ctl(&["stats"]);
     assert!(stats.starts_with("requests lookup="), "{stats}");
+    assert!(
+        stats.contains(" translations=") && stats.contains(" classify_hits="),
+        "{stats}"
+    );
     drop(spare);
 
     // SIGTERM unmounts and exits cleanly.

@@ -111,6 +111,10 @@ pub struct Tracker {
     /// Tasks that exited (connector) but may not be reaped yet: a zombie stays in the
     /// kernel's `/proc` until its parent waits for it, so it stays a member until then.
     exited: FxHashSet<Pid>,
+    /// Classifications answered from the cache of known tasks, and those that read
+    /// `/proc` (statistics).
+    cache_hits: u64,
+    cache_misses: u64,
 }
 
 impl Tracker {
@@ -236,8 +240,10 @@ impl Tracker {
     /// The VPS that task `tid` belongs to, classifying it if it is new.
     pub fn vps_of(&mut self, tid: Pid) -> Option<VpsId> {
         if let Some(k) = self.known.get(&tid) {
+            self.cache_hits += 1;
             return k.vps;
         }
+        self.cache_misses += 1;
         let info = host::read_task(tid).ok()?;
         self.classify(&info, 0)
     }
@@ -778,6 +784,14 @@ impl Tracker {
                 }
             }
         }
+    }
+
+    /// `classify_hits=N classify_misses=N`: how often the cache of known tasks answered.
+    pub fn counters(&self) -> String {
+        format!(
+            "classify_hits={} classify_misses={}",
+            self.cache_hits, self.cache_misses
+        )
     }
 
     /// Real task ids of every member of VPS `id`.

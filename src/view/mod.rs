@@ -161,6 +161,8 @@ pub struct DirEntry {
 struct VpsMap<'a> {
     vps: &'a Vps,
     levels: usize,
+    /// Translations made, for statistics.
+    lookups: std::cell::Cell<u64>,
 }
 
 impl PidMap for VpsMap<'_> {
@@ -168,6 +170,7 @@ impl PidMap for VpsMap<'_> {
         if real <= 0 {
             return real;
         }
+        self.lookups.set(self.lookups.get() + 1);
         self.vps.vpid_of(real).unwrap_or(0)
     }
     fn pgid(&self, real: i32) -> i32 {
@@ -196,6 +199,8 @@ pub struct View {
     /// reader of a procfs instance sees its pid namespace, so `/proc`'s own attributes
     /// (its link count) do not depend on the reader and may be cached.
     single: Option<VpsId>,
+    /// pid → vpid translations made by renderers (statistics).
+    translations: std::sync::atomic::AtomicU64,
     /// Applies the process events the kernel has queued, before answering that a task
     /// does not exist ([`View::set_catch_up`]).
     catch_up: std::sync::OnceLock<CatchUp>,
@@ -233,6 +238,7 @@ impl View {
             root_nlink_base: root_nlink_base(),
             events: std::sync::atomic::AtomicBool::new(false),
             single,
+            translations: std::sync::atomic::AtomicU64::new(0),
             catch_up: std::sync::OnceLock::new(),
         }
     }
@@ -560,14 +566,21 @@ impl View {
         let meta = tracker.meta(id);
         let levels = meta.map(|m| m.ns_level).unwrap_or(0);
         let own_ns = meta.is_some_and(|m| m.ns_inode.is_some());
-        let map = VpsMap { vps, levels };
+        let map = VpsMap {
+            vps,
+            levels,
+            lookups: std::cell::Cell::new(0),
+        };
         let cx = Context {
             running: node.shown_task() == Some(reader_tid),
             last_pid: vps.last_vpid(),
             pid_max: own_ns.then_some(vps.config().pid_max),
             tasks: Some(u32::try_from(vps.tasks_num()).unwrap_or(u32::MAX)),
         };
-        files::render(r, raw, &map, cx).map_err(|e| {
+        let rendered = files::render(r, raw, &map, cx);
+        self.translations
+            .fetch_add(map.lookups.get(), std::sync::atomic::Ordering::Relaxed);
+        rendered.map_err(|e| {
             log::warn!("cannot render {}: {e}", node.real_path().display());
             libc::EIO
         })
@@ -801,6 +814,14 @@ impl View {
             });
         }
         Ok(())
+    }
+
+    /// `translations=N classify_hits=N classify_misses=N inodes=N`: what the view has
+    /// done, for statistics.
+    pub fn counters(&self) -> String {
+        let t = self.translations.load(std::sync::atomic::Ordering::Relaxed);
+        let classify = lock(&self.tracker).counters();
+        format!("translations={t} {classify} inodes={}", self.inode_count())
     }
 
     /// Number of live inodes, for statistics.
