@@ -165,6 +165,41 @@ pub struct Daemon {
     pub parse_spec: Box<SpecParser>,
     /// Where the view is mounted.
     pub mount: std::path::PathBuf,
+    /// The served VPSes' specs (`NAME:SOURCE`), in the order they were added.
+    pub specs: std::sync::Mutex<Vec<(String, String)>>,
+    /// Where the state is saved (`serve --state`), if anywhere.
+    pub state: Option<std::path::PathBuf>,
+}
+
+impl Daemon {
+    /// What [`crate::state`] saves: every VPS's spec and its vpids that no rule can
+    /// recompute.
+    pub fn snapshot(&self) -> crate::state::State {
+        let specs = self.specs.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        self.view.with_tracker(|t| crate::state::State {
+            version: crate::state::VERSION,
+            vpses: specs
+                .iter()
+                .map(|(name, spec)| crate::state::SavedVps {
+                    spec: spec.clone(),
+                    mappings: t
+                        .engine()
+                        .vps_by_name(name)
+                        .map(|v| t.saved_mappings(v.id()))
+                        .unwrap_or_default(),
+                })
+                .collect(),
+        })
+    }
+
+    /// Saves the state now, if the daemon keeps one; a failure is logged.
+    pub fn persist(&self) {
+        if let Some(path) = &self.state {
+            if let Err(e) = crate::state::save(path, &self.snapshot()) {
+                log::error!("cannot save the state to {}: {e}", path.display());
+            }
+        }
+    }
 }
 
 /// See [`Daemon::parse_spec`].
@@ -203,8 +238,38 @@ pub fn handle_line(d: &Daemon, line: &str) -> Response {
     }
 }
 
-/// Carries out one request.
+/// Carries out one request; a change to the VPSes or their vpids is saved at once.
 pub fn handle(d: &Daemon, req: Request) -> Response {
+    let changes = matches!(
+        req,
+        Request::Add { .. } | Request::Remove { .. } | Request::Alloc { .. }
+    );
+    let added = match &req {
+        Request::Add { vps } => Some(vps.clone()),
+        _ => None,
+    };
+    let removed = match &req {
+        Request::Remove { vps } => Some(vps.clone()),
+        _ => None,
+    };
+    let resp = carry_out(d, req);
+    if resp.ok && changes {
+        {
+            let mut specs = d.specs.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(spec) = added {
+                let name = spec.split(':').next().unwrap_or_default().to_string();
+                specs.push((name, spec));
+            }
+            if let Some(name) = removed {
+                specs.retain(|(n, _)| *n != name);
+            }
+        }
+        d.persist();
+    }
+    resp
+}
+
+fn carry_out(d: &Daemon, req: Request) -> Response {
     // Taken before the tracker is locked below: the view's counters read it too.
     let view_counters = matches!(req, Request::Stats).then(|| d.view.counters());
     d.view.with_tracker(|t| {

@@ -26,6 +26,7 @@ pub mod fuse;
 pub mod host;
 pub mod membership;
 pub mod render;
+pub mod state;
 pub mod stats;
 pub mod sys;
 pub mod view;

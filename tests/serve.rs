@@ -418,3 +418,89 @@ fn a_config_file_is_reloaded_on_sighup() {
     );
     assert!(mounted(&mnt), "still serving after reloads");
 }
+
+#[test]
+fn a_restarted_daemon_gives_every_surviving_process_its_vpid() {
+    if !privileged() {
+        return;
+    }
+    let tmp = TempDir::new("restart");
+    let dir = tmp.0.clone();
+    let mnt = dir.join("mnt");
+    fs::create_dir_all(&mnt).unwrap();
+    let sock = dir.join("ctl.sock");
+    let state = dir.join("state.json");
+    // A tree VPS with dense numbering (vpids no rule recomputes) and a process that
+    // enters it with a requested vpid (the restore path).
+    let init = Command::new("sh")
+        .args(["-c", "sleep 60 & sleep 60 & sleep 60 & wait"])
+        .spawn()
+        .expect("init");
+    let init_pid = init.id();
+    let _init = ChildGuard(Some(init));
+    std::thread::sleep(Duration::from_millis(200));
+    let (entered, _entered) = sleeper_pid();
+    let args = |_: ()| -> Vec<String> {
+        vec![
+            "--vps".into(),
+            format!("t:tree={init_pid}"),
+            "--numbering".into(),
+            "ns".into(),
+            "--state".into(),
+            state.display().to_string(),
+        ]
+    };
+    let (daemon, mount) = serve(&mnt, &sock, &args(()));
+    let (code, _, err) = ctl(
+        &sock,
+        &[
+            "alloc",
+            "--vps",
+            "t",
+            "--pid",
+            &entered.to_string(),
+            "--vpid",
+            "777",
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    {
+        use std::io::{BufRead, BufReader, Write};
+        let mut conn = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+        conn.write_all(
+            format!("{{\"cmd\":\"enter\",\"vps\":\"t\",\"pid\":{entered}}}\n").as_bytes(),
+        )
+        .unwrap();
+        let mut answer = String::new();
+        BufReader::new(conn).read_line(&mut answer).unwrap();
+        assert!(answer.starts_with(r#"{"ok":true"#), "{answer}");
+    }
+    let before = ctl(&sock, &["mappings", "t"]).1;
+    let members_before = ctl(&sock, &["list"]).1;
+    assert!(before.contains(&format!("{entered}      777")), "{before}");
+    let vpids: Vec<&str> = before.lines().skip(1).collect();
+    assert!(
+        vpids.len() >= 5,
+        "init, three sleepers, the entered one: {before}"
+    );
+    std::thread::sleep(Duration::from_millis(2500)); // the periodic save
+
+    // kill -9: the mount is dead; a new daemon takes the state back.
+    let mut daemon = daemon;
+    let mut child = daemon.0.take().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let _ = Command::new("umount").arg("-l").arg(&mnt).status();
+    drop(mount);
+    let _ = fs::remove_file(&sock);
+    fs::create_dir_all(&mnt).unwrap();
+    let (_daemon2, _mount2) = serve(&mnt, &sock, &args(()));
+    let after = ctl(&sock, &["mappings", "t"]).1;
+    assert_eq!(after, before, "every vpid survived the restart");
+    let list = ctl(&sock, &["list"]).1;
+    assert!(list.contains("sparse"), "{list}");
+    assert_eq!(
+        list, members_before,
+        "the same members, the entered one included"
+    );
+}

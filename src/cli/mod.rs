@@ -262,6 +262,10 @@ struct ServeArgs {
     /// A file of VPSes, one NAME:SOURCE a line (`#` comments); re-read on SIGHUP.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Where to keep the state (VPSes and the vpids no rule recomputes), so that a
+    /// restarted daemon gives surviving processes their vpids again.
+    #[arg(long)]
+    state: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]

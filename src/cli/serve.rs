@@ -50,10 +50,36 @@ pub(super) fn serve(a: ServeArgs) -> Result<i32, String> {
         Some(path) => read_config(path)?,
         None => Vec::new(),
     };
-    for spec in a.vps.iter().chain(&from_file) {
+    let saved = match &a.state {
+        Some(path) => crate::state::load(path)?
+            .map(|s| s.vpses)
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let saved_name =
+        |v: &crate::state::SavedVps| v.spec.split(':').next().unwrap_or_default().to_string();
+    let mut specs: Vec<VpsSpec> = a.vps.iter().chain(&from_file).cloned().collect();
+    // VPSes added at run time (ctl) come back from the state.
+    for v in &saved {
+        if !specs.iter().any(|s| s.name == saved_name(v)) {
+            specs.push(super::parse_vps(&v.spec).map_err(|e| format!("state: {e}"))?);
+        }
+    }
+    for spec in &specs {
         let (config, ns_numbers) = settings(spec)?;
+        let mappings = saved
+            .iter()
+            .find(|v| saved_name(v) == spec.name)
+            .map(|v| v.mappings.as_slice())
+            .unwrap_or_default();
         tracker
-            .add_vps(&spec.name, spec.source.clone(), config, ns_numbers)
+            .restore_vps(
+                &spec.name,
+                spec.source.clone(),
+                config,
+                ns_numbers,
+                mappings,
+            )
             .map_err(|e| format!("--vps {}: {e}", spec.name))?;
     }
     let view = Arc::new(View::new(tracker));
@@ -84,7 +110,33 @@ pub(super) fn serve(a: ServeArgs) -> Result<i32, String> {
             Ok((spec.name, spec.source, config, ns_numbers))
         }),
         mount: std::fs::canonicalize(&a.mountpoint).unwrap_or_else(|_| a.mountpoint.clone()),
+        specs: std::sync::Mutex::new(
+            specs
+                .iter()
+                .map(|s| (s.name.clone(), s.text.clone()))
+                .collect(),
+        ),
+        state: a.state.clone(),
     });
+    if a.state.is_some() {
+        // Vpids handed out as processes come and go are saved every two seconds when
+        // they changed; requests through ctl are saved at once.
+        let saver = Arc::clone(&daemon);
+        std::thread::Builder::new()
+            .name("vprocfs-state".into())
+            .spawn(move || {
+                let mut last = None;
+                loop {
+                    let now = saver.snapshot();
+                    if last.as_ref() != Some(&now) {
+                        saver.persist();
+                        last = Some(now);
+                    }
+                    std::thread::sleep(std::time::Duration::from_secs(2));
+                }
+            })
+            .map_err(|e| format!("cannot start the state thread: {e}"))?;
+    }
     crate::ctl::listen(&a.ctl, Arc::clone(&daemon))
         .map_err(|e| format!("cannot listen on {}: {e}", a.ctl.display()))?;
     log::info!(
@@ -105,6 +157,7 @@ pub(super) fn serve(a: ServeArgs) -> Result<i32, String> {
         a.mountpoint.display(),
         stats.line()
     );
+    daemon.persist();
     let _ = std::fs::remove_file(&a.ctl);
     session
         .umount_and_join()

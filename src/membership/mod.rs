@@ -150,6 +150,19 @@ impl Tracker {
         config: VpsConfig,
         ns_numbers: bool,
     ) -> Result<VpsId, MembershipError> {
+        self.restore_vps(name, source, config, ns_numbers, &[])
+    }
+
+    /// [`Tracker::add_vps`], first giving each task of `saved` that is still the same
+    /// process (same start time) the vpid it had (a restarted daemon's state).
+    pub fn restore_vps(
+        &mut self,
+        name: &str,
+        source: Source,
+        config: VpsConfig,
+        ns_numbers: bool,
+        saved: &[crate::state::SavedMapping],
+    ) -> Result<VpsId, MembershipError> {
         let read =
             |pid: Pid| host::read_task(pid).map_err(|err| MembershipError::NoProcess { pid, err });
         let process = |pid: Pid| -> Result<TaskInfo, MembershipError> {
@@ -224,8 +237,56 @@ impl Tracker {
             },
         );
         self.meta.insert(id, meta);
+        for m in saved {
+            if m.vpid == 1 || host::start_time(m.pid).ok() != Some(m.start) {
+                continue;
+            }
+            if let Err(e) = self.engine.alloc_vpid(id, m.pid, Requested::Vpid(m.vpid)) {
+                log::warn!(
+                    "VPS {name}: cannot restore vpid {} of pid {}: {e}",
+                    m.vpid,
+                    m.pid
+                );
+            }
+        }
         self.rescan();
+        // A saved task was a member (also one that entered through `exec`): it is again.
+        for m in saved {
+            let member = self.engine.vps(id).is_some_and(|v| v.has_task(m.pid));
+            if member || m.vpid == 1 {
+                continue;
+            }
+            if let Ok(info) = host::read_task(m.pid) {
+                if info.start == m.start {
+                    self.known.remove(&m.pid);
+                    self.admit(id, &info);
+                }
+            }
+        }
         Ok(id)
+    }
+
+    /// The vpids of VPS `id` to save: in sparse mode every member task's, with its start
+    /// time; in linear mode none (the rule recomputes them).
+    pub fn saved_mappings(&self, id: VpsId) -> Vec<crate::state::SavedMapping> {
+        let Some(vps) = self.engine.vps(id) else {
+            return Vec::new();
+        };
+        if vps.mode() == crate::engine::Mode::Linear {
+            return Vec::new();
+        }
+        vps.mappings()
+            .into_iter()
+            .filter(|m| vps.has_task(m.pid))
+            .filter_map(|m| {
+                self.start_of(m.pid)
+                    .map(|start| crate::state::SavedMapping {
+                        pid: m.pid,
+                        vpid: m.vpid,
+                        start,
+                    })
+            })
+            .collect()
     }
 
     /// The task whose number in namespace `ns` (at `level`) is 1.
