@@ -229,13 +229,7 @@ impl Tracker {
         };
         let ids = TaskIds::process(init.tid, init.pgid, init.sid);
         let id = self.engine.create_vps(name, ids, config)?;
-        self.known.insert(
-            init.tid,
-            Known {
-                start: init.start,
-                vps: Some(id),
-            },
-        );
+        self.remember(init.tid, init.start, Some(id));
         self.meta.insert(id, meta);
         for m in saved {
             if m.vpid == 1 || host::start_time(m.pid).ok() != Some(m.start) {
@@ -298,6 +292,11 @@ impl Tracker {
         })
     }
 
+    /// Records how task `tid`, started at `start`, was classified.
+    fn remember(&mut self, tid: Pid, start: u64, vps: Option<VpsId>) {
+        self.known.insert(tid, Known { start, vps });
+    }
+
     /// The VPS that task `tid` belongs to, classifying it if it is new.
     pub fn vps_of(&mut self, tid: Pid) -> Option<VpsId> {
         if let Some(k) = self.known.get(&tid) {
@@ -350,13 +349,7 @@ impl Tracker {
             Some(id) if self.admit(id, info) => Some(id),
             Some(_) => None,
             None => {
-                self.known.insert(
-                    info.tid,
-                    Known {
-                        start: info.start,
-                        vps: None,
-                    },
-                );
+                self.remember(info.tid, info.start, None);
                 None
             }
         }
@@ -436,13 +429,7 @@ impl Tracker {
             match self.engine.fork(id, ids, requested) {
                 Ok(v) => {
                     log::debug!("VPS {id}: task {} is vpid {v}", info.tid);
-                    self.known.insert(
-                        info.tid,
-                        Known {
-                            start: info.start,
-                            vps: Some(id),
-                        },
-                    );
+                    self.remember(info.tid, info.start, Some(id));
                     return true;
                 }
                 Err(EngineError::TaskExists(_)) | Err(EngineError::TaskInOtherVps { .. }) => {
@@ -469,13 +456,7 @@ impl Tracker {
                         .vps(id)
                         .is_some_and(|v| v.vpid_of(p).is_some() && !v.has_task(p));
                     if held && self.engine.attach(id, ids).is_ok() {
-                        self.known.insert(
-                            info.tid,
-                            Known {
-                                start: info.start,
-                                vps: Some(id),
-                            },
-                        );
+                        self.remember(info.tid, info.start, Some(id));
                         return true;
                     }
                     return false;
@@ -682,13 +663,7 @@ impl Tracker {
             self.known.remove(&execer);
             let _ = self.engine.switch_exec_pids(execer);
             if let Ok(s) = host::start_time(tgid) {
-                self.known.insert(
-                    tgid,
-                    Known {
-                        start: s,
-                        vps: Some(id),
-                    },
-                );
+                self.remember(tgid, s, Some(id));
             }
         }
     }
