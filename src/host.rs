@@ -91,6 +91,14 @@ pub fn start_time(tid: Pid) -> io::Result<u64> {
     Ok(parse_stat(&stat).map_err(invalid)?.starttime)
 }
 
+/// The start time and state letter of task `tid` (one read of its `stat`), or an error
+/// if it is gone. A zombie (`Z`) has exited but is not reaped yet.
+pub fn start_and_state(tid: Pid) -> io::Result<(u64, u8)> {
+    let stat = fs::read(proc_path(&format!("{tid}/stat")))?;
+    let st = parse_stat(&stat).map_err(invalid)?;
+    Ok((st.starttime, st.state))
+}
+
 /// Parses a directory entry name as a pid: digits only, no sign, no leading zero.
 pub fn parse_pid(name: &str) -> Option<Pid> {
     let b = name.as_bytes();

@@ -21,6 +21,7 @@ pub mod cgroup;
 
 use std::collections::BTreeMap;
 use std::io;
+use std::time::{Duration, Instant};
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
@@ -102,6 +103,14 @@ struct Known {
 /// Parent chains longer than this are not walked (a guard against loops in racy reads).
 const MAX_CHAIN: usize = 4096;
 
+/// How often, at most, exited members are checked for having been reaped while events
+/// keep coming. The connector reports exits but not reaping, so a zombie member is only
+/// released when someone looks again.
+const REAP_INTERVAL: Duration = Duration::from_millis(200);
+
+/// How often, at most, every member is checked against the kernel ([`Tracker::audit`]).
+const AUDIT_INTERVAL: Duration = Duration::from_secs(10);
+
 /// Membership of every VPS, and the engine they are numbered by.
 #[derive(Debug, Default)]
 pub struct Tracker {
@@ -110,7 +119,13 @@ pub struct Tracker {
     known: FxHashMap<Pid, Known>,
     /// Tasks that exited (connector) but may not be reaped yet: a zombie stays in the
     /// kernel's `/proc` until its parent waits for it, so it stays a member until then.
+    /// No event says when that happens: [`Tracker::reap`] looks, at least every
+    /// [`REAP_INTERVAL`] while events come ([`Tracker::on_event`]) and whenever the
+    /// daemon is idle.
     exited: FxHashSet<Pid>,
+    /// When [`Tracker::reap`] and [`Tracker::audit`] last ran.
+    last_reap: Option<Instant>,
+    last_audit: Option<Instant>,
     /// Classifications answered from the cache of known tasks, and those that read
     /// `/proc` (statistics).
     cache_hits: u64,
@@ -257,6 +272,7 @@ impl Tracker {
                 }
             }
         }
+        self.rescan();
         Ok(id)
     }
 
@@ -585,8 +601,30 @@ impl Tracker {
         }
     }
 
-    /// Follows one kernel process event.
+    /// Follows one kernel process event, then releases the exited members that have been
+    /// reaped since the last look, if that was [`REAP_INTERVAL`] ago. The connector is
+    /// host-wide: on a busy host events never stop, so the daemon's idle-time reaping
+    /// alone may never run, and without this every member that exits while events keep
+    /// coming would keep its vpid.
     pub fn on_event(&mut self, ev: &ProcEvent) {
+        self.apply_event(ev);
+        self.upkeep();
+    }
+
+    /// [`Tracker::reap`] (and so [`Tracker::audit`]) when it is due.
+    fn upkeep(&mut self) {
+        let now = Instant::now();
+        let due = |last: Option<Instant>, every: Duration| {
+            last.is_none_or(|t| now.saturating_duration_since(t) >= every)
+        };
+        if (!self.exited.is_empty() && due(self.last_reap, REAP_INTERVAL))
+            || due(self.last_audit, AUDIT_INTERVAL)
+        {
+            self.reap();
+        }
+    }
+
+    fn apply_event(&mut self, ev: &ProcEvent) {
         match *ev {
             ProcEvent::Fork {
                 parent_tgid,
@@ -668,19 +706,61 @@ impl Tracker {
         }
     }
 
-    /// Removes exited members that have been reaped.
+    /// Removes exited members that have been reaped, and every [`AUDIT_INTERVAL`] checks
+    /// all members ([`Tracker::audit`]).
     pub fn reap(&mut self) {
+        let now = Instant::now();
+        self.last_reap = Some(now);
         let exited: Vec<Pid> = self.exited.iter().copied().collect();
         for tid in exited {
             if !self.alive(tid) {
                 self.forget(tid);
             }
         }
+        if self
+            .last_audit
+            .is_none_or(|t| now.saturating_duration_since(t) >= AUDIT_INTERVAL)
+        {
+            self.audit();
+        }
     }
 
-    /// A full pass over the real `/proc`: admits members the connector did not report and
-    /// removes members that are gone. Run at start, when events were lost, and when a
-    /// reader lists `/proc` without the connector.
+    /// The safety net: every task the engine numbers is checked against the kernel, and
+    /// one that is gone, or whose pid now names another process (another start time),
+    /// loses its vpid, however its end was missed. A zombie is still there, as in the
+    /// kernel's `/proc`. Numbers held without a task (a group whose leader has exited, a
+    /// vpid allocated ahead of its process) are the engine's to keep.
+    pub fn audit(&mut self) {
+        self.last_audit = Some(Instant::now());
+        let tasks: Vec<(VpsId, Pid)> = self
+            .meta
+            .keys()
+            .filter_map(|&id| self.engine.vps(id).map(|v| (id, v)))
+            .flat_map(|(id, v)| v.tids().map(move |t| (id, t)))
+            .collect();
+        for (id, tid) in tasks {
+            let start = host::start_time(tid).ok();
+            match self.known.get(&tid).copied() {
+                Some(k) if k.vps == Some(id) && Some(k.start) == start => {}
+                Some(k) if k.vps == Some(id) => {
+                    log::debug!("VPS {id}: member {tid} is gone; releasing its vpid");
+                    self.forget(tid);
+                }
+                // A task numbered without a record of ours: released once it is gone.
+                _ if start.is_none() => {
+                    log::debug!("VPS {id}: untracked member {tid} is gone; releasing it");
+                    self.exited.remove(&tid);
+                    self.release(tid);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// A full pass over the real `/proc`: admits members the connector did not report,
+    /// removes members that are gone, and marks exited the members that are zombies (their
+    /// exit events may be among those lost). Run at start, when events were lost, and when
+    /// a reader lists `/proc` without the connector.
     pub fn rescan(&mut self) {
         self.reap();
         self.refresh_cgroups();
@@ -691,13 +771,32 @@ impl Tracker {
         for tgid in tgids {
             let tids = host::list_tids(tgid).unwrap_or_else(|_| vec![tgid]);
             for tid in tids {
+                match self.known.get(&tid).copied() {
+                    Some(k) if k.vps.is_none() => {}
+                    // A member: its exit may be among the events that were lost. If it is
+                    // a zombie now, it is exited, and is released once reaped (no event
+                    // will say so); if its pid names another process, that one is judged.
+                    Some(k) => match host::start_and_state(tid) {
+                        Ok((start, state)) if start == k.start => {
+                            if matches!(state, b'Z' | b'X') {
+                                self.exited.insert(tid);
+                            }
+                        }
+                        Ok(_) => {
+                            self.forget(tid);
+                            if let Ok(info) = host::read_task(tid) {
+                                self.classify(&info, 0);
+                            }
+                        }
+                        Err(_) => continue, // gone since the listing: not seen
+                    },
+                    None => {
+                        if let Ok(info) = host::read_task(tid) {
+                            self.classify(&info, 0);
+                        }
+                    }
+                }
                 seen.insert(tid);
-                if self.known.contains_key(&tid) {
-                    continue;
-                }
-                if let Ok(info) = host::read_task(tid) {
-                    self.classify(&info, 0);
-                }
             }
         }
         let gone: Vec<Pid> = self
@@ -709,6 +808,7 @@ impl Tracker {
         for tid in gone {
             self.forget(tid);
         }
+        self.audit();
     }
 
     /// Re-reads the members of every cgroup VPS: processes moved in are admitted,
@@ -841,5 +941,167 @@ impl Tracker {
     /// The recorded start time of a classified task.
     pub fn start_of(&self, tid: Pid) -> Option<u64> {
         self.known.get(&tid).map(|k| k.start)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::{Child, Command};
+    use std::time::Duration;
+
+    fn sleeper() -> Child {
+        Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("spawn sleep")
+    }
+
+    fn pid_of(c: &Child) -> Pid {
+        c.id() as Pid
+    }
+
+    /// Polls `f` every 5 ms until it holds or `limit` passes.
+    fn within(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if f() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        f()
+    }
+
+    /// Kills `c` and waits until it is a zombie: exited, not reaped.
+    fn make_zombie(c: &mut Child) {
+        c.kill().unwrap();
+        let pid = pid_of(c);
+        assert!(
+            within(Duration::from_secs(5), || {
+                host::start_and_state(pid).is_ok_and(|(_, s)| s == b'Z')
+            }),
+            "{pid} did not become a zombie"
+        );
+    }
+
+    /// A tree VPS of a `sleep` (its init), and a second `sleep` admitted to it as the
+    /// connector would (a fork event naming the init as parent).
+    fn vps_with_member() -> (Tracker, VpsId, Child, Child) {
+        let init = sleeper();
+        let member = sleeper();
+        let mut t = Tracker::new();
+        let id = t
+            .add_vps(
+                "t",
+                Source::Tree {
+                    init: pid_of(&init),
+                },
+                VpsConfig::default(),
+                false,
+            )
+            .unwrap();
+        let (p, c) = (pid_of(&init), pid_of(&member));
+        t.on_event(&ProcEvent::Fork {
+            parent_pid: p,
+            parent_tgid: p,
+            child_pid: c,
+            child_tgid: c,
+        });
+        assert!(t.members(id).contains(&c), "the member was admitted");
+        assert!(t.vps(id).unwrap().vpid_of(c).is_some());
+        (t, id, init, member)
+    }
+
+    fn numbered(t: &Tracker, id: VpsId, pid: Pid) -> bool {
+        t.members(id).contains(&pid) || t.vps(id).unwrap().vpid_of(pid).is_some()
+    }
+
+    fn exit_event(pid: Pid) -> ProcEvent {
+        ProcEvent::Exit {
+            pid,
+            tgid: pid,
+            exit_code: 9,
+            exit_signal: 17,
+            parent_pid: 0,
+            parent_tgid: 0,
+        }
+    }
+
+    /// The soak's bug: a member exits (its event comes while it is a zombie) and is
+    /// reaped, and events keep coming, as they do on a busy host since the connector
+    /// reports every process of the machine. The daemon reaped only when no event had
+    /// come for 500 ms, so the member kept its vpid for as long as the host was busy.
+    #[test]
+    fn a_reaped_member_is_released_while_events_keep_coming() {
+        let (mut t, id, mut init, mut member) = vps_with_member();
+        let pid = pid_of(&member);
+        make_zombie(&mut member);
+        t.on_event(&exit_event(pid));
+        assert!(numbered(&t, id, pid), "a zombie is still a member");
+        member.wait().unwrap();
+        // Unrelated events, never a pause: no idle-time reap can run.
+        let released = within(Duration::from_secs(3), || {
+            t.on_event(&ProcEvent::Other { what: 0x1234 });
+            !numbered(&t, id, pid)
+        });
+        init.kill().unwrap();
+        init.wait().unwrap();
+        assert!(released, "the reaped member {pid} keeps its vpid");
+    }
+
+    /// When events are lost, the rescan may find a member as a zombie whose exit event
+    /// was among them: it is exited, and released once it is reaped.
+    #[test]
+    fn a_zombie_found_by_a_rescan_is_released_once_reaped() {
+        let (mut t, id, mut init, mut member) = vps_with_member();
+        let pid = pid_of(&member);
+        make_zombie(&mut member);
+        t.rescan(); // the exit event was lost
+        assert!(numbered(&t, id, pid), "a zombie is still a member");
+        member.wait().unwrap();
+        t.reap();
+        let released = !numbered(&t, id, pid);
+        init.kill().unwrap();
+        init.wait().unwrap();
+        assert!(released, "the reaped member {pid} keeps its vpid");
+    }
+
+    /// The audit releases a member that is gone however its end was missed, and a member
+    /// whose pid names another process now; a live member and a zombie stay.
+    #[test]
+    fn the_audit_releases_members_that_are_gone() {
+        let (mut t, id, mut init, mut member) = vps_with_member();
+        let pid = pid_of(&member);
+        let mut other = sleeper();
+        let other_pid = pid_of(&other);
+        t.on_event(&ProcEvent::Fork {
+            parent_pid: pid_of(&init),
+            parent_tgid: pid_of(&init),
+            child_pid: other_pid,
+            child_tgid: other_pid,
+        });
+        assert!(numbered(&t, id, other_pid));
+        make_zombie(&mut member);
+        t.audit();
+        assert!(numbered(&t, id, pid), "a zombie is still a member");
+        // Its record is lost (no exit event, no entry), then it is reaped.
+        t.known.remove(&pid);
+        member.wait().unwrap();
+        // The other member's pid now seems to name a different process.
+        t.known.get_mut(&other_pid).unwrap().start += 1;
+        t.audit();
+        let (gone, reused) = (!numbered(&t, id, pid), !numbered(&t, id, other_pid));
+        let init_stays = numbered(&t, id, pid_of(&init));
+        for c in [&mut init, &mut other] {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+        assert!(gone, "the untracked, reaped member {pid} keeps its vpid");
+        assert!(
+            reused,
+            "member {other_pid} of another start time keeps its vpid"
+        );
+        assert!(init_stays, "the live init stays");
     }
 }
