@@ -269,6 +269,18 @@ fn an_unprivileged_reader_reads_the_same_bytes_as_from_the_kernel() {
     assert!(!mounted(&kproc), "the kernel's procfs stayed in the VPS");
 }
 
+/// Kills a process that no [`ChildGuard`] owns (a grandchild) by its pid when dropped.
+struct KillPid(i32);
+
+impl Drop for KillPid {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.0),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
+
 /// `vprocfs exec --socket SOCK VPS -- sh -c SCRIPT`: status and standard output.
 fn exec(sock: &Path, vps: &str, script: &str, env: &[(&str, &str)]) -> (Option<i32>, String) {
     let mut cmd = Command::new(vprocfs());
@@ -355,6 +367,7 @@ fn an_unprivileged_reader_cannot_reach_any_number_outside_its_vps() {
         children_of(t_init as u32).len() == 1 && children_of(n_init as u32).len() == 1
     }));
     let t_child = children_of(t_init as u32)[0];
+    let _t_child = KillPid(t_child);
     let n_child = children_of(n_init as u32)[0];
     let sock = dir.join("ctl.sock");
     let (serve_guard, _mount) = serve(
