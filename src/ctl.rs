@@ -242,7 +242,10 @@ pub fn handle_line(d: &Daemon, line: &str) -> Response {
 pub fn handle(d: &Daemon, req: Request) -> Response {
     let changes = matches!(
         req,
-        Request::Add { .. } | Request::Remove { .. } | Request::Alloc { .. }
+        Request::Add { .. }
+            | Request::Remove { .. }
+            | Request::Alloc { .. }
+            | Request::Enter { .. }
     );
     let added = match &req {
         Request::Add { vps } => Some(vps.clone()),

@@ -438,9 +438,6 @@ fn an_unprivileged_reader_cannot_reach_any_number_outside_its_vps() {
 }
 
 #[test]
-#[ignore = "membership bug: Tracker::restore_vps (src/membership/mod.rs) caches every host \
-            task as in no VPS during the first VPS's rescan, and a VPS added later never \
-            reclassifies them"]
 fn members_of_a_vps_added_after_another_are_all_visible() {
     if !privileged() {
         return;

@@ -258,8 +258,9 @@ impl Tracker {
                 );
             }
         }
-        self.rescan();
-        // A saved task was a member (also one that entered through `exec`): it is again.
+        // A saved task was a member (also one that entered through `exec`): it is again,
+        // before the scan, so that the scan counts its children in as well (they would
+        // otherwise be taken for the host's, and see the host's view).
         for m in saved {
             let member = self.engine.vps(id).is_some_and(|v| v.has_task(m.pid));
             if member || m.vpid == 1 {
@@ -272,6 +273,8 @@ impl Tracker {
                 }
             }
         }
+        // Tasks judged to be in no VPS may be in this one: they are judged again.
+        self.known.retain(|_, k| k.vps.is_some());
         self.rescan();
         Ok(id)
     }
