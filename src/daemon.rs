@@ -109,6 +109,7 @@ pub fn stop_signals() -> SigSet {
         Signal::SIGHUP,
         Signal::SIGQUIT,
         Signal::SIGUSR1,
+        Signal::SIGUSR2,
     ] {
         set.add(s);
     }

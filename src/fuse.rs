@@ -12,7 +12,7 @@ use fuser::{
 };
 
 use crate::stats::{Op, Stats};
-use crate::view::{Attr, Kind, View};
+use crate::view::{Attr, Kind, Requester, View};
 
 /// The filesystem served to the kernel.
 pub struct ProcFs {
@@ -61,6 +61,14 @@ fn kind(k: Kind) -> FileType {
     }
 }
 
+fn requester(req: &Request) -> Requester {
+    Requester {
+        tid: req.pid(),
+        uid: req.uid(),
+        gid: req.gid(),
+    }
+}
+
 fn err(e: i32) -> Errno {
     Errno::from_i32(e)
 }
@@ -76,7 +84,7 @@ impl Filesystem for ProcFs {
             return reply.error(Errno::ENOENT);
         };
         let reader = self.view.reader(req.pid());
-        log::trace!("lookup {name:?} in {}", parent.0);
+        log::trace!("lookup {name:?} in {} for {reader:?}", parent.0);
         match self.view.lookup(reader, parent.0, name) {
             Ok(a) => {
                 reply.entry_with_ttls(&a.attr_ttl, &a.entry_ttl, &file_attr(&a), Generation(0))
@@ -134,14 +142,17 @@ impl Filesystem for ProcFs {
         match self.view.open(reader, ino.0, req.uid(), req.gid()) {
             // procfs files report size 0: only direct I/O reads them whole.
             Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_DIRECT_IO),
-            Err(e) => reply.error(err(e)),
+            Err(e) => {
+                log::trace!("open {} for {reader:?}: errno {e}", ino.0);
+                reply.error(err(e))
+            }
         }
     }
 
     fn read(
         &self,
-        _req: &Request,
-        _ino: INodeNo,
+        req: &Request,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         size: u32,
@@ -150,7 +161,7 @@ impl Filesystem for ProcFs {
         reply: ReplyData,
     ) {
         self.stats.count(Op::Read);
-        match self.view.read(fh.0, offset, size) {
+        match self.view.read(requester(req), ino.0, fh.0, offset, size) {
             Ok(d) => reply.data(&d),
             Err(e) => reply.error(err(e)),
         }
@@ -231,14 +242,14 @@ impl Filesystem for ProcFs {
 
     fn readdir(
         &self,
-        _req: &Request,
-        _ino: INodeNo,
+        req: &Request,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
         self.stats.count(Op::Readdir);
-        match self.view.readdir(fh.0, offset) {
+        match self.view.readdir(requester(req), ino.0, fh.0, offset) {
             Ok(entries) => {
                 for (i, e) in entries.iter().enumerate() {
                     let next = offset + i as u64 + 1;

@@ -23,6 +23,7 @@ pub mod daemon;
 pub mod engine;
 pub mod events;
 pub mod fuse;
+pub mod handover;
 pub mod host;
 pub mod membership;
 pub mod render;

@@ -2,6 +2,7 @@
 
 mod run;
 mod serve;
+mod supervise;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -266,6 +267,12 @@ struct ServeArgs {
     /// restarted daemon gives surviving processes their vpids again.
     #[arg(long)]
     state: Option<PathBuf>,
+    /// Set by the supervisor on the daemon it runs (see `supervise`).
+    #[arg(long, hide = true, value_parser = supervise::parse_worker)]
+    worker: Option<supervise::WorkerArg>,
+    /// The supervisor's directory: the inode journal, and the state when none is given.
+    #[arg(long, hide = true, requires = "worker")]
+    worker_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]

@@ -6,7 +6,6 @@ use std::io::Read as _;
 use std::path::Path;
 use std::sync::Arc;
 
-use fuser::MountOption;
 use nix::sched::{setns, CloneFlags};
 
 use super::{need_root, AttachArgs, NumberingArg, ServeArgs, VpsSpec};
@@ -18,9 +17,24 @@ use crate::stats::Stats;
 use crate::sys::process::{fork, move_mount_to, open_tree_clone, Forked};
 use crate::view::View;
 
-pub(super) fn serve(a: ServeArgs) -> Result<i32, String> {
+pub(super) fn serve(mut a: ServeArgs) -> Result<i32, String> {
     need_root("vprocfs serve")?;
-    if a.vps.is_empty() {
+    let (Some(worker), Some(dir)) = (a.worker, a.worker_dir.clone()) else {
+        return super::supervise::supervise(&a.mountpoint);
+    };
+    // The worker ends with its supervisor: without it nobody could unmount.
+    let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+    if nix::unistd::getppid().as_raw() != worker.parent {
+        return Err("the supervisor is gone".into());
+    }
+    let fuse = crate::sys::process::inherited_fd(worker.fd)
+        .map_err(|e| format!("no FUSE connection from the supervisor: {e}"))?;
+    let progress = super::supervise::Progress::inherited(worker.ready);
+    // Without a state file of the user's, the supervisor's keeps vpids across restarts.
+    if a.state.is_none() {
+        a.state = Some(dir.join("state"));
+    }
+    if a.vps.is_empty() && worker.generation == 0 {
         log::warn!("no --vps given: every reader sees the host view");
     }
     daemon::block_stop_signals().map_err(|e| format!("cannot block signals: {e}"))?;
@@ -83,24 +97,34 @@ pub(super) fn serve(a: ServeArgs) -> Result<i32, String> {
             .map_err(|e| format!("--vps {}: {e}", spec.name))?;
     }
     let view = Arc::new(View::new(tracker));
+    // Inode numbers and file handles the kernel holds survive this worker.
+    let takeover = worker.generation > 0;
+    view.keep_journal(&dir.join("nodes"), takeover, worker.generation << 48)
+        .map_err(|e| format!("cannot keep the inode journal in {}: {e}", dir.display()))?;
     daemon::follow_events(&view);
     let mut config = fuser::Config::default();
-    config.mount_options = vec![
-        MountOption::FSName("vprocfs".into()),
-        MountOption::Subtype("vprocfs".into()),
-        MountOption::RO,
-        MountOption::NoSuid,
-        MountOption::NoDev,
-        MountOption::NoExec,
-        MountOption::DefaultPermissions,
-    ];
     config.acl = fuser::SessionACL::All;
     config.n_threads = Some(2);
     let stats = Arc::new(Stats::default());
     let fs = ProcFs::new(Arc::clone(&view), Arc::clone(&stats));
-    let session = fuser::Session::new(fs, &a.mountpoint, &config)
+    let session = if takeover {
+        crate::handover::adopt(fs, fuse, config)
+    } else {
+        // The kernel sends INIT once the supervisor has mounted.
+        progress.say("mount");
+        if !progress.wait_for("mounted") {
+            return Err(format!(
+                "the supervisor did not mount {}",
+                a.mountpoint.display()
+            ));
+        }
+        fuser::Session::from_fd(fs, fuse, fuser::SessionACL::All, config)
+    };
+    // Dropped only by exiting: joining its threads would wait for a connection that the
+    // supervisor keeps open.
+    let _session = session
         .and_then(|s| s.spawn())
-        .map_err(|e| format!("cannot mount {}: {e}", a.mountpoint.display()))?;
+        .map_err(|e| format!("cannot serve {}: {e}", a.mountpoint.display()))?;
     let daemon = Arc::new(crate::ctl::Daemon {
         view: Arc::clone(&view),
         stats: Arc::clone(&stats),
@@ -119,8 +143,8 @@ pub(super) fn serve(a: ServeArgs) -> Result<i32, String> {
         state: a.state.clone(),
     });
     if a.state.is_some() {
-        // Vpids handed out as processes come and go are saved every two seconds when
-        // they changed; requests through ctl are saved at once.
+        // Vpids handed out as processes come and go are saved every quarter of a
+        // second when they changed; requests through ctl are saved at once.
         let saver = Arc::clone(&daemon);
         std::thread::Builder::new()
             .name("vprocfs-state".into())
@@ -132,7 +156,7 @@ pub(super) fn serve(a: ServeArgs) -> Result<i32, String> {
                         saver.persist();
                         last = Some(now);
                     }
-                    std::thread::sleep(std::time::Duration::from_secs(2));
+                    std::thread::sleep(std::time::Duration::from_millis(250));
                 }
             })
             .map_err(|e| format!("cannot start the state thread: {e}"))?;
@@ -140,11 +164,14 @@ pub(super) fn serve(a: ServeArgs) -> Result<i32, String> {
     crate::ctl::listen(&a.ctl, Arc::clone(&daemon))
         .map_err(|e| format!("cannot listen on {}: {e}", a.ctl.display()))?;
     log::info!(
-        "serving {} VPS(es) on {}, control socket {}",
+        "serving {} VPS(es) on {}, control socket {} (generation {})",
         a.vps.len(),
         a.mountpoint.display(),
-        a.ctl.display()
+        a.ctl.display(),
+        worker.generation
     );
+    progress.say("ready");
+    drop(progress);
     let sig = loop {
         let sig = daemon::wait_signal(&stats).map_err(|e| e.to_string())?;
         match (&a.config, sig) {
@@ -152,17 +179,14 @@ pub(super) fn serve(a: ServeArgs) -> Result<i32, String> {
             _ => break sig,
         }
     };
-    log::info!(
-        "{sig}: unmounting {}; {}",
-        a.mountpoint.display(),
-        stats.line()
-    );
+    log::info!("{sig}: stopping; {}", stats.line());
     daemon.persist();
-    let _ = std::fs::remove_file(&a.ctl);
-    session
-        .umount_and_join()
-        .map_err(|e| format!("cannot unmount {}: {e}", a.mountpoint.display()))?;
-    Ok(0)
+    if sig != nix::sys::signal::Signal::SIGUSR2 {
+        // Stepping down for an upgrade keeps the socket's path for the next worker.
+        let _ = std::fs::remove_file(&a.ctl);
+    }
+    // The supervisor unmounts.
+    std::process::exit(0)
 }
 
 /// Reads a file of VPSes: one `NAME:SOURCE` (as `--vps`) a line; `#` starts a comment.

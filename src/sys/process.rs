@@ -75,3 +75,44 @@ pub fn move_mount_to(tree: &OwnedFd, target: &Path) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// `dup3(src, dst, O_CLOEXEC)`: makes descriptor number `dst`, which something else owns
+/// and keeps using, refer to what `src` refers to, atomically (no moment when `dst` is
+/// closed). A daemon taking over a live FUSE connection uses it to swap the connection in
+/// under a session that was set up on a stand-in descriptor.
+pub fn replace_fd(src: &OwnedFd, dst: std::os::fd::RawFd) -> io::Result<()> {
+    // SAFETY: dup3 takes two integers and a flag and touches no memory of ours. `dst` is
+    // an open descriptor owned by a live object, which goes on owning it: only the open
+    // file behind the number changes, so no owner is left with a dangling number.
+    let r = unsafe { libc::dup3(src.as_raw_fd(), dst, libc::O_CLOEXEC) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Takes ownership of descriptor `fd`, inherited from the parent process (which named it
+/// on the command line), and marks it close-on-exec so that it goes no further.
+///
+/// Call it once per inherited number, before anything else in the process could have
+/// taken that number as its own.
+pub fn inherited_fd(fd: std::os::fd::RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: fcntl(F_GETFD) only reads the descriptor table: it tells whether `fd` is
+    // open, and touches no memory of ours.
+    if fd < 3 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("descriptor {fd} was not inherited"),
+        ));
+    }
+    // SAFETY: `fd` is open (checked above) and was inherited across exec for this
+    // process to take; nothing in this process has opened or wrapped it (the caller
+    // takes each inherited number once, at start-up), so this is its only owner.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    nix::fcntl::fcntl(
+        &owned,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    )
+    .map_err(io::Error::from)?;
+    Ok(owned)
+}

@@ -16,7 +16,7 @@ use std::fs::{self, File, Metadata};
 use std::io;
 use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::{FileExt, MetadataExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -28,6 +28,18 @@ use crate::membership::Tracker;
 use crate::render::{Identity, PidMap};
 use files::{Context, Render};
 use nodes::{Node, Nodes};
+
+/// The task behind a request and its file-system ids, as FUSE gives them; made into a
+/// [`Reader`] only when needed (a handle a previous daemon opened).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Requester {
+    /// The task (in the mounter's pid namespace).
+    pub tid: u32,
+    /// Its file-system uid.
+    pub uid: u32,
+    /// Its file-system gid.
+    pub gid: u32,
+}
 
 /// Who is asking.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -290,8 +302,20 @@ impl View {
         }
     }
 
+    /// The node behind `ino`. An inode the table does not know (only after a daemon took
+    /// over a mount and its journal missed it) is `ESTALE`: the kernel then walks the
+    /// path again, revalidating every entry, and gets inodes this daemon knows.
     fn node(&self, ino: u64) -> Result<Node, i32> {
-        lock(&self.nodes).get(ino).cloned().ok_or(libc::ENOENT)
+        lock(&self.nodes).get(ino).cloned().ok_or(libc::ESTALE)
+    }
+
+    /// Keeps the inode table in a journal at `path` (see [`Nodes::with_journal`]); with
+    /// `restore`, starts from the journal a previous daemon of this mount left, and hands
+    /// out file handles from `handle_base` on, clear of the previous daemon's.
+    pub fn keep_journal(&self, path: &Path, restore: bool, handle_base: u64) -> io::Result<()> {
+        *lock(&self.nodes) = Nodes::with_journal(path, restore)?;
+        *lock(&self.next_fh) = handle_base.max(1);
+        Ok(())
     }
 
     /// Resolves `name` in directory `parent` for `reader`, counting one lookup.
@@ -470,6 +494,11 @@ impl View {
             Node::ThreadSelf => own(true),
             _ => {
                 self.check_alive(&node)?;
+                if is_pid_entry(&node, link_guarded)
+                    && !may_ptrace_as(reader, None, &node, Guard::Read)
+                {
+                    return Err(libc::EACCES);
+                }
                 fs::read_link(node.real_path())
                     .map(|p| p.into_os_string().into_vec())
                     .map_err(|e| errno(&e))
@@ -487,12 +516,19 @@ impl View {
                 Ok((info.tgid, tid))
             }
             Reader::Vps { id, tid } => {
-                let tracker = lock(&self.tracker);
-                let vps = tracker.vps(id).ok_or(libc::ENOENT)?;
-                let tgid = vps.tgid_of(tid).ok_or(libc::ENOENT)?;
-                let vt = vps.vpid_of(tgid).ok_or(libc::ENOENT)?;
-                let vtid = vps.vpid_of(tid).ok_or(libc::ENOENT)?;
-                Ok((vt, vtid))
+                let numbers = || {
+                    let tracker = lock(&self.tracker);
+                    let vps = tracker.vps(id)?;
+                    let tgid = vps.tgid_of(tid)?;
+                    Some((vps.vpid_of(tgid)?, vps.vpid_of(tid)?))
+                };
+                // A reader forked a moment ago may be in events not applied yet.
+                numbers()
+                    .or_else(|| {
+                        self.catch_up();
+                        numbers()
+                    })
+                    .ok_or(libc::ENOENT)
             }
         }
     }
@@ -520,18 +556,28 @@ impl View {
         if !may_read(&md, uid, gid, reader) {
             return Err(libc::EACCES);
         }
-        let renderer = match &node {
+        let handle = match self.guarded_open(reader, &node, uid, gid)? {
+            Some(h) => h,
+            None => self.handle_for(reader, &node)?,
+        };
+        Ok(self.new_handle(handle))
+    }
+
+    /// What a reader who opens `node` reads: a rendered snapshot or the real file.
+    fn handle_for(&self, reader: Reader, node: &Node) -> Result<Handle, i32> {
+        let path = node.real_path();
+        let renderer = match node {
             Node::Pid { rel, .. } => files::pid_file(rel),
             Node::Global { rel } => files::global_file(rel),
             _ => None,
         };
-        let handle = match (renderer, reader) {
+        Ok(match (renderer, reader) {
             (Some(r), Reader::Vps { id, tid }) => {
                 let raw = match r {
                     Render::NsLastPid => Vec::new(),
                     _ => fs::read(&path).map_err(|e| errno(&e))?,
                 };
-                Handle::Buffer(self.render_for(id, tid, &node, r, &raw)?)
+                Handle::Buffer(self.render_for(id, tid, node, r, &raw)?)
             }
             (Some(r), Reader::Host { tid }) if tid > 0 && node.shown_task() == Some(tid) => {
                 // The host view is the real file, but a reader of its own stat would see
@@ -546,8 +592,32 @@ impl View {
             _ => Handle::File(std::sync::Arc::new(
                 File::open(&path).map_err(|e| errno(&e))?,
             )),
+        })
+    }
+
+    /// A handle the table does not have, opened by a previous daemon of this mount, is
+    /// opened again under the same number: the reader goes on reading (the open was
+    /// allowed then; a snapshot is taken anew).
+    fn adopt_handle(&self, req: Requester, ino: u64, fh: u64) -> Result<(), i32> {
+        let node = self.node(ino)?;
+        let reader = self.reader(req.tid);
+        let is_dir =
+            matches!(node, Node::Root) || fs::metadata(node.real_path()).is_ok_and(|m| m.is_dir());
+        // The checks of open and opendir hold for a handle opened again.
+        let handle = if is_dir {
+            if is_pid_entry(&node, dir_guarded) && !may_ptrace_as(reader, None, &node, Guard::Read)
+            {
+                return Err(libc::EACCES);
+            }
+            Handle::Dir(self.list(reader, &node)?)
+        } else {
+            match self.guarded_open(reader, &node, req.uid, req.gid)? {
+                Some(h) => h,
+                None => self.handle_for(reader, &node)?,
+            }
         };
-        Ok(self.new_handle(handle))
+        lock(&self.handles).entry(fh).or_insert(handle);
+        Ok(())
     }
 
     fn render_for(
@@ -609,8 +679,18 @@ impl View {
         }
     }
 
-    /// Reads up to `size` bytes at `offset` from open handle `fh`.
-    pub fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>, i32> {
+    /// Reads up to `size` bytes at `offset` from handle `fh` of inode `ino`, for `req`.
+    pub fn read(
+        &self,
+        req: Requester,
+        ino: u64,
+        fh: u64,
+        offset: u64,
+        size: u32,
+    ) -> Result<Vec<u8>, i32> {
+        if !lock(&self.handles).contains_key(&fh) {
+            self.adopt_handle(req, ino, fh)?;
+        }
         let file = {
             let handles = lock(&self.handles);
             match handles.get(&fh) {
@@ -639,12 +719,25 @@ impl View {
     pub fn opendir(&self, reader: Reader, ino: u64) -> Result<u64, i32> {
         let node = self.node(ino)?;
         self.check_alive(&node)?;
+        if is_pid_entry(&node, dir_guarded) && !may_ptrace_as(reader, None, &node, Guard::Read) {
+            return Err(libc::EACCES);
+        }
         let entries = self.list(reader, &node)?;
         Ok(self.new_handle(Handle::Dir(entries)))
     }
 
-    /// Entries of open directory `fh` from position `offset` on.
-    pub fn readdir(&self, fh: u64, offset: u64) -> Result<Vec<DirEntry>, i32> {
+    /// Entries of directory `ino`, open as handle `fh`, from position `offset` on, for
+    /// `req`.
+    pub fn readdir(
+        &self,
+        req: Requester,
+        ino: u64,
+        fh: u64,
+        offset: u64,
+    ) -> Result<Vec<DirEntry>, i32> {
+        if !lock(&self.handles).contains_key(&fh) {
+            self.adopt_handle(req, ino, fh)?;
+        }
         match lock(&self.handles).get(&fh) {
             Some(Handle::Dir(entries)) => Ok(entries
                 .iter()
@@ -853,6 +946,301 @@ fn may_read(md: &Metadata, uid: u32, gid: u32, reader: Reader) -> bool {
         return mode & 0o040 != 0;
     }
     mode & 0o004 != 0
+}
+
+/// What procfs checks, beyond the mode bits, before it shows an entry of a process
+/// (`fs/proc/base.c`, `fs/proc/fd.c`, `fs/proc/namespaces.c`): whether the reader may
+/// ptrace the process, with its file-system ids (`PTRACE_MODE_*_FSCREDS`). The daemon
+/// reads every file as root, so it makes the same check itself ([`may_ptrace`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Guard {
+    /// Refused with `EACCES` unless `PTRACE_MODE_READ` is allowed.
+    Read,
+    /// Refused with `EACCES` unless `PTRACE_MODE_ATTACH` (which Yama restricts) is.
+    Attach,
+    /// Refused with `EPERM` (procfs's `lock_trace`) unless `PTRACE_MODE_ATTACH` is.
+    Trace,
+    /// `stack`: `CAP_SYS_ADMIN` too (`EACCES`).
+    Stack,
+    /// `stat`: shown to all, the fields about memory and kernel state zeroed.
+    Stat,
+    /// `wchan`: `0` for a reader that may not ptrace-read the process.
+    Wchan,
+}
+
+/// The guard of file `rel` below a process directory (or `task/<tid>/`).
+fn file_guard(rel: &str) -> Option<Guard> {
+    match rel {
+        "environ" | "maps" | "smaps" | "smaps_rollup" | "numa_maps" | "pagemap" | "auxv" | "io" => {
+            Some(Guard::Read)
+        }
+        "mem" => Some(Guard::Attach),
+        "syscall" | "personality" => Some(Guard::Trace),
+        "stack" => Some(Guard::Stack),
+        "stat" => Some(Guard::Stat),
+        "wchan" => Some(Guard::Wchan),
+        _ if rel.starts_with("fdinfo/") => Some(Guard::Read),
+        _ => None,
+    }
+}
+
+/// Links whose target procfs shows only to a reader that may ptrace-read the process.
+fn link_guarded(rel: &str) -> bool {
+    matches!(rel, "exe" | "cwd" | "root")
+        || ["fd/", "ns/", "map_files/"]
+            .iter()
+            .any(|d| rel.strip_prefix(d).is_some_and(|n| !n.contains('/')))
+}
+
+/// Directories procfs lists only to a reader that may ptrace-read the process.
+fn dir_guarded(rel: &str) -> bool {
+    matches!(rel, "fdinfo" | "map_files")
+}
+
+/// Whether `node` is an entry of a process whose path below the process satisfies `f`.
+fn is_pid_entry(node: &Node, f: fn(&str) -> bool) -> bool {
+    matches!(node, Node::Pid { rel, .. } if f(rel))
+}
+
+/// Capability numbers (`linux/capability.h`).
+const CAP_SYS_PTRACE: u32 = 19;
+const CAP_SYS_ADMIN: u32 = 21;
+
+/// A task's credentials, from its `status`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Creds {
+    tgid: Pid,
+    ppid: Pid,
+    /// Real, effective, saved and file-system ids.
+    uid: [u32; 4],
+    gid: [u32; 4],
+    cap_prm: u64,
+    cap_eff: u64,
+    /// A zombie (or dead) task has no memory: procfs skips its dumpable check.
+    zombie: bool,
+}
+
+impl Creds {
+    fn of(task: Pid) -> Option<Creds> {
+        if task <= 0 {
+            return None;
+        }
+        let text = fs::read_to_string(host::proc_path(&format!("{task}/status"))).ok()?;
+        Creds::parse(&text)
+    }
+
+    fn parse(status: &str) -> Option<Creds> {
+        let mut c = Creds::default();
+        let mut seen = 0;
+        let ids = |v: &str| -> Option<[u32; 4]> {
+            let n: Vec<u32> = v
+                .split_whitespace()
+                .map(|x| x.parse().ok())
+                .collect::<Option<_>>()?;
+            n.try_into().ok()
+        };
+        for line in status.lines() {
+            let Some((key, v)) = line.split_once(':') else {
+                continue;
+            };
+            let v = v.trim();
+            match key {
+                "State" => c.zombie = v.starts_with('Z') || v.starts_with('X'),
+                "Tgid" => c.tgid = v.parse().ok()?,
+                "PPid" => c.ppid = v.parse().ok()?,
+                "Uid" => c.uid = ids(v)?,
+                "Gid" => c.gid = ids(v)?,
+                "CapPrm" => c.cap_prm = u64::from_str_radix(v, 16).ok()?,
+                "CapEff" => c.cap_eff = u64::from_str_radix(v, 16).ok()?,
+                _ => continue,
+            }
+            seen += 1;
+        }
+        (seen == 7).then_some(c)
+    }
+
+    fn has(&self, cap: u32) -> bool {
+        self.cap_eff & (1 << cap) != 0
+    }
+}
+
+/// The kernel's `ptrace_may_access(target, mode | PTRACE_MODE_FSCREDS)` for a reader
+/// with credentials `r` and file-system ids `fsuid`/`fsgid` (`__ptrace_may_access`, then
+/// the commoncap and Yama checks): the same thread group may; otherwise every uid and
+/// gid of the target must be the reader's, the target must be dumpable (procfs owns a
+/// non-dumpable process's files as root, which is how it is told here), and its
+/// permitted capabilities must be among the reader's effective ones, unless the reader
+/// has `CAP_SYS_PTRACE`; an attach is also subject to Yama's `ptrace_scope`.
+fn may_ptrace(r: &Creds, fsuid: u32, fsgid: u32, target: Pid, attach: bool) -> bool {
+    let cap = r.has(CAP_SYS_PTRACE);
+    if cap && !attach {
+        return true; // without reading the target: the common case of a root reader
+    }
+    let Some(t) = Creds::of(target) else {
+        return false;
+    };
+    if t.tgid == r.tgid {
+        return true;
+    }
+    if !cap {
+        let ids = t.uid[..3].iter().all(|&u| u == fsuid) && t.gid[..3].iter().all(|&g| g == fsgid);
+        if !ids || t.cap_prm & !r.cap_eff != 0 {
+            return false;
+        }
+        if !t.zombie {
+            // Not the directory: procfs keeps the process's owner on its world-readable
+            // directories, whatever its dumpable flag.
+            let Ok(md) = fs::metadata(host::proc_path(&format!("{target}/environ"))) else {
+                return false;
+            };
+            if (md.uid(), md.gid()) != (t.uid[1], t.gid[1]) {
+                return false;
+            }
+        }
+    }
+    !attach || yama_allows(r, target, cap)
+}
+
+/// Yama's `ptrace_scope` for an attach: 1 lets a reader attach to its descendants only,
+/// 2 only with `CAP_SYS_PTRACE`, 3 never (`security/yama/yama_lsm.c`; the exceptions a
+/// process grants with `PR_SET_PTRACER` are not visible here, and not granted).
+fn yama_allows(r: &Creds, target: Pid, cap: bool) -> bool {
+    let scope = fs::read_to_string(host::proc_path("sys/kernel/yama/ptrace_scope"))
+        .ok()
+        .and_then(|s| s.trim().parse::<u8>().ok());
+    match scope {
+        None | Some(0) => true,
+        Some(1) => cap || descends_from(target, r.tgid),
+        Some(2) => cap,
+        Some(_) => false,
+    }
+}
+
+/// Whether `task`'s process is `ancestor` or one of its descendants.
+fn descends_from(task: Pid, ancestor: Pid) -> bool {
+    let mut p = task;
+    for _ in 0..4096 {
+        let Some(c) = Creds::of(p) else {
+            return false;
+        };
+        if c.tgid == ancestor {
+            return true;
+        }
+        if c.ppid <= 0 {
+            return false;
+        }
+        p = c.ppid;
+    }
+    false
+}
+
+/// Whether `reader` may ptrace the task `node` shows, as procfs's `guard` asks; `ids`
+/// are the reader's file-system ids from the request (else read from its `status`). A
+/// reader the daemon cannot see (tid 0) may if its uid is 0.
+fn may_ptrace_as(reader: Reader, ids: Option<(u32, u32)>, node: &Node, guard: Guard) -> bool {
+    let tid = match reader {
+        Reader::Host { tid } | Reader::Vps { tid, .. } => tid,
+    };
+    let Some(target) = node.shown_task() else {
+        return true;
+    };
+    let Some(r) = Creds::of(tid) else {
+        return ids.is_some_and(|(uid, _)| uid == 0);
+    };
+    let (fsuid, fsgid) = ids.unwrap_or((r.uid[3], r.gid[3]));
+    let attach = matches!(guard, Guard::Attach | Guard::Trace | Guard::Stack);
+    may_ptrace(&r, fsuid, fsgid, target, attach) && (guard != Guard::Stack || r.has(CAP_SYS_ADMIN))
+}
+
+/// `stat` as procfs shows it to a reader that may not ptrace-read the process
+/// (`do_task_stat`): `startcode` and `endcode` 1 (0 without memory), `startstack`,
+/// `kstkesp`, `kstkeip`, `wchan`, the data, brk, argument and environment bounds and
+/// `exit_code` 0. With `running` (the reader's own task), `wchan` is 0 as well: procfs
+/// sees its reader running, the daemon sees it asleep in this request.
+fn mask_stat(raw: &[u8], hidden: bool, running: bool) -> Vec<u8> {
+    let Some(close) = raw.iter().rposition(|&b| b == b')') else {
+        return raw.to_vec();
+    };
+    let (head, tail) = raw.split_at(close + 1);
+    let (body, nl) = match tail.strip_suffix(b"\n") {
+        Some(b) => (b, &b"\n"[..]),
+        None => (tail, &b""[..]),
+    };
+    // body is " S 1 0 …": part k - 2 is field k (1-based).
+    let mut parts: Vec<&[u8]> = body.split(|&b| b == b' ').collect();
+    let mut set = |k: usize, v: &'static [u8]| {
+        if let Some(p) = parts.get_mut(k - 2) {
+            *p = v;
+        }
+    };
+    if hidden {
+        for k in [26, 27] {
+            let zero = body
+                .split(|&b| b == b' ')
+                .nth(k - 2)
+                .is_none_or(|v| v == b"0");
+            set(k, if zero { b"0" } else { b"1" });
+        }
+        for k in [28, 29, 30, 35, 45, 46, 47, 48, 49, 50, 51, 52] {
+            set(k, b"0");
+        }
+    }
+    if running {
+        set(35, b"0");
+    }
+    let mut out = head.to_vec();
+    out.extend_from_slice(&parts.join(&b' '));
+    out.extend_from_slice(nl);
+    out
+}
+
+impl View {
+    /// procfs's checks beyond the mode bits ([`Guard`]) on opening `node`, for `reader`
+    /// with file-system ids `uid`/`gid`: a refusal, the handle of a file shown otherwise
+    /// than the real one (`stat`, `wchan`), or `None` for the real file.
+    fn guarded_open(
+        &self,
+        reader: Reader,
+        node: &Node,
+        uid: u32,
+        gid: u32,
+    ) -> Result<Option<Handle>, i32> {
+        let Some(guard) = (match node {
+            Node::Pid { rel, .. } => file_guard(rel),
+            _ => None,
+        }) else {
+            return Ok(None);
+        };
+        let allowed = may_ptrace_as(reader, Some((uid, gid)), node, guard);
+        let tid = match reader {
+            Reader::Host { tid } | Reader::Vps { tid, .. } => tid,
+        };
+        let own = tid > 0 && node.shown_task() == Some(tid);
+        match guard {
+            _ if allowed && !matches!(guard, Guard::Stat | Guard::Wchan) => Ok(None),
+            Guard::Trace => Err(libc::EPERM),
+            Guard::Read | Guard::Attach | Guard::Stack => Err(libc::EACCES),
+            Guard::Wchan if allowed && !own => Ok(None),
+            Guard::Wchan => Ok(Some(Handle::Buffer(b"0".to_vec()))),
+            Guard::Stat if allowed && !own => Ok(None),
+            Guard::Stat => {
+                let raw = fs::read(node.real_path()).map_err(|e| errno(&e))?;
+                let raw = mask_stat(&raw, !allowed, own);
+                Ok(Some(Handle::Buffer(match reader {
+                    Reader::Vps { id, tid } => {
+                        self.render_for(id, tid, node, Render::Stat, &raw)?
+                    }
+                    Reader::Host { .. } => {
+                        let cx = Context {
+                            running: own,
+                            ..Context::default()
+                        };
+                        files::render(Render::Stat, &raw, &Identity, cx).unwrap_or(raw)
+                    }
+                })))
+            }
+        }
+    }
 }
 
 /// Without a kernel pid namespace, `getpid()` in a VPS returns the real pid, and tools

@@ -4,7 +4,9 @@
 //! time of that process), so the same file seen by two readers is one inode, and a
 //! reused pid gets a new inode: the kernel never serves a stale process from its caches.
 
-use std::path::PathBuf;
+use std::fs::File;
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
 
 use rustc_hash::FxHashMap;
 
@@ -115,6 +117,7 @@ pub struct Nodes {
     by_ino: FxHashMap<u64, Slot>,
     by_node: FxHashMap<Node, u64>,
     next: u64,
+    journal: Option<Journal>,
 }
 
 impl Default for Nodes {
@@ -123,6 +126,7 @@ impl Default for Nodes {
             by_ino: FxHashMap::default(),
             by_node: FxHashMap::default(),
             next: ROOT_INO + 1,
+            journal: None,
         };
         nodes.by_ino.insert(
             ROOT_INO,
@@ -152,8 +156,12 @@ impl Nodes {
         }
         let ino = self.next;
         self.next += 1;
+        if let Some(j) = &mut self.journal {
+            j.add(ino, &node);
+        }
         self.by_node.insert(node.clone(), ino);
         self.by_ino.insert(ino, Slot { node, lookups: 1 });
+        self.compact_if_due();
         ino
     }
 
@@ -172,8 +180,87 @@ impl Nodes {
         if gone {
             if let Some(slot) = self.by_ino.remove(&ino) {
                 self.by_node.remove(&slot.node);
+                if let Some(j) = &mut self.journal {
+                    j.drop_ino(ino);
+                }
             }
         }
+    }
+
+    /// An inode table kept in the journal at `path` as well, so that a daemon that takes
+    /// over a live mount knows the inode numbers the kernel still holds. With `restore`
+    /// the journal's nodes are loaded first (a truncated last record is ignored: a daemon
+    /// killed in the middle of a write); otherwise it is started afresh.
+    pub fn with_journal(path: &Path, restore: bool) -> io::Result<Nodes> {
+        let mut nodes = Nodes::default();
+        if restore {
+            match std::fs::read(path) {
+                Ok(bytes) => {
+                    for rec in Journal::parse(&bytes) {
+                        match rec {
+                            Record::Add(ino, node) => {
+                                nodes.by_node.insert(node.clone(), ino);
+                                // How many lookups the kernel holds is not known: the
+                                // node is kept until the daemon's end.
+                                nodes.by_ino.insert(
+                                    ino,
+                                    Slot {
+                                        node,
+                                        lookups: RESTORED,
+                                    },
+                                );
+                                nodes.next = nodes.next.max(ino + 1);
+                            }
+                            Record::Drop(ino) => {
+                                if let Some(slot) = nodes.by_ino.remove(&ino) {
+                                    nodes.by_node.remove(&slot.node);
+                                }
+                            }
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        nodes.journal = Some(Journal::create(path)?);
+        nodes.rewrite_journal()?;
+        Ok(nodes)
+    }
+
+    fn compact_if_due(&mut self) {
+        let due = self
+            .journal
+            .as_ref()
+            .is_some_and(|j| j.records > 2 * self.by_ino.len() + COMPACT_SLACK);
+        if due {
+            if let Err(e) = self.rewrite_journal() {
+                log::error!("cannot compact the inode journal: {e}; it is no longer kept");
+                self.journal = None;
+            }
+        }
+    }
+
+    /// Writes the live nodes to a new journal and puts it in place of the old one.
+    fn rewrite_journal(&mut self) -> io::Result<()> {
+        let Some(j) = &self.journal else {
+            return Ok(());
+        };
+        let tmp = j.path.with_extension("tmp");
+        let mut fresh = Journal {
+            file: File::create(&tmp)?,
+            path: j.path.clone(),
+            records: 0,
+            buf: Vec::new(),
+        };
+        for (ino, slot) in &self.by_ino {
+            if *ino != ROOT_INO {
+                fresh.add(*ino, &slot.node);
+            }
+        }
+        std::fs::rename(&tmp, &fresh.path)?;
+        self.journal = Some(fresh);
+        Ok(())
     }
 
     /// Number of live inodes (root included).
@@ -184,6 +271,133 @@ impl Nodes {
     /// Whether only the root is left.
     pub fn is_empty(&self) -> bool {
         self.by_ino.len() <= 1
+    }
+}
+
+/// Lookup count of a node restored from the journal: never dropped.
+const RESTORED: u64 = u64::MAX / 2;
+
+/// Records a journal may hold beyond twice the live nodes before it is rewritten.
+const COMPACT_SLACK: usize = 65_536;
+
+/// The inode table's journal: one record per inode handed out and per inode forgotten,
+/// appended with one `write` each (a daemon killed with SIGKILL loses no record it
+/// made), rewritten from the live table when it has grown to twice that.
+///
+/// Record layout, little-endian: `+ ino:u64 kind:u8 n:u32 tid:u32 start:u64 len:u16
+/// rel` for a new inode (kind 1 self, 2 thread-self, 3 pid, 4 global; tid 0 for none),
+/// `- ino:u64` for a forgotten one.
+#[derive(Debug)]
+struct Journal {
+    file: File,
+    path: PathBuf,
+    records: usize,
+    buf: Vec<u8>,
+}
+
+/// One journal record.
+#[derive(Debug, PartialEq, Eq)]
+enum Record {
+    Add(u64, Node),
+    Drop(u64),
+}
+
+impl Journal {
+    fn create(path: &Path) -> io::Result<Journal> {
+        Ok(Journal {
+            file: File::create(path)?,
+            path: path.to_path_buf(),
+            records: 0,
+            buf: Vec::new(),
+        })
+    }
+
+    fn write(&mut self) {
+        if let Err(e) = self.file.write_all(&self.buf) {
+            log::warn!("cannot write the inode journal: {e}");
+        }
+        self.records += 1;
+        self.buf.clear();
+    }
+
+    fn add(&mut self, ino: u64, node: &Node) {
+        let (kind, n, tid, start, rel): (u8, Pid, Pid, u64, &str) = match node {
+            Node::Root => return,
+            Node::SelfLink => (1, 0, 0, 0, ""),
+            Node::ThreadSelf => (2, 0, 0, 0, ""),
+            Node::Pid { n, tid, start, rel } => (3, *n, tid.unwrap_or(0), *start, rel),
+            Node::Global { rel } => (4, 0, 0, 0, rel),
+        };
+        let Ok(len) = u16::try_from(rel.len()) else {
+            return;
+        };
+        self.buf.push(b'+');
+        self.buf.extend_from_slice(&ino.to_le_bytes());
+        self.buf.push(kind);
+        self.buf.extend_from_slice(&n.to_le_bytes());
+        self.buf.extend_from_slice(&tid.to_le_bytes());
+        self.buf.extend_from_slice(&start.to_le_bytes());
+        self.buf.extend_from_slice(&len.to_le_bytes());
+        self.buf.extend_from_slice(rel.as_bytes());
+        self.write();
+    }
+
+    fn drop_ino(&mut self, ino: u64) {
+        self.buf.push(b'-');
+        self.buf.extend_from_slice(&ino.to_le_bytes());
+        self.write();
+    }
+
+    /// The records of a journal, up to the first that is cut short or malformed.
+    fn parse(mut b: &[u8]) -> Vec<Record> {
+        fn take<'a>(b: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+            let (head, tail) = b.split_at_checked(n)?;
+            *b = tail;
+            Some(head)
+        }
+        fn u64_of(b: &mut &[u8]) -> Option<u64> {
+            Some(u64::from_le_bytes(take(b, 8)?.try_into().ok()?))
+        }
+        fn i32_of(b: &mut &[u8]) -> Option<i32> {
+            Some(i32::from_le_bytes(take(b, 4)?.try_into().ok()?))
+        }
+        let mut out = Vec::new();
+        let one = |b: &mut &[u8]| -> Option<Record> {
+            match take(b, 1)?[0] {
+                b'-' => Some(Record::Drop(u64_of(b)?)),
+                b'+' => {
+                    let ino = u64_of(b)?;
+                    let kind = take(b, 1)?[0];
+                    let n = i32_of(b)?;
+                    let tid = i32_of(b)?;
+                    let start = u64_of(b)?;
+                    let len = u16::from_le_bytes(take(b, 2)?.try_into().ok()?);
+                    let rel: Box<str> =
+                        std::str::from_utf8(take(b, usize::from(len))?).ok()?.into();
+                    let node = match kind {
+                        1 => Node::SelfLink,
+                        2 => Node::ThreadSelf,
+                        3 => Node::Pid {
+                            n,
+                            tid: (tid != 0).then_some(tid),
+                            start,
+                            rel,
+                        },
+                        4 => Node::Global { rel },
+                        _ => return None,
+                    };
+                    (ino != ROOT_INO).then_some(Record::Add(ino, node))
+                }
+                _ => None,
+            }
+        };
+        while !b.is_empty() {
+            match one(&mut b) {
+                Some(r) => out.push(r),
+                None => break,
+            }
+        }
+        out
     }
 }
 
@@ -247,5 +461,85 @@ mod tests {
         assert!(nodes.is_empty());
         nodes.forget(ROOT_INO, 1);
         assert_eq!(nodes.get(ROOT_INO), Some(&Node::Root));
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("vprocfs-nodes-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join("nodes")
+    }
+
+    #[test]
+    fn journal_restores_live_inodes() {
+        let path = scratch("restore");
+        let weird = Node::Global {
+            rel: "sys/net/ipv4/conf/a b\nc".into(),
+        };
+        let (a, b, c, t) = {
+            let mut nodes = Nodes::with_journal(&path, false).unwrap();
+            let a = nodes.lookup(pid(5, 9, "stat"));
+            let b = nodes.lookup(weird.clone());
+            let c = nodes.lookup(pid(6, 1, ""));
+            let t = nodes.lookup(Node::Pid {
+                n: 5,
+                tid: Some(7),
+                start: 9,
+                rel: "".into(),
+            });
+            nodes.forget(c, 1);
+            (a, b, c, t)
+            // Dropped without any shutdown step, as a killed daemon is.
+        };
+        let mut back = Nodes::with_journal(&path, true).unwrap();
+        assert_eq!(back.get(a), Some(&pid(5, 9, "stat")));
+        assert_eq!(back.get(b), Some(&weird));
+        assert_eq!(back.get(c), None);
+        assert_eq!(back.get(t).and_then(Node::shown_task), Some(7));
+        // New inodes do not reuse numbers the kernel may still hold.
+        let d = back.lookup(pid(8, 1, ""));
+        assert!(d > a && d > b && d > c && d > t);
+        // Restored nodes are not dropped by forgets the old daemon counted.
+        back.forget(a, 1);
+        assert!(back.get(a).is_some());
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    #[test]
+    fn journal_cut_short_keeps_whole_records() {
+        let path = scratch("cut");
+        {
+            let mut nodes = Nodes::with_journal(&path, false).unwrap();
+            nodes.lookup(pid(5, 9, "stat"));
+            nodes.lookup(pid(5, 9, "status"));
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        for cut in 0..bytes.len() {
+            let recs = Journal::parse(&bytes[..cut]);
+            assert!(recs.len() <= 2);
+            if let Some(Record::Add(_, n)) = recs.first() {
+                assert_eq!(n.rel(), "stat");
+            }
+        }
+        assert_eq!(Journal::parse(&bytes).len(), 2);
+        assert!(Journal::parse(b"\xff garbage").is_empty());
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    #[test]
+    fn journal_is_compacted() {
+        let path = scratch("compact");
+        let mut nodes = Nodes::with_journal(&path, false).unwrap();
+        // Each pair is two records: this passes the threshold once.
+        for i in 0..(COMPACT_SLACK as i32 / 2 + 10) {
+            let ino = nodes.lookup(pid(i + 2, 1, ""));
+            nodes.forget(ino, 1);
+        }
+        let kept = nodes.lookup(pid(1, 1, "stat"));
+        assert!(nodes.journal.as_ref().unwrap().records < 100);
+        let back = Nodes::with_journal(&path, true).unwrap();
+        assert_eq!(back.get(kept), Some(&pid(1, 1, "stat")));
+        assert_eq!(back.len(), 2);
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
     }
 }

@@ -1,0 +1,220 @@
+//! The mount outlives its daemon: `vprocfs serve` is a supervisor that holds the FUSE
+//! connection and runs the daemon as its child. Readers loop over `ps` inside a VPS while
+//! the daemon is killed with SIGKILL (and replaced for an upgrade with SIGUSR2): no
+//! reader gets an error, and no vpid changes.
+
+mod common;
+
+use std::fs;
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+fn worker_of(supervisor: u32) -> Option<i32> {
+    children_of(supervisor).first().copied()
+}
+
+/// Lines `PID VPID` of the VPS's mappings for the given real pids.
+fn mappings_of(sock: &std::path::Path, pids: &[u32]) -> Vec<String> {
+    ctl(sock, &["mappings", "t"])
+        .1
+        .lines()
+        .filter(|l| {
+            l.split_whitespace()
+                .next()
+                .and_then(|p| p.parse::<u32>().ok())
+                .is_some_and(|p| pids.contains(&p))
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn readers_never_see_the_daemon_die() {
+    if !privileged() {
+        return;
+    }
+    let tmp = TempDir::new("live-restart");
+    let dir = tmp.0.clone();
+    let mnt = dir.join("mnt");
+    fs::create_dir_all(&mnt).unwrap();
+    let sock = dir.join("ctl.sock");
+    // A tree VPS; a requested vpid makes its numbering sparse, so vpids are the
+    // daemon's own choices (no rule recomputes them) and must be carried over.
+    let init = Command::new("sh")
+        .args(["-c", "sleep 120 & sleep 120 & wait"])
+        .spawn()
+        .expect("init");
+    let init_pid = init.id();
+    let _init = ChildGuard(Some(init));
+    std::thread::sleep(Duration::from_millis(200));
+    let sleepers: Vec<u32> = children_of(init_pid)
+        .into_iter()
+        .map(|p| p as u32)
+        .collect();
+    assert_eq!(sleepers.len(), 2);
+    let (daemon, _mount) = serve(
+        &mnt,
+        &sock,
+        &[
+            "--vps".into(),
+            format!("t:tree={init_pid}"),
+            "--numbering".into(),
+            "ns".into(),
+        ],
+    );
+    let supervisor = daemon.0.as_ref().unwrap().id();
+    // A process enters the VPS with a requested vpid.
+    let entered = Command::new("sleep").arg("120").spawn().expect("sleep");
+    let entered_pid = entered.id();
+    let _entered = ChildGuard(Some(entered));
+    let (code, _, err) = ctl(
+        &sock,
+        &[
+            "alloc",
+            "--vps",
+            "t",
+            "--pid",
+            &entered_pid.to_string(),
+            "--vpid",
+            "777",
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    {
+        use std::io::{BufRead, BufReader, Write};
+        let mut conn = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+        conn.write_all(
+            format!("{{\"cmd\":\"enter\",\"vps\":\"t\",\"pid\":{entered_pid}}}\n").as_bytes(),
+        )
+        .unwrap();
+        let mut answer = String::new();
+        BufReader::new(conn).read_line(&mut answer).unwrap();
+        assert!(answer.starts_with(r#"{"ok":true"#), "{answer}");
+    }
+    let mut long_lived = sleepers.clone();
+    long_lived.push(init_pid);
+    long_lived.push(entered_pid);
+    let before = mappings_of(&sock, &long_lived);
+    assert_eq!(before.len(), 4, "{before:?}");
+    assert!(before.iter().any(|l| l.ends_with(" 777")), "{before:?}");
+
+    // Readers inside the VPS: ps -ef, ps -eLf, a read of stat by vpid; a reader that
+    // times each open+read+close of /proc/uptime records the longest pause.
+    let d = dir.display();
+    let reader = |name: &str, cmd: &str| {
+        let script = format!(
+            "n=0; bad=0; while [ ! -e {d}/stop ]; do \
+               {cmd} > /dev/null 2>{d}/{name}.err || bad=$((bad+1)); \
+               [ -s {d}/{name}.err ] && {{ bad=$((bad+1)); cat {d}/{name}.err >> {d}/{name}.log; }}; \
+               n=$((n+1)); done; echo runs=$n bad=$bad > {d}/{name}.out"
+        );
+        let child = Command::new(vprocfs())
+            .args(["exec", "--socket"])
+            .arg(&sock)
+            .args(["t", "--", "sh", "-c", &script])
+            .spawn()
+            .expect("reader");
+        ChildGuard(Some(child))
+    };
+    let mut readers = vec![
+        reader("ef", "ps -ef"),
+        reader("elf", "ps -eLf"),
+        reader("stat", "cat /proc/777/stat /proc/1/status"),
+    ];
+    let pause = format!(
+        "import os, time\n\
+         worst = 0.0\n\
+         while not os.path.exists('{d}/stop'):\n\
+         \x20   t = time.monotonic()\n\
+         \x20   with open('/proc/uptime') as f: f.read()\n\
+         \x20   worst = max(worst, time.monotonic() - t)\n\
+         open('{d}/pause.out', 'w').write('%.1f' % (worst * 1000))\n"
+    );
+    readers.push(ChildGuard(Some(
+        Command::new(vprocfs())
+            .args(["exec", "--socket"])
+            .arg(&sock)
+            .args(["t", "--", "python3", "-c", &pause])
+            .spawn()
+            .expect("pause reader"),
+    )));
+    std::thread::sleep(Duration::from_millis(700));
+
+    let mut workers = Vec::new();
+    for round in 0..4 {
+        let w = worker_of(supervisor).expect("a daemon runs under the supervisor");
+        workers.push(w);
+        if round == 3 {
+            // An upgrade: the daemon saves its state and steps down for a new one.
+            nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(supervisor as i32),
+                nix::sys::signal::Signal::SIGUSR2,
+            )
+            .unwrap();
+        } else {
+            nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(w),
+                nix::sys::signal::Signal::SIGKILL,
+            )
+            .unwrap();
+        }
+        assert!(
+            wait_until(Duration::from_secs(10), || worker_of(supervisor)
+                .is_some_and(|n| n != w)),
+            "a new daemon replaces {w}"
+        );
+        std::thread::sleep(Duration::from_millis(600));
+    }
+    fs::write(dir.join("stop"), "").unwrap();
+    for mut r in readers {
+        let mut c = r.0.take().unwrap();
+        let _ = run_child_with_deadline(&mut c, Duration::from_secs(30));
+    }
+    for name in ["ef", "elf", "stat"] {
+        let out = fs::read_to_string(dir.join(format!("{name}.out"))).unwrap_or_default();
+        let log = fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default();
+        assert!(
+            out.ends_with("bad=0\n") && !out.starts_with("runs=0 "),
+            "reader {name}: {out} {log}"
+        );
+    }
+    let pause = fs::read_to_string(dir.join("pause.out")).unwrap_or_default();
+    assert!(!pause.is_empty(), "the pause reader ran to the end");
+    eprintln!("longest open+read+close of /proc/uptime across 4 restarts: {pause} ms");
+    assert!(mounted(&mnt), "still mounted");
+    let after = mappings_of(&sock, &long_lived);
+    assert_eq!(after, before, "every vpid survived the restarts");
+    let mut distinct = workers.clone();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 4, "four daemons in turn: {workers:?}");
+}
+
+#[test]
+fn stopping_the_supervisor_unmounts_and_leaves_nothing() {
+    if !privileged() {
+        return;
+    }
+    let tmp = TempDir::new("supervisor-stop");
+    let mnt = tmp.0.join("mnt");
+    fs::create_dir_all(&mnt).unwrap();
+    let sock = tmp.0.join("ctl.sock");
+    let (mut daemon, _mount) = serve(&mnt, &sock, &[]);
+    let mut child = daemon.0.take().unwrap();
+    let supervisor = child.id();
+    let worker = worker_of(supervisor).expect("a daemon runs under the supervisor");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(supervisor as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = run_child_with_deadline(&mut child, Duration::from_secs(15));
+    assert_eq!(status.and_then(|s| s.code()), Some(0));
+    assert!(!mounted(&mnt), "unmounted");
+    assert!(!sock.exists(), "the control socket is removed");
+    assert!(
+        !std::path::Path::new(&format!("/proc/{worker}")).exists(),
+        "the daemon is gone"
+    );
+}
