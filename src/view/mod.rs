@@ -321,6 +321,10 @@ impl View {
     /// Resolves `name` in directory `parent` for `reader`, counting one lookup.
     pub fn lookup(&self, reader: Reader, parent: u64, name: &str) -> Result<Attr, i32> {
         let parent = self.node(parent)?;
+        if is_pid_entry(&parent, dir_guarded) && !may_ptrace_as(reader, None, &parent, Guard::Read)
+        {
+            return Err(libc::EACCES);
+        }
         let child = self.resolve(reader, &parent, name)?;
         let attr = self.attr_of(reader, &child, 0)?;
         let ino = lock(&self.nodes).lookup(child);
@@ -373,6 +377,11 @@ impl View {
             Node::Root if self.single.is_some() => (Caching::NONE, Caching::STABLE),
             Node::Root => (Caching::NONE, Caching::NONE),
             Node::Pid { rel, .. } if rel.is_empty() => (Caching::NONE, Caching::STABLE),
+            // procfs refuses a lookup in these to a reader who may not trace the
+            // process: every walk must ask, whoever walked before.
+            Node::Pid { rel, .. } if rel.split_once('/').is_some_and(|(d, _)| dir_guarded(d)) => {
+                (Caching::NONE, Caching::STABLE)
+            }
             Node::Pid { .. } | Node::Global { .. } => (Caching::STABLE, Caching::STABLE),
         };
         attr.entry_ttl = entry;
