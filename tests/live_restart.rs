@@ -82,17 +82,8 @@ fn readers_never_see_the_daemon_die() {
         ],
     );
     assert_eq!(code, Some(0), "{err}");
-    {
-        use std::io::{BufRead, BufReader, Write};
-        let mut conn = std::os::unix::net::UnixStream::connect(&sock).unwrap();
-        conn.write_all(
-            format!("{{\"cmd\":\"enter\",\"vps\":\"t\",\"pid\":{entered_pid}}}\n").as_bytes(),
-        )
-        .unwrap();
-        let mut answer = String::new();
-        BufReader::new(conn).read_line(&mut answer).unwrap();
-        assert!(answer.starts_with(r#"{"ok":true"#), "{answer}");
-    }
+    let answer = enter(&sock, "t", entered_pid);
+    assert!(answer.starts_with(r#"{"ok":true"#), "{answer}");
     let mut long_lived = sleepers.clone();
     long_lived.push(init_pid);
     long_lived.push(entered_pid);

@@ -464,17 +464,8 @@ fn a_restarted_daemon_gives_every_surviving_process_its_vpid() {
         ],
     );
     assert_eq!(code, Some(0), "{err}");
-    {
-        use std::io::{BufRead, BufReader, Write};
-        let mut conn = std::os::unix::net::UnixStream::connect(&sock).unwrap();
-        conn.write_all(
-            format!("{{\"cmd\":\"enter\",\"vps\":\"t\",\"pid\":{entered}}}\n").as_bytes(),
-        )
-        .unwrap();
-        let mut answer = String::new();
-        BufReader::new(conn).read_line(&mut answer).unwrap();
-        assert!(answer.starts_with(r#"{"ok":true"#), "{answer}");
-    }
+    let answer = enter(&sock, "t", entered);
+    assert!(answer.starts_with(r#"{"ok":true"#), "{answer}");
     let before = ctl(&sock, &["mappings", "t"]).1;
     let members_before = ctl(&sock, &["list"]).1;
     assert!(before.contains(&format!("{entered}      777")), "{before}");

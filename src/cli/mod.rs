@@ -287,6 +287,17 @@ struct AttachArgs {
     target: PathBuf,
 }
 
+/// Opens `/dev/fuse` for a new connection.
+fn open_dev_fuse() -> Result<std::fs::File, String> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/fuse")
+        .map_err(|e| {
+            format!("cannot open /dev/fuse: {e} (is the fuse module loaded? try: modprobe fuse)")
+        })
+}
+
 /// Runs the command line; returns the process exit code.
 pub fn main(cli: Cli) -> i32 {
     let result = match cli.cmd {

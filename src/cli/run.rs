@@ -15,7 +15,7 @@
 //! ```
 
 use std::ffi::CString;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -89,13 +89,7 @@ pub(super) fn run(a: RunArgs) -> Result<i32, String> {
         .map(|s| CString::new(s.as_bytes()))
         .collect::<Result<_, _>>()
         .map_err(|_| "the command contains a NUL byte".to_string())?;
-    let fuse = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/fuse")
-        .map_err(|e| {
-            format!("cannot open /dev/fuse: {e} (is the fuse module loaded? try: modprobe fuse)")
-        })?;
+    let fuse = super::open_dev_fuse()?;
     let (mut pid_r, pid_w) = pipe()?;
     let (mut st_r, st_w) = pipe()?;
     let (go_r, mut go_w) = pipe()?;

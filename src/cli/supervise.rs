@@ -16,7 +16,7 @@
 //! The supervisor reads no input from a VPS and parses nothing but its own arguments, so
 //! that it has as little as possible that could fail.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufRead as _, Write as _};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -65,20 +65,10 @@ pub fn parse_worker(s: &str) -> Result<WorkerArg, String> {
 const MAX_CRASHES: usize = 5;
 const CRASH_WINDOW: Duration = Duration::from_secs(30);
 
-/// The signals the supervisor waits for.
+/// The signals the supervisor waits for: the daemon's, and its child's end.
 fn signals() -> SigSet {
-    let mut set = SigSet::empty();
-    for s in [
-        Signal::SIGINT,
-        Signal::SIGTERM,
-        Signal::SIGHUP,
-        Signal::SIGQUIT,
-        Signal::SIGUSR1,
-        Signal::SIGUSR2,
-        Signal::SIGCHLD,
-    ] {
-        set.add(s);
-    }
+    let mut set = crate::daemon::stop_signals();
+    set.add(Signal::SIGCHLD);
     set
 }
 
@@ -113,13 +103,7 @@ pub(super) fn supervise(mountpoint: &Path) -> Result<i32, String> {
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     SigSet::thread_block(&signals()).map_err(|e| format!("cannot block signals: {e}"))?;
     let dir = RuntimeDir::new()?;
-    let fuse = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/fuse")
-        .map_err(|e| {
-            format!("cannot open /dev/fuse: {e} (is the fuse module loaded? try: modprobe fuse)")
-        })?;
+    let fuse = super::open_dev_fuse()?;
     // Workers inherit the descriptor.
     nix::fcntl::fcntl(
         &fuse,

@@ -304,3 +304,14 @@ pub fn run_child_with_deadline(
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Sends the control socket an `enter` request for `pid` into `vps`; the answer line.
+pub fn enter(sock: &Path, vps: &str, pid: u32) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let mut conn = std::os::unix::net::UnixStream::connect(sock).expect("connect");
+    conn.write_all(format!("{{\"cmd\":\"enter\",\"vps\":\"{vps}\",\"pid\":{pid}}}\n").as_bytes())
+        .expect("send");
+    let mut answer = String::new();
+    BufReader::new(conn).read_line(&mut answer).expect("answer");
+    answer
+}
