@@ -99,8 +99,8 @@ fn drain(stream: &Mutex<EventStream>, view: &View) -> bool {
     }
 }
 
-/// The signals the daemon handles: those that stop it, and SIGUSR1, which prints its
-/// statistics to standard error.
+/// The signals the daemon handles: those that stop it (SIGUSR2: a served daemon steps
+/// down for an upgrade), and SIGUSR1, which prints its statistics to standard error.
 pub fn stop_signals() -> SigSet {
     let mut set = SigSet::empty();
     for s in [

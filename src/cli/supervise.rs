@@ -83,6 +83,14 @@ impl RuntimeDir {
         } else {
             std::env::temp_dir().join("vprocfs")
         };
+        // Those of supervisors that were killed (SIGKILL leaves no time to clean up).
+        for e in std::fs::read_dir(&base).into_iter().flatten().flatten() {
+            let name = e.file_name();
+            let pid = name.to_str().and_then(|n| n.strip_prefix("serve-"));
+            if pid.is_some_and(|p| !Path::new("/proc").join(p).exists()) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
         let dir = base.join(format!("serve-{}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| format!("cannot make {}: {e}", dir.display()))?;
         std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
