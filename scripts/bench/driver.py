@@ -48,9 +48,10 @@ class Worker:
         return ans
 
 
-def snapshot(tag, timeout=20.0):
-    """Asks the outside half for one statistics line of the daemon (SIGUSR1)."""
-    d = ARGS.dir
+def ask_outside(d, tag, timeout, poll, consume=False):
+    """Asks the outside half (the script that started this VPS) for `tag` through files
+    in `d` (req.TAG, answered by snap.TAG); its answer line, or None on timeout. With
+    `consume`, the answer file is removed, so that the same tag can be asked again."""
     tmp = os.path.join(d, ".req." + tag)
     with open(tmp, "w") as f:
         f.write(tag + "\n")
@@ -61,9 +62,17 @@ def snapshot(tag, timeout=20.0):
         if os.path.exists(path):
             with open(path) as f:
                 line = f.read().strip()
-            return parse_stats(line)
-        time.sleep(0.02)
+            if consume:
+                os.unlink(path)
+            return line
+        time.sleep(poll)
     return None
+
+
+def snapshot(tag, timeout=20.0):
+    """Asks the outside half for one statistics line of the daemon (SIGUSR1)."""
+    line = ask_outside(ARGS.dir, tag, timeout, 0.02)
+    return None if line is None else parse_stats(line)
 
 
 def parse_stats(line):

@@ -30,7 +30,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 PY = sys.executable
 sys.path.insert(0, HERE)
-from driver import Worker  # noqa: E402
+from driver import Worker, ask_outside  # noqa: E402
 
 
 def log(msg):
@@ -39,25 +39,10 @@ def log(msg):
 
 def outside(tag, timeout=900.0):
     """Asks the outside half for `tag`; returns its answer as a dict of key=value."""
-    d = ARGS.dir
-    tmp = os.path.join(d, ".req." + tag)
-    with open(tmp, "w") as f:
-        f.write(tag + "\n")
-    os.rename(tmp, os.path.join(d, "req." + tag))
-    path = os.path.join(d, "snap." + tag)
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if os.path.exists(path):
-            with open(path) as f:
-                line = f.read().strip()
-            os.unlink(path)
-            out = {}
-            for tok in line.split():
-                k, _, v = tok.partition("=")
-                out[k] = v
-            return out
-        time.sleep(0.05)
-    raise RuntimeError("no answer from the outside half to %s" % tag)
+    line = ask_outside(ARGS.dir, tag, timeout, 0.05, consume=True)
+    if line is None:
+        raise RuntimeError("no answer from the outside half to %s" % tag)
+    return dict(tok.partition("=")[::2] for tok in line.split())
 
 
 def ps_ef(w):
