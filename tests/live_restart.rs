@@ -49,10 +49,9 @@ fn readers_never_see_the_daemon_die() {
     let init_pid = init.id();
     let _init = ChildGuard(Some(init));
     std::thread::sleep(Duration::from_millis(200));
-    let sleepers: Vec<u32> = children_of(init_pid)
-        .into_iter()
-        .map(|p| p as u32)
-        .collect();
+    // Dropped before the shell's guard: the shell then reaps them.
+    let _sleepers = PidsGuard(children_of(init_pid));
+    let sleepers: Vec<u32> = _sleepers.0.iter().map(|&p| p as u32).collect();
     assert_eq!(sleepers.len(), 2);
     let (daemon, _mount) = serve(
         &mnt,

@@ -439,6 +439,8 @@ fn a_restarted_daemon_gives_every_surviving_process_its_vpid() {
     let init_pid = init.id();
     let _init = ChildGuard(Some(init));
     std::thread::sleep(Duration::from_millis(200));
+    // Dropped before the shell's guard: the shell then reaps them.
+    let _sleepers = PidsGuard(children_of(init_pid));
     let (entered, _entered) = sleeper_pid();
     let args = |_: ()| -> Vec<String> {
         vec![

@@ -315,3 +315,18 @@ pub fn enter(sock: &Path, vps: &str, pid: u32) -> String {
     BufReader::new(conn).read_line(&mut answer).expect("answer");
     answer
 }
+
+/// Kills its processes by pid (SIGKILL) when dropped: the children a test's shell
+/// started, which would outlive the shell's own guard.
+pub struct PidsGuard(pub Vec<i32>);
+
+impl Drop for PidsGuard {
+    fn drop(&mut self) {
+        for &p in &self.0 {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(p),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
