@@ -119,7 +119,7 @@ fn a_cgroup_vps_follows_processes_moving_in_and_out() {
     let script = format!(
         "until [ -e {d}/go1 ]; do sleep 0.02; done; ls {m} | grep -E '^[0-9]+$' | sort -n | tr '\\n' ' ' > {d}/one; \
          touch {d}/done1; until [ -e {d}/go2 ]; do sleep 0.02; done; \
-         ls {m} | grep -E '^[0-9]+$' | sort -n | tr '\\n' ' ' > {d}/two; touch {d}/done2; sleep 30"
+         ls {m} | grep -E '^[0-9]+$' | sort -n | tr '\\n' ' ' > {d}/two; touch {d}/done2; exec sleep 30"
     );
     let reader = ChildGuard(Some(
         Command::new("sh")

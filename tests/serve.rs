@@ -17,7 +17,7 @@ fn reader_script(mnt: &Path, dir: &Path, name: &str) -> String {
          {{ ls {m} | grep -E '^[0-9]+$' | sort -n | tr '\\n' ' '; echo; \
             cut -d' ' -f1,4 {m}/1/stat; readlink {m}/self; \
             test -s {d}/forbidden_{name} || echo visible-list-missing; for p in $(cat {d}/forbidden_{name}); do test -e {m}/$p && echo visible $p; done; }} > {d}/{name}.tmp; \
-         mv {d}/{name}.tmp {d}/{name}; sleep 30"
+         mv {d}/{name}.tmp {d}/{name}; exec sleep 30"
     )
 }
 
