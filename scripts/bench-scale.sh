@@ -59,25 +59,8 @@ HOSTFARM=        # the `unshare` of the host farm
 OLD_PID_MAX=
 OLD_THREADS_MAX=
 
-children_of() { ps -o pid= --ppid "$1" 2>/dev/null | tr -d ' ' || true; }
-vps_inits() {
-    local relay
-    for relay in $(children_of "$1"); do children_of "$relay"; done
-}
-
-# As in bench.sh: SIGKILL to the VPS's init ends the VPS, then the daemon exits.
-stop_vps() {
-    local d=$1 init i
-    kill -0 "$d" 2>/dev/null || { wait "$d" 2>/dev/null || true; return 0; }
-    for init in $(vps_inits "$d"); do kill -KILL "$init" 2>/dev/null || true; done
-    for i in $(seq 100); do kill -0 "$d" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$d" 2>/dev/null; then
-        kill -TERM "$d" 2>/dev/null || true
-        for i in $(seq 50); do kill -0 "$d" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$d" 2>/dev/null || true
-    fi
-    wait "$d" 2>/dev/null || true
-}
+# shellcheck source=scripts/bench/vps.sh
+. "$root/scripts/bench/vps.sh"
 
 # Ends the host farm: SIGKILL to its pid namespace's init ends every process in it.
 stop_hostfarm() {
