@@ -79,6 +79,28 @@ pub fn follow_events(view: &Arc<View>) -> bool {
     }
 }
 
+/// Starts the thread that tells the kernel, through `notifier`, to drop the entries it
+/// caches of processes membership has released ([`View::set_flush`]). The thread holds
+/// no lock of the view, so a notification that waits for a lookup in flight cannot wait
+/// for itself.
+pub fn flush_released(view: &View, notifier: fuser::Notifier) {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(u64, String)>>(1024);
+    let spawned = thread::Builder::new()
+        .name("vprocfs-flush".into())
+        .spawn(move || {
+            for batch in rx {
+                for (dir, name) in batch {
+                    // ENOENT: the kernel holds no such entry any more, nothing to do.
+                    let _ = notifier.inval_entry(fuser::INodeNo(dir), std::ffi::OsStr::new(&name));
+                }
+            }
+        });
+    match spawned {
+        Ok(_) => view.set_flush(tx),
+        Err(e) => log::warn!("cannot start the flush thread ({e}): the kernel keeps dead processes' entries until memory runs short"),
+    }
+}
+
 /// Applies every event queued on the socket, without waiting. False if the socket
 /// failed for good.
 fn drain(stream: &Mutex<EventStream>, view: &View) -> bool {

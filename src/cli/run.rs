@@ -165,7 +165,10 @@ pub(super) fn run(a: RunArgs) -> Result<i32, String> {
         fuser::SessionACL::All,
         session_config,
     )
-    .and_then(|s| s.spawn());
+    .and_then(|s| {
+        daemon::flush_released(&view, s.notifier());
+        s.spawn()
+    });
     let session = match session {
         Ok(s) => s,
         Err(e) => {

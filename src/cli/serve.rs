@@ -123,7 +123,10 @@ pub(super) fn serve(mut a: ServeArgs) -> Result<i32, String> {
     // Dropped only by exiting: joining its threads would wait for a connection that the
     // supervisor keeps open.
     let _session = session
-        .and_then(|s| s.spawn())
+        .and_then(|s| {
+            daemon::flush_released(&view, s.notifier());
+            s.spawn()
+        })
         .map_err(|e| format!("cannot serve {}: {e}", a.mountpoint.display()))?;
     let daemon = Arc::new(crate::ctl::Daemon {
         view: Arc::clone(&view),

@@ -130,6 +130,26 @@ pub struct Tracker {
     /// `/proc` (statistics).
     cache_hits: u64,
     cache_misses: u64,
+    /// Members released since [`Tracker::take_released`] last ran, when someone asked
+    /// for them ([`Tracker::keep_released`]): the view tells the kernel to forget what it
+    /// caches of them.
+    released: Option<Vec<Released>>,
+}
+
+/// A member membership has let go of (reaped, or its pid found reused), with the numbers
+/// under which readers may have looked it up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Released {
+    /// Its real task id.
+    pub tid: Pid,
+    /// Its start time, part of the view's node for it.
+    pub start: u64,
+    /// Its thread group (= `tid` for a process), and the group leader's start time when
+    /// it was known.
+    pub tgid: Pid,
+    pub leader_start: Option<u64>,
+    /// Its vpid, the name a reader in its VPS used.
+    pub vpid: Option<Pid>,
 }
 
 impl Tracker {
@@ -547,9 +567,41 @@ impl Tracker {
         self.exited.remove(&tid);
         if let Some(k) = self.known.remove(&tid) {
             if k.vps.is_some() {
+                if self.released.is_some() {
+                    let vps = self.engine.vps_of(tid).and_then(|id| self.engine.vps(id));
+                    let tgid = vps.and_then(|v| v.tgid_of(tid)).unwrap_or(tid);
+                    let released = Released {
+                        tid,
+                        start: k.start,
+                        tgid,
+                        leader_start: if tgid == tid {
+                            Some(k.start)
+                        } else {
+                            self.known.get(&tgid).map(|l| l.start)
+                        },
+                        vpid: vps.and_then(|v| v.vpid_of(tid)),
+                    };
+                    if let Some(list) = self.released.as_mut() {
+                        list.push(released);
+                    }
+                }
                 self.release(tid);
             }
         }
+    }
+
+    /// From now on, keeps a list of released members for [`Tracker::take_released`].
+    pub fn keep_released(&mut self) {
+        self.released.get_or_insert_with(Vec::new);
+    }
+
+    /// The members released since the last call (none unless
+    /// [`Tracker::keep_released`] was called).
+    pub fn take_released(&mut self) -> Vec<Released> {
+        self.released
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     /// Removes member `tid` from the engine. A process-group leader's number keeps its
@@ -925,11 +977,21 @@ impl Tracker {
         }
     }
 
-    /// `classify_hits=N classify_misses=N`: how often the cache of known tasks answered.
+    /// `classify_hits=N classify_misses=N known=N numbers=N`: how often the cache of known
+    /// tasks answered, how many tasks it holds, and how many real numbers the VPSes hold
+    /// (tasks, groups and sessions): what a soak watches for leaks.
     pub fn counters(&self) -> String {
+        let numbers: usize = self
+            .meta
+            .keys()
+            .filter_map(|&id| self.engine.vps(id))
+            .map(|v| v.numbers_in_use())
+            .sum();
         format!(
-            "classify_hits={} classify_misses={}",
-            self.cache_hits, self.cache_misses
+            "classify_hits={} classify_misses={} known={} numbers={numbers}",
+            self.cache_hits,
+            self.cache_misses,
+            self.known.len()
         )
     }
 
@@ -1051,6 +1113,46 @@ mod tests {
         init.kill().unwrap();
         init.wait().unwrap();
         assert!(released, "the reaped member {pid} keeps its vpid");
+    }
+
+    /// A reaped member is reported once, with the numbers readers knew it by, so that
+    /// the view can have the kernel drop its entries; nothing is kept unless asked for.
+    #[test]
+    fn released_members_are_reported_once_when_asked_for() {
+        let (mut t, id, mut init, mut member) = vps_with_member();
+        let pid = pid_of(&member);
+        let vpid = t.vps(id).unwrap().vpid_of(pid);
+        let start = t.start_of(pid).unwrap();
+        t.keep_released();
+        make_zombie(&mut member);
+        t.on_event(&exit_event(pid));
+        assert_eq!(t.take_released(), vec![], "a zombie is not released");
+        member.wait().unwrap();
+        t.reap();
+        let released = t.take_released();
+        let second = t.take_released();
+        init.kill().unwrap();
+        init.wait().unwrap();
+        assert_eq!(
+            released,
+            vec![Released {
+                tid: pid,
+                start,
+                tgid: pid,
+                leader_start: Some(start),
+                vpid,
+            }]
+        );
+        assert_eq!(second, vec![]);
+        let (mut t, _, mut init, mut member) = vps_with_member();
+        let pid = pid_of(&member);
+        member.kill().unwrap();
+        member.wait().unwrap();
+        t.on_event(&exit_event(pid));
+        t.reap();
+        init.kill().unwrap();
+        init.wait().unwrap();
+        assert_eq!(t.take_released(), vec![], "kept only when asked for");
     }
 
     /// When events are lost, the rescan may find a member as a zombie whose exit event

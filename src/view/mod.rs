@@ -24,10 +24,10 @@ use rustc_hash::FxHashMap;
 
 use crate::engine::{Pid, Vps, VpsId};
 use crate::host;
-use crate::membership::Tracker;
+use crate::membership::{Released, Tracker};
 use crate::render::{Identity, PidMap};
 use files::{Context, Render};
-use nodes::{Node, Nodes};
+use nodes::{Node, Nodes, ROOT_INO};
 
 /// The task behind a request and its file-system ids, as FUSE gives them; made into a
 /// [`Reader`] only when needed (a handle a previous daemon opened).
@@ -216,10 +216,17 @@ pub struct View {
     /// Applies the process events the kernel has queued, before answering that a task
     /// does not exist ([`View::set_catch_up`]).
     catch_up: std::sync::OnceLock<CatchUp>,
+    /// Where the names of released members go, for the kernel to drop
+    /// ([`View::set_flush`]).
+    flush: std::sync::OnceLock<Flush>,
 }
 
 /// See [`View::set_catch_up`].
 pub type CatchUp = Box<dyn Fn() + Send + Sync>;
+
+/// Batches of `(directory inode, name)` the kernel should stop caching
+/// ([`View::set_flush`]).
+pub type Flush = std::sync::mpsc::SyncSender<Vec<(u64, String)>>;
 
 fn errno(e: &io::Error) -> i32 {
     e.raw_os_error().unwrap_or(libc::EIO)
@@ -252,6 +259,63 @@ impl View {
             single,
             translations: std::sync::atomic::AtomicU64::new(0),
             catch_up: std::sync::OnceLock::new(),
+            flush: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Sends the names under which the kernel may cache a released member (its pid
+    /// directory, by vpid and by real pid, and a thread's `task/` entry) to `tx`, whose
+    /// receiver invalidates them: procfs drops a process's dentries when it is reaped
+    /// (`proc_flush_pid`); without this the kernel keeps a dead process's directory,
+    /// and so its inode here, until memory runs short. The receiver must be a thread
+    /// that holds none of the view's locks: an invalidation waits for lookups in flight.
+    pub fn set_flush(&self, tx: Flush) {
+        if self.flush.set(tx).is_ok() {
+            lock(&self.tracker).keep_released();
+        }
+    }
+
+    /// Passes the names of `released` members that have an inode to the flush thread.
+    /// A full queue drops the batch: a missed invalidation costs memory, not
+    /// correctness (a lookup of a dead process's name still answers `ENOENT`).
+    fn flush_released(&self, released: Vec<Released>) {
+        let Some(tx) = self.flush.get() else {
+            return;
+        };
+        if released.is_empty() {
+            return;
+        }
+        let nodes = lock(&self.nodes);
+        let mut names = Vec::new();
+        for r in released {
+            let mut names_in = |dir: u64| {
+                if let Some(v) = r.vpid {
+                    names.push((dir, v.to_string()));
+                }
+                if r.vpid != Some(r.tid) {
+                    names.push((dir, r.tid.to_string()));
+                }
+            };
+            let pid_dir = |n, tid, start, rel: &str| Node::Pid {
+                n,
+                tid,
+                start,
+                rel: rel.into(),
+            };
+            if nodes.find(&pid_dir(r.tid, None, r.start, "")).is_some() {
+                names_in(ROOT_INO);
+            }
+            if let (true, Some(leader)) = (r.tid != r.tgid, r.leader_start) {
+                let task = nodes.find(&pid_dir(r.tgid, None, leader, "task"));
+                let thread = nodes.find(&pid_dir(r.tgid, Some(r.tid), leader, ""));
+                if let (Some(task), Some(_)) = (task, thread) {
+                    names_in(task);
+                }
+            }
+        }
+        drop(nodes);
+        if !names.is_empty() {
+            let _ = tx.try_send(names);
         }
     }
 
@@ -271,15 +335,23 @@ impl View {
 
     /// Follows a batch of kernel process events.
     pub fn on_events(&self, events: &[crate::events::ProcEvent]) {
-        let mut tracker = lock(&self.tracker);
-        for ev in events {
-            tracker.on_event(ev);
-        }
+        self.with_tracker(|tracker| {
+            for ev in events {
+                tracker.on_event(ev);
+            }
+        })
     }
 
-    /// Runs `f` on the tracker (membership), e.g. to feed it events.
+    /// Runs `f` on the tracker (membership), e.g. to feed it events, then flushes the
+    /// members it released ([`View::set_flush`]).
     pub fn with_tracker<T>(&self, f: impl FnOnce(&mut Tracker) -> T) -> T {
-        f(&mut lock(&self.tracker))
+        let (out, released) = {
+            let mut tracker = lock(&self.tracker);
+            let out = f(&mut tracker);
+            (out, tracker.take_released())
+        };
+        self.flush_released(released);
+        out
     }
 
     /// Records whether the connector is feeding membership.

@@ -146,6 +146,11 @@ impl Nodes {
         self.by_ino.get(&ino).map(|s| &s.node)
     }
 
+    /// The inode of `node` if the kernel holds one, without counting a lookup.
+    pub fn find(&self, node: &Node) -> Option<u64> {
+        self.by_node.get(node).copied()
+    }
+
     /// The inode of `node`, made if new, counting one kernel lookup.
     pub fn lookup(&mut self, node: Node) -> u64 {
         if let Some(&ino) = self.by_node.get(&node) {
