@@ -25,6 +25,25 @@ PR_SET_NAME = 15
 SYS_EXIT = 60  # x86_64: exit of the calling thread only
 
 
+# Runs a probe once this script (its parent) sleeps in wait: ps shows the script's state,
+# and on a busy machine it may still be running, just after the fork, when ps reads it,
+# on the kernel's /proc as on the view. The parent is found through /proc/self, which
+# names it the way the /proc being probed does.
+SETTLE = """
+import os, sys, time
+def state_and_ppid(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        s = f.read()
+    return s[s.rindex(")") + 2:].split()[:2]
+ppid = state_and_ppid("self")[1]
+for _ in range(2000):
+    if state_and_ppid(ppid)[0] == "S":
+        break
+    time.sleep(0.005)
+os.execvp(sys.argv[1], sys.argv[1:])
+"""
+
+
 def set_comm(name: bytes):
     libc.prctl(PR_SET_NAME, ctypes.c_char_p(name), 0, 0, 0)
 
@@ -175,7 +194,7 @@ def main():
         ["pstree", "-p"],
     ]
     for p in probes:
-        out = subprocess.run(p, capture_output=True, text=True)
+        out = subprocess.run([sys.executable, "-c", SETTLE, *p], capture_output=True, text=True)
         print("$", " ".join(p))
         print(out.stdout, end="")
         if out.stderr:
