@@ -384,11 +384,25 @@ impl Tracker {
         } else {
             self.classify_process(info, depth)
         };
+        // A zombie's exit event is already queued, and may have been applied before
+        // this read: nothing will say when its pid is free again.
+        let exited = matches!(info.state, b'Z' | b'X');
         match vps {
-            Some(id) if self.admit(id, info) => Some(id),
+            Some(id) if self.admit(id, info) => {
+                if exited {
+                    // Released once reaped, like a member whose exit event came.
+                    self.exited.insert(info.tid);
+                }
+                Some(id)
+            }
             Some(_) => None,
             None => {
-                self.remember(info.tid, info.start, None);
+                // A host task is remembered only while it lives: a zombie's verdict
+                // would outlive it, and judge the next process to get its pid (a VPS's
+                // brand-new `ps`, which then read the host's view: "lookup self").
+                if !exited {
+                    self.remember(info.tid, info.start, None);
+                }
                 None
             }
         }
@@ -827,7 +841,20 @@ impl Tracker {
             let tids = host::list_tids(tgid).unwrap_or_else(|_| vec![tgid]);
             for tid in tids {
                 match self.known.get(&tid).copied() {
-                    Some(k) if k.vps.is_none() => {}
+                    // A host task: if its pid names another process now (the old one's
+                    // exit and the new one's fork were among the events lost), the new
+                    // one is judged, or a VPS's brand-new process would read the host's
+                    // view (seen on a loaded host: `ps` failing with "lookup self").
+                    Some(k) if k.vps.is_none() => match host::start_time(tid) {
+                        Ok(start) if start == k.start => {}
+                        Ok(_) => {
+                            self.known.remove(&tid);
+                            if let Ok(info) = host::read_task(tid) {
+                                self.classify(&info, 0);
+                            }
+                        }
+                        Err(_) => continue,
+                    },
                     // A member: its exit may be among the events that were lost. If it is
                     // a zombie now, it is exited, and is released once reaped (no event
                     // will say so); if its pid names another process, that one is judged.
@@ -1012,6 +1039,8 @@ impl Tracker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid as NixPid;
     use std::process::{Child, Command};
     use std::time::Duration;
 
@@ -1153,6 +1182,75 @@ mod tests {
         init.kill().unwrap();
         init.wait().unwrap();
         assert_eq!(t.take_released(), vec![], "kept only when asked for");
+    }
+
+    /// A host zombie's exit event may already have been applied when it is first read:
+    /// remembering its verdict would judge the next process to get its pid, so it is not
+    /// remembered (a VPS's brand-new `ps` with a reused pid then read the host's view).
+    #[test]
+    fn a_host_zombie_is_not_remembered() {
+        let mut child = Command::new("true").spawn().expect("spawn true");
+        let pid = pid_of(&child);
+        // Not reaped yet: a zombie once it has exited.
+        assert!(within(Duration::from_secs(5), || host::read_task(pid)
+            .map(|i| i.state == b'Z')
+            .unwrap_or(false)));
+        let mut t = Tracker::new();
+        assert_eq!(t.vps_of(pid), None, "a host task");
+        let remembered = t.known.contains_key(&pid);
+        child.wait().unwrap();
+        assert!(!remembered, "the zombie {pid} was not remembered");
+        // A live host task is remembered.
+        let me = std::process::id() as Pid;
+        assert_eq!(t.vps_of(me), None);
+        assert!(t.known.contains_key(&me), "a live host task is remembered");
+    }
+
+    /// When events are lost, a host task's exit and the fork of a VPS process that got its
+    /// pid may both be among them: the rescan must judge the new process, not keep the
+    /// old one's verdict (a brand-new `ps` in the VPS then read the host's view).
+    #[test]
+    fn a_rescan_judges_a_reused_host_pid_again() {
+        // The VPS's init, with a child: a member by ancestry.
+        let mut init = Command::new("sh")
+            .args(["-c", "sleep 30 & wait"])
+            .spawn()
+            .expect("spawn sh");
+        let init_pid = pid_of(&init);
+        let children = format!("/proc/{init_pid}/task/{init_pid}/children");
+        let mut child = None;
+        assert!(within(Duration::from_secs(5), || {
+            child = std::fs::read_to_string(&children)
+                .ok()
+                .and_then(|c| c.split_whitespace().next()?.parse::<Pid>().ok());
+            child.is_some()
+        }));
+        let child = child.unwrap();
+        let mut t = Tracker::new();
+        let id = t
+            .add_vps(
+                "t",
+                Source::Tree { init: init_pid },
+                VpsConfig::default(),
+                false,
+            )
+            .unwrap();
+        assert_eq!(t.vps_of(child), Some(id), "the child is a member");
+        // What lost events leave behind: the pid known as a host task, started earlier.
+        t.forget(child);
+        let start = host::start_time(child).unwrap();
+        t.remember(child, start - 1, None);
+        assert_eq!(
+            t.vps_of(child),
+            None,
+            "the stale verdict, before the rescan"
+        );
+        t.rescan();
+        let judged = t.vps_of(child);
+        let _ = kill(NixPid::from_raw(child), Signal::SIGKILL);
+        init.kill().unwrap();
+        init.wait().unwrap();
+        assert_eq!(judged, Some(id), "the rescan judged pid {child} again");
     }
 
     /// When events are lost, the rescan may find a member as a zombie whose exit event

@@ -368,6 +368,11 @@ impl View {
         if tid <= 0 {
             return Reader::Host { tid: 0 };
         }
+        // The kernel queued the events of this reader's fork, and the exit of whatever task
+        // held its pid before, before the reader could ask anything. Applying them first
+        // means a reused pid is never judged by its previous owner (a host process whose
+        // exit the events thread has not applied yet, on a loaded host).
+        self.catch_up();
         match lock(&self.tracker).vps_of(tid) {
             Some(id) => Reader::Vps { id, tid },
             None => Reader::Host { tid },
@@ -603,13 +608,10 @@ impl View {
                     let tgid = vps.tgid_of(tid)?;
                     Some((vps.vpid_of(tgid)?, vps.vpid_of(tid)?))
                 };
-                // A reader forked a moment ago may be in events not applied yet.
-                numbers()
-                    .or_else(|| {
-                        self.catch_up();
-                        numbers()
-                    })
-                    .ok_or(libc::ENOENT)
+                // A reader forked a moment ago, or one whose tid a task that has since
+                // exited held, may be in events not applied yet.
+                self.catch_up();
+                numbers().ok_or(libc::ENOENT)
             }
         }
     }
