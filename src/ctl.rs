@@ -175,28 +175,52 @@ impl Daemon {
     /// What [`crate::state`] saves: every VPS's spec and its vpids that no rule can
     /// recompute.
     pub fn snapshot(&self) -> crate::state::State {
+        self.snapshot_and(|_| ()).0
+    }
+
+    /// [`Daemon::snapshot`], and `also` run on the tracker under the same lock.
+    fn snapshot_and<T>(
+        &self,
+        also: impl FnOnce(&mut crate::membership::Tracker) -> T,
+    ) -> (crate::state::State, T) {
         let specs = self.specs.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        self.view.with_tracker(|t| crate::state::State {
-            version: crate::state::VERSION,
-            vpses: specs
-                .iter()
-                .map(|(name, spec)| crate::state::SavedVps {
-                    spec: spec.clone(),
-                    mappings: t
-                        .engine()
-                        .vps_by_name(name)
-                        .map(|v| t.saved_mappings(v.id()))
-                        .unwrap_or_default(),
-                })
-                .collect(),
+        self.view.with_tracker(|t| {
+            let state = crate::state::State {
+                version: crate::state::VERSION,
+                vpses: specs
+                    .iter()
+                    .map(|(name, spec)| crate::state::SavedVps {
+                        spec: spec.clone(),
+                        mappings: t
+                            .engine()
+                            .vps_by_name(name)
+                            .map(|v| t.saved_mappings(v.id()))
+                            .unwrap_or_default(),
+                    })
+                    .collect(),
+            };
+            (state, also(t))
         })
     }
 
-    /// Saves the state now, if the daemon keeps one; a failure is logged.
+    /// Whether vpids were handed out since the last save (they are in the journal).
+    pub fn journal_pending(&self) -> bool {
+        self.view.with_tracker(|t| t.journal_pending())
+    }
+
+    /// Saves the state now, if the daemon keeps one; a failure is logged. The journal
+    /// is rotated under the lock the snapshot is taken with, so every vpid is in the
+    /// state saved or in a journal kept; the sealed journals go once the state is on
+    /// disk.
     pub fn persist(&self) {
         if let Some(path) = &self.state {
-            if let Err(e) = crate::state::save(path, &self.snapshot()) {
+            let (state, sealed) = self.snapshot_and(|t| t.rotate_journal());
+            if let Err(e) = crate::state::save(path, &state) {
                 log::error!("cannot save the state to {}: {e}", path.display());
+            } else if let Some(sealed) = sealed {
+                if let Err(e) = crate::state::remove_journals(path, sealed) {
+                    log::warn!("cannot remove the journals of {}: {e}", path.display());
+                }
             }
         }
     }

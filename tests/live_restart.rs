@@ -181,6 +181,119 @@ fn readers_never_see_the_daemon_die() {
     assert_eq!(distinct.len(), 4, "four daemons in turn: {workers:?}");
 }
 
+/// A vpid is shown the moment it is handed out, and the state is saved only a few times
+/// a second: a daemon killed in between must not lose it (a `ps` that has read
+/// `/proc/self` would find itself gone). Each round, a new process in the VPS reads its
+/// vpid through `/proc/self`, and the daemon is killed at once; the new daemon must give
+/// the process the vpid it read.
+#[test]
+fn a_vpid_handed_out_just_before_a_crash_survives_it() {
+    if !privileged() {
+        return;
+    }
+    let tmp = TempDir::new("crash-window");
+    let dir = tmp.0.clone();
+    let mnt = dir.join("mnt");
+    fs::create_dir_all(&mnt).unwrap();
+    let sock = dir.join("ctl.sock");
+    let init = Command::new("sleep").arg("120").spawn().expect("init");
+    let init_pid = init.id();
+    let _init = ChildGuard(Some(init));
+    let (daemon, _mount) = serve(
+        &mnt,
+        &sock,
+        &[
+            "--vps".into(),
+            format!("t:tree={init_pid}"),
+            "--numbering".into(),
+            "ns".into(),
+        ],
+    );
+    let supervisor = daemon.0.as_ref().unwrap().id();
+    // A requested vpid makes the numbering sparse: vpids are the daemon's own choices.
+    let (code, _, err) = ctl(
+        &sock,
+        &[
+            "alloc",
+            "--vps",
+            "t",
+            "--pid",
+            &init_pid.to_string(),
+            "--vpid",
+            "500",
+        ],
+    );
+    assert_eq!(code, Some(1), "init has its vpid already: {err}");
+    let (_, list, _) = ctl(&sock, &["list"]);
+    let d = dir.display();
+    const ROUNDS: u32 = 3;
+    // Inside the VPS: each round starts a process that reads its own vpid (`read` is a
+    // builtin: the shell itself opens /proc/self, not a child such as readlink), then
+    // waits for the test to say go.
+    let script = format!(
+        "for i in $(seq 1 {ROUNDS}); do \
+           sh -c 'read -r me rest < /proc/self/stat; echo $me > {d}/vpid.tmp; mv {d}/vpid.tmp {d}/vpid.'$i'; exec sleep 120' & \
+           echo $! > {d}/pid.$i; \
+           while [ ! -e {d}/go.$i ]; do sleep 0.01; done; \
+         done; wait"
+    );
+    let shell = Command::new(vprocfs())
+        .args(["exec", "--socket"])
+        .arg(&sock)
+        .args(["t", "--", "sh", "-c", &script])
+        .spawn()
+        .expect("exec");
+    let shell_pid = shell.id();
+    let _shell = ChildGuard(Some(shell));
+    let mut rounds = Vec::new();
+    for i in 1..=ROUNDS {
+        let vpid_file = dir.join(format!("vpid.{i}"));
+        assert!(
+            wait_until(Duration::from_secs(10), || vpid_file.exists()),
+            "round {i}: the process read its vpid ({list})"
+        );
+        let w = worker_of(supervisor).expect("a daemon runs under the supervisor");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(w),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+        let shown = fs::read_to_string(&vpid_file).unwrap().trim().to_string();
+        let pid: u32 = fs::read_to_string(dir.join(format!("pid.{i}")))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(
+            wait_until(Duration::from_secs(10), || worker_of(supervisor)
+                .is_some_and(|n| n != w)),
+            "a new daemon replaces {w}"
+        );
+        // It answers on the control socket once it has restored the state.
+        assert!(
+            wait_until(Duration::from_secs(10), || ctl(&sock, &["list"]).0
+                == Some(0)),
+            "the new daemon answers"
+        );
+        let after = mappings_of(&sock, &[pid]);
+        rounds.push((pid, shown.clone(), after.clone()));
+        fs::write(dir.join(format!("go.{i}")), "").unwrap();
+        let vpid_after = after
+            .first()
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap_or_default()
+            .to_string();
+        assert_eq!(
+            vpid_after, shown,
+            "round {i}: pid {pid} read vpid {shown} before the crash; after it: {after:?}"
+        );
+    }
+    // The round's processes are the shell's children: ended by pid.
+    let pids: Vec<i32> = children_of(shell_pid);
+    drop(PidsGuard(pids));
+    eprintln!("pid, vpid read before the crash, mapping after: {rounds:?}");
+}
+
 #[test]
 fn stopping_the_supervisor_unmounts_and_leaves_nothing() {
     if !privileged() {

@@ -39,6 +39,7 @@ pub(super) fn serve(mut a: ServeArgs) -> Result<i32, String> {
     }
     daemon::block_stop_signals().map_err(|e| format!("cannot block signals: {e}"))?;
     let mut tracker = Tracker::new();
+    let mut journaled_vpids = Vec::new();
     let numbering = a.engine.numbering;
     let base = a.engine.config(NumberingArg::Linear);
     let settings = move |spec: &VpsSpec| -> Result<(VpsConfig, bool), String> {
@@ -70,6 +71,18 @@ pub(super) fn serve(mut a: ServeArgs) -> Result<i32, String> {
             .unwrap_or_default(),
         None => Vec::new(),
     };
+    // Vpids handed out after the last save, by a daemon that did not live to save them.
+    if let Some(path) = &a.state {
+        let (journaled, next) = crate::state::load_journals(path)?;
+        let journal = crate::state::Journal::create(path, next).map_err(|e| {
+            format!(
+                "cannot start a vpid journal next to {}: {e}",
+                path.display()
+            )
+        })?;
+        tracker.set_journal(journal);
+        journaled_vpids = journaled;
+    }
     let saved_name =
         |v: &crate::state::SavedVps| v.spec.split(':').next().unwrap_or_default().to_string();
     let mut specs: Vec<VpsSpec> = a.vps.iter().chain(&from_file).cloned().collect();
@@ -81,18 +94,23 @@ pub(super) fn serve(mut a: ServeArgs) -> Result<i32, String> {
     }
     for spec in &specs {
         let (config, ns_numbers) = settings(spec)?;
-        let mappings = saved
+        let saved_mappings = saved
             .iter()
             .find(|v| saved_name(v) == spec.name)
             .map(|v| v.mappings.as_slice())
             .unwrap_or_default();
+        let later = journaled_vpids
+            .iter()
+            .filter(|(name, _)| *name == spec.name)
+            .map(|&(_, m)| m);
+        let mappings = crate::state::merge(saved_mappings, later);
         tracker
             .restore_vps(
                 &spec.name,
                 spec.source.clone(),
                 config,
                 ns_numbers,
-                mappings,
+                &mappings,
             )
             .map_err(|e| format!("--vps {}: {e}", spec.name))?;
     }
@@ -146,8 +164,9 @@ pub(super) fn serve(mut a: ServeArgs) -> Result<i32, String> {
         state: a.state.clone(),
     });
     if a.state.is_some() {
-        // Vpids handed out as processes come and go are saved every quarter of a
-        // second when they changed; requests through ctl are saved at once.
+        // Vpids handed out as processes come and go are journaled at once, and saved
+        // every quarter of a second when they changed (which empties the journal);
+        // requests through ctl are saved at once.
         let saver = Arc::clone(&daemon);
         std::thread::Builder::new()
             .name("vprocfs-state".into())
@@ -155,7 +174,7 @@ pub(super) fn serve(mut a: ServeArgs) -> Result<i32, String> {
                 let mut last = None;
                 loop {
                     let now = saver.snapshot();
-                    if last.as_ref() != Some(&now) {
+                    if last.as_ref() != Some(&now) || saver.journal_pending() {
                         saver.persist();
                         last = Some(now);
                     }

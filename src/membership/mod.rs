@@ -134,6 +134,9 @@ pub struct Tracker {
     /// for them ([`Tracker::keep_released`]): the view tells the kernel to forget what it
     /// caches of them.
     released: Option<Vec<Released>>,
+    /// Where vpids no rule can recompute are recorded as they are handed out
+    /// ([`Tracker::set_journal`]).
+    journal: Option<crate::state::Journal>,
 }
 
 /// A member membership has let go of (reaped, or its pid found reused), with the numbers
@@ -482,7 +485,7 @@ impl Tracker {
             match self.engine.fork(id, ids, requested) {
                 Ok(v) => {
                     log::debug!("VPS {id}: task {} is vpid {v}", info.tid);
-                    self.remember(info.tid, info.start, Some(id));
+                    self.admitted(id, info);
                     return true;
                 }
                 Err(EngineError::TaskExists(_)) | Err(EngineError::TaskInOtherVps { .. }) => {
@@ -509,7 +512,7 @@ impl Tracker {
                         .vps(id)
                         .is_some_and(|v| v.vpid_of(p).is_some() && !v.has_task(p));
                     if held && self.engine.attach(id, ids).is_ok() {
-                        self.remember(info.tid, info.start, Some(id));
+                        self.admitted(id, info);
                         return true;
                     }
                     return false;
@@ -521,6 +524,53 @@ impl Tracker {
             }
         }
         false
+    }
+
+    /// Records that task `info` joined VPS `id`: it is remembered, and its vpid, when no
+    /// rule can recompute it (sparse mode), is journaled before any reader can see it
+    /// ([`Tracker::set_journal`]).
+    fn admitted(&mut self, id: VpsId, info: &TaskInfo) {
+        self.remember(info.tid, info.start, Some(id));
+        let (Some(journal), Some(vps)) = (self.journal.as_mut(), self.engine.vps(id)) else {
+            return;
+        };
+        if vps.mode() == crate::engine::Mode::Linear {
+            return;
+        }
+        let Some(vpid) = vps.vpid_of(info.tid) else {
+            return;
+        };
+        let m = crate::state::SavedMapping {
+            pid: info.tid,
+            vpid,
+            start: info.start,
+        };
+        if let Err(e) = journal.record(vps.name(), m) {
+            log::warn!("cannot journal vpid {vpid} of task {}: {e}", info.tid);
+        }
+    }
+
+    /// Journals, from now on, every vpid handed out that no rule can recompute, so that
+    /// a daemon killed before its next save loses none ([`crate::state`]).
+    pub fn set_journal(&mut self, journal: crate::state::Journal) {
+        self.journal = Some(journal);
+    }
+
+    /// Whether vpids were journaled since the journal was last rotated.
+    pub fn journal_pending(&self) -> bool {
+        self.journal.as_ref().is_some_and(|j| !j.is_empty())
+    }
+
+    /// Seals the journal for a save of the state taken now, and starts the next; returns
+    /// the sealed journal's number, to remove once the state is saved.
+    pub fn rotate_journal(&mut self) -> Option<u64> {
+        match self.journal.as_mut()?.rotate() {
+            Ok(sealed) => Some(sealed),
+            Err(e) => {
+                log::warn!("cannot start a new vpid journal: {e}; keeping the current one");
+                None
+            }
+        }
     }
 
     /// A new process's group and session may be numbers of the VPS whose leaders have
