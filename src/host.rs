@@ -51,10 +51,46 @@ fn invalid(e: impl std::fmt::Display) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e.to_string())
 }
 
+/// A file of the real `/proc`, whole: like [`fs::read`], without its `statx` to size
+/// the buffer (procfs files report size 0), so one system call fewer a file.
+pub fn read_proc_file(path: &Path) -> io::Result<Vec<u8>> {
+    read_from(fs::File::open(path)?, false)
+}
+
+/// A procfs file that the kernel writes in one go (`single_open`: a task's `stat`,
+/// `status`): a read that does not fill the buffer has it all, so the read that would
+/// return 0 is saved too.
+pub fn read_single(path: &Path) -> io::Result<Vec<u8>> {
+    read_from(fs::File::open(path)?, true)
+}
+
+fn read_from(mut file: fs::File, single: bool) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut buf = vec![0u8; 4096];
+    let mut len = 0;
+    loop {
+        if buf.len() - len < 1024 {
+            buf.resize(buf.len() * 2, 0);
+        }
+        let n = match file.read(&mut buf[len..]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let filled = n == buf.len() - len;
+        len += n;
+        if n == 0 || (single && !filled) {
+            break;
+        }
+    }
+    buf.truncate(len);
+    Ok(buf)
+}
+
 /// Reads `/proc/<tid>/stat` and `/proc/<tid>/status`.
 pub fn read_task(tid: Pid) -> io::Result<TaskInfo> {
-    let stat = fs::read(proc_path(&format!("{tid}/stat")))?;
-    let status = fs::read(proc_path(&format!("{tid}/status")))?;
+    let stat = read_single(&proc_path(&format!("{tid}/stat")))?;
+    let status = read_single(&proc_path(&format!("{tid}/status")))?;
     task_info(&stat, &status)
 }
 
@@ -87,14 +123,14 @@ pub fn task_info(stat: &[u8], status: &[u8]) -> io::Result<TaskInfo> {
 
 /// The start time of task `tid`, or an error if it is gone.
 pub fn start_time(tid: Pid) -> io::Result<u64> {
-    let stat = fs::read(proc_path(&format!("{tid}/stat")))?;
+    let stat = read_single(&proc_path(&format!("{tid}/stat")))?;
     Ok(parse_stat(&stat).map_err(invalid)?.starttime)
 }
 
 /// The start time and state letter of task `tid` (one read of its `stat`), or an error
 /// if it is gone. A zombie (`Z`) has exited but is not reaped yet.
 pub fn start_and_state(tid: Pid) -> io::Result<(u64, u8)> {
-    let stat = fs::read(proc_path(&format!("{tid}/stat")))?;
+    let stat = read_single(&proc_path(&format!("{tid}/stat")))?;
     let st = parse_stat(&stat).map_err(invalid)?;
     Ok((st.starttime, st.state))
 }

@@ -351,22 +351,20 @@ impl Tracker {
     }
 
     /// Checks that member `tid` is still the process the engine knows (same start time);
-    /// if it is gone or its pid was reused, the old member is removed. Returns whether
-    /// `tid` is, now, a member of `vps`.
-    pub fn verify(&mut self, vps: VpsId, tid: Pid) -> bool {
-        let start = host::start_time(tid).ok();
-        match (self.known.get(&tid).copied(), start) {
-            (Some(k), Some(s)) if k.start == s => k.vps == Some(vps),
-            (Some(_), _) => {
+    /// if it is gone or its pid was reused, the old member is removed. Returns `tid`'s
+    /// start time when it is, now, a member of `vps` (read once, so that the caller need
+    /// not read it again).
+    pub fn verify(&mut self, vps: VpsId, tid: Pid) -> Option<u64> {
+        let start = host::start_time(tid).ok()?;
+        let member = match self.known.get(&tid).copied() {
+            Some(k) if k.start == start => k.vps == Some(vps),
+            Some(_) => {
                 self.forget(tid);
-                match start {
-                    Some(_) => self.vps_of(tid) == Some(vps),
-                    None => false,
-                }
+                self.vps_of(tid) == Some(vps)
             }
-            (None, Some(_)) => self.vps_of(tid) == Some(vps),
-            (None, None) => false,
-        }
+            None => self.vps_of(tid) == Some(vps),
+        };
+        member.then_some(start)
     }
 
     /// Decides whether a task is a member, admitting it (and the ancestors that make it

@@ -127,6 +127,11 @@ impl Caching {
     pub const NONE: Duration = Duration::ZERO;
     /// For everything else.
     pub const STABLE: Duration = Duration::from_secs(1);
+    /// For what cannot change while the node lives: that a pid directory has no entry
+    /// of a given name (its entries are the kernel's fixed table, `fs/proc/base.c`).
+    /// The kernel drops it with the directory, which is invalidated when the process
+    /// is reaped ([`View::set_flush`]).
+    pub const FIXED: Duration = Duration::from_secs(3600);
 }
 
 impl Attr {
@@ -402,10 +407,22 @@ impl View {
         {
             return Err(libc::EACCES);
         }
-        let child = self.resolve(reader, &parent, name)?;
-        let attr = self.attr_of(reader, &child, 0)?;
-        let ino = lock(&self.nodes).lookup(child);
-        Ok(Attr { ino, ..attr })
+        let found = self
+            .resolve(reader, &parent, name)
+            .and_then(|child| Ok((self.attr_of(reader, &child, 0)?, child)));
+        match found {
+            Ok((attr, child)) => {
+                let ino = lock(&self.nodes).lookup(child);
+                Ok(Attr { ino, ..attr })
+            }
+            // Nothing is found in the directory of a process that is gone: procfs
+            // refuses the walk itself (see [`View::check_alive`]).
+            Err(libc::ENOENT) if matches!(parent, Node::Pid { .. }) => {
+                self.check_alive(&parent)?;
+                Err(libc::ENOENT)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// How long the kernel may remember that `name` does not exist in `parent`: the
@@ -414,7 +431,7 @@ impl View {
     /// process). Numbered names and the insides of `fd/`, `task/`, … change.
     pub fn negative_ttl(&self, parent: u64, name: &str) -> Option<Duration> {
         match self.node(parent).ok()? {
-            Node::Pid { rel, .. } if rel.is_empty() => Some(Caching::STABLE),
+            Node::Pid { rel, .. } if rel.is_empty() => Some(Caching::FIXED),
             Node::Root if !name.bytes().all(|b| b.is_ascii_digit()) => Some(Caching::STABLE),
             _ => None,
         }
@@ -432,11 +449,40 @@ impl View {
         self.attr_of(reader, &node, ino)
     }
 
+    /// The real file behind `node`, whole. A process's `stat` is checked to be the
+    /// node's process (its start time), which stands for [`View::check_alive`]: a pid
+    /// reused since the node was made is `ESRCH`, as the old process's file would be.
+    fn read_real(&self, node: &Node) -> Result<Vec<u8>, i32> {
+        let raw =
+            host::read_proc_file(&node.real_path()).map_err(|e| self.gone_or(node, errno(&e)))?;
+        if let Some(start) = node.start_in_content() {
+            match crate::render::stat::parse_stat(&raw) {
+                Ok(st) if st.starttime == start => {}
+                _ => return Err(libc::ESRCH),
+            }
+        }
+        Ok(raw)
+    }
+
+    /// `e`, from the real file behind `node`, or `ESRCH` when it is `ENOENT` because the
+    /// node's process is gone ([`View::check_alive`]).
+    fn gone_or(&self, node: &Node, e: i32) -> i32 {
+        match e {
+            libc::ENOENT => self.check_alive(node).err().unwrap_or(e),
+            _ => e,
+        }
+    }
+
+    /// Whether `node`'s process is still the one it was made for. A node whose process is
+    /// gone (reaped, or its pid reused) is reached only through a directory or file
+    /// held open, or a cached entry: a fresh walk fails at `/proc/<n>` with `ENOENT`.
+    /// procfs answers `ESRCH` there (`proc_pid_permission` on the held directory,
+    /// `get_proc_task` in open and readlink), and so does this.
     fn check_alive(&self, node: &Node) -> Result<(), i32> {
         if let Node::Pid { n, start, .. } = node {
             match host::start_time(*n) {
                 Ok(s) if s == *start => {}
-                _ => return Err(libc::ENOENT),
+                _ => return Err(libc::ESRCH),
             }
         }
         Ok(())
@@ -514,8 +560,9 @@ impl View {
     }
 
     fn resolve_known_task(&self, reader: Reader, v: Pid, group: Option<Pid>) -> Result<Node, i32> {
-        let real = match reader {
-            Reader::Host { .. } => v,
+        // The real number, and its start time when it was read on the way.
+        let (real, start) = match reader {
+            Reader::Host { .. } => (v, None),
             Reader::Vps { id, tid } => {
                 let mut tracker = lock(&self.tracker);
                 let by_vpid = tracker
@@ -526,21 +573,22 @@ impl View {
                     Some(r) => r,
                     None => own_real_number(&tracker, id, tid, v).ok_or(libc::ENOENT)?,
                 };
-                if !tracker.verify(id, real) {
-                    return Err(libc::ENOENT);
-                }
+                let start = tracker.verify(id, real).ok_or(libc::ENOENT)?;
                 if let Some(n) = group {
                     let vps = tracker.vps(id).ok_or(libc::ENOENT)?;
                     if vps.tgid_of(real) != vps.tgid_of(n) {
                         return Err(libc::ENOENT);
                     }
                 }
-                real
+                (real, Some(start))
             }
         };
         match group {
             None => {
-                let start = host::start_time(real).map_err(|_| libc::ENOENT)?;
+                let start = match start {
+                    Some(s) => s,
+                    None => host::start_time(real).map_err(|_| libc::ENOENT)?,
+                };
                 Ok(Node::Pid {
                     n: real,
                     tid: None,
@@ -633,9 +681,12 @@ impl View {
     /// real file, whose owner changes when a process changes credentials.
     pub fn open(&self, reader: Reader, ino: u64, uid: u32, gid: u32) -> Result<u64, i32> {
         let node = self.node(ino)?;
-        self.check_alive(&node)?;
+        if node.start_in_content().is_none() {
+            // Otherwise the content read below is checked ([`View::read_real`]).
+            self.check_alive(&node)?;
+        }
         let path = node.real_path();
-        let md = fs::metadata(&path).map_err(|e| errno(&e))?;
+        let md = fs::metadata(&path).map_err(|e| self.gone_or(&node, errno(&e)))?;
         if !may_read(&md, uid, gid, reader) {
             return Err(libc::EACCES);
         }
@@ -658,23 +709,29 @@ impl View {
             (Some(r), Reader::Vps { id, tid }) => {
                 let raw = match r {
                     Render::NsLastPid => Vec::new(),
-                    _ => fs::read(&path).map_err(|e| errno(&e))?,
+                    _ => self.read_real(node)?,
                 };
                 Handle::Buffer(self.render_for(id, tid, node, r, &raw)?)
             }
             (Some(r), Reader::Host { tid }) if tid > 0 && node.shown_task() == Some(tid) => {
                 // The host view is the real file, but a reader of its own stat would see
                 // itself asleep in this request: correct that as the kernel shows it.
-                let raw = fs::read(&path).map_err(|e| errno(&e))?;
+                let raw = self.read_real(node)?;
                 let cx = Context {
                     running: true,
                     ..Context::default()
                 };
                 Handle::Buffer(files::render(r, &raw, &Identity, cx).unwrap_or(raw))
             }
-            _ => Handle::File(std::sync::Arc::new(
-                File::open(&path).map_err(|e| errno(&e))?,
-            )),
+            _ => {
+                if node.start_in_content().is_some() {
+                    // Read later through the handle, so checked now ([`View::open`]).
+                    self.check_alive(node)?;
+                }
+                Handle::File(std::sync::Arc::new(
+                    File::open(&path).map_err(|e| errno(&e))?,
+                ))
+            }
         })
     }
 
@@ -820,6 +877,12 @@ impl View {
     ) -> Result<Vec<DirEntry>, i32> {
         if !lock(&self.handles).contains_key(&fh) {
             self.adopt_handle(req, ino, fh)?;
+        }
+        // procfs lists nothing of a process that is gone (`ENOENT`, which readdir(3)
+        // takes for the end), whatever was listed before.
+        let node = self.node(ino)?;
+        if matches!(node, Node::Pid { .. }) && self.check_alive(&node).is_err() {
+            return Err(libc::ENOENT);
         }
         match lock(&self.handles).get(&fh) {
             Some(Handle::Dir(entries)) => Ok(entries
@@ -1108,8 +1171,9 @@ impl Creds {
         if task <= 0 {
             return None;
         }
-        let text = fs::read_to_string(host::proc_path(&format!("{task}/status"))).ok()?;
-        Creds::parse(&text)
+        // Lossy: a name (comm) may hold any bytes; the lines read here are ASCII.
+        let raw = host::read_single(&host::proc_path(&format!("{task}/status"))).ok()?;
+        Creds::parse(&String::from_utf8_lossy(&raw))
     }
 
     fn parse(status: &str) -> Option<Creds> {
@@ -1307,7 +1371,7 @@ impl View {
             Guard::Wchan => Ok(Some(Handle::Buffer(b"0".to_vec()))),
             Guard::Stat if allowed && !own => Ok(None),
             Guard::Stat => {
-                let raw = fs::read(node.real_path()).map_err(|e| errno(&e))?;
+                let raw = self.read_real(node)?;
                 let raw = mask_stat(&raw, !allowed, own);
                 Ok(Some(Handle::Buffer(match reader {
                     Reader::Vps { id, tid } => {

@@ -74,6 +74,21 @@ impl Node {
         }
     }
 
+    /// The start time that this node's own content shows when it is a process's `stat`
+    /// (field 22 is the process's start time, and the node is keyed by it): reading
+    /// that file proves the process is the node's, with no separate check.
+    pub fn start_in_content(&self) -> Option<u64> {
+        match self {
+            Node::Pid {
+                tid: None,
+                start,
+                rel,
+                ..
+            } if &**rel == "stat" => Some(*start),
+            _ => None,
+        }
+    }
+
     /// The path below the pid directory or `/proc` (empty for directories themselves).
     pub fn rel(&self) -> &str {
         match self {

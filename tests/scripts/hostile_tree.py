@@ -12,6 +12,7 @@ that execs (taking over its process's pid); a thread group whose leader has exit
 (Zl); pid reuse inside the namespace.
 """
 import ctypes
+import errno
 import os
 import signal
 import subprocess
@@ -143,16 +144,51 @@ def reuse_a_pid():
     subprocess.run(["mount", "-t", "proc", "proc", d], check=True)
     try:
         victim = child(named(b"victim one"))
+        # A directory held open across the death: the old process's, never the new one's.
+        held = os.open(f"/proc/{victim}", os.O_RDONLY | os.O_DIRECTORY)
+        before = [read_at(held, name) for name in ("stat", "status")]
         os.kill(victim, signal.SIGKILL)
         os.waitpid(victim, 0)
         with open(d + "/sys/kernel/ns_last_pid", "w") as f:
             f.write(str(victim - 1))
         again = child(named(b"victim two"))
+        after = [read_at(held, name) for name in ("stat", "status", "no-such-entry")]
+        after.append(listed(held))
+        try:
+            after.append(os.readlink("exe", dir_fd=held))
+        except OSError as e:
+            after.append(errno.errorcode[e.errno])
+        os.close(held)
     finally:
         subprocess.run(["umount", d], check=True)
         os.rmdir(d)
     print("reused", again == victim)
+    print("held directory before", before, "after reuse", after)
     return again
+
+
+def listed(dirfd):
+    try:
+        return len(os.listdir(dirfd))
+    except OSError as e:
+        return errno.errorcode[e.errno]
+
+
+def read_at(dirfd, name):
+    """Which process `name` in the held directory shows (its name), or the error."""
+    try:
+        fd = os.open(name, os.O_RDONLY, dir_fd=dirfd)
+    except OSError as e:
+        return errno.errorcode[e.errno]
+    try:
+        text = os.read(fd, 4096)
+    except OSError as e:
+        return errno.errorcode[e.errno]
+    finally:
+        os.close(fd)
+    if name == "stat":
+        return text[text.index(b"(") + 1 : text.rindex(b")")].decode()
+    return text.split(b"\n", 1)[0].decode()
 
 
 def main():
