@@ -41,6 +41,19 @@ fn pidns_view_is_identical_to_the_kernel_on_a_hostile_tree() {
     assert_eq!(view, kernel, "stderr of the view: {err}");
 }
 
+#[test]
+fn zombies_threads_and_held_directories_match_the_kernel() {
+    if !privileged() {
+        return;
+    }
+    let probe = script("zombie_and_threads.py").display().to_string();
+    let kernel = in_kernel_ns(&[PY, &probe]);
+    let (view, err, code) = in_vps(&[], &[PY, &probe]);
+    assert_eq!(code, 0, "stderr: {err}");
+    assert!(kernel.contains("('held dead thread ls', 0)"), "{kernel}");
+    assert_eq!(view, kernel, "stderr of the view: {err}");
+}
+
 /// Comm names that contain digits would be renamed like pids by the comparison: they are
 /// compared verbatim by the exact pid-namespace test, and masked here.
 fn mask_comms(s: &str) -> String {

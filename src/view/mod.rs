@@ -479,10 +479,16 @@ impl View {
     /// procfs answers `ESRCH` there (`proc_pid_permission` on the held directory,
     /// `get_proc_task` in open and readlink), and so does this.
     fn check_alive(&self, node: &Node) -> Result<(), i32> {
-        if let Node::Pid { n, start, .. } = node {
+        if let Node::Pid { n, tid, start, .. } = node {
             match host::start_time(*n) {
                 Ok(s) if s == *start => {}
                 _ => return Err(libc::ESRCH),
+            }
+            // A thread of a live group: gone once it is no longer in the group's task/
+            // (procfs then answers ENOENT in its held directory, not ESRCH).
+            if let Some(t) = tid.filter(|t| t != n) {
+                fs::symlink_metadata(host::proc_path(&format!("{n}/task/{t}")))
+                    .map_err(|_| libc::ENOENT)?;
             }
         }
         Ok(())

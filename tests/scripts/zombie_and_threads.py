@@ -1,0 +1,61 @@
+#!/usr/bin/env python3
+"""Probes of a zombie, a reaped process, a thread that exits while its directory is held
+open, and the self links, printed one per line: run in a kernel pid namespace and in a
+vprocfs VPS, the two outputs must be identical (tests/view_run.rs)."""
+import os, errno, threading, time, signal, ctypes
+def tryf(f):
+    try: return f()
+    except OSError as e: return errno.errorcode[e.errno]
+def rd(p): return tryf(lambda: open(p,'rb').read())
+def rl(p): return tryf(lambda: os.readlink(p))
+def ls(p): return tryf(lambda: sorted(os.listdir(p)))
+out=[]
+# zombie
+z = os.fork()
+if z == 0: os._exit(3)
+time.sleep(0.2)
+for f in ("cmdline","environ","comm","wchan","syscall","stack","personality","io","statm","limits","oom_score","loginuid","sessionid","cgroup","mountinfo","maps","smaps_rollup","auxv"):
+    r = rd(f"/proc/{z}/{f}")
+    out.append(("zombie", f, r if isinstance(r,str) else len(r)))
+for l in ("exe","cwd","root"):
+    out.append(("zombie link", l, rl(f"/proc/{z}/{l}")))
+out.append(("zombie fd", ls(f"/proc/{z}/fd")))
+out.append(("zombie task", ls(f"/proc/{z}/task")))
+st = rd(f"/proc/{z}/stat"); out.append(("zombie stat", st.split(b")")[-1].split()[:6]))
+os.waitpid(z,0)
+out.append(("reaped", tryf(lambda: os.stat(f"/proc/{z}").st_mode), rd(f"/proc/{z}/stat")))
+# threads
+ev = threading.Event(); done = threading.Event()
+tids = []
+def worker():
+    tids.append(threading.get_native_id()); ev.set(); done.wait()
+t = threading.Thread(target=worker); t.start(); ev.wait()
+tid = tids[0]; me = os.getpid()
+out.append(("thread in listing", str(tid) in os.listdir("/proc")))
+out.append(("thread lookup", tryf(lambda: os.stat(f"/proc/{tid}").st_mode)))
+out.append(("thread stat pid", rd(f"/proc/{tid}/stat").split()[0] == str(tid).encode()))
+out.append(("thread status tgid", [l for l in rd(f"/proc/{tid}/status").split(b"\n") if l.startswith((b"Tgid",b"Pid"))]))
+out.append(("task list", ls(f"/proc/{me}/task") == sorted([str(me), str(tid)])))
+held = os.open(f"/proc/{me}/task/{tid}", os.O_RDONLY|os.O_DIRECTORY)
+done.set(); t.join(); time.sleep(0.1)
+out.append(("held dead thread stat", tryf(lambda: os.open("stat", os.O_RDONLY, dir_fd=held))))
+out.append(("held dead thread ls", tryf(lambda: len(os.listdir(held)))))
+out.append(("held dead thread other", [tryf(lambda: os.open(n, os.O_RDONLY, dir_fd=held)) for n in ("status","nonexistent","cmdline")], tryf(lambda: os.readlink("exe", dir_fd=held))))
+out.append(("dead thread lookup", tryf(lambda: os.stat(f"/proc/{tid}").st_mode)))
+out.append(("dead thread task entry", tryf(lambda: os.stat(f"/proc/{me}/task/{tid}").st_mode)))
+out.append(("task list after", ls(f"/proc/{me}/task") == [str(me)]))
+# self / thread-self
+out.append(("self", rl("/proc/self") == str(me)))
+out.append(("thread-self", rl("/proc/thread-self") == f"{me}/task/{me}"))
+r = []
+th = threading.Thread(target=lambda: r.append((rl("/proc/thread-self"), threading.get_native_id()))); th.start(); th.join()
+out.append(("thread-self in thread", r[0][0] == f"{me}/task/{r[0][1]}"))
+out.append(("nonexistent pid", tryf(lambda: os.stat("/proc/99999"))))
+out.append(("leading zero", tryf(lambda: os.stat(f"/proc/0{me}"))))
+out.append(("plus sign", tryf(lambda: os.stat(f"/proc/+{me}"))))
+out.append(("0", tryf(lambda: os.stat("/proc/0"))))
+# nlink of /proc/self dir, task dir
+out.append(("nlink task", os.stat(f"/proc/{me}/task").st_nlink))
+out.append(("mode self dir", oct(os.stat(f"/proc/{me}").st_mode)))
+out.append(("fd dir mode", oct(os.stat(f"/proc/{me}/fd").st_mode)))
+for o in out: print(o)
