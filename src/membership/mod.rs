@@ -593,6 +593,12 @@ impl Tracker {
                     continue;
                 }
             }
+            // In a pid namespace, a number the namespace has (non-zero) is taken from a
+            // pair that a racing setpgid can tear: read it again first.
+            let in_ns = ns_numbers.get(meta.ns_level).is_some_and(|&v| v > 0);
+            if meta.ns_inode.is_some() && in_ns && !pair_confirmed(info, number, meta.ns_level) {
+                continue;
+            }
             let requested = if meta.ns_numbers {
                 match ns_numbers.get(meta.ns_level) {
                     Some(&v) if v > 0 => Requested::Vpid(v),
@@ -1081,6 +1087,32 @@ impl Tracker {
     /// The recorded start time of a classified task.
     pub fn start_of(&self, tid: Pid) -> Option<u64> {
         self.known.get(&tid).map(|k| k.start)
+    }
+}
+
+/// Whether a second read of task `info`'s status gives the same group or session number
+/// `number` with the same number in the namespace at `level` as the first. procfs prints
+/// each level of `NSpgid` and `NSsid` with its own look at the task's group, without the
+/// lock `setpgid` takes, so a read that races a `setpgid` can pair the old group's host
+/// number with the new group's number in the namespace (seen: a farm whose master
+/// moves each new child into a group of its own gave `NSpgid: 13361 539`, 539 being the
+/// child's own number). Such a pair would give the outside group the child's vpid; a
+/// second read that agrees cannot be torn that way, as the group only moves forward.
+fn pair_confirmed(info: &TaskInfo, number: Pid, level: usize) -> bool {
+    let pair = |t: &TaskInfo| -> Option<(Pid, Pid)> {
+        if number == t.pgid && number == info.pgid {
+            Some((t.pgid, t.nspgid.get(level).copied().unwrap_or(0)))
+        } else if number == t.sid && number == info.sid {
+            Some((t.sid, t.nssid.get(level).copied().unwrap_or(0)))
+        } else {
+            None
+        }
+    };
+    match host::read_task(info.tid) {
+        Ok(again) if again.start == info.start => {
+            pair(&again).is_some() && pair(&again) == pair(info)
+        }
+        _ => false,
     }
 }
 
