@@ -30,16 +30,51 @@ fn mappings_of(sock: &std::path::Path, pids: &[u32]) -> Vec<String> {
         .collect()
 }
 
+/// A tree VPS `t` of `init_pid` with dense (`ns`) numbering, served on a fresh mount by
+/// a supervisor: vpids are the daemon's own choices, which no rule recomputes, so a new
+/// daemon must carry them over.
+struct Served {
+    dir: std::path::PathBuf,
+    mnt: std::path::PathBuf,
+    sock: std::path::PathBuf,
+    supervisor: u32,
+    // Dropped in this order: the daemon, then the mount, then the directory.
+    _daemon: (ChildGuard, MountGuard),
+    _tmp: TempDir,
+}
+
+fn serve_tree(tag: &str, init_pid: u32) -> Served {
+    let tmp = TempDir::new(tag);
+    let dir = tmp.0.clone();
+    let mnt = dir.join("mnt");
+    fs::create_dir_all(&mnt).unwrap();
+    let sock = dir.join("ctl.sock");
+    let daemon = serve(
+        &mnt,
+        &sock,
+        &[
+            "--vps".into(),
+            format!("t:tree={init_pid}"),
+            "--numbering".into(),
+            "ns".into(),
+        ],
+    );
+    let supervisor = daemon.0 .0.as_ref().unwrap().id();
+    Served {
+        dir,
+        mnt,
+        sock,
+        supervisor,
+        _daemon: daemon,
+        _tmp: tmp,
+    }
+}
+
 #[test]
 fn readers_never_see_the_daemon_die() {
     if !privileged() {
         return;
     }
-    let tmp = TempDir::new("live-restart");
-    let dir = tmp.0.clone();
-    let mnt = dir.join("mnt");
-    fs::create_dir_all(&mnt).unwrap();
-    let sock = dir.join("ctl.sock");
     // A tree VPS; a requested vpid makes its numbering sparse, so vpids are the
     // daemon's own choices (no rule recomputes them) and must be carried over.
     let init = Command::new("sh")
@@ -53,17 +88,9 @@ fn readers_never_see_the_daemon_die() {
     let _sleepers = PidsGuard(children_of(init_pid));
     let sleepers: Vec<u32> = _sleepers.0.iter().map(|&p| p as u32).collect();
     assert_eq!(sleepers.len(), 2);
-    let (daemon, _mount) = serve(
-        &mnt,
-        &sock,
-        &[
-            "--vps".into(),
-            format!("t:tree={init_pid}"),
-            "--numbering".into(),
-            "ns".into(),
-        ],
-    );
-    let supervisor = daemon.0.as_ref().unwrap().id();
+    let served = serve_tree("live-restart", init_pid);
+    let (dir, mnt, sock) = (served.dir.clone(), served.mnt.clone(), served.sock.clone());
+    let supervisor = served.supervisor;
     // A process enters the VPS with a requested vpid.
     let entered = Command::new("sleep").arg("120").spawn().expect("sleep");
     let entered_pid = entered.id();
@@ -191,25 +218,12 @@ fn a_vpid_handed_out_just_before_a_crash_survives_it() {
     if !privileged() {
         return;
     }
-    let tmp = TempDir::new("crash-window");
-    let dir = tmp.0.clone();
-    let mnt = dir.join("mnt");
-    fs::create_dir_all(&mnt).unwrap();
-    let sock = dir.join("ctl.sock");
     let init = Command::new("sleep").arg("120").spawn().expect("init");
     let init_pid = init.id();
     let _init = ChildGuard(Some(init));
-    let (daemon, _mount) = serve(
-        &mnt,
-        &sock,
-        &[
-            "--vps".into(),
-            format!("t:tree={init_pid}"),
-            "--numbering".into(),
-            "ns".into(),
-        ],
-    );
-    let supervisor = daemon.0.as_ref().unwrap().id();
+    let served = serve_tree("crash-window", init_pid);
+    let (dir, sock) = (served.dir.clone(), served.sock.clone());
+    let supervisor = served.supervisor;
     // A requested vpid makes the numbering sparse: vpids are the daemon's own choices.
     let (code, _, err) = ctl(
         &sock,
