@@ -332,7 +332,10 @@ fn a_controlling_terminal_shows_as_the_kernel_shows_it() {
     }
     // Under a pseudo-terminal (script(1)) whose foreground group is outside the VPS, the
     // kernel shows tpgid 0, so ps marks init `S+`; without a terminal tpgid is -1.
-    let inner = "ps -eo pid,ppid,pgid,sid,tpgid,tty,stat,comm; sleep 1 & ps -o pid,tpgid,stat,comm";
+    // The background sleep is given time to block: just forked, it may still be running
+    // (R) when ps reads it, on either side.
+    let inner =
+        "ps -eo pid,ppid,pgid,sid,tpgid,tty,stat,comm; sleep 1 & sleep 0.2; ps -o pid,tpgid,stat,comm";
     let under_pty = |argv: String| -> String {
         let mut cmd = std::process::Command::new("script");
         cmd.args(["-qec", &argv, "/dev/null"]);

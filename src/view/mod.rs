@@ -153,13 +153,28 @@ impl Attr {
 
 /// An open file or directory.
 enum Handle {
-    /// A rendered file: one consistent snapshot per open.
+    /// A file to render at its first read ([`Lazy`]).
+    Lazy(Lazy),
+    /// A rendered file: one consistent snapshot per open, taken at the first read.
     Buffer(Vec<u8>),
     /// A passed-through file: the real one, read at the reader's offsets. Shared so that
     /// a read that blocks (`/proc/kmsg`) does so outside the handle table's lock.
     File(std::sync::Arc<File>),
     /// A directory listing, taken at opendir.
     Dir(Vec<DirEntry>),
+}
+
+/// A rewritten file, opened but not read yet. procfs makes a seq file's text at the
+/// first read, not at open: a process that is gone by then gives `ESRCH` (and a reader
+/// of its own `stat` is running at that read), so the view renders then too, and keeps
+/// the text for the handle's later reads, as the seq file keeps its buffer.
+struct Lazy {
+    node: Node,
+    reader: Reader,
+    render: Render,
+    /// For a `stat` shown masked ([`mask_stat`]): whether the hidden fields are hidden,
+    /// and whether the reader reads its own.
+    masked: Option<(bool, bool)>,
 }
 
 /// One directory entry.
@@ -445,8 +460,38 @@ impl View {
     /// Attributes of inode `ino`.
     pub fn getattr(&self, reader: Reader, ino: u64) -> Result<Attr, i32> {
         let node = self.node(ino)?;
-        self.check_alive(&node)?;
-        self.attr_of(reader, &node, ino)
+        match self.check_alive(&node) {
+            Ok(()) => self.attr_of(reader, &node, ino),
+            Err(e) => self.gone_attr(&node, ino).ok_or(e),
+        }
+    }
+
+    /// Attributes of `node` once its process is gone, as procfs keeps them for an inode a
+    /// reader still holds (`fstat` on an open file or directory of a dead process
+    /// works): the mode of the entry, the same for every process (so taken from the
+    /// daemon's own), owned by root (`pid_getattr` without a task). `None` for an entry
+    /// the daemon does not have (`fd/<n>`…).
+    fn gone_attr(&self, node: &Node, ino: u64) -> Option<Attr> {
+        let Node::Pid { tid, rel, .. } = node else {
+            return None;
+        };
+        let own = if tid.is_some() { "thread-self" } else { "self" };
+        let path = match &**rel {
+            "" => host::proc_path(own),
+            rel => host::proc_path(&format!("{own}/{rel}")),
+        };
+        // The directory through the `self` link; an entry as it is (a link stays one).
+        let md = match &**rel {
+            "" => fs::metadata(&path),
+            _ => fs::symlink_metadata(&path),
+        }
+        .ok()?;
+        Some(Attr {
+            uid: 0,
+            gid: 0,
+            attr_ttl: Caching::STABLE,
+            ..Attr::from_md(ino, &md)
+        })
     }
 
     /// The real file behind `node`, whole. A process's `stat` is checked to be the
@@ -506,6 +551,8 @@ impl View {
             Node::Root if self.single.is_some() => (Caching::NONE, Caching::STABLE),
             Node::Root => (Caching::NONE, Caching::NONE),
             Node::Pid { rel, .. } if rel.is_empty() => (Caching::NONE, Caching::STABLE),
+            // Its link count is 2 + the number of threads, which change at any time.
+            Node::Pid { rel, .. } if &**rel == "task" => (Caching::STABLE, Caching::NONE),
             // procfs refuses a lookup in these to a reader who may not trace the
             // process: every walk must ask, whoever walked before.
             Node::Pid { rel, .. } if rel.split_once('/').is_some_and(|(d, _)| dir_guarded(d)) => {
@@ -687,10 +734,7 @@ impl View {
     /// real file, whose owner changes when a process changes credentials.
     pub fn open(&self, reader: Reader, ino: u64, uid: u32, gid: u32) -> Result<u64, i32> {
         let node = self.node(ino)?;
-        if node.start_in_content().is_none() {
-            // Otherwise the content read below is checked ([`View::read_real`]).
-            self.check_alive(&node)?;
-        }
+        self.check_alive(&node)?;
         let path = node.real_path();
         let md = fs::metadata(&path).map_err(|e| self.gone_or(&node, errno(&e)))?;
         if !may_read(&md, uid, gid, reader) {
@@ -711,34 +755,45 @@ impl View {
             Node::Global { rel } => files::global_file(rel),
             _ => None,
         };
+        let lazy = |render| {
+            Handle::Lazy(Lazy {
+                node: node.clone(),
+                reader,
+                render,
+                masked: None,
+            })
+        };
         Ok(match (renderer, reader) {
-            (Some(r), Reader::Vps { id, tid }) => {
-                let raw = match r {
-                    Render::NsLastPid => Vec::new(),
-                    _ => self.read_real(node)?,
-                };
-                Handle::Buffer(self.render_for(id, tid, node, r, &raw)?)
-            }
-            (Some(r), Reader::Host { tid }) if tid > 0 && node.shown_task() == Some(tid) => {
-                // The host view is the real file, but a reader of its own stat would see
-                // itself asleep in this request: correct that as the kernel shows it.
-                let raw = self.read_real(node)?;
+            (Some(r), Reader::Vps { .. }) => lazy(r),
+            // The host view is the real file, but a reader of its own stat would see
+            // itself asleep in this request: corrected as the kernel shows it.
+            (Some(r), Reader::Host { tid }) if tid > 0 && node.shown_task() == Some(tid) => lazy(r),
+            _ => Handle::File(std::sync::Arc::new(
+                File::open(&path).map_err(|e| errno(&e))?,
+            )),
+        })
+    }
+
+    /// The text of a [`Lazy`] handle, made now (its first read).
+    fn render_lazy(&self, l: &Lazy) -> Result<Vec<u8>, i32> {
+        let raw = match l.render {
+            Render::NsLastPid => Vec::new(),
+            _ => self.read_real(&l.node)?,
+        };
+        let (raw, own) = match l.masked {
+            Some((hidden, own)) => (mask_stat(&raw, hidden, own), own),
+            None => (raw, false),
+        };
+        match l.reader {
+            Reader::Vps { id, tid } => self.render_for(id, tid, &l.node, l.render, &raw),
+            Reader::Host { tid } => {
                 let cx = Context {
-                    running: true,
+                    running: own || (tid > 0 && l.node.shown_task() == Some(tid)),
                     ..Context::default()
                 };
-                Handle::Buffer(files::render(r, &raw, &Identity, cx).unwrap_or(raw))
+                Ok(files::render(l.render, &raw, &Identity, cx).unwrap_or(raw))
             }
-            _ => {
-                if node.start_in_content().is_some() {
-                    // Read later through the handle, so checked now ([`View::open`]).
-                    self.check_alive(node)?;
-                }
-                Handle::File(std::sync::Arc::new(
-                    File::open(&path).map_err(|e| errno(&e))?,
-                ))
-            }
-        })
+        }
     }
 
     /// A handle the table does not have, opened by a previous daemon of this mount, is
@@ -837,9 +892,11 @@ impl View {
         if !lock(&self.handles).contains_key(&fh) {
             self.adopt_handle(req, ino, fh)?;
         }
+        self.render_on_first_read(fh)?;
         let file = {
             let handles = lock(&self.handles);
             match handles.get(&fh) {
+                Some(Handle::Lazy(_)) => return Err(libc::EIO),
                 Some(Handle::Buffer(b)) => {
                     let start = usize::try_from(offset).unwrap_or(usize::MAX).min(b.len());
                     let end = start.saturating_add(size as usize).min(b.len());
@@ -854,6 +911,27 @@ impl View {
         let n = file.read_at(&mut buf, offset).map_err(|e| errno(&e))?;
         buf.truncate(n);
         Ok(buf)
+    }
+
+    /// Renders handle `fh` if it is a [`Lazy`] one, outside the table's lock; of two
+    /// first reads at once, the first text stored is the one both serve.
+    fn render_on_first_read(&self, fh: u64) -> Result<(), i32> {
+        let lazy = match lock(&self.handles).get(&fh) {
+            Some(Handle::Lazy(l)) => Lazy {
+                node: l.node.clone(),
+                reader: l.reader,
+                render: l.render,
+                masked: l.masked,
+            },
+            _ => return Ok(()),
+        };
+        let text = self.render_lazy(&lazy)?;
+        if let Some(h) = lock(&self.handles).get_mut(&fh) {
+            if matches!(h, Handle::Lazy(_)) {
+                *h = Handle::Buffer(text);
+            }
+        }
+        Ok(())
     }
 
     /// Closes handle `fh`.
@@ -1376,22 +1454,12 @@ impl View {
             Guard::Wchan if allowed && !own => Ok(None),
             Guard::Wchan => Ok(Some(Handle::Buffer(b"0".to_vec()))),
             Guard::Stat if allowed && !own => Ok(None),
-            Guard::Stat => {
-                let raw = self.read_real(node)?;
-                let raw = mask_stat(&raw, !allowed, own);
-                Ok(Some(Handle::Buffer(match reader {
-                    Reader::Vps { id, tid } => {
-                        self.render_for(id, tid, node, Render::Stat, &raw)?
-                    }
-                    Reader::Host { .. } => {
-                        let cx = Context {
-                            running: own,
-                            ..Context::default()
-                        };
-                        files::render(Render::Stat, &raw, &Identity, cx).unwrap_or(raw)
-                    }
-                })))
-            }
+            Guard::Stat => Ok(Some(Handle::Lazy(Lazy {
+                node: node.clone(),
+                reader,
+                render: Render::Stat,
+                masked: Some((!allowed, own)),
+            }))),
         }
     }
 }

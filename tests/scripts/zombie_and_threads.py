@@ -24,6 +24,32 @@ out.append(("zombie task", ls(f"/proc/{z}/task")))
 st = rd(f"/proc/{z}/stat"); out.append(("zombie stat", st.split(b")")[-1].split()[:6]))
 os.waitpid(z,0)
 out.append(("reaped", tryf(lambda: os.stat(f"/proc/{z}").st_mode), rd(f"/proc/{z}/stat")))
+# open before the death, used after it: procfs makes a file's text at the first read
+# (ESRCH once the process is gone), keeps what it made for the later reads, and still
+# answers fstat on what a reader holds, after the view's attribute cache has expired.
+p = os.fork()
+if p == 0:
+    os.execvp("sleep", ["sleep", "100"])
+time.sleep(0.1)
+dirfd = os.open(f"/proc/{p}", os.O_RDONLY | os.O_DIRECTORY)
+unread = os.open(f"/proc/{p}/status", os.O_RDONLY)
+partly = os.open(f"/proc/{p}/stat", os.O_RDONLY)
+head = os.read(partly, 4)
+os.kill(p, signal.SIGKILL)
+os.waitpid(p, 0)
+time.sleep(1.5)
+out.append(("first read after death", tryf(lambda: os.read(unread, 4096))))
+rest = tryf(lambda: os.read(partly, 4096))
+if isinstance(rest, bytes):
+    text = head + rest
+    # The same text as one read would give: pid, name, state, and all 52 fields.
+    rest = (text[: text.rindex(b")") + 3], len(text.rsplit(b")", 1)[1].split()) + 2)
+out.append(("rest after death", rest))
+for name, fd in (("dir", dirfd), ("status", unread)):
+    st = tryf(lambda: os.fstat(fd))
+    out.append(("fstat after death", name, st if isinstance(st, str) else (oct(st.st_mode), st.st_uid)))
+for fd in (dirfd, unread, partly):
+    os.close(fd)
 # threads
 ev = threading.Event(); done = threading.Event()
 tids = []
@@ -55,6 +81,8 @@ out.append(("leading zero", tryf(lambda: os.stat(f"/proc/0{me}"))))
 out.append(("plus sign", tryf(lambda: os.stat(f"/proc/+{me}"))))
 out.append(("0", tryf(lambda: os.stat("/proc/0"))))
 # nlink of /proc/self dir, task dir
+# 2 + the number of threads: the joined threads' kernel tasks may take a moment to go.
+time.sleep(0.2)
 out.append(("nlink task", os.stat(f"/proc/{me}/task").st_nlink))
 out.append(("mode self dir", oct(os.stat(f"/proc/{me}").st_mode)))
 out.append(("fd dir mode", oct(os.stat(f"/proc/{me}/fd").st_mode)))
