@@ -168,6 +168,7 @@ enum Handle {
 /// first read, not at open: a process that is gone by then gives `ESRCH` (and a reader
 /// of its own `stat` is running at that read), so the view renders then too, and keeps
 /// the text for the handle's later reads, as the seq file keeps its buffer.
+#[derive(Clone)]
 struct Lazy {
     node: Node,
     reader: Reader,
@@ -917,12 +918,7 @@ impl View {
     /// first reads at once, the first text stored is the one both serve.
     fn render_on_first_read(&self, fh: u64) -> Result<(), i32> {
         let lazy = match lock(&self.handles).get(&fh) {
-            Some(Handle::Lazy(l)) => Lazy {
-                node: l.node.clone(),
-                reader: l.reader,
-                render: l.render,
-                masked: l.masked,
-            },
+            Some(Handle::Lazy(l)) => l.clone(),
             _ => return Ok(()),
         };
         let text = self.render_lazy(&lazy)?;
