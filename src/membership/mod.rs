@@ -355,7 +355,13 @@ impl Tracker {
     /// start time when it is, now, a member of `vps` (read once, so that the caller need
     /// not read it again).
     pub fn verify(&mut self, vps: VpsId, tid: Pid) -> Option<u64> {
-        let start = host::start_time(tid).ok()?;
+        let Ok(start) = host::start_time(tid) else {
+            // Reaped: whatever was known of it goes now.
+            if self.known.contains_key(&tid) {
+                self.forget(tid);
+            }
+            return None;
+        };
         let member = match self.known.get(&tid).copied() {
             Some(k) if k.start == start => k.vps == Some(vps),
             Some(_) => {
