@@ -84,6 +84,7 @@ pub fn follow_events(view: &Arc<View>) -> bool {
 /// no lock of the view, so a notification that waits for a lookup in flight cannot wait
 /// for itself.
 pub fn flush_released(view: &View, notifier: fuser::Notifier) {
+    view.set_notifier(notifier.clone());
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(u64, String)>>(1024);
     let spawned = thread::Builder::new()
         .name("vprocfs-flush".into())

@@ -240,6 +240,11 @@ pub struct View {
     /// Where the names of released members go, for the kernel to drop
     /// ([`View::set_flush`]).
     flush: std::sync::OnceLock<Flush>,
+    /// Tells the kernel to drop cached attributes ([`View::set_notifier`]).
+    notifier: std::sync::OnceLock<fuser::Notifier>,
+    /// The owner a pid directory's entries last had, by the directory's inode
+    /// ([`View::refresh_owners`]).
+    owners: Mutex<FxHashMap<u64, (u32, u32)>>,
 }
 
 /// See [`View::set_catch_up`].
@@ -281,6 +286,40 @@ impl View {
             translations: std::sync::atomic::AtomicU64::new(0),
             catch_up: std::sync::OnceLock::new(),
             flush: std::sync::OnceLock::new(),
+            notifier: std::sync::OnceLock::new(),
+            owners: Mutex::new(FxHashMap::default()),
+        }
+    }
+
+    /// Installs the way to tell the kernel that cached attributes are stale
+    /// ([`View::refresh_owners`]).
+    pub fn set_notifier(&self, notifier: fuser::Notifier) {
+        let _ = self.notifier.set(notifier);
+    }
+
+    /// procfs gives a process's entries the task's effective ids, or root while it is
+    /// not dumpable, and recomputes that on every path walk; the view lets the kernel
+    /// keep those attributes for a second. Each walk looks up the pid directory `dir`
+    /// (inode `ino`) anew, so that lookup checks the owner of one of its entries
+    /// (`environ`, never world-readable, so it shows the dumpable rule) and, when it
+    /// changed since the last look, has the kernel drop the cached attributes of every
+    /// entry below before the walk goes on to them.
+    fn refresh_owners(&self, ino: u64, dir: &Node) {
+        let Ok(md) = fs::symlink_metadata(dir.real_path().join("environ")) else {
+            return;
+        };
+        let owner = (md.uid(), md.gid());
+        let before = lock(&self.owners).insert(ino, owner);
+        if before.is_none_or(|b| b == owner) {
+            return;
+        }
+        let Some(notifier) = self.notifier.get() else {
+            return;
+        };
+        let entries = lock(&self.nodes).entries_below(dir);
+        for entry in entries {
+            // Attributes only (offset -1): rewritten files keep no page cache anyway.
+            let _ = notifier.inval_inode(fuser::INodeNo(entry), -1, 0);
         }
     }
 
@@ -428,7 +467,11 @@ impl View {
             .and_then(|child| Ok((self.attr_of(reader, &child, 0)?, child)));
         match found {
             Ok((attr, child)) => {
-                let ino = lock(&self.nodes).lookup(child);
+                let pid_dir = matches!(&child, Node::Pid { rel, .. } if rel.is_empty());
+                let ino = lock(&self.nodes).lookup(child.clone());
+                if pid_dir {
+                    self.refresh_owners(ino, &child);
+                }
                 Ok(Attr { ino, ..attr })
             }
             // Nothing is found in the directory of a process that is gone: procfs
@@ -455,7 +498,14 @@ impl View {
 
     /// The kernel forgot `n` lookups of `ino`.
     pub fn forget(&self, ino: u64, n: u64) {
-        lock(&self.nodes).forget(ino, n);
+        let gone = {
+            let mut nodes = lock(&self.nodes);
+            nodes.forget(ino, n);
+            nodes.get(ino).is_none()
+        };
+        if gone {
+            lock(&self.owners).remove(&ino);
+        }
     }
 
     /// Attributes of inode `ino`.

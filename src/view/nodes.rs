@@ -166,6 +166,23 @@ impl Nodes {
         self.by_node.get(node).copied()
     }
 
+    /// The inodes the kernel holds of the entries below pid directory `dir` (its files
+    /// and subdirectories, not `task/<tid>` directories, which are pid directories of
+    /// their own).
+    pub fn entries_below(&self, dir: &Node) -> Vec<u64> {
+        let Node::Pid { n, tid, start, .. } = dir else {
+            return Vec::new();
+        };
+        self.by_node
+            .iter()
+            .filter(|(node, _)| {
+                matches!(node, Node::Pid { n: n2, tid: t2, start: s2, rel }
+                    if n2 == n && t2 == tid && s2 == start && !rel.is_empty())
+            })
+            .map(|(_, &ino)| ino)
+            .collect()
+    }
+
     /// The inode of `node`, made if new, counting one kernel lookup.
     pub fn lookup(&mut self, node: Node) -> u64 {
         if let Some(&ino) = self.by_node.get(&node) {

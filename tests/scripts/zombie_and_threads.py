@@ -50,6 +50,34 @@ for name, fd in (("dir", dirfd), ("status", unread)):
     out.append(("fstat after death", name, st if isinstance(st, str) else (oct(st.st_mode), st.st_uid)))
 for fd in (dirfd, unread, partly):
     os.close(fd)
+# a process that changes its credentials after its entries were looked up: procfs owns
+# them by the task's effective ids, or by root while it is not dumpable, recomputed on
+# every walk
+libc = ctypes.CDLL(None, use_errno=True)
+for dumpable in (0, 1):
+    go_r, go_w = os.pipe()
+    done_r, done_w = os.pipe()
+    p = os.fork()
+    if p == 0:
+        os.read(go_r, 1)
+        os.setgid(65534)
+        os.setuid(65534)
+        if dumpable:
+            libc.prctl(4, 1, 0, 0, 0)  # PR_SET_DUMPABLE
+        os.write(done_w, b".")
+        signal.pause()
+        os._exit(0)
+    def owners():
+        return [tryf(lambda e=e: (lambda st: (st.st_uid, st.st_gid, oct(st.st_mode)))(os.stat(f"/proc/{p}{e}")))
+                for e in ("", "/status", "/environ", "/fd")]
+    before = owners()
+    os.write(go_w, b".")
+    os.read(done_r, 1)
+    out.append(("owners after setuid", dumpable, before, owners()))
+    os.kill(p, signal.SIGKILL)
+    os.waitpid(p, 0)
+    for fd in (go_r, go_w, done_r, done_w):
+        os.close(fd)
 # threads
 ev = threading.Event(); done = threading.Event()
 tids = []
