@@ -182,18 +182,17 @@ fn a_cgroup_vps_follows_processes_moving_in_and_out() {
     );
 
     // exec into the cgroup VPS: the command is moved into the cgroup and sees the VPS.
-    let out = Command::new(vprocfs())
-        .args(["exec", "--socket"])
-        .arg(tmp.0.join("ctl.sock"))
-        .args([
-            "c",
-            "--",
+    let out = exec_in(
+        &tmp.0.join("ctl.sock"),
+        "c",
+        &[
             "sh",
             "-c",
             "grep '^0::' /proc/self/cgroup; cut -d' ' -f1 /proc/1/stat",
-        ])
-        .output()
-        .unwrap();
+        ],
+    )
+    .output()
+    .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{out:?}");
     assert_eq!(text, format!("0::/{name}/box\n1\n"));

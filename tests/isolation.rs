@@ -291,11 +291,8 @@ impl Drop for KillPid {
 
 /// `vprocfs exec --socket SOCK VPS -- sh -c SCRIPT`: status and standard output.
 fn exec(sock: &Path, vps: &str, script: &str, env: &[(&str, &str)]) -> (Option<i32>, String) {
-    let mut cmd = Command::new(vprocfs());
-    cmd.args(["exec", "--socket"])
-        .arg(sock)
-        .args([vps, "--", "sh", "-c", script])
-        .envs(env.iter().copied());
+    let mut cmd = exec_in(sock, vps, &["sh", "-c", script]);
+    cmd.envs(env.iter().copied());
     let out = run_with_deadline(cmd, Duration::from_secs(30));
     (
         out.status.code(),

@@ -127,10 +127,7 @@ fn readers_never_see_the_daemon_die() {
                [ -s {d}/{name}.err ] && {{ bad=$((bad+1)); cat {d}/{name}.err >> {d}/{name}.log; }}; \
                n=$((n+1)); done; echo runs=$n bad=$bad > {d}/{name}.out"
         );
-        let child = Command::new(vprocfs())
-            .args(["exec", "--socket"])
-            .arg(&sock)
-            .args(["t", "--", "sh", "-c", &script])
+        let child = exec_in(&sock, "t", &["sh", "-c", &script])
             .spawn()
             .expect("reader");
         ChildGuard(Some(child))
@@ -150,10 +147,7 @@ fn readers_never_see_the_daemon_die() {
          open('{d}/pause.out', 'w').write('%.1f' % (worst * 1000))\n"
     );
     readers.push(ChildGuard(Some(
-        Command::new(vprocfs())
-            .args(["exec", "--socket"])
-            .arg(&sock)
-            .args(["t", "--", "python3", "-c", &pause])
+        exec_in(&sock, "t", &["python3", "-c", &pause])
             .spawn()
             .expect("pause reader"),
     )));
@@ -239,10 +233,7 @@ fn a_vpid_handed_out_just_before_a_crash_survives_it() {
            while [ ! -e {d}/go.$i ]; do sleep 0.01; done; \
          done; wait"
     );
-    let shell = Command::new(vprocfs())
-        .args(["exec", "--socket"])
-        .arg(&sock)
-        .args(["t", "--", "sh", "-c", &script])
+    let shell = exec_in(&sock, "t", &["sh", "-c", &script])
         .spawn()
         .expect("exec");
     let shell_pid = shell.id();

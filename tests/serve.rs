@@ -322,12 +322,7 @@ fn exec_runs_a_command_inside_a_served_vps() {
     assert!(wait_until(Duration::from_secs(10), || mounted(&mnt) && sock.exists()));
 
     let exec = |vps: &str, script: &str| {
-        let out = Command::new(vprocfs())
-            .args(["exec", "--socket"])
-            .arg(&sock)
-            .args([vps, "--", "sh", "-c", script])
-            .output()
-            .unwrap();
+        let out = exec_in(&sock, vps, &["sh", "-c", script]).output().unwrap();
         (
             out.status.code(),
             String::from_utf8_lossy(&out.stdout).into_owned(),

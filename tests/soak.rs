@@ -218,13 +218,7 @@ fn churn_leaves_no_mapping_and_no_reader_error() {
            top -b -n1 -d 0.1 > /dev/null 2>{d}/err; check $? top; \
            n=$((n+1)); done; echo runs=$n bad=$bad > {d}/readers"
     );
-    let exec = |script: String| {
-        let mut cmd = std::process::Command::new(vprocfs());
-        cmd.args(["exec", "--socket"])
-            .arg(&sock)
-            .args(["n", "--", "sh", "-c", &script]);
-        cmd
-    };
+    let exec = |script: String| exec_in(&sock, "n", &["sh", "-c", &script]);
     let sampler = RssSampler::start(&sock);
     let started = Instant::now();
     let readers = ChildGuard(Some(exec(reader).spawn().expect("readers")));

@@ -270,6 +270,18 @@ pub fn serve(mnt: &Path, sock: &Path, args: &[String]) -> (ChildGuard, MountGuar
     pair
 }
 
+/// `vprocfs exec --socket SOCK VPS -- ARGV…`: a command run inside a served VPS, to
+/// spawn or run as the test needs.
+pub fn exec_in(sock: &Path, vps: &str, argv: &[&str]) -> Command {
+    let mut cmd = Command::new(vprocfs());
+    cmd.args(["exec", "--socket"])
+        .arg(sock)
+        .arg(vps)
+        .arg("--")
+        .args(argv);
+    cmd
+}
+
 /// `vprocfs ctl --socket SOCK ARGS…`: exit code, standard output, standard error.
 pub fn ctl(sock: &Path, args: &[&str]) -> (Option<i32>, String, String) {
     let out = Command::new(vprocfs())
