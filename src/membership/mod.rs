@@ -1116,7 +1116,8 @@ fn pair_confirmed(info: &TaskInfo, number: Pid, level: usize) -> bool {
     };
     match host::read_task(info.tid) {
         Ok(again) if again.start == info.start => {
-            pair(&again).is_some() && pair(&again) == pair(info)
+            let confirmed = pair(&again);
+            confirmed.is_some() && confirmed == pair(info)
         }
         _ => false,
     }
