@@ -22,6 +22,8 @@
 #   BENCH_INSTALL=1       0: never apt-get install lxcfs
 #   BENCH_OUT=DIR         keep the raw per-N results (logs, tsv) in DIR
 #   VPROCFS=BINARY        use this binary instead of `cargo build --release`
+#   BENCH_RUN_ARGS=""     extra options of `vprocfs run` for the VPS (e.g. "--spin 0"),
+#                         for A/B runs of the daemon's settings
 #
 # Must run as root. Leaves no process, mount or file behind (EXIT trap).
 set -euo pipefail
@@ -231,7 +233,8 @@ run_one() {
     mkdir -p "$dir"
     : >"$dir/driver.log"
     say "N=$n: starting the VPS (host load average $(cut -d' ' -f1-3 /proc/loadavg))"
-    "$VP" run -- "$PY" "$bench/driver.py" --dir "$dir" --n "$n" --reps "$REPS" \
+    # shellcheck disable=SC2086  # BENCH_RUN_ARGS is a list of options
+    "$VP" run ${BENCH_RUN_ARGS:-} -- "$PY" "$bench/driver.py" --dir "$dir" --n "$n" --reps "$REPS" \
         --lat-reads "$LAT_READS" --lxcfs "$LXCFS_FILE" >"$dir/driver.log" 2>"$dir/daemon.err" &
     d=$!
     DAEMONS+=("$d")

@@ -11,6 +11,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
 
 use crate::events::{Batch, EventStream};
+use crate::spin::Spin;
 use crate::stats::Stats;
 use crate::view::View;
 
@@ -154,4 +155,13 @@ pub fn wait_signal(stats: &Stats) -> io::Result<Signal> {
             sig => return Ok(sig),
         }
     }
+}
+
+/// The FUSE session's settings: one thread that polls during bursts (see [`crate::spin`]),
+/// or two that sleep between requests.
+pub fn session_config(spin: &Spin) -> fuser::Config {
+    let mut config = fuser::Config::default();
+    config.acl = fuser::SessionACL::All;
+    config.n_threads = Some(if spin.enabled() { 1 } else { 2 });
+    config
 }

@@ -11,6 +11,7 @@ use fuser::{
     ReplyEntry, ReplyIoctl, ReplyOpen, ReplyXattr, Request,
 };
 
+use crate::spin::Spin;
 use crate::stats::{Op, Stats};
 use crate::view::{Attr, Kind, Requester, View};
 
@@ -18,12 +19,19 @@ use crate::view::{Attr, Kind, Requester, View};
 pub struct ProcFs {
     view: Arc<View>,
     stats: Arc<Stats>,
+    spin: Arc<Spin>,
 }
 
 impl ProcFs {
-    /// Serves `view`, counting requests into `stats`.
-    pub fn new(view: Arc<View>, stats: Arc<Stats>) -> Self {
-        ProcFs { view, stats }
+    /// Serves `view`, counting requests into `stats` and telling `spin` of each.
+    pub fn new(view: Arc<View>, stats: Arc<Stats>, spin: Arc<Spin>) -> Self {
+        ProcFs { view, stats, spin }
+    }
+
+    /// What every request does first.
+    fn begin(&self, op: Op) {
+        self.spin.request();
+        self.stats.count(op);
     }
 }
 
@@ -79,7 +87,7 @@ impl Filesystem for ProcFs {
     }
 
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        self.stats.count(Op::Lookup);
+        self.begin(Op::Lookup);
         let Some(name) = name.to_str() else {
             return reply.error(Errno::ENOENT);
         };
@@ -113,12 +121,12 @@ impl Filesystem for ProcFs {
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
-        self.stats.count(Op::Forget);
+        self.begin(Op::Forget);
         self.view.forget(ino.0, nlookup);
     }
 
     fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        self.stats.count(Op::Getattr);
+        self.begin(Op::Getattr);
         let reader = self.view.reader(req.pid());
         log::trace!("getattr {}", ino.0);
         match self.view.getattr(reader, ino.0) {
@@ -128,7 +136,7 @@ impl Filesystem for ProcFs {
     }
 
     fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {
-        self.stats.count(Op::Readlink);
+        self.begin(Op::Readlink);
         let reader = self.view.reader(req.pid());
         match self.view.readlink(reader, ino.0) {
             Ok(t) => reply.data(&t),
@@ -137,7 +145,7 @@ impl Filesystem for ProcFs {
     }
 
     fn open(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        self.stats.count(Op::Open);
+        self.begin(Op::Open);
         let reader = self.view.reader(req.pid());
         match self.view.open(reader, ino.0, req.uid(), req.gid()) {
             // procfs files report size 0: only direct I/O reads them whole.
@@ -160,7 +168,7 @@ impl Filesystem for ProcFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        self.stats.count(Op::Read);
+        self.begin(Op::Read);
         match self.view.read(requester(req), ino.0, fh.0, offset, size) {
             Ok(d) => reply.data(&d),
             Err(e) => reply.error(err(e)),
@@ -177,7 +185,7 @@ impl Filesystem for ProcFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.stats.count(Op::Release);
+        self.begin(Op::Release);
         self.view.release(fh.0);
         reply.ok();
     }
@@ -190,7 +198,7 @@ impl Filesystem for ProcFs {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        self.stats.count(Op::Flush);
+        self.begin(Op::Flush);
         // Nothing is written through the view: ENOSYS tells the kernel never to send
         // flush again, which saves a round trip per close.
         reply.error(Errno::ENOSYS);
@@ -204,14 +212,14 @@ impl Filesystem for ProcFs {
         _size: u32,
         reply: ReplyXattr,
     ) {
-        self.stats.count(Op::Xattr);
+        self.begin(Op::Xattr);
         // procfs has no extended attributes; ENOSYS makes the kernel answer
         // EOPNOTSUPP itself from now on.
         reply.error(Errno::ENOSYS);
     }
 
     fn listxattr(&self, _req: &Request, _ino: INodeNo, _size: u32, reply: ReplyXattr) {
-        self.stats.count(Op::Xattr);
+        self.begin(Op::Xattr);
         reply.error(Errno::ENOSYS);
     }
 
@@ -226,13 +234,13 @@ impl Filesystem for ProcFs {
         _out_size: u32,
         reply: ReplyIoctl,
     ) {
-        self.stats.count(Op::Ioctl);
+        self.begin(Op::Ioctl);
         // procfs files are no terminals (isatty asks with TCGETS): the kernel's answer.
         reply.error(Errno::ENOTTY);
     }
 
     fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        self.stats.count(Op::Opendir);
+        self.begin(Op::Opendir);
         let reader = self.view.reader(req.pid());
         match self.view.opendir(reader, ino.0) {
             Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
@@ -248,7 +256,7 @@ impl Filesystem for ProcFs {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        self.stats.count(Op::Readdir);
+        self.begin(Op::Readdir);
         match self.view.readdir(requester(req), ino.0, fh.0, offset) {
             Ok(entries) => {
                 for (i, e) in entries.iter().enumerate() {
@@ -271,7 +279,7 @@ impl Filesystem for ProcFs {
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
-        self.stats.count(Op::Releasedir);
+        self.begin(Op::Releasedir);
         self.view.release(fh.0);
         reply.ok();
     }

@@ -11,6 +11,7 @@
 //! - [`render`]: pure renderers that rewrite kernel text with a VPS's numbers.
 //! - [`cli`] and [`daemon`]: the `run`, `serve` and `attach` commands; [`stats`]: what
 //!   the daemon counts.
+//! - [`spin`]: polling `/dev/fuse` during bursts of requests.
 //! - [`ctl`]: the control socket (JSON lines) of a running daemon.
 //! - [`sys`]: the one module with `unsafe` code.
 
@@ -27,6 +28,7 @@ pub mod handover;
 pub mod host;
 pub mod membership;
 pub mod render;
+pub mod spin;
 pub mod state;
 pub mod stats;
 pub mod sys;

@@ -96,9 +96,25 @@ impl Stats {
         for op in Op::ALL {
             s.push_str(&format!(" {}={}", op.name(), self.get(op)));
         }
-        s.push_str(&format!(" total={total} rss_kb={}", rss_kb().unwrap_or(0)));
+        s.push_str(&format!(
+            " total={total} rss_kb={} cpu_ms={}",
+            rss_kb().unwrap_or(0),
+            cpu_ms().unwrap_or(0)
+        ));
         s
     }
+}
+
+/// The CPU time the daemon has used, user and system, in milliseconds: what serving
+/// costs, polling included (`crate::spin`).
+pub fn cpu_ms() -> Option<u64> {
+    use nix::sys::resource::{getrusage, UsageWho};
+    let usage = getrusage(UsageWho::RUSAGE_SELF).ok()?;
+    let ms = |t: nix::sys::time::TimeVal| {
+        u64::try_from(t.tv_sec()).unwrap_or(0) * 1000
+            + u64::try_from(t.tv_usec()).unwrap_or(0) / 1000
+    };
+    Some(ms(usage.user_time()) + ms(usage.system_time()))
 }
 
 /// The daemon's resident set size, from its own `status`.

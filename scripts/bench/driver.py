@@ -163,9 +163,10 @@ def main():
                 if k != "rss_kb":
                     f.write("%s\t%d\t%d\n" % (k, after[k] - before[k], shown))
             f.write("rss_kb\t%d\t%d\n" % (after["rss_kb"], shown))
-            log("one ps -ef: %d requests (%.2f per process); daemon RSS %d kB" % (
+            log("one ps -ef: %d requests (%.2f per process); daemon RSS %d kB, CPU %s ms" % (
                 after["total"] - before["total"],
-                (after["total"] - before["total"]) / shown, after["rss_kb"]))
+                (after["total"] - before["total"]) / shown, after["rss_kb"],
+                after.get("cpu_ms", 0) - before.get("cpu_ms", 0)))
         else:
             f.write("unavailable\t0\t0\n")
             log("daemon statistics unavailable (no answer to SIGUSR1)")

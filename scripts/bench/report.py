@@ -66,6 +66,11 @@ def main():
         print("  daemon RSS after ps -ef: %d kB (%.1f MiB)%s" % (
             rss, rss / 1024.0,
             "; at the end of the run: %s kB" % end if end else ""))
+        if "cpu_ms" in got:
+            # Between the two statistics lines: the ps -ef, the 0.3 s after it, and any
+            # polling of /dev/fuse (vprocfs run --spin) that followed the last request.
+            print("  daemon CPU time for that ps -ef: %d ms (%.1f us per request)" % (
+                got["cpu_ms"], 1000.0 * got["cpu_ms"] / max(got.get("total", 0), 1)))
         info = infos[n]
         if info:
             print("  farm: %s processes, %s tasks (built in %s s); ps -e check: "

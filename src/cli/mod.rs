@@ -170,6 +170,23 @@ fn read_pid_max() -> i32 {
 }
 
 #[derive(Debug, clap::Args)]
+struct FuseArgs {
+    /// How long the FUSE thread keeps polling /dev/fuse after a request before it
+    /// sleeps, in microseconds. Polling spares waking the daemon for each request of a
+    /// burst (`ps` sends ~24 per process) at the cost of one CPU kept busy during the
+    /// burst. 0: never poll, serve with two sleeping threads.
+    #[arg(long, default_value_t = 1000, value_name = "MICROSECONDS",
+          value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    spin: u64,
+}
+
+impl FuseArgs {
+    fn spin(&self) -> std::sync::Arc<crate::spin::Spin> {
+        crate::spin::Spin::new(std::time::Duration::from_micros(self.spin))
+    }
+}
+
+#[derive(Debug, clap::Args)]
 struct RunArgs {
     /// No kernel pid namespace: the seed's own model (tree membership, linear numbers).
     /// Syscalls then see real pids.
@@ -177,6 +194,8 @@ struct RunArgs {
     no_pidns: bool,
     #[command(flatten)]
     engine: EngineArgs,
+    #[command(flatten)]
+    fuse: FuseArgs,
     /// The command to run as the VPS's init, and its arguments.
     #[arg(
         required = true,
@@ -257,6 +276,8 @@ struct ServeArgs {
     vps: Vec<VpsSpec>,
     #[command(flatten)]
     engine: EngineArgs,
+    #[command(flatten)]
+    fuse: FuseArgs,
     /// The control socket (`vprocfs ctl`), mode 0600.
     #[arg(long, default_value = crate::ctl::DEFAULT_SOCKET)]
     ctl: PathBuf,

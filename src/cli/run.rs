@@ -17,7 +17,7 @@
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -153,20 +153,16 @@ pub(super) fn run(a: RunArgs) -> Result<i32, String> {
     let view = Arc::new(View::single(tracker, vps));
     daemon::follow_events(&view);
     let stats = Arc::new(Stats::default());
-    let session_config = {
-        let mut c = fuser::Config::default();
-        c.acl = fuser::SessionACL::All;
-        c.n_threads = Some(2);
-        c
-    };
+    let spin = a.fuse.spin();
     let session = fuser::Session::from_fd(
-        ProcFs::new(Arc::clone(&view), Arc::clone(&stats)),
+        ProcFs::new(Arc::clone(&view), Arc::clone(&stats), Arc::clone(&spin)),
         OwnedFd::from(fuse),
         fuser::SessionACL::All,
-        session_config,
+        daemon::session_config(&spin),
     )
     .and_then(|s| {
         daemon::flush_released(&view, s.notifier());
+        spin.start(s.as_fd())?;
         s.spawn()
     });
     let session = match session {

@@ -3,6 +3,7 @@
 
 use std::fs::File;
 use std::io::Read as _;
+use std::os::fd::AsFd as _;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -120,11 +121,10 @@ pub(super) fn serve(mut a: ServeArgs) -> Result<i32, String> {
     view.keep_journal(&dir.join("nodes"), takeover, worker.generation << 48)
         .map_err(|e| format!("cannot keep the inode journal in {}: {e}", dir.display()))?;
     daemon::follow_events(&view);
-    let mut config = fuser::Config::default();
-    config.acl = fuser::SessionACL::All;
-    config.n_threads = Some(2);
+    let spin = a.fuse.spin();
+    let config = daemon::session_config(&spin);
     let stats = Arc::new(Stats::default());
-    let fs = ProcFs::new(Arc::clone(&view), Arc::clone(&stats));
+    let fs = ProcFs::new(Arc::clone(&view), Arc::clone(&stats), Arc::clone(&spin));
     let session = if takeover {
         crate::handover::adopt(fs, fuse, config)
     } else {
@@ -143,6 +143,7 @@ pub(super) fn serve(mut a: ServeArgs) -> Result<i32, String> {
     let _session = session
         .and_then(|s| {
             daemon::flush_released(&view, s.notifier());
+            spin.start(s.as_fd())?;
             s.spawn()
         })
         .map_err(|e| format!("cannot serve {}: {e}", a.mountpoint.display()))?;

@@ -1,0 +1,270 @@
+//! Adaptive polling of `/dev/fuse`: while requests keep coming, the FUSE thread asks for
+//! the next one without going to sleep, so that the kernel need not wake it for each.
+//!
+//! Why: a reader of the view waits for every reply. A daemon thread asleep in
+//! `read(/dev/fuse)` must first be woken, on the other CPU (the reader's is busy sending
+//! the request), and on a VM whose idle vCPUs halt that wake-up alone costs about a third
+//! of a round trip (docs/performance.md). A `ps -ef` sends ~24 requests per process back
+//! to back, so during such a burst the descriptor is made non-blocking and fuser's loop
+//! retries `EAGAIN` at once. A governor thread makes it blocking again after a window
+//! in which requests came less often than one per [`WORTH_POLLING`] on average: an idle
+//! daemon sleeps and costs no CPU, and a slow trickle of requests (a monitor reading one
+//! file every millisecond) does not keep a CPU busy for little gain.
+//!
+//! It takes a single FUSE thread: two polling threads would take both CPUs of a small
+//! machine from the reader, and a second thread asleep on the same queue would be woken by
+//! every request, the very cost polling removes (measured: most of the gain is lost).
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::{self, Thread};
+use std::time::Duration;
+
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+
+/// Polling goes on while requests come at least this often on average: about what the
+/// wake-up it saves costs (20–40 µs on the 2-vCPU VM of docs/performance.md), so the CPU
+/// time polling spends stays of the order of the waiting time it saves.
+pub const WORTH_POLLING: Duration = Duration::from_micros(50);
+
+/// The polling state of one FUSE session. [`Spin::request`] is called at every request;
+/// [`Spin::start`] attaches the session's descriptor once the session exists.
+#[derive(Debug)]
+pub struct Spin {
+    window: Duration,
+    /// A duplicate of the session's descriptor: the same open file, whose flags the FUSE
+    /// thread's reads obey.
+    fd: OnceLock<OwnedFd>,
+    governor: OnceLock<Thread>,
+    requests: AtomicU64,
+    hot: AtomicBool,
+    /// Held to change `hot` and the descriptor's flag together.
+    switch: Mutex<()>,
+}
+
+impl Spin {
+    /// Polling that ends after a `window` with fewer requests than one per
+    /// [`WORTH_POLLING`] (so one to two windows after the last request). A zero window
+    /// never polls.
+    pub fn new(window: Duration) -> Arc<Spin> {
+        Arc::new(Spin {
+            window,
+            fd: OnceLock::new(),
+            governor: OnceLock::new(),
+            requests: AtomicU64::new(0),
+            hot: AtomicBool::new(false),
+            switch: Mutex::new(()),
+        })
+    }
+
+    /// Whether this polls at all (the session then needs a single FUSE thread).
+    pub fn enabled(&self) -> bool {
+        !self.window.is_zero()
+    }
+
+    /// Attaches the session's descriptor and starts the governor. The descriptor is made
+    /// blocking first: a previous daemon that served the same connection may have died
+    /// while polling.
+    pub fn start(self: &Arc<Self>, session_fd: BorrowedFd<'_>) -> io::Result<()> {
+        if !self.enabled() {
+            return Ok(());
+        }
+        let fd = session_fd.try_clone_to_owned()?;
+        set_nonblocking(fd.as_fd(), false)?;
+        if self.fd.set(fd).is_err() {
+            return Err(io::Error::other("polling was already started"));
+        }
+        let spin = Arc::clone(self);
+        let handle = thread::Builder::new()
+            .name("vprocfs-spin".into())
+            .spawn(move || spin.govern())?;
+        let _ = self.governor.set(handle.thread().clone());
+        Ok(())
+    }
+
+    /// Called by the FUSE thread at each request: counts it, and starts polling if the
+    /// thread was sleeping between requests.
+    pub fn request(&self) {
+        self.requests.fetch_add(1, SeqCst);
+        if !self.hot.load(SeqCst) {
+            self.heat();
+        }
+    }
+
+    /// Whether the descriptor is non-blocking now (for tests and statistics).
+    pub fn polling(&self) -> bool {
+        self.hot.load(SeqCst)
+    }
+
+    fn heat(&self) {
+        let (Some(fd), Some(governor)) = (self.fd.get(), self.governor.get()) else {
+            return;
+        };
+        let _switch = self.switch.lock().unwrap_or_else(|p| p.into_inner());
+        if self.hot.load(SeqCst) {
+            return;
+        }
+        match set_nonblocking(fd.as_fd(), true) {
+            Ok(()) => {
+                self.hot.store(true, SeqCst);
+                governor.unpark();
+            }
+            Err(e) => log::warn!("cannot poll /dev/fuse ({e}); the FUSE thread sleeps"),
+        }
+    }
+
+    /// Requests a window must see for polling to go on.
+    fn enough(&self) -> u64 {
+        (self.window.as_nanos() / WORTH_POLLING.as_nanos()).max(1) as u64
+    }
+
+    /// The governor: while polling, counts the requests of each window; ends polling
+    /// after a window with too few.
+    fn govern(&self) {
+        let Some(fd) = self.fd.get() else { return };
+        let enough = self.enough();
+        loop {
+            while !self.hot.load(SeqCst) {
+                thread::park();
+            }
+            let mut seen = self.requests.load(SeqCst);
+            loop {
+                thread::sleep(self.window);
+                let now = self.requests.load(SeqCst);
+                if now - seen < enough {
+                    seen = now;
+                    break;
+                }
+                seen = now;
+            }
+            let _switch = self.switch.lock().unwrap_or_else(|p| p.into_inner());
+            // A burst that began since the last look keeps it polling for another window.
+            if self.requests.load(SeqCst) - seen >= enough {
+                continue;
+            }
+            if let Err(e) = set_nonblocking(fd.as_fd(), false) {
+                // Left polling, the thread would keep a CPU busy: say so loudly.
+                log::error!("cannot stop polling /dev/fuse ({e}); the FUSE thread spins");
+                return;
+            }
+            self.hot.store(false, SeqCst);
+        }
+    }
+}
+
+fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
+    let flags = OFlag::from_bits_retain(fcntl(fd, FcntlArg::F_GETFL)?);
+    let wanted = if on {
+        flags | OFlag::O_NONBLOCK
+    } else {
+        flags - OFlag::O_NONBLOCK
+    };
+    if wanted != flags {
+        fcntl(fd, FcntlArg::F_SETFL(wanted))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    fn nonblocking(fd: BorrowedFd<'_>) -> bool {
+        OFlag::from_bits_retain(fcntl(fd, FcntlArg::F_GETFL).unwrap()).contains(OFlag::O_NONBLOCK)
+    }
+
+    /// Waits (up to a generous bound, never asserting a time) for `cond`.
+    fn eventually(cond: impl Fn() -> bool) -> bool {
+        let end = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < end {
+            if cond() {
+                return true;
+            }
+            thread::sleep(Duration::from_millis(1));
+        }
+        cond()
+    }
+
+    #[test]
+    fn a_request_starts_polling_and_a_quiet_window_ends_it() {
+        let (r, _w) = nix::unistd::pipe().unwrap();
+        // As a daemon that died while polling would leave it.
+        set_nonblocking(r.as_fd(), true).unwrap();
+        let spin = Spin::new(Duration::from_millis(5));
+        spin.start(r.as_fd()).unwrap();
+        assert!(
+            !nonblocking(r.as_fd()),
+            "start makes the descriptor blocking"
+        );
+        assert!(!spin.polling());
+
+        spin.request();
+        assert!(spin.polling());
+        assert!(nonblocking(r.as_fd()), "a request makes it non-blocking");
+
+        assert!(eventually(|| !spin.polling()), "polling never ended");
+        assert!(
+            !nonblocking(r.as_fd()),
+            "a quiet window makes it blocking again"
+        );
+
+        // And again: the governor goes back to waiting, not away.
+        spin.request();
+        assert!(nonblocking(r.as_fd()));
+        assert!(eventually(|| !spin.polling()));
+        assert!(!nonblocking(r.as_fd()));
+    }
+
+    #[test]
+    fn requests_keep_it_polling() {
+        let (r, _w) = nix::unistd::pipe().unwrap();
+        // A window far longer than the gaps, so that a descheduled test cannot end it.
+        let spin = Spin::new(Duration::from_secs(1));
+        spin.start(r.as_fd()).unwrap();
+        for _ in 0..20 {
+            spin.request();
+            assert!(nonblocking(r.as_fd()), "polling ended while requests came");
+            thread::sleep(Duration::from_millis(5));
+        }
+        assert!(eventually(|| !spin.polling()));
+    }
+
+    #[test]
+    fn a_trickle_of_requests_does_not_keep_it_polling() {
+        let (r, _w) = nix::unistd::pipe().unwrap();
+        // 5 ms windows need 100 requests each; this sends about 5.
+        let spin = Spin::new(Duration::from_millis(5));
+        spin.start(r.as_fd()).unwrap();
+        let mut stopped = false;
+        for _ in 0..2000 {
+            spin.request();
+            thread::sleep(Duration::from_millis(1));
+            if !spin.polling() {
+                stopped = true;
+                break;
+            }
+        }
+        assert!(stopped, "requests every millisecond kept it polling");
+    }
+
+    #[test]
+    fn a_zero_window_never_polls() {
+        let (r, _w) = nix::unistd::pipe().unwrap();
+        let spin = Spin::new(Duration::ZERO);
+        assert!(!spin.enabled());
+        spin.start(r.as_fd()).unwrap();
+        spin.request();
+        assert!(!spin.polling());
+        assert!(!nonblocking(r.as_fd()));
+    }
+
+    #[test]
+    fn requests_before_start_do_nothing() {
+        let spin = Spin::new(Duration::from_millis(5));
+        spin.request();
+        assert!(!spin.polling());
+    }
+}
