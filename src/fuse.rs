@@ -164,13 +164,30 @@ impl Filesystem for ProcFs {
         fh: FileHandle,
         offset: u64,
         size: u32,
-        _flags: OpenFlags,
+        flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
         self.begin(Op::Read);
-        match self.view.read(requester(req), ino.0, fh.0, offset, size) {
+        let who = requester(req);
+        match self.view.read(who, ino.0, fh.0, offset, size, false) {
             Ok(d) => reply.data(&d),
+            // A passed-through file with nothing to read yet (`/proc/kmsg`): a reader that
+            // opened it non-blocking gets EAGAIN, as from procfs; the read of any other
+            // waits on a thread of its own, not on the one FUSE thread that serves all.
+            Err(libc::EAGAIN) if flags.0 & libc::O_NONBLOCK == 0 => {
+                let view = Arc::clone(&self.view);
+                let wait = move || match view.read(who, ino.0, fh.0, offset, size, true) {
+                    Ok(d) => reply.data(&d),
+                    Err(e) => reply.error(err(e)),
+                };
+                if let Err(e) = std::thread::Builder::new()
+                    .name("vprocfs-wait".into())
+                    .spawn(wait)
+                {
+                    log::warn!("cannot start a thread for a blocking read ({e})");
+                }
+            }
             Err(e) => reply.error(err(e)),
         }
     }

@@ -54,6 +54,21 @@ fn zombies_threads_and_held_directories_match_the_kernel() {
     assert_eq!(view, kernel, "stderr of the view: {err}");
 }
 
+/// A reader waiting on `/proc/kmsg` holds nobody else up, a non-blocking read gets
+/// `EAGAIN`, and a signal ends the wait: as on the kernel's procfs.
+#[test]
+fn a_waiting_read_matches_the_kernel() {
+    if !privileged() {
+        return;
+    }
+    let probe = script("kmsg_wait.py").display().to_string();
+    let kernel = in_kernel_ns(&[PY, &probe]);
+    assert!(kernel.contains("waiter after SIGTERM: -15"), "{kernel}");
+    let (view, err, code) = in_vps(&[], &[PY, &probe]);
+    assert_eq!(code, 0, "stderr: {err}");
+    assert_eq!(view, kernel, "stderr of the view: {err}");
+}
+
 /// Comm names that contain digits would be renamed like pids by the comparison: they are
 /// compared verbatim by the exact pid-namespace test, and masked here.
 fn mask_comms(s: &str) -> String {

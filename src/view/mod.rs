@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use nix::poll::PollTimeout;
 use rustc_hash::FxHashMap;
 
 use crate::engine::{Pid, Vps, VpsId};
@@ -253,6 +254,20 @@ pub type CatchUp = Box<dyn Fn() + Send + Sync>;
 /// Batches of `(directory inode, name)` the kernel should stop caching
 /// ([`View::set_flush`]).
 pub type Flush = std::sync::mpsc::SyncSender<Vec<(u64, String)>>;
+
+/// Whether a read of `file` would return at once, waiting up to `timeout` for it to.
+/// procfs files without a poll method
+/// (nearly all) are always ready; `/proc/kmsg` is ready only with a message to give.
+fn ready_to_read(file: &File, timeout: PollTimeout) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags};
+    use std::os::fd::AsFd as _;
+    let mut fds = [PollFd::new(file.as_fd(), PollFlags::POLLIN)];
+    match poll(&mut fds, timeout) {
+        Ok(0) => false,
+        // Ready, or an error the read itself will report.
+        _ => true,
+    }
+}
 
 fn errno(e: &io::Error) -> i32 {
     e.raw_os_error().unwrap_or(libc::EIO)
@@ -932,6 +947,9 @@ impl View {
     }
 
     /// Reads up to `size` bytes at `offset` from handle `fh` of inode `ino`, for `req`.
+    /// With `wait` false, a passed-through file that has nothing to read yet (`/proc/kmsg`
+    /// with no message: a read would block) answers `EAGAIN` instead of waiting, so that
+    /// the caller can wait elsewhere than on the thread that serves everyone.
     pub fn read(
         &self,
         req: Requester,
@@ -939,6 +957,7 @@ impl View {
         fh: u64,
         offset: u64,
         size: u32,
+        wait: bool,
     ) -> Result<Vec<u8>, i32> {
         if !lock(&self.handles).contains_key(&fh) {
             self.adopt_handle(req, ino, fh)?;
@@ -958,6 +977,18 @@ impl View {
                 None => return Err(libc::EBADF),
             }
         };
+        if !wait && !ready_to_read(&file, PollTimeout::ZERO) {
+            return Err(libc::EAGAIN);
+        }
+        // Waiting: checked in steps, so that a reader that gets a signal meanwhile is
+        // answered EINTR (procfs's kmsg wait is interruptible; the FUSE wait is not).
+        while wait && !ready_to_read(&file, PollTimeout::from(100u8)) {
+            // A reader outside the mounter's pid namespace (tid 0) cannot be checked.
+            let tid = Pid::try_from(req.tid).unwrap_or(0);
+            if tid > 0 && host::signal_pending(tid) {
+                return Err(libc::EINTR);
+            }
+        }
         let mut buf = vec![0u8; size as usize];
         let n = file.read_at(&mut buf, offset).map_err(|e| errno(&e))?;
         buf.truncate(n);
