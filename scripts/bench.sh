@@ -129,6 +129,11 @@ fi
 say "machine: nproc=$(nproc), CPU '$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)'," \
     "kernel $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg)," \
     "$(ps -e --no-headers | wc -l) host processes"
+# A FUSE round trip wakes the daemon and the reader; on a VM, how long an idle vCPU polls
+# before it halts decides much of that cost (docs/performance.md).
+say "cpuidle: driver $(cat /sys/devices/system/cpu/cpuidle/current_driver 2>/dev/null || echo none)," \
+    "guest_halt_poll_ns=$(cat /sys/module/haltpoll/parameters/guest_halt_poll_ns 2>/dev/null || echo n/a)," \
+    "daemon options: ${BENCH_RUN_ARGS:-(defaults)}"
 say "busiest host processes over 1 s: $(top -b -n2 -d1 -w 200 2>/dev/null |
     awk '/^top -/ {f++} f == 2 && $1 ~ /^[0-9]+$/ && n++ < 5 {printf "%s %s%%, ", $12, $9}')"
 
