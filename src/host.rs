@@ -207,9 +207,9 @@ pub fn signal_pending(tid: Pid) -> bool {
 /// The signals a task's `status` shows pending (its own and its process's) and neither
 /// blocked nor ignored.
 pub fn deliverable_signals(status: &[u8]) -> u64 {
+    let text = String::from_utf8_lossy(status);
     let mask = |key: &str| {
-        String::from_utf8_lossy(status)
-            .lines()
+        text.lines()
             .find_map(|l| l.strip_prefix(key))
             .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
             .unwrap_or(0)

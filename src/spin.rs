@@ -93,7 +93,7 @@ impl Spin {
         }
     }
 
-    /// Whether the descriptor is non-blocking now (for tests and statistics).
+    /// Whether the FUSE thread is polling now (the descriptor is non-blocking).
     pub fn polling(&self) -> bool {
         self.hot.load(SeqCst)
     }
