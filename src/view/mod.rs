@@ -256,8 +256,8 @@ pub type CatchUp = Box<dyn Fn() + Send + Sync>;
 pub type Flush = std::sync::mpsc::SyncSender<Vec<(u64, String)>>;
 
 /// Whether a read of `file` would return at once, waiting up to `timeout` for it to.
-/// procfs files without a poll method
-/// (nearly all) are always ready; `/proc/kmsg` is ready only with a message to give.
+/// procfs files without a poll method (nearly all) are always ready; `/proc/kmsg` is
+/// ready only with a message to give.
 fn ready_to_read(file: &File, timeout: PollTimeout) -> bool {
     use nix::poll::{poll, PollFd, PollFlags};
     use std::os::fd::AsFd as _;
