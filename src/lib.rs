@@ -9,6 +9,8 @@
 //!   `/proc`).
 //! - [`engine`]: the pure VPID translation engine (OpenVZ's 2006 VPID design).
 //! - [`render`]: pure renderers that rewrite kernel text with a VPS's numbers.
+//! - [`resources`]: the virtual global files (`meminfo`, `cpuinfo`, `stat`, `uptime`,
+//!   `loadavg`, …) computed from a VPS's cgroup, and the cgroup `run` makes for it.
 //! - [`cli`] and [`daemon`]: the `run`, `serve` and `attach` commands; [`stats`]: what
 //!   the daemon counts.
 //! - [`spin`]: polling `/dev/fuse` during bursts of requests.
@@ -28,6 +30,7 @@ pub mod handover;
 pub mod host;
 pub mod membership;
 pub mod render;
+pub mod resources;
 pub mod spin;
 pub mod state;
 pub mod stats;

@@ -142,7 +142,7 @@ fn collect(dir: &Path, out: &mut Vec<Pid>, depth: usize) -> io::Result<()> {
 
 /// The mount point of a `mountinfo` line if it is the wanted hierarchy, mounted at its
 /// root.
-fn hierarchy_mount(line: &str, controller: Option<&str>) -> Option<PathBuf> {
+pub(crate) fn hierarchy_mount(line: &str, controller: Option<&str>) -> Option<PathBuf> {
     let (left, right) = line.split_once(" - ")?;
     let fields: Vec<&str> = left.split(' ').collect();
     let (root, point) = (*fields.get(3)?, *fields.get(4)?);

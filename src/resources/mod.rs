@@ -1,0 +1,435 @@
+//! Resource views: the *virtual global files* a VPS reads instead of the host's
+//! (SPEC section 5): `meminfo`, `cpuinfo`, `stat`, `uptime`, `loadavg`, `swaps`,
+//! `diskstats`, `pressure/{cpu,memory,io}` and `/sys/devices/system/cpu/online`, each
+//! computed from the reader's VPS's cgroup, and the cgroup `vprocfs run` makes for a
+//! VPS ([`VpsCgroup`]) with limits the kernel enforces.
+//!
+//! The layout keeps I/O apart from text: [`cgroup`] reads cgroup files into plain
+//! structs (each file parsed in one place); one pure renderer per file family
+//! (`meminfo`, `cpuinfo`, `stat`, `uptime`, `loadavg`, `swaps`, `diskstats`,
+//! `pressure`, `cpus`) turns the host's text and those structs into the VPS's text,
+//! with no I/O and no clock, and keeps the kernel's exact format and line order so
+//! every parser keeps working; [`VpsResources`] ties them to one VPS and holds what
+//! must outlive a read: the load average and the floors that keep counters monotonic.
+//!
+//! What each file shows, and where it differs from LXCFS, is in each renderer's
+//! documentation; in short:
+//!
+//! - CPUs: the visible CPUs are the effective cpuset ∩ the host's online CPUs, at
+//!   most ⌈quota/period⌉ of them (the first ones), renumbered from 0 (`cpus`).
+//! - `meminfo`: MemTotal = min(effective limit, host); free and available from the
+//!   usage and `memory.stat`, never above the host's; lines the cgroup cannot know
+//!   keep the host's value clamped to MemTotal (`meminfo`).
+//! - `stat` and `uptime` use one clock, the reader's `CLOCK_BOOTTIME` (host boottime +
+//!   the VPS's time-namespace offset): with a time namespace it is the VPS's age,
+//!   without one the host's uptime, and either way it agrees with the start times
+//!   the kernel writes in `/proc/<pid>/stat` for that reader (LXCFS's #164, #189:
+//!   its uptime is the container's age while the kernel's start times count from
+//!   the host's boot). idle is the elapsed time × CPUs − the VPS's CPU time, so a
+//!   busy process shows its real share in `top` and `ps` (LXCFS's #444).
+//! - `loadavg`: the kernel's own fixed-point averages over the VPS's R + D threads,
+//!   fed by the caller's sampler every 5 s ([`VpsResources::sample_load`]); the
+//!   last field is the VPS's last pid, never the host's. Sampling is one small read
+//!   per thread, no thread of its own (LXCFS's #407: a busy loop over every cgroup).
+//! - cgroup v2 first (`memory.max`, `memory.stat`, `cpu.max`, `cpuset.cpus.effective`,
+//!   `io.stat`, `cpu.stat`, PSI), v1 where the VPS has no v2 counterpart (a hybrid
+//!   host): v1 memory, cpu, cpuacct, cpuset, blkio.
+//! - Counters never go back, also across a daemon restart: [`VpsResources::floors`]
+//!   and [`VpsResources::restore_floors`].
+
+pub mod cgroup;
+pub mod cpuinfo;
+pub mod cpus;
+pub mod diskstats;
+pub mod loadavg;
+pub mod meminfo;
+pub mod pressure;
+pub mod stat;
+pub mod swaps;
+pub mod uptime;
+pub mod vpscgroup;
+
+use std::fs;
+use std::io;
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard};
+
+use serde::{Deserialize, Serialize};
+
+pub use cgroup::{CgDir, CgroupPaths, TaskCounts};
+pub use cpus::CpuSet;
+pub use loadavg::LoadAvg;
+pub use vpscgroup::{parse_size, Limits, VpsCgroup};
+
+use crate::host;
+
+/// A resource view failed: the host's text or a cgroup file is not what the kernel
+/// writes, or a cgroup file cannot be read (the VPS's cgroup was removed).
+#[derive(Debug, thiserror::Error)]
+pub enum ResError {
+    #[error("{file}: unexpected text: {what}")]
+    Malformed { file: &'static str, what: String },
+    #[error("{}: {what}", path.display())]
+    Cgroup { path: PathBuf, what: String },
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Which virtual file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ResFile {
+    Meminfo,
+    Cpuinfo,
+    Stat,
+    Uptime,
+    Loadavg,
+    Swaps,
+    Diskstats,
+    PressureCpu,
+    PressureMemory,
+    PressureIo,
+    CpuOnline,
+}
+
+impl ResFile {
+    /// Every virtual file, for the FUSE table and the placement.
+    pub const ALL: &'static [ResFile] = &[
+        ResFile::Meminfo,
+        ResFile::Cpuinfo,
+        ResFile::Stat,
+        ResFile::Uptime,
+        ResFile::Loadavg,
+        ResFile::Swaps,
+        ResFile::Diskstats,
+        ResFile::PressureCpu,
+        ResFile::PressureMemory,
+        ResFile::PressureIo,
+        ResFile::CpuOnline,
+    ];
+
+    /// Where the host's own text is read: below `/proc`, or the sysfs file for
+    /// [`ResFile::CpuOnline`]. It is also where the view is bind-mounted.
+    pub fn host_path(self) -> &'static str {
+        match self {
+            ResFile::Meminfo => "/proc/meminfo",
+            ResFile::Cpuinfo => "/proc/cpuinfo",
+            ResFile::Stat => "/proc/stat",
+            ResFile::Uptime => "/proc/uptime",
+            ResFile::Loadavg => "/proc/loadavg",
+            ResFile::Swaps => "/proc/swaps",
+            ResFile::Diskstats => "/proc/diskstats",
+            ResFile::PressureCpu => "/proc/pressure/cpu",
+            ResFile::PressureMemory => "/proc/pressure/memory",
+            ResFile::PressureIo => "/proc/pressure/io",
+            ResFile::CpuOnline => cgroup::HOST_ONLINE,
+        }
+    }
+
+    /// The file's name in the view: its path below `/proc` ("meminfo",
+    /// "pressure/cpu"), or "cpu_online".
+    pub fn name(self) -> &'static str {
+        match self {
+            ResFile::CpuOnline => "cpu_online",
+            f => f.host_path().trim_start_matches("/proc/"),
+        }
+    }
+
+    /// The file of a view name, the inverse of [`ResFile::name`].
+    pub fn from_name(name: &str) -> Option<ResFile> {
+        ResFile::ALL.iter().copied().find(|f| f.name() == name)
+    }
+}
+
+/// Everything the renderers need about one VPS beyond its cgroup, supplied by the
+/// caller.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VpsFacts {
+    /// The VPS's time-namespace boottime offset in ns (0 without one; see
+    /// [`boot_offset_of`]).
+    pub boot_offset_ns: i64,
+    /// The VPS's start (its init's start) in host `CLOCK_BOOTTIME` ns.
+    pub start_boottime_ns: u64,
+    /// The last pid handed out in the VPS, for loadavg's last field.
+    pub last_pid: i32,
+    /// (running, total) threads of the VPS when the caller knows them; else the
+    /// sampler's last count.
+    pub tasks: Option<(u32, u32)>,
+    /// Forks since the VPS started, for `processes` in stat; else the thread count.
+    pub forks: Option<u64>,
+}
+
+/// The floors (last values shown) of one VPS and its load average, to persist across
+/// a daemon restart and restore, so that counters never go back.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Floors {
+    #[serde(default)]
+    pub stat: stat::StatFloors,
+    #[serde(default)]
+    pub uptime_idle_ns: u64,
+    #[serde(default)]
+    pub disks: diskstats::DiskFloors,
+    #[serde(default)]
+    pub load: LoadAvg,
+}
+
+struct State {
+    load: LoadAvg,
+    /// When the load was last folded (host boottime ns); `None` before the first
+    /// sample.
+    last_sample_ns: Option<u64>,
+    counts: Option<TaskCounts>,
+    floors: Floors,
+}
+
+/// One VPS's resource state: its cgroup, the load average it keeps, and the floors
+/// that keep its counters monotonic. Shared by every reader thread.
+pub struct VpsResources {
+    paths: CgroupPaths,
+    state: Mutex<State>,
+    /// The sampler's buffers, apart from `state` so that a sample (tens of ms at
+    /// 10,000 threads) never blocks a reader.
+    scratch: Mutex<cgroup::Scratch>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic elsewhere must not take every later read down with it: the state is
+    // plain numbers, valid whatever the panic interrupted.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl VpsResources {
+    pub fn new(paths: CgroupPaths) -> VpsResources {
+        VpsResources {
+            paths,
+            state: Mutex::new(State {
+                load: LoadAvg::default(),
+                last_sample_ns: None,
+                counts: None,
+                floors: Floors::default(),
+            }),
+            scratch: Mutex::new(cgroup::Scratch::default()),
+        }
+    }
+
+    /// The cgroup this VPS's views come from.
+    pub fn paths(&self) -> &CgroupPaths {
+        &self.paths
+    }
+
+    /// (running, blocked, total) to show: the caller's counts where it has them,
+    /// else the sampler's; the reader itself is running, so at least 1.
+    fn counts(&self, facts: &VpsFacts) -> TaskCounts {
+        let sampled = lock(&self.state).counts.unwrap_or_default();
+        let (running, total) = facts.tasks.unwrap_or((sampled.running, sampled.total));
+        let running = running.max(1);
+        TaskCounts {
+            running,
+            blocked: sampled.blocked,
+            total: total.max(running + sampled.blocked),
+        }
+    }
+
+    /// Renders `file` for a reader of this VPS: reads the cgroup now (the renderers
+    /// stay pure); `host` is the host's text of that file, `now_boottime_ns` the host's
+    /// `CLOCK_BOOTTIME`.
+    pub fn render(
+        &self,
+        file: ResFile,
+        host: &[u8],
+        facts: &VpsFacts,
+        now_boottime_ns: u64,
+    ) -> Result<Vec<u8>, ResError> {
+        let p = &self.paths;
+        // A missing file in a live cgroup means "controller off, show the host's";
+        // in a removed one it would silently show the host's figures to a VPS.
+        if let Some(d) = p.dirs().next() {
+            let dir = d.dir();
+            if !dir.exists() {
+                return Err(ResError::Io {
+                    path: dir,
+                    source: io::Error::new(io::ErrorKind::NotFound, "the VPS's cgroup is gone"),
+                });
+            }
+        }
+        match file {
+            ResFile::Meminfo => meminfo::render(host, cgroup::read_memory(p)?.as_ref()),
+            ResFile::Cpuinfo => {
+                let cpu = cgroup::read_cpu(p)?;
+                let online = cpuinfo::processors(host)?;
+                let vis = cpus::visible(cpu.cpuset.as_ref(), cpu.quota, &online);
+                cpuinfo::render(host, &vis)
+            }
+            ResFile::CpuOnline => {
+                let cpu = cgroup::read_cpu(p)?;
+                let online = CpuSet::parse(&String::from_utf8_lossy(host))?;
+                let vis = cpus::visible(cpu.cpuset.as_ref(), cpu.quota, &online);
+                Ok(cpus::render_online(vis.len()))
+            }
+            ResFile::Stat => {
+                let cpu = cgroup::read_cpu(p)?;
+                let online = stat::online(host)?;
+                let vis = cpus::visible(cpu.cpuset.as_ref(), cpu.quota, &online);
+                let counts = self.counts(facts);
+                let inp = stat::StatInputs {
+                    visible: &vis,
+                    usage: cpu.usage.as_ref(),
+                    elapsed_ns: uptime::reader_boottime(now_boottime_ns, facts.boot_offset_ns),
+                    boot_offset_ns: facts.boot_offset_ns,
+                    running: counts.running,
+                    blocked: counts.blocked,
+                    processes: facts.forks.unwrap_or(u64::from(counts.total)),
+                };
+                stat::render(host, &inp, &mut lock(&self.state).floors.stat)
+            }
+            ResFile::Uptime => {
+                let cpu = cgroup::read_cpu(p)?;
+                let online = cgroup::read_host_online()?;
+                let vis = cpus::visible(cpu.cpuset.as_ref(), cpu.quota, &online);
+                let up = uptime::reader_boottime(now_boottime_ns, facts.boot_offset_ns);
+                let used = cpu.usage.as_ref().map_or(0, cgroup::CpuUsage::total_ns);
+                let idle = uptime::idle_ns(up, vis.len(), used);
+                let mut st = lock(&self.state);
+                let idle = idle.max(st.floors.uptime_idle_ns);
+                st.floors.uptime_idle_ns = idle;
+                Ok(uptime::render(up, idle))
+            }
+            ResFile::Loadavg => {
+                let counts = self.counts(facts);
+                let load = lock(&self.state).load;
+                Ok(load.render(counts.running, counts.total, facts.last_pid))
+            }
+            ResFile::Swaps => {
+                let (host_total, _) = swaps::host_totals(host)?;
+                let (total, used) = match cgroup::read_memory(p)? {
+                    Some(m) => {
+                        let t = m.swap_limit.map_or(host_total, |l| l.min(host_total));
+                        (t, m.swap_usage.min(t))
+                    }
+                    None => return Ok(host.to_vec()),
+                };
+                swaps::render(host, total, used)
+            }
+            ResFile::Diskstats => {
+                let io = cgroup::read_io(p)?;
+                diskstats::render(host, io.as_ref(), &mut lock(&self.state).floors.disks)
+            }
+            ResFile::PressureCpu => Ok(pressure::render(
+                host,
+                cgroup::read_pressure(p, "cpu").as_deref(),
+            )),
+            ResFile::PressureMemory => Ok(pressure::render(
+                host,
+                cgroup::read_pressure(p, "memory").as_deref(),
+            )),
+            ResFile::PressureIo => Ok(pressure::render(
+                host,
+                cgroup::read_pressure(p, "io").as_deref(),
+            )),
+        }
+    }
+
+    /// Called by the caller's sampler thread every 5 s: counts the VPS's R and D
+    /// threads and folds them into the load average. The first call only starts the
+    /// clock, as the kernel's first fold comes one period after boot; a late call
+    /// folds the periods it missed (`calc_load_n`), an early one (under half a
+    /// period) only refreshes the counts.
+    pub fn sample_load(&self, now_boottime_ns: u64) {
+        let counts = cgroup::count_tasks(&self.paths, &mut lock(&self.scratch));
+        let mut st = lock(&self.state);
+        st.counts = Some(counts);
+        match st.last_sample_ns {
+            None => st.last_sample_ns = Some(now_boottime_ns),
+            Some(last) => {
+                let n = loadavg::periods_since(now_boottime_ns.saturating_sub(last));
+                if n > 0 {
+                    let active = u64::from(counts.running) + u64::from(counts.blocked);
+                    st.load.fold(active, n);
+                    st.last_sample_ns = Some(now_boottime_ns);
+                }
+            }
+        }
+    }
+
+    /// The floors and load average to persist.
+    pub fn floors(&self) -> Floors {
+        let st = lock(&self.state);
+        let mut f = st.floors.clone();
+        f.load = st.load;
+        f
+    }
+
+    /// Restores persisted floors (never lowering the current ones) and, before the
+    /// first fold of this daemon, the load average, so that a restart neither moves
+    /// a counter back nor drops the load to 0.
+    pub fn restore_floors(&self, f: Floors) {
+        let mut st = lock(&self.state);
+        st.floors.stat.merge(&f.stat);
+        st.floors.uptime_idle_ns = st.floors.uptime_idle_ns.max(f.uptime_idle_ns);
+        for (dev, v) in f.disks {
+            let cur = st.floors.disks.entry(dev).or_default();
+            for (a, b) in cur.iter_mut().zip(v) {
+                *a = (*a).max(b);
+            }
+        }
+        if st.load == LoadAvg::default() {
+            st.load = f.load;
+        }
+    }
+}
+
+/// The boottime offset of process `pid`'s time namespace, in ns, from
+/// `/proc/<pid>/timens_offsets` ("boottime <secs> <nsecs>"); 0 when the kernel has
+/// no time namespaces.
+pub fn boot_offset_of(pid: i32) -> io::Result<i64> {
+    match fs::read_to_string(host::proc_path(&format!("{pid}/timens_offsets"))) {
+        Ok(text) => {
+            parse_timens_offsets(&text).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(e),
+    }
+}
+
+/// Pure: the boottime offset in a `timens_offsets` text (clock named "boottime", or
+/// by its id 7 as older kernels print it).
+pub fn parse_timens_offsets(text: &str) -> Result<i64, String> {
+    for line in text.lines() {
+        let mut f = line.split_whitespace();
+        let (Some(clock), Some(secs), Some(nsecs)) = (f.next(), f.next(), f.next()) else {
+            continue;
+        };
+        if clock != "boottime" && clock != "7" {
+            continue;
+        }
+        let secs: i64 = secs
+            .parse()
+            .map_err(|_| format!("bad seconds in {line:?}"))?;
+        let nsecs: i64 = nsecs
+            .parse()
+            .map_err(|_| format!("bad nanoseconds in {line:?}"))?;
+        return secs
+            .checked_mul(1_000_000_000)
+            .and_then(|s| s.checked_add(nsecs))
+            .ok_or_else(|| format!("offset out of range in {line:?}"));
+    }
+    Ok(0)
+}
+
+/// The host's `CLOCK_BOOTTIME` in ns.
+pub fn boottime_now_ns() -> u64 {
+    match nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME) {
+        Ok(ts) => {
+            let ns = i128::from(ts.tv_sec()) * 1_000_000_000 + i128::from(ts.tv_nsec());
+            u64::try_from(ns).unwrap_or(0)
+        }
+        // CLOCK_BOOTTIME exists since Linux 2.6.39; this cannot fail there.
+        Err(_) => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests;

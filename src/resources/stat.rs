@@ -1,0 +1,451 @@
+//! `/proc/stat` of a VPS.
+//!
+//! - `cpu` and `cpuN`: one line per visible CPU, renumbered from 0, in USER_HZ (100)
+//!   ticks as `nsec_to_clock_t` truncates. user, nice and system come from the
+//!   cgroup's CPU usage: per CPU where the hierarchy splits it (v1
+//!   `cpuacct.usage_percpu_*`), time spent on CPUs the VPS does not see (a quota cut
+//!   the list short, or the cpuset changed) spread evenly over the visible ones; else
+//!   the totals (v2 `cpu.stat`) split evenly. idle is the rest of the elapsed time
+//!   on each CPU (elapsed = the reader's uptime, as `uptime` shows it, so that
+//!   `user + nice + system + idle ≈ uptime × CPUs` as on a real machine). iowait,
+//!   irq, softirq, steal, guest and guest_nice are 0: a cgroup does not account them.
+//!   Without CPU accounting the host's lines of the visible CPUs are shown.
+//!   The `cpu` line is the sum of the `cpuN` lines.
+//! - Every column is monotonic: the last values shown are floors (kept per VPS and
+//!   persisted across daemon restarts by the caller), so a sum that dips (a CPU
+//!   leaving the view, rounding of the even split) never makes `top` show negative
+//!   deltas.
+//! - `btime` is shifted by the VPS's boottime offset (`btime − offset`, to the
+//!   second, as the kernel's `timens_sub_boottime`), so that with a time namespace it
+//!   is the VPS's start, as `ps` computes start times from it.
+//! - `processes` (forks since the VPS started, floored), `procs_running` and
+//!   `procs_blocked` (the VPS's R and D threads) are the VPS's.
+//! - `intr`, `ctxt` and `softirq` are the host's, unchanged: no cgroup counts
+//!   interrupts or context switches, the host's figures are monotonic, and they keep
+//!   `vmstat`'s in/cs columns working (LXCFS does the same).
+
+use serde::{Deserialize, Serialize};
+
+use super::cgroup::CpuUsage;
+use super::cpus::CpuSet;
+use super::ResError;
+
+const FILE: &str = "stat";
+/// USER_HZ: the unit of /proc/stat's CPU columns.
+pub const USER_HZ: u64 = 100;
+const NS_PER_TICK: u64 = 1_000_000_000 / USER_HZ;
+/// The kernel's columns: user nice system idle iowait irq softirq steal guest
+/// guest_nice.
+pub const COLUMNS: usize = 10;
+
+/// What `stat` needs beyond the host's text.
+#[derive(Clone, Debug)]
+pub struct StatInputs<'a> {
+    /// The visible CPUs, in host numbering.
+    pub visible: &'a CpuSet,
+    /// The cgroup's CPU usage (`None`: the host's lines are used).
+    pub usage: Option<&'a CpuUsage>,
+    /// The reader's uptime in ns: the elapsed time each CPU line adds up to.
+    pub elapsed_ns: u64,
+    /// The VPS's time-namespace boottime offset.
+    pub boot_offset_ns: i64,
+    pub running: u32,
+    pub blocked: u32,
+    pub processes: u64,
+}
+
+/// The last values shown, which later renders never go below.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatFloors {
+    pub cpu: [u64; COLUMNS],
+    pub cpus: Vec<[u64; COLUMNS]>,
+    pub processes: u64,
+}
+
+impl StatFloors {
+    /// Raises every floor to at least `other`'s.
+    pub fn merge(&mut self, other: &StatFloors) {
+        max_into(&mut self.cpu, &other.cpu);
+        if self.cpus.len() < other.cpus.len() {
+            self.cpus.resize(other.cpus.len(), [0; COLUMNS]);
+        }
+        for (a, b) in self.cpus.iter_mut().zip(&other.cpus) {
+            max_into(a, b);
+        }
+        self.processes = self.processes.max(other.processes);
+    }
+}
+
+fn max_into(a: &mut [u64; COLUMNS], b: &[u64; COLUMNS]) {
+    for (x, y) in a.iter_mut().zip(b) {
+        *x = (*x).max(*y);
+    }
+}
+
+/// The CPU columns of each visible CPU, before floors.
+pub fn cpu_columns(inp: &StatInputs, host_cpus: &[(u32, Vec<u64>)]) -> Vec<[u64; COLUMNS]> {
+    let n = inp.visible.len().max(1) as u64;
+    let elapsed = inp.elapsed_ns / NS_PER_TICK;
+    let Some(usage) = inp.usage else {
+        // No accounting: the host's own lines of those CPUs.
+        return inp
+            .visible
+            .cpus()
+            .iter()
+            .map(|c| {
+                let mut cols = [0; COLUMNS];
+                if let Some((_, v)) = host_cpus.iter().find(|(id, _)| id == c) {
+                    for (d, s) in cols.iter_mut().zip(v) {
+                        *d = *s;
+                    }
+                }
+                cols
+            })
+            .collect();
+    };
+    // An even share of `total` for the k-th of n CPUs, the remainder to the first.
+    let share = |total: u64, k: u64| total / n + u64::from(k < total % n);
+    let mut out = Vec::with_capacity(n as usize);
+    let cpus: Vec<u32> = if inp.visible.is_empty() {
+        vec![0]
+    } else {
+        inp.visible.cpus().to_vec()
+    };
+    let (seen_u, seen_s) = match &usage.per_cpu {
+        Some(v) => cpus.iter().fold((0u64, 0u64), |(u, s), &c| {
+            let (cu, cs) = v.get(c as usize).copied().unwrap_or((0, 0));
+            (u + cu, s + cs)
+        }),
+        None => (0, 0),
+    };
+    let hidden_u = usage.user_ns.saturating_sub(seen_u);
+    let hidden_s = usage.system_ns.saturating_sub(seen_s);
+    for (k, &c) in cpus.iter().enumerate() {
+        let k = k as u64;
+        let (u, s) = match &usage.per_cpu {
+            Some(v) => {
+                let (cu, cs) = v.get(c as usize).copied().unwrap_or((0, 0));
+                (cu + share(hidden_u, k), cs + share(hidden_s, k))
+            }
+            None => (share(usage.user_ns, k), share(usage.system_ns, k)),
+        };
+        let nice = share(usage.nice_ns, k);
+        let (u, nice, s) = (u / NS_PER_TICK, nice / NS_PER_TICK, s / NS_PER_TICK);
+        let mut cols = [0; COLUMNS];
+        cols[0] = u;
+        cols[1] = nice;
+        cols[2] = s;
+        cols[3] = elapsed.saturating_sub(u + nice + s);
+        out.push(cols);
+    }
+    out
+}
+
+/// The host CPUs that have a `cpuN` line (the online ones when it was read).
+pub fn online(host: &[u8]) -> Result<CpuSet, ResError> {
+    let text = std::str::from_utf8(host).map_err(|_| malformed("not UTF-8".into()))?;
+    let mut cpus = Vec::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("cpu") else {
+            continue;
+        };
+        let id = rest.split(' ').next().unwrap_or("");
+        if !id.is_empty() {
+            cpus.push(
+                id.parse()
+                    .map_err(|_| malformed(format!("bad cpu line {line:?}")))?,
+            );
+        }
+    }
+    Ok(CpuSet::from_cpus(cpus))
+}
+
+/// Renders the VPS's stat, raising `floors` to what it shows.
+pub fn render(host: &[u8], inp: &StatInputs, floors: &mut StatFloors) -> Result<Vec<u8>, ResError> {
+    let text = std::str::from_utf8(host).map_err(|_| malformed("not UTF-8".into()))?;
+    let mut host_cpus: Vec<(u32, Vec<u64>)> = Vec::new();
+    let mut ncols = COLUMNS;
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("cpu") else {
+            continue;
+        };
+        let (id, nums) = rest.split_once(' ').unwrap_or((rest, ""));
+        let nums: Vec<u64> = nums
+            .split_whitespace()
+            .map(|n| {
+                n.parse()
+                    .map_err(|_| malformed(format!("bad number in {line:?}")))
+            })
+            .collect::<Result<_, _>>()?;
+        if id.is_empty() {
+            ncols = nums.len().clamp(4, COLUMNS);
+        } else {
+            let id = id
+                .parse()
+                .map_err(|_| malformed(format!("bad cpu line {line:?}")))?;
+            host_cpus.push((id, nums));
+        }
+    }
+    let mut cols = cpu_columns(inp, &host_cpus);
+    floors
+        .cpus
+        .resize(cols.len().max(floors.cpus.len()), [0; COLUMNS]);
+    for (c, f) in cols.iter_mut().zip(floors.cpus.iter_mut()) {
+        max_into(c, f);
+        *f = *c;
+    }
+    let mut total = [0u64; COLUMNS];
+    for c in &cols {
+        for (t, v) in total.iter_mut().zip(c) {
+            *t += v;
+        }
+    }
+    max_into(&mut total, &floors.cpu);
+    floors.cpu = total;
+    floors.processes = floors.processes.max(inp.processes);
+
+    let push_cols = |out: &mut String, label: &str, cols: &[u64; COLUMNS]| {
+        out.push_str(label);
+        for v in &cols[..ncols] {
+            out.push(' ');
+            out.push_str(&v.to_string());
+        }
+        out.push('\n');
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut saw_cpu = false;
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("cpu") {
+            if rest.starts_with(' ') {
+                saw_cpu = true;
+                // "cpu  %llu": the label is followed by two spaces.
+                push_cols(&mut out, "cpu ", &total);
+                for (k, c) in cols.iter().enumerate() {
+                    push_cols(&mut out, &format!("cpu{k}"), c);
+                }
+            }
+            continue;
+        }
+        let (key, value) = line.split_once(' ').unwrap_or((line, ""));
+        match key {
+            "btime" => {
+                let b: i64 = value
+                    .trim()
+                    .parse()
+                    .map_err(|_| malformed(format!("bad btime {value:?}")))?;
+                let shifted = b - inp.boot_offset_ns.div_euclid(1_000_000_000);
+                out.push_str(&format!("btime {shifted}\n"));
+            }
+            "processes" => out.push_str(&format!("processes {}\n", floors.processes)),
+            "procs_running" => out.push_str(&format!("procs_running {}\n", inp.running)),
+            "procs_blocked" => out.push_str(&format!("procs_blocked {}\n", inp.blocked)),
+            _ => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    if !saw_cpu {
+        return Err(malformed("no cpu line".into()));
+    }
+    Ok(out.into_bytes())
+}
+
+fn malformed(what: String) -> ResError {
+    ResError::Malformed { file: FILE, what }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOST: &[u8] = include_bytes!("testdata/stat.host");
+    const SEC: u64 = 1_000_000_000;
+
+    fn lines(out: &[u8]) -> Vec<String> {
+        String::from_utf8(out.to_vec())
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn cols(out: &[u8], label: &str) -> Vec<u64> {
+        let l = lines(out)
+            .into_iter()
+            .find(|l| l.split_whitespace().next() == Some(label))
+            .unwrap_or_else(|| panic!("no {label}"));
+        l.split_whitespace()
+            .skip(1)
+            .map(|n| n.parse().unwrap())
+            .collect()
+    }
+
+    fn inputs<'a>(visible: &'a CpuSet, usage: Option<&'a CpuUsage>, secs: u64) -> StatInputs<'a> {
+        StatInputs {
+            visible,
+            usage,
+            elapsed_ns: secs * SEC,
+            boot_offset_ns: 0,
+            running: 2,
+            blocked: 1,
+            processes: 7,
+        }
+    }
+
+    #[test]
+    fn one_cpu_from_v2_totals() {
+        let one = CpuSet::from_cpus([1]);
+        let usage = CpuUsage {
+            user_ns: 3 * SEC,
+            nice_ns: 0,
+            system_ns: SEC,
+            per_cpu: None,
+        };
+        let mut f = StatFloors::default();
+        let out = render(HOST, &inputs(&one, Some(&usage), 10), &mut f).unwrap();
+        let l = lines(&out);
+        assert_eq!(l[0], "cpu  300 0 100 600 0 0 0 0 0 0");
+        assert_eq!(l[1], "cpu0 300 0 100 600 0 0 0 0 0 0");
+        assert!(l[2].starts_with("intr "));
+        assert!(!l.iter().any(|x| x.starts_with("cpu1")));
+        assert_eq!(cols(&out, "processes"), vec![7]);
+        assert_eq!(cols(&out, "procs_running"), vec![2]);
+        assert_eq!(cols(&out, "procs_blocked"), vec![1]);
+        assert_eq!(cols(&out, "btime"), vec![1796468071]);
+        // Same line order and count as the host's for a 1-CPU host.
+        assert_eq!(l.len(), lines(HOST).len() - 1);
+    }
+
+    #[test]
+    fn per_cpu_split_and_hidden_cpus() {
+        let usage = CpuUsage {
+            user_ns: 5 * SEC,
+            nice_ns: 0,
+            system_ns: 2 * SEC,
+            per_cpu: Some(vec![(SEC, SEC), (4 * SEC, SEC)]),
+        };
+        let both = CpuSet::from_cpus([0, 1]);
+        let mut f = StatFloors::default();
+        let out = render(HOST, &inputs(&both, Some(&usage), 10), &mut f).unwrap();
+        assert_eq!(cols(&out, "cpu0")[..4], [100, 0, 100, 800]);
+        assert_eq!(cols(&out, "cpu1")[..4], [400, 0, 100, 500]);
+        assert_eq!(cols(&out, "cpu")[..4], [500, 0, 200, 1300]);
+        // A quota shows only CPU 0: CPU 1's time is folded into it.
+        let first = CpuSet::from_cpus([0]);
+        let mut f = StatFloors::default();
+        let out = render(HOST, &inputs(&first, Some(&usage), 10), &mut f).unwrap();
+        assert_eq!(cols(&out, "cpu0")[..4], [500, 0, 200, 300]);
+    }
+
+    #[test]
+    fn half_a_cpu_busy_for_two_seconds() {
+        // The check: under --cpus 0.5 a 2 s busy loop moves the cpu line by
+        // 50 % of one CPU and idle makes up the rest.
+        let one = CpuSet::from_cpus([0]);
+        let mut f = StatFloors::default();
+        let u0 = CpuUsage {
+            user_ns: SEC,
+            ..Default::default()
+        };
+        let a = render(HOST, &inputs(&one, Some(&u0), 100), &mut f).unwrap();
+        let u1 = CpuUsage {
+            user_ns: 2 * SEC,
+            ..Default::default()
+        };
+        let b = render(HOST, &inputs(&one, Some(&u1), 102), &mut f).unwrap();
+        let (a, b) = (cols(&a, "cpu"), cols(&b, "cpu"));
+        assert_eq!(b[0] - a[0], 100);
+        assert_eq!(b[3] - a[3], 100);
+    }
+
+    #[test]
+    fn counters_never_go_back() {
+        let two = CpuSet::from_cpus([0, 1]);
+        let one = CpuSet::from_cpus([0]);
+        let usage = CpuUsage {
+            user_ns: 10 * SEC,
+            nice_ns: SEC,
+            system_ns: 4 * SEC,
+            per_cpu: None,
+        };
+        let mut f = StatFloors::default();
+        let a = render(HOST, &inputs(&two, Some(&usage), 50), &mut f).unwrap();
+        // The cpuset shrinks, the clock is read a bit earlier by another reader,
+        // processes is reported lower: nothing shown goes down.
+        let mut inp = inputs(&one, Some(&usage), 49);
+        inp.processes = 3;
+        let b = render(HOST, &inp, &mut f).unwrap();
+        for (x, y) in cols(&a, "cpu").iter().zip(cols(&b, "cpu")) {
+            assert!(y >= *x);
+        }
+        for (x, y) in cols(&a, "cpu0").iter().zip(cols(&b, "cpu0")) {
+            assert!(y >= *x);
+        }
+        assert_eq!(cols(&b, "processes"), vec![7]);
+        // Floors survive a restart through serde.
+        let json = serde_json::to_string(&f).unwrap();
+        let g: StatFloors = serde_json::from_str(&json).unwrap();
+        assert_eq!(f, g);
+        let mut h = StatFloors::default();
+        h.merge(&g);
+        assert_eq!(h, g);
+    }
+
+    #[test]
+    fn nice_and_no_accounting() {
+        let two = CpuSet::from_cpus([0, 1]);
+        let usage = CpuUsage {
+            user_ns: 2 * SEC,
+            nice_ns: 2 * SEC,
+            system_ns: 0,
+            per_cpu: None,
+        };
+        let mut f = StatFloors::default();
+        let out = render(HOST, &inputs(&two, Some(&usage), 10), &mut f).unwrap();
+        assert_eq!(cols(&out, "cpu1")[..4], [100, 100, 0, 800]);
+        // No usage: the host's lines, renumbered.
+        let second = CpuSet::from_cpus([1]);
+        let mut f = StatFloors::default();
+        let out = render(HOST, &inputs(&second, None, 10), &mut f).unwrap();
+        assert_eq!(
+            cols(&out, "cpu0"),
+            vec![11303, 0, 1347, 19716, 110, 0, 12, 7, 0, 0]
+        );
+        assert_eq!(cols(&out, "cpu"), cols(&out, "cpu0"));
+    }
+
+    #[test]
+    fn online_cpus() {
+        assert_eq!(online(HOST).unwrap().cpus(), &[0, 1]);
+        assert!(online(b"cpuX 1\n").is_err());
+    }
+
+    #[test]
+    fn btime_follows_the_time_namespace() {
+        let one = CpuSet::from_cpus([0]);
+        let mut f = StatFloors::default();
+        let mut inp = inputs(&one, None, 1);
+        // The VPS started 1000.5 s after the host booted: offset −1000.5 s.
+        inp.boot_offset_ns = -1_000_500_000_000;
+        let out = render(HOST, &inp, &mut f).unwrap();
+        assert_eq!(cols(&out, "btime"), vec![1796468071 + 1001]);
+    }
+
+    #[test]
+    fn odd_input() {
+        let one = CpuSet::from_cpus([0]);
+        let mut f = StatFloors::default();
+        for bad in [
+            &b"intr 1\n"[..],
+            b"cpu  x\n",
+            b"cpu  1 2 3 4\nbtime z\n",
+            &[0xff],
+        ] {
+            assert!(render(bad, &inputs(&one, None, 1), &mut f).is_err());
+        }
+        let mut f = StatFloors::default();
+        let out = render(b"cpu  1 2 3 4\n", &inputs(&one, None, 1), &mut f).unwrap();
+        assert_eq!(out, b"cpu  0 0 0 0\ncpu0 0 0 0 0\n");
+    }
+}

@@ -1,0 +1,370 @@
+//! `VpsResources` end to end on fake cgroup trees (plain files in a temporary
+//! directory, laid out as v2 and v1 hierarchies), the live `VpsCgroup` test (root
+//! only) and the sampler's cost measurement.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use super::*;
+
+const SEC: u64 = 1_000_000_000;
+const MEMINFO: &[u8] = include_bytes!("testdata/meminfo.host");
+const CPUINFO: &[u8] = include_bytes!("testdata/cpuinfo.x86");
+const STAT: &[u8] = include_bytes!("testdata/stat.host");
+const DISKSTATS: &[u8] = include_bytes!("testdata/diskstats.host");
+const SWAPS: &[u8] = include_bytes!("testdata/swaps.host");
+const PSI: &[u8] = include_bytes!("testdata/pressure_cpu.host");
+
+/// A temporary directory removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "vprocfs-res-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn put(dir: &Path, name: &str, text: &str) {
+    fs::create_dir_all(dir).unwrap();
+    fs::write(dir.join(name), text).unwrap();
+}
+
+fn value(text: &[u8], key: &str) -> u64 {
+    let text = std::str::from_utf8(text).unwrap();
+    text.lines()
+        .find(|l| l.split(':').next() == Some(key))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or_else(|| panic!("no {key} in {text}"))
+        .parse()
+        .unwrap()
+}
+
+/// This thread's id, from /proc/thread-self.
+fn own_tid() -> u32 {
+    let link = fs::read_link("/proc/thread-self").unwrap();
+    link.file_name().unwrap().to_str().unwrap().parse().unwrap()
+}
+
+/// A v2 VPS at /a/b: 256 MiB limit on /a, half a CPU on /a, cpuset {1}; its threads
+/// are this test's thread (running) and pid 1 (asleep).
+fn fake_v2(tmp: &TempDir) -> CgroupPaths {
+    let mount = tmp.0.join("v2");
+    let a = mount.join("a");
+    let b = a.join("b");
+    put(&a, "memory.max", "268435456\n");
+    put(&a, "memory.swap.max", "max\n");
+    put(&a, "cpu.max", "50000 100000\n");
+    put(&b, "memory.max", "max\n");
+    put(&b, "memory.swap.max", "max\n");
+    put(&b, "memory.current", &format!("{}\n", 120u64 << 20));
+    put(&b, "memory.swap.current", "0\n");
+    put(&b, "memory.stat", include_str!("testdata/memory.stat.v2"));
+    put(&b, "cpu.max", "max 100000\n");
+    put(&b, "cpuset.cpus.effective", "1\n");
+    put(
+        &b,
+        "cpu.stat",
+        "usage_usec 4000000\nuser_usec 3000000\nsystem_usec 1000000\n",
+    );
+    put(&b, "io.stat", include_str!("testdata/io.stat.v2"));
+    put(
+        &b,
+        "cpu.pressure",
+        "some avg10=1.00 avg60=0.50 avg300=0.10 total=123\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n",
+    );
+    put(&b, "cgroup.threads", &format!("{}\n1\n", own_tid()));
+    CgroupPaths {
+        v2: Some(CgDir {
+            mount,
+            path: "/a/b".into(),
+        }),
+        ..Default::default()
+    }
+}
+
+fn facts() -> VpsFacts {
+    VpsFacts {
+        boot_offset_ns: 0,
+        start_boottime_ns: 0,
+        last_pid: 42,
+        tasks: None,
+        forks: Some(9),
+    }
+}
+
+#[test]
+fn file_table() {
+    assert_eq!(ResFile::ALL.len(), 11);
+    for &f in ResFile::ALL {
+        assert_eq!(ResFile::from_name(f.name()), Some(f));
+    }
+    assert_eq!(ResFile::PressureIo.name(), "pressure/io");
+    assert_eq!(ResFile::PressureIo.host_path(), "/proc/pressure/io");
+    assert_eq!(ResFile::CpuOnline.name(), "cpu_online");
+    assert_eq!(
+        ResFile::CpuOnline.host_path(),
+        "/sys/devices/system/cpu/online"
+    );
+}
+
+#[test]
+fn v2_vps_end_to_end() {
+    let tmp = TempDir::new("v2");
+    let res = VpsResources::new(fake_v2(&tmp));
+    let f = facts();
+    let now = 100 * SEC;
+    let r = |file, host: &[u8]| res.render(file, host, &f, now).unwrap();
+
+    let mem = r(ResFile::Meminfo, MEMINFO);
+    assert_eq!(value(&mem, "MemTotal"), 262144);
+    assert_eq!(value(&mem, "MemFree"), (256 - 120) * 1024);
+    assert_eq!(value(&mem, "AnonPages"), 100 * 1024);
+
+    let cpuinfo = String::from_utf8(r(ResFile::Cpuinfo, CPUINFO)).unwrap();
+    assert_eq!(cpuinfo.matches("processor").count(), 1);
+    assert!(cpuinfo.starts_with("processor\t: 0\n"));
+    assert!(cpuinfo.contains("apicid\t\t: 1\n"), "host CPU 1's block");
+    assert_eq!(r(ResFile::CpuOnline, b"0-1\n"), b"0\n");
+
+    let stat = String::from_utf8(r(ResFile::Stat, STAT)).unwrap();
+    let mut lines = stat.lines();
+    assert_eq!(lines.next(), Some("cpu  300 0 100 9600 0 0 0 0 0 0"));
+    assert_eq!(lines.next(), Some("cpu0 300 0 100 9600 0 0 0 0 0 0"));
+    assert!(stat.contains("\nprocesses 9\n"));
+    // Nothing sampled yet: the reader itself is running.
+    assert!(stat.contains("\nprocs_running 1\nprocs_blocked 0\n"));
+
+    // Uptime: the host's (no time namespace); idle = 100 s × 1 CPU − 4 s.
+    assert_eq!(r(ResFile::Uptime, b""), b"100.00 96.00\n");
+    let g = VpsFacts {
+        boot_offset_ns: -(99 * SEC as i64),
+        ..facts()
+    };
+    assert_eq!(
+        res.render(ResFile::Uptime, b"", &g, now).unwrap(),
+        // Idle never goes back: the floor from the previous read holds.
+        b"1.00 96.00\n"
+    );
+
+    assert_eq!(r(ResFile::Swaps, SWAPS), SWAPS);
+    let disk = String::from_utf8(r(ResFile::Diskstats, DISKSTATS)).unwrap();
+    assert_eq!(disk.lines().count(), 1);
+    assert!(disk.starts_with(" 254       0 vda 5267 0 2693708 "));
+    assert!(r(ResFile::PressureCpu, PSI).starts_with(b"some avg10=1.00 "));
+    // No memory.pressure in the cgroup: the host's.
+    assert_eq!(r(ResFile::PressureMemory, PSI), PSI);
+}
+
+#[test]
+fn load_average_from_the_sampler() {
+    let tmp = TempDir::new("load");
+    let res = VpsResources::new(fake_v2(&tmp));
+    // A fake clock: a sample every 5 s for 60 s after the first, which starts it.
+    // This thread is R while it samples; pid 1 is asleep.
+    for i in 0..=12u64 {
+        res.sample_load(1_000 * SEC + i * 5 * SEC);
+    }
+    let out = res.render(ResFile::Loadavg, b"", &facts(), 0).unwrap();
+    assert_eq!(out, b"0.63 0.18 0.06 1/2 42\n");
+    // An early call (a second sampler tick) refreshes counts and folds nothing.
+    res.sample_load(1_061 * SEC);
+    assert_eq!(res.floors().load, {
+        let mut l = LoadAvg::default();
+        for _ in 0..12 {
+            l.fold(1, 1);
+        }
+        l
+    });
+    // The caller's counts win where it has them.
+    let f = VpsFacts {
+        tasks: Some((3, 10)),
+        ..facts()
+    };
+    assert_eq!(
+        res.render(ResFile::Loadavg, b"", &f, 0).unwrap(),
+        b"0.63 0.18 0.06 3/10 42\n"
+    );
+}
+
+#[test]
+fn floors_survive_a_restart() {
+    let tmp = TempDir::new("floors");
+    let paths = fake_v2(&tmp);
+    let a = VpsResources::new(paths.clone());
+    a.sample_load(0);
+    a.sample_load(5 * SEC);
+    let first = a.render(ResFile::Stat, STAT, &facts(), 100 * SEC).unwrap();
+    a.render(ResFile::Diskstats, DISKSTATS, &facts(), 0)
+        .unwrap();
+    let saved = serde_json::to_string(&a.floors()).unwrap();
+
+    // The new daemon's cgroup counters read lower (say the files were rewritten).
+    let b_dir = paths.v2.as_ref().unwrap().dir();
+    put(
+        &b_dir,
+        "cpu.stat",
+        "usage_usec 1000\nuser_usec 1000\nsystem_usec 0\n",
+    );
+    put(
+        &b_dir,
+        "io.stat",
+        "254:0 rbytes=512 wbytes=0 rios=1 wios=0 dbytes=0 dios=0\n",
+    );
+    let b = VpsResources::new(paths);
+    b.restore_floors(serde_json::from_str(&saved).unwrap());
+    let second = b.render(ResFile::Stat, STAT, &facts(), 90 * SEC).unwrap();
+    let cpu = |t: &[u8]| -> Vec<u64> {
+        std::str::from_utf8(t)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .skip(1)
+            .map(|n| n.parse().unwrap())
+            .collect()
+    };
+    for (x, y) in cpu(&first).iter().zip(cpu(&second)) {
+        assert!(y >= *x, "{first:?} then {second:?}");
+    }
+    let disk = String::from_utf8(
+        b.render(ResFile::Diskstats, DISKSTATS, &facts(), 0)
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        disk.starts_with(" 254       0 vda 5267 0 2693708 "),
+        "{disk}"
+    );
+    assert_eq!(b.floors().load, a.floors().load);
+    // Old state files without some fields still load.
+    let old: Floors = serde_json::from_str("{}").unwrap();
+    assert_eq!(old, Floors::default());
+}
+
+/// A v1 VPS (hybrid host): memory, cpu+cpuacct co-mounted, cpuset, blkio.
+#[test]
+fn v1_vps_end_to_end() {
+    let tmp = TempDir::new("v1");
+    let memory = tmp.0.join("memory");
+    let cpu = tmp.0.join("cpu,cpuacct");
+    let cpuset = tmp.0.join("cpuset");
+    let blkio = tmp.0.join("blkio");
+    let stat = include_str!("testdata/memory.stat.v1").replace(
+        "hierarchical_memory_limit 9223372036854771712",
+        "hierarchical_memory_limit 536870912",
+    );
+    put(&memory.join("box"), "memory.stat", &stat);
+    put(&memory.join("box"), "memory.usage_in_bytes", "20971520\n");
+    put(&cpu, "cpu.cfs_quota_us", "-1\n");
+    put(&cpu.join("box"), "cpu.cfs_quota_us", "150000\n");
+    put(&cpu.join("box"), "cpu.cfs_period_us", "100000\n");
+    put(
+        &cpu.join("box"),
+        "cpuacct.usage_percpu_user",
+        "2000000000 1000000000 \n",
+    );
+    put(
+        &cpu.join("box"),
+        "cpuacct.usage_percpu_sys",
+        "1000000000 0 \n",
+    );
+    put(&cpuset.join("box"), "cpuset.effective_cpus", "0-1\n");
+    put(
+        &blkio.join("box"),
+        "blkio.throttle.io_service_bytes_recursive",
+        "254:0 Read 4096\n254:0 Write 0\nTotal 4096\n",
+    );
+    put(
+        &blkio.join("box"),
+        "blkio.throttle.io_serviced_recursive",
+        "254:0 Read 1\n254:0 Write 0\nTotal 1\n",
+    );
+    let d = |m: &Path| {
+        Some(CgDir {
+            mount: m.to_path_buf(),
+            path: "/box".into(),
+        })
+    };
+    let paths = CgroupPaths {
+        memory: d(&memory),
+        cpu: d(&cpu),
+        cpuacct: d(&cpu),
+        cpuset: d(&cpuset),
+        blkio: d(&blkio),
+        ..Default::default()
+    };
+    let res = VpsResources::new(paths);
+    let f = facts();
+    let r = |file, host: &[u8]| res.render(file, host, &f, 10 * SEC).unwrap();
+    assert_eq!(value(&r(ResFile::Meminfo, MEMINFO), "MemTotal"), 524288);
+    // ⌈1.5⌉ = 2 CPUs, both in the cpuset.
+    assert_eq!(r(ResFile::CpuOnline, b"0-1\n"), b"0-1\n");
+    let stat = String::from_utf8(r(ResFile::Stat, STAT)).unwrap();
+    assert!(stat.starts_with(
+        "cpu  300 0 100 1600 0 0 0 0 0 0\ncpu0 200 0 100 700 0 0 0 0 0 0\ncpu1 100 0 0 900 0 0 0 0 0 0\n"
+    ));
+    let disk = String::from_utf8(r(ResFile::Diskstats, DISKSTATS)).unwrap();
+    assert!(disk.starts_with(" 254       0 vda 1 0 8 0 0 "), "{disk}");
+    // No v2 cgroup: the host's pressure.
+    assert_eq!(r(ResFile::PressureIo, PSI), PSI);
+}
+
+#[test]
+fn a_vps_in_root_cgroups_is_the_host() {
+    let res = VpsResources::new(CgroupPaths::default());
+    let f = facts();
+    let r = |file, host: &[u8]| res.render(file, host, &f, 10 * SEC).unwrap();
+    assert_eq!(r(ResFile::Meminfo, MEMINFO), MEMINFO);
+    assert_eq!(r(ResFile::Cpuinfo, CPUINFO), CPUINFO);
+    assert_eq!(r(ResFile::Swaps, SWAPS), SWAPS);
+    assert_eq!(r(ResFile::PressureCpu, PSI), PSI);
+    // stat: the host's CPU lines (no accounting), the VPS's process counts.
+    let stat = String::from_utf8(r(ResFile::Stat, STAT)).unwrap();
+    assert!(stat.contains("\ncpu0 10896 0 1151 20374 20 0 4 6 0 0\ncpu1 11303 "));
+    assert!(stat.starts_with("cpu  22199 0 2498 40090 130 0 16 13 0 0\n"));
+    assert!(stat.contains("\nprocesses 9\n"));
+}
+
+#[test]
+fn removed_cgroup_is_an_error_not_a_panic() {
+    let tmp = TempDir::new("gone");
+    let paths = fake_v2(&tmp);
+    drop(tmp);
+    let res = VpsResources::new(paths);
+    for &file in ResFile::ALL {
+        let err = res.render(file, MEMINFO, &facts(), 0).unwrap_err();
+        assert!(err.to_string().contains("cgroup is gone"), "{err}");
+    }
+}
+
+#[test]
+fn timens_offsets() {
+    assert_eq!(
+        parse_timens_offsets("monotonic           0         0\nboottime            0         0\n"),
+        Ok(0)
+    );
+    assert_eq!(
+        parse_timens_offsets("monotonic 5 0\nboottime -1000 500000000\n"),
+        Ok(-999_500_000_000)
+    );
+    assert_eq!(parse_timens_offsets("7 2 1\n"), Ok(2_000_000_001));
+    assert_eq!(parse_timens_offsets(""), Ok(0));
+    assert!(parse_timens_offsets("boottime x 0\n").is_err());
+    assert_eq!(boot_offset_of(std::process::id() as i32).unwrap(), 0);
+    assert!(boottime_now_ns() > 0);
+}
