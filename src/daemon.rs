@@ -123,6 +123,27 @@ fn drain(stream: &Mutex<EventStream>, view: &View) -> bool {
     }
 }
 
+/// How often the load of each VPS is sampled: the kernel's `LOAD_FREQ`.
+pub const LOAD_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Starts the thread that samples each VPS's load every [`LOAD_INTERVAL`], for its
+/// `loadavg` ([`crate::resources`]). It holds the view weakly and ends with it.
+pub fn sample_loads(view: &Arc<View>) {
+    let weak: Weak<View> = Arc::downgrade(view);
+    let spawned = thread::Builder::new()
+        .name("vprocfs-load".into())
+        .spawn(move || loop {
+            thread::sleep(LOAD_INTERVAL);
+            match weak.upgrade() {
+                Some(view) => view.sample_loads(),
+                None => return,
+            }
+        });
+    if let Err(e) = spawned {
+        log::warn!("cannot start the load sampler ({e}): loadavg stays at 0");
+    }
+}
+
 /// The signals the daemon handles: those that stop it (SIGUSR2: a served daemon steps
 /// down for an upgrade), and SIGUSR1, which prints its statistics to standard error.
 pub fn stop_signals() -> SigSet {

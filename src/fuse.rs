@@ -11,6 +11,7 @@ use fuser::{
     ReplyEntry, ReplyIoctl, ReplyOpen, ReplyXattr, Request,
 };
 
+use crate::backing::Backings;
 use crate::spin::Spin;
 use crate::stats::{Op, Stats};
 use crate::view::{Attr, Kind, Requester, View};
@@ -20,12 +21,28 @@ pub struct ProcFs {
     view: Arc<View>,
     stats: Arc<Stats>,
     spin: Arc<Spin>,
+    backings: Backings,
+    /// Whether to ask the kernel for passthrough at INIT.
+    passthrough: bool,
 }
 
 impl ProcFs {
     /// Serves `view`, counting requests into `stats` and telling `spin` of each.
     pub fn new(view: Arc<View>, stats: Arc<Stats>, spin: Arc<Spin>) -> Self {
-        ProcFs { view, stats, spin }
+        ProcFs {
+            view,
+            stats,
+            spin,
+            backings: Backings::default(),
+            passthrough: true,
+        }
+    }
+
+    /// Never asks for FUSE passthrough: every read goes through the daemon
+    /// (`--no-passthrough`, and the tests of that path).
+    pub fn without_passthrough(mut self) -> Self {
+        self.passthrough = false;
+        self
     }
 
     /// What every request does first.
@@ -82,7 +99,18 @@ fn err(e: i32) -> Errno {
 }
 
 impl Filesystem for ProcFs {
-    fn init(&mut self, _req: &Request, _config: &mut KernelConfig) -> std::io::Result<()> {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        // Passthrough needs the kernel's capability (6.9+) and a stacking depth of 1:
+        // the backing files are memfds, not files of a stacked filesystem.
+        let on = self.passthrough
+            && config
+                .add_capabilities(fuser::InitFlags::FUSE_PASSTHROUGH)
+                .is_ok()
+            && config.set_max_stack_depth(1).is_ok();
+        if self.passthrough && !on {
+            log::info!("the kernel offers no FUSE passthrough: reads go through the daemon");
+        }
+        self.backings.set_enabled(on);
         Ok(())
     }
 
@@ -148,8 +176,11 @@ impl Filesystem for ProcFs {
         self.begin(Op::Open);
         let reader = self.view.reader(req.pid());
         match self.view.open(reader, ino.0, req.uid(), req.gid()) {
-            // procfs files report size 0: only direct I/O reads them whole.
-            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_DIRECT_IO),
+            Ok(o) => match o.snapshot {
+                Some(text) => self.backings.reply(ino.0, o.fh, &text, reply),
+                // procfs files report size 0: only direct I/O reads them whole.
+                None => reply.opened(FileHandle(o.fh), FopenFlags::FOPEN_DIRECT_IO),
+            },
             Err(e) => {
                 log::trace!("open {} for {reader:?}: errno {e}", ino.0);
                 reply.error(err(e))
@@ -203,6 +234,7 @@ impl Filesystem for ProcFs {
         reply: ReplyEmpty,
     ) {
         self.begin(Op::Release);
+        self.backings.release(fh.0);
         self.view.release(fh.0);
         reply.ok();
     }

@@ -1,7 +1,8 @@
 //! vprocfs: a FUSE filesystem that gives each container (VPS) its own `/proc`.
 //!
 //! The parts, each in its own module, in the order a request meets them:
-//! - [`fuse`]: thin glue between the kernel's FUSE requests and the view.
+//! - [`fuse`]: thin glue between the kernel's FUSE requests and the view; [`backing`]:
+//!   snapshots the kernel serves itself (FUSE passthrough from a memfd).
 //! - [`view`]: what a reader sees: the node tree, who is asking, which files are
 //!   rewritten.
 //! - [`membership`]: which real processes form each VPS, kept in step with the kernel
@@ -13,6 +14,7 @@
 //!   `loadavg`, …) computed from a VPS's cgroup, and the cgroup `run` makes for it.
 //! - [`cli`] and [`daemon`]: the `run`, `serve` and `attach` commands; [`stats`]: what
 //!   the daemon counts.
+//! - [`placement`]: putting a view over a VPS's `/proc` (kernel pid view or full view).
 //! - [`spin`]: polling `/dev/fuse` during bursts of requests.
 //! - [`ctl`]: the control socket (JSON lines) of a running daemon.
 //! - [`sys`]: the one module with `unsafe` code.
@@ -20,6 +22,7 @@
 // `unsafe` is confined to `sys`, whose files opt back in explicitly.
 #![deny(unsafe_code)]
 
+pub mod backing;
 pub mod cli;
 pub mod ctl;
 pub mod daemon;
@@ -29,6 +32,7 @@ pub mod fuse;
 pub mod handover;
 pub mod host;
 pub mod membership;
+pub mod placement;
 pub mod render;
 pub mod resources;
 pub mod spin;

@@ -50,6 +50,10 @@ struct OciHookArgs {
     /// `create` (createContainer or prestart) or `delete` (poststop).
     #[arg(value_parser = ["create", "delete"])]
     phase: String,
+    /// Put the whole view over the container's /proc even when it has its own pid
+    /// namespace (by default only the virtual global files go over its procfs).
+    #[arg(long)]
+    full_view: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -178,6 +182,10 @@ struct FuseArgs {
     #[arg(long, default_value_t = 1000, value_name = "MICROSECONDS",
           value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
     spin: u64,
+    /// Never let the kernel serve reads from rendered snapshots (FUSE passthrough);
+    /// every read then goes through the daemon, as on kernels before 6.9.
+    #[arg(long)]
+    no_passthrough: bool,
 }
 
 impl FuseArgs {
@@ -186,12 +194,69 @@ impl FuseArgs {
     }
 }
 
+/// The VPS's cgroup limits (`vprocfs run`), enforced by the kernel and shown in its
+/// `/proc/meminfo`, `cpuinfo`, `stat`… (SPEC section 5).
+#[derive(Debug, clap::Args)]
+struct LimitArgs {
+    /// Memory limit (bytes, or with K, M, G, T: 256M).
+    #[arg(long, value_parser = crate::resources::parse_size, value_name = "SIZE")]
+    memory: Option<u64>,
+    /// Swap the VPS may use beyond --memory (0: none).
+    #[arg(long, value_parser = crate::resources::parse_size, value_name = "SIZE")]
+    swap: Option<u64>,
+    /// CPU time, in CPUs (0.5: half of one CPU); the VPS sees ⌈N⌉ CPUs.
+    #[arg(long, value_parser = parse_cpus, value_name = "N")]
+    cpus: Option<f64>,
+    /// The CPUs the VPS may run on (0-1,3), renumbered from 0 inside.
+    #[arg(long, value_name = "LIST")]
+    cpuset: Option<String>,
+    /// At most this many tasks (processes and threads).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pids: Option<u64>,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> crate::resources::Limits {
+        crate::resources::Limits {
+            memory: self.memory,
+            swap: self.swap,
+            cpus: self.cpus,
+            cpuset: self.cpuset.clone(),
+            pids: self.pids,
+        }
+    }
+
+    /// Whether any limit was asked for (then a cgroup is a must).
+    fn any(&self) -> bool {
+        self.memory.is_some()
+            || self.swap.is_some()
+            || self.cpus.is_some()
+            || self.cpuset.is_some()
+            || self.pids.is_some()
+    }
+}
+
+fn parse_cpus(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.01..=4096.0).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "{s:?} is not a number of CPUs (0.01 to 4096, such as 0.5 or 2)"
+        )),
+    }
+}
+
 #[derive(Debug, clap::Args)]
 struct RunArgs {
     /// No kernel pid namespace: the seed's own model (tree membership, linear numbers).
-    /// Syscalls then see real pids.
+    /// Syscalls then see real pids. A view, not a sandbox.
     #[arg(long)]
     no_pidns: bool,
+    /// Serve the whole /proc through vprocfs, rather than the kernel's procfs of the
+    /// VPS's pid namespace with vprocfs's virtual global files over it.
+    #[arg(long)]
+    full_view: bool,
+    #[command(flatten)]
+    limits: LimitArgs,
     #[command(flatten)]
     engine: EngineArgs,
     #[command(flatten)]
@@ -303,9 +368,14 @@ struct AttachArgs {
     pid: Pid,
     /// The served mount (`vprocfs serve MOUNTPOINT`).
     mountpoint: PathBuf,
-    /// Where to put it inside the container.
+    /// Where the container's /proc is, inside it.
     #[arg(long, default_value = "/proc")]
     target: PathBuf,
+    /// Put the whole view over the container's /proc even when it has its own pid
+    /// namespace (by default only the virtual global files go over its procfs, and its
+    /// own CPU list over its sysfs).
+    #[arg(long)]
+    full_view: bool,
 }
 
 /// Opens `/dev/fuse` for a new connection.
@@ -327,7 +397,9 @@ pub fn main(cli: Cli) -> i32 {
         Command::Attach(a) => serve::attach(a),
         Command::Ctl(a) => ctl(a),
         Command::Exec(a) => run::exec(a.socket, a.vps, a.cmd),
-        Command::OciHook(a) => serve::oci_hook(&a.socket, a.target.as_deref(), &a.phase),
+        Command::OciHook(a) => {
+            serve::oci_hook(&a.socket, a.target.as_deref(), &a.phase, a.full_view)
+        }
     };
     match result {
         Ok(code) => code,

@@ -33,9 +33,13 @@ use crate::daemon;
 use crate::fuse::ProcFs;
 use crate::host;
 use crate::membership::{Source, Tracker};
+use crate::placement;
+use crate::resources::VpsCgroup;
 use crate::stats::Stats;
 use crate::sys::process::{fork, Forked};
+use crate::view::resource_files::VpsRes;
 use crate::view::View;
+use std::path::Path;
 
 fn pipe() -> Result<(File, File), String> {
     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
@@ -66,9 +70,24 @@ fn wait_for(pid: i32) -> i32 {
     }
 }
 
+/// How the VPS's `/proc` is put in place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Placement {
+    /// The kernel's procfs of the VPS's pid namespace, with the virtual global files
+    /// bound over the host's figures (SPEC section 4, the default with a pid namespace).
+    KernelPids,
+    /// The whole `/proc` served by the daemon.
+    Full,
+}
+
 pub(super) fn run(a: RunArgs) -> Result<i32, String> {
     need_root("vprocfs run")?;
     let pidns = !a.no_pidns;
+    let placement = if pidns && !a.full_view {
+        Placement::KernelPids
+    } else {
+        Placement::Full
+    };
     let numbering = a.engine.numbering.unwrap_or(if pidns {
         NumberingArg::Pidns
     } else {
@@ -89,6 +108,15 @@ pub(super) fn run(a: RunArgs) -> Result<i32, String> {
         .map(|s| CString::new(s.as_bytes()))
         .collect::<Result<_, _>>()
         .map_err(|_| "the command contains a NUL byte".to_string())?;
+    let limits = a.limits.limits();
+    let cgroup = match VpsCgroup::create(&format!("run-{}", std::process::id()), &limits) {
+        Ok(c) => Some(c),
+        Err(e) if !a.limits.any() => {
+            log::warn!("no cgroup for the VPS ({e}): its resource files show its init's cgroup");
+            None
+        }
+        Err(e) => return Err(format!("cannot make the VPS's cgroup: {e}")),
+    };
     let fuse = super::open_dev_fuse()?;
     let (mut pid_r, pid_w) = pipe()?;
     let (mut st_r, st_w) = pipe()?;
@@ -97,12 +125,14 @@ pub(super) fn run(a: RunArgs) -> Result<i32, String> {
     let relay = match fork().map_err(|e| format!("cannot fork: {e}"))? {
         Forked::Child => {
             drop((pid_r, st_r, go_w));
-            let code = relay_side(pidns, &fuse, pid_w, st_w, go_r, &argv);
+            let code = relay_side(pidns, placement, &fuse, pid_w, st_w, go_r, &argv);
             std::process::exit(code);
         }
         Forked::Parent(c) => c,
     };
     drop((pid_w, st_w, go_r));
+    // Whatever happens from here on, the cgroup goes when the VPS has gone.
+    let cleanup = CgroupCleanup(cgroup);
 
     let mut text = String::new();
     let _ = pid_r.read_to_string(&mut text);
@@ -119,14 +149,23 @@ pub(super) fn run(a: RunArgs) -> Result<i32, String> {
         .trim()
         .strip_prefix("ok ")
         .and_then(|v| v.trim().parse().ok());
-    if !status.starts_with("ok") {
+    let fail = |msg: String| {
         let _ = kill(NixPid::from_raw(init), Signal::SIGKILL);
         wait_for(relay);
-        return Err(if status.is_empty() {
+        Err(msg)
+    };
+    if !status.starts_with("ok") {
+        return fail(if status.is_empty() {
             "the VPS's init died before mounting the view".into()
         } else {
             status.trim().to_string()
         });
+    }
+    // Init waits for "go" before it execs, so nothing it runs escapes the cgroup.
+    if let Some(c) = &cleanup.0 {
+        if let Err(e) = c.attach(init) {
+            return fail(format!("cannot move the VPS's init into its cgroup: {e}"));
+        }
     }
 
     daemon::block_stop_signals().map_err(|e| format!("cannot block signals: {e}"))?;
@@ -144,18 +183,22 @@ pub(super) fn run(a: RunArgs) -> Result<i32, String> {
     };
     let vps = match tracker.add_vps("vps", source, config, numbering == NumberingArg::Pidns) {
         Ok(id) => id,
-        Err(e) => {
-            let _ = kill(NixPid::from_raw(init), Signal::SIGKILL);
-            wait_for(relay);
-            return Err(format!("cannot set up the VPS: {e}"));
-        }
+        Err(e) => return fail(format!("cannot set up the VPS: {e}")),
     };
     let view = Arc::new(View::single(tracker, vps));
+    if let Some(c) = &cleanup.0 {
+        view.set_resources(vps, VpsRes::new(init, c.paths()));
+    }
     daemon::follow_events(&view);
+    daemon::sample_loads(&view);
     let stats = Arc::new(Stats::default());
     let spin = a.fuse.spin();
+    let mut fs = ProcFs::new(Arc::clone(&view), Arc::clone(&stats), Arc::clone(&spin));
+    if a.fuse.no_passthrough {
+        fs = fs.without_passthrough();
+    }
     let session = fuser::Session::from_fd(
-        ProcFs::new(Arc::clone(&view), Arc::clone(&stats), Arc::clone(&spin)),
+        fs,
         OwnedFd::from(fuse),
         fuser::SessionACL::All,
         daemon::session_config(&spin),
@@ -167,13 +210,10 @@ pub(super) fn run(a: RunArgs) -> Result<i32, String> {
     });
     let session = match session {
         Ok(s) => s,
-        Err(e) => {
-            let _ = kill(NixPid::from_raw(init), Signal::SIGKILL);
-            wait_for(relay);
-            return Err(format!("cannot serve the view: {e}"));
-        }
+        Err(e) => return fail(format!("cannot serve the view: {e}")),
     };
     let signal_stats = Arc::clone(&stats);
+    let init_start = crate::host::start_time(init).ok();
     std::thread::Builder::new()
         .name("vprocfs-signals".into())
         .spawn(move || {
@@ -181,6 +221,9 @@ pub(super) fn run(a: RunArgs) -> Result<i32, String> {
                 // SIGINT and SIGQUIT from a terminal reach the VPS's processes directly.
                 if matches!(sig, Signal::SIGTERM | Signal::SIGHUP) {
                     let _ = kill(NixPid::from_raw(init), sig);
+                }
+                if sig == Signal::SIGTERM {
+                    stop_after_grace(init, init_start);
                 }
             }
         })
@@ -196,10 +239,44 @@ pub(super) fn run(a: RunArgs) -> Result<i32, String> {
         // The kernel ends a pid namespace with its init; a tree VPS is ended here.
         kill_members(&view, vps);
     }
+    drop(cleanup);
     // The mount is in the VPS's mount namespace, gone with its last process; the
     // session's threads end with this process.
     std::mem::forget(session);
     Ok(code)
+}
+
+/// How long a VPS's init has to end after SIGTERM before it is killed, as container
+/// runtimes do on `stop`: a pid namespace's init ignores every signal it has no handler
+/// for, so SIGTERM alone may never end it.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// Kills init (SIGKILL, which ends its whole pid namespace) if it is still running after
+/// [`STOP_GRACE`]; `start` is its start time, so that a reused pid is never hit.
+fn stop_after_grace(init: i32, start: Option<u64>) {
+    let spawned = std::thread::Builder::new()
+        .name("vprocfs-stop".into())
+        .spawn(move || {
+            std::thread::sleep(STOP_GRACE);
+            if start.is_some() && crate::host::start_time(init).ok() == start {
+                log::info!("the VPS's init did not end on SIGTERM: killing it");
+                let _ = kill(NixPid::from_raw(init), Signal::SIGKILL);
+            }
+        });
+    if let Err(e) = spawned {
+        log::warn!("cannot start the stop timer ({e})");
+    }
+}
+
+/// Removes the VPS's cgroup when dropped: after the VPS has gone, or on an early error.
+struct CgroupCleanup(Option<VpsCgroup>);
+
+impl Drop for CgroupCleanup {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.take() {
+            c.remove();
+        }
+    }
 }
 
 /// `vprocfs exec`: becomes a member of a served VPS, puts the view over `/proc` in a
@@ -225,7 +302,6 @@ pub(super) fn exec(
     let view = resp
         .mount
         .ok_or("the daemon did not say where the view is")?;
-    // Before the view covers /proc: its `ns/` links are plain links there.
     let pidns = match resp.pidns_of {
         Some(of) => Some(
             File::open(format!("/proc/{of}/ns/pid"))
@@ -242,23 +318,37 @@ pub(super) fn exec(
         None::<&str>,
     )
     .map_err(|e| format!("cannot make mounts private: {e}"))?;
-    mount(
-        Some(view.as_str()),
-        "/proc",
-        None::<&str>,
-        MsFlags::MS_BIND,
-        None::<&str>,
-    )
-    .map_err(|e| format!("cannot put the view ({view}) over /proc: {e}"))?;
-    if let Some(ns) = pidns {
-        nix::sched::setns(&ns, CloneFlags::CLONE_NEWPID)
-            .map_err(|e| format!("cannot join the VPS's pid namespace: {e}"))?;
-        return match fork().map_err(|e| format!("cannot fork: {e}"))? {
-            Forked::Child => exec_argv(&argv),
-            Forked::Parent(child) => Ok(wait_for(child)),
-        };
+    let Some(ns) = pidns else {
+        // No pid namespace: the full view over /proc.
+        mount(
+            Some(view.as_str()),
+            "/proc",
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|e| format!("cannot put the view ({view}) over /proc: {e}"))?;
+        placement::bind_files(Path::new("/proc"), Path::new("/proc"), false)?;
+        exec_argv(&argv)
+    };
+    // The kernel pid view: the VPS's own procfs, mounted by a child in its pid
+    // namespace, with the virtual global files bound over it.
+    nix::sched::setns(&ns, CloneFlags::CLONE_NEWPID)
+        .map_err(|e| format!("cannot join the VPS's pid namespace: {e}"))?;
+    match fork().map_err(|e| format!("cannot fork: {e}"))? {
+        Forked::Child => {
+            let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+            let placed = mount(Some("proc"), "/proc", Some("proc"), flags, None::<&str>)
+                .map_err(|e| format!("cannot mount the VPS's procfs on /proc: {e}"))
+                .and_then(|()| placement::bind_files(Path::new(&view), Path::new("/proc"), true));
+            if let Err(e) = placed {
+                eprintln!("vprocfs: {e}");
+                std::process::exit(126);
+            }
+            exec_argv(&argv)
+        }
+        Forked::Parent(child) => Ok(wait_for(child)),
     }
-    exec_argv(&argv)
 }
 
 fn exec_argv(argv: &[CString]) -> ! {
@@ -309,9 +399,17 @@ fn kill_members(view: &View, vps: crate::engine::VpsId) {
     log::warn!("some processes of the VPS did not die");
 }
 
-/// The relay: in the new namespaces, forks init and passes on its exit status.
+/// The relay: in the new namespaces, forks init, puts the view in place, and passes on
+/// init's exit status.
+///
+/// With [`Placement::KernelPids`] init mounts the kernel's procfs of the new pid
+/// namespace on `/proc`; the relay mounts the daemon's view on a private directory and,
+/// once the daemon serves it, binds the virtual global files from it over `/proc`'s
+/// (and the CPU list over sysfs's), then detaches the view's own mount: the bound files
+/// keep it alive. With [`Placement::Full`] the view itself goes on `/proc`.
 fn relay_side(
     pidns: bool,
+    placement: Placement,
     fuse: &File,
     mut pid_w: File,
     mut st_w: File,
@@ -326,6 +424,9 @@ fn relay_side(
     if let Err(e) = unshare(flags) {
         let _ = writeln!(st_w, "cannot make the VPS's namespaces: {e}");
         return 1;
+    }
+    if placement == Placement::KernelPids {
+        placement::time_namespace();
     }
     if let Err(e) = mount(
         None::<&str>,
@@ -345,10 +446,17 @@ fn relay_side(
             return 1;
         }
     };
+    let (start_r, start_w) = match pipe() {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = writeln!(st_w, "{e}");
+            return 1;
+        }
+    };
     let init = match fork() {
         Ok(Forked::Child) => {
-            drop((pid_w, st_w, from_init));
-            init_side(pidns, to_relay, go_r, argv)
+            drop((pid_w, st_w, from_init, go_r, start_w));
+            init_side(placement, to_relay, start_r, argv)
         }
         Ok(Forked::Parent(p)) => p,
         Err(e) => {
@@ -356,32 +464,56 @@ fn relay_side(
             return 1;
         }
     };
-    drop(to_relay);
-    let mut pid_max = String::new();
-    let _ = from_init.read_to_string(&mut pid_max);
+    drop((to_relay, start_r));
+    let mut report = String::new();
+    let _ = from_init.read_to_string(&mut report);
+    let Some(pid_max) = report.strip_prefix("ok ") else {
+        let _ = write!(st_w, "{}", report.trim());
+        let _ = kill(NixPid::from_raw(init), Signal::SIGKILL);
+        return 1;
+    };
     // The relay mounts, not init: FUSE reports each request's pid in the pid namespace
     // of the task that mounted, and the daemon's numbers are the relay's.
-    let opts = format!(
-        "fd={},rootmode=40000,user_id=0,group_id=0,allow_other,default_permissions",
-        fuse.as_raw_fd()
-    );
-    let flags = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    if let Err(e) = mount(
-        Some("vprocfs"),
-        "/proc",
-        Some("fuse.vprocfs"),
-        flags,
-        Some(opts.as_str()),
-    ) {
-        let _ = writeln!(st_w, "cannot mount the view on /proc: {e}");
+    let staging = match placement {
+        Placement::Full => None,
+        Placement::KernelPids => match placement::Staging::new() {
+            Ok(s) => Some(s),
+            Err(e) => {
+                let _ = writeln!(st_w, "{e}");
+                let _ = kill(NixPid::from_raw(init), Signal::SIGKILL);
+                return 1;
+            }
+        },
+    };
+    let at = staging
+        .as_ref()
+        .map_or(Path::new("/proc"), |s| s.dir.as_path());
+    if let Err(e) = mount_view(fuse, at) {
+        let _ = writeln!(st_w, "cannot mount the view on {}: {e}", at.display());
         let _ = kill(NixPid::from_raw(init), Signal::SIGKILL);
         return 1;
     }
     let _ = write!(st_w, "ok {}", pid_max.trim());
     drop(st_w);
-    drop(go_r);
     let _ = write!(pid_w, "{init}");
     drop(pid_w);
+    // The daemon serves the view once it has read the above; it says "go" then.
+    let mut go = [0u8; 2];
+    if (&go_r).read_exact(&mut go).is_err() {
+        let _ = kill(NixPid::from_raw(init), Signal::SIGKILL);
+        return 1;
+    }
+    drop(go_r);
+    if let Err(e) = placement::bind_files(at, Path::new("/proc"), staging.is_some()) {
+        eprintln!("vprocfs: {e}");
+        let _ = kill(NixPid::from_raw(init), Signal::SIGKILL);
+        return 1;
+    }
+    drop(staging);
+    if (&start_w).write_all(b"go").is_err() {
+        log::warn!("the VPS's init is gone before it started");
+    }
+    drop(start_w);
     // A Ctrl-C reaches init itself; the relay must outlive it to pass its status on.
     let mut quiet = nix::sys::signal::SigSet::empty();
     quiet.add(Signal::SIGINT);
@@ -390,22 +522,46 @@ fn relay_side(
     wait_for(init)
 }
 
-/// The VPS's init: reports its namespace's `pid_max`, waits for the daemon, becomes CMD.
-fn init_side(pidns: bool, mut to_relay: File, mut go_r: File, argv: &[CString]) -> ! {
+/// Mounts the daemon's FUSE connection `fuse` at `at`.
+fn mount_view(fuse: &File, at: &Path) -> nix::Result<()> {
+    let opts = format!(
+        "fd={},rootmode=40000,user_id=0,group_id=0,allow_other,default_permissions",
+        fuse.as_raw_fd()
+    );
+    let flags = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    mount(
+        Some("vprocfs"),
+        at,
+        Some("fuse.vprocfs"),
+        flags,
+        Some(opts.as_str()),
+    )
+}
+
+/// The VPS's init: mounts its pid namespace's procfs (kernel pid view), reports the
+/// namespace's `pid_max`, waits for the relay, and becomes CMD as a fresh process.
+fn init_side(placement: Placement, mut to_relay: File, mut go_r: File, argv: &[CString]) -> ! {
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
-    // The kernel answers this sysctl for the reader's own pid namespace.
-    if let Ok(v) = std::fs::read_to_string("/proc/sys/kernel/pid_max") {
-        let _ = to_relay.write_all(v.trim().as_bytes());
+    if placement == Placement::KernelPids {
+        let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+        if let Err(e) = mount(Some("proc"), "/proc", Some("proc"), flags, None::<&str>) {
+            let _ = write!(to_relay, "cannot mount the VPS's procfs on /proc: {e}");
+            std::process::exit(1);
+        }
     }
+    // The kernel answers this sysctl for the reader's own pid namespace.
+    let pid_max = std::fs::read_to_string("/proc/sys/kernel/pid_max").unwrap_or_default();
+    let _ = write!(to_relay, "ok {}", pid_max.trim());
     drop(to_relay);
     let mut go = [0u8; 2];
     if go_r.read_exact(&mut go).is_err() {
         std::process::exit(1);
     }
     drop(go_r);
-    if !pidns {
+    if placement == Placement::Full {
         // Orphans come to init, as they do to a pid namespace's init.
         let _ = nix::sys::prctl::set_child_subreaper(true);
     }
+    crate::sys::process::reset_signals();
     exec_argv(argv)
 }

@@ -14,9 +14,10 @@ use crate::daemon;
 use crate::engine::VpsConfig;
 use crate::fuse::ProcFs;
 use crate::membership::{Source, Tracker};
+use crate::placement;
 use crate::stats::Stats;
 use crate::sys::process::{fork, move_mount_to, open_tree_clone, Forked};
-use crate::view::View;
+use crate::view::{resource_files, View};
 
 pub(super) fn serve(mut a: ServeArgs) -> Result<i32, String> {
     need_root("vprocfs serve")?;
@@ -272,27 +273,70 @@ fn reload(path: &Path, fixed: &[VpsSpec], daemon: &crate::ctl::Daemon) {
 
 pub(super) fn attach(a: AttachArgs) -> Result<i32, String> {
     need_root("vprocfs attach")?;
-    attach_view(a.pid, &a.mountpoint, &a.target)?;
+    place_view(a.pid, &a.mountpoint, &a.target, a.full_view)?;
     Ok(0)
 }
 
-/// Puts the served mount at `mountpoint` over `target` in the mount namespace of
-/// process `pid`: a detached copy (`open_tree`) moved there (`move_mount`) by a child
-/// that has entered the namespace (setns into a mount namespace needs a single-threaded
-/// caller).
-fn attach_view(pid: i32, mountpoint: &Path, target: &Path) -> Result<(), String> {
-    let tree = open_tree_clone(mountpoint)
+/// Whether process `pid` is in a pid namespace other than the caller's.
+fn has_own_pidns(pid: i32) -> bool {
+    let ino = |p: &str| std::fs::metadata(p).map(|m| std::os::unix::fs::MetadataExt::ino(&m));
+    match (
+        ino("/proc/self/ns/pid"),
+        ino(&format!("/proc/{pid}/ns/pid")),
+    ) {
+        (Ok(a), Ok(b)) => a != b,
+        _ => false,
+    }
+}
+
+/// Puts the served mount at `mountpoint` in place for the container of process `pid`,
+/// whose `/proc` is at `target` in its mount namespace (SPEC section 4):
+/// - where that is the kernel's procfs of the container's own pid namespace, the
+///   virtual global files go over it (and the CPU list over the sysfs beside it), as
+///   LXCFS's hooks do: the kernel pid view;
+/// - otherwise (no pid namespace of its own, or `/proc` still the host's), or with
+///   `full_view`, the whole view goes over `target`.
+///
+/// Detached copies of the mount and of its files (`open_tree`) are taken here, where
+/// the mount is visible, and moved there (`move_mount`) by a child that has entered the
+/// container's mount namespace.
+fn place_view(pid: i32, mountpoint: &Path, target: &Path, full_view: bool) -> Result<(), String> {
+    let whole = open_tree_clone(mountpoint)
         .map_err(|e| format!("cannot take the mount at {}: {e}", mountpoint.display()))?;
+    let mut files = Vec::new();
+    if !full_view && has_own_pidns(pid) {
+        for f in placement::files_to_place(true) {
+            let source = mountpoint.join(resource_files::view_name(f));
+            let tree = open_tree_clone(&source)
+                .map_err(|e| format!("cannot take {}: {e}", source.display()))?;
+            files.push((placement::target_of(f, target), tree));
+        }
+    }
+    in_mount_ns(pid, || {
+        if files.is_empty() || !placement::is_foreign_procfs(target) {
+            return move_mount_to(&whole, target)
+                .map_err(|e| format!("cannot mount on {}: {e}", target.display()));
+        }
+        for (to, tree) in &files {
+            if to.exists() {
+                move_mount_to(tree, to)
+                    .map_err(|e| format!("cannot mount on {}: {e}", to.display()))?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Runs `f` in a child that has entered the mount namespace of process `pid` (setns
+/// into a mount namespace needs a single-threaded caller).
+fn in_mount_ns(pid: i32, f: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
     let ns = File::open(format!("/proc/{pid}/ns/mnt"))
         .map_err(|e| format!("cannot open the mount namespace of process {pid}: {e}"))?;
     match fork().map_err(|e| format!("cannot fork: {e}"))? {
         Forked::Child => {
             let r = setns(&ns, CloneFlags::CLONE_NEWNS)
                 .map_err(|e| format!("cannot enter the mount namespace: {e}"))
-                .and_then(|()| {
-                    move_mount_to(&tree, target)
-                        .map_err(|e| format!("cannot mount on {}: {e}", target.display()))
-                });
+                .and_then(|()| f());
             match r {
                 Ok(()) => std::process::exit(0),
                 Err(e) => {
@@ -335,9 +379,16 @@ fn bundle_proc(bundle: &str) -> Option<std::path::PathBuf> {
 
 /// `vprocfs oci-hook create|delete`: an OCI runtime hook. `create` (for
 /// `createContainer` or `prestart`) registers the container with the daemon — its pid
-/// namespace when it has one, else its process tree — and puts the view over its
-/// `/proc`; `delete` (for `poststop`) removes it.
-pub(super) fn oci_hook(socket: &Path, target: Option<&Path>, phase: &str) -> Result<i32, String> {
+/// namespace when it has one, else its process tree — and puts the view in place: the
+/// virtual global files over its own procfs when it has a pid namespace (unless
+/// `full_view`), else the whole view over its `/proc`; `delete` (for `poststop`) removes
+/// it.
+pub(super) fn oci_hook(
+    socket: &Path,
+    target: Option<&Path>,
+    phase: &str,
+    full_view: bool,
+) -> Result<i32, String> {
     need_root("vprocfs oci-hook")?;
     let mut text = String::new();
     std::io::Read::read_to_string(&mut std::io::stdin().take(1 << 20), &mut text)
@@ -358,14 +409,8 @@ pub(super) fn oci_hook(socket: &Path, target: Option<&Path>, phase: &str) -> Res
     match phase {
         "create" => {
             let pid = state.pid.ok_or("the container state has no pid")?;
-            let own =
-                |p: &str| std::fs::metadata(p).map(|m| std::os::unix::fs::MetadataExt::ino(&m));
-            let kind = if own("/proc/self/ns/pid").ok() == own(&format!("/proc/{pid}/ns/pid")).ok()
-            {
-                "tree"
-            } else {
-                "pidns"
-            };
+            let pidns = has_own_pidns(pid);
+            let kind = if pidns { "pidns" } else { "tree" };
             let resp = crate::ctl::call(
                 socket,
                 &crate::ctl::Request::Add {
@@ -387,7 +432,7 @@ pub(super) fn oci_hook(socket: &Path, target: Option<&Path>, phase: &str) -> Res
                     .and_then(bundle_proc)
                     .unwrap_or_else(|| "/proc".into()),
             };
-            attach_view(pid, Path::new(&mount), &target)?;
+            place_view(pid, Path::new(&mount), &target, full_view)?;
             Ok(0)
         }
         "delete" => {

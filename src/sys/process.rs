@@ -116,3 +116,21 @@ pub fn inherited_fd(fd: std::os::fd::RawFd) -> io::Result<OwnedFd> {
     .map_err(io::Error::from)?;
     Ok(owned)
 }
+
+/// Gives the calling process what a freshly started process has: every signal's default
+/// disposition and an empty signal mask. `exec` keeps ignored signals ignored and the
+/// mask as it is, and the Rust runtime ignores SIGPIPE, so a command started from here
+/// would otherwise inherit both (`yes | head` would behave differently, and a shell
+/// could not trap a signal it inherited as ignored).
+pub fn reset_signals() {
+    use nix::sys::signal::{sigprocmask, SigHandler, SigSet, SigmaskHow, Signal};
+    for sig in Signal::iterator() {
+        if matches!(sig, Signal::SIGKILL | Signal::SIGSTOP) {
+            continue;
+        }
+        // SAFETY: installing SIG_DFL runs no code of ours in a signal context, so none
+        // of `signal`'s hazards (a handler that is not async-signal-safe) can arise.
+        let _ = unsafe { nix::sys::signal::signal(sig, SigHandler::SigDfl) };
+    }
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+}

@@ -6,6 +6,7 @@
 //! kernel's permission check (`default_permissions`) refuses what procfs would.
 
 use crate::render::{self, ParseError, PidMap};
+use crate::resources::ResFile;
 
 /// A renderer: real file bytes in, the reader's bytes out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,6 +33,9 @@ pub enum Render {
     NsLastPid,
     /// `/proc/sys/kernel/pid_max`, which the kernel keeps per pid namespace.
     PidMax,
+    /// A virtual global file computed from the VPS's cgroup ([`super::resource_files`]);
+    /// rendered by the view, which holds the VPS's resource state, not by [`render`].
+    Resource(ResFile),
 }
 
 /// Files of `/proc/<pid>/` and `/proc/<pid>/task/<tid>/` that carry pid numbers.
@@ -44,9 +48,10 @@ pub const PID_FILES: &[(&str, Render)] = &[
     ("timers", Render::Timers),
 ];
 
-/// Files outside pid directories that carry pid numbers (path below `/proc`).
+/// Files outside pid directories that carry pid numbers (path below `/proc`). The
+/// virtual global files (`loadavg`, `meminfo`, …) come first, from
+/// [`super::resource_files`].
 pub const GLOBAL_FILES: &[(&str, Render)] = &[
-    ("loadavg", Render::Loadavg),
     ("locks", Render::Locks),
     ("sys/kernel/ns_last_pid", Render::NsLastPid),
     ("sys/kernel/pid_max", Render::PidMax),
@@ -62,6 +67,9 @@ pub fn pid_file(rel: &str) -> Option<Render> {
 
 /// The renderer for a path below `/proc` outside pid directories.
 pub fn global_file(rel: &str) -> Option<Render> {
+    if let Some(f) = super::resource_files::file_at(rel) {
+        return Some(Render::Resource(f));
+    }
     GLOBAL_FILES
         .iter()
         .find(|(n, _)| *n == rel)
@@ -105,6 +113,8 @@ pub fn render(r: Render, raw: &[u8], map: &dyn PidMap, cx: Context) -> Result<Ve
             Some(p) => format!("{p}\n").into_bytes(),
             None => raw.to_vec(),
         }),
+        // The view renders these with the VPS's resource state; here, the host's text.
+        Render::Resource(_) => Ok(raw.to_vec()),
     }
 }
 
@@ -123,6 +133,19 @@ mod tests {
             global_file("sys/kernel/ns_last_pid"),
             Some(Render::NsLastPid)
         );
-        assert_eq!(global_file("meminfo"), None);
+        assert_eq!(
+            global_file("meminfo"),
+            Some(Render::Resource(ResFile::Meminfo))
+        );
+        assert_eq!(
+            global_file("loadavg"),
+            Some(Render::Resource(ResFile::Loadavg))
+        );
+        assert_eq!(
+            global_file("pressure/io"),
+            Some(Render::Resource(ResFile::PressureIo))
+        );
+        assert_eq!(global_file("cpu_online"), None);
+        assert_eq!(global_file("vmstat"), None);
     }
 }

@@ -10,6 +10,7 @@
 
 pub mod files;
 pub mod nodes;
+pub mod resource_files;
 
 use std::ffi::OsString;
 use std::fs::{self, File, Metadata};
@@ -230,8 +231,7 @@ pub struct View {
     /// listing `/proc` triggers a rescan.
     events: std::sync::atomic::AtomicBool,
     /// A mount of one VPS only (`vprocfs run`): every reader sees that VPS, as every
-    /// reader of a procfs instance sees its pid namespace, so `/proc`'s own attributes
-    /// (its link count) do not depend on the reader and may be cached.
+    /// reader of a procfs instance sees its pid namespace.
     single: Option<VpsId>,
     /// pid → vpid translations made by renderers (statistics).
     translations: std::sync::atomic::AtomicU64,
@@ -246,6 +246,18 @@ pub struct View {
     /// The owner a pid directory's entries last had, by the directory's inode
     /// ([`View::refresh_owners`]).
     owners: Mutex<FxHashMap<u64, (u32, u32)>>,
+    /// Each VPS's resource view ([`resource_files`]).
+    resources: Mutex<FxHashMap<VpsId, std::sync::Arc<resource_files::VpsRes>>>,
+}
+
+/// What an open gives the FUSE layer: the handle, and the whole text when it was
+/// rendered at open, which the kernel may then serve itself (passthrough).
+#[derive(Debug)]
+pub struct Opened {
+    /// The file handle.
+    pub fh: u64,
+    /// The text every read of this handle returns, when it is known at open.
+    pub snapshot: Option<std::sync::Arc<[u8]>>,
 }
 
 /// See [`View::set_catch_up`].
@@ -303,6 +315,7 @@ impl View {
             flush: std::sync::OnceLock::new(),
             notifier: std::sync::OnceLock::new(),
             owners: Mutex::new(FxHashMap::default()),
+            resources: Mutex::new(FxHashMap::default()),
         }
     }
 
@@ -614,7 +627,7 @@ impl View {
         // after `wait` still found the cached entry).
         let (entry, attr_ttl) = match node {
             Node::SelfLink | Node::ThreadSelf => (Caching::NONE, Caching::NONE),
-            Node::Root if self.single.is_some() => (Caching::NONE, Caching::STABLE),
+            // Its link count counts the VPS's processes, which come and go at any time.
             Node::Root => (Caching::NONE, Caching::NONE),
             Node::Pid { rel, .. } if rel.is_empty() => (Caching::NONE, Caching::STABLE),
             // Its link count is 2 + the number of threads, which change at any time.
@@ -798,7 +811,10 @@ impl View {
     /// snapshot for files that carry pids, the real file otherwise. The kernel has checked
     /// the (possibly cached) mode bits already; they are checked again here against the
     /// real file, whose owner changes when a process changes credentials.
-    pub fn open(&self, reader: Reader, ino: u64, uid: u32, gid: u32) -> Result<u64, i32> {
+    ///
+    /// A VPS reader's virtual global file ([`resource_files`]) is rendered now, so that
+    /// the kernel can serve every read of it from the snapshot ([`Opened::snapshot`]).
+    pub fn open(&self, reader: Reader, ino: u64, uid: u32, gid: u32) -> Result<Opened, i32> {
         let node = self.node(ino)?;
         self.check_alive(&node)?;
         let path = node.real_path();
@@ -806,11 +822,22 @@ impl View {
         if !may_read(&md, uid, gid, reader) {
             return Err(libc::EACCES);
         }
-        let handle = match self.guarded_open(reader, &node, uid, gid)? {
+        let mut handle = match self.guarded_open(reader, &node, uid, gid)? {
             Some(h) => h,
             None => self.handle_for(reader, &node)?,
         };
-        Ok(self.new_handle(handle))
+        let mut snapshot = None;
+        if let Handle::Lazy(l) = &handle {
+            if matches!(l.render, Render::Resource(_)) {
+                let text = self.render_lazy(l)?;
+                snapshot = Some(std::sync::Arc::from(text.as_slice()));
+                handle = Handle::Buffer(text);
+            }
+        }
+        Ok(Opened {
+            fh: self.new_handle(handle),
+            snapshot,
+        })
     }
 
     /// What a reader who opens `node` reads: a rendered snapshot or the real file.
@@ -898,6 +925,15 @@ impl View {
         if matches!(r, Render::Stat) && node.rel() == "stat" {
             self.sync_groups(id, node, raw);
         }
+        let r = match r {
+            Render::Resource(file) => match self.render_resource(id, file, raw)? {
+                Some(text) => return Ok(text),
+                // No cgroup to read: the host's figures, with loadavg's pids translated.
+                None if file == crate::resources::ResFile::Loadavg => Render::Loadavg,
+                None => return Ok(raw.to_vec()),
+            },
+            r => r,
+        };
         let tracker = lock(&self.tracker);
         let vps = tracker.vps(id).ok_or(libc::ENOENT)?;
         let meta = tracker.meta(id);

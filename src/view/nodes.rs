@@ -62,6 +62,10 @@ impl Node {
                 }
                 p
             }
+            // The CPU list is sysfs's, served beside `/proc` for binding over it.
+            Node::Global { rel } if &**rel == super::resource_files::CPU_ONLINE => {
+                PathBuf::from(crate::resources::ResFile::CpuOnline.host_path())
+            }
             Node::Global { rel } => host::proc_path(rel),
         }
     }

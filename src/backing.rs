@@ -1,0 +1,134 @@
+//! Snapshots the kernel serves itself: FUSE passthrough from a memfd.
+//!
+//! A file whose whole text is rendered at open ([`crate::view::Opened::snapshot`]) is
+//! copied into a memfd, which is handed to the kernel as the open file's backing file;
+//! every `read`, `pread` and the final empty read are then served by the kernel, and the
+//! reader waits for one round trip (the open) instead of four. The kernel refuses procfs
+//! files (ELOOP: procfs is at the maximum stacking depth) and pipes as backing files, so
+//! even unchanged text is copied.
+//!
+//! The kernel keeps one backing file per inode at a time: while a snapshot of an inode
+//! is open, another open of it gets the same backing file if its text is the same, and
+//! otherwise `direct_io` reads of its own snapshot (from the view's handle). Without
+//! passthrough (a kernel before 6.9, or a daemon that took over a mount without seeing
+//! its INIT) every snapshot is read with `direct_io`.
+
+use std::io::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use fuser::{BackingId, FileHandle, FopenFlags, ReplyOpen};
+use rustc_hash::FxHashMap;
+
+/// The backing file live on one inode.
+struct Live {
+    id: BackingId,
+    text: Arc<[u8]>,
+    /// Open handles that use it.
+    open: usize,
+}
+
+/// The live backing files of a mount, by inode, and which handle uses which.
+#[derive(Default)]
+pub struct Backings {
+    enabled: AtomicBool,
+    live: Mutex<(FxHashMap<u64, Live>, FxHashMap<u64, u64>)>,
+}
+
+impl Backings {
+    /// Whether the kernel agreed to passthrough (FUSE INIT).
+    pub fn enabled(&self) -> bool {
+        self.enabled.load(Ordering::Relaxed)
+    }
+
+    /// Records the kernel's answer to FUSE INIT.
+    pub fn set_enabled(&self, on: bool) {
+        self.enabled.store(on, Ordering::Relaxed);
+    }
+
+    /// Answers the open of handle `fh` of inode `ino`, whose every read returns `text`.
+    pub fn reply(&self, ino: u64, fh: u64, text: &Arc<[u8]>, reply: ReplyOpen) {
+        let direct = |reply: ReplyOpen| reply.opened(FileHandle(fh), FopenFlags::FOPEN_DIRECT_IO);
+        if !self.enabled() {
+            return direct(reply);
+        }
+        let mut guard = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        let (live, by_fh) = &mut *guard;
+        if let Some(l) = live.get_mut(&ino) {
+            if *l.text != **text {
+                // Another snapshot holds the inode: this one is read through the daemon.
+                return direct(reply);
+            }
+            l.open += 1;
+            by_fh.insert(fh, ino);
+            return reply.opened_passthrough(FileHandle(fh), FopenFlags::empty(), &l.id);
+        }
+        let id = memfd_with(text).and_then(|f| reply.open_backing(&f));
+        match id {
+            Ok(id) => {
+                reply.opened_passthrough(FileHandle(fh), FopenFlags::empty(), &id);
+                live.insert(
+                    ino,
+                    Live {
+                        id,
+                        text: Arc::clone(text),
+                        open: 1,
+                    },
+                );
+                by_fh.insert(fh, ino);
+            }
+            Err(e) => {
+                log::warn!("FUSE passthrough refused ({e}); reads go through the daemon");
+                self.set_enabled(false);
+                direct(reply);
+            }
+        }
+    }
+
+    /// Handle `fh` is closed: its inode's backing file goes with the last handle using
+    /// it.
+    pub fn release(&self, fh: u64) {
+        let mut guard = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        let (live, by_fh) = &mut *guard;
+        let Some(ino) = by_fh.remove(&fh) else {
+            return;
+        };
+        if let Some(l) = live.get_mut(&ino) {
+            l.open = l.open.saturating_sub(1);
+            if l.open == 0 {
+                live.remove(&ino);
+            }
+        }
+    }
+
+    /// How many backing files are live (statistics and tests).
+    pub fn live(&self) -> usize {
+        self.live.lock().unwrap_or_else(|p| p.into_inner()).0.len()
+    }
+}
+
+/// A memfd holding `text`: a regular file the kernel accepts as a backing file.
+fn memfd_with(text: &[u8]) -> std::io::Result<std::fs::File> {
+    use nix::sys::memfd::{memfd_create, MFdFlags};
+    let fd = memfd_create(c"vprocfs", MFdFlags::MFD_CLOEXEC).map_err(std::io::Error::from)?;
+    let mut f = std::fs::File::from(fd);
+    f.write_all(text)?;
+    Ok(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read as _;
+    use std::io::Seek as _;
+
+    #[test]
+    fn a_memfd_holds_the_text() {
+        let mut f = memfd_with(b"MemTotal: 1 kB\n").expect("memfd");
+        f.rewind().expect("rewind");
+        let mut s = String::new();
+        f.read_to_string(&mut s).expect("read");
+        assert_eq!(s, "MemTotal: 1 kB\n");
+        assert!(f.metadata().expect("stat").is_file());
+    }
+}

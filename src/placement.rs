@@ -1,0 +1,113 @@
+//! Putting a view in place over a VPS's `/proc` (SPEC section 4): the virtual global
+//! files bound over the kernel's own procfs of the VPS's pid namespace (the kernel pid
+//! view, as LXCFS does it), or the whole view over `/proc` (the full view); the time
+//! namespace that starts a VPS's clock at 0.
+
+use std::path::{Path, PathBuf};
+
+use nix::mount::{mount, MsFlags};
+use nix::sched::{unshare, CloneFlags};
+
+use crate::resources::ResFile;
+use crate::view::resource_files;
+
+/// Where resource file `f` goes for a VPS whose procfs is at `proc_dir`: below it, or,
+/// for the CPU list, in the sysfs beside it (`<proc_dir>/../sys/…`).
+pub fn target_of(f: ResFile, proc_dir: &Path) -> PathBuf {
+    let rel = f.host_path().trim_start_matches('/');
+    match rel.strip_prefix("proc/") {
+        Some(below) => proc_dir.join(below),
+        None => proc_dir.parent().unwrap_or(Path::new("/")).join(rel),
+    }
+}
+
+/// Whether `proc_dir` is a procfs of another pid namespace than the caller's: its
+/// `self` names no process for the caller (a procfs shows only its own namespace's
+/// numbers, and the caller has none in a child namespace's). A container's `/proc` that
+/// is still the host's procfs resolves `self` to the caller, and needs the full view.
+pub fn is_foreign_procfs(proc_dir: &Path) -> bool {
+    let is_procfs = nix::sys::statfs::statfs(proc_dir)
+        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::PROC_SUPER_MAGIC);
+    is_procfs && std::fs::read_link(proc_dir.join("self")).is_err()
+}
+
+/// The files the view puts in place: every resource file over the kernel's procfs
+/// (`over_proc`, the kernel pid view), or only the CPU list (the full view, which serves
+/// the rest itself).
+pub fn files_to_place(over_proc: bool) -> impl Iterator<Item = ResFile> {
+    ResFile::ALL
+        .iter()
+        .copied()
+        .filter(move |&f| over_proc || f == ResFile::CpuOnline)
+}
+
+/// Binds the view's virtual global files, mounted at `view`, where the readers of a
+/// procfs at `proc_dir` look for them: over the kernel's own files in `/proc` when `over_proc` (the kernel
+/// pid view), and, in every placement, the CPU list over sysfs's. A file the kernel lacks
+/// here (`/proc/pressure/*` without PSI) is left out.
+pub fn bind_files(view: &Path, proc_dir: &Path, over_proc: bool) -> Result<(), String> {
+    for f in files_to_place(over_proc) {
+        let target = target_of(f, proc_dir);
+        if !target.exists() {
+            log::info!("{} does not exist here: not virtualized", target.display());
+            continue;
+        }
+        let source = view.join(resource_files::view_name(f));
+        mount(
+            Some(&source),
+            &target,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|e| {
+            format!(
+                "cannot bind {} over {}: {e}",
+                source.display(),
+                target.display()
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// A private directory where the view is mounted until its files are bound; detached
+/// and removed on drop (the bound files keep the view alive).
+pub struct Staging {
+    /// The directory.
+    pub dir: std::path::PathBuf,
+}
+
+impl Staging {
+    /// Makes the directory.
+    pub fn new() -> Result<Staging, String> {
+        let base = std::env::temp_dir().join(format!("vprocfs-{}", std::process::id()));
+        std::fs::create_dir(&base).map_err(|e| format!("cannot make {}: {e}", base.display()))?;
+        Ok(Staging { dir: base })
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.dir, nix::mount::MntFlags::MNT_DETACH);
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+/// Puts the relay's future children in a new time namespace whose `CLOCK_BOOTTIME`
+/// starts now (less than a second from 0), so that the VPS's `uptime`, `btime` and every
+/// process start time the kernel shows agree with its age (SPEC section 5). The offsets
+/// must be written before the first process enters the namespace. A kernel without time
+/// namespaces leaves the VPS on the host's clock, which stays coherent too.
+pub fn time_namespace() {
+    if let Err(e) = unshare(CloneFlags::from_bits_retain(libc::CLONE_NEWTIME)) {
+        log::warn!("no time namespace ({e}): the VPS keeps the host's uptime");
+        return;
+    }
+    let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME)
+        .map(|t| t.tv_sec())
+        .unwrap_or(0);
+    if let Err(e) = std::fs::write("/proc/self/timens_offsets", format!("boottime {} 0", -now)) {
+        log::warn!("cannot set the VPS's boot time ({e}): it keeps the host's uptime");
+    }
+}
