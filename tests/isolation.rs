@@ -195,7 +195,7 @@ fn an_unprivileged_reader_is_refused_exactly_what_the_kernel_refuses() {
     let argv = env_args(&[("PROBE_ARGS", "/proc")]);
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
     let kernel = in_kernel_ns(&argv);
-    let (view, err, code) = in_vps(&[], &argv);
+    let (view, err, code) = in_vps(&["--full-view"], &argv);
     assert_eq!(code, 0, "stderr: {err}\n{view}");
     // The oracle says what the test is about: each kind of guard was met.
     for want in [
@@ -267,7 +267,7 @@ fn an_unprivileged_reader_reads_the_same_bytes_as_from_the_kernel() {
     let args = format!("/proc {k}");
     let argv = env_args(&[("PROBE_ARGS", &args), ("KPROC", &k)]);
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-    let (view, err, code) = in_vps(&[], &argv);
+    let (view, err, code) = in_vps(&["--full-view"], &argv);
     assert_eq!(code, 0, "stderr: {err}\n{view}");
     assert_eq!(
         view.lines().filter(|l| l.ends_with(" same")).count(),

@@ -1,4 +1,6 @@
-//! `vprocfs run` end to end, against the kernel's own /proc in a pid namespace.
+//! `vprocfs run --full-view` (and `--no-pidns`) end to end, against the kernel's own /proc in
+//! a pid namespace: the full view, where the daemon serves every entry. (The default
+//! kernel pid view is the kernel's own procfs; tests/resources.rs covers it.)
 
 mod common;
 
@@ -15,7 +17,7 @@ fn ps_ef_shows_pid_1_and_nothing_of_the_host() {
     if !privileged() {
         return;
     }
-    let (out, err, code) = in_vps(&[], &["ps", "-ef"]);
+    let (out, err, code) = in_vps(&["--full-view"], &["ps", "-ef"]);
     assert_eq!(code, 0, "stderr: {err}");
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 2, "only ps itself is in the VPS:\n{out}");
@@ -31,7 +33,7 @@ fn pidns_view_is_identical_to_the_kernel_on_a_hostile_tree() {
     }
     // REUSE=1 adds a process that gets the number of one that just died.
     let kernel = in_kernel_ns(&["env", "REUSE=1", PY, &hostile()]);
-    let (view, err, code) = in_vps(&[], &["env", "REUSE=1", PY, &hostile()]);
+    let (view, err, code) = in_vps(&["--full-view"], &["env", "REUSE=1", PY, &hostile()]);
     assert_eq!(code, 0, "stderr: {err}");
     assert!(kernel.contains("Zl"), "the tree was built: {kernel}");
     assert!(
@@ -48,7 +50,7 @@ fn probe_matches_kernel(name: &str, kernel_shows: &str) {
     let probe = script(name).display().to_string();
     let kernel = in_kernel_ns(&[PY, &probe]);
     assert!(kernel.contains(kernel_shows), "{kernel}");
-    let (view, err, code) = in_vps(&[], &[PY, &probe]);
+    let (view, err, code) = in_vps(&["--full-view"], &[PY, &probe]);
     assert_eq!(code, 0, "stderr: {err}");
     assert_eq!(view, kernel, "stderr of the view: {err}");
 }
@@ -152,7 +154,7 @@ fn exit_status_is_the_commands() {
         let (_, err, code) = in_vps(flags, &["sh", "-c", script]);
         assert_eq!(code, want, "{flags:?} {script}: {err}");
     }
-    let (_, err, code) = in_vps(&[], &["/nonexistent/command"]);
+    let (_, err, code) = in_vps(&["--full-view"], &["/nonexistent/command"]);
     assert_eq!(code, 127, "{err}");
     assert!(err.contains("cannot run /nonexistent/command"), "{err}");
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
@@ -194,7 +196,7 @@ echo "pidof:"; pidof sleep
 echo "psutil:"; /usr/bin/python3 -c 'import psutil; print(sorted(p.pid for p in psutil.process_iter())); print(psutil.Process().ppid())'
 kill $a $b
 "#;
-    let (out, err, code) = in_vps(&[], &["sh", "-c", script]);
+    let (out, err, code) = in_vps(&["--full-view"], &["sh", "-c", script]);
     assert_eq!(code, 0, "{err}\n{out}");
     let kernel = in_kernel_ns(&["sh", "-c", script]);
     assert_eq!(out, kernel, "stderr: {err}");
@@ -209,7 +211,7 @@ fn unprivileged_reader_is_refused_what_the_kernel_refuses() {
     }
     let script = "setpriv --reuid 65534 --regid 65534 --clear-groups sh -c \
         'cat /proc/1/stat >/dev/null && echo stat-ok; cat /proc/1/environ >/dev/null 2>&1 || echo environ-denied; ls /proc/1/fd >/dev/null 2>&1 || echo fd-denied'";
-    let (out, err, code) = in_vps(&[], &["sh", "-c", script]);
+    let (out, err, code) = in_vps(&["--full-view"], &["sh", "-c", script]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, "stat-ok\nenviron-denied\nfd-denied\n", "{err}");
     assert_eq!(in_kernel_ns(&["sh", "-c", script]), out);
@@ -226,7 +228,7 @@ fn host_processes_cannot_be_reached_by_any_number() {
         "for p in {me} 2 $(seq 3 40); do test -e /proc/$p && echo visible $p; done; \
          ls /proc/{me}/task 2>/dev/null && echo leak; readlink /proc/{me}/exe 2>/dev/null && echo leak; echo done"
     );
-    for flags in [&[][..], &["--no-pidns"][..]] {
+    for flags in [&[][..], &["--full-view"][..], &["--no-pidns"][..]] {
         let (out, err, code) = in_vps(flags, &["sh", "-c", &script]);
         assert_eq!(code, 0, "{err}");
         assert!(!out.contains("leak"), "{flags:?}: {out}");
@@ -252,7 +254,7 @@ done
 rm -f /tmp/vprocfs-ps-err.$$
 echo "runs=$n bad=$bad"
 "#;
-    for flags in [&[][..], &["--no-pidns"][..]] {
+    for flags in [&[][..], &["--full-view"][..], &["--no-pidns"][..]] {
         let (out, err, code) = in_vps(flags, &["sh", "-c", script]);
         assert_eq!(code, 0, "{err}");
         assert!(out.contains("bad=0"), "{flags:?}: {out} {err}");
@@ -269,7 +271,7 @@ fn proc_link_count_counts_only_the_vps() {
     let script = "sleep 100 & sleep 100 & sleep 0.1; \
         echo $(( $(stat -c %h /proc) - $(ls /proc | grep -c '^[0-9]*$') )); kill $(jobs -p) 2>/dev/null; true";
     let base = |s: &str| -> i64 { s.trim().parse().expect("a number") };
-    let (out, err, code) = in_vps(&[], &["sh", "-c", script]);
+    let (out, err, code) = in_vps(&["--full-view"], &["sh", "-c", script]);
     assert_eq!(code, 0, "{err}");
     let host = std::fs::metadata("/proc")
         .map(|m| std::os::unix::fs::MetadataExt::nlink(&m) as i64)
@@ -289,7 +291,7 @@ fn ctrl_c_ends_the_vps_and_leaves_nothing() {
         return;
     }
     use std::os::unix::process::CommandExt;
-    for flags in [&[][..], &["--no-pidns"][..]] {
+    for flags in [&[][..], &["--full-view"][..], &["--no-pidns"][..]] {
         let mut cmd = std::process::Command::new(vprocfs());
         cmd.arg("run")
             .args(flags)
@@ -334,7 +336,7 @@ fn a_reaped_process_is_gone_at_once() {
         done; echo done";
     // With a pid namespace only: without one, `$!` is a real pid, which the view does
     // not resolve (a documented limit).
-    let (out, err, code) = in_vps(&[], &["sh", "-c", script]);
+    let (out, err, code) = in_vps(&["--full-view"], &["sh", "-c", script]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, "done\n");
     assert_eq!(in_kernel_ns(&["sh", "-c", script]), "done\n");
@@ -382,7 +384,7 @@ fn no_real_pid_of_a_non_member_shows_anywhere_in_the_view() {
     );
     let env = format!("LEAK_PIDS={pids}");
     let scan = script("leak_scan.py").display().to_string();
-    let (out, err, code) = in_vps(&[], &["env", &env, PY, &scan]);
+    let (out, err, code) = in_vps(&["--full-view"], &["env", &env, PY, &scan]);
     assert_eq!(code, 0, "{err}");
     let scanned: usize = out
         .lines()

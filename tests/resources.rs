@@ -1,0 +1,502 @@
+//! The kernel pid view and the resource views (SPEC sections 4 and 5), end to end: what
+//! `free`, `nproc`, `top`, `uptime` and `ps` show inside `vprocfs run` with limits, and
+//! what a served mount shows to two VPSes with different limits at once.
+
+mod common;
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::*;
+
+/// `vprocfs run FLAGS -- sh -c SCRIPT`, which must succeed; its standard output.
+fn run_sh(flags: &[&str], script: &str) -> String {
+    let (out, err, code) = in_vps(flags, &["sh", "-c", script]);
+    assert_eq!(code, 0, "vprocfs run {flags:?} failed: {err}\n{out}");
+    out
+}
+
+/// The numbers of `free -b`'s line that starts with `label` (total, used, free, …).
+fn free_line(free: &str, label: &str) -> Vec<u64> {
+    free.lines()
+        .find(|l| l.starts_with(label))
+        .unwrap_or_else(|| panic!("no {label} line in {free}"))
+        .split_whitespace()
+        .skip(1)
+        .map(|v| v.parse().expect("a number"))
+        .collect()
+}
+
+/// A value of the host's `/proc/meminfo`, in bytes.
+fn host_meminfo(key: &str) -> u64 {
+    let text = fs::read_to_string("/proc/meminfo").expect("meminfo");
+    let line = text
+        .lines()
+        .find(|l| l.split(':').next() == Some(key))
+        .expect("key");
+    let kb: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .expect("a number");
+    kb * 1024
+}
+
+#[test]
+fn free_shows_the_memory_limit_and_what_the_vps_uses() {
+    if !privileged() {
+        return;
+    }
+    // `free` before and while 100 MiB are held (written, so really charged).
+    let script = r#"
+import subprocess
+def free():
+    return subprocess.run(["free", "-b"], capture_output=True, text=True, check=True).stdout
+print(free())
+print("----")
+held = bytearray(b"x" * (100 << 20))
+print(free())
+"#;
+    let out = run_sh(
+        &["--memory", "256M", "--swap", "64M"],
+        &format!("python3 -c '{script}'"),
+    );
+    let (before, during) = out.split_once("----").expect("two readings");
+    let mem0 = free_line(before, "Mem:");
+    let mem1 = free_line(during, "Mem:");
+    assert_eq!(mem0[0], 268_435_456, "total is the limit: {before}");
+    assert_eq!(mem1[0], 268_435_456);
+    let mib = 1 << 20;
+    // procps 4: used = total - available; available is the last column.
+    let used_grew = mem1[1].saturating_sub(mem0[1]);
+    let avail_fell = mem0[5].saturating_sub(mem1[5]);
+    assert!(
+        used_grew >= 95 * mib,
+        "used grew by {used_grew} only:\n{before}\n{during}"
+    );
+    assert!(
+        avail_fell >= 95 * mib,
+        "available fell by {avail_fell} only:\n{before}\n{during}"
+    );
+    // Swap follows --swap, no more than the host has.
+    let swap = free_line(before, "Swap:");
+    let want = (64 * mib).min(host_meminfo("SwapTotal"));
+    assert_eq!(swap[0], want, "swap total: {before}");
+}
+
+#[test]
+fn without_limits_the_vps_sees_the_hosts_memory() {
+    if !privileged() {
+        return;
+    }
+    let out = run_sh(&[], "free -b");
+    assert_eq!(free_line(&out, "Mem:")[0], host_meminfo("MemTotal"));
+}
+
+/// The number of CPUs the host has online.
+fn host_cpus() -> usize {
+    fs::read_to_string("/proc/cpuinfo")
+        .expect("cpuinfo")
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count()
+}
+
+#[test]
+fn a_cpuset_of_one_cpu_shows_one_cpu_everywhere() {
+    if !privileged() {
+        return;
+    }
+    let out = run_sh(
+        &["--cpuset", "0"],
+        "grep -c ^processor /proc/cpuinfo; cat /sys/devices/system/cpu/online; nproc; \
+         grep -c '^cpu[0-9]' /proc/stat; top -b -n1 -1 | grep -c '^%Cpu'",
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines, ["1", "0", "1", "1", "1"], "{out}");
+}
+
+#[test]
+fn half_a_cpu_shows_one_cpu_and_its_time_in_stat() {
+    if !privileged() {
+        return;
+    }
+    if host_cpus() < 2 {
+        eprintln!("one CPU only: a quota cannot show fewer CPUs than the host");
+    }
+    // The `cpu` line before and after a 2 s busy loop.
+    let out = run_sh(
+        &["--cpus", "0.5"],
+        "grep -c ^processor /proc/cpuinfo; cat /sys/devices/system/cpu/online; \
+         head -1 /proc/stat; timeout 2 sh -c 'while :; do :; done'; head -1 /proc/stat",
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(&lines[..2], ["1", "0"], "{out}");
+    let cpu = |l: &str| -> Vec<u64> {
+        l.split_whitespace()
+            .skip(1)
+            .map(|v| v.parse().expect("a number"))
+            .collect()
+    };
+    let (a, b) = (cpu(lines[2]), cpu(lines[3]));
+    let d: Vec<u64> = a.iter().zip(&b).map(|(x, y)| y - x).collect();
+    let busy = d[0] + d[1] + d[2] + d[5] + d[6] + d[7];
+    let total: u64 = d.iter().take(8).sum();
+    assert!(total > 0, "{out}");
+    let share = busy as f64 / total as f64;
+    assert!(
+        (0.35..=0.65).contains(&share),
+        "a busy loop under --cpus 0.5 used {share:.2} of the one CPU shown:\n{out}"
+    );
+    // Every counter moved forward.
+    assert!(a.iter().zip(&b).all(|(x, y)| y >= x), "{out}");
+}
+
+fn now_secs() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64()
+}
+
+#[test]
+fn uptime_start_times_and_cpu_shares_agree() {
+    if !privileged() {
+        return;
+    }
+    let before = now_secs();
+    let out = run_sh(
+        &[],
+        "cut -d' ' -f1 /proc/uptime; \
+         ps -o lstart= -p 1; \
+         sh -c 'while :; do :; done' & busy=$!; sleep 2; \
+         ps -o pcpu= -p $busy; kill $busy; \
+         ps -eo etimes=",
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    let uptime: f64 = lines[0].trim().parse().expect("uptime");
+    assert!(uptime < 1.0, "a new VPS is {uptime} s old");
+    // ps prints lstart in the local time zone, to the second.
+    let date = Command::new("date")
+        .args(["-d", lines[1].trim(), "+%s"])
+        .output()
+        .expect("date");
+    let started: f64 = String::from_utf8_lossy(&date.stdout)
+        .trim()
+        .parse()
+        .expect("lstart parses");
+    assert!(
+        (started - before).abs() <= 1.5,
+        "init started at {started}, the run at {before}: {out}"
+    );
+    let pcpu: f64 = lines[2].trim().parse().expect("pcpu");
+    assert!(pcpu >= 90.0, "a busy loop shows {pcpu} %CPU");
+    for l in &lines[3..] {
+        let e: i64 = l.trim().parse().expect("etimes");
+        assert!(e >= 0, "etimes {e}: {out}");
+    }
+}
+
+#[test]
+fn loadavg_shows_the_vps_only() {
+    if !privileged() {
+        return;
+    }
+    // The last pid is the namespace's own, and the thread counts the VPS's.
+    let out = run_sh(
+        &[],
+        "sleep 0.1; cat /proc/loadavg; cat /proc/sys/kernel/ns_last_pid",
+    );
+    let mut lines = out.lines();
+    let load = lines.next().expect("loadavg");
+    let last: i32 = lines
+        .next()
+        .expect("ns_last_pid")
+        .trim()
+        .parse()
+        .expect("n");
+    let f: Vec<&str> = load.split_whitespace().collect();
+    assert_eq!(f.len(), 5, "{load}");
+    let (running, total) = f[3].split_once('/').expect("r/t");
+    let total: u32 = total.parse().expect("total");
+    let running: u32 = running.parse().expect("running");
+    assert!((1..=4).contains(&total), "the VPS has a few tasks: {load}");
+    assert!(running <= total, "{load}");
+    let shown_last: i32 = f[4].parse().expect("last pid");
+    assert!(
+        shown_last <= last + 1 && shown_last >= 1,
+        "{load} vs {last}"
+    );
+}
+
+/// The script run in both `vprocfs run` and `unshare --pid --fork --mount-proc`: what
+/// shell scripts and psmisc/procps/util-linux tools do with `/proc/<pid>`, magic links
+/// and pid-directory descriptors.
+const TOOLS: &str = r#"
+echo hi | cat /dev/stdin
+cat <(echo x)
+diff <(echo a) <(echo a) && echo same
+sleep 60 & s=$!
+killall -0 sleep && echo killall-ok
+pkill -0 -x sleep && echo pkill-ok
+nsenter -t 1 -p true && echo nsenter-ok
+[ "$(ps -o pidns= -p 1)" = "$(readlink /proc/1/ns/pid | tr -dc 0-9)" ] && echo pidns-ok
+ns=$(lsns -t pid -n -o NS 2>&1); rc=$?
+echo "$ns" | grep -qx "$(readlink /proc/self/ns/pid | tr -dc 0-9)" && echo lsns-ok || echo "lsns ($rc) lists: $ns"
+kill $s
+wait
+echo done
+"#;
+
+#[test]
+fn tools_behave_as_in_a_kernel_pid_namespace() {
+    if !privileged() {
+        return;
+    }
+    let kernel = in_kernel_ns(&["bash", "-c", TOOLS]);
+    let (view, err, code) = in_vps(&[], &["bash", "-c", TOOLS]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(view, kernel, "vprocfs run differs from the kernel: {err}");
+    assert!(kernel.contains("killall-ok") && kernel.contains("lsns-ok"));
+}
+
+#[test]
+fn the_full_view_keeps_serving_every_entry() {
+    if !privileged() {
+        return;
+    }
+    let out = run_sh(
+        &["--full-view", "--cpuset", "0"],
+        "grep -c ^processor /proc/cpuinfo; cat /sys/devices/system/cpu/online; ps -e -o pid= | wc -l; \
+         grep fuse.vprocfs /proc/self/mountinfo | grep -c ' /proc '",
+    );
+    let lines: Vec<&str> = out.lines().map(str::trim).collect();
+    assert_eq!(lines[0], "1", "{out}");
+    assert_eq!(lines[1], "0", "{out}");
+    assert_eq!(lines[3], "1", "the view is /proc: {out}");
+}
+
+/// A test-only cgroup in a v1 hierarchy (or v2), under this process's own cgroup there;
+/// removed on drop after its processes were moved back.
+struct TestCgroup {
+    dir: PathBuf,
+    parent: PathBuf,
+}
+
+impl TestCgroup {
+    fn memory(tag: &str, limit: u64) -> Option<TestCgroup> {
+        let own = fs::read_to_string("/proc/self/cgroup").ok()?;
+        let rel = own.lines().find_map(|l| {
+            let mut p = l.splitn(3, ':');
+            let (_, c, path) = (p.next()?, p.next()?, p.next()?);
+            c.split(',')
+                .any(|c| c == "memory")
+                .then(|| path.to_string())
+        })?;
+        let parent = PathBuf::from("/sys/fs/cgroup/memory").join(rel.trim_start_matches('/'));
+        let dir = parent.join(format!("vprocfs-test-{tag}-{}", std::process::id()));
+        fs::create_dir_all(&dir).ok()?;
+        fs::write(dir.join("memory.limit_in_bytes"), limit.to_string()).ok()?;
+        Some(TestCgroup { dir, parent })
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        if let Ok(procs) = fs::read_to_string(self.dir.join("cgroup.procs")) {
+            for p in procs.lines() {
+                let _ = fs::write(self.parent.join("cgroup.procs"), p);
+            }
+        }
+        for _ in 0..50 {
+            if fs::remove_dir(&self.dir).is_ok() || !self.dir.exists() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+#[test]
+fn two_vpses_on_one_mount_each_see_their_own_limits() {
+    if !privileged() {
+        return;
+    }
+    let (Some(a), Some(b)) = (
+        TestCgroup::memory("a", 100 << 20),
+        TestCgroup::memory("b", 200 << 20),
+    ) else {
+        panic!("this machine has no v1 memory hierarchy to make test cgroups in");
+    };
+    let tmp = TempDir::new("res2");
+    let mnt = tmp.0.join("mnt");
+    fs::create_dir_all(&mnt).expect("mnt");
+    let sock = tmp.0.join("ctl.sock");
+    // Two sleepers, one per cgroup, are the VPSes' inits.
+    let mut guards = Vec::new();
+    let mut inits = Vec::new();
+    for cg in [&a, &b] {
+        let child = Command::new("sleep").arg("120").spawn().expect("sleep");
+        fs::write(cg.dir.join("cgroup.procs"), child.id().to_string()).expect("move");
+        inits.push(child.id());
+        guards.push(ChildGuard(Some(child)));
+    }
+    let rel = |cg: &TestCgroup| {
+        cg.dir
+            .strip_prefix("/sys/fs/cgroup/memory")
+            .expect("below the hierarchy")
+            .display()
+            .to_string()
+    };
+    let args = vec![
+        "--vps".to_string(),
+        format!("a:cgroup=memory:/{},init={}", rel(&a), inits[0]),
+        "--vps".to_string(),
+        format!("b:cgroup=memory:/{},init={}", rel(&b), inits[1]),
+    ];
+    let (_daemon, _mount) = serve(&mnt, &sock, &args);
+    // Readers in each cgroup read the same file of the mount at the same time, the
+    // second as an unprivileged user.
+    let meminfo = mnt.join("meminfo");
+    let reader = |cg: &TestCgroup, unprivileged: bool| {
+        let drop_to = if unprivileged {
+            "exec setpriv --reuid 65534 --regid 65534 --clear-groups"
+        } else {
+            "exec"
+        };
+        // Moved into the cgroup by a root shell first, then (maybe) unprivileged.
+        let script = format!(
+            "echo $$ > {}/cgroup.procs; {drop_to} sh -c 'for i in 1 2 3 4 5 6 7 8 9 10; do head -1 {}; done'",
+            cg.dir.display(),
+            meminfo.display()
+        );
+        Command::new("sh")
+            .args(["-c", &script])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("reader")
+    };
+    let ra = reader(&a, false);
+    let rb = reader(&b, true);
+    let oa = ra.wait_with_output().expect("a");
+    let ob = rb.wait_with_output().expect("b");
+    let kb = |o: &std::process::Output| -> Vec<u64> {
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse().ok())
+                    .expect("MemTotal")
+            })
+            .collect()
+    };
+    let (ka, kb_) = (kb(&oa), kb(&ob));
+    assert_eq!(ka.len(), 10, "{oa:?}");
+    assert_eq!(kb_.len(), 10, "{ob:?}");
+    assert!(ka.iter().all(|&v| v == 100 * 1024), "{ka:?}");
+    assert!(kb_.iter().all(|&v| v == 200 * 1024), "{kb_:?}");
+    // A reader in no VPS reads the host's file.
+    let host = fs::read_to_string(&meminfo).expect("host reads");
+    assert_eq!(
+        host.lines().next(),
+        fs::read_to_string("/proc/meminfo")
+            .expect("meminfo")
+            .lines()
+            .next()
+    );
+}
+
+/// The directories named `name` below `vprocfs/` in this process's own cgroup of every
+/// hierarchy: where `vprocfs run` makes its VPS's cgroup.
+fn run_cgroups(name: &str) -> Vec<PathBuf> {
+    let own = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let mut found = Vec::new();
+    for l in own.lines() {
+        let mut p = l.splitn(3, ':');
+        let (Some(_), Some(c), Some(path)) = (p.next(), p.next(), p.next()) else {
+            continue;
+        };
+        let hierarchy = match c.split(',').next() {
+            Some("") | None => "unified".to_string(),
+            Some(c) => c.trim_start_matches("name=").to_string(),
+        };
+        for base in [
+            PathBuf::from("/sys/fs/cgroup").join(&hierarchy),
+            PathBuf::from("/sys/fs/cgroup"),
+        ] {
+            let dir = base
+                .join(path.trim_start_matches('/'))
+                .join("vprocfs")
+                .join(name);
+            if dir.exists() {
+                found.push(dir);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn run_leaves_no_cgroup_mount_or_process_behind() {
+    if !privileged() {
+        return;
+    }
+    for kill_init in [false, true] {
+        // An init that ends on SIGTERM (a pid namespace's init ignores signals it has no
+        // handler for).
+        let mut child = Command::new(vprocfs())
+            .args(["run", "--memory", "64M", "--", "sh", "-c"])
+            .arg("trap 'exit 0' TERM; sleep 30 & wait")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("vprocfs run");
+        let daemon = child.id();
+        let guard = PidsGuard(vec![daemon as i32]);
+        let name = format!("run-{daemon}");
+        assert!(
+            wait_until(Duration::from_secs(10), || !run_cgroups(&name).is_empty()),
+            "the VPS's cgroup is made"
+        );
+        let grandchild = || {
+            let relay = *children_of(daemon).first()?;
+            let init = *children_of(relay as u32).first()?;
+            Some((relay, init))
+        };
+        assert!(wait_until(Duration::from_secs(5), || grandchild().is_some()));
+        let (relay, init) = grandchild().expect("relay and init");
+        // Its trap is set once it has started its sleep.
+        assert!(wait_until(Duration::from_secs(5), || !children_of(
+            init as u32
+        )
+        .is_empty()));
+        if kill_init {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(init),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        } else {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(daemon as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+        let status = run_child_with_deadline(&mut child, Duration::from_secs(20));
+        assert!(status.is_some(), "vprocfs run ended");
+        drop(guard);
+        assert!(
+            run_cgroups(&name).is_empty(),
+            "cgroups left: {:?}",
+            run_cgroups(&name)
+        );
+        assert!(
+            fs::symlink_metadata(format!("/proc/{init}")).is_err(),
+            "init {init} is gone"
+        );
+        let staging = std::env::temp_dir().join(format!("vprocfs-{relay}"));
+        assert!(!staging.exists(), "{} left", staging.display());
+    }
+}
