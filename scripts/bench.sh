@@ -4,14 +4,18 @@
 #
 #   scripts/bench.sh [N…]        default: 1000 10000; `scripts/bench.sh 200` is a quick run
 #
-# For each N: a VPS is started with `vprocfs run` (own pid and mount namespaces, /proc =
-# the view) whose init is scripts/bench/driver.py. It builds a farm of N processes
+# For each N and each view (BENCH_VIEWS): a VPS is started with `vprocfs run` — the full
+# view (`--full-view`: /proc = the daemon's view) or the kernel pid view (the default:
+# the kernel's procfs of the VPS's pid namespace with vprocfs's virtual global files
+# bound over it) — whose init is scripts/bench/driver.py. It builds a farm of N processes
 # (scripts/bench/farm.py: sessions, process groups, ~10% multi-threaded) and times, paired
 # and interleaved (a, b, a, b …), on (a) the kernel's procfs of that very pid namespace
 # (`unshare --mount sh -c 'mount -t proc proc /proc && …'`) and (b) the view: `ps -ef`,
 # `ps -eLf`, `top -b -n1`, a python3 loop reading every /proc/<pid>/stat, and the
 # per-read latency of open+read+close of /proc/uptime, /proc/loadavg, /proc/<pid>/stat
-# (and LXCFS's /proc/uptime when LXCFS can be installed and run). The FUSE requests of
+# (full view) or of every virtual global file (kernel pid view), each against LXCFS's same
+# file when LXCFS can be installed and run; for the kernel pid view, the daemon's CPU
+# while idle (the load sampler). The FUSE requests of
 # one `ps -ef` come from the daemon's statistics line (SIGUSR1 before and after).
 #
 # Environment:
@@ -24,6 +28,8 @@
 #   VPROCFS=BINARY        use this binary instead of `cargo build --release`
 #   BENCH_RUN_ARGS=""     extra options of `vprocfs run` for the VPS (e.g. "--spin 0"),
 #                         for A/B runs of the daemon's settings
+#   BENCH_VIEWS="full kernel"  which views to measure
+#   BENCH_IDLE_S=30       seconds of idle daemon CPU measured (kernel pid view)
 #
 # Must run as root. Leaves no process, mount or file behind (EXIT trap).
 set -euo pipefail
@@ -38,7 +44,12 @@ LAT_READS=${BENCH_LAT_READS:-2000}
 TIMEOUT=${BENCH_TIMEOUT:-1800}
 WANT_LXCFS=${BENCH_LXCFS:-1}
 INSTALL=${BENCH_INSTALL:-1}
+read -r -a VIEWS <<<"${BENCH_VIEWS:-full kernel}"
+IDLE_S=${BENCH_IDLE_S:-30}
 if [ $# -gt 0 ]; then NS=("$@"); else NS=(1000 10000); fi
+for v in "${VIEWS[@]}"; do
+    case $v in full | kernel) ;; *) echo "bench: BENCH_VIEWS: '$v' is not full or kernel" >&2; exit 1 ;; esac
+done
 
 say() { printf 'bench: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
@@ -157,8 +168,8 @@ if [ "$WANT_LXCFS" = 1 ]; then
             sleep 0.1
         done
         if head -c 64 "$LXCFS_MNT/proc/uptime" >/dev/null 2>&1; then
-            LXCFS_FILE=$LXCFS_MNT/proc/uptime
-            say "LXCFS $(lxcfs --version 2>&1 | head -1) serves $LXCFS_FILE (pid $LXCFS_PID)"
+            LXCFS_FILE=$LXCFS_MNT
+            say "LXCFS $(lxcfs --version 2>&1 | head -1) serves $LXCFS_MNT (pid $LXCFS_PID)"
         else
             say "note: lxcfs did not come up (log: $(tail -1 "$tmp/lxcfs.log")); no LXCFS comparison"
         fi
@@ -234,13 +245,15 @@ serve_snaps() {
 
 # ---- one N ---------------------------------------------------------------------------
 run_one() {
-    local n=$1 dir=$tmp/n-$1 d pending= line rc deadline
+    local n=$1 view=$2 dir=$tmp/n-$1-$2 d pending= line rc deadline viewarg=
     mkdir -p "$dir"
     : >"$dir/driver.log"
-    say "N=$n: starting the VPS (host load average $(cut -d' ' -f1-3 /proc/loadavg))"
+    [ "$view" = full ] && viewarg=--full-view
+    say "N=$n, $view view: starting the VPS (host load average $(cut -d' ' -f1-3 /proc/loadavg))"
     # shellcheck disable=SC2086  # BENCH_RUN_ARGS is a list of options
-    "$VP" run ${BENCH_RUN_ARGS:-} -- "$PY" "$bench/driver.py" --dir "$dir" --n "$n" --reps "$REPS" \
-        --lat-reads "$LAT_READS" --lxcfs "$LXCFS_FILE" >"$dir/driver.log" 2>"$dir/daemon.err" &
+    "$VP" run $viewarg ${BENCH_RUN_ARGS:-} -- "$PY" "$bench/driver.py" --dir "$dir" --n "$n" \
+        --reps "$REPS" --lat-reads "$LAT_READS" --lxcfs "$LXCFS_FILE" --view "$view" \
+        --idle-s "$IDLE_S" >"$dir/driver.log" 2>"$dir/daemon.err" &
     d=$!
     DAEMONS+=("$d")
     deadline=$((SECONDS + TIMEOUT))
@@ -273,14 +286,17 @@ start=$SECONDS
 dirs=()
 failed=()
 for n in "${NS[@]}"; do
-    if run_one "$n"; then dirs+=("$tmp/n-$n"); else failed+=("$n"); fi
+    for v in "${VIEWS[@]}"; do
+        if run_one "$n" "$v"; then dirs+=("$tmp/n-$n-$v"); else failed+=("$n/$v"); fi
+    done
 done
 
 echo
 echo "vprocfs paired benchmark ($rev): N = ${NS[*]}, BENCH_REPS=$REPS, $LAT_READS reads" \
     "per latency repetition; $(nproc) vCPU, kernel $(uname -r); $((SECONDS - start)) s"
-echo "(a) kernel = procfs of the VPS's own pid namespace, (b) vprocfs = the view; same" \
-    "processes, same run. read loop = python3: listdir /proc + open/read/close each stat."
+echo "(a) kernel = procfs of the VPS's own pid namespace, (b) vprocfs = the view (full:" \
+    "the daemon serves /proc; kernel: the kernel's procfs + vprocfs's virtual global files);" \
+    "same processes, same run. read loop = python3: listdir /proc + open/read/close each stat."
 echo
 if [ ${#dirs[@]} -gt 0 ]; then "$PY" "$bench/report.py" "${dirs[@]}"; fi
 if [ ${#failed[@]} -gt 0 ]; then

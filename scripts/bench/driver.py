@@ -27,7 +27,7 @@ PY = sys.executable
 
 
 def log(msg):
-    print("[N=%s] %s" % (ARGS.n, msg), flush=True)
+    print("[N=%s %s] %s" % (ARGS.n, ARGS.view, msg), flush=True)
 
 
 class Worker:
@@ -110,8 +110,14 @@ def main():
     wa, wb = a.ask(op="whoami"), b.ask(op="whoami")
     log("(a) /proc is %s, pid_max %d; (b) /proc is %s" % (wa["fstype"], wa["pid_max"],
                                                          wb["fstype"]))
-    if wa["fstype"] != "proc" or not wb["fstype"].startswith("fuse"):
-        raise RuntimeError("the two /proc's are not kernel procfs and the FUSE view")
+    if wa["fstype"] != "proc":
+        raise RuntimeError("(a)'s /proc is not the kernel's procfs")
+    if ARGS.view == "full" and not wb["fstype"].startswith("fuse"):
+        raise RuntimeError("(b)'s /proc is not the FUSE view (--full-view)")
+    if ARGS.view == "kernel" and (wb["fstype"] != "proc" or
+                                  not wb["meminfo"].startswith("fuse")):
+        raise RuntimeError("(b) is not the kernel pid view: /proc %s, /proc/meminfo %s" % (
+            wb["fstype"], wb["meminfo"]))
     info += [("ns_pid_max", wa["pid_max"])]
 
     # Check: both /proc's show the same processes with the same numbers (ps itself and
@@ -173,17 +179,37 @@ def main():
 
     # Per-read latency of open+read+close.
     farm_stat = "/proc/%d/stat" % farm.pid
-    lat = [("/proc/uptime", "/proc/uptime"), ("/proc/loadavg", "/proc/loadavg"),
-           ("/proc/<pid>/stat", farm_stat)]
     k = ARGS.lat_reads
+    if ARGS.view == "full":
+        lat = [("/proc/uptime", "/proc/uptime"), ("/proc/loadavg", "/proc/loadavg"),
+               ("/proc/<pid>/stat", farm_stat)]
+    else:
+        # Every virtual global file the kernel has here, and its LXCFS twin.
+        lat = [(p, p) for p in VIRTUAL_FILES if os.path.exists(p)]
     for key, path in lat:
         req = dict(op="lat", path=path, n=k)
         paired(results, a, b, "o+r+c " + key, "us", req, req)
     if ARGS.lxcfs:
-        # LXCFS's file, read by worker b, against the kernel's /proc/uptime (worker a).
-        paired(results, a, b, "o+r+c LXCFS /proc/uptime", "us",
-               dict(op="lat", path="/proc/uptime", n=k), dict(op="lat", path=ARGS.lxcfs, n=k),
-               label_b="LXCFS")
+        # LXCFS's file, read by worker b, against the kernel's file (worker a).
+        for key, path in lat:
+            twin = lxcfs_twin(path)
+            if twin and key != "/proc/<pid>/stat":
+                paired(results, a, b, "o+r+c LXCFS " + key, "us",
+                       dict(op="lat", path=path, n=k), dict(op="lat", path=twin, n=k),
+                       label_b="LXCFS")
+
+    if ARGS.view == "kernel":
+        # The daemon's CPU while nothing reads: the load sampler's cost (every 5 s it
+        # counts the VPS's runnable tasks) plus the daemon's idle housekeeping.
+        idle = ARGS.idle_s
+        s0 = snapshot("idle0")
+        time.sleep(idle)
+        s1 = snapshot("idle1")
+        if s0 and s1 and "cpu_ms" in s0:
+            ms = s1["cpu_ms"] - s0["cpu_ms"]
+            pct = 100.0 * ms / (idle * 1000.0)
+            log("daemon CPU while idle for %d s: %d ms (%.2f %% of one CPU)" % (idle, ms, pct))
+            info.append(("idle_cpu_pct", "%.3f" % pct))
 
     after_all = snapshot("end")
     if after_all:
@@ -195,6 +221,20 @@ def main():
         for key, v in info:
             f.write("%s\t%s\n" % (key, v))
     log("done in %.0f s" % (time.monotonic() - t0))
+
+
+#: The virtual global files of the kernel pid view (SPEC section 5).
+VIRTUAL_FILES = ["/proc/meminfo", "/proc/cpuinfo", "/proc/stat", "/proc/uptime",
+                 "/proc/loadavg", "/proc/swaps", "/proc/diskstats", "/proc/pressure/cpu",
+                 "/sys/devices/system/cpu/online"]
+
+
+def lxcfs_twin(path):
+    """LXCFS's file for `path` (ARGS.lxcfs is its mount point), if it serves one."""
+    if not ARGS.lxcfs:
+        return None
+    twin = os.path.join(ARGS.lxcfs, path.lstrip("/"))
+    return twin if os.path.exists(twin) else None
 
 
 def paired(results, a, b, key, unit, req_a, req_b, warmup=False, label_b="view"):
@@ -235,7 +275,9 @@ if __name__ == "__main__":
     ap.add_argument("--n", type=int, required=True)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--lat-reads", type=int, default=2000)
-    ap.add_argument("--lxcfs", default="")
+    ap.add_argument("--lxcfs", default="", help="LXCFS's mount point")
+    ap.add_argument("--view", choices=["full", "kernel"], default="full")
+    ap.add_argument("--idle-s", type=int, default=30)
     ARGS = ap.parse_args()
     os.dup2(1, 2)  # the children's errors too go to the log, not to the daemon's
     try:

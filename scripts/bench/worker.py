@@ -26,13 +26,13 @@ ENV.pop("COLUMNS", None)
 ENV.pop("LINES", None)
 
 
-def proc_fstype():
-    """File system type of the last mount on /proc, as this process sees it."""
+def proc_fstype(point="/proc"):
+    """File system type of the last mount on `point`, as this process sees it."""
     fstype = "?"
     with open("/proc/self/mountinfo") as f:
         for line in f:
             left, _, right = line.partition(" - ")
-            if left.split()[4] == "/proc":
+            if left.split()[4] == point:
                 fstype = right.split()[0]
     return fstype
 
@@ -98,7 +98,8 @@ def handle(req):
     if op == "whoami":
         with open("/proc/sys/kernel/pid_max") as f:
             pid_max = int(f.read())
-        return {"fstype": proc_fstype(), "pid_max": pid_max, "pid": os.getpid()}
+        return {"fstype": proc_fstype(), "meminfo": proc_fstype("/proc/meminfo"),
+                "pid_max": pid_max, "pid": os.getpid()}
     if op == "cmd":
         return {"s": run_cmd(req["argv"])}
     if op == "lines":
