@@ -384,7 +384,8 @@ fn root_or_skip(test: &str) -> bool {
 }
 
 /// Live, on this machine's cgroups (root only): a VPS cgroup with a 256 MiB memory
-/// limit and cpuset 0, a process in it that allocates 100 MiB, the views, removal.
+/// limit, cpuset 0 and half a CPU, a process in it that allocates 100 MiB, a busy
+/// loop, the views, removal.
 #[test]
 fn live_vps_cgroup() {
     use std::io::{BufRead, BufReader, Write};
@@ -398,6 +399,7 @@ fn live_vps_cgroup() {
     let limits = Limits {
         memory: Some(256 << 20),
         cpuset: Some("0".into()),
+        cpus: Some(0.5),
         ..Default::default()
     };
     let cg = VpsCgroup::create(&name, &limits).expect("VpsCgroup::create");
@@ -485,7 +487,44 @@ fn live_vps_cgroup() {
     assert!(grew >= 95 * 1024, "used grew by {grew} kB");
     assert!(dropped >= 95 * 1024, "MemAvailable dropped by {dropped} kB");
 
+    // A 2 s busy loop under half a CPU moves the cpu line by 50 % ± 15 % of the
+    // elapsed time, and idle makes up the rest.
+    let mut busy = Command::new(python)
+        .args(["-c", "while True: pass"])
+        .spawn()
+        .expect("python3");
+    cg.attach(busy.id() as i32).expect("attach");
+    let cpu_line = || -> Vec<u64> {
+        let t = render(ResFile::Stat);
+        std::str::from_utf8(&t)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .skip(1)
+            .map(|n| n.parse().unwrap())
+            .collect()
+    };
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let a = cpu_line();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let b = cpu_line();
+    let d: Vec<u64> = a.iter().zip(&b).map(|(x, y)| y - x).collect();
+    let used = (d[0] + d[1] + d[2]) as f64;
+    let all = d.iter().sum::<u64>() as f64;
+    assert!(
+        (all - 200.0).abs() <= 10.0,
+        "one CPU for 2 s is 200 ticks: {d:?}"
+    );
+    assert!(
+        (used / all - 0.5).abs() <= 0.15,
+        "busy share {:.2}: {d:?}",
+        used / all
+    );
+
     cg.remove();
+    let _ = busy.wait();
     let status = child.wait().unwrap();
     assert_eq!(status.signal(), Some(9), "killed by remove");
     for d in &dirs {
