@@ -231,6 +231,10 @@ mod tests {
             }
         }
         assert_eq!(out.as_bytes(), HOST);
+        // A label longer than 16 columns keeps the value's end column (%5lu).
+        let mut long = String::new();
+        push_kb(&mut long, "HardwareCorrupted", 0);
+        assert_eq!(long, "HardwareCorrupted:     0 kB\n");
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! not 0), one line for it, printed with mm/swapfile.c's `swap_show` format
 //! (`%*s%s\t%lu\t%s%lu\t%s%d`): filename `none`, type `virtual`, size and use in kB
 //! and priority 0, as LXCFS shows it. The host's own swap devices are not listed:
-//! their names and sizes say nothing about what the VPS may use.
+//! their names and sizes say nothing about what the VPS may use. The size is
+//! min(swap limit, host's total swap), as meminfo's SwapTotal: a host without swap
+//! shows none whatever the limit. A VPS without a memory cgroup sees the host's file.
 
 use super::ResError;
 

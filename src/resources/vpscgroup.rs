@@ -30,7 +30,8 @@ use crate::host;
 pub struct Limits {
     /// Memory in bytes.
     pub memory: Option<u64>,
-    /// Swap in bytes, beyond `memory`.
+    /// Swap in bytes, beyond `memory` (`None`: swap is not limited; a VPS then sees
+    /// the host's SwapTotal).
     pub swap: Option<u64>,
     /// CPU bandwidth in CPUs (0.5: half of one CPU).
     pub cpus: Option<f64>,
