@@ -358,7 +358,10 @@ fn carry_out(d: &Daemon, req: Request) -> Response {
             },
             Request::Remove { vps } => match find(&vps) {
                 Ok(id) => match t.remove_vps(id) {
-                    Ok(()) => Response::ok(),
+                    Ok(()) => {
+                        d.view.drop_resources(id);
+                        Response::ok()
+                    }
                     Err(e) => Response::refuse(&e, e.errno()),
                 },
                 Err(r) => *r,

@@ -89,10 +89,16 @@ pub fn load(path: &Path) -> Result<Option<State>, String> {
 /// Writes `state` to `path` atomically: temporary file, fsync, rename, fsync of the
 /// directory.
 pub fn save(path: &Path, state: &State) -> io::Result<()> {
+    write_json(path, state)
+}
+
+/// Writes `value` as JSON to `path` atomically: temporary file, fsync, rename, fsync of
+/// the directory.
+pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> io::Result<()> {
     let dir = state_dir(path);
     fs::create_dir_all(dir)?;
     let tmp = path.with_extension("tmp");
-    let text = serde_json::to_vec_pretty(state).map_err(io::Error::other)?;
+    let text = serde_json::to_vec_pretty(value).map_err(io::Error::other)?;
     {
         let mut f = File::create(&tmp)?;
         f.write_all(&text)?;

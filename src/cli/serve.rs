@@ -121,7 +121,10 @@ pub(super) fn serve(mut a: ServeArgs) -> Result<i32, String> {
     let takeover = worker.generation > 0;
     view.keep_journal(&dir.join("nodes"), takeover, worker.generation << 48)
         .map_err(|e| format!("cannot keep the inode journal in {}: {e}", dir.display()))?;
+    // The counters of the virtual files never go back, across restarts and upgrades.
+    view.keep_floors(&dir.join("floors"));
     daemon::follow_events(&view);
+    daemon::sample_loads(&view);
     let spin = a.fuse.spin();
     let config = daemon::session_config(&spin);
     let stats = Arc::new(Stats::default());
@@ -205,6 +208,7 @@ pub(super) fn serve(mut a: ServeArgs) -> Result<i32, String> {
     };
     log::info!("{sig}: stopping; {}", stats.line());
     daemon.persist();
+    view.save_floors();
     if sig != nix::sys::signal::Signal::SIGUSR2 {
         // Stepping down for an upgrade keeps the socket's path for the next worker.
         let _ = std::fs::remove_file(&a.ctl);

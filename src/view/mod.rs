@@ -247,7 +247,7 @@ pub struct View {
     /// ([`View::refresh_owners`]).
     owners: Mutex<FxHashMap<u64, (u32, u32)>>,
     /// Each VPS's resource view ([`resource_files`]).
-    resources: Mutex<FxHashMap<VpsId, std::sync::Arc<resource_files::VpsRes>>>,
+    resources: Mutex<resource_files::Resources>,
 }
 
 /// What an open gives the FUSE layer: the handle, and the whole text when it was
@@ -315,7 +315,7 @@ impl View {
             flush: std::sync::OnceLock::new(),
             notifier: std::sync::OnceLock::new(),
             owners: Mutex::new(FxHashMap::default()),
-            resources: Mutex::new(FxHashMap::default()),
+            resources: Mutex::new(resource_files::Resources::default()),
         }
     }
 

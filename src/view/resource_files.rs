@@ -6,12 +6,25 @@
 //! Each VPS's resource state is made once, from its init's cgroup, or handed in by
 //! `vprocfs run`, which made the cgroup ([`View::set_resources`]).
 
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use rustc_hash::FxHashMap;
+
 use crate::engine::{Pid, VpsId};
-use crate::resources::{self, CgroupPaths, ResFile, VpsFacts, VpsResources};
+use crate::resources::{self, CgroupPaths, Floors, ResFile, VpsFacts, VpsResources};
 
 use super::{lock, View};
+
+/// The resource views of a mount's VPSes, and the counters' floors a previous daemon
+/// left (by VPS name), so that no counter goes back across a restart or an upgrade.
+#[derive(Default)]
+pub struct Resources {
+    by_vps: FxHashMap<VpsId, Arc<VpsRes>>,
+    saved: HashMap<String, Floors>,
+    path: Option<PathBuf>,
+}
 
 /// A VPS's resource view, with what does not change while the VPS lives.
 pub struct VpsRes {
@@ -62,15 +75,66 @@ pub fn view_name(f: ResFile) -> &'static str {
 impl View {
     /// Installs the resource view of VPS `id` (for `vprocfs run`, which made its cgroup).
     pub fn set_resources(&self, id: VpsId, res: VpsRes) {
-        lock(&self.resources).insert(id, Arc::new(res));
+        lock(&self.resources).by_vps.insert(id, Arc::new(res));
+    }
+
+    /// Keeps the counters' floors of every VPS in `path` ([`View::save_floors`]), and
+    /// takes up those a previous daemon saved there.
+    pub fn keep_floors(&self, path: &Path) {
+        let saved = match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                log::warn!(
+                    "{}: not a floors file ({e}); counters start afresh",
+                    path.display()
+                );
+                HashMap::new()
+            }),
+            Err(_) => HashMap::new(),
+        };
+        let mut r = lock(&self.resources);
+        r.saved = saved;
+        r.path = Some(path.to_path_buf());
+    }
+
+    /// Saves the counters' floors of every VPS (see [`View::keep_floors`]).
+    pub fn save_floors(&self) {
+        let (path, live) = {
+            let r = lock(&self.resources);
+            let Some(path) = r.path.clone() else {
+                return;
+            };
+            (
+                path,
+                r.by_vps
+                    .iter()
+                    .map(|(&id, v)| (id, Arc::clone(v)))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let mut all: HashMap<String, Floors> = lock(&self.resources).saved.clone();
+        for (id, v) in live {
+            if let Some(name) = lock(&self.tracker).vps(id).map(|v| v.name().to_string()) {
+                all.insert(name, v.res.floors());
+            }
+        }
+        if let Err(e) = crate::state::write_json(&path, &all) {
+            log::warn!(
+                "cannot save the counters' floors to {}: {e}",
+                path.display()
+            );
+        }
     }
 
     /// The resource view of VPS `id`, made from its init's cgroup on first use.
     fn resources_of(&self, id: VpsId) -> Option<Arc<VpsRes>> {
-        if let Some(r) = lock(&self.resources).get(&id) {
+        if let Some(r) = lock(&self.resources).by_vps.get(&id) {
             return Some(Arc::clone(r));
         }
-        let init = lock(&self.tracker).vps(id)?.init_pid();
+        let (init, name) = {
+            let tracker = lock(&self.tracker);
+            let vps = tracker.vps(id)?;
+            (vps.init_pid(), vps.name().to_string())
+        };
         let paths = match CgroupPaths::of_pid(init) {
             Ok(p) => p,
             Err(e) => {
@@ -78,8 +142,12 @@ impl View {
                 return None;
             }
         };
-        let made = Arc::new(VpsRes::new(init, paths));
-        Some(Arc::clone(lock(&self.resources).entry(id).or_insert(made)))
+        let made = VpsRes::new(init, paths);
+        let mut r = lock(&self.resources);
+        if let Some(f) = r.saved.remove(&name) {
+            made.res.restore_floors(f);
+        }
+        Some(Arc::clone(r.by_vps.entry(id).or_insert(Arc::new(made))))
     }
 
     /// `file` as a reader of VPS `id` sees it; `host` is the host's text of it. `None`
@@ -115,7 +183,7 @@ impl View {
     /// Samples the load of every VPS that has a resource view (every 5 s, from the
     /// daemon's sampler thread).
     pub fn sample_loads(&self) {
-        let all: Vec<Arc<VpsRes>> = lock(&self.resources).values().cloned().collect();
+        let all: Vec<Arc<VpsRes>> = lock(&self.resources).by_vps.values().cloned().collect();
         let now = resources::boottime_now_ns();
         for r in all {
             r.res.sample_load(now);
@@ -124,6 +192,6 @@ impl View {
 
     /// Forgets the resource view of a VPS that is gone.
     pub fn drop_resources(&self, id: VpsId) {
-        lock(&self.resources).remove(&id);
+        lock(&self.resources).by_vps.remove(&id);
     }
 }
