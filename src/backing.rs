@@ -9,9 +9,12 @@
 //!
 //! The kernel keeps one backing file per inode at a time: while a snapshot of an inode
 //! is open, another open of it gets the same backing file if its text is the same, and
-//! otherwise `direct_io` reads of its own snapshot (from the view's handle). Without
-//! passthrough (a kernel before 6.9, or a daemon that took over a mount without seeing
-//! its INIT) every snapshot is read with `direct_io`.
+//! otherwise `direct_io` reads of its own snapshot (from the view's handle). Once no
+//! handle uses an inode's backing file, the next open rewrites the same memfd rather
+//! than making and registering another (no reader can see it change: the kernel drops
+//! an inode's backing file when its last passthrough file closes, before the release
+//! reaches the daemon). Without passthrough (a kernel before 6.9, or a daemon that took
+//! over a mount without seeing its INIT) every snapshot is read with `direct_io`.
 
 use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,13 +23,18 @@ use std::sync::{Arc, Mutex};
 use fuser::{BackingId, FileHandle, FopenFlags, ReplyOpen};
 use rustc_hash::FxHashMap;
 
-/// The backing file live on one inode.
+/// The backing file of one inode.
 struct Live {
     id: BackingId,
+    memfd: std::fs::File,
     text: Arc<[u8]>,
     /// Open handles that use it.
     open: usize,
 }
+
+/// Backing files no handle uses are kept for their inode's next open, up to this many;
+/// past it, they are all closed.
+const MAX_IDLE: usize = 1024;
 
 /// The live backing files of a mount, by inode, and which handle uses which.
 #[derive(Default)]
@@ -56,21 +64,34 @@ impl Backings {
         let (live, by_fh) = &mut *guard;
         if let Some(l) = live.get_mut(&ino) {
             if *l.text != **text {
-                // Another snapshot holds the inode: this one is read through the daemon.
-                return direct(reply);
+                if l.open > 0 {
+                    // Another snapshot holds the inode: this one is read through the
+                    // daemon.
+                    return direct(reply);
+                }
+                if let Err(e) = rewrite(&l.memfd, text) {
+                    log::warn!("cannot rewrite a snapshot ({e}); read through the daemon");
+                    live.remove(&ino);
+                    return direct(reply);
+                }
+                l.text = Arc::clone(text);
             }
             l.open += 1;
             by_fh.insert(fh, ino);
             return reply.opened_passthrough(FileHandle(fh), FopenFlags::empty(), &l.id);
         }
-        let id = memfd_with(text).and_then(|f| reply.open_backing(&f));
-        match id {
-            Ok(id) => {
+        if live.len() >= MAX_IDLE {
+            live.retain(|_, l| l.open > 0);
+        }
+        let made = memfd_with(text).and_then(|f| Ok((reply.open_backing(&f)?, f)));
+        match made {
+            Ok((id, memfd)) => {
                 reply.opened_passthrough(FileHandle(fh), FopenFlags::empty(), &id);
                 live.insert(
                     ino,
                     Live {
                         id,
+                        memfd,
                         text: Arc::clone(text),
                         open: 1,
                     },
@@ -95,16 +116,15 @@ impl Backings {
         };
         if let Some(l) = live.get_mut(&ino) {
             l.open = l.open.saturating_sub(1);
-            if l.open == 0 {
-                live.remove(&ino);
-            }
         }
     }
+}
 
-    /// How many backing files are live (statistics and tests).
-    pub fn live(&self) -> usize {
-        self.live.lock().unwrap_or_else(|p| p.into_inner()).0.len()
-    }
+/// Makes `memfd` hold `text` instead of what it held.
+fn rewrite(memfd: &std::fs::File, text: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    memfd.set_len(0)?;
+    memfd.write_all_at(text, 0)
 }
 
 /// A memfd holding `text`: a regular file the kernel accepts as a backing file.
@@ -121,6 +141,16 @@ mod tests {
     use super::*;
     use std::io::Read as _;
     use std::io::Seek as _;
+
+    #[test]
+    fn a_rewritten_memfd_holds_the_new_text_only() {
+        let mut f = memfd_with(b"a longer first text\n").expect("memfd");
+        rewrite(&f, b"short\n").expect("rewrite");
+        f.rewind().expect("rewind");
+        let mut s = String::new();
+        f.read_to_string(&mut s).expect("read");
+        assert_eq!(s, "short\n");
+    }
 
     #[test]
     fn a_memfd_holds_the_text() {

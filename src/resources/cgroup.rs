@@ -658,11 +658,17 @@ pub struct CpuState {
 
 /// Reads the VPS's cpuset, quota and usage.
 pub fn read_cpu(paths: &CgroupPaths) -> Result<CpuState, ResError> {
+    let (cpuset, quota) = read_cpu_limits(paths)?;
     Ok(CpuState {
-        cpuset: read_cpuset(paths)?,
-        quota: read_quota(paths)?,
+        cpuset,
+        quota,
         usage: read_cpu_usage(paths)?,
     })
+}
+
+/// The VPS's effective cpuset and CPU quota: what decides which CPUs it sees.
+pub fn read_cpu_limits(paths: &CgroupPaths) -> Result<(Option<CpuSet>, Option<Quota>), ResError> {
+    Ok((read_cpuset(paths)?, read_quota(paths)?))
 }
 
 fn read_cpuset(paths: &CgroupPaths) -> Result<Option<CpuSet>, ResError> {
@@ -726,7 +732,7 @@ fn read_quota(paths: &CgroupPaths) -> Result<Option<Quota>, ResError> {
     Ok(min)
 }
 
-fn read_cpu_usage(paths: &CgroupPaths) -> Result<Option<CpuUsage>, ResError> {
+pub fn read_cpu_usage(paths: &CgroupPaths) -> Result<Option<CpuUsage>, ResError> {
     if let Some(d) = &paths.cpuacct {
         let (u, s) = (
             d.file("cpuacct.usage_percpu_user"),

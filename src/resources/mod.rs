@@ -192,9 +192,25 @@ struct State {
 pub struct VpsResources {
     paths: CgroupPaths,
     state: Mutex<State>,
+    /// The CPU limits and the host's online CPUs, read at most every [`LIMITS_TTL`]:
+    /// they change rarely, and reading them walks the cgroup's ancestors (two files a
+    /// level), which was most of the cost of an open of `uptime` or `stat`.
+    limits: Mutex<Option<(std::time::Instant, CpuLimits)>>,
     /// The sampler's buffers, apart from `state` so that a sample (tens of ms at
     /// 10,000 threads) never blocks a reader.
     scratch: Mutex<cgroup::Scratch>,
+}
+
+/// How long the CPU limits read for a VPS are used before they are read again: a
+/// change of the cpuset or the quota shows within this time.
+pub const LIMITS_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// What decides which CPUs a VPS sees.
+#[derive(Clone, Debug)]
+struct CpuLimits {
+    cpuset: Option<CpuSet>,
+    quota: Option<cpus::Quota>,
+    host_online: CpuSet,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -214,7 +230,32 @@ impl VpsResources {
                 floors: Floors::default(),
             }),
             scratch: Mutex::new(cgroup::Scratch::default()),
+            limits: Mutex::new(None),
         }
+    }
+
+    /// The CPU limits, read again when older than [`LIMITS_TTL`].
+    fn cpu_limits(&self) -> Result<CpuLimits, ResError> {
+        let now = std::time::Instant::now();
+        if let Some((at, l)) = &*lock(&self.limits) {
+            if now.duration_since(*at) < LIMITS_TTL {
+                return Ok(l.clone());
+            }
+        }
+        let (cpuset, quota) = cgroup::read_cpu_limits(&self.paths)?;
+        let l = CpuLimits {
+            cpuset,
+            quota,
+            host_online: cgroup::read_host_online()?,
+        };
+        *lock(&self.limits) = Some((now, l.clone()));
+        Ok(l)
+    }
+
+    /// The CPUs the VPS sees, of those in `online` (the host's, as its file lists them).
+    fn visible(&self, online: &CpuSet) -> Result<CpuSet, ResError> {
+        let l = self.cpu_limits()?;
+        Ok(cpus::visible(l.cpuset.as_ref(), l.quota, online))
     }
 
     /// The cgroup this VPS's views come from.
@@ -260,25 +301,20 @@ impl VpsResources {
         match file {
             ResFile::Meminfo => meminfo::render(host, cgroup::read_memory(p)?.as_ref()),
             ResFile::Cpuinfo => {
-                let cpu = cgroup::read_cpu(p)?;
-                let online = cpuinfo::processors(host)?;
-                let vis = cpus::visible(cpu.cpuset.as_ref(), cpu.quota, &online);
+                let vis = self.visible(&cpuinfo::processors(host)?)?;
                 cpuinfo::render(host, &vis)
             }
             ResFile::CpuOnline => {
-                let cpu = cgroup::read_cpu(p)?;
-                let online = CpuSet::parse(&String::from_utf8_lossy(host))?;
-                let vis = cpus::visible(cpu.cpuset.as_ref(), cpu.quota, &online);
+                let vis = self.visible(&CpuSet::parse(&String::from_utf8_lossy(host))?)?;
                 Ok(cpus::render_online(vis.len()))
             }
             ResFile::Stat => {
-                let cpu = cgroup::read_cpu(p)?;
-                let online = stat::online(host)?;
-                let vis = cpus::visible(cpu.cpuset.as_ref(), cpu.quota, &online);
+                let vis = self.visible(&stat::online(host)?)?;
+                let usage = cgroup::read_cpu_usage(p)?;
                 let counts = self.counts(facts);
                 let inp = stat::StatInputs {
                     visible: &vis,
-                    usage: cpu.usage.as_ref(),
+                    usage: usage.as_ref(),
                     elapsed_ns: uptime::reader_boottime(now_boottime_ns, facts.boot_offset_ns),
                     boot_offset_ns: facts.boot_offset_ns,
                     running: counts.running,
@@ -288,11 +324,11 @@ impl VpsResources {
                 stat::render(host, &inp, &mut lock(&self.state).floors.stat)
             }
             ResFile::Uptime => {
-                let cpu = cgroup::read_cpu(p)?;
-                let online = cgroup::read_host_online()?;
-                let vis = cpus::visible(cpu.cpuset.as_ref(), cpu.quota, &online);
+                let online = self.cpu_limits()?.host_online;
+                let vis = self.visible(&online)?;
+                let usage = cgroup::read_cpu_usage(p)?;
                 let up = uptime::reader_boottime(now_boottime_ns, facts.boot_offset_ns);
-                let used = cpu.usage.as_ref().map_or(0, cgroup::CpuUsage::total_ns);
+                let used = usage.as_ref().map_or(0, cgroup::CpuUsage::total_ns);
                 let idle = uptime::idle_ns(up, vis.len(), used);
                 let mut st = lock(&self.state);
                 let idle = idle.max(st.floors.uptime_idle_ns);
