@@ -113,6 +113,12 @@ impl ResFile {
         ResFile::CpuOnline,
     ];
 
+    /// Whether the file is made from the host's text (the others are computed from the
+    /// cgroup and the clock alone, and the host's file need not be read).
+    pub fn needs_host_text(self) -> bool {
+        !matches!(self, ResFile::Uptime | ResFile::Loadavg)
+    }
+
     /// Where the host's own text is read: below `/proc`, or the sysfs file for
     /// [`ResFile::CpuOnline`]. It is also where the view is bind-mounted.
     pub fn host_path(self) -> &'static str {

@@ -869,6 +869,9 @@ impl View {
 
     /// The text of a [`Lazy`] handle, made now (its first read).
     fn render_lazy(&self, l: &Lazy) -> Result<Vec<u8>, i32> {
+        if let (Render::Resource(file), Reader::Vps { id, tid }) = (l.render, l.reader) {
+            return self.render_virtual(id, tid, &l.node, file);
+        }
         let raw = match l.render {
             Render::NsLastPid => Vec::new(),
             _ => self.read_real(&l.node)?,
@@ -925,15 +928,6 @@ impl View {
         if matches!(r, Render::Stat) && node.rel() == "stat" {
             self.sync_groups(id, node, raw);
         }
-        let r = match r {
-            Render::Resource(file) => match self.render_resource(id, file, raw)? {
-                Some(text) => return Ok(text),
-                // No cgroup to read: the host's figures, with loadavg's pids translated.
-                None if file == crate::resources::ResFile::Loadavg => Render::Loadavg,
-                None => return Ok(raw.to_vec()),
-            },
-            r => r,
-        };
         let tracker = lock(&self.tracker);
         let vps = tracker.vps(id).ok_or(libc::ENOENT)?;
         let meta = tracker.meta(id);

@@ -150,10 +150,40 @@ impl View {
         Some(Arc::clone(r.by_vps.entry(id).or_insert(Arc::new(made))))
     }
 
+    /// `file` as reader `tid` of VPS `id` sees it, at `node` of the view. The host's
+    /// text is read only where the file is made from it; without a cgroup to read, the
+    /// host's figures are shown, with loadavg's pids translated.
+    pub(super) fn render_virtual(
+        &self,
+        id: VpsId,
+        tid: Pid,
+        node: &super::nodes::Node,
+        file: ResFile,
+    ) -> Result<Vec<u8>, i32> {
+        let host = if file.needs_host_text() {
+            self.read_real(node)?
+        } else {
+            Vec::new()
+        };
+        if let Some(text) = self.render_resource(id, file, &host)? {
+            return Ok(text);
+        }
+        let host = match host.is_empty() {
+            true => self.read_real(node)?,
+            false => host,
+        };
+        match file {
+            ResFile::Loadavg => {
+                self.render_for(id, tid, node, super::files::Render::Loadavg, &host)
+            }
+            _ => Ok(host),
+        }
+    }
+
     /// `file` as a reader of VPS `id` sees it; `host` is the host's text of it. `None`
     /// when the VPS has no cgroup to read (the caller then shows the host's figures, as
     /// LXCFS does for a process it cannot place).
-    pub(super) fn render_resource(
+    fn render_resource(
         &self,
         id: VpsId,
         file: ResFile,
