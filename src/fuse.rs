@@ -178,6 +178,10 @@ impl Filesystem for ProcFs {
         match self.view.open(reader, ino.0, req.uid(), req.gid()) {
             Ok(o) => match o.snapshot {
                 Some(text) => self.backings.reply(ino.0, o.fh, &text, reply),
+                None if o.stream => reply.opened(
+                    FileHandle(o.fh),
+                    FopenFlags::FOPEN_DIRECT_IO | FopenFlags::FOPEN_NONSEEKABLE,
+                ),
                 // procfs files report size 0: only direct I/O reads them whole.
                 None => reply.opened(FileHandle(o.fh), FopenFlags::FOPEN_DIRECT_IO),
             },
@@ -275,17 +279,19 @@ impl Filesystem for ProcFs {
     fn ioctl(
         &self,
         _req: &Request,
-        _ino: INodeNo,
-        _fh: FileHandle,
+        ino: INodeNo,
+        fh: FileHandle,
         _flags: IoctlFlags,
-        _cmd: u32,
+        cmd: u32,
         _in_data: &[u8],
         _out_size: u32,
         reply: ReplyIoctl,
     ) {
         self.begin(Op::Ioctl);
-        // procfs files are no terminals (isatty asks with TCGETS): the kernel's answer.
-        reply.error(Errno::ENOTTY);
+        match self.view.ioctl(ino.0, fh.0, cmd) {
+            Ok(result) => reply.ioctl(result, &[]),
+            Err(e) => reply.error(err(e)),
+        }
     }
 
     fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {

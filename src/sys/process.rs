@@ -134,3 +134,15 @@ pub fn reset_signals() {
     }
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
 }
+
+/// `ioctl(fd, NS_GET_NSTYPE)`: the `CLONE_NEW*` type of the namespace open at `fd`.
+pub fn ns_type(fd: &impl std::os::fd::AsRawFd) -> io::Result<i32> {
+    const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
+    // SAFETY: NS_GET_NSTYPE takes no argument and touches no memory of ours; it
+    // returns the type or -1 with errno, for any descriptor.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), NS_GET_NSTYPE) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(r)
+}

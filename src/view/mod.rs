@@ -9,6 +9,7 @@
 //! reader's translation.
 
 pub mod files;
+pub mod links;
 pub mod nodes;
 pub mod resource_files;
 
@@ -164,6 +165,9 @@ enum Handle {
     File(std::sync::Arc<File>),
     /// A directory listing, taken at opendir.
     Dir(Vec<DirEntry>),
+    /// The object behind a magic link (a pipe…), read where it stands, not at offsets
+    /// ([`links`]).
+    Stream(std::sync::Arc<File>),
 }
 
 /// A rewritten file, opened but not read yet. procfs makes a seq file's text at the
@@ -258,6 +262,10 @@ pub struct Opened {
     pub fh: u64,
     /// The text every read of this handle returns, when it is known at open.
     pub snapshot: Option<std::sync::Arc<[u8]>>,
+    /// The handle reads an object where it stands (a pipe): it cannot seek, which the
+    /// kernel must know (bash's `read` seeks back over what it read too far in a file
+    /// that says it can).
+    pub stream: bool,
 }
 
 /// See [`View::set_catch_up`].
@@ -496,7 +504,12 @@ impl View {
         match found {
             Ok((attr, child)) => {
                 let pid_dir = matches!(&child, Node::Pid { rel, .. } if rel.is_empty());
-                let ino = lock(&self.nodes).lookup(child.clone());
+                let ino = if links::is_namespace(&child) {
+                    // The namespace's own inode number, which is what st_ino shows.
+                    lock(&self.nodes).lookup_at(child.clone(), attr.ino)
+                } else {
+                    lock(&self.nodes).lookup(child.clone())
+                };
                 if pid_dir {
                     self.refresh_owners(ino, &child);
                 }
@@ -619,6 +632,9 @@ impl View {
     }
 
     fn attr_of(&self, reader: Reader, node: &Node, ino: u64) -> Result<Attr, i32> {
+        if let Some(obj) = links::object_path(node) {
+            return self.object_attr(node, &obj, ino);
+        }
         let md = fs::symlink_metadata(node.real_path()).map_err(|e| errno(&e))?;
         let mut attr = Attr::from_md(ino, &md);
         // `/proc/<n>` and `task/<tid>` are never cached: the kernel's `/proc` answers
@@ -673,6 +689,12 @@ impl View {
             } if &**rel == "task" => {
                 let v = host::parse_pid(name).ok_or(libc::ENOENT)?;
                 self.resolve_task(reader, v, Some(*n))
+            }
+            Node::Pid { .. } if links::is_object_lookup(parent, name) => {
+                let child = parent.child(name).ok_or(libc::ENOENT)?;
+                links::object_path(&child)
+                    .map(|_| child)
+                    .ok_or(libc::ENOENT)
             }
             Node::Pid { .. } | Node::Global { .. } => parent.child(name).ok_or(libc::ENOENT),
             Node::SelfLink | Node::ThreadSelf => Err(libc::ENOTDIR),
@@ -817,6 +839,18 @@ impl View {
     pub fn open(&self, reader: Reader, ino: u64, uid: u32, gid: u32) -> Result<Opened, i32> {
         let node = self.node(ino)?;
         self.check_alive(&node)?;
+        if let Some(obj) = links::object_path(&node) {
+            // Following a process's fd/ or ns/ link needs ptrace-read access to it.
+            if !may_ptrace_as(reader, Some((uid, gid)), &node, Guard::Read) {
+                return Err(libc::EACCES);
+            }
+            let f = links::open_object(&obj).map_err(|e| errno(&e))?;
+            return Ok(Opened {
+                fh: self.new_handle(Handle::Stream(std::sync::Arc::new(f))),
+                snapshot: None,
+                stream: true,
+            });
+        }
         let path = node.real_path();
         let md = fs::metadata(&path).map_err(|e| self.gone_or(&node, errno(&e)))?;
         if !may_read(&md, uid, gid, reader) {
@@ -837,6 +871,7 @@ impl View {
         Ok(Opened {
             fh: self.new_handle(handle),
             snapshot,
+            stream: false,
         })
     }
 
@@ -1002,11 +1037,13 @@ impl View {
                     let end = start.saturating_add(size as usize).min(b.len());
                     return Ok(b[start..end].to_vec());
                 }
-                Some(Handle::File(f)) => std::sync::Arc::clone(f),
+                Some(Handle::File(f)) => (std::sync::Arc::clone(f), true),
+                Some(Handle::Stream(f)) => (std::sync::Arc::clone(f), false),
                 Some(Handle::Dir(_)) => return Err(libc::EISDIR),
                 None => return Err(libc::EBADF),
             }
         };
+        let (file, seekable) = file;
         if !wait && !ready_to_read(&file, PollTimeout::ZERO) {
             return Err(libc::EAGAIN);
         }
@@ -1020,9 +1057,20 @@ impl View {
             }
         }
         let mut buf = vec![0u8; size as usize];
-        let n = file.read_at(&mut buf, offset).map_err(|e| errno(&e))?;
-        buf.truncate(n);
-        Ok(buf)
+        let n = if seekable {
+            file.read_at(&mut buf, offset)
+        } else {
+            std::io::Read::read(&mut &*file, &mut buf)
+        };
+        match n {
+            Ok(n) => {
+                buf.truncate(n);
+                Ok(buf)
+            }
+            // A pipe emptied by another reader between the poll and the read.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && !wait => Err(libc::EAGAIN),
+            Err(e) => Err(errno(&e)),
+        }
     }
 
     /// Renders handle `fh` if it is a [`Lazy`] one, outside the table's lock; of two

@@ -206,6 +206,21 @@ impl Nodes {
         ino
     }
 
+    /// The inode of `node` as [`Nodes::lookup`], made at number `want` when it is new
+    /// and that number is free (a namespace's own inode number, which `stat` then
+    /// shows); otherwise at the next free number.
+    pub fn lookup_at(&mut self, node: Node, want: u64) -> u64 {
+        if self.by_node.contains_key(&node) || want <= ROOT_INO || self.by_ino.contains_key(&want) {
+            return self.lookup(node);
+        }
+        if let Some(j) = &mut self.journal {
+            j.add(want, &node);
+        }
+        self.by_node.insert(node.clone(), want);
+        self.by_ino.insert(want, Slot { node, lookups: 1 });
+        want
+    }
+
     /// The kernel dropped `n` lookups of `ino`: at zero the node is forgotten.
     pub fn forget(&mut self, ino: u64, n: u64) {
         if ino == ROOT_INO {

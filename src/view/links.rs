@@ -1,0 +1,195 @@
+//! Magic links whose target is not a path: `fd/N` → `pipe:[123]`, `socket:[45]`,
+//! `anon_inode:[eventfd]`, and `ns/pid` → `pid:[4026531836]`.
+//!
+//! The kernel follows such a link to the object itself; a FUSE symlink is only text,
+//! which the kernel resolves as a path. The text has no `/`, so it is resolved relative
+//! to the link's own directory, and the walk comes back to the daemon as a lookup of
+//! `pipe:[123]` in `/proc/<vpid>/fd/`. The view answers it with the object behind the
+//! link (a node named `fd/pipe:[123]`), found by reading the directory's links:
+//!
+//! - opening it opens the real object through the real magic link (with the reader's
+//!   ptrace access checked, as procfs checks it for following `fd/` links), and reads
+//!   are relayed: `cat /dev/stdin` on a pipe, and bash's `<(…)` (`/dev/fd/63`), work;
+//! - `stat(2)` shows the object's attributes, and for a namespace its inode number,
+//!   which is what `ps -o pidns` and `lsns` compare.
+//!
+//! What a FUSE file cannot be is documented in docs/limits.md: the object shows as a
+//! regular file (a FIFO inode on FUSE would be the kernel's own, empty, FIFO), a socket
+//! cannot be opened (the kernel refuses that too, `ENXIO`), and an nsfs descriptor for
+//! `setns` cannot be had through the view.
+
+use std::fs;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::PathBuf;
+
+use super::nodes::Node;
+
+/// Directories of a pid directory whose links may name objects rather than paths.
+const OBJECT_DIRS: &[&str] = &["fd", "ns"];
+
+/// The directory and the object's name, when `node` is the object behind a link.
+fn split(node: &Node) -> Option<(&str, &str)> {
+    let Node::Pid { rel, .. } = node else {
+        return None;
+    };
+    let (dir, name) = rel.rsplit_once('/')?;
+    (OBJECT_DIRS.contains(&dir) && is_object_name(name)).then_some((dir, name))
+}
+
+/// Whether `name` is the text of a link to an object (`type:[…]` or `anon_inode:…`),
+/// which is never the name of a real entry of `fd/` (numbers) or `ns/` (words).
+pub fn is_object_name(name: &str) -> bool {
+    !name.is_empty() && name.contains(':') && !name.contains('/')
+}
+
+/// Whether a lookup of `name` in `parent` is one for the object behind a link.
+pub fn is_object_lookup(parent: &Node, name: &str) -> bool {
+    matches!(parent, Node::Pid { rel, .. } if OBJECT_DIRS.contains(&&**rel)) && is_object_name(name)
+}
+
+/// Whether `node` is a namespace behind an `ns/` link.
+pub fn is_namespace(node: &Node) -> bool {
+    split(node).is_some_and(|(dir, _)| dir == "ns")
+}
+
+/// The real magic link through which the object of `node` is reached now: the entry of
+/// the link's directory whose text is the object's name. `None` when `node` is no
+/// object, or no link of the directory names it any more.
+pub fn object_path(node: &Node) -> Option<PathBuf> {
+    let (_, name) = split(node)?;
+    let dir = node.real_path().parent()?.to_path_buf();
+    fs::read_dir(&dir).ok()?.flatten().find_map(|e| {
+        let target = fs::read_link(e.path()).ok()?;
+        (target.as_os_str() == name).then(|| e.path())
+    })
+}
+
+/// Opens the object at `path` (a real magic link) for reading, without waiting: reads
+/// of a pipe with nothing in it answer `EAGAIN`, which the caller turns into a wait that
+/// does not hold up other readers.
+pub fn open_object(path: &std::path::Path) -> std::io::Result<fs::File> {
+    fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pid(rel: &str) -> Node {
+        Node::Pid {
+            n: 1,
+            tid: None,
+            start: 0,
+            rel: rel.into(),
+        }
+    }
+
+    #[test]
+    fn object_names() {
+        assert!(is_object_name("pipe:[123]"));
+        assert!(is_object_name("anon_inode:[eventfd]"));
+        assert!(is_object_name("pid:[4026531836]"));
+        assert!(!is_object_name("3"));
+        assert!(!is_object_name("pid"));
+        assert!(!is_object_name("/dev/null"));
+        assert!(is_object_lookup(&pid("fd"), "pipe:[1]"));
+        assert!(is_object_lookup(&pid("ns"), "net:[1]"));
+        assert!(!is_object_lookup(&pid("fd"), "3"));
+        assert!(!is_object_lookup(&pid("fdinfo"), "pipe:[1]"));
+        assert!(!is_object_lookup(&pid(""), "pipe:[1]"));
+        assert!(is_namespace(&pid("ns/pid:[4026531836]")));
+        assert!(!is_namespace(&pid("fd/pipe:[1]")));
+        assert!(!is_namespace(&pid("ns/pid")));
+    }
+
+    #[test]
+    fn the_object_behind_a_real_pipe_is_found_and_read() {
+        use std::io::Write as _;
+        let (r, w) = nix::unistd::pipe().expect("pipe");
+        let me = std::process::id() as i32;
+        let text = fs::read_link(format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&r)
+        ))
+        .expect("readlink");
+        let node = Node::Pid {
+            n: me,
+            tid: None,
+            start: 0,
+            rel: format!("fd/{}", text.display()).into(),
+        };
+        let path = object_path(&node).expect("found");
+        let mut w = fs::File::from(w);
+        w.write_all(b"hi").expect("write");
+        let f = open_object(&path).expect("open");
+        let mut buf = [0u8; 8];
+        let n = std::io::Read::read(&mut &f, &mut buf).expect("read");
+        assert_eq!(&buf[..n], b"hi");
+        drop(r);
+    }
+}
+
+impl super::View {
+    /// The attributes of the object behind a link, reached through the real magic link
+    /// `obj`: a regular file (see the module's doc) with the object's owner, mode and
+    /// times, and for a namespace its own inode number.
+    pub(super) fn object_attr(
+        &self,
+        node: &Node,
+        obj: &std::path::Path,
+        ino: u64,
+    ) -> Result<super::Attr, i32> {
+        use std::os::unix::fs::MetadataExt as _;
+        let md = fs::metadata(obj).map_err(|e| super::errno(&e))?;
+        let ino = if is_namespace(node) { md.ino() } else { ino };
+        Ok(super::Attr {
+            kind: super::Kind::File,
+            size: 0,
+            ..super::Attr::from_md(ino, &md)
+        })
+    }
+}
+
+/// `ioctl(2)` requests of nsfs (`linux/nsfs.h`), `_IO(0xb7, n)`.
+pub mod nsfs {
+    /// The owning user namespace (a new descriptor).
+    pub const NS_GET_USERNS: u32 = 0xb701;
+    /// The parent namespace (a new descriptor).
+    pub const NS_GET_PARENT: u32 = 0xb702;
+    /// The namespace's `CLONE_NEW*` type.
+    pub const NS_GET_NSTYPE: u32 = 0xb703;
+}
+
+/// What an `ioctl` on a namespace opened through the view answers: the type is the
+/// real namespace's; a request for another namespace's descriptor cannot be answered
+/// through FUSE (no descriptor crosses it), and is answered as the kernel answers a
+/// reader for whom that namespace is out of reach, `EPERM` (`lsns` then carries on).
+pub fn namespace_ioctl(file: &fs::File, cmd: u32) -> Result<i32, i32> {
+    match cmd {
+        nsfs::NS_GET_NSTYPE => {
+            crate::sys::process::ns_type(file).map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))
+        }
+        nsfs::NS_GET_USERNS | nsfs::NS_GET_PARENT => Err(libc::EPERM),
+        _ => Err(libc::ENOTTY),
+    }
+}
+
+impl super::View {
+    /// The answer to `ioctl` request `cmd` on handle `fh` of inode `ino`: for a
+    /// namespace opened through an `ns/` link, [`namespace_ioctl`]; procfs files are no
+    /// terminals and take no other request (`ENOTTY`).
+    pub fn ioctl(&self, ino: u64, fh: u64, cmd: u32) -> Result<i32, i32> {
+        let node = self.node(ino)?;
+        if !is_namespace(&node) {
+            return Err(libc::ENOTTY);
+        }
+        let file = match super::lock(&self.handles).get(&fh) {
+            Some(super::Handle::Stream(f)) => std::sync::Arc::clone(f),
+            _ => return Err(libc::ENOTTY),
+        };
+        namespace_ioctl(&file, cmd)
+    }
+}
