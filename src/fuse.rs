@@ -12,6 +12,7 @@ use fuser::{
 };
 
 use crate::backing::Backings;
+use crate::poll::Watcher;
 use crate::spin::Spin;
 use crate::stats::{Op, Stats};
 use crate::view::{Attr, Kind, Requester, View};
@@ -22,6 +23,7 @@ pub struct ProcFs {
     stats: Arc<Stats>,
     spin: Arc<Spin>,
     backings: Backings,
+    polls: Watcher,
     /// Whether to ask the kernel for passthrough at INIT.
     passthrough: bool,
 }
@@ -34,6 +36,7 @@ impl ProcFs {
             stats,
             spin,
             backings: Backings::default(),
+            polls: Watcher::default(),
             passthrough: true,
         }
     }
@@ -239,6 +242,7 @@ impl Filesystem for ProcFs {
     ) {
         self.begin(Op::Release);
         self.backings.release(fh.0);
+        self.polls.forget(fh.0);
         self.view.release(fh.0);
         reply.ok();
     }
@@ -290,6 +294,30 @@ impl Filesystem for ProcFs {
         self.begin(Op::Ioctl);
         match self.view.ioctl(ino.0, fh.0, cmd) {
             Ok(result) => reply.ioctl(result, &[]),
+            Err(e) => reply.error(err(e)),
+        }
+    }
+
+    fn poll(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        ph: fuser::PollNotifier,
+        events: fuser::PollEvents,
+        flags: fuser::PollFlags,
+        reply: fuser::ReplyPoll,
+    ) {
+        self.begin(Op::Poll);
+        match self.view.pollable(fh.0) {
+            Ok(None) => reply.poll(crate::poll::events(crate::poll::DEFAULT_MASK)),
+            Ok(Some(file)) => {
+                let now = self.polls.ready(fh.0, &file, events.bits());
+                if now == 0 && flags.contains(fuser::PollFlags::FUSE_POLL_SCHEDULE_NOTIFY) {
+                    self.polls.watch(fh.0, file, events.bits(), ph);
+                }
+                reply.poll(crate::poll::events(now));
+            }
             Err(e) => reply.error(err(e)),
         }
     }

@@ -14,6 +14,7 @@
 //!   `loadavg`, …) computed from a VPS's cgroup, and the cgroup `run` makes for it.
 //! - [`cli`] and [`daemon`]: the `run`, `serve` and `attach` commands; [`stats`]: what
 //!   the daemon counts.
+//! - [`poll`]: `poll(2)` on the view's files, as procfs answers it.
 //! - [`placement`]: putting a view over a VPS's `/proc` (kernel pid view or full view).
 //! - [`spin`]: polling `/dev/fuse` during bursts of requests.
 //! - [`ctl`]: the control socket (JSON lines) of a running daemon.
@@ -33,6 +34,7 @@ pub mod handover;
 pub mod host;
 pub mod membership;
 pub mod placement;
+pub mod poll;
 pub mod render;
 pub mod resources;
 pub mod spin;

@@ -32,11 +32,13 @@ pub enum Op {
     Xattr,
     /// `ioctl`
     Ioctl,
+    /// `poll`
+    Poll,
 }
 
 impl Op {
     /// Every kind, in the order statistics print them.
-    pub const ALL: [Op; 13] = [
+    pub const ALL: [Op; 14] = [
         Op::Lookup,
         Op::Forget,
         Op::Getattr,
@@ -50,6 +52,7 @@ impl Op {
         Op::Releasedir,
         Op::Xattr,
         Op::Ioctl,
+        Op::Poll,
     ];
 
     /// The request's name.
@@ -68,6 +71,7 @@ impl Op {
             Op::Releasedir => "releasedir",
             Op::Xattr => "xattr",
             Op::Ioctl => "ioctl",
+            Op::Poll => "poll",
         }
     }
 }
@@ -75,7 +79,7 @@ impl Op {
 /// Requests served, by kind.
 #[derive(Debug, Default)]
 pub struct Stats {
-    counts: [AtomicU64; 13],
+    counts: [AtomicU64; 14],
 }
 
 impl Stats {

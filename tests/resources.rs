@@ -278,40 +278,6 @@ fn tools_behave_as_in_a_kernel_pid_namespace() {
     assert!(kernel.contains("killall-ok") && kernel.contains("lsns-ok"));
 }
 
-/// What of [`TOOLS`] the full view serves: every magic link whose target is not a path
-/// (a pipe behind `/dev/stdin` and `/dev/fd/N`, a namespace behind `ns/pid`) is followed
-/// back into the daemon. (A pidfd from a directory descriptor, which psmisc's `killall`
-/// uses, and an nsfs descriptor for `nsenter`'s `setns` cannot be had through FUSE:
-/// docs/limits.md.)
-const LINKS: &str = r#"
-echo hi | cat /dev/stdin
-cat <(echo x)
-diff <(echo a) <(echo a) && echo same
-while read -r line; do echo "read $line"; done < <(printf 'a\nb\n')
-[ "$(ps -o pidns= -p 1)" = "$(readlink /proc/1/ns/pid | tr -dc 0-9)" ] && echo pidns-ok
-[ "$(stat -L -c %i /proc/self/ns/pid)" = "$(readlink /proc/self/ns/pid | tr -dc 0-9)" ] && echo ino-ok
-ns=$(lsns -t pid -n -o NS 2>&1); rc=$?
-echo "$ns" | grep -qx "$(readlink /proc/self/ns/pid | tr -dc 0-9)" && echo lsns-ok || echo "lsns ($rc) lists: $ns"
-echo done
-"#;
-
-#[test]
-fn magic_links_in_the_full_view_behave_as_in_a_kernel_pid_namespace() {
-    if !privileged() {
-        return;
-    }
-    let kernel = in_kernel_ns(&["bash", "-c", LINKS]);
-    assert!(
-        kernel.contains("lsns-ok") && kernel.contains("read b"),
-        "{kernel}"
-    );
-    for flags in [&["--full-view"][..], &["--no-pidns"][..]] {
-        let (view, err, code) = in_vps(flags, &["bash", "-c", LINKS]);
-        assert_eq!(code, 0, "{flags:?}: {err}");
-        assert_eq!(view, kernel, "{flags:?} differs from the kernel: {err}");
-    }
-}
-
 #[test]
 fn the_full_view_keeps_serving_every_entry() {
     if !privileged() {

@@ -1073,6 +1073,17 @@ impl View {
         }
     }
 
+    /// What a `poll` of handle `fh` needs: the real descriptor to poll (a file with a
+    /// poll method of its own, `mountinfo`, a pipe…), or `None` for a text the view
+    /// holds, always ready as a procfs file without a poll method is.
+    pub fn pollable(&self, fh: u64) -> Result<Option<std::sync::Arc<File>>, i32> {
+        match lock(&self.handles).get(&fh) {
+            Some(Handle::File(f) | Handle::Stream(f)) => Ok(Some(std::sync::Arc::clone(f))),
+            Some(_) => Ok(None),
+            None => Err(libc::EBADF),
+        }
+    }
+
     /// Renders handle `fh` if it is a [`Lazy`] one, outside the table's lock; of two
     /// first reads at once, the first text stored is the one both serve.
     fn render_on_first_read(&self, fh: u64) -> Result<(), i32> {

@@ -1,0 +1,98 @@
+//! The full view (`--full-view`, `--no-pidns`) where FUSE needs more than files: magic
+//! links whose targets are not paths, and `poll(2)` on the mount table, against the
+//! kernel's procfs of a pid namespace.
+
+mod common;
+
+use common::*;
+
+/// What shell scripts, procps and util-linux do with magic links, in the full view: every magic link whose target is not a path
+/// (a pipe behind `/dev/stdin` and `/dev/fd/N`, a namespace behind `ns/pid`) is followed
+/// back into the daemon. (A pidfd from a directory descriptor, which psmisc's `killall`
+/// uses, and an nsfs descriptor for `nsenter`'s `setns` cannot be had through FUSE:
+/// docs/limits.md.)
+const LINKS: &str = r#"
+echo hi | cat /dev/stdin
+cat <(echo x)
+diff <(echo a) <(echo a) && echo same
+while read -r line; do echo "read $line"; done < <(printf 'a\nb\n')
+[ "$(ps -o pidns= -p 1)" = "$(readlink /proc/1/ns/pid | tr -dc 0-9)" ] && echo pidns-ok
+[ "$(stat -L -c %i /proc/self/ns/pid)" = "$(readlink /proc/self/ns/pid | tr -dc 0-9)" ] && echo ino-ok
+ns=$(lsns -t pid -n -o NS 2>&1); rc=$?
+echo "$ns" | grep -qx "$(readlink /proc/self/ns/pid | tr -dc 0-9)" && echo lsns-ok || echo "lsns ($rc) lists: $ns"
+echo done
+"#;
+
+#[test]
+fn magic_links_in_the_full_view_behave_as_in_a_kernel_pid_namespace() {
+    if !privileged() {
+        return;
+    }
+    let kernel = in_kernel_ns(&["bash", "-c", LINKS]);
+    assert!(
+        kernel.contains("lsns-ok") && kernel.contains("read b"),
+        "{kernel}"
+    );
+    for flags in [&["--full-view"][..], &["--no-pidns"][..]] {
+        let (view, err, code) = in_vps(flags, &["bash", "-c", LINKS]);
+        assert_eq!(code, 0, "{flags:?}: {err}");
+        assert_eq!(view, kernel, "{flags:?} differs from the kernel: {err}");
+    }
+}
+
+/// `findmnt --poll` waits for a change of the mount table with `poll(POLLPRI)` on
+/// `mountinfo`; a mount in the VPS's mount namespace must wake it.
+const POLL: &str = r#"
+d=$(mktemp -d)
+findmnt --poll --first-only --timeout 5000 -n -o ACTION,TARGET > $d.out & p=$!
+sleep 0.5
+mount -t tmpfs none $d
+wait $p; echo "findmnt: $?"
+sed "s|$d|DIR|" $d.out
+umount $d; rm -rf $d $d.out
+python3 - <<'PY'
+import select
+f = open("/proc/self/mountinfo"); f.read()
+p = select.poll(); p.register(f, select.POLLPRI)
+print("no change:", p.poll(0))
+PY
+"#;
+
+#[test]
+fn a_mount_table_change_wakes_poll_as_in_the_kernel() {
+    if !privileged() {
+        return;
+    }
+    let kernel = run_with_deadline(
+        {
+            let mut c = std::process::Command::new("unshare");
+            c.args([
+                "--pid",
+                "--fork",
+                "--mount-proc",
+                "--mount",
+                "bash",
+                "-c",
+                POLL,
+            ]);
+            c
+        },
+        std::time::Duration::from_secs(30),
+    );
+    let kernel = String::from_utf8_lossy(&kernel.stdout).into_owned();
+    // The kernel wakes findmnt with the change (which line it reports first depends on
+    // how /proc itself is mounted, which differs by design).
+    assert!(
+        kernel.contains("findmnt: 0\n") && kernel.contains("no change: []"),
+        "{kernel}"
+    );
+    assert_eq!(kernel.lines().count(), 3, "{kernel}");
+    for flags in [&["--full-view"][..], &["--no-pidns"][..]] {
+        let (view, err, code) = in_vps(flags, &["bash", "-c", POLL]);
+        assert_eq!(code, 0, "{flags:?}: {err}");
+        assert_eq!(
+            view, "findmnt: 0\nmount      DIR\nno change: []\n",
+            "{flags:?}: {err}"
+        );
+    }
+}
