@@ -96,3 +96,35 @@ fn a_mount_table_change_wakes_poll_as_in_the_kernel() {
         );
     }
 }
+
+/// Link targets as a reader in a chroot sees them: from its own root (`d_path`).
+const CHROOT: &str = r#"
+j=$(mktemp -d)
+mount --rbind / $j
+cd /tmp
+chroot $j sh -c 'cd /tmp; readlink /proc/self/exe; readlink /proc/self/cwd; readlink /proc/self/root
+exec 3</etc/hostname; readlink /proc/self/fd/3; readlink /proc/1/cwd; [ -n "$PWDX" ] && pwdx $$ | cut -d" " -f2'
+umount -R $j; rmdir $j
+"#;
+
+#[test]
+fn a_reader_in_a_chroot_sees_link_targets_from_its_root() {
+    if !privileged() {
+        return;
+    }
+    // With a pid namespace `$$` is a number of the view; without one (--no-pidns) it is
+    // a real pid, which the view does not resolve for another process (docs/limits.md).
+    for (flags, pwdx) in [
+        (&["--full-view"][..], "PWDX=1"),
+        (&["--no-pidns"][..], "PWDX="),
+    ] {
+        let kernel = in_kernel_ns(&["env", pwdx, "bash", "-c", CHROOT]);
+        assert!(
+            kernel.starts_with("/usr/bin/readlink\n/tmp\n/\n/etc/hostname\n"),
+            "{kernel}"
+        );
+        let (view, err, code) = in_vps(flags, &["env", pwdx, "bash", "-c", CHROOT]);
+        assert_eq!(code, 0, "{flags:?}: {err}");
+        assert_eq!(view, kernel, "{flags:?}: {err}");
+    }
+}

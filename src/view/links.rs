@@ -88,6 +88,18 @@ mod tests {
     }
 
     #[test]
+    fn paths_below_the_readers_root() {
+        let t =
+            |s: &str, root: &str| String::from_utf8(strip_root(s.into(), root.as_bytes())).unwrap();
+        assert_eq!(t("/srv/jail/bin/sh", "/srv/jail"), "/bin/sh");
+        assert_eq!(t("/srv/jail", "/srv/jail"), "/");
+        assert_eq!(t("/srv/jailer/x", "/srv/jail"), "/srv/jailer/x");
+        assert_eq!(t("/etc/passwd", "/srv/jail"), "/etc/passwd");
+        assert_eq!(t("/bin/sh", "/"), "/bin/sh");
+        assert_eq!(t("/srv/jail/a", "/srv/jail/"), "/a");
+    }
+
+    #[test]
     fn object_names() {
         assert!(is_object_name("pipe:[123]"));
         assert!(is_object_name("anon_inode:[eventfd]"));
@@ -150,6 +162,40 @@ impl super::View {
             size: 0,
             ..super::Attr::from_md(ino, &md)
         })
+    }
+}
+
+/// A link's target as the kernel writes it for `reader`: `d_path` from the reader's
+/// root. The daemon reads links from its own root; a reader in a chroot (its
+/// `/proc/<tid>/root` below the daemon's) sees the paths under its root without that
+/// prefix, as procfs shows them (`pwdx`, `ls -l /proc/*/exe`). A target outside the
+/// reader's root, and one that is not a path, stays as it is.
+pub fn from_reader_root(target: Vec<u8>, reader: super::Reader) -> Vec<u8> {
+    let tid = match reader {
+        super::Reader::Host { tid } | super::Reader::Vps { tid, .. } => tid,
+    };
+    if tid <= 0 || !target.starts_with(b"/") {
+        return target;
+    }
+    let Ok(root) = fs::read_link(crate::host::proc_path(&format!("{tid}/root"))) else {
+        return target;
+    };
+    strip_root(
+        target,
+        std::os::unix::ffi::OsStrExt::as_bytes(root.as_os_str()),
+    )
+}
+
+/// `target` relative to `root` (both absolute paths), when it lies there.
+fn strip_root(target: Vec<u8>, root: &[u8]) -> Vec<u8> {
+    let root = match root {
+        b"/" | b"" => return target,
+        r => r.strip_suffix(b"/").unwrap_or(r),
+    };
+    match target.strip_prefix(root) {
+        Some([]) => b"/".to_vec(),
+        Some(rest) if rest.starts_with(b"/") => rest.to_vec(),
+        _ => target,
     }
 }
 

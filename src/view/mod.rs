@@ -787,9 +787,11 @@ impl View {
                 {
                     return Err(libc::EACCES);
                 }
-                fs::read_link(node.real_path())
-                    .map(|p| p.into_os_string().into_vec())
-                    .map_err(|e| errno(&e))
+                let target = fs::read_link(node.real_path()).map_err(|e| errno(&e))?;
+                Ok(links::from_reader_root(
+                    target.into_os_string().into_vec(),
+                    reader,
+                ))
             }
         }
     }
