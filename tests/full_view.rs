@@ -128,3 +128,94 @@ fn a_reader_in_a_chroot_sees_link_targets_from_its_root() {
         assert_eq!(view, kernel, "{flags:?}: {err}");
     }
 }
+
+/// `ps -e -o pid,ppid,pgid,sid,comm` rows of the orphaned groups' tree, without the
+/// processes that only look (ps, and `vprocfs exec`).
+fn tree_rows(ps: &str) -> String {
+    let mut rows: Vec<&str> = ps
+        .lines()
+        .filter(|l| !l.ends_with(" ps") && !l.ends_with(" vprocfs"))
+        .collect();
+    rows.sort_by_key(|l| {
+        l.split_whitespace()
+            .next()
+            .and_then(|p| p.parse::<i64>().ok())
+    });
+    rows.iter().map(|l| format!("{l}\n")).collect()
+}
+
+#[test]
+fn groups_whose_leaders_left_before_the_daemon_came_keep_their_numbers() {
+    if !privileged() {
+        return;
+    }
+    let script = script("orphans.py").display().to_string();
+    let kernel = tree_rows(&in_kernel_ns(&["python3", &script, "--report"]));
+    // The kernel: the dead leaders' numbers stay, init's inherited groups show 0.
+    let fields = |l: &str| l.split_whitespace().map(str::to_string).collect::<Vec<_>>();
+    let zeros = kernel
+        .lines()
+        .filter(|l| fields(l)[2..4] == ["0", "0"])
+        .count();
+    let kept = kernel.lines().filter(|l| fields(l)[2] != "0").count();
+    assert!(zeros >= 2 && kept == 2, "{kernel}");
+    for numbering in ["linear", "ns"] {
+        let tmp = TempDir::new("orphans");
+        let mnt = tmp.0.join("mnt");
+        std::fs::create_dir_all(&mnt).expect("mnt");
+        let sock = tmp.0.join("ctl.sock");
+        // The tree is built before the daemon starts: it never saw the leaders.
+        let mut init = std::process::Command::new("python3")
+            .arg(&script)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3");
+        let pid = init.id();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(init.stdout.take().expect("stdout")),
+            &mut line,
+        )
+        .expect("ready");
+        assert_eq!(line, "ready\n");
+        let _init = ChildGuard(Some(init));
+        let members: Vec<i32> = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        // The orphans were reparented away from init: kill every sleeper of the tree at
+        // the end, by pid.
+        let sleepers: Vec<i32> = host_pids()
+            .into_iter()
+            .filter(|&p| {
+                std::fs::read_to_string(format!("/proc/{p}/cmdline"))
+                    .is_ok_and(|c| c.contains(&script))
+                    && p != pid as i32
+            })
+            .collect();
+        let _kill = PidsGuard(sleepers.iter().chain(&members).copied().collect());
+        let (_daemon, _mount) = serve(
+            &mnt,
+            &sock,
+            &[
+                "--vps".into(),
+                format!("t:tree={pid}"),
+                "--numbering".into(),
+                numbering.into(),
+            ],
+        );
+        let out = run_with_deadline(
+            exec_in(
+                &sock,
+                "t",
+                &["ps", "-e", "-o", "pid=,ppid=,pgid=,sid=,comm="],
+            ),
+            std::time::Duration::from_secs(30),
+        );
+        assert!(out.status.success(), "{out:?}");
+        let view = tree_rows(&String::from_utf8_lossy(&out.stdout));
+        // The orphans' parent is the host's subreaper or init of the host: 0 in both.
+        assert_same_up_to_renaming(&kernel, &view);
+    }
+}

@@ -91,6 +91,10 @@ pub struct VpsMeta {
     pub ns_numbers: bool,
     /// For a cgroup VPS: the cgroup.
     pub cgroup: Option<cgroup::Cgroup>,
+    /// For a tree VPS: the process group and session its init was in, when they were
+    /// made outside it (inherited): their numbers are not the VPS's, as the kernel
+    /// shows 0 for a group made outside a pid namespace.
+    pub inherited_groups: Vec<Pid>,
 }
 
 /// A classified task.
@@ -217,9 +221,21 @@ impl Tracker {
             ns_level: 0,
             ns_numbers: false,
             cgroup,
+            inherited_groups: Vec::new(),
         };
         let (init, meta) = match source {
-            Source::Tree { init } => (process(init)?, plain(None)),
+            Source::Tree { init } => {
+                let init = process(init)?;
+                let inherited = [init.pgid, init.sid]
+                    .into_iter()
+                    .filter(|&g| g != init.tid)
+                    .collect();
+                let meta = VpsMeta {
+                    inherited_groups: inherited,
+                    ..plain(None)
+                };
+                (init, meta)
+            }
             Source::Cgroup { ref spec, init } => {
                 let cg = cgroup::Cgroup::find(spec.clone()).map_err(MembershipError::Cgroup)?;
                 let init = match init {
@@ -261,6 +277,7 @@ impl Tracker {
                     ns_level: level,
                     ns_numbers,
                     cgroup: None,
+                    inherited_groups: Vec::new(),
                 };
                 (init, meta)
             }
@@ -616,8 +633,18 @@ impl Tracker {
                     Some(&v) if v > 0 => Requested::Auto,
                     _ => continue,
                 }
+            } else if matches!(meta.source, Source::Tree { .. }) {
+                // Every process of a tree VPS descends from its init, so a group or
+                // session whose leader is gone was made by a member, unless init brought
+                // it from outside; a member could join another outside group only of
+                // init's inherited session, by setpgid: not covered.
+                if meta.inherited_groups.contains(&number) {
+                    continue;
+                }
+                Requested::Auto
             } else {
-                // A dead leader's group counts only inside a session of the VPS's own.
+                // A cgroup VPS's members may have come from anywhere: a dead leader's
+                // group counts only inside a session of the VPS's own.
                 if number == info.sid || vps.vpid_of(info.sid).is_none() {
                     continue;
                 }
