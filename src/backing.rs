@@ -7,9 +7,12 @@
 //! files (ELOOP: procfs is at the maximum stacking depth) and pipes as backing files, so
 //! even unchanged text is copied.
 //!
-//! The kernel keeps one backing file per inode at a time: while a snapshot of an inode
-//! is open, another open of it gets the same backing file if its text is the same, and
-//! otherwise `direct_io` reads of its own snapshot (from the view's handle). Once no
+//! The kernel keeps one backing file per inode at a time, and while one is attached it
+//! refuses (`EIO`) any open of the inode that is not a passthrough open of that same
+//! backing file. So while a snapshot of an inode is open, every other open of it names
+//! the same backing file: as a plain passthrough open if its text is the same, and
+//! otherwise with `FOPEN_DIRECT_IO` too, which makes the kernel send its reads to the
+//! daemon (it overrides passthrough), served from the view's own handle. Once no
 //! handle uses an inode's backing file, the next open rewrites the same memfd rather
 //! than making and registering another (no reader can see it change: the kernel drops
 //! an inode's backing file when its last passthrough file closes, before the release
@@ -63,22 +66,23 @@ impl Backings {
         let mut guard = self.live.lock().unwrap_or_else(|p| p.into_inner());
         let (live, by_fh) = &mut *guard;
         if let Some(l) = live.get_mut(&ino) {
+            let mut flags = FopenFlags::empty();
             if *l.text != **text {
                 if l.open > 0 {
                     // Another snapshot holds the inode: this one is read through the
-                    // daemon.
-                    return direct(reply);
-                }
-                if let Err(e) = rewrite(&l.memfd, text) {
+                    // daemon, still naming the inode's backing file.
+                    flags = FopenFlags::FOPEN_DIRECT_IO;
+                } else if let Err(e) = rewrite(&l.memfd, text) {
                     log::warn!("cannot rewrite a snapshot ({e}); read through the daemon");
                     live.remove(&ino);
                     return direct(reply);
+                } else {
+                    l.text = Arc::clone(text);
                 }
-                l.text = Arc::clone(text);
             }
             l.open += 1;
             by_fh.insert(fh, ino);
-            return reply.opened_passthrough(FileHandle(fh), FopenFlags::empty(), &l.id);
+            return reply.opened_passthrough(FileHandle(fh), flags, &l.id);
         }
         if live.len() >= MAX_IDLE {
             live.retain(|_, l| l.open > 0);
@@ -104,6 +108,27 @@ impl Backings {
                 direct(reply);
             }
         }
+    }
+
+    /// Answers the open of handle `fh` of inode `ino`, read through the daemon with
+    /// `flags` (`FOPEN_DIRECT_IO`…): while a snapshot of the inode is open, it must name
+    /// that snapshot's backing file (see the module's doc), with `FOPEN_DIRECT_IO` so
+    /// that its reads still come to the daemon.
+    pub fn reply_direct(&self, ino: u64, fh: u64, flags: FopenFlags, reply: ReplyOpen) {
+        if self.enabled() {
+            let mut guard = self.live.lock().unwrap_or_else(|p| p.into_inner());
+            let (live, by_fh) = &mut *guard;
+            if let Some(l) = live.get_mut(&ino).filter(|l| l.open > 0) {
+                l.open += 1;
+                by_fh.insert(fh, ino);
+                return reply.opened_passthrough(
+                    FileHandle(fh),
+                    flags | FopenFlags::FOPEN_DIRECT_IO,
+                    &l.id,
+                );
+            }
+        }
+        reply.opened(FileHandle(fh), flags);
     }
 
     /// Handle `fh` is closed: its inode's backing file goes with the last handle using

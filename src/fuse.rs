@@ -181,12 +181,14 @@ impl Filesystem for ProcFs {
         match self.view.open(reader, ino.0, req.uid(), req.gid()) {
             Ok(o) => match o.snapshot {
                 Some(text) => self.backings.reply(ino.0, o.fh, &text, reply),
-                None if o.stream => reply.opened(
-                    FileHandle(o.fh),
-                    FopenFlags::FOPEN_DIRECT_IO | FopenFlags::FOPEN_NONSEEKABLE,
-                ),
                 // procfs files report size 0: only direct I/O reads them whole.
-                None => reply.opened(FileHandle(o.fh), FopenFlags::FOPEN_DIRECT_IO),
+                None => {
+                    let mut flags = FopenFlags::FOPEN_DIRECT_IO;
+                    if o.stream {
+                        flags |= FopenFlags::FOPEN_NONSEEKABLE;
+                    }
+                    self.backings.reply_direct(ino.0, o.fh, flags, reply)
+                }
             },
             Err(e) => {
                 log::trace!("open {} for {reader:?}: errno {e}", ino.0);

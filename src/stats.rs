@@ -143,7 +143,7 @@ mod tests {
         assert_eq!(s.get(Op::Lookup), 2);
         let line = s.line();
         assert!(line.starts_with("requests lookup=2 forget=0 "), "{line}");
-        assert!(line.contains(" ioctl=1 total=3 rss_kb="), "{line}");
+        assert!(line.contains(" ioctl=1 poll=0 total=3 rss_kb="), "{line}");
         assert!(rss_kb().is_some_and(|k| k > 0));
     }
 }

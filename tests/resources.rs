@@ -397,8 +397,25 @@ fn two_vpses_on_one_mount_each_see_their_own_limits() {
     };
     let ra = reader(&a, false);
     let rb = reader(&b, true);
+    // A reader in no VPS at the same time: the host's text, from the same inode.
+    let host_reads = std::thread::spawn({
+        let meminfo = meminfo.clone();
+        move || {
+            (0..20)
+                .map(|_| fs::read_to_string(&meminfo).map(|t| t.lines().next().map(String::from)))
+                .collect::<Vec<_>>()
+        }
+    });
     let oa = ra.wait_with_output().expect("a");
     let ob = rb.wait_with_output().expect("b");
+    let host_first = fs::read_to_string("/proc/meminfo")
+        .expect("meminfo")
+        .lines()
+        .next()
+        .map(String::from);
+    for r in host_reads.join().expect("host reader") {
+        assert_eq!(r.expect("a host read"), host_first);
+    }
     let kb = |o: &std::process::Output| -> Vec<u64> {
         String::from_utf8_lossy(&o.stdout)
             .lines()
