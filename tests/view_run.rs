@@ -394,3 +394,33 @@ fn no_real_pid_of_a_non_member_shows_anywhere_in_the_view() {
     assert!(scanned > 200, "every member's files were read: {out}");
     assert!(!out.contains("leak "), "{out}");
 }
+
+/// A child the reader has just forked shows at once in `ns_last_pid`, the last field of
+/// `loadavg`, the listing and a lookup (tests/scripts/own_forks.py), in every numbering
+/// of the full view, as on the kernel's procfs; before the view applied the queued
+/// process events first, the two files could show the previous child.
+#[test]
+fn a_fork_shows_at_once_in_ns_last_pid_loadavg_and_the_listing() {
+    if !privileged() {
+        return;
+    }
+    let probe = script("own_forks.py").display().to_string();
+    assert_eq!(
+        in_kernel_ns(&[PY, &probe, "100"]).trim(),
+        "rounds 100 bad 0",
+        "the kernel's procfs"
+    );
+    for flags in [
+        &["--full-view"][..],
+        &["--no-pidns", "--numbering", "ns"][..],
+        &["--no-pidns"][..],
+    ] {
+        let (out, err, code) = in_vps(flags, &[PY, &probe, "300"]);
+        assert_eq!(code, 0, "{flags:?}: {err}");
+        assert_eq!(
+            out.lines().next(),
+            Some("rounds 300 bad 0"),
+            "{flags:?}:\n{out}"
+        );
+    }
+}

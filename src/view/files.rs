@@ -43,6 +43,18 @@ pub enum Render {
     Resource(ResFile),
 }
 
+impl Render {
+    /// Whether the file shows the VPS's last pid (`ns_last_pid`, `loadavg`): the kernel
+    /// shows a fork the reader made before its read, so the view applies the process
+    /// events queued by then before rendering it (read-your-own-forks).
+    pub fn shows_last_pid(self) -> bool {
+        matches!(
+            self,
+            Render::NsLastPid | Render::Loadavg | Render::Resource(ResFile::Loadavg)
+        )
+    }
+}
+
 /// Files of `/proc/<pid>/` and `/proc/<pid>/task/<tid>/` that carry pid numbers.
 pub const PID_FILES: &[(&str, Render)] = &[
     ("stat", Render::Stat),
@@ -160,6 +172,14 @@ mod tests {
         assert_eq!(global_file("sysvipc/sem"), None);
         assert_eq!(global_file("sys/kernel/cad_pid"), Some(Render::CadPid));
         assert_eq!(global_file("cpu_online"), None);
+        for (rel, shows) in [
+            ("sys/kernel/ns_last_pid", true),
+            ("loadavg", true),
+            ("meminfo", false),
+            ("locks", false),
+        ] {
+            assert_eq!(global_file(rel).unwrap().shows_last_pid(), shows, "{rel}");
+        }
         assert_eq!(global_file("vmstat"), None);
     }
 }

@@ -869,6 +869,9 @@ impl View {
 
     /// The text of a [`Lazy`] handle, made now (its first read).
     fn render_lazy(&self, l: &Lazy) -> Result<Vec<u8>, i32> {
+        if l.render.shows_last_pid() {
+            self.catch_up();
+        }
         let raw = match l.render {
             Render::NsLastPid => Vec::new(),
             _ => self.read_real(&l.node)?,
