@@ -424,3 +424,59 @@ fn a_fork_shows_at_once_in_ns_last_pid_loadavg_and_the_listing() {
         );
     }
 }
+
+/// Without a pid namespace system calls take real pids, so a vpid that is also a host
+/// pid makes `kill <vpid>` (or `pkill`) signal a host process. By default the linear
+/// vpids are above the host's pid_max, where no real pid is; a smaller `--vpid-bit`,
+/// and `ns` or `sparse` numbering, are allowed with a one-line warning.
+#[test]
+fn the_seed_model_numbers_no_vpid_as_a_host_pid_by_default() {
+    if !privileged() {
+        return;
+    }
+    let script = "sleep 100 & a=$!; sleep 100 & b=$!; sleep 0.1; ls /proc | grep -E '^[0-9]+$'; \
+        cut -d' ' -f1 /proc/self/stat; kill $a $b";
+    let (out, err, code) = in_vps(&["--no-pidns"], &["sh", "-c", script]);
+    assert_eq!(code, 0, "{err}");
+    let vpids: Vec<i64> = out.lines().map(|l| l.parse().expect("a vpid")).collect();
+    assert!(vpids.len() >= 4, "init, two sleepers, ls, cut: {out}");
+    let pid_max = host_pid_max();
+    let div = default_vpid_div();
+    assert_eq!(vpids[0], 1, "{out}");
+    for &v in &vpids[1..] {
+        assert!(v > pid_max, "vpid {v} is above pid_max {pid_max}: {out}");
+        assert!(v - div > 0 && v - div < pid_max, "vpid {v} is pid + {div}");
+    }
+    let host = host_pids();
+    assert!(vpids[1..].iter().all(|v| !host.contains(&(*v as i32))));
+    assert_eq!(err.lines().count(), 1, "only the --no-pidns warning: {err}");
+
+    for (flags, says) in [
+        (
+            &["--no-pidns", "--vpid-bit", "10"][..],
+            "--vpid-bit 10 without a pid namespace",
+        ),
+        (
+            &["--no-pidns", "--numbering", "ns"][..],
+            "kill N acts on host pid N",
+        ),
+        (
+            &["--no-pidns", "--numbering", "sparse"][..],
+            "kill N acts on host pid N",
+        ),
+    ] {
+        let (out, err, code) = in_vps(flags, &["sh", "-c", "cut -d' ' -f1 /proc/self/stat"]);
+        assert_eq!(code, 0, "{flags:?}: {err}");
+        let warned: Vec<&str> = err.lines().filter(|l| l.contains(says)).collect();
+        assert_eq!(warned.len(), 1, "{flags:?}: one warning line: {err}");
+        assert!(warned[0].starts_with("vprocfs: warning: "), "{err}");
+        if flags.contains(&"10") {
+            let v: i64 = out.trim().parse().expect("a vpid");
+            assert!(v > 1024 && v < pid_max + 1024, "linear with bit 10: {v}");
+        }
+    }
+    // With a pid namespace the bit does not show and nothing is said of it.
+    let (_, err, code) = in_vps(&["--full-view", "--vpid-bit", "10"], &["true"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("warning"), "{err}");
+}

@@ -342,3 +342,22 @@ impl Drop for PidsGuard {
         }
     }
 }
+
+/// The host's `pid_max`: every real pid is below it.
+pub fn host_pid_max() -> i64 {
+    std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .expect("pid_max")
+        .trim()
+        .parse()
+        .expect("a number")
+}
+
+/// `VPID_DIV` of a VPS without a pid namespace and without `--vpid-bit`: the smallest
+/// power of two at or above the host's `pid_max` (so that no vpid is a real pid).
+pub fn default_vpid_div() -> i64 {
+    let pid_max = host_pid_max();
+    (1..=24)
+        .map(|b| 1i64 << b)
+        .find(|&d| d >= pid_max)
+        .expect("pid_max is at most 2^22")
+}
