@@ -480,3 +480,48 @@ fn the_seed_model_numbers_no_vpid_as_a_host_pid_by_default() {
     assert_eq!(code, 0, "{err}");
     assert!(!err.contains("warning"), "{err}");
 }
+
+/// CMD starts as a fresh process would, in every mode, however `vprocfs run` itself was
+/// started: the signal mask, ignored and caught signals of init (`/proc/1/status`) and
+/// its descriptors (`/proc/1/fd`) are those of init in `unshare --pid --fork
+/// --mount-proc` started with a fresh signal state, while `vprocfs run` is started with
+/// signals ignored and blocked (tests/scripts/signal_state_exec.py). Init execs `sleep`,
+/// which changes no signal state, after starting a child that reads init's files, so
+/// that neither the shell's own handling nor the listing's descriptor shows.
+#[test]
+fn init_starts_clean_like_the_kernels() {
+    if !privileged() {
+        return;
+    }
+    let probe = r#"(sleep 0.5; grep -E '^Sig(Blk|Ign|Cgt)' /proc/1/status
+find /proc/1/fd -mindepth 1 -printf '%f %l\n' | sort -n | sed -E 's/(pipe|socket|anon_inode):[^ ]*/\1:N/') &
+exec sleep 1"#;
+    let state = script("signal_state_exec.py").display().to_string();
+    let kernel = in_kernel_ns_via(&[PY, &state, "fresh"], &["sh", "-c", probe]);
+    assert!(
+        kernel.starts_with(
+            "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\nSigCgt:\t0000000000000000\n"
+        ),
+        "{kernel}"
+    );
+    assert!(
+        kernel.contains("\n0 /dev/null\n1 pipe:N\n2 pipe:N\n"),
+        "{kernel}"
+    );
+    for flags in [&[][..], &["--full-view"][..], &["--no-pidns"][..]] {
+        let mut cmd = std::process::Command::new(PY);
+        cmd.args([&state, "dirty"])
+            .arg(vprocfs())
+            .arg("run")
+            .args(flags)
+            .args(["--", "sh", "-c", probe]);
+        let out = run_with_deadline(cmd, std::time::Duration::from_secs(60));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{flags:?}: {err}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            kernel,
+            "{flags:?}: {err}"
+        );
+    }
+}

@@ -141,6 +141,18 @@ pub fn in_kernel_ns(argv: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// [`in_kernel_ns`] with `unshare` started through `wrapper` (a command that execs its
+/// arguments).
+pub fn in_kernel_ns_via(wrapper: &[&str], argv: &[&str]) -> String {
+    let mut cmd = Command::new(wrapper[0]);
+    cmd.args(&wrapper[1..])
+        .args(["unshare", "--pid", "--fork", "--mount-proc", "--"])
+        .args(argv);
+    let out = run_with_deadline(cmd, Duration::from_secs(120));
+    assert!(out.status.success(), "unshare failed: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn tokens(line: &str) -> Vec<&str> {
     line.split(|c: char| c.is_whitespace() || "()[],|'{}-`+/:".contains(c))
         .filter(|t| !t.is_empty())
