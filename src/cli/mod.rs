@@ -201,9 +201,9 @@ fn seed_model_warning(
 ) -> Option<String> {
     let safe = crate::engine::safe_vpid_bit(pid_max);
     match (numbering, asked_bit) {
-        (Numbering::Ns, _) => Some(format!(
-            "--numbering ns without a pid namespace: vpids are small numbers that are also host pids, and kill N acts on host pid N, not on vpid N"
-        )),
+        (Numbering::Ns, _) => Some(
+            "--numbering ns without a pid namespace: vpids are small numbers that are also host pids, and kill N acts on host pid N, not on vpid N".to_string()
+        ),
         (Numbering::Linear, Some(b)) if b < safe => Some(format!(
             "--vpid-bit {b} without a pid namespace: a vpid can be a host pid (pid_max is {pid_max}), so kill N may signal a host process; --vpid-bit {safe} or more (the default) avoids it"
         )),
