@@ -158,9 +158,10 @@ fn a_cgroup_vps_follows_processes_moving_in_and_out() {
         .exists()));
     let two = fs::read_to_string(tmp.0.join("two")).unwrap();
 
-    // Linear numbering: init 1, members real + 1024. Phase one: init, deep, the reader
-    // and its pipeline. Phase two: init, outside (moved in), the reader and its pipeline.
-    let v = |g: &ChildGuard| (pid(g) + 1024).to_string();
+    // Linear numbering: init 1, members real + VPID_DIV, by default the smallest power of
+    // two at or above pid_max. Phase one: init, deep, the reader and its pipeline. Phase
+    // two: init, outside (moved in), the reader and its pipeline.
+    let v = |g: &ChildGuard| (i64::from(pid(g)) + default_vpid_div()).to_string();
     let one: Vec<&str> = one.split_whitespace().collect();
     let two: Vec<&str> = two.split_whitespace().collect();
     assert_eq!(one[0], "1", "{one:?}");

@@ -953,20 +953,27 @@ impl World {
     }
 }
 
-/// The seed's probe after a collision on `start`.
+/// The seed's probe after a collision on `start`. Where `VPID_DIV >= pid_max` (the
+/// safe layout, every linear vpid above `pid_max`) it wraps at the top of the linear
+/// range, `pid_max + VPID_DIV`, instead of `pid_max`.
 fn seed_probe(
     start: Vpid,
     div: i32,
     pid_max: i32,
     taken: &BTreeSet<Vpid>,
 ) -> Result<Vpid, EngineError> {
+    let top = if div >= pid_max {
+        pid_max + div
+    } else {
+        pid_max
+    };
     let mut r = start;
     for _ in 0..pid_max {
         r += 1;
         if r & div == 0 {
             r += div;
         }
-        if r >= pid_max {
+        if r >= top {
             r = RESERVED_PIDS + div;
         }
         if !taken.contains(&r) {

@@ -394,3 +394,267 @@ fn no_real_pid_of_a_non_member_shows_anywhere_in_the_view() {
     assert!(scanned > 200, "every member's files were read: {out}");
     assert!(!out.contains("leak "), "{out}");
 }
+
+/// A child the reader has just forked shows at once in `ns_last_pid`, the last field of
+/// `loadavg`, the listing and a lookup (tests/scripts/own_forks.py), in every numbering
+/// of the full view, as on the kernel's procfs; before the view applied the queued
+/// process events first, the two files could show the previous child.
+#[test]
+fn a_fork_shows_at_once_in_ns_last_pid_loadavg_and_the_listing() {
+    if !privileged() {
+        return;
+    }
+    let probe = script("own_forks.py").display().to_string();
+    assert_eq!(
+        in_kernel_ns(&[PY, &probe, "100"]).trim(),
+        "rounds 100 bad 0",
+        "the kernel's procfs"
+    );
+    for flags in [
+        &["--full-view"][..],
+        &["--no-pidns", "--numbering", "ns"][..],
+        &["--no-pidns"][..],
+    ] {
+        let (out, err, code) = in_vps(flags, &[PY, &probe, "300"]);
+        assert_eq!(code, 0, "{flags:?}: {err}");
+        assert_eq!(
+            out.lines().next(),
+            Some("rounds 300 bad 0"),
+            "{flags:?}:\n{out}"
+        );
+    }
+}
+
+/// Without a pid namespace system calls take real pids, so a vpid that is also a host
+/// pid makes `kill <vpid>` (or `pkill`) signal a host process. By default the linear
+/// vpids are above the host's pid_max, where no real pid is; a smaller `--vpid-bit`,
+/// and `ns` or `sparse` numbering, are allowed with a one-line warning.
+#[test]
+fn the_seed_model_numbers_no_vpid_as_a_host_pid_by_default() {
+    if !privileged() {
+        return;
+    }
+    let script = "sleep 100 & a=$!; sleep 100 & b=$!; sleep 0.1; ls /proc | grep -E '^[0-9]+$'; \
+        cut -d' ' -f1 /proc/self/stat; kill $a $b";
+    let (out, err, code) = in_vps(&["--no-pidns"], &["sh", "-c", script]);
+    assert_eq!(code, 0, "{err}");
+    let vpids: Vec<i64> = out.lines().map(|l| l.parse().expect("a vpid")).collect();
+    assert!(vpids.len() >= 4, "init, two sleepers, ls, cut: {out}");
+    let pid_max = host_pid_max();
+    let div = default_vpid_div();
+    assert_eq!(vpids[0], 1, "{out}");
+    for &v in &vpids[1..] {
+        assert!(v > pid_max, "vpid {v} is above pid_max {pid_max}: {out}");
+        assert!(v - div > 0 && v - div < pid_max, "vpid {v} is pid + {div}");
+    }
+    let host = host_pids();
+    assert!(vpids[1..].iter().all(|v| !host.contains(&(*v as i32))));
+    assert_eq!(err.lines().count(), 1, "only the --no-pidns warning: {err}");
+
+    for (flags, says) in [
+        (
+            &["--no-pidns", "--vpid-bit", "10"][..],
+            "--vpid-bit 10 without a pid namespace",
+        ),
+        (
+            &["--no-pidns", "--numbering", "ns"][..],
+            "kill N acts on host pid N",
+        ),
+        (
+            &["--no-pidns", "--numbering", "sparse"][..],
+            "kill N acts on host pid N",
+        ),
+    ] {
+        let (out, err, code) = in_vps(flags, &["sh", "-c", "cut -d' ' -f1 /proc/self/stat"]);
+        assert_eq!(code, 0, "{flags:?}: {err}");
+        let warned: Vec<&str> = err.lines().filter(|l| l.contains(says)).collect();
+        assert_eq!(warned.len(), 1, "{flags:?}: one warning line: {err}");
+        assert!(warned[0].starts_with("vprocfs: warning: "), "{err}");
+        if flags.contains(&"10") {
+            let v: i64 = out.trim().parse().expect("a vpid");
+            assert!(v > 1024 && v < pid_max + 1024, "linear with bit 10: {v}");
+        }
+    }
+    // With a pid namespace the bit does not show and nothing is said of it.
+    let (_, err, code) = in_vps(&["--full-view", "--vpid-bit", "10"], &["true"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("warning"), "{err}");
+}
+
+/// CMD starts as a fresh process would, in every mode, however `vprocfs run` itself was
+/// started: the signal mask, ignored and caught signals of init (`/proc/1/status`) and
+/// its descriptors (`/proc/1/fd`) are those of init in `unshare --pid --fork
+/// --mount-proc` started with a fresh signal state, while `vprocfs run` is started with
+/// signals ignored and blocked (tests/scripts/signal_state_exec.py). Init execs `sleep`,
+/// which changes no signal state, after starting a child that reads init's files, so
+/// that neither the shell's own handling nor the listing's descriptor shows.
+#[test]
+fn init_starts_clean_like_the_kernels() {
+    if !privileged() {
+        return;
+    }
+    let probe = r#"(sleep 0.5; grep -E '^Sig(Blk|Ign|Cgt)' /proc/1/status
+find /proc/1/fd -mindepth 1 -printf '%f %l\n' | sort -n | sed -E 's/(pipe|socket|anon_inode):[^ ]*/\1:N/') &
+exec sleep 1"#;
+    let state = script("signal_state_exec.py").display().to_string();
+    let kernel = in_kernel_ns_via(&[PY, &state, "fresh"], &["sh", "-c", probe]);
+    assert!(
+        kernel.starts_with(
+            "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\nSigCgt:\t0000000000000000\n"
+        ),
+        "{kernel}"
+    );
+    assert!(
+        kernel.contains("\n0 /dev/null\n1 pipe:N\n2 pipe:N\n"),
+        "{kernel}"
+    );
+    for flags in [&[][..], &["--full-view"][..], &["--no-pidns"][..]] {
+        let mut cmd = std::process::Command::new(PY);
+        cmd.args([&state, "dirty"])
+            .arg(vprocfs())
+            .arg("run")
+            .args(flags)
+            .args(["--", "sh", "-c", probe]);
+        let out = run_with_deadline(cmd, std::time::Duration::from_secs(60));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{flags:?}: {err}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            kernel,
+            "{flags:?}: {err}"
+        );
+    }
+}
+
+/// Reads every file and link of the full view that can carry a pid while the VPS holds
+/// descriptors of every kind (pidfd, flock, POSIX and OFD locks, eventfd, signalfd,
+/// inotify, io_uring), a SysV segment and message queue used by members, a thread and
+/// children (tests/scripts/pid_scan.py), and fails on any real pid of a member (every
+/// process and thread of the VPS, found from the host) or of a non-member (this test,
+/// its parent, a host sleeper, the daemon and its relay) that the kernel's own procfs
+/// does not show at that place.
+fn pid_scan(flags: &[&str], pidns: bool) {
+    use std::io::BufRead;
+    // Named without this test's pid, which the scan looks for (init's cmdline holds it).
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let tmp = TempDir(std::env::temp_dir().join(format!("vprocfs-scan-{nanos}")));
+    std::fs::create_dir_all(&tmp.0).unwrap();
+    let pids_file = tmp.0.join("pids");
+    let sleeper = std::process::Command::new("sleep")
+        .arg("120")
+        .spawn()
+        .expect("sleep");
+    let sleeper = ChildGuard(Some(sleeper));
+    let mut cmd = std::process::Command::new(vprocfs());
+    cmd.arg("run")
+        .args(flags)
+        .args(["--", PY, &script("pid_scan.py").display().to_string()])
+        .arg(&pids_file)
+        .env("SCAN_PIDNS", if pidns { "1" } else { "0" })
+        .env("SCAN_VPID_BIT", "22")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("vprocfs run");
+    let daemon = child.id();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut guard = ChildGuard(Some(child));
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("ready");
+    assert_eq!(line, "ready\n");
+    // Every task below the daemon (its relay, init and all members), and its threads.
+    let mut all = vec![daemon as i32];
+    let mut seen = std::collections::HashSet::from([daemon as i32]);
+    let mut i = 0;
+    while i < all.len() {
+        let p = all[i];
+        i += 1;
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else {
+            continue;
+        };
+        for t in tasks.flatten() {
+            let tid: i32 = t.file_name().to_str().unwrap().parse().unwrap();
+            let children = std::fs::read_to_string(format!("/proc/{p}/task/{tid}/children"))
+                .unwrap_or_default();
+            let found = std::iter::once(tid).chain(
+                children
+                    .split_whitespace()
+                    .map(|c| c.parse::<i32>().unwrap()),
+            );
+            for n in found {
+                if seen.insert(n) {
+                    all.push(n);
+                }
+            }
+        }
+    }
+    assert!(all.len() > 10, "the VPS's tasks: {all:?}");
+    all.extend([
+        sleeper.0.as_ref().unwrap().id() as i32,
+        std::process::id() as i32,
+        std::os::unix::process::parent_id() as i32,
+    ]);
+    let text: String = all.iter().map(|p| format!("{p}\n")).collect();
+    std::fs::write(tmp.0.join("pids.tmp"), text).unwrap();
+    std::fs::rename(tmp.0.join("pids.tmp"), &pids_file).unwrap();
+    let mut child = guard.0.take().unwrap();
+    let status = run_child_with_deadline(&mut child, std::time::Duration::from_secs(120));
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut out).unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{flags:?}: {err}\n{out}"
+    );
+    let scanned: usize = out
+        .lines()
+        .find_map(|l| l.strip_prefix("scanned "))
+        .and_then(|n| n.parse().ok())
+        .expect("a count");
+    assert!(scanned > 300, "every member's files were read: {out}");
+    for f in [
+        "file sysvipc/shm",
+        "file sysvipc/msg",
+        "file locks",
+        "file sys/kernel/cad_pid",
+        "file sys/kernel/ns_last_pid",
+        "file loadavg",
+    ] {
+        assert!(
+            out.contains(&format!("{f}\n")),
+            "{flags:?}: {f} was read:\n{out}"
+        );
+    }
+    let fdinfos = out.lines().filter(|l| l.contains("/fdinfo/")).count();
+    assert!(
+        fdinfos >= 10,
+        "{flags:?}: every descriptor's fdinfo:\n{out}"
+    );
+    let leaks: Vec<&str> = out.lines().filter(|l| l.starts_with("leak ")).collect();
+    assert!(leaks.is_empty(), "{flags:?}: {leaks:#?}");
+}
+
+#[test]
+fn no_real_pid_of_anyone_shows_anywhere_in_the_full_view() {
+    if !privileged() {
+        return;
+    }
+    pid_scan(&["--full-view"], true);
+}
+
+/// Without a pid namespace the only oracle is the host's procfs, where every pid is real:
+/// a line the view left as the host's cannot be told from a counter that equals a pid,
+/// so this scan catches real pids on lines the view rewrote, or that the host's line
+/// lacks; the renderers are the same as the full view's, which the scan above checks
+/// strictly.
+#[test]
+fn no_real_pid_of_anyone_shows_anywhere_without_a_pid_namespace() {
+    if !privileged() {
+        return;
+    }
+    pid_scan(&["--no-pidns", "--vpid-bit", "22"], false);
+}

@@ -148,19 +148,69 @@ struct EngineArgs {
     /// Numbering policy [default: pidns with a pid namespace, linear without].
     #[arg(long, value_enum)]
     numbering: Option<NumberingArg>,
-    /// The seed's VPID_BIT: linear vpids are pid + 2^N.
-    #[arg(long, default_value_t = DEFAULT_VPID_BIT, value_parser = clap::value_parser!(u32).range(1..=24))]
-    vpid_bit: u32,
+    /// The seed's VPID_BIT: linear vpids are pid + 2^N [default without a pid namespace:
+    /// the smallest N with 2^N >= the host's pid_max, so that no vpid is a host pid;
+    /// with one, 10].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=24))]
+    vpid_bit: Option<u32>,
 }
 
 impl EngineArgs {
-    fn config(&self, numbering: NumberingArg) -> VpsConfig {
+    /// The engine settings of a VPS with (`pidns`) or without a kernel pid namespace.
+    fn config(&self, numbering: NumberingArg, pidns: bool) -> VpsConfig {
+        let pid_max = read_pid_max();
         VpsConfig {
-            vpid_bit: self.vpid_bit,
+            vpid_bit: vpid_bit(self.vpid_bit, pidns, pid_max),
             numbering: numbering.engine(),
-            pid_max: read_pid_max(),
+            pid_max,
             ..VpsConfig::default()
         }
+    }
+
+    /// The one-line warning a VPS without a pid namespace gets, if any
+    /// ([`seed_model_warning`]).
+    fn warning(&self, numbering: NumberingArg, pidns: bool) -> Option<String> {
+        if pidns {
+            return None;
+        }
+        seed_model_warning(numbering.engine(), self.vpid_bit, read_pid_max())
+    }
+}
+
+/// The `VPID_BIT` of a VPS: the one asked for, else, without a pid namespace, the
+/// smallest that keeps every vpid off the host's pids ([`crate::engine::safe_vpid_bit`]);
+/// with one the bit does not show (vpids are the namespace's numbers), and the seed's 10
+/// is kept.
+fn vpid_bit(asked: Option<u32>, pidns: bool, pid_max: i32) -> u32 {
+    asked.unwrap_or(if pidns {
+        DEFAULT_VPID_BIT
+    } else {
+        crate::engine::safe_vpid_bit(pid_max)
+    })
+}
+
+/// What a user of a VPS without a pid namespace must be told, in one line: system calls
+/// there take real pids, so a vpid that is also a host pid turns `kill <vpid>` into a
+/// signal to a host process. Linear (and sparse) numbers are safe with the default
+/// `VPID_BIT`; a smaller one, and dense `ns` numbers, are not. Sparse numbering is warned
+/// of too: a requested vpid (restore) can be any number.
+fn seed_model_warning(
+    numbering: Numbering,
+    asked_bit: Option<u32>,
+    pid_max: i32,
+) -> Option<String> {
+    let safe = crate::engine::safe_vpid_bit(pid_max);
+    match (numbering, asked_bit) {
+        (Numbering::Ns, _) => Some(
+            "--numbering ns without a pid namespace: vpids are small numbers that are also host pids, and kill N acts on host pid N, not on vpid N".to_string()
+        ),
+        (Numbering::Linear, Some(b)) if b < safe => Some(format!(
+            "--vpid-bit {b} without a pid namespace: a vpid can be a host pid (pid_max is {pid_max}), so kill N may signal a host process; --vpid-bit {safe} or more (the default) avoids it"
+        )),
+        (Numbering::Sparse, _) => Some(format!(
+            "--numbering sparse without a pid namespace: a requested vpid, or one from --vpid-bit below {safe}, can be a host pid, and kill N acts on host pid N"
+        )),
+        _ => None,
     }
 }
 
@@ -528,5 +578,54 @@ mod tests {
         ]));
         assert!(ok(&["vprocfs", "serve", "/mnt", "--vps", "a:tree=1"]));
         assert!(!ok(&["vprocfs", "serve", "/mnt", "--vps", "a:tree"]));
+        assert!(ok(&["vprocfs", "run", "--vpid-bit", "24", "--", "true"]));
+        assert!(!ok(&["vprocfs", "run", "--vpid-bit", "25", "--", "true"]));
+    }
+
+    #[test]
+    fn vpid_bit_default_is_safe_without_a_pid_namespace() {
+        assert_eq!(vpid_bit(None, false, 32768), 15);
+        assert_eq!(vpid_bit(None, false, 4_194_304), 22);
+        assert_eq!(vpid_bit(None, false, 100_000), 17);
+        assert_eq!(vpid_bit(None, true, 4_194_304), DEFAULT_VPID_BIT);
+        assert_eq!(vpid_bit(Some(10), false, 4_194_304), 10);
+        assert_eq!(vpid_bit(Some(20), true, 32768), 20);
+        // Every default is one the CLI and the engine accept.
+        for pid_max in [301, 32768, 65536, 4_194_304] {
+            let bit = vpid_bit(None, false, pid_max);
+            assert!((1..=24).contains(&bit));
+            let config = VpsConfig {
+                vpid_bit: bit,
+                pid_max,
+                ..VpsConfig::default()
+            };
+            assert!(config.validate().is_ok());
+        }
+    }
+
+    #[test]
+    fn the_seed_model_warns_where_kill_can_reach_the_host() {
+        let w = |n, b| seed_model_warning(n, b, 4_194_304);
+        assert_eq!(w(Numbering::Linear, None), None);
+        assert_eq!(w(Numbering::Linear, Some(22)), None);
+        assert_eq!(w(Numbering::Linear, Some(23)), None);
+        let small = w(Numbering::Linear, Some(10)).expect("a warning");
+        assert!(
+            small.contains("--vpid-bit 10") && small.contains("--vpid-bit 22"),
+            "{small}"
+        );
+        assert!(w(Numbering::Ns, None)
+            .unwrap()
+            .contains("kill N acts on host pid N"));
+        assert!(w(Numbering::Sparse, None)
+            .unwrap()
+            .contains("kill N acts on host pid N"));
+        for n in [Numbering::Linear, Numbering::Ns, Numbering::Sparse] {
+            for b in [None, Some(1), Some(24)] {
+                if let Some(text) = w(n, b) {
+                    assert!(!text.contains('\n'), "one line: {text}");
+                }
+            }
+        }
     }
 }

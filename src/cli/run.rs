@@ -101,7 +101,10 @@ pub(super) fn run(a: RunArgs) -> Result<i32, String> {
             "vprocfs: warning: --no-pidns: /proc is translated but system calls are not, so getpid, $$ and kill inside see real pids"
         );
     }
-    let mut config = a.engine.config(numbering);
+    if let Some(w) = a.engine.warning(numbering, pidns) {
+        eprintln!("vprocfs: warning: {w}");
+    }
+    let mut config = a.engine.config(numbering, pidns);
     let argv: Vec<CString> = a
         .cmd
         .iter()

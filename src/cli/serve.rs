@@ -43,7 +43,7 @@ pub(super) fn serve(mut a: ServeArgs) -> Result<i32, String> {
     let mut tracker = Tracker::new();
     let mut journaled_vpids = Vec::new();
     let numbering = a.engine.numbering;
-    let base = a.engine.config(NumberingArg::Linear);
+    let engine = a.engine;
     let settings = move |spec: &VpsSpec| -> Result<(VpsConfig, bool), String> {
         let pidns = matches!(spec.source, Source::Pidns { .. });
         let numbering = numbering.unwrap_or(if pidns {
@@ -57,11 +57,13 @@ pub(super) fn serve(mut a: ServeArgs) -> Result<i32, String> {
                 spec.name
             ));
         }
-        let config = VpsConfig {
-            numbering: numbering.engine(),
-            ..base
-        };
-        Ok((config, numbering == NumberingArg::Pidns))
+        if let Some(w) = engine.warning(numbering, pidns) {
+            log::warn!("--vps {}: {w}", spec.name);
+        }
+        Ok((
+            engine.config(numbering, pidns),
+            numbering == NumberingArg::Pidns,
+        ))
     };
     let from_file = match &a.config {
         Some(path) => read_config(path)?,

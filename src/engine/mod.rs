@@ -54,6 +54,20 @@ pub const PID_MAX_LIMIT: i32 = 4 * 1024 * 1024;
 /// The seed's default `VPID_BIT`.
 pub const DEFAULT_VPID_BIT: u32 = 10;
 
+/// The smallest `VPID_BIT` whose linear vpids can never be real pids on a host whose
+/// `pid_max` is `pid_max`: the kernel hands out pids below `pid_max`, and with
+/// `1 << bit >= pid_max` every linear vpid (`pid + (1 << bit)`, other than init's 1) is
+/// above it. That is the seed's own invariant (its kernel never gave out a pid with the
+/// VPID bit set); Linux gives out every number below `pid_max`, so without a pid
+/// namespace a smaller bit lets `kill <vpid>` reach a host process. At most 22 (for
+/// [`PID_MAX_LIMIT`]); a `pid_max` raised after the VPS was made can reopen the overlap.
+pub fn safe_vpid_bit(pid_max: i32) -> u32 {
+    let pid_max = pid_max.clamp(2, PID_MAX_LIMIT);
+    (1..=24)
+        .find(|b| (1i64 << b) >= i64::from(pid_max))
+        .unwrap_or(24)
+}
+
 /// The role in which a number is used, the seed's `enum pid_type`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum PidType {

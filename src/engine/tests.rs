@@ -1322,3 +1322,61 @@ fn engine_remove_vps() {
     assert_ne!(c, a, "ids are not reused");
     assert_eq!(e.vps_of(100), Some(c));
 }
+
+#[test]
+fn safe_vpid_bit_puts_every_linear_vpid_above_pid_max() {
+    for (pid_max, bit) in [
+        (301, 9),
+        (512, 9),
+        (513, 10),
+        (32768, 15),
+        (32769, 16),
+        (99999, 17),
+        (4_194_304, 22),
+        // Out of the kernel's range: clamped, never a panic.
+        (0, 1),
+        (-5, 1),
+        (i32::MAX, 22),
+    ] {
+        assert_eq!(safe_vpid_bit(pid_max), bit, "pid_max {pid_max}");
+    }
+    for pid_max in [301, 1000, 32768, 65536, 100_000, 4_194_304] {
+        let bit = safe_vpid_bit(pid_max);
+        let config = VpsConfig {
+            vpid_bit: bit,
+            pid_max,
+            ..VpsConfig::default()
+        };
+        assert_eq!(config.validate(), Ok(()), "the engine takes the default");
+        let smallest_vpid = 1 + (1i64 << bit);
+        assert!(smallest_vpid > i64::from(pid_max - 1), "pid_max {pid_max}");
+        // The bit below would let the largest real pid's number be a vpid.
+        assert!((1i64 << (bit - 1)) < i64::from(pid_max) || bit == 1);
+        let mut vps = vps_with(config);
+        let last = pid_max - 1;
+        let v = vps.fork(child(last), Requested::Auto).unwrap();
+        assert_eq!(v, last + (1 << bit));
+        assert_eq!(vps.vpid_to_pid(v), Some(last));
+    }
+}
+
+#[test]
+fn probe_with_the_safe_bit_stays_in_the_linear_range() {
+    // pid_max 32768, VPID_BIT 15: linear vpids are 32769..=65535; a collision probes
+    // within that range and wraps at its top to RESERVED_PIDS + VPID_DIV.
+    let config = VpsConfig {
+        vpid_bit: 15,
+        pid_max: 32768,
+        numbering: Numbering::Sparse,
+        ..VpsConfig::default()
+    };
+    let div = 1 << 15;
+    let mut vps = vps_with(config);
+    vps.fork(child(300), Requested::Vpid(200 + div)).unwrap();
+    assert_eq!(vps.alloc_vpid(200, Requested::Auto), Ok(201 + div));
+    vps.fork(child(301), Requested::Vpid(32767 + div)).unwrap();
+    assert_eq!(
+        vps.alloc_vpid(32767, Requested::Auto),
+        Ok(RESERVED_PIDS + div)
+    );
+}

@@ -406,16 +406,25 @@ impl Vps {
     /// numbers without the VPID bit (`result += VPID_DIV`), wrap at `pid_max` to
     /// `RESERVED_PIDS + VPID_DIV`. Bounded: after `pid_max` steps every candidate has been
     /// seen, and the answer is [`EngineError::NoFreeVpid`] rather than the seed's hang.
+    ///
+    /// With `VPID_DIV >= pid_max` (the safe layout, [`super::safe_vpid_bit`]) every linear
+    /// vpid is above `pid_max`, so the probe wraps at `pid_max + VPID_DIV` instead, the
+    /// top of the linear range: wrapping at `pid_max` would only ever try one number.
     fn probe_from(&self, start: Vpid) -> Result<Vpid, EngineError> {
         let div = self.vpid_div();
         let pid_max = self.config.pid_max;
+        let top = if div >= pid_max {
+            pid_max.saturating_add(div)
+        } else {
+            pid_max
+        };
         let mut result = start;
         for _ in 0..pid_max {
             result += 1;
             if result & div == 0 {
                 result += div;
             }
-            if result >= pid_max {
+            if result >= top {
                 result = RESERVED_PIDS + div;
             }
             if !self.vpid_hash.contains_key(&result) {

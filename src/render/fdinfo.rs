@@ -1,4 +1,16 @@
-//! `/proc/<pid>/fdinfo/<fd>` of a pidfd.
+//! `/proc/<pid>/fdinfo/<fd>`: the pid lines of pidfds, file locks and io_uring.
+//!
+//! Three kinds of descriptor show pids in their fdinfo:
+//! - a pidfd (below);
+//! - any file with locks on it: fs/locks.c show_fd_locks adds one
+//!   `lock:\t<line of /proc/locks>` per lock the descriptor's owner holds, numbered
+//!   from 1 for the descriptor, with the owner's pid in the reader's namespace, 0 when
+//!   it is not visible there (captured in testdata/fdinfo_{flock,posix,ofd}_*);
+//! - an io_uring with a polling thread: io_uring/fdinfo.c prints `SqThread:\t<pid>`,
+//!   the thread's global pid even inside a pid namespace (a kernel leak the view
+//!   closes: translated, 0 when not visible; -1 without a polling thread).
+//!
+//! A pidfd:
 //!
 //! fs/pidfs.c pidfd_show_fdinfo appends "Pid:\t%d\nNSpid:\t%d[\t%d...]\n"
 //! to the generic pos/flags/mnt_id/ino lines. Pid is the pid in the pid
@@ -11,6 +23,35 @@
 use super::{lines, ns_values, parse_ns_list, parse_num, push_ns_line, xlate, ParseError, PidMap};
 
 const FILE: &str = "fdinfo";
+const LOCK: &[u8] = b"lock:\t";
+const SQ_THREAD: &[u8] = b"SqThread:\t";
+
+/// Translates every pid of an fdinfo file (see the module docs); the rest is copied.
+pub fn render_fdinfo(raw: &[u8], map: &dyn PidMap) -> Result<Vec<u8>, ParseError> {
+    let raw = render_pidfd_fdinfo(raw, map)?;
+    let mut out = Vec::with_capacity(raw.len());
+    for line in lines(&raw) {
+        if let Some(rest) = line.strip_prefix(LOCK) {
+            out.extend_from_slice(LOCK);
+            out.extend(super::locks::render_lock_line(rest, map)?);
+        } else if let Some(rest) = line.strip_prefix(SQ_THREAD) {
+            let (body, nl) = match rest.strip_suffix(b"\n") {
+                Some(b) => (b, &b"\n"[..]),
+                None => (rest, &b""[..]),
+            };
+            let real: i32 = parse_num(body).ok_or(ParseError::BadNumber {
+                file: FILE,
+                field: "SqThread",
+            })?;
+            out.extend_from_slice(SQ_THREAD);
+            super::push_num(&mut out, xlate(real, |p| map.pid(p)));
+            out.extend_from_slice(nl);
+        } else {
+            out.extend_from_slice(line);
+        }
+    }
+    Ok(out)
+}
 
 fn pid_value(line: &[u8]) -> Option<&[u8]> {
     line.strip_prefix(b"Pid:")
@@ -152,6 +193,53 @@ mod tests {
     }
 
     #[test]
+    fn lock_lines_render_what_the_kernel_shows_in_a_child_namespace() {
+        // The child namespace's init (1 there) holds POSIX locks and an OFD lock (-1),
+        // and inherited a descriptor flocked by a host process, shown as 0 there.
+        let init: i32 = std::str::from_utf8(fixture!("init_pid"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let map = TableMap::new().with_pids(&[(init, 1)]);
+        for (host, child) in [
+            (
+                fixture!("fdinfo_flock_host"),
+                fixture!("fdinfo_flock_child_ns"),
+            ),
+            (
+                fixture!("fdinfo_posix_host"),
+                fixture!("fdinfo_posix_child_ns"),
+            ),
+            (fixture!("fdinfo_ofd_host"), fixture!("fdinfo_ofd_child_ns")),
+        ] {
+            assert_eq!(render_fdinfo(host, &Identity).unwrap(), host);
+            assert_eq!(
+                String::from_utf8(render_fdinfo(host, &map).unwrap()).unwrap(),
+                String::from_utf8(child.to_vec()).unwrap()
+            );
+        }
+        assert!(String::from_utf8_lossy(fixture!("fdinfo_posix_child_ns"))
+            .contains("\nlock:\t2: POSIX"));
+    }
+
+    #[test]
+    fn sq_thread_is_translated() {
+        let raw = b"pos:\t0\nSqMask:\t0x3\nSqThread:\t23849\nSqThreadCpu:\t0\nPollList:\n";
+        let map = TableMap::new().with_pids(&[(23849, 4)]);
+        assert_eq!(
+            render_fdinfo(raw, &map).unwrap(),
+            b"pos:\t0\nSqMask:\t0x3\nSqThread:\t4\nSqThreadCpu:\t0\nPollList:\n".to_vec()
+        );
+        let hidden = render_fdinfo(raw, &TableMap::new()).unwrap();
+        assert!(hidden.windows(13).any(|w| w == b"SqThread:\t0\nS"));
+        let none = b"SqThread:\t-1\n";
+        assert_eq!(render_fdinfo(none, &map).unwrap(), none);
+        assert!(render_fdinfo(b"SqThread:\tx\n", &map).is_err());
+        assert!(render_fdinfo(b"lock:\t1: POSIX ADVISORY\n", &map).is_err());
+    }
+
+    #[test]
     fn rejects_malformed() {
         assert!(render_pidfd_fdinfo(b"Pid:\tx\n", &Identity).is_err());
         assert!(render_pidfd_fdinfo(b"Pid:\t5\nNSpid:\t6\n", &Identity).is_err());
@@ -166,6 +254,7 @@ mod tests {
         #[test]
         fn never_panics(raw in proptest::collection::vec(any::<u8>(), 0..200), levels in 0usize..3) {
             let _ = render_pidfd_fdinfo(&raw, &Shift { off: 2, levels });
+            let _ = render_fdinfo(&raw, &Shift { off: 2, levels });
         }
 
         #[test]

@@ -34,47 +34,81 @@ const MODES: [&[u8]; 7] = [
 ];
 const RW: [&[u8]; 3] = [b"WRITE", b"READ", b"UNLCK"];
 
+/// One line of the lock table, as `lock_get_status` prints it.
+struct LockLine<'a> {
+    /// The lock's id ("3" of "3: ").
+    id: &'a [u8],
+    /// A waiter ("3: -> …") rather than a holder.
+    waiter: bool,
+    /// The owner's pid as printed, and where it is in the line.
+    pid: i32,
+    span: (usize, usize),
+}
+
+fn parse_line(line: &[u8]) -> Result<LockLine<'_>, ParseError> {
+    let malformed = |what| ParseError::Malformed { file: FILE, what };
+    let toks = tokens(line, 0, |c| c == b' ' || c == b'\n');
+    let word = |i: usize| toks.get(i).and_then(|&(s, e)| line.get(s..e));
+    let id = word(0)
+        .and_then(|w| w.strip_suffix(b":"))
+        .filter(|w| parse_num::<i64>(w).is_some())
+        .ok_or(malformed("lock id"))?;
+    let waiter = word(1) == Some(b"->");
+    let first = 1 + usize::from(waiter);
+    let known = |i: usize, set: &[&[u8]]| word(first + i).is_some_and(|w| set.contains(&w));
+    if !(known(0, &CLASSES) && known(1, &MODES) && known(2, &RW)) {
+        return Err(malformed("lock type columns"));
+    }
+    let &(ps, pe) = toks.get(first + 3).ok_or(malformed("lock pid"))?;
+    let pid: i32 =
+        parse_num(line.get(ps..pe).unwrap_or_default()).ok_or(ParseError::BadNumber {
+            file: FILE,
+            field: "lock pid",
+        })?;
+    Ok(LockLine {
+        id,
+        waiter,
+        pid,
+        span: (ps, pe),
+    })
+}
+
+/// `line` with its owner pid replaced by `shown`.
+fn with_pid(line: &[u8], l: &LockLine, shown: i32) -> Result<Vec<u8>, ParseError> {
+    let mut b = Vec::new();
+    push_num(&mut b, shown);
+    splice(line, &[(l.span.0, l.span.1, b)], FILE)
+}
+
 /// Renders /proc/locks for the reader's VPS (see the module docs).
 pub fn render_locks(raw: &[u8], map: &dyn PidMap) -> Result<Vec<u8>, ParseError> {
-    let malformed = |what| ParseError::Malformed { file: FILE, what };
     let mut out = Vec::with_capacity(raw.len());
     // id of the hidden top-level lock whose waiters are being skipped
     let mut hidden: Option<&[u8]> = None;
     for line in lines(raw) {
-        let toks = tokens(line, 0, |c| c == b' ' || c == b'\n');
-        let word = |i: usize| toks.get(i).and_then(|&(s, e)| line.get(s..e));
-        let id = word(0)
-            .and_then(|w| w.strip_suffix(b":"))
-            .filter(|w| parse_num::<i64>(w).is_some())
-            .ok_or(malformed("lock id"))?;
-        let waiter = word(1) == Some(b"->");
-        let first = 1 + usize::from(waiter);
-        let known = |i: usize, set: &[&[u8]]| word(first + i).is_some_and(|w| set.contains(&w));
-        if !(known(0, &CLASSES) && known(1, &MODES) && known(2, &RW)) {
-            return Err(malformed("lock type columns"));
-        }
-        let &(ps, pe) = toks.get(first + 3).ok_or(malformed("lock pid"))?;
-        let pid: i32 =
-            parse_num(line.get(ps..pe).unwrap_or_default()).ok_or(ParseError::BadNumber {
-                file: FILE,
-                field: "lock pid",
-            })?;
-        let shown = xlate(pid, |p| map.pid(p));
-        if waiter {
-            if hidden == Some(id) {
+        let l = parse_line(line)?;
+        let shown = xlate(l.pid, |p| map.pid(p));
+        if l.waiter {
+            if hidden == Some(l.id) {
                 continue;
             }
         } else if shown == 0 {
-            hidden = Some(id);
+            hidden = Some(l.id);
             continue;
         } else {
             hidden = None;
         }
-        let mut b = Vec::new();
-        push_num(&mut b, shown);
-        out.extend(splice(line, &[(ps, pe, b)], FILE)?);
+        out.extend(with_pid(line, &l, shown)?);
     }
     Ok(out)
+}
+
+/// Renders one line of the lock table as `/proc/<pid>/fdinfo/<n>` prints it after
+/// `lock:\t` (fs/locks.c show_fd_locks: the same `lock_get_status` text, numbered per
+/// descriptor). There an owner the reader cannot see is shown as 0, not hidden.
+pub fn render_lock_line(line: &[u8], map: &dyn PidMap) -> Result<Vec<u8>, ParseError> {
+    let l = parse_line(line)?;
+    with_pid(line, &l, xlate(l.pid, |p| map.pid(p)))
 }
 
 #[cfg(test)]

@@ -24,15 +24,19 @@ pub mod locks;
 pub mod sched;
 pub mod stat;
 pub mod status;
+pub mod sysctl;
+pub mod sysvipc;
 pub mod timers;
 
 pub use children::render_children;
-pub use fdinfo::render_pidfd_fdinfo;
+pub use fdinfo::{render_fdinfo, render_pidfd_fdinfo};
 pub use loadavg::render_loadavg;
 pub use locks::render_locks;
 pub use sched::render_sched;
 pub use stat::{parse_stat, render_stat, Stat};
 pub use status::{parse_status, render_status, Status};
+pub use sysctl::render_sysctl_pid;
+pub use sysvipc::render_sysvipc;
 pub use timers::render_timers;
 
 /// What a renderer needs from the view: how the reader's VPS names real numbers.

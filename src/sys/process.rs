@@ -122,15 +122,34 @@ pub fn inherited_fd(fd: std::os::fd::RawFd) -> io::Result<OwnedFd> {
 /// mask as it is, and the Rust runtime ignores SIGPIPE, so a command started from here
 /// would otherwise inherit both (`yes | head` would behave differently, and a shell
 /// could not trap a signal it inherited as ignored).
+///
+/// Every signal is reset, real-time ones included, through the `rt_sigaction` system
+/// call itself: glibc's `sigaction` refuses signals 32 and 33, which it reserves, and
+/// glibc's own `posix_spawn` starts children with those two ignored (a daemon started
+/// by a multi-threaded program has them so), which `exec` would pass on to CMD.
 pub fn reset_signals() {
-    use nix::sys::signal::{sigprocmask, SigHandler, SigSet, SigmaskHow, Signal};
-    for sig in Signal::iterator() {
-        if matches!(sig, Signal::SIGKILL | Signal::SIGSTOP) {
+    use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
+    // The kernel's `struct sigaction` (handler, flags, restorer, mask in some order, at
+    // most 32 bytes on every architecture): all zero is SIG_DFL with no flags and an
+    // empty mask, whatever the order. Larger than needed; the kernel reads its own size.
+    let dfl = [0u64; 8];
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
             continue;
         }
-        // SAFETY: installing SIG_DFL runs no code of ours in a signal context, so none
-        // of `signal`'s hazards (a handler that is not async-signal-safe) can arise.
-        let _ = unsafe { nix::sys::signal::signal(sig, SigHandler::SigDfl) };
+        // SAFETY: `dfl` is a valid, readable buffer larger than the kernel's sigaction,
+        // the old action is not asked for (null), and the mask size is the kernel's
+        // (8 bytes). Installing SIG_DFL runs no code of ours in a signal context. An
+        // error (a signal number the kernel lacks) leaves that signal as it is.
+        let _ = unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                dfl.as_ptr(),
+                std::ptr::null_mut::<u64>(),
+                8usize,
+            )
+        };
     }
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
 }

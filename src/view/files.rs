@@ -23,7 +23,8 @@ pub enum Render {
     Sched,
     /// `timers` (`notify:` target).
     Timers,
-    /// `fdinfo/<n>` (pidfds carry `Pid:` and `NSpid:`).
+    /// `fdinfo/<n>` (pidfds carry `Pid:` and `NSpid:`, locked files `lock:` lines,
+    /// io_uring `SqThread:`).
     Fdinfo,
     /// `/proc/loadavg` (the last pid).
     Loadavg,
@@ -31,11 +32,27 @@ pub enum Render {
     Locks,
     /// `/proc/sys/kernel/ns_last_pid`.
     NsLastPid,
+    /// `/proc/sysvipc/shm` and `msg` (creator and last users' pids).
+    Sysvipc,
+    /// `/proc/sys/kernel/cad_pid` (the host's init: 0 in a VPS).
+    CadPid,
     /// `/proc/sys/kernel/pid_max`, which the kernel keeps per pid namespace.
     PidMax,
     /// A virtual global file computed from the VPS's cgroup ([`super::resource_files`]);
     /// rendered by the view, which holds the VPS's resource state, not by [`render`].
     Resource(ResFile),
+}
+
+impl Render {
+    /// Whether the file shows the VPS's last pid (`ns_last_pid`, `loadavg`): the kernel
+    /// shows a fork the reader made before its read, so the view applies the process
+    /// events queued by then before rendering it (read-your-own-forks).
+    pub fn shows_last_pid(self) -> bool {
+        matches!(
+            self,
+            Render::NsLastPid | Render::Loadavg | Render::Resource(ResFile::Loadavg)
+        )
+    }
 }
 
 /// Files of `/proc/<pid>/` and `/proc/<pid>/task/<tid>/` that carry pid numbers.
@@ -53,6 +70,9 @@ pub const PID_FILES: &[(&str, Render)] = &[
 /// [`super::resource_files`].
 pub const GLOBAL_FILES: &[(&str, Render)] = &[
     ("locks", Render::Locks),
+    ("sysvipc/shm", Render::Sysvipc),
+    ("sysvipc/msg", Render::Sysvipc),
+    ("sys/kernel/cad_pid", Render::CadPid),
     ("sys/kernel/ns_last_pid", Render::NsLastPid),
     ("sys/kernel/pid_max", Render::PidMax),
 ];
@@ -99,7 +119,7 @@ pub fn render(r: Render, raw: &[u8], map: &dyn PidMap, cx: Context) -> Result<Ve
         Render::Comm => render::comm::render_comm(raw, map),
         Render::Sched => render::render_sched(raw, map),
         Render::Timers => render::render_timers(raw, map),
-        Render::Fdinfo => render::render_pidfd_fdinfo(raw, map),
+        Render::Fdinfo => render::render_fdinfo(raw, map),
         Render::Loadavg => {
             let threads = cx.tasks.map(|total| {
                 let running = render::loadavg::running(raw).unwrap_or(0);
@@ -108,6 +128,8 @@ pub fn render(r: Render, raw: &[u8], map: &dyn PidMap, cx: Context) -> Result<Ve
             render::render_loadavg(raw, cx.last_pid, threads)
         }
         Render::Locks => render::render_locks(raw, map),
+        Render::Sysvipc => render::render_sysvipc(raw, map),
+        Render::CadPid => render::render_sysctl_pid(raw, map),
         Render::NsLastPid => Ok(format!("{}\n", cx.last_pid).into_bytes()),
         Render::PidMax => Ok(match cx.pid_max {
             Some(p) => format!("{p}\n").into_bytes(),
@@ -145,7 +167,19 @@ mod tests {
             global_file("pressure/io"),
             Some(Render::Resource(ResFile::PressureIo))
         );
+        assert_eq!(global_file("sysvipc/shm"), Some(Render::Sysvipc));
+        assert_eq!(global_file("sysvipc/msg"), Some(Render::Sysvipc));
+        assert_eq!(global_file("sysvipc/sem"), None);
+        assert_eq!(global_file("sys/kernel/cad_pid"), Some(Render::CadPid));
         assert_eq!(global_file("cpu_online"), None);
+        for (rel, shows) in [
+            ("sys/kernel/ns_last_pid", true),
+            ("loadavg", true),
+            ("meminfo", false),
+            ("locks", false),
+        ] {
+            assert_eq!(global_file(rel).unwrap().shows_last_pid(), shows, "{rel}");
+        }
         assert_eq!(global_file("vmstat"), None);
     }
 }

@@ -906,6 +906,9 @@ impl View {
 
     /// The text of a [`Lazy`] handle, made now (its first read).
     fn render_lazy(&self, l: &Lazy) -> Result<Vec<u8>, i32> {
+        if l.render.shows_last_pid() {
+            self.catch_up();
+        }
         if let (Render::Resource(file), Reader::Vps { id, tid }) = (l.render, l.reader) {
             return self.render_virtual(id, tid, &l.node, file);
         }

@@ -146,6 +146,18 @@ pub fn in_kernel_ns(argv: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// [`in_kernel_ns`] with `unshare` started through `wrapper` (a command that execs its
+/// arguments).
+pub fn in_kernel_ns_via(wrapper: &[&str], argv: &[&str]) -> String {
+    let mut cmd = Command::new(wrapper[0]);
+    cmd.args(&wrapper[1..])
+        .args(["unshare", "--pid", "--fork", "--mount-proc", "--"])
+        .args(argv);
+    let out = run_with_deadline(cmd, Duration::from_secs(120));
+    assert!(out.status.success(), "unshare failed: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn tokens(line: &str) -> Vec<&str> {
     line.split(|c: char| c.is_whitespace() || "()[],|'{}-`+/:".contains(c))
         .filter(|t| !t.is_empty())
@@ -346,4 +358,23 @@ impl Drop for PidsGuard {
             );
         }
     }
+}
+
+/// The host's `pid_max`: every real pid is below it.
+pub fn host_pid_max() -> i64 {
+    std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .expect("pid_max")
+        .trim()
+        .parse()
+        .expect("a number")
+}
+
+/// `VPID_DIV` of a VPS without a pid namespace and without `--vpid-bit`: the smallest
+/// power of two at or above the host's `pid_max` (so that no vpid is a real pid).
+pub fn default_vpid_div() -> i64 {
+    let pid_max = host_pid_max();
+    (1..=24)
+        .map(|b| 1i64 << b)
+        .find(|&d| d >= pid_max)
+        .expect("pid_max is at most 2^22")
 }

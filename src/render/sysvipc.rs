@@ -1,0 +1,181 @@
+//! `/proc/sysvipc/shm` and `/proc/sysvipc/msg`.
+//!
+//! ipc/shm.c sysvipc_shm_show and ipc/msg.c sysvipc_msg_show print one header line,
+//! then one line per object of the IPC namespace, with the pids of the last users in
+//! the pid namespace of the reader who opened the file (`pid_nr_ns`, 0 when not
+//! visible there): `cpid` and `lpid` (creator, last attach/detach) for shared memory,
+//! `lspid` and `lrpid` (last send, last receive) for message queues. Each is printed
+//! as `%5u` after a literal separator, so a number is right-aligned in five columns
+//! and a longer one widens its column (captured in testdata/sysvipc_*).
+//!
+//! The columns are found by name in the header, so one parser serves both files (and
+//! `sem`, which has no pid column, passes unchanged). Objects are never hidden: the
+//! kernel lists every object of the IPC namespace, whoever made it.
+
+use super::{lines, parse_num, push_num, tokens, xlate, ParseError, PidMap};
+
+const FILE: &str = "sysvipc";
+/// Header names of the columns that hold pids.
+const PID_COLUMNS: [&[u8]; 4] = [b"cpid", b"lpid", b"lspid", b"lrpid"];
+/// The kernel prints each pid with `%5u`.
+const PID_WIDTH: usize = 5;
+
+/// Renders a `/proc/sysvipc/*` table for the reader's VPS (see the module docs).
+pub fn render_sysvipc(raw: &[u8], map: &dyn PidMap) -> Result<Vec<u8>, ParseError> {
+    let mut all = lines(raw);
+    let Some(header) = all.next() else {
+        return Ok(Vec::new());
+    };
+    let names = tokens(header, 0, |c| c == b' ' || c == b'\n');
+    let pid_cols: Vec<usize> = names
+        .iter()
+        .enumerate()
+        .filter(|(_, &(s, e))| PID_COLUMNS.contains(&header.get(s..e).unwrap_or_default()))
+        .map(|(i, _)| i)
+        .collect();
+    let mut out = Vec::with_capacity(raw.len());
+    out.extend_from_slice(header);
+    for line in all {
+        if pid_cols.is_empty() {
+            out.extend_from_slice(line);
+            continue;
+        }
+        let toks = tokens(line, 0, |c| c == b' ' || c == b'\n');
+        if toks.len() != names.len() {
+            return Err(ParseError::Malformed {
+                file: FILE,
+                what: "row (columns differ from the header)",
+            });
+        }
+        let mut at = 0;
+        let mut prev_end = 0;
+        for (i, &(s, e)) in toks.iter().enumerate() {
+            if pid_cols.contains(&i) {
+                let digits = line.get(s..e).unwrap_or_default();
+                let real: i32 = parse_num(digits).ok_or(ParseError::BadNumber {
+                    file: FILE,
+                    field: "pid column",
+                })?;
+                // The gap before the number is the format's literal separator plus
+                // the `%5u` padding; the separator is kept, the padding recomputed.
+                let gap = s - prev_end;
+                let pad = PID_WIDTH.saturating_sub(digits.len());
+                let sep = gap.saturating_sub(pad).max(1);
+                out.extend_from_slice(line.get(at..prev_end).unwrap_or_default());
+                let mut num = Vec::new();
+                push_num(&mut num, xlate(real, |p| map.pid(p)));
+                out.resize(out.len() + sep + PID_WIDTH.saturating_sub(num.len()), b' ');
+                out.extend_from_slice(&num);
+                at = e;
+            }
+            prev_end = e;
+        }
+        out.extend_from_slice(line.get(at..).unwrap_or_default());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::{fixture, Shift};
+    use super::super::{Identity, TableMap};
+    use super::*;
+    use proptest::prelude::*;
+
+    fn init() -> i32 {
+        std::str::from_utf8(fixture!("init_pid"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    #[test]
+    fn fixtures_identity_is_noop() {
+        for raw in [
+            fixture!("sysvipc_shm_host"),
+            fixture!("sysvipc_shm_child_ns"),
+            fixture!("sysvipc_msg_host"),
+            fixture!("sysvipc_msg_child_ns"),
+        ] {
+            assert_eq!(render_sysvipc(raw, &Identity).unwrap(), raw);
+        }
+    }
+
+    #[test]
+    fn renders_what_the_kernel_shows_in_a_child_namespace() {
+        // The child namespace's init (1 there) attached the segment and took a message;
+        // the host process that made them is invisible there (0).
+        let map = TableMap::new().with_pids(&[(init(), 1)]);
+        for (host, child) in [
+            (
+                fixture!("sysvipc_shm_host"),
+                fixture!("sysvipc_shm_child_ns"),
+            ),
+            (
+                fixture!("sysvipc_msg_host"),
+                fixture!("sysvipc_msg_child_ns"),
+            ),
+        ] {
+            assert_eq!(
+                String::from_utf8(render_sysvipc(host, &map).unwrap()).unwrap(),
+                String::from_utf8(child.to_vec()).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn long_numbers_widen_their_column_as_printf_does() {
+        let raw = fixture!("sysvipc_shm_host");
+        let out = render_sysvipc(
+            raw,
+            &Shift {
+                off: 4_194_304,
+                levels: 0,
+            },
+        )
+        .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let row = text.lines().nth(1).unwrap();
+        let want = format!(" 4096 {} {}      1 ", 23642 + 4_194_304, init() + 4_194_304);
+        assert!(row.contains(&want), "{row}");
+    }
+
+    #[test]
+    fn sem_has_no_pid_column() {
+        let raw = b"       key      semid perms      nsems   uid   gid  cuid  cgid      otime      ctime\n         0          0   600          1     0     0     0     0          0 1796469886\n";
+        assert_eq!(render_sysvipc(raw, &TableMap::new()).unwrap(), raw);
+    }
+
+    #[test]
+    fn rejects_malformed() {
+        let header = "       key      shmid perms                  size  cpid  lpid nattch\n";
+        for row in [
+            "0 1 600 4096 12 x 1\n",
+            "0 1 600 4096 12 13\n",
+            "0 1 600 4096 12 -\n",
+        ] {
+            let raw = format!("{header}{row}");
+            assert!(render_sysvipc(raw.as_bytes(), &Identity).is_err(), "{row}");
+        }
+        assert_eq!(render_sysvipc(b"", &Identity).unwrap(), b"");
+        assert_eq!(
+            render_sysvipc(header.as_bytes(), &Identity).unwrap(),
+            header.as_bytes()
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics(raw in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = render_sysvipc(&raw, &Shift { off: 7, levels: 0 });
+        }
+
+        #[test]
+        fn never_panics_near_valid(parts in proptest::collection::vec(prop_oneof![
+            Just(&b"cpid"[..]), Just(&b"lrpid"[..]), Just(&b" "[..]), Just(&b"   "[..]),
+            Just(&b"-1"[..]), Just(&b"123456"[..]), Just(&b"7"[..]), Just(&b"\n"[..])], 0..30)) {
+            let _ = render_sysvipc(&parts.concat(), &Shift { off: 7, levels: 0 });
+        }
+    }
+}
