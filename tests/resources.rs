@@ -489,11 +489,6 @@ fn run_leaves_no_cgroup_mount_or_process_behind() {
             .expect("vprocfs run");
         let daemon = child.id();
         let guard = PidsGuard(vec![daemon as i32]);
-        let name = format!("run-{daemon}");
-        assert!(
-            wait_until(Duration::from_secs(10), || !run_cgroups(&name).is_empty()),
-            "the VPS's cgroup is made"
-        );
         let grandchild = || {
             let relay = *children_of(daemon).first()?;
             let init = *children_of(relay as u32).first()?;
@@ -506,6 +501,23 @@ fn run_leaves_no_cgroup_mount_or_process_behind() {
             init as u32
         )
         .is_empty()));
+        // The VPS's cgroup, by the name init's cgroup file shows: random, not the
+        // daemon's pid (a real pid the VPS would see).
+        let name = fs::read_to_string(format!("/proc/{init}/cgroup"))
+            .expect("init's cgroup")
+            .lines()
+            .find(|l| l.contains("/vprocfs/run-"))
+            .and_then(|l| l.rsplit('/').next())
+            .expect("init is in the VPS's cgroup")
+            .to_string();
+        assert!(
+            name.starts_with("run-") && !name.contains(&daemon.to_string()),
+            "{name}"
+        );
+        assert!(
+            !run_cgroups(&name).is_empty(),
+            "the VPS's cgroup {name} is made"
+        );
         if kill_init {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(init),

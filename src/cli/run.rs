@@ -112,7 +112,7 @@ pub(super) fn run(a: RunArgs) -> Result<i32, String> {
         .collect::<Result<_, _>>()
         .map_err(|_| "the command contains a NUL byte".to_string())?;
     let limits = a.limits.limits();
-    let cgroup = match VpsCgroup::create(&format!("run-{}", std::process::id()), &limits) {
+    let cgroup = match VpsCgroup::create(&cgroup_name(), &limits) {
         Ok(c) => Some(c),
         Err(e) if !a.limits.any() => {
             log::warn!("no cgroup for the VPS ({e}): its resource files show its init's cgroup");
@@ -269,6 +269,24 @@ fn stop_after_grace(init: i32, start: Option<u64>) {
     if let Err(e) = spawned {
         log::warn!("cannot start the stop timer ({e})");
     }
+}
+
+/// A name for the VPS's cgroup: random, not the daemon's pid, which the VPS's
+/// `/proc/<pid>/cgroup` shows (a real pid, which a VPS must not see).
+fn cgroup_name() -> String {
+    let mut bytes = [0u8; 8];
+    let random = File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
+    if random.is_err() {
+        // No randomness: a name from the clock, still not a pid.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        bytes = (nanos as u64).to_le_bytes();
+    }
+    format!(
+        "run-{}",
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    )
 }
 
 /// Removes the VPS's cgroup when dropped: after the VPS has gone, or on an early error.
