@@ -31,9 +31,10 @@ import tempfile
 import threading
 import time
 
-# Known leak, not a renderer's: `vprocfs run` names the VPS's cgroup after the daemon's
-# pid (".../vprocfs/run-<pid>"), which `cgroup` and `cpuset` show, as the kernel's own
-# procfs does in a pid namespace.
+# Not scanned: cgroup paths (`cgroup`, `cpuset`) carry names with random hex digits
+# (`vprocfs run`'s run-<hex>, a runtime's container ids), whose digit runs look like
+# pids to this scan. They carry no pid: `vprocfs run`'s name is random, not the
+# daemon's pid (tests/resources.rs checks that).
 KNOWN = {"cgroup", "cpuset"}
 SKIP = KNOWN | {"mem", "pagemap", "kcore", "kmsg", "clear_refs", "kpagecount", "kpageflags",
         "kpagecgroup", "page_idle", "sysrq-trigger", "trace_pipe", "uprobe_events",
