@@ -219,3 +219,22 @@ fn groups_whose_leaders_left_before_the_daemon_came_keep_their_numbers() {
         assert_same_up_to_renaming(&kernel, &view);
     }
 }
+
+#[test]
+fn listings_are_taken_when_read_as_in_the_kernel() {
+    if !privileged() {
+        return;
+    }
+    let probe = script("listings.py").display().to_string();
+    let kernel = in_kernel_ns(&["/usr/bin/python3", &probe]);
+    assert!(
+        kernel.contains("new processes after a rewind: 1\n")
+            && kernel.contains("own listing fd listed: True"),
+        "{kernel}"
+    );
+    for flags in [&["--full-view"][..], &["--no-pidns"][..]] {
+        let (view, err, code) = in_vps(flags, &["/usr/bin/python3", &probe]);
+        assert_eq!(code, 0, "{flags:?}: {err}");
+        assert_eq!(view, kernel, "{flags:?}: {err}");
+    }
+}

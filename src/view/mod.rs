@@ -1111,18 +1111,22 @@ impl View {
     }
 
     /// Opens directory `ino`, taking the listing the reader will page through.
+    ///
+    /// The listing itself is taken when it is read from its start ([`View::readdir`]).
     pub fn opendir(&self, reader: Reader, ino: u64) -> Result<u64, i32> {
         let node = self.node(ino)?;
         self.check_alive(&node)?;
         if is_pid_entry(&node, dir_guarded) && !may_ptrace_as(reader, None, &node, Guard::Read) {
             return Err(libc::EACCES);
         }
-        let entries = self.list(reader, &node)?;
-        Ok(self.new_handle(Handle::Dir(entries)))
+        Ok(self.new_handle(Handle::Dir(Vec::new())))
     }
 
     /// Entries of directory `ino`, open as handle `fh`, from position `offset` on, for
-    /// `req`.
+    /// `req`. A read from position 0 (the first, and every one after `rewinddir`) takes
+    /// the listing anew, as procfs lists what is there when it is read: the reader's
+    /// own descriptor of `fd/` is in it, and a process forked since the last listing
+    /// too; later positions page through that listing.
     pub fn readdir(
         &self,
         req: Requester,
@@ -1138,6 +1142,14 @@ impl View {
         let node = self.node(ino)?;
         if matches!(node, Node::Pid { .. }) && self.check_alive(&node).is_err() {
             return Err(libc::ENOENT);
+        }
+        if offset == 0 {
+            let entries = self.list(self.reader(req.tid), &node)?;
+            match lock(&self.handles).get_mut(&fh) {
+                Some(Handle::Dir(held)) => *held = entries,
+                Some(_) => return Err(libc::ENOTDIR),
+                None => return Err(libc::EBADF),
+            }
         }
         match lock(&self.handles).get(&fh) {
             Some(Handle::Dir(entries)) => Ok(entries
