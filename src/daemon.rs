@@ -129,13 +129,20 @@ fn drain(stream: &Mutex<EventStream>, view: &View) -> bool {
 /// CPU), up to half the soft limit.
 pub fn raise_fd_limit() {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    match getrlimit(Resource::RLIMIT_NOFILE) {
-        Ok((soft, hard)) if soft < hard => {
+    // Root may raise the hard limit too, up to the kernel's fs.nr_open: enough for a
+    // VPS of tens of thousands of threads.
+    const WANT: u64 = 1 << 16;
+    let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(WANT);
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let want = hard.max(WANT.min(nr_open));
+        if soft < want && setrlimit(Resource::RLIMIT_NOFILE, want, want).is_err() && soft < hard {
             if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
                 log::info!("cannot raise the descriptor limit from {soft} ({e})");
             }
         }
-        _ => {}
     }
 }
 

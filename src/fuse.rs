@@ -175,10 +175,10 @@ impl Filesystem for ProcFs {
         }
     }
 
-    fn open(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         self.begin(Op::Open);
         let reader = self.view.reader(req.pid());
-        match self.view.open(reader, ino.0, req.uid(), req.gid()) {
+        match self.view.open(reader, ino.0, req.uid(), req.gid(), flags.0) {
             Ok(o) => match o.snapshot {
                 Some(text) => self.backings.reply(ino.0, o.fh, &text, reply),
                 // procfs files report size 0: only direct I/O reads them whole.
@@ -230,6 +230,164 @@ impl Filesystem for ProcFs {
             }
             Err(e) => reply.error(err(e)),
         }
+    }
+
+    fn write(
+        &self,
+        req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: fuser::WriteFlags,
+        flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: fuser::ReplyWrite,
+    ) {
+        self.begin(Op::Write);
+        let tid = req.pid();
+        match self.view.write(tid, fh.0, offset, data, false) {
+            Ok(n) => reply.written(n),
+            // A full pipe: the write waits on a thread of its own (see `read`).
+            Err(libc::EAGAIN) if flags.0 & libc::O_NONBLOCK == 0 => {
+                let view = Arc::clone(&self.view);
+                let data = data.to_vec();
+                let wait = move || match view.write(tid, fh.0, offset, &data, true) {
+                    Ok(n) => reply.written(n),
+                    Err(e) => reply.error(err(e)),
+                };
+                if let Err(e) = std::thread::Builder::new()
+                    .name("vprocfs-wait".into())
+                    .spawn(wait)
+                {
+                    log::warn!("cannot start a thread for a blocking write ({e})");
+                }
+            }
+            Err(e) => reply.error(err(e)),
+        }
+    }
+
+    fn setattr(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        _uid: Option<u32>,
+        _gid: Option<u32>,
+        _size: Option<u64>,
+        _atime: Option<fuser::TimeOrNow>,
+        _mtime: Option<fuser::TimeOrNow>,
+        _ctime: Option<std::time::SystemTime>,
+        _fh: Option<FileHandle>,
+        _crtime: Option<std::time::SystemTime>,
+        _chgtime: Option<std::time::SystemTime>,
+        _bkuptime: Option<std::time::SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        self.begin(Op::Setattr);
+        // procfs refuses a change of mode (EPERM) and takes the rest without keeping it
+        // (`proc_setattr`: owner, times, and the truncation of `> file`).
+        if mode.is_some() {
+            return reply.error(Errno::EPERM);
+        }
+        let reader = self.view.reader(req.pid());
+        match self.view.getattr(reader, ino.0) {
+            Ok(a) => reply.attr(&a.attr_ttl, &file_attr(&a)),
+            Err(e) => reply.error(err(e)),
+        }
+    }
+
+    // procfs makes no names: what would make one fails with ENOENT (the lookup of the
+    // new name fails first), and removing one with EPERM, as on the kernel's /proc.
+
+    fn mknod(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        _rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        self.begin(Op::Namespace);
+        reply.error(Errno::ENOENT);
+    }
+
+    fn mkdir(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        reply: ReplyEntry,
+    ) {
+        self.begin(Op::Namespace);
+        reply.error(Errno::ENOENT);
+    }
+
+    fn create(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        _flags: i32,
+        reply: fuser::ReplyCreate,
+    ) {
+        self.begin(Op::Namespace);
+        reply.error(Errno::ENOENT);
+    }
+
+    fn symlink(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _link_name: &OsStr,
+        _target: &std::path::Path,
+        reply: ReplyEntry,
+    ) {
+        self.begin(Op::Namespace);
+        reply.error(Errno::ENOENT);
+    }
+
+    fn link(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _newparent: INodeNo,
+        _newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        self.begin(Op::Namespace);
+        reply.error(Errno::ENOENT);
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _newparent: INodeNo,
+        _newname: &OsStr,
+        _flags: fuser::RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        self.begin(Op::Namespace);
+        reply.error(Errno::ENOENT);
+    }
+
+    fn unlink(&self, _req: &Request, _parent: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+        self.begin(Op::Namespace);
+        reply.error(Errno::EPERM);
+    }
+
+    fn rmdir(&self, _req: &Request, _parent: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+        self.begin(Op::Namespace);
+        reply.error(Errno::EPERM);
     }
 
     fn release(

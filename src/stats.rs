@@ -34,11 +34,17 @@ pub enum Op {
     Ioctl,
     /// `poll`
     Poll,
+    /// `write`
+    Write,
+    /// `setattr`
+    Setattr,
+    /// what would make or remove a name (`create`, `mkdir`, `unlink`, …)
+    Namespace,
 }
 
 impl Op {
     /// Every kind, in the order statistics print them.
-    pub const ALL: [Op; 14] = [
+    pub const ALL: [Op; 17] = [
         Op::Lookup,
         Op::Forget,
         Op::Getattr,
@@ -53,6 +59,9 @@ impl Op {
         Op::Xattr,
         Op::Ioctl,
         Op::Poll,
+        Op::Write,
+        Op::Setattr,
+        Op::Namespace,
     ];
 
     /// The request's name.
@@ -72,6 +81,9 @@ impl Op {
             Op::Xattr => "xattr",
             Op::Ioctl => "ioctl",
             Op::Poll => "poll",
+            Op::Write => "write",
+            Op::Setattr => "setattr",
+            Op::Namespace => "names",
         }
     }
 }
@@ -79,7 +91,7 @@ impl Op {
 /// Requests served, by kind.
 #[derive(Debug, Default)]
 pub struct Stats {
-    counts: [AtomicU64; 14],
+    counts: [AtomicU64; 17],
 }
 
 impl Stats {
@@ -143,7 +155,10 @@ mod tests {
         assert_eq!(s.get(Op::Lookup), 2);
         let line = s.line();
         assert!(line.starts_with("requests lookup=2 forget=0 "), "{line}");
-        assert!(line.contains(" ioctl=1 poll=0 total=3 rss_kb="), "{line}");
+        assert!(
+            line.contains(" ioctl=1 poll=0 write=0 setattr=0 names=0 total=3 rss_kb="),
+            "{line}"
+        );
         assert!(rss_kb().is_some_and(|k| k > 0));
     }
 }

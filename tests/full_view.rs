@@ -16,6 +16,7 @@ echo hi | cat /dev/stdin
 cat <(echo x)
 diff <(echo a) <(echo a) && echo same
 while read -r line; do echo "read $line"; done < <(printf 'a\nb\n')
+echo written > >(cat); wait $!
 [ "$(ps -o pidns= -p 1)" = "$(readlink /proc/1/ns/pid | tr -dc 0-9)" ] && echo pidns-ok
 [ "$(stat -L -c %i /proc/self/ns/pid)" = "$(readlink /proc/self/ns/pid | tr -dc 0-9)" ] && echo ino-ok
 ns=$(lsns -t pid -n -o NS 2>&1); rc=$?
@@ -237,4 +238,64 @@ fn listings_are_taken_when_read_as_in_the_kernel() {
         assert_eq!(code, 0, "{flags:?}: {err}");
         assert_eq!(view, kernel, "{flags:?}: {err}");
     }
+}
+
+#[test]
+fn writes_are_allowed_and_refused_as_the_kernel_does() {
+    if !privileged() {
+        return;
+    }
+    let probe = script("writes.sh").display().to_string();
+    let kernel = in_kernel_ns(&["sh", &probe]);
+    // The oracle says what the test is about: writes taken, and refused for the
+    // unprivileged.
+    assert!(
+        kernel.contains("ok: echo 500 > /proc/self/oom_score_adj")
+            && kernel.contains("after!")
+            && kernel.contains("refused: setpriv --reuid 65534 --regid 65534 --clear-groups sh -c 'echo 1 > /proc/sys/vm/drop_caches' -> Permission denied"),
+        "{kernel}"
+    );
+    for flags in [&["--full-view"][..], &["--no-pidns"][..]] {
+        let (view, err, code) = in_vps(flags, &["sh", &probe]);
+        assert_eq!(code, 0, "{flags:?}: {err}");
+        assert_eq!(view, kernel, "{flags:?}: {err}");
+    }
+}
+
+/// A write of `ns_last_pid` sets the number the next process gets, as the kernel's
+/// does in a pid namespace (CRIU's restore path; the seed's `last_pid`).
+#[test]
+fn ns_last_pid_sets_the_next_number() {
+    if !privileged() {
+        return;
+    }
+    let script = "echo 500 > /proc/sys/kernel/ns_last_pid; cut -d' ' -f1 /proc/self/stat; \
+                  cat /proc/sys/kernel/ns_last_pid; \
+                  setpriv --reuid 65534 --regid 65534 --clear-groups sh -c \
+                  'echo 900 > /proc/sys/kernel/ns_last_pid' 2>/dev/null || echo refused";
+    let kernel = in_kernel_ns(&["sh", "-c", script]);
+    // cut gets 501; cat, the next process, 502, and shows it as the last pid.
+    assert_eq!(kernel, "501\n502\nrefused\n");
+    for flags in [
+        &["--full-view"][..],
+        &["--no-pidns", "--numbering", "ns"][..],
+    ] {
+        let (view, err, code) = in_vps(flags, &["sh", "-c", script]);
+        assert_eq!(code, 0, "{flags:?}: {err}");
+        assert_eq!(view, kernel, "{flags:?}: {err}");
+    }
+}
+
+/// `pam_loginuid` writes the task's own `loginuid`: the kernel takes it only from the
+/// task itself, which the view answers without changing it; another task's is refused.
+#[test]
+fn a_task_may_write_its_own_loginuid_and_no_other() {
+    if !privileged() {
+        return;
+    }
+    let script = "echo 1000 > /proc/self/loginuid && echo own-ok; sleep 5 & \
+                  echo 1000 > /proc/$!/loginuid 2>/dev/null || echo other-refused; kill $!";
+    let (view, err, code) = in_vps(&["--full-view"], &["sh", "-c", script]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(view, "own-ok\nother-refused\n", "{err}");
 }

@@ -8,7 +8,7 @@ import os
 import sys
 
 KINDS = ["lookup", "forget", "getattr", "readlink", "open", "read", "release", "flush",
-         "opendir", "readdir", "releasedir", "xattr", "ioctl", "poll", "total"]
+         "opendir", "readdir", "releasedir", "xattr", "ioctl", "poll", "write", "setattr", "names", "total"]
 
 
 def read_tsv(path):

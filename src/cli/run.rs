@@ -509,7 +509,7 @@ fn relay_side(
     let at = staging
         .as_ref()
         .map_or(Path::new("/proc"), |s| s.dir.as_path());
-    if let Err(e) = mount_view(fuse, at) {
+    if let Err(e) = mount_view(fuse, at, placement == Placement::Full) {
         let _ = writeln!(st_w, "cannot mount the view on {}: {e}", at.display());
         let _ = kill(NixPid::from_raw(init), Signal::SIGKILL);
         return 1;
@@ -544,12 +544,19 @@ fn relay_side(
 }
 
 /// Mounts the daemon's FUSE connection `fuse` at `at`.
-fn mount_view(fuse: &File, at: &Path) -> nix::Result<()> {
+///
+/// The full view is mounted read-write: procfs takes writes (`oom_score_adj`, sysctls,
+/// `uid_map`…), which the daemon carries out with the writer's credentials
+/// ([`crate::view::writes`]). The kernel pid view's mount only lends its files.
+fn mount_view(fuse: &File, at: &Path, writable: bool) -> nix::Result<()> {
     let opts = format!(
         "fd={},rootmode=40000,user_id=0,group_id=0,allow_other,default_permissions",
         fuse.as_raw_fd()
     );
-    let flags = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    let mut flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    if !writable {
+        flags |= MsFlags::MS_RDONLY;
+    }
     mount(
         Some("vprocfs"),
         at,

@@ -122,7 +122,9 @@ pub(super) fn supervise(mountpoint: &Path) -> Result<i32, String> {
         "fd={},rootmode=40000,user_id=0,group_id=0,allow_other,default_permissions",
         fuse.as_raw_fd()
     );
-    let flags = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    // Read-write: procfs takes writes, which the daemon carries out with the writer's
+    // credentials (src/view/writes.rs).
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     let do_mount = || {
         mount(
             Some("vprocfs"),

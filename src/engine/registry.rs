@@ -103,6 +103,13 @@ impl Engine {
         vps.alloc_vpid(pid, requested)
     }
 
+    /// Sets the last vpid handed out in VPS `id` ([`Vps::set_last_vpid`]).
+    pub fn set_last_vpid(&mut self, id: VpsId, vpid: Vpid) -> Result<(), EngineError> {
+        let vps = self.vpses.get_mut(&id).ok_or(EngineError::NoSuchVps(id))?;
+        vps.set_last_vpid(vpid);
+        Ok(())
+    }
+
     /// Attaches a task to a number already allocated in VPS `id` ([`Vps::attach`]).
     pub fn attach(&mut self, id: VpsId, ids: TaskIds) -> Result<(), EngineError> {
         if let Some(&vps) = self.owner.get(&ids.pid) {

@@ -207,6 +207,15 @@ impl Vps {
         self.last_vpid
     }
 
+    /// Sets the last vpid handed out, as a write of the kernel's `ns_last_pid` sets the
+    /// last pid: the `ns` policy hands out the next free number after it (the seed's
+    /// restore path steers `last_pid` so); the other policies number from the real pid
+    /// and only show it.
+    pub fn set_last_vpid(&mut self, vpid: Vpid) {
+        self.last_vpid = vpid;
+        self.ns_cursor = vpid;
+    }
+
     /// Every (real number, vpid) pair, sorted by real number.
     pub fn mappings(&self) -> Vec<Mapping> {
         let mut all: Vec<Mapping> = self

@@ -774,7 +774,7 @@ impl Tracker {
             last.is_none_or(|t| now.saturating_duration_since(t) >= every)
         };
         if (!self.exited.is_empty() && due(self.last_reap, REAP_INTERVAL))
-            || due(self.last_audit, AUDIT_INTERVAL)
+            || due(self.last_audit, self.audit_interval())
         {
             self.reap();
         }
@@ -875,10 +875,23 @@ impl Tracker {
         }
         if self
             .last_audit
-            .is_none_or(|t| now.saturating_duration_since(t) >= AUDIT_INTERVAL)
+            .is_none_or(|t| now.saturating_duration_since(t) >= self.audit_interval())
         {
             self.audit();
         }
+    }
+
+    /// How often every member is checked: [`AUDIT_INTERVAL`], and no more often than
+    /// every 2 ms per member, so that a large VPS's safety net costs at most ~0.15 % of
+    /// a CPU (a check reads a `stat`, ~3 µs).
+    fn audit_interval(&self) -> Duration {
+        let members: usize = self
+            .meta
+            .keys()
+            .filter_map(|&id| self.engine.vps(id))
+            .map(|v| v.tasks_num())
+            .sum();
+        AUDIT_INTERVAL.max(Duration::from_millis(2) * u32::try_from(members).unwrap_or(u32::MAX))
     }
 
     /// The safety net: every task the engine numbers is checked against the kernel, and
@@ -1026,6 +1039,13 @@ impl Tracker {
         self.meta.remove(&id);
         self.known.retain(|_, k| k.vps != Some(id));
         Ok(())
+    }
+
+    /// A write of `ns_last_pid` in VPS `id`: the last vpid handed out is `vpid`.
+    pub fn set_last_vpid(&mut self, id: VpsId, vpid: crate::engine::Vpid) {
+        if let Err(e) = self.engine.set_last_vpid(id, vpid) {
+            log::debug!("cannot set the last vpid of VPS {id}: {e}");
+        }
     }
 
     /// The restore path (`alloc_vpid(pid, vpid)`): real number `pid`, which no member

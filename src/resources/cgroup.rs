@@ -825,15 +825,15 @@ impl Drop for Scratch {
 /// descriptor limit so that the cache never starves the FUSE side of descriptors.
 static CACHED_FILES: AtomicUsize = AtomicUsize::new(0);
 
-/// How many descriptors the samplers may keep open: half the soft RLIMIT_NOFILE,
-/// less a reserve. A daemon that raises its soft limit to the hard one (often 2^20)
+/// How many descriptors the samplers may keep open: the soft RLIMIT_NOFILE less a
+/// reserve of 4,096 for the FUSE side (an open handle holds one real file while it is
+/// open), and at least half of it. A daemon that raises its soft limit to the hard one
 /// lets every thread's file stay open.
 fn cache_budget() -> usize {
     let soft = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
         .map_or(1024, |(soft, _)| soft);
-    usize::try_from(soft / 2)
-        .unwrap_or(usize::MAX)
-        .saturating_sub(256)
+    let soft = usize::try_from(soft).unwrap_or(usize::MAX);
+    soft.saturating_sub(4096).max(soft / 2)
 }
 
 /// Cgroup trees deeper than this are not walked.

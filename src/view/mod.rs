@@ -12,6 +12,7 @@ pub mod files;
 pub mod links;
 pub mod nodes;
 pub mod resource_files;
+pub mod writes;
 
 use std::ffi::OsString;
 use std::fs::{self, File, Metadata};
@@ -168,6 +169,8 @@ enum Handle {
     /// The object behind a magic link (a pipe…), read where it stands, not at offsets
     /// ([`links`]).
     Stream(std::sync::Arc<File>),
+    /// A file opened for writing ([`writes`]).
+    Write(writes::WriteTarget),
 }
 
 /// A rewritten file, opened but not read yet. procfs makes a seq file's text at the
@@ -838,9 +841,25 @@ impl View {
     ///
     /// A VPS reader's virtual global file ([`resource_files`]) is rendered now, so that
     /// the kernel can serve every read of it from the snapshot ([`Opened::snapshot`]).
-    pub fn open(&self, reader: Reader, ino: u64, uid: u32, gid: u32) -> Result<Opened, i32> {
+    pub fn open(
+        &self,
+        reader: Reader,
+        ino: u64,
+        uid: u32,
+        gid: u32,
+        flags: i32,
+    ) -> Result<Opened, i32> {
         let node = self.node(ino)?;
         self.check_alive(&node)?;
+        if flags & libc::O_ACCMODE != libc::O_RDONLY {
+            let stream = links::object_path(&node).is_some();
+            let handle = self.open_for_write(reader, &node, flags)?;
+            return Ok(Opened {
+                fh: self.new_handle(handle),
+                snapshot: None,
+                stream,
+            });
+        }
         if let Some(obj) = links::object_path(&node) {
             // Following a process's fd/ or ns/ link needs ptrace-read access to it.
             if !may_ptrace_as(reader, Some((uid, gid)), &node, Guard::Read) {
@@ -895,6 +914,10 @@ impl View {
         };
         Ok(match (renderer, reader) {
             (Some(r), Reader::Vps { .. }) => lazy(r),
+            // Shown as the reader's namespaces and credentials have it: read now, as it.
+            (None, _) | (_, Reader::Host { .. }) if writes::read_as_reader(node) => {
+                Handle::Buffer(self.read_as(reader, node)?)
+            }
             // The host view is the real file, but a reader of its own stat would see
             // itself asleep in this request: corrected as the kernel shows it.
             (Some(r), Reader::Host { tid }) if tid > 0 && node.shown_task() == Some(tid) => lazy(r),
@@ -914,6 +937,7 @@ impl View {
         }
         let raw = match l.render {
             Render::NsLastPid => Vec::new(),
+            _ if writes::read_as_reader(&l.node) => self.read_as(l.reader, &l.node)?,
             _ => self.read_real(&l.node)?,
         };
         let (raw, own) = match l.masked {
@@ -1044,6 +1068,10 @@ impl View {
                 }
                 Some(Handle::File(f)) => (std::sync::Arc::clone(f), true),
                 Some(Handle::Stream(f)) => (std::sync::Arc::clone(f), false),
+                Some(Handle::Write(writes::WriteTarget::Real { file, seekable })) => {
+                    (std::sync::Arc::clone(file), *seekable)
+                }
+                Some(Handle::Write(_)) => return Err(libc::EBADF),
                 Some(Handle::Dir(_)) => return Err(libc::EISDIR),
                 None => return Err(libc::EBADF),
             }

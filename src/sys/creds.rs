@@ -1,0 +1,250 @@
+//! Doing a system call as another task would: on a thread of its own that has taken on
+//! that task's credentials (ids, supplementary groups, capabilities) and its UTS, IPC and
+//! network namespaces, so that the kernel itself decides whether a write through the
+//! view is allowed, and where it lands (a per-namespace sysctl).
+//!
+//! Linux keeps credentials and these namespaces per thread; the C library's `setuid`
+//! family changes them for every thread of a process, the raw system calls used here
+//! for the calling thread alone. The thread ends when its work is done, so the daemon's
+//! other threads never run with anything but their own credentials.
+//!
+//! A task in another user namespace than the daemon's has its capabilities there, not
+//! in the daemon's: the thread then takes none, which never grants more than the
+//! kernel would (the namespace owner's rights, which the kernel grants by the effective
+//! uid, still follow from the ids).
+
+#![allow(unsafe_code)]
+
+use std::fs::File;
+use std::io;
+
+/// What a task is allowed, as its `status` shows it from the daemon's namespaces.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Identity {
+    /// Real, effective, saved and file-system user ids.
+    pub uid: [u32; 4],
+    /// Real, effective, saved and file-system group ids.
+    pub gid: [u32; 4],
+    /// Supplementary groups.
+    pub groups: Vec<u32>,
+    /// Effective, permitted and inheritable capabilities (in the daemon's user
+    /// namespace; 0 for a task in another).
+    pub cap_eff: u64,
+    /// Permitted capabilities.
+    pub cap_prm: u64,
+    /// Inheritable capabilities.
+    pub cap_inh: u64,
+}
+
+impl Identity {
+    /// Parses the `Uid`, `Gid`, `Groups`, `CapInh`, `CapPrm` and `CapEff` lines of a
+    /// task's `status`.
+    pub fn parse(status: &str) -> Option<Identity> {
+        let mut id = Identity::default();
+        let mut seen = 0;
+        let four = |v: &str| -> Option<[u32; 4]> {
+            let n: Vec<u32> = v
+                .split_whitespace()
+                .map(|x| x.parse().ok())
+                .collect::<Option<_>>()?;
+            n.try_into().ok()
+        };
+        for line in status.lines() {
+            let Some((key, v)) = line.split_once(':') else {
+                continue;
+            };
+            let v = v.trim();
+            match key {
+                "Uid" => id.uid = four(v)?,
+                "Gid" => id.gid = four(v)?,
+                "Groups" => {
+                    id.groups = v
+                        .split_whitespace()
+                        .map(|g| g.parse().ok())
+                        .collect::<Option<_>>()?
+                }
+                "CapInh" => id.cap_inh = u64::from_str_radix(v, 16).ok()?,
+                "CapPrm" => id.cap_prm = u64::from_str_radix(v, 16).ok()?,
+                "CapEff" => id.cap_eff = u64::from_str_radix(v, 16).ok()?,
+                _ => continue,
+            }
+            seen += 1;
+        }
+        (seen == 6).then_some(id)
+    }
+
+    /// The identity of task `tid`, and the namespaces (UTS, IPC, network) it has
+    /// apart from the daemon's; its capabilities count only in the daemon's user
+    /// namespace.
+    pub fn of_task(tid: i32) -> io::Result<(Identity, Vec<File>)> {
+        let proc = |rel: &str| crate::host::proc_path(&format!("{tid}/{rel}"));
+        let status = std::fs::read_to_string(proc("status"))?;
+        let mut id = Identity::parse(&status)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unreadable status"))?;
+        let ns_ino = |p: std::path::PathBuf| {
+            std::fs::metadata(p).map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+        };
+        if ns_ino(proc("ns/user"))? != ns_ino(crate::host::proc_path("self/ns/user"))? {
+            id.cap_eff = 0;
+            id.cap_prm = 0;
+            id.cap_inh = 0;
+        }
+        Ok((id, namespaces_of(tid)?))
+    }
+}
+
+/// The namespaces of task `tid` that decide what `/proc/sys` and `/proc/sysvipc` show
+/// and where a write lands (UTS, IPC, network), those apart from the daemon's.
+pub fn namespaces_of(tid: i32) -> io::Result<Vec<File>> {
+    let ns_ino = |p: std::path::PathBuf| {
+        std::fs::metadata(p).map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+    };
+    let mut namespaces = Vec::new();
+    for name in ["uts", "ipc", "net"] {
+        let theirs = crate::host::proc_path(&format!("{tid}/ns/{name}"));
+        let ours = crate::host::proc_path(&format!("self/ns/{name}"));
+        if ns_ino(theirs.clone())? != ns_ino(ours)? {
+            namespaces.push(File::open(theirs)?);
+        }
+    }
+    Ok(namespaces)
+}
+
+/// Runs `f` on a thread that has entered `namespaces` and taken on `id`.
+pub fn run_as<T: Send>(
+    id: &Identity,
+    namespaces: &[File],
+    f: impl FnOnce() -> io::Result<T> + Send,
+) -> io::Result<T> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for ns in namespaces {
+                nix::sched::setns(ns, nix::sched::CloneFlags::empty()).map_err(io::Error::from)?;
+            }
+            take_on(id)?;
+            f()
+        })
+        .join()
+        .unwrap_or_else(|_| Err(io::Error::other("a credentials thread panicked")))
+    })
+}
+
+fn check(r: libc::c_long) -> io::Result<()> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Makes the calling thread's credentials `id`'s.
+fn take_on(id: &Identity) -> io::Result<()> {
+    const PR_SET_KEEPCAPS: libc::c_long = 8;
+    // SAFETY: each call below is a raw system call with integer arguments, except
+    // setgroups, which reads `id.groups.len()` gids from a pointer to that many; none
+    // keeps a pointer. Being raw calls, they change the calling thread only (the C
+    // library's wrappers would change every thread of the daemon).
+    unsafe {
+        // Keep the permitted set across the change of uids, to set it exactly below.
+        check(libc::syscall(libc::SYS_prctl, PR_SET_KEEPCAPS, 1, 0, 0, 0))?;
+        check(libc::syscall(
+            libc::SYS_setgroups,
+            id.groups.len(),
+            id.groups.as_ptr(),
+        ))?;
+        check(libc::syscall(
+            libc::SYS_setresgid,
+            id.gid[0],
+            id.gid[1],
+            id.gid[2],
+        ))?;
+        check(libc::syscall(
+            libc::SYS_setresuid,
+            id.uid[0],
+            id.uid[1],
+            id.uid[2],
+        ))?;
+        // setfsuid/setfsgid return the previous value, never an error.
+        libc::syscall(libc::SYS_setfsgid, id.gid[3]);
+        libc::syscall(libc::SYS_setfsuid, id.uid[3]);
+    }
+    set_caps(id.cap_eff, id.cap_prm, id.cap_inh)
+}
+
+/// `capset(2)` of the calling thread (version 3: two 32-bit words per set).
+fn set_caps(eff: u64, prm: u64, inh: u64) -> io::Result<()> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const VERSION_3: u32 = 0x2008_0522;
+    let header = Header {
+        version: VERSION_3,
+        pid: 0,
+    };
+    let word = |v: u64, i: u32| (v >> (32 * i)) as u32;
+    let data = [0, 1].map(|i| Data {
+        effective: word(eff, i),
+        permitted: word(prm, i),
+        inheritable: word(inh, i),
+    });
+    // SAFETY: capset reads one header and two data words from the pointers given,
+    // both valid for the duration of the call; pid 0 is the calling thread.
+    let r = unsafe { libc::syscall(libc::SYS_capset, &header as *const Header, data.as_ptr()) };
+    check(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_lines() {
+        let status = "Name:\tsh\nUid:\t1000\t1000\t1000\t1000\nGid:\t100\t100\t100\t100\n\
+                      Groups:\t4 27 \nCapInh:\t0000000000000000\nCapPrm:\t0000000000000000\n\
+                      CapEff:\t0000000000000000\n";
+        let id = Identity::parse(status).expect("parses");
+        assert_eq!(id.uid, [1000; 4]);
+        assert_eq!(id.gid, [100; 4]);
+        assert_eq!(id.groups, [4, 27]);
+        assert_eq!(id.cap_eff, 0);
+        assert!(Identity::parse("Uid:\t1\n").is_none());
+    }
+
+    #[test]
+    fn a_thread_takes_on_an_unprivileged_identity_and_the_kernel_refuses_it() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let nobody = Identity {
+            uid: [65534; 4],
+            gid: [65534; 4],
+            ..Identity::default()
+        };
+        // A file of root's, mode 0400: refused to nobody, not to root.
+        let path = std::env::temp_dir().join(format!("vprocfs-creds-{}", std::process::id()));
+        std::fs::write(&path, b"secret").expect("write");
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o400))
+            .expect("chmod");
+        let as_nobody = run_as(&nobody, &[], || std::fs::read(&path));
+        let root_reads = std::fs::read(&path).is_ok();
+        let (me, ns) = Identity::of_task(std::process::id() as i32).expect("own identity");
+        let as_me = run_as(&me, &ns, || std::fs::read(&path)).is_ok();
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(
+            as_nobody.map_err(|e| e.raw_os_error()),
+            Err(Some(libc::EACCES))
+        );
+        assert!(root_reads, "this thread is still root");
+        assert!(ns.is_empty());
+        assert!(as_me, "a thread with this process's own identity reads it");
+    }
+}

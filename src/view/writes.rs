@@ -1,0 +1,276 @@
+//! Writes through the full view, decided by the kernel itself.
+//!
+//! A write to a procfs file is allowed or refused by procfs's own rules, on the writer's
+//! credentials: the mode bits with its file-system ids, `ptrace` access for `mem`,
+//! `CAP_SYS_RESOURCE` to lower `oom_score_adj`, `CAP_SYS_ADMIN` for a sysctl… The
+//! daemon, root with every capability, must grant no more than that. So it opens and
+//! writes the real file on a thread that has taken on the writer's credentials and
+//! namespaces ([`crate::sys::creds`]), and the kernel says yes or no; a per-namespace
+//! sysctl lands in the writer's namespace.
+//!
+//! Three files are the writer's own business in the kernel and are answered here:
+//! - `/proc/sys/kernel/ns_last_pid` of a VPS sets the VPS's last vpid, so that the next
+//!   process gets the number after it (the seed's restore path; a VPS with a pid
+//!   namespace gets the kernel's own, written in that namespace);
+//! - `loginuid`, which the kernel takes only from the task itself: the daemon cannot
+//!   write it for the task, and answers a task writing its own as the kernel would
+//!   accept it (so that `login` through `pam_loginuid` works), without changing it;
+//! - anything else the kernel takes only from the task itself (`comm`, `attr/*`) is
+//!   refused as the kernel refuses another task.
+//!
+//! One case the kernel decides by the opener's own user namespace cannot be presented
+//! from the daemon's: root that created a user namespace writing its own `uid_map`
+//! mapping root (`unshare -U -r` run as root) is refused (`EPERM`), since the kernel
+//! then asks whether the namespace's creator could map root (`parent_could_setfcap`),
+//! and a writer outside the namespace needs `CAP_SETFCAP` instead, which the daemon's
+//! thread does not take for a task of another user namespace. An unprivileged
+//! `unshare -U -r` works (the namespace owner's rule follows the uid).
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{FileExt as _, OpenOptionsExt as _};
+use std::sync::Arc;
+
+use crate::engine::{Pid, VpsId};
+use crate::sys::creds::{run_as, Identity};
+
+use super::nodes::Node;
+use super::{errno, lock, Handle, Reader, View};
+
+/// What a handle opened for writing writes to.
+pub enum WriteTarget {
+    /// The real file, opened with the writer's credentials; written at the offsets
+    /// given, or where it stands for an object that cannot seek (a pipe).
+    Real {
+        /// The file.
+        file: Arc<File>,
+        /// Whether writes go at offsets.
+        seekable: bool,
+    },
+    /// `ns_last_pid` of VPS `id`.
+    NsLastPid(VpsId),
+    /// A task's own `loginuid` (`own`), or another's.
+    Loginuid {
+        /// Whether the writer is the task.
+        own: bool,
+    },
+}
+
+/// The thread id behind a reader.
+fn tid_of(reader: Reader) -> Pid {
+    match reader {
+        Reader::Host { tid } | Reader::Vps { tid, .. } => tid,
+    }
+}
+
+/// The identity of the task that asks, for a system call made as it.
+fn identity(tid: Pid) -> Result<(Identity, Vec<File>), i32> {
+    if tid <= 0 {
+        // A task the daemon cannot see cannot be written for.
+        return Err(libc::EACCES);
+    }
+    Identity::of_task(tid).map_err(|e| match e.raw_os_error() {
+        Some(libc::ENOENT) | Some(libc::ESRCH) => libc::ESRCH,
+        _ => libc::EACCES,
+    })
+}
+
+/// Whether what a file shows depends on its reader's namespaces or credentials, which
+/// the kernel takes from the task that reads: sysctls (`/proc/sys`: UTS, IPC and
+/// network ones are per namespace), System V IPC (`/proc/sysvipc`: the IPC namespace)
+/// and keys (`/proc/keys`, `/proc/key-users`: those the reader may view).
+pub fn read_as_reader(node: &Node) -> bool {
+    matches!(node, Node::Global { rel }
+        if rel.starts_with("sys/") || rel.starts_with("sysvipc/") || matches!(&**rel, "keys" | "key-users"))
+}
+
+impl View {
+    /// The whole text of `node` as `reader` would read it: read on a thread that has
+    /// taken on the reader's namespaces and credentials ([`read_as_reader`]).
+    pub(super) fn read_as(&self, reader: Reader, node: &Node) -> Result<Vec<u8>, i32> {
+        let (id, namespaces) = identity(tid_of(reader))?;
+        let path = node.real_path();
+        run_as(&id, &namespaces, || std::fs::read(&path)).map_err(|e| errno(&e))
+    }
+
+    /// Opens `node` for writing (and reading too unless `flags` say write-only), for
+    /// `reader`, as described in the module's doc.
+    pub(super) fn open_for_write(
+        &self,
+        reader: Reader,
+        node: &Node,
+        flags: i32,
+    ) -> Result<Handle, i32> {
+        let tid = tid_of(reader);
+        match (node, reader) {
+            (Node::Global { rel }, Reader::Vps { id, .. })
+                if &**rel == "sys/kernel/ns_last_pid" =>
+            {
+                return Ok(Handle::Write(WriteTarget::NsLastPid(id)));
+            }
+            (Node::Pid { rel, .. }, _) if &**rel == "loginuid" => {
+                let own = node.shown_task().is_some_and(|t| {
+                    crate::host::read_task(t).ok().map(|i| i.tgid)
+                        == crate::host::read_task(tid).ok().map(|i| i.tgid)
+                });
+                return Ok(Handle::Write(WriteTarget::Loginuid { own }));
+            }
+            _ => {}
+        }
+        let object = super::links::object_path(node);
+        let seekable = object.is_none();
+        let path = object.unwrap_or_else(|| node.real_path());
+        let (id, namespaces) = identity(tid)?;
+        let read = flags & libc::O_ACCMODE == libc::O_RDWR;
+        let mut extra = 0;
+        if !seekable {
+            // A full pipe must not hold up the thread that serves every reader.
+            extra |= libc::O_NONBLOCK;
+        }
+        let file = run_as(&id, &namespaces, || {
+            OpenOptions::new()
+                .read(read)
+                .write(true)
+                .custom_flags(extra)
+                .open(&path)
+        })
+        .map_err(|e| self.gone_or(node, errno(&e)))?;
+        Ok(Handle::Write(WriteTarget::Real {
+            file: Arc::new(file),
+            seekable,
+        }))
+    }
+
+    /// Writes `data` at `offset` through handle `fh`, as task `tid` (the writer the
+    /// request names). `EAGAIN` when a pipe is full and `wait` is false: the caller
+    /// then waits elsewhere than on the thread that serves everyone.
+    pub fn write(
+        &self,
+        tid: u32,
+        fh: u64,
+        offset: u64,
+        data: &[u8],
+        wait: bool,
+    ) -> Result<u32, i32> {
+        let tid = Pid::try_from(tid).unwrap_or(0);
+        let target = match lock(&self.handles).get(&fh) {
+            Some(Handle::Write(WriteTarget::Real { file, seekable })) => WriteTarget::Real {
+                file: Arc::clone(file),
+                seekable: *seekable,
+            },
+            Some(Handle::Write(WriteTarget::NsLastPid(id))) => WriteTarget::NsLastPid(*id),
+            Some(Handle::Write(WriteTarget::Loginuid { own })) => {
+                WriteTarget::Loginuid { own: *own }
+            }
+            Some(_) => return Err(libc::EBADF),
+            None => return Err(libc::EBADF),
+        };
+        let len = u32::try_from(data.len()).unwrap_or(u32::MAX);
+        match target {
+            WriteTarget::Loginuid { own: true } => Ok(len),
+            WriteTarget::Loginuid { own: false } => Err(libc::EPERM),
+            WriteTarget::NsLastPid(id) => self.set_last_pid(id, tid, data).map(|()| len),
+            WriteTarget::Real { file, seekable } => {
+                let (id, namespaces) = identity(tid)?;
+                loop {
+                    let r = run_as(&id, &namespaces, || {
+                        if !seekable {
+                            return io::Write::write(&mut &*file, data);
+                        }
+                        match file.write_at(data, offset) {
+                            // A seq file (uid_map, timerslack_ns…) takes no pwrite: it
+                            // is written where it stands, after a seek.
+                            Err(e) if e.raw_os_error() == Some(libc::ESPIPE) => {
+                                io::Seek::seek(&mut &*file, io::SeekFrom::Start(offset))?;
+                                io::Write::write(&mut &*file, data)
+                            }
+                            r => r,
+                        }
+                    });
+                    match r {
+                        Ok(n) => return Ok(u32::try_from(n).unwrap_or(u32::MAX)),
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            if !wait {
+                                return Err(libc::EAGAIN);
+                            }
+                            if !self.wait_writable(&file, tid) {
+                                return Err(libc::EINTR);
+                            }
+                        }
+                        Err(e) => return Err(errno(&e)),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits until `file` takes a write, in steps, so that a writer that gets a signal
+    /// meanwhile is answered `EINTR` (false).
+    fn wait_writable(&self, file: &File, tid: Pid) -> bool {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        use std::os::fd::AsFd as _;
+        loop {
+            let mut fds = [PollFd::new(file.as_fd(), PollFlags::POLLOUT)];
+            if let Ok(n) = poll(&mut fds, PollTimeout::from(100u8)) {
+                if n > 0 {
+                    return true;
+                }
+            }
+            if tid > 0 && crate::host::signal_pending(tid) {
+                return false;
+            }
+        }
+    }
+
+    /// `ns_last_pid` written by task `tid` of VPS `id`: the kernel takes it from a
+    /// task with `CAP_SYS_ADMIN` (in the namespace's user namespace), a number from 0 to
+    /// `pid_max - 1`.
+    fn set_last_pid(&self, id: VpsId, tid: Pid, data: &[u8]) -> Result<(), i32> {
+        const CAP_SYS_ADMIN: u32 = 21;
+        let (who, _) = identity(tid)?;
+        if who.cap_eff & (1 << CAP_SYS_ADMIN) == 0 {
+            return Err(libc::EPERM);
+        }
+        let n: Pid = std::str::from_utf8(data)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .ok_or(libc::EINVAL)?;
+        let (ns_member, pid_max) = {
+            let tracker = lock(&self.tracker);
+            let vps = tracker.vps(id).ok_or(libc::ESRCH)?;
+            let meta = tracker.meta(id).ok_or(libc::ESRCH)?;
+            (meta.ns_inode.map(|_| vps.init_pid()), vps.config().pid_max)
+        };
+        if !(0..pid_max).contains(&n) {
+            return Err(libc::EINVAL);
+        }
+        match ns_member {
+            // The kernel numbers a pid namespace's processes: its own ns_last_pid,
+            // written from inside the namespace.
+            Some(init) => write_ns_last_pid(init, n),
+            None => {
+                self.with_tracker(|t| t.set_last_vpid(id, n));
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Writes `n` to the `ns_last_pid` of the pid namespace of process `init`: from a
+/// process in that namespace (`nsenter` forks one), as the kernel answers that sysctl
+/// for its writer's namespace.
+fn write_ns_last_pid(init: Pid, n: Pid) -> Result<(), i32> {
+    let status = std::process::Command::new("nsenter")
+        .args(["--target", &init.to_string(), "--pid", "--", "sh", "-c"])
+        .arg(format!("echo {n} > /proc/sys/kernel/ns_last_pid"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .map_err(|_| libc::EIO)?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(libc::EPERM)
+    }
+}
