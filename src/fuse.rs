@@ -97,6 +97,17 @@ fn requester(req: &Request) -> Requester {
     }
 }
 
+/// Runs `answer`, a request that waits (a read or write of a pipe, `/proc/kmsg`), on a
+/// thread of its own, so that it does not hold up the FUSE thread that serves everyone.
+fn wait_elsewhere(answer: impl FnOnce() + Send + 'static) {
+    if let Err(e) = std::thread::Builder::new()
+        .name("vprocfs-wait".into())
+        .spawn(answer)
+    {
+        log::warn!("cannot start a thread for a request that waits ({e})");
+    }
+}
+
 fn err(e: i32) -> Errno {
     Errno::from_i32(e)
 }
@@ -217,16 +228,12 @@ impl Filesystem for ProcFs {
             // waits on a thread of its own, not on the one FUSE thread that serves all.
             Err(libc::EAGAIN) if flags.0 & libc::O_NONBLOCK == 0 => {
                 let view = Arc::clone(&self.view);
-                let wait = move || match view.read(who, ino.0, fh.0, offset, size, true) {
-                    Ok(d) => reply.data(&d),
-                    Err(e) => reply.error(err(e)),
-                };
-                if let Err(e) = std::thread::Builder::new()
-                    .name("vprocfs-wait".into())
-                    .spawn(wait)
-                {
-                    log::warn!("cannot start a thread for a blocking read ({e})");
-                }
+                wait_elsewhere(
+                    move || match view.read(who, ino.0, fh.0, offset, size, true) {
+                        Ok(d) => reply.data(&d),
+                        Err(e) => reply.error(err(e)),
+                    },
+                );
             }
             Err(e) => reply.error(err(e)),
         }
@@ -252,16 +259,10 @@ impl Filesystem for ProcFs {
             Err(libc::EAGAIN) if flags.0 & libc::O_NONBLOCK == 0 => {
                 let view = Arc::clone(&self.view);
                 let data = data.to_vec();
-                let wait = move || match view.write(tid, fh.0, offset, &data, true) {
+                wait_elsewhere(move || match view.write(tid, fh.0, offset, &data, true) {
                     Ok(n) => reply.written(n),
                     Err(e) => reply.error(err(e)),
-                };
-                if let Err(e) = std::thread::Builder::new()
-                    .name("vprocfs-wait".into())
-                    .spawn(wait)
-                {
-                    log::warn!("cannot start a thread for a blocking write ({e})");
-                }
+                });
             }
             Err(e) => reply.error(err(e)),
         }

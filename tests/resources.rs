@@ -255,6 +255,8 @@ echo hi | cat /dev/stdin
 cat <(echo x)
 diff <(echo a) <(echo a) && echo same
 sleep 60 & s=$!
+# killall and pkill look for the name: wait until the child has become sleep.
+while [ "$(cat /proc/$s/comm)" != sleep ]; do :; done
 killall -0 sleep && echo killall-ok
 pkill -0 -x sleep && echo pkill-ok
 nsenter -t 1 -p true && echo nsenter-ok

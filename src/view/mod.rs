@@ -238,7 +238,8 @@ pub struct View {
     /// listing `/proc` triggers a rescan.
     events: std::sync::atomic::AtomicBool,
     /// A mount of one VPS only (`vprocfs run`): every reader sees that VPS, as every
-    /// reader of a procfs instance sees its pid namespace.
+    /// reader of a procfs instance sees its pid namespace, so `/proc`'s own attributes
+    /// do not depend on the reader and may be cached.
     single: Option<VpsId>,
     /// pid → vpid translations made by renderers (statistics).
     translations: std::sync::atomic::AtomicU64,
@@ -434,11 +435,23 @@ impl View {
 
     /// Follows a batch of kernel process events.
     pub fn on_events(&self, events: &[crate::events::ProcEvent]) {
+        use crate::events::ProcEvent;
         self.with_tracker(|tracker| {
             for ev in events {
                 tracker.on_event(ev);
             }
-        })
+        });
+        // `/proc`'s link count counts processes: a mount of one VPS lets the kernel keep
+        // `/proc`'s attributes (every path walk checks them), so it is told to drop them
+        // when processes come or go.
+        let churn = events
+            .iter()
+            .any(|e| matches!(e, ProcEvent::Fork { .. } | ProcEvent::Exit { .. }));
+        if churn && self.single.is_some() {
+            if let Some(n) = self.notifier.get() {
+                let _ = n.inval_inode(fuser::INodeNo(ROOT_INO), -1, 0);
+            }
+        }
     }
 
     /// Runs `f` on the tracker (membership), e.g. to feed it events, then flushes the
@@ -646,7 +659,10 @@ impl View {
         // after `wait` still found the cached entry).
         let (entry, attr_ttl) = match node {
             Node::SelfLink | Node::ThreadSelf => (Caching::NONE, Caching::NONE),
-            // Its link count counts the VPS's processes, which come and go at any time.
+            // Its link count counts the VPS's processes: a mount of one VPS keeps it for
+            // a second, dropped when processes come or go ([`View::on_events`]); a
+            // shared mount's depends on the reader.
+            Node::Root if self.single.is_some() => (Caching::NONE, Caching::STABLE),
             Node::Root => (Caching::NONE, Caching::NONE),
             Node::Pid { rel, .. } if rel.is_empty() => (Caching::NONE, Caching::STABLE),
             // Its link count is 2 + the number of threads, which change at any time.
@@ -1471,16 +1487,18 @@ impl Creds {
         Creds::parse(&String::from_utf8_lossy(&raw))
     }
 
+    /// The process's ids and capabilities from the one parser of them
+    /// ([`crate::sys::creds::Identity::parse`]), with its state and its parent.
     fn parse(status: &str) -> Option<Creds> {
-        let mut c = Creds::default();
-        let mut seen = 0;
-        let ids = |v: &str| -> Option<[u32; 4]> {
-            let n: Vec<u32> = v
-                .split_whitespace()
-                .map(|x| x.parse().ok())
-                .collect::<Option<_>>()?;
-            n.try_into().ok()
+        let id = crate::sys::creds::Identity::parse(status)?;
+        let mut c = Creds {
+            uid: id.uid,
+            gid: id.gid,
+            cap_prm: id.cap_prm,
+            cap_eff: id.cap_eff,
+            ..Creds::default()
         };
+        let mut seen = 0;
         for line in status.lines() {
             let Some((key, v)) = line.split_once(':') else {
                 continue;
@@ -1490,15 +1508,11 @@ impl Creds {
                 "State" => c.zombie = v.starts_with('Z') || v.starts_with('X'),
                 "Tgid" => c.tgid = v.parse().ok()?,
                 "PPid" => c.ppid = v.parse().ok()?,
-                "Uid" => c.uid = ids(v)?,
-                "Gid" => c.gid = ids(v)?,
-                "CapPrm" => c.cap_prm = u64::from_str_radix(v, 16).ok()?,
-                "CapEff" => c.cap_eff = u64::from_str_radix(v, 16).ok()?,
                 _ => continue,
             }
             seen += 1;
         }
-        (seen == 7).then_some(c)
+        (seen == 3).then_some(c)
     }
 
     fn has(&self, cap: u32) -> bool {
