@@ -202,6 +202,52 @@ fn set_caps(eff: u64, prm: u64, inh: u64) -> io::Result<()> {
     check(r)
 }
 
+/// Writes `data` to the file at `path` from inside the user namespace open at `userns`,
+/// with the full capabilities a task gets there on joining it and the daemon's ids: a
+/// forked child joins the namespace (which a multi-threaded process cannot) and writes
+/// without an `exec`, which would drop those capabilities. For a writer that is root
+/// inside the namespace it made: the kernel decides a write of its own `uid_map` by the
+/// opener's namespace ([`crate::view::writes`]).
+pub fn write_in_user_ns(userns: &File, path: &std::path::Path, data: &[u8]) -> io::Result<()> {
+    use std::os::fd::AsRawFd as _;
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
+    let ns = userns.as_raw_fd();
+    // SAFETY: the child runs in a copy of a multi-threaded process, where only
+    // async-signal-safe calls are safe: it makes raw system calls only (setns, open,
+    // write, _exit) on memory prepared before the fork (`c`, `data`), allocates nothing
+    // and never returns into Rust code. The parent only waits for it.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid == 0 {
+        // SAFETY: see above; the exit status carries the errno (1..255) or 0.
+        unsafe {
+            let errno = || *libc::__errno_location();
+            if libc::setns(ns, libc::CLONE_NEWUSER) != 0 {
+                libc::_exit(errno());
+            }
+            let fd = libc::open(c.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            if fd < 0 {
+                libc::_exit(errno());
+            }
+            if libc::write(fd, data.as_ptr().cast(), data.len()) < 0 {
+                libc::_exit(errno());
+            }
+            libc::_exit(0);
+        }
+    }
+    match nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None) {
+        Ok(nix::sys::wait::WaitStatus::Exited(_, 0)) => Ok(()),
+        Ok(nix::sys::wait::WaitStatus::Exited(_, errno)) => {
+            Err(io::Error::from_raw_os_error(errno))
+        }
+        Ok(_) => Err(io::Error::other("the writer child was killed")),
+        Err(e) => Err(io::Error::from(e)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

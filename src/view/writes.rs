@@ -18,13 +18,11 @@
 //! - anything else the kernel takes only from the task itself (`comm`, `attr/*`) is
 //!   refused as the kernel refuses another task.
 //!
-//! One case the kernel decides by the opener's own user namespace cannot be presented
-//! from the daemon's: root that created a user namespace writing its own `uid_map`
-//! mapping root (`unshare -U -r` run as root) is refused (`EPERM`), since the kernel
-//! then asks whether the namespace's creator could map root (`parent_could_setfcap`),
-//! and a writer outside the namespace needs `CAP_SETFCAP` instead, which the daemon's
-//! thread does not take for a task of another user namespace. An unprivileged
-//! `unshare -U -r` works (the namespace owner's rule follows the uid).
+//! Root writing an id map of the user namespace it is root in (`unshare -U -r` run as
+//! root) is decided by the kernel from the opener's own namespace (whether its creator
+//! could map root): that write is made from inside the namespace, by a forked child
+//! that joins it ([`WriteTarget::IdMap`]). An unprivileged `unshare -U -r` writes as
+//! itself (the namespace owner's rule follows the uid).
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -49,6 +47,17 @@ pub enum WriteTarget {
     },
     /// `ns_last_pid` of VPS `id`.
     NsLastPid(VpsId),
+    /// An id map (`uid_map`, `gid_map`, `setgroups`, `projid_map`) of the user namespace
+    /// its writer is root in, with `CAP_SYS_ADMIN` there: the kernel decides that write
+    /// by the opener's own namespace (whether its creator could map root,
+    /// `parent_could_setfcap`), so it is made from inside the namespace
+    /// ([`crate::sys::creds::write_in_user_ns`]), as the writer itself would make it.
+    IdMap {
+        /// The real file.
+        path: std::path::PathBuf,
+        /// The writer's user namespace.
+        userns: Arc<File>,
+    },
     /// A task's own `loginuid` (`own`), or another's.
     Loginuid {
         /// Whether the writer is the task.
@@ -117,6 +126,9 @@ impl View {
             }
             _ => {}
         }
+        if let Some(target) = self.own_id_map(node, tid) {
+            return Ok(Handle::Write(target));
+        }
         let object = super::links::object_path(node);
         let seekable = object.is_none();
         let path = object.unwrap_or_else(|| node.real_path());
@@ -162,6 +174,10 @@ impl View {
             Some(Handle::Write(WriteTarget::Loginuid { own })) => {
                 WriteTarget::Loginuid { own: *own }
             }
+            Some(Handle::Write(WriteTarget::IdMap { path, userns })) => WriteTarget::IdMap {
+                path: path.clone(),
+                userns: Arc::clone(userns),
+            },
             Some(_) => return Err(libc::EBADF),
             None => return Err(libc::EBADF),
         };
@@ -170,6 +186,11 @@ impl View {
             WriteTarget::Loginuid { own: true } => Ok(len),
             WriteTarget::Loginuid { own: false } => Err(libc::EPERM),
             WriteTarget::NsLastPid(id) => self.set_last_pid(id, tid, data).map(|()| len),
+            WriteTarget::IdMap { path, userns } => {
+                crate::sys::creds::write_in_user_ns(&userns, &path, data)
+                    .map(|()| len)
+                    .map_err(|e| errno(&e))
+            }
             WriteTarget::Real { file, seekable } => {
                 let (id, namespaces) = identity(tid)?;
                 loop {
@@ -220,6 +241,45 @@ impl View {
                 return false;
             }
         }
+    }
+
+    /// [`WriteTarget::IdMap`] when `node` is an id map of the user namespace writer
+    /// `tid` is in, other than the daemon's, and the writer is root there (its uid is
+    /// the namespace's creator's, 0, and it has `CAP_SYS_ADMIN` in it). Any other
+    /// writer writes as itself from the daemon's namespace, where the kernel grants
+    /// what it would grant it (the namespace owner's rules follow its uid).
+    fn own_id_map(&self, node: &Node, tid: Pid) -> Option<WriteTarget> {
+        const CAP_SYS_ADMIN: u32 = 21;
+        let Node::Pid { rel, .. } = node else {
+            return None;
+        };
+        if !matches!(&**rel, "uid_map" | "gid_map" | "setgroups" | "projid_map") {
+            return None;
+        }
+        let ns_ino = |p: std::path::PathBuf| {
+            std::fs::metadata(p)
+                .ok()
+                .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+        };
+        let proc = |t: Pid| crate::host::proc_path(&format!("{t}/ns/user"));
+        let target = node.shown_task()?;
+        let writer_ns = ns_ino(proc(tid))?;
+        if writer_ns == ns_ino(crate::host::proc_path("self/ns/user"))?
+            || writer_ns != ns_ino(proc(target))?
+        {
+            return None;
+        }
+        let status =
+            std::fs::read_to_string(crate::host::proc_path(&format!("{tid}/status"))).ok()?;
+        let id = Identity::parse(&status)?;
+        if id.uid[1] != 0 || id.cap_eff & (1 << CAP_SYS_ADMIN) == 0 {
+            return None;
+        }
+        let userns = File::open(proc(tid)).ok()?;
+        Some(WriteTarget::IdMap {
+            path: node.real_path(),
+            userns: Arc::new(userns),
+        })
     }
 
     /// `ns_last_pid` written by task `tid` of VPS `id`: the kernel takes it from a

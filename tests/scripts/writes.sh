@@ -15,7 +15,8 @@ try 'touch /proc/self/status'
 try 'truncate -s 0 /proc/self/oom_score_adj'
 try 'unshare --ipc sh -c "sysctl -w kernel.shmmax=123456789 >/dev/null; sysctl -n kernel.shmmax"'
 try 'echo $(sysctl -n kernel.shmmax) | grep -vx 123456789 >/dev/null'
-# root's own 'unshare -U -r' is a documented limit of the full view (src/view/writes.rs)
+try 'unshare -U -r id -u'
+try 'setpriv --bounding-set=-setfcap unshare -U -r id -u'
 try '/usr/bin/python3 -c "
 import ctypes, os
 buf = ctypes.create_string_buffer(b\"before\")
