@@ -286,16 +286,21 @@ fn ns_last_pid_sets_the_next_number() {
     }
 }
 
-/// `pam_loginuid` writes the task's own `loginuid`: the kernel takes it only from the
-/// task itself, which the view answers without changing it; another task's is refused.
+/// `pam_loginuid` writes the task's own `loginuid`, and a program may name itself
+/// through `/proc/self/comm`: the kernel takes both only from the task itself, which the
+/// view answers without changing them; another task's are refused, as the kernel
+/// refuses them (the oracle).
 #[test]
-fn a_task_may_write_its_own_loginuid_and_no_other() {
+fn a_task_may_write_its_own_loginuid_and_comm_and_no_others() {
     if !privileged() {
         return;
     }
-    let script = "echo 1000 > /proc/self/loginuid && echo own-ok; sleep 5 & \
-                  echo 1000 > /proc/$!/loginuid 2>/dev/null || echo other-refused; kill $!";
+    let script = "for f in loginuid comm; do \
+                  echo 1000 > /proc/self/$f && echo own-ok; sleep 5 & \
+                  echo 1000 > /proc/$!/$f 2>/dev/null || echo other-refused; kill $!; done";
+    let kernel = in_kernel_ns(&["sh", "-c", script]);
+    assert_eq!(kernel, "own-ok\nother-refused\nown-ok\nother-refused\n");
     let (view, err, code) = in_vps(&["--full-view"], &["sh", "-c", script]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(view, "own-ok\nother-refused\n", "{err}");
+    assert_eq!(view, kernel, "{err}");
 }

@@ -12,11 +12,13 @@
 //! - `/proc/sys/kernel/ns_last_pid` of a VPS sets the VPS's last vpid, so that the next
 //!   process gets the number after it (the seed's restore path; a VPS with a pid
 //!   namespace gets the kernel's own, written in that namespace);
-//! - `loginuid`, which the kernel takes only from the task itself: the daemon cannot
-//!   write it for the task, and answers a task writing its own as the kernel would
-//!   accept it (so that `login` through `pam_loginuid` works), without changing it;
-//! - anything else the kernel takes only from the task itself (`comm`, `attr/*`) is
-//!   refused as the kernel refuses another task.
+//! - `loginuid` and `comm`, which the kernel takes only from the task itself (or its
+//!   thread group): the daemon cannot write them for the task, and answers a task
+//!   writing its own as the kernel would accept it (so that `login` through
+//!   `pam_loginuid`, and a program naming itself through `/proc/self/comm`, carry on),
+//!   without changing it; another task's is refused as the kernel refuses it;
+//! - `attr/*` (LSM labels) goes to the kernel as any other file, which refuses a
+//!   writer that is not the task.
 //!
 //! Root writing an id map of the user namespace it is root in (`unshare -U -r` run as
 //! root) is decided by the kernel from the opener's own namespace (whether its creator
@@ -58,10 +60,15 @@ pub enum WriteTarget {
         /// The writer's user namespace.
         userns: Arc<File>,
     },
-    /// A task's own `loginuid` (`own`), or another's.
-    Loginuid {
-        /// Whether the writer is the task.
+    /// A file the kernel takes only from the task itself (`loginuid`, `comm`): the
+    /// writer's own (`own`), taken without effect, or another's, refused with
+    /// `refused` (the kernel's answer to a task outside: `EPERM` for `loginuid`,
+    /// `EINVAL` for `comm`).
+    OwnOnly {
+        /// Whether the writer is the task (or, for `comm`, in its thread group).
         own: bool,
+        /// The kernel's refusal for another task.
+        refused: i32,
     },
 }
 
@@ -117,12 +124,17 @@ impl View {
             {
                 return Ok(Handle::Write(WriteTarget::NsLastPid(id)));
             }
-            (Node::Pid { rel, .. }, _) if &**rel == "loginuid" => {
+            (Node::Pid { rel, .. }, _) if matches!(&**rel, "loginuid" | "comm") => {
                 let own = node.shown_task().is_some_and(|t| {
                     crate::host::read_task(t).ok().map(|i| i.tgid)
                         == crate::host::read_task(tid).ok().map(|i| i.tgid)
                 });
-                return Ok(Handle::Write(WriteTarget::Loginuid { own }));
+                let refused = if &**rel == "comm" {
+                    libc::EINVAL
+                } else {
+                    libc::EPERM
+                };
+                return Ok(Handle::Write(WriteTarget::OwnOnly { own, refused }));
             }
             _ => {}
         }
@@ -171,9 +183,10 @@ impl View {
                 seekable: *seekable,
             },
             Some(Handle::Write(WriteTarget::NsLastPid(id))) => WriteTarget::NsLastPid(*id),
-            Some(Handle::Write(WriteTarget::Loginuid { own })) => {
-                WriteTarget::Loginuid { own: *own }
-            }
+            Some(Handle::Write(WriteTarget::OwnOnly { own, refused })) => WriteTarget::OwnOnly {
+                own: *own,
+                refused: *refused,
+            },
             Some(Handle::Write(WriteTarget::IdMap { path, userns })) => WriteTarget::IdMap {
                 path: path.clone(),
                 userns: Arc::clone(userns),
@@ -183,8 +196,11 @@ impl View {
         };
         let len = u32::try_from(data.len()).unwrap_or(u32::MAX);
         match target {
-            WriteTarget::Loginuid { own: true } => Ok(len),
-            WriteTarget::Loginuid { own: false } => Err(libc::EPERM),
+            WriteTarget::OwnOnly { own: true, .. } => Ok(len),
+            WriteTarget::OwnOnly {
+                own: false,
+                refused,
+            } => Err(refused),
             WriteTarget::NsLastPid(id) => self.set_last_pid(id, tid, data).map(|()| len),
             WriteTarget::IdMap { path, userns } => {
                 crate::sys::creds::write_in_user_ns(&userns, &path, data)
