@@ -547,3 +547,59 @@ fn run_leaves_no_cgroup_mount_or_process_behind() {
         assert!(!staging.exists(), "{} left", staging.display());
     }
 }
+
+/// `attach` to a container with its own pid namespace and procfs: the kernel pid view,
+/// the container's own memory limit in its `meminfo`, its `/proc` still the kernel's.
+#[test]
+fn attach_puts_the_virtual_files_over_a_containers_own_procfs() {
+    if !privileged() {
+        return;
+    }
+    let Some(cg) = TestCgroup::memory("attach", 150 << 20) else {
+        panic!("this machine has no v1 memory hierarchy to make test cgroups in");
+    };
+    let tmp = TempDir::new("attach-res");
+    let dir = tmp.0.clone();
+    let mnt = dir.join("mnt");
+    fs::create_dir_all(&mnt).expect("mnt");
+    let d = dir.display();
+    // A container: its own pid and mount namespaces and its own procfs; it reads once
+    // told to.
+    let script = format!(
+        "mount -t proc proc /proc; until [ -e {d}/go ]; do sleep 0.02; done; \
+         {{ head -1 /proc/meminfo; stat -f -c %T /proc; stat -f -c %T /proc/meminfo; \
+            readlink /proc/self | grep -c '^[0-9]*$'; }} > {d}/out.tmp; mv {d}/out.tmp {d}/out; sleep 30"
+    );
+    let (_container, init) = container(&script, true);
+    fs::write(cg.dir.join("cgroup.procs"), init.to_string()).expect("into the cgroup");
+    let (_daemon, _mount) = serve(
+        &mnt,
+        &dir.join("ctl.sock"),
+        &["--vps".into(), format!("c:pidns={init}")],
+    );
+    let out = Command::new(vprocfs())
+        .args(["attach", "--pid", &init.to_string()])
+        .arg(&mnt)
+        .output()
+        .expect("attach");
+    assert!(out.status.success(), "attach: {out:?}");
+    fs::write(dir.join("go"), "").expect("go");
+    assert!(wait_until(Duration::from_secs(10), || dir
+        .join("out")
+        .exists()));
+    let seen = fs::read_to_string(dir.join("out")).expect("out");
+    let lines: Vec<&str> = seen.lines().collect();
+    let kb: u64 = lines[0]
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .expect("MemTotal");
+    assert_eq!(kb, 150 * 1024, "{seen}");
+    assert_eq!(
+        lines[1], "proc",
+        "the container's /proc stays the kernel's: {seen}"
+    );
+    // stat(1) names FUSE's magic number "fuseblk".
+    assert_eq!(lines[2], "fuseblk", "meminfo is vprocfs's: {seen}");
+    assert_eq!(lines[3], "1", "{seen}");
+}
