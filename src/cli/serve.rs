@@ -130,7 +130,10 @@ pub(super) fn serve(mut a: ServeArgs) -> Result<i32, String> {
     let spin = a.fuse.spin();
     let config = daemon::session_config(&spin);
     let stats = Arc::new(Stats::default());
-    let fs = ProcFs::new(Arc::clone(&view), Arc::clone(&stats), Arc::clone(&spin));
+    let mut fs = ProcFs::new(Arc::clone(&view), Arc::clone(&stats), Arc::clone(&spin));
+    if a.fuse.no_passthrough {
+        fs = fs.without_passthrough();
+    }
     let session = if takeover {
         crate::handover::adopt(fs, fuse, config)
     } else {
