@@ -256,7 +256,22 @@ impl VpsCgroup {
     }
 
     fn make_leaf(&mut self, leaf: &Path, cpuset_from: Option<&Path>) -> Result<(), String> {
-        if let Err(e) = fs::create_dir(leaf) {
+        let mut made = fs::create_dir(leaf);
+        // Another run may have removed the shared `vprocfs/` parent, empty for a moment,
+        // between its making and this: made again (a cpuset one from its own parent).
+        for _ in 0..5 {
+            match &made {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    if let Some(parent) = leaf.parent() {
+                        let from = cpuset_from.and_then(|_| parent.parent());
+                        self.make_parent(parent, from)?;
+                    }
+                    made = fs::create_dir(leaf);
+                }
+                _ => break,
+            }
+        }
+        if let Err(e) = made {
             if e.kind() != io::ErrorKind::AlreadyExists {
                 return Err(format!("cannot create {}: {e}", leaf.display()));
             }

@@ -1,0 +1,322 @@
+//! procfs's permission rules, applied by the daemon: the mode bits (`may_read`), and
+//! beyond them the `ptrace` access procfs asks of a reader of a process's entries
+//! (`Guard`, `may_ptrace_as`), with what it shows instead (`mask_stat`).
+
+use std::fs::{self, Metadata};
+use std::os::unix::fs::MetadataExt;
+
+use crate::engine::Pid;
+use crate::host;
+
+use super::files::Render;
+use super::nodes::Node;
+use super::{Handle, Lazy, Reader, View};
+
+/// The kernel's `generic_permission` for reading, over the real file's current owner
+/// and mode: root may, the owner by the owner bits, a member of the file's group by
+/// the group bits, anyone else by the other bits.
+pub(super) fn may_read(md: &Metadata, uid: u32, gid: u32, reader: Reader) -> bool {
+    if uid == 0 {
+        return true;
+    }
+    let mode = md.mode();
+    if md.uid() == uid {
+        return mode & 0o400 != 0;
+    }
+    let tid = match reader {
+        Reader::Host { tid } | Reader::Vps { tid, .. } => tid,
+    };
+    if md.gid() == gid || host::in_group(tid, md.gid()) {
+        return mode & 0o040 != 0;
+    }
+    mode & 0o004 != 0
+}
+
+/// What procfs checks, beyond the mode bits, before it shows an entry of a process
+/// (`fs/proc/base.c`, `fs/proc/fd.c`, `fs/proc/namespaces.c`): whether the reader may
+/// ptrace the process, with its file-system ids (`PTRACE_MODE_*_FSCREDS`). The daemon
+/// reads every file as root, so it makes the same check itself ([`may_ptrace`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Guard {
+    /// Refused with `EACCES` unless `PTRACE_MODE_READ` is allowed.
+    Read,
+    /// Refused with `EACCES` unless `PTRACE_MODE_ATTACH` (which Yama restricts) is.
+    Attach,
+    /// Refused with `EPERM` (procfs's `lock_trace`) unless `PTRACE_MODE_ATTACH` is.
+    Trace,
+    /// `stack`: `CAP_SYS_ADMIN` too (`EACCES`).
+    Stack,
+    /// `stat`: shown to all, the fields about memory and kernel state zeroed.
+    Stat,
+    /// `wchan`: `0` for a reader that may not ptrace-read the process.
+    Wchan,
+}
+
+/// The guard of file `rel` below a process directory (or `task/<tid>/`).
+pub(super) fn file_guard(rel: &str) -> Option<Guard> {
+    match rel {
+        "environ" | "maps" | "smaps" | "smaps_rollup" | "numa_maps" | "pagemap" | "auxv" | "io" => {
+            Some(Guard::Read)
+        }
+        "mem" => Some(Guard::Attach),
+        "syscall" | "personality" => Some(Guard::Trace),
+        "stack" => Some(Guard::Stack),
+        "stat" => Some(Guard::Stat),
+        "wchan" => Some(Guard::Wchan),
+        _ if rel.starts_with("fdinfo/") => Some(Guard::Read),
+        _ => None,
+    }
+}
+
+/// Links whose target procfs shows only to a reader that may ptrace-read the process.
+pub(super) fn link_guarded(rel: &str) -> bool {
+    matches!(rel, "exe" | "cwd" | "root")
+        || ["fd/", "ns/", "map_files/"]
+            .iter()
+            .any(|d| rel.strip_prefix(d).is_some_and(|n| !n.contains('/')))
+}
+
+/// Directories procfs lists only to a reader that may ptrace-read the process.
+pub(super) fn dir_guarded(rel: &str) -> bool {
+    matches!(rel, "fdinfo" | "map_files")
+}
+
+/// Whether `node` is an entry of a process whose path below the process satisfies `f`.
+pub(super) fn is_pid_entry(node: &Node, f: fn(&str) -> bool) -> bool {
+    matches!(node, Node::Pid { rel, .. } if f(rel))
+}
+
+/// Capability numbers (`linux/capability.h`).
+const CAP_SYS_PTRACE: u32 = 19;
+const CAP_SYS_ADMIN: u32 = 21;
+
+/// A task's credentials, from its `status`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(super) struct Creds {
+    tgid: Pid,
+    ppid: Pid,
+    /// Real, effective, saved and file-system ids.
+    uid: [u32; 4],
+    gid: [u32; 4],
+    cap_prm: u64,
+    cap_eff: u64,
+    /// A zombie (or dead) task has no memory: procfs skips its dumpable check.
+    zombie: bool,
+}
+
+impl Creds {
+    fn of(task: Pid) -> Option<Creds> {
+        if task <= 0 {
+            return None;
+        }
+        // Lossy: a name (comm) may hold any bytes; the lines read here are ASCII.
+        let raw = host::read_single(&host::proc_path(&format!("{task}/status"))).ok()?;
+        Creds::parse(&String::from_utf8_lossy(&raw))
+    }
+
+    /// The process's ids and capabilities from the one parser of them
+    /// ([`crate::sys::creds::Identity::parse`]), with its state and its parent.
+    fn parse(status: &str) -> Option<Creds> {
+        let id = crate::sys::creds::Identity::parse(status)?;
+        let mut c = Creds {
+            uid: id.uid,
+            gid: id.gid,
+            cap_prm: id.cap_prm,
+            cap_eff: id.cap_eff,
+            ..Creds::default()
+        };
+        let mut seen = 0;
+        for line in status.lines() {
+            let Some((key, v)) = line.split_once(':') else {
+                continue;
+            };
+            let v = v.trim();
+            match key {
+                "State" => c.zombie = v.starts_with('Z') || v.starts_with('X'),
+                "Tgid" => c.tgid = v.parse().ok()?,
+                "PPid" => c.ppid = v.parse().ok()?,
+                _ => continue,
+            }
+            seen += 1;
+        }
+        (seen == 3).then_some(c)
+    }
+
+    fn has(&self, cap: u32) -> bool {
+        self.cap_eff & (1 << cap) != 0
+    }
+}
+
+/// The kernel's `ptrace_may_access(target, mode | PTRACE_MODE_FSCREDS)` for a reader
+/// with credentials `r` and file-system ids `fsuid`/`fsgid` (`__ptrace_may_access`, then
+/// the commoncap and Yama checks): the same thread group may; otherwise every uid and
+/// gid of the target must be the reader's, the target must be dumpable (procfs owns a
+/// non-dumpable process's files as root, which is how it is told here), and its
+/// permitted capabilities must be among the reader's effective ones, unless the reader
+/// has `CAP_SYS_PTRACE`; an attach is also subject to Yama's `ptrace_scope`.
+pub(super) fn may_ptrace(r: &Creds, fsuid: u32, fsgid: u32, target: Pid, attach: bool) -> bool {
+    let cap = r.has(CAP_SYS_PTRACE);
+    if cap && !attach {
+        return true; // without reading the target: the common case of a root reader
+    }
+    let Some(t) = Creds::of(target) else {
+        return false;
+    };
+    if t.tgid == r.tgid {
+        return true;
+    }
+    if !cap {
+        let ids = t.uid[..3].iter().all(|&u| u == fsuid) && t.gid[..3].iter().all(|&g| g == fsgid);
+        if !ids || t.cap_prm & !r.cap_eff != 0 {
+            return false;
+        }
+        if !t.zombie {
+            // Not the directory: procfs keeps the process's owner on its world-readable
+            // directories, whatever its dumpable flag.
+            let Ok(md) = fs::metadata(host::proc_path(&format!("{target}/environ"))) else {
+                return false;
+            };
+            if (md.uid(), md.gid()) != (t.uid[1], t.gid[1]) {
+                return false;
+            }
+        }
+    }
+    !attach || yama_allows(r, target, cap)
+}
+
+/// Yama's `ptrace_scope` for an attach: 1 lets a reader attach to its descendants only,
+/// 2 only with `CAP_SYS_PTRACE`, 3 never (`security/yama/yama_lsm.c`; the exceptions a
+/// process grants with `PR_SET_PTRACER` are not visible here, and not granted).
+pub(super) fn yama_allows(r: &Creds, target: Pid, cap: bool) -> bool {
+    let scope = fs::read_to_string(host::proc_path("sys/kernel/yama/ptrace_scope"))
+        .ok()
+        .and_then(|s| s.trim().parse::<u8>().ok());
+    match scope {
+        None | Some(0) => true,
+        Some(1) => cap || descends_from(target, r.tgid),
+        Some(2) => cap,
+        Some(_) => false,
+    }
+}
+
+/// Whether `task`'s process is `ancestor` or one of its descendants.
+pub(super) fn descends_from(task: Pid, ancestor: Pid) -> bool {
+    let mut p = task;
+    for _ in 0..4096 {
+        let Some(c) = Creds::of(p) else {
+            return false;
+        };
+        if c.tgid == ancestor {
+            return true;
+        }
+        if c.ppid <= 0 {
+            return false;
+        }
+        p = c.ppid;
+    }
+    false
+}
+
+/// Whether `reader` may ptrace the task `node` shows, as procfs's `guard` asks; `ids`
+/// are the reader's file-system ids from the request (else read from its `status`). A
+/// reader the daemon cannot see (tid 0) may if its uid is 0.
+pub(super) fn may_ptrace_as(
+    reader: Reader,
+    ids: Option<(u32, u32)>,
+    node: &Node,
+    guard: Guard,
+) -> bool {
+    let tid = match reader {
+        Reader::Host { tid } | Reader::Vps { tid, .. } => tid,
+    };
+    let Some(target) = node.shown_task() else {
+        return true;
+    };
+    let Some(r) = Creds::of(tid) else {
+        return ids.is_some_and(|(uid, _)| uid == 0);
+    };
+    let (fsuid, fsgid) = ids.unwrap_or((r.uid[3], r.gid[3]));
+    let attach = matches!(guard, Guard::Attach | Guard::Trace | Guard::Stack);
+    may_ptrace(&r, fsuid, fsgid, target, attach) && (guard != Guard::Stack || r.has(CAP_SYS_ADMIN))
+}
+
+/// `stat` as procfs shows it to a reader that may not ptrace-read the process
+/// (`do_task_stat`): `startcode` and `endcode` 1 (0 without memory), `startstack`,
+/// `kstkesp`, `kstkeip`, `wchan`, the data, brk, argument and environment bounds and
+/// `exit_code` 0. With `running` (the reader's own task), `wchan` is 0 as well: procfs
+/// sees its reader running, the daemon sees it asleep in this request.
+pub(super) fn mask_stat(raw: &[u8], hidden: bool, running: bool) -> Vec<u8> {
+    let Some(close) = raw.iter().rposition(|&b| b == b')') else {
+        return raw.to_vec();
+    };
+    let (head, tail) = raw.split_at(close + 1);
+    let (body, nl) = match tail.strip_suffix(b"\n") {
+        Some(b) => (b, &b"\n"[..]),
+        None => (tail, &b""[..]),
+    };
+    // body is " S 1 0 …": part k - 2 is field k (1-based).
+    let mut parts: Vec<&[u8]> = body.split(|&b| b == b' ').collect();
+    let mut set = |k: usize, v: &'static [u8]| {
+        if let Some(p) = parts.get_mut(k - 2) {
+            *p = v;
+        }
+    };
+    if hidden {
+        for k in [26, 27] {
+            let zero = body
+                .split(|&b| b == b' ')
+                .nth(k - 2)
+                .is_none_or(|v| v == b"0");
+            set(k, if zero { b"0" } else { b"1" });
+        }
+        for k in [28, 29, 30, 35, 45, 46, 47, 48, 49, 50, 51, 52] {
+            set(k, b"0");
+        }
+    }
+    if running {
+        set(35, b"0");
+    }
+    let mut out = head.to_vec();
+    out.extend_from_slice(&parts.join(&b' '));
+    out.extend_from_slice(nl);
+    out
+}
+
+impl View {
+    /// procfs's checks beyond the mode bits ([`Guard`]) on opening `node`, for `reader`
+    /// with file-system ids `uid`/`gid`: a refusal, the handle of a file shown otherwise
+    /// than the real one (`stat`, `wchan`), or `None` for the real file.
+    pub(super) fn guarded_open(
+        &self,
+        reader: Reader,
+        node: &Node,
+        uid: u32,
+        gid: u32,
+    ) -> Result<Option<Handle>, i32> {
+        let Some(guard) = (match node {
+            Node::Pid { rel, .. } => file_guard(rel),
+            _ => None,
+        }) else {
+            return Ok(None);
+        };
+        let allowed = may_ptrace_as(reader, Some((uid, gid)), node, guard);
+        let tid = match reader {
+            Reader::Host { tid } | Reader::Vps { tid, .. } => tid,
+        };
+        let own = tid > 0 && node.shown_task() == Some(tid);
+        match guard {
+            _ if allowed && !matches!(guard, Guard::Stat | Guard::Wchan) => Ok(None),
+            Guard::Trace => Err(libc::EPERM),
+            Guard::Read | Guard::Attach | Guard::Stack => Err(libc::EACCES),
+            Guard::Wchan if allowed && !own => Ok(None),
+            Guard::Wchan => Ok(Some(Handle::Buffer(b"0".to_vec()))),
+            Guard::Stat if allowed && !own => Ok(None),
+            Guard::Stat => Ok(Some(Handle::Lazy(Lazy {
+                node: node.clone(),
+                reader,
+                render: Render::Stat,
+                masked: Some((!allowed, own)),
+            }))),
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! Listings: `/proc` as the kernel lists it, `task/`, and any other directory of the
+//! real `/proc`; taken when read from their start.
+
+use std::ffi::OsString;
+use std::fs;
+
+use crate::engine::Pid;
+use crate::host;
+
+use super::access::{dir_guarded, is_pid_entry, may_ptrace_as, Guard};
+use super::nodes::{self, Node};
+use super::{errno, lock, DirEntry, Handle, Kind, Reader, Requester, View};
+
+impl View {
+    /// Opens directory `ino`, taking the listing the reader will page through.
+    ///
+    /// The listing itself is taken when it is read from its start ([`View::readdir`]).
+    pub fn opendir(&self, reader: Reader, ino: u64) -> Result<u64, i32> {
+        let node = self.node(ino)?;
+        self.check_alive(&node)?;
+        if is_pid_entry(&node, dir_guarded) && !may_ptrace_as(reader, None, &node, Guard::Read) {
+            return Err(libc::EACCES);
+        }
+        Ok(self.new_handle(Handle::Dir(Vec::new())))
+    }
+
+    /// Entries of directory `ino`, open as handle `fh`, from position `offset` on, for
+    /// `req`. A read from position 0 (the first, and every one after `rewinddir`) takes
+    /// the listing anew, as procfs lists what is there when it is read: the reader's
+    /// own descriptor of `fd/` is in it, and a process forked since the last listing
+    /// too; later positions page through that listing.
+    pub fn readdir(
+        &self,
+        req: Requester,
+        ino: u64,
+        fh: u64,
+        offset: u64,
+    ) -> Result<Vec<DirEntry>, i32> {
+        if !lock(&self.handles).contains_key(&fh) {
+            self.adopt_handle(req, ino, fh)?;
+        }
+        // procfs lists nothing of a process that is gone (`ENOENT`, which readdir(3)
+        // takes for the end), whatever was listed before.
+        let node = self.node(ino)?;
+        if matches!(node, Node::Pid { .. }) && self.check_alive(&node).is_err() {
+            return Err(libc::ENOENT);
+        }
+        if offset == 0 {
+            let entries = self.list(self.reader(req.tid), &node)?;
+            match lock(&self.handles).get_mut(&fh) {
+                Some(Handle::Dir(held)) => *held = entries,
+                Some(_) => return Err(libc::ENOTDIR),
+                None => return Err(libc::EBADF),
+            }
+        }
+        match lock(&self.handles).get(&fh) {
+            Some(Handle::Dir(entries)) => Ok(entries
+                .iter()
+                .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+                .cloned()
+                .collect()),
+            Some(_) => Err(libc::ENOTDIR),
+            None => Err(libc::EBADF),
+        }
+    }
+
+    pub(super) fn list(&self, reader: Reader, node: &Node) -> Result<Vec<DirEntry>, i32> {
+        let mut out = vec![
+            DirEntry {
+                ino: 1,
+                kind: Kind::Dir,
+                name: ".".into(),
+            },
+            DirEntry {
+                ino: 1,
+                kind: Kind::Dir,
+                name: "..".into(),
+            },
+        ];
+        match node {
+            Node::Root => self.list_root(reader, &mut out)?,
+            Node::Pid {
+                n,
+                tid: None,
+                rel,
+                start,
+            } if &**rel == "task" => self.list_tasks(reader, *n, *start, &mut out)?,
+            _ => {
+                for e in fs::read_dir(node.real_path()).map_err(|e| errno(&e))? {
+                    let Ok(e) = e else { continue };
+                    let name = e.file_name();
+                    let kind = e
+                        .file_type()
+                        .map(|t| {
+                            if t.is_dir() {
+                                Kind::Dir
+                            } else if t.is_symlink() {
+                                Kind::Link
+                            } else {
+                                Kind::File
+                            }
+                        })
+                        .unwrap_or(Kind::File);
+                    let child = node.child(&name.to_string_lossy());
+                    let ino = child.as_ref().map(nodes::dirent_ino).unwrap_or(1);
+                    out.push(DirEntry { ino, kind, name });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// `/proc` as the kernel lists it: its own entries, `self`, `thread-self`, then one
+    /// directory per thread-group leader in ascending number.
+    fn list_root(&self, reader: Reader, out: &mut Vec<DirEntry>) -> Result<(), i32> {
+        let mut fixed: Vec<OsString> = Vec::new();
+        let mut real_tgids: Vec<Pid> = Vec::new();
+        for e in fs::read_dir(host::PROC).map_err(|e| errno(&e))? {
+            let Ok(e) = e else { continue };
+            let name = e.file_name();
+            match name.to_str().and_then(host::parse_pid) {
+                Some(p) => real_tgids.push(p),
+                None if name == "self" || name == "thread-self" => {}
+                None => fixed.push(name),
+            }
+        }
+        for name in fixed {
+            let kind = match fs::symlink_metadata(host::proc_path(&name.to_string_lossy())) {
+                Ok(md) => Kind::of(&md),
+                Err(_) => continue,
+            };
+            let ino = nodes::dirent_ino(&Node::Global {
+                rel: name.to_string_lossy().into(),
+            });
+            out.push(DirEntry { ino, kind, name });
+        }
+        for name in ["self", "thread-self"] {
+            out.push(DirEntry {
+                ino: nodes::dirent_ino(&Node::Global { rel: name.into() }),
+                kind: Kind::Link,
+                name: name.into(),
+            });
+        }
+        let mut pids: Vec<(Pid, Pid)> = match reader {
+            Reader::Host { .. } => real_tgids.iter().map(|&p| (p, p)).collect(),
+            Reader::Vps { id, .. } => {
+                self.catch_up();
+                let mut tracker = lock(&self.tracker);
+                tracker.refresh_cgroups();
+                if !self.events.load(std::sync::atomic::Ordering::Relaxed) {
+                    tracker.rescan();
+                } else {
+                    tracker.reap();
+                    // Tasks the connector has not reported yet are classified now.
+                    for &p in &real_tgids {
+                        if tracker.start_of(p).is_none() {
+                            tracker.vps_of(p);
+                        }
+                    }
+                }
+                let Some(vps) = tracker.vps(id) else {
+                    return Err(libc::ENOENT);
+                };
+                real_tgids
+                    .iter()
+                    .filter(|&&p| vps.tgid_of(p) == Some(p))
+                    .filter_map(|&p| vps.vpid_of(p).map(|v| (v, p)))
+                    .collect()
+            }
+        };
+        pids.sort_unstable();
+        for (v, _real) in pids {
+            out.push(DirEntry {
+                ino: nodes::dirent_ino(&Node::Global {
+                    rel: v.to_string().into(),
+                }),
+                kind: Kind::Dir,
+                name: v.to_string().into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// `/proc/<n>/task`: the group's threads, leader first, as vtids.
+    fn list_tasks(
+        &self,
+        reader: Reader,
+        n: Pid,
+        start: u64,
+        out: &mut Vec<DirEntry>,
+    ) -> Result<(), i32> {
+        let tids = host::list_tids(n).map_err(|e| errno(&e))?;
+        let shown: Vec<Pid> = match reader {
+            Reader::Host { .. } => tids,
+            Reader::Vps { id, .. } => {
+                let mut tracker = lock(&self.tracker);
+                for &t in &tids {
+                    if tracker.start_of(t).is_none() {
+                        tracker.vps_of(t);
+                    }
+                }
+                let Some(vps) = tracker.vps(id) else {
+                    return Err(libc::ENOENT);
+                };
+                tids.iter()
+                    .filter(|&&t| vps.has_task(t))
+                    .filter_map(|&t| vps.vpid_of(t))
+                    .collect()
+            }
+        };
+        for v in shown {
+            let node = Node::Pid {
+                n,
+                tid: Some(v),
+                start,
+                rel: "".into(),
+            };
+            out.push(DirEntry {
+                ino: nodes::dirent_ino(&node),
+                kind: Kind::Dir,
+                name: v.to_string().into(),
+            });
+        }
+        Ok(())
+    }
+}
