@@ -235,6 +235,7 @@ impl VpsCgroup {
     /// gets the parent's cpus and mems first, as v1 refuses tasks in a cpuset with
     /// none.
     fn make_parent(&mut self, parent: &Path, cpuset_from: Option<&Path>) -> Result<(), String> {
+        sweep_stale(parent);
         match fs::create_dir(parent) {
             Ok(()) => self.parents.push(parent.to_path_buf()),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
@@ -505,6 +506,42 @@ fn kill_if_member(pid: i32, dir: &Path) {
 
 /// Removes a cgroup directory and those below it, deepest first, retrying EBUSY (a
 /// cgroup stays busy for a moment after its last task exits) for up to 1 s.
+/// How old an empty `run-*` cgroup must be before a new run removes it.
+const STALE_AFTER: Duration = Duration::from_secs(60);
+
+/// Removes the `run-*` cgroups below `parent` that a `vprocfs run` killed without notice
+/// (SIGKILL of the daemon) left behind: empty (no process in them or below) and made
+/// more than [`STALE_AFTER`] ago, so that a run making its own at this moment, empty
+/// until its init is moved in, is never taken for one.
+fn sweep_stale(parent: &Path) {
+    let Ok(rd) = fs::read_dir(parent) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let path = e.path();
+        let age = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok());
+        let name = e.file_name();
+        if e.file_type().is_ok_and(|t| t.is_dir())
+            && is_stale(&name.to_string_lossy(), age, || {
+                procs_below(&path).is_empty()
+            })
+        {
+            log::info!("removing {}, left by a run that was killed", path.display());
+            remove_tree(&path);
+        }
+    }
+}
+
+/// Whether a cgroup named `name`, made `age` ago, is one a killed run left: `run-*`,
+/// older than [`STALE_AFTER`], and `empty` (asked last: it reads the cgroup).
+fn is_stale(name: &str, age: Option<Duration>, empty: impl FnOnce() -> bool) -> bool {
+    name.starts_with("run-") && age.is_some_and(|a| a > STALE_AFTER) && empty()
+}
+
 fn remove_tree(dir: &Path) {
     let mut all = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -538,6 +575,21 @@ fn remove_tree(dir: &Path) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_old_empty_run_cgroups_are_stale() {
+        let old = Some(Duration::from_secs(120));
+        let new = Some(Duration::from_secs(1));
+        assert!(is_stale("run-0a1b", old, || true));
+        assert!(
+            !is_stale("run-0a1b", new, || true),
+            "a run making its cgroup now"
+        );
+        assert!(!is_stale("run-0a1b", None, || true));
+        assert!(!is_stale("run-0a1b", old, || false), "a live VPS");
+        assert!(!is_stale("other", old, || true), "not a run's");
+        assert!(!is_stale("other", old, || panic!("not read")));
+    }
+
     use super::*;
 
     #[test]
