@@ -145,11 +145,6 @@ impl ResFile {
             f => f.host_path().trim_start_matches("/proc/"),
         }
     }
-
-    /// The file of a view name, the inverse of [`ResFile::name`].
-    pub fn from_name(name: &str) -> Option<ResFile> {
-        ResFile::ALL.iter().copied().find(|f| f.name() == name)
-    }
 }
 
 /// Everything the renderers need about one VPS beyond its cgroup, supplied by the
@@ -262,11 +257,6 @@ impl VpsResources {
     fn visible(&self, online: &CpuSet) -> Result<CpuSet, ResError> {
         let l = self.cpu_limits()?;
         Ok(cpus::visible(l.cpuset.as_ref(), l.quota, online))
-    }
-
-    /// The cgroup this VPS's views come from.
-    pub fn paths(&self) -> &CgroupPaths {
-        &self.paths
     }
 
     /// (running, blocked, total) to show: the caller's counts where it has them,
