@@ -177,7 +177,13 @@ pub fn list_tids(tgid: Pid) -> io::Result<Vec<Pid>> {
 /// The inode of task `tid`'s pid namespace: two tasks are in the same namespace exactly
 /// when these are equal.
 pub fn pidns_inode(tid: Pid) -> io::Result<u64> {
-    Ok(fs::metadata(proc_path(&format!("{tid}/ns/pid")))?.ino())
+    ns_inode(tid, "pid")
+}
+
+/// The inode number of namespace `ns` (`pid`, `user`, `net`…) of `task`: a task id, or
+/// `"self"` for the daemon's own, which tells whether two tasks share it.
+pub fn ns_inode(task: impl std::fmt::Display, ns: &str) -> io::Result<u64> {
+    Ok(fs::metadata(proc_path(&format!("{task}/ns/{ns}")))?.ino())
 }
 
 /// Whether task `tid` has `gid` among its supplementary groups (`Groups:` in status).

@@ -33,12 +33,7 @@ fn attach_puts_the_view_over_a_running_containers_proc() {
         &["--vps".into(), format!("c:pidns={init}")],
     );
 
-    let out = Command::new(vprocfs())
-        .args(["attach", "--pid", &init.to_string()])
-        .arg(&mnt)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "attach: {out:?}");
+    attach(init, &mnt);
     // The host's own /proc is untouched.
     let host_mounts = fs::read_to_string("/proc/self/mounts").unwrap();
     assert!(

@@ -577,12 +577,7 @@ fn attach_puts_the_virtual_files_over_a_containers_own_procfs() {
         &dir.join("ctl.sock"),
         &["--vps".into(), format!("c:pidns={init}")],
     );
-    let out = Command::new(vprocfs())
-        .args(["attach", "--pid", &init.to_string()])
-        .arg(&mnt)
-        .output()
-        .expect("attach");
-    assert!(out.status.success(), "attach: {out:?}");
+    attach(init, &mnt);
     fs::write(dir.join("go"), "").expect("go");
     assert!(wait_until(Duration::from_secs(10), || dir
         .join("out")

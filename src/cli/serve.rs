@@ -288,10 +288,9 @@ pub(super) fn attach(a: AttachArgs) -> Result<i32, String> {
 
 /// Whether process `pid` is in a pid namespace other than the caller's.
 fn has_own_pidns(pid: i32) -> bool {
-    let ino = |p: &str| std::fs::metadata(p).map(|m| std::os::unix::fs::MetadataExt::ino(&m));
     match (
-        ino("/proc/self/ns/pid"),
-        ino(&format!("/proc/{pid}/ns/pid")),
+        crate::host::ns_inode("self", "pid"),
+        crate::host::ns_inode(pid, "pid"),
     ) {
         (Ok(a), Ok(b)) => a != b,
         _ => false,

@@ -81,10 +81,7 @@ impl Identity {
         let status = std::fs::read_to_string(proc("status"))?;
         let mut id = Identity::parse(&status)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unreadable status"))?;
-        let ns_ino = |p: std::path::PathBuf| {
-            std::fs::metadata(p).map(|m| std::os::unix::fs::MetadataExt::ino(&m))
-        };
-        if ns_ino(proc("ns/user"))? != ns_ino(crate::host::proc_path("self/ns/user"))? {
+        if crate::host::ns_inode(tid, "user")? != crate::host::ns_inode("self", "user")? {
             id.cap_eff = 0;
             id.cap_prm = 0;
             id.cap_inh = 0;
@@ -96,15 +93,13 @@ impl Identity {
 /// The namespaces of task `tid` that decide what `/proc/sys` and `/proc/sysvipc` show
 /// and where a write lands (UTS, IPC, network), those apart from the daemon's.
 pub fn namespaces_of(tid: i32) -> io::Result<Vec<File>> {
-    let ns_ino = |p: std::path::PathBuf| {
-        std::fs::metadata(p).map(|m| std::os::unix::fs::MetadataExt::ino(&m))
-    };
+    use crate::host::ns_inode;
     let mut namespaces = Vec::new();
     for name in ["uts", "ipc", "net"] {
-        let theirs = crate::host::proc_path(&format!("{tid}/ns/{name}"));
-        let ours = crate::host::proc_path(&format!("self/ns/{name}"));
-        if ns_ino(theirs.clone())? != ns_ino(ours)? {
-            namespaces.push(File::open(theirs)?);
+        if ns_inode(tid, name)? != ns_inode("self", name)? {
+            namespaces.push(File::open(crate::host::proc_path(&format!(
+                "{tid}/ns/{name}"
+            )))?);
         }
     }
     Ok(namespaces)

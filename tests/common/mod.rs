@@ -287,6 +287,17 @@ pub fn serve(mnt: &Path, sock: &Path, args: &[String]) -> (ChildGuard, MountGuar
     pair
 }
 
+/// `vprocfs attach --pid PID MNT`: the served mount put in place for the container of
+/// process `pid`; panics when it fails.
+pub fn attach(pid: i32, mnt: &Path) {
+    let out = Command::new(vprocfs())
+        .args(["attach", "--pid", &pid.to_string()])
+        .arg(mnt)
+        .output()
+        .expect("run vprocfs attach");
+    assert!(out.status.success(), "attach: {out:?}");
+}
+
 /// `vprocfs exec --socket SOCK VPS -- ARGV…`: a command run inside a served VPS, to
 /// spawn or run as the test needs.
 pub fn exec_in(sock: &Path, vps: &str, argv: &[&str]) -> Command {
