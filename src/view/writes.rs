@@ -103,9 +103,22 @@ pub fn read_as_reader(node: &Node) -> bool {
 impl View {
     /// The whole text of `node` as `reader` would read it: read on a thread that has
     /// taken on the reader's namespaces and credentials ([`read_as_reader`]).
+    ///
+    /// A sysctl or System V IPC file of a reader in the daemon's own namespaces reads the
+    /// same from here, without a thread (`sysctl -a` opens a thousand); keys depend on
+    /// the reader's credentials always.
     pub(super) fn read_as(&self, reader: Reader, node: &Node) -> Result<Vec<u8>, i32> {
-        let (id, namespaces) = identity(tid_of(reader))?;
+        let tid = tid_of(reader);
         let path = node.real_path();
+        let by_credentials =
+            matches!(node, Node::Global { rel } if matches!(&**rel, "keys" | "key-users"));
+        if !by_credentials
+            && tid > 0
+            && crate::sys::creds::namespaces_of(tid).is_ok_and(|ns| ns.is_empty())
+        {
+            return std::fs::read(&path).map_err(|e| errno(&e));
+        }
+        let (id, namespaces) = identity(tid)?;
         run_as(&id, &namespaces, || std::fs::read(&path)).map_err(|e| errno(&e))
     }
 
@@ -272,17 +285,10 @@ impl View {
         if !matches!(&**rel, "uid_map" | "gid_map" | "setgroups" | "projid_map") {
             return None;
         }
-        let ns_ino = |p: std::path::PathBuf| {
-            std::fs::metadata(p)
-                .ok()
-                .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
-        };
-        let proc = |t: Pid| crate::host::proc_path(&format!("{t}/ns/user"));
+        let user_ns = |task: &dyn std::fmt::Display| crate::host::ns_inode(task, "user").ok();
         let target = node.shown_task()?;
-        let writer_ns = ns_ino(proc(tid))?;
-        if writer_ns == ns_ino(crate::host::proc_path("self/ns/user"))?
-            || writer_ns != ns_ino(proc(target))?
-        {
+        let writer_ns = user_ns(&tid)?;
+        if writer_ns == user_ns(&"self")? || writer_ns != user_ns(&target)? {
             return None;
         }
         let status =
@@ -291,7 +297,7 @@ impl View {
         if id.uid[1] != 0 || id.cap_eff & (1 << CAP_SYS_ADMIN) == 0 {
             return None;
         }
-        let userns = File::open(proc(tid)).ok()?;
+        let userns = File::open(crate::host::proc_path(&format!("{tid}/ns/user"))).ok()?;
         Some(WriteTarget::IdMap {
             path: node.real_path(),
             userns: Arc::new(userns),
