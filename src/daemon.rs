@@ -86,14 +86,18 @@ pub fn follow_events(view: &Arc<View>) -> bool {
 /// for itself.
 pub fn flush_released(view: &View, notifier: fuser::Notifier) {
     view.set_notifier(notifier.clone());
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(u64, String)>>(1024);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<crate::view::cache::FlushBatch>(1024);
+    let held = view.held();
     let spawned = thread::Builder::new()
         .name("vprocfs-flush".into())
         .spawn(move || {
             for batch in rx {
-                for (dir, name) in batch {
+                for (dir, name) in batch.names {
                     // ENOENT: the kernel holds no such entry any more, nothing to do.
                     let _ = notifier.inval_entry(fuser::INodeNo(dir), std::ffi::OsStr::new(&name));
+                }
+                for key in &batch.keys {
+                    held.flushed(key);
                 }
             }
         });

@@ -135,7 +135,10 @@ impl Filesystem for ProcFs {
         };
         let reader = self.view.reader(req.pid());
         log::trace!("lookup {name:?} in {} for {reader:?}", parent.0);
-        match self.view.lookup(reader, parent.0, name) {
+        match self
+            .view
+            .lookup(reader, (req.uid(), req.gid()), parent.0, name)
+        {
             Ok(a) => {
                 reply.entry_with_ttls(&a.attr_ttl, &a.entry_ttl, &file_attr(&a), Generation(0))
             }
@@ -170,8 +173,13 @@ impl Filesystem for ProcFs {
     fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         self.begin(Op::Getattr);
         let reader = self.view.reader(req.pid());
-        log::trace!("getattr {}", ino.0);
-        match self.view.getattr(reader, ino.0) {
+        let answer = self.view.getattr(reader, ino.0);
+        log::trace!(
+            "getattr {}: {:?}",
+            ino.0,
+            answer.as_ref().map(|a| a.attr_ttl)
+        );
+        match answer {
             Ok(a) => reply.attr(&a.attr_ttl, &file_attr(&a)),
             Err(e) => reply.error(err(e)),
         }
@@ -189,7 +197,11 @@ impl Filesystem for ProcFs {
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         self.begin(Op::Open);
         let reader = self.view.reader(req.pid());
-        match self.view.open(reader, ino.0, req.uid(), req.gid(), flags.0) {
+        let snapshots = self.backings.enabled();
+        match self
+            .view
+            .open(reader, ino.0, (req.uid(), req.gid()), flags.0, snapshots)
+        {
             Ok(o) => match o.snapshot {
                 Some(text) => self.backings.reply(ino.0, o.fh, &text, reply),
                 // procfs files report size 0: only direct I/O reads them whole.
@@ -483,10 +495,22 @@ impl Filesystem for ProcFs {
         }
     }
 
+    fn access(&self, req: &Request, ino: INodeNo, mask: fuser::AccessFlags, reply: ReplyEmpty) {
+        self.begin(Op::Access);
+        let reader = self.view.reader(req.pid());
+        match self
+            .view
+            .access(reader, (req.uid(), req.gid()), ino.0, mask.bits() as u32)
+        {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(err(e)),
+        }
+    }
+
     fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         self.begin(Op::Opendir);
         let reader = self.view.reader(req.pid());
-        match self.view.opendir(reader, ino.0) {
+        match self.view.opendir(reader, (req.uid(), req.gid()), ino.0) {
             Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
             Err(e) => reply.error(err(e)),
         }

@@ -38,13 +38,15 @@ pub enum Op {
     Write,
     /// `setattr`
     Setattr,
+    /// `access` (and `chdir`)
+    Access,
     /// what would make or remove a name (`create`, `mkdir`, `unlink`, …)
     Namespace,
 }
 
 impl Op {
     /// Every kind, in the order statistics print them.
-    pub const ALL: [Op; 17] = [
+    pub const ALL: [Op; 18] = [
         Op::Lookup,
         Op::Forget,
         Op::Getattr,
@@ -61,6 +63,7 @@ impl Op {
         Op::Poll,
         Op::Write,
         Op::Setattr,
+        Op::Access,
         Op::Namespace,
     ];
 
@@ -83,6 +86,7 @@ impl Op {
             Op::Poll => "poll",
             Op::Write => "write",
             Op::Setattr => "setattr",
+            Op::Access => "access",
             Op::Namespace => "names",
         }
     }
@@ -91,7 +95,7 @@ impl Op {
 /// Requests served, by kind.
 #[derive(Debug, Default)]
 pub struct Stats {
-    counts: [AtomicU64; 17],
+    counts: [AtomicU64; Op::ALL.len()],
 }
 
 impl Stats {

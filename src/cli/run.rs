@@ -550,7 +550,7 @@ fn relay_side(
 /// ([`crate::view::writes`]). The kernel pid view's mount only lends its files.
 fn mount_view(fuse: &File, at: &Path, writable: bool) -> nix::Result<()> {
     let opts = format!(
-        "fd={},rootmode=40000,user_id=0,group_id=0,allow_other,default_permissions",
+        "fd={},rootmode=40000,user_id=0,group_id=0,allow_other",
         fuse.as_raw_fd()
     );
     let mut flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;

@@ -119,7 +119,7 @@ pub(super) fn supervise(mountpoint: &Path) -> Result<i32, String> {
     )
     .map_err(|e| format!("cannot pass /dev/fuse on: {e}"))?;
     let opts = format!(
-        "fd={},rootmode=40000,user_id=0,group_id=0,allow_other,default_permissions",
+        "fd={},rootmode=40000,user_id=0,group_id=0,allow_other",
         fuse.as_raw_fd()
     );
     // Read-write: procfs takes writes, which the daemon carries out with the writer's

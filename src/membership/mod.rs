@@ -665,30 +665,40 @@ impl Tracker {
 
     /// Drops everything known of task `tid` (it is gone, or its pid was reused).
     fn forget(&mut self, tid: Pid) {
+        let described = self.describe(tid);
         self.exited.remove(&tid);
         if let Some(k) = self.known.remove(&tid) {
             if k.vps.is_some() {
-                if self.released.is_some() {
-                    let vps = self.engine.vps_of(tid).and_then(|id| self.engine.vps(id));
-                    let tgid = vps.and_then(|v| v.tgid_of(tid)).unwrap_or(tid);
-                    let released = Released {
-                        tid,
-                        start: k.start,
-                        tgid,
-                        leader_start: if tgid == tid {
-                            Some(k.start)
-                        } else {
-                            self.known.get(&tgid).map(|l| l.start)
-                        },
-                        vpid: vps.and_then(|v| v.vpid_of(tid)),
-                    };
-                    if let Some(list) = self.released.as_mut() {
-                        list.push(released);
-                    }
+                if let (Some(list), Some(r)) = (self.released.as_mut(), described) {
+                    list.push(r);
                 }
                 self.release(tid);
             }
         }
+    }
+
+    /// Member `tid` as the view named it: its numbers and start times, for the names
+    /// the kernel may cache of it. `None` for a task of no VPS.
+    pub fn describe(&self, tid: Pid) -> Option<Released> {
+        let k = self.known.get(&tid).filter(|k| k.vps.is_some())?;
+        let vps = self.engine.vps_of(tid).and_then(|id| self.engine.vps(id));
+        let tgid = vps.and_then(|v| v.tgid_of(tid)).unwrap_or(tid);
+        Some(Released {
+            tid,
+            start: k.start,
+            tgid,
+            leader_start: if tgid == tid {
+                Some(k.start)
+            } else {
+                self.known.get(&tgid).map(|l| l.start)
+            },
+            vpid: vps.and_then(|v| v.vpid_of(tid)),
+        })
+    }
+
+    /// Whether member `tid` has exited (a zombie, or reaped and not looked at since).
+    pub fn has_exited(&self, tid: Pid) -> bool {
+        self.exited.contains(&tid)
     }
 
     /// From now on, keeps a list of released members for [`Tracker::take_released`].

@@ -8,29 +8,10 @@ use std::os::unix::fs::MetadataExt;
 use crate::engine::Pid;
 use crate::host;
 
+use super::entries::{self, Check};
 use super::files::Render;
 use super::nodes::Node;
-use super::{Handle, Lazy, Reader, View};
-
-/// The kernel's `generic_permission` for reading, over the real file's current owner
-/// and mode: root may, the owner by the owner bits, a member of the file's group by
-/// the group bits, anyone else by the other bits.
-pub(super) fn may_read(md: &Metadata, uid: u32, gid: u32, reader: Reader) -> bool {
-    if uid == 0 {
-        return true;
-    }
-    let mode = md.mode();
-    if md.uid() == uid {
-        return mode & 0o400 != 0;
-    }
-    let tid = match reader {
-        Reader::Host { tid } | Reader::Vps { tid, .. } => tid,
-    };
-    if md.gid() == gid || host::in_group(tid, md.gid()) {
-        return mode & 0o040 != 0;
-    }
-    mode & 0o004 != 0
-}
+use super::{errno, Handle, Lazy, Reader, View};
 
 /// What procfs checks, beyond the mode bits, before it shows an entry of a process
 /// (`fs/proc/base.c`, `fs/proc/fd.c`, `fs/proc/namespaces.c`): whether the reader may
@@ -52,38 +33,37 @@ pub(super) enum Guard {
     Wchan,
 }
 
-/// The guard of file `rel` below a process directory (or `task/<tid>/`).
-pub(super) fn file_guard(rel: &str) -> Option<Guard> {
-    match rel {
-        "environ" | "maps" | "smaps" | "smaps_rollup" | "numa_maps" | "pagemap" | "auxv" | "io" => {
-            Some(Guard::Read)
-        }
-        "mem" => Some(Guard::Attach),
-        "syscall" | "personality" => Some(Guard::Trace),
-        "stack" => Some(Guard::Stack),
-        "stat" => Some(Guard::Stat),
-        "wchan" => Some(Guard::Wchan),
-        _ if rel.starts_with("fdinfo/") => Some(Guard::Read),
+/// The entry-table rule of `node`, when it is an entry of a process directory.
+pub(super) fn check_of(node: &Node) -> Option<Check> {
+    match node {
+        Node::Pid { rel, .. } if !rel.is_empty() => Some(entries::entry(rel).check),
         _ => None,
     }
 }
 
-/// Links whose target procfs shows only to a reader that may ptrace-read the process.
-pub(super) fn link_guarded(rel: &str) -> bool {
-    matches!(rel, "exe" | "cwd" | "root")
-        || ["fd/", "ns/", "map_files/"]
-            .iter()
-            .any(|d| rel.strip_prefix(d).is_some_and(|n| !n.contains('/')))
-}
-
-/// Directories procfs lists only to a reader that may ptrace-read the process.
-pub(super) fn dir_guarded(rel: &str) -> bool {
-    matches!(rel, "fdinfo" | "map_files")
-}
-
-/// Whether `node` is an entry of a process whose path below the process satisfies `f`.
-pub(super) fn is_pid_entry(node: &Node, f: fn(&str) -> bool) -> bool {
-    matches!(node, Node::Pid { rel, .. } if f(rel))
+/// The kernel's `generic_permission` over the real file's current owner and mode, for
+/// a reader with file-system ids `uid`/`gid` asking for `mask` (`R_OK`, `W_OK`, `X_OK`
+/// bits): root may, except execute a file no one may execute; the owner by the owner
+/// bits, a member of the file's group by the group bits, anyone else by the others.
+pub(super) fn permits(md: &Metadata, uid: u32, gid: u32, reader: Reader, mask: u32) -> bool {
+    let mask = mask & 0o7;
+    let mode = md.mode();
+    if uid == 0 {
+        return mask & 0o1 == 0 || md.is_dir() || mode & 0o111 != 0;
+    }
+    let bits = if md.uid() == uid {
+        mode >> 6
+    } else {
+        let tid = match reader {
+            Reader::Host { tid } | Reader::Vps { tid, .. } => tid,
+        };
+        if md.gid() == gid || host::in_group(tid, md.gid()) {
+            mode >> 3
+        } else {
+            mode
+        }
+    };
+    bits & mask == mask
 }
 
 /// Capability numbers (`linux/capability.h`).
@@ -293,10 +273,7 @@ impl View {
         uid: u32,
         gid: u32,
     ) -> Result<Option<Handle>, i32> {
-        let Some(guard) = (match node {
-            Node::Pid { rel, .. } => file_guard(rel),
-            _ => None,
-        }) else {
+        let Some(Check::File(guard)) = check_of(node) else {
             return Ok(None);
         };
         let allowed = may_ptrace_as(reader, Some((uid, gid)), node, guard);
@@ -318,5 +295,74 @@ impl View {
                 masked: Some((!allowed, own)),
             }))),
         }
+    }
+}
+
+impl View {
+    /// procfs's permission for `reader`, with file-system ids `ids`, to do `mask`
+    /// (`R_OK`, `W_OK`, `X_OK` bits) on directory or file `node`: the mode bits of the
+    /// real one, and for the directories the entry table guards ([`Check`]) the
+    /// process's own rule. The daemon decides this, not the kernel (the mount has no
+    /// `default_permissions`), so that the kernel may cache entries and attributes
+    /// whose owner a process's credentials change: a cached owner never lets anyone in.
+    /// Asked at lookup (search, `X_OK`, in the parent), opendir, open and access.
+    pub(super) fn permission(
+        &self,
+        reader: Reader,
+        ids: (u32, u32),
+        node: &Node,
+        mask: u32,
+    ) -> Result<(), i32> {
+        let (uid, gid) = ids;
+        // `/proc` and the process directories are `dr-xr-xr-x` for everyone.
+        if matches!(node, Node::Root) || matches!(node, Node::Pid { rel, .. } if rel.is_empty()) {
+            return match mask & libc::W_OK as u32 {
+                0 => Ok(()),
+                _ if uid == 0 => Ok(()),
+                _ => Err(libc::EACCES),
+            };
+        }
+        if matches!(node, Node::SelfLink | Node::ThreadSelf) {
+            return Ok(());
+        }
+        let md =
+            fs::symlink_metadata(node.real_path()).map_err(|e| self.gone_or(node, errno(&e)))?;
+        let by_mode = permits(&md, uid, gid, reader, mask);
+        match check_of(node) {
+            Some(Check::Dir) if by_mode => {
+                if may_ptrace_as(reader, Some(ids), node, Guard::Read) {
+                    Ok(())
+                } else {
+                    Err(libc::EACCES)
+                }
+            }
+            // `proc_fd_permission`: a process may always look at its own descriptors.
+            Some(Check::FdDir) if !by_mode => {
+                let tid = match reader {
+                    Reader::Host { tid } | Reader::Vps { tid, .. } => tid,
+                };
+                let own = tid > 0
+                    && host::read_task(tid).is_ok_and(|t| Some(t.tgid) == node.shown_task());
+                if own {
+                    Ok(())
+                } else {
+                    Err(libc::EACCES)
+                }
+            }
+            _ if by_mode => Ok(()),
+            _ => Err(libc::EACCES),
+        }
+    }
+
+    /// `access(2)` and `chdir(2)` of inode `ino` by `reader` with file-system ids
+    /// `ids` (FUSE_ACCESS): procfs answers them from the mode bits and its directory
+    /// rules ([`View::permission`]), not the ptrace checks of open.
+    pub fn access(&self, reader: Reader, ids: (u32, u32), ino: u64, mask: u32) -> Result<(), i32> {
+        let node = self.node(ino)?;
+        self.check_alive(&node)?;
+        if mask == libc::F_OK as u32 {
+            return Ok(());
+        }
+        self.permission(reader, ids, &node, mask)
     }
 }

@@ -1,9 +1,6 @@
-//! The shape of the view: which files carry pid numbers and which renderer rewrites each.
-//! Every other file, directory and link is the real one, passed through.
-//!
-//! Like the kernel's `fs/proc/base.c` tables, the tables here name each rewritten entry
-//! in one place; the entry's mode and owner are the real file's, mirrored, so that the
-//! kernel's permission check (`default_permissions`) refuses what procfs would.
+//! The renderers of the files that carry pid numbers, and which files outside process
+//! directories have one (the entries of a process directory are in
+//! [`super::entries`]). Every other file, directory and link is the real one.
 
 use crate::render::{self, ParseError, PidMap};
 use crate::resources::ResFile;
@@ -55,16 +52,6 @@ impl Render {
     }
 }
 
-/// Files of `/proc/<pid>/` and `/proc/<pid>/task/<tid>/` that carry pid numbers.
-pub const PID_FILES: &[(&str, Render)] = &[
-    ("stat", Render::Stat),
-    ("status", Render::Status),
-    ("children", Render::Children),
-    ("comm", Render::Comm),
-    ("sched", Render::Sched),
-    ("timers", Render::Timers),
-];
-
 /// Files outside pid directories that carry pid numbers (path below `/proc`). The
 /// virtual global files (`loadavg`, `meminfo`, …) come first, from
 /// [`super::resource_files`].
@@ -76,14 +63,6 @@ pub const GLOBAL_FILES: &[(&str, Render)] = &[
     ("sys/kernel/ns_last_pid", Render::NsLastPid),
     ("sys/kernel/pid_max", Render::PidMax),
 ];
-
-/// The renderer for a path below a pid directory, if it carries pid numbers.
-pub fn pid_file(rel: &str) -> Option<Render> {
-    if let Some(fd) = rel.strip_prefix("fdinfo/") {
-        return (!fd.contains('/')).then_some(Render::Fdinfo);
-    }
-    PID_FILES.iter().find(|(n, _)| *n == rel).map(|&(_, r)| r)
-}
 
 /// The renderer for a path below `/proc` outside pid directories.
 pub fn global_file(rel: &str) -> Option<Render> {
@@ -146,11 +125,6 @@ mod tests {
 
     #[test]
     fn tables() {
-        assert_eq!(pid_file("stat"), Some(Render::Stat));
-        assert_eq!(pid_file("fdinfo/3"), Some(Render::Fdinfo));
-        assert_eq!(pid_file("fdinfo"), None);
-        assert_eq!(pid_file("fd/3"), None);
-        assert_eq!(pid_file("environ"), None);
         assert_eq!(
             global_file("sys/kernel/ns_last_pid"),
             Some(Render::NsLastPid)

@@ -7,7 +7,6 @@ use std::fs;
 use crate::engine::Pid;
 use crate::host;
 
-use super::access::{dir_guarded, is_pid_entry, may_ptrace_as, Guard};
 use super::nodes::{self, Node};
 use super::{errno, lock, DirEntry, Handle, Kind, Reader, Requester, View};
 
@@ -15,12 +14,10 @@ impl View {
     /// Opens directory `ino`, taking the listing the reader will page through.
     ///
     /// The listing itself is taken when it is read from its start ([`View::readdir`]).
-    pub fn opendir(&self, reader: Reader, ino: u64) -> Result<u64, i32> {
+    pub fn opendir(&self, reader: Reader, ids: (u32, u32), ino: u64) -> Result<u64, i32> {
         let node = self.node(ino)?;
         self.check_alive(&node)?;
-        if is_pid_entry(&node, dir_guarded) && !may_ptrace_as(reader, None, &node, Guard::Read) {
-            return Err(libc::EACCES);
-        }
+        self.permission(reader, ids, &node, libc::R_OK as u32)?;
         Ok(self.new_handle(Handle::Dir(Vec::new())))
     }
 

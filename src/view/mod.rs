@@ -9,6 +9,8 @@
 //! reader's translation.
 
 mod access;
+pub mod cache;
+mod entries;
 pub mod files;
 pub mod links;
 mod listing;
@@ -32,7 +34,10 @@ use crate::engine::{Pid, Vps, VpsId};
 use crate::host;
 use crate::membership::{Released, Tracker};
 use crate::render::{Identity, PidMap};
-use access::{dir_guarded, is_pid_entry, link_guarded, mask_stat, may_ptrace_as, may_read, Guard};
+use access::{check_of, mask_stat, may_ptrace_as, permits, Guard};
+pub use cache::Flush;
+use cache::{Caching, FlushBatch, Held};
+use entries::Check;
 use files::{Context, Render};
 use nodes::{Node, Nodes, ROOT_INO};
 
@@ -116,29 +121,6 @@ pub struct Attr {
     pub entry_ttl: Duration,
     /// How long the kernel may keep these attributes.
     pub attr_ttl: Duration,
-}
-
-/// How long answers may be cached by the kernel, by the kind of node.
-///
-/// Names directly under `/proc` (pids, `self`) depend on who asks and on processes that
-/// come and go, so the kernel asks every time (TTL 0): a reaped process is `ENOENT` at
-/// once, as on the kernel's `/proc`, and two VPSes sharing a mount never see each
-/// other's entries. Names below a pid directory name the same node for every reader,
-/// and a reused pid is another node (its start time is part of it), so they may be
-/// cached. Attributes may be cached too: whether a reader may open a file is checked
-/// again, against the real file, at open ([`View::open`]).
-pub struct Caching;
-
-impl Caching {
-    /// For reader-dependent answers.
-    pub const NONE: Duration = Duration::ZERO;
-    /// For everything else.
-    pub const STABLE: Duration = Duration::from_secs(1);
-    /// For what cannot change while the node lives: that a pid directory has no entry
-    /// of a given name (its entries are the kernel's fixed table, `fs/proc/base.c`).
-    /// The kernel drops it with the directory, which is invalidated when the process
-    /// is reaped ([`View::set_flush`]).
-    pub const FIXED: Duration = Duration::from_secs(3600);
 }
 
 impl Attr {
@@ -259,6 +241,8 @@ pub struct View {
     owners: Mutex<FxHashMap<u64, (u32, u32)>>,
     /// Each VPS's resource view ([`resource_files`]).
     resources: Mutex<resource_files::Resources>,
+    /// Process directories the kernel may hold under long-lived names ([`cache`]).
+    held: Held,
 }
 
 /// What an open gives the FUSE layer: the handle, and the whole text when it was
@@ -277,10 +261,6 @@ pub struct Opened {
 
 /// See [`View::set_catch_up`].
 pub type CatchUp = Box<dyn Fn() + Send + Sync>;
-
-/// Batches of `(directory inode, name)` the kernel should stop caching
-/// ([`View::set_flush`]).
-pub type Flush = std::sync::mpsc::SyncSender<Vec<(u64, String)>>;
 
 /// Whether a read of `file` would return at once, waiting up to `timeout` for it to.
 /// procfs files without a poll method (nearly all) are always ready; `/proc/kmsg` is
@@ -331,6 +311,7 @@ impl View {
             notifier: std::sync::OnceLock::new(),
             owners: Mutex::new(FxHashMap::default()),
             resources: Mutex::new(resource_files::Resources::default()),
+            held: Held::default(),
         }
     }
 
@@ -366,6 +347,24 @@ impl View {
         }
     }
 
+    /// [`View::refresh_owners`] for process `pid`'s directory, if the kernel holds it:
+    /// after an exec or a credential change, which may change its entries' owner.
+    fn refresh_owners_of(&self, pid: Pid) {
+        let Some(start) = lock(&self.tracker).start_of(pid) else {
+            return;
+        };
+        let dir = Node::Pid {
+            n: pid,
+            tid: None,
+            start,
+            rel: "".into(),
+        };
+        let found = lock(&self.nodes).find(&dir);
+        if let Some(ino) = found {
+            self.refresh_owners(ino, &dir);
+        }
+    }
+
     /// Sends the names under which the kernel may cache a released member (its pid
     /// directory, by vpid and by real pid, and a thread's `task/` entry) to `tx`, whose
     /// receiver invalidates them: procfs drops a process's dentries when it is reaped
@@ -378,9 +377,22 @@ impl View {
         }
     }
 
+    /// The process directories the kernel may hold for long, shared with the flush
+    /// thread ([`cache`]).
+    pub fn held(&self) -> Held {
+        self.held.clone()
+    }
+
+    /// Whether the kernel may keep the names of processes: only in a mount of one VPS,
+    /// and only when the view can take them back (a notifier and a flush thread).
+    fn caches_pids(&self) -> bool {
+        self.single.is_some() && self.notifier.get().is_some() && self.flush.get().is_some()
+    }
+
     /// Passes the names of `released` members that have an inode to the flush thread.
     /// A full queue drops the batch: a missed invalidation costs memory, not
-    /// correctness (a lookup of a dead process's name still answers `ENOENT`).
+    /// correctness (a lookup of a dead process's name still answers `ENOENT`, and a
+    /// request through a name still held is `ESTALE` once, [`cache`]).
     fn flush_released(&self, released: Vec<Released>) {
         let Some(tx) = self.flush.get() else {
             return;
@@ -389,14 +401,14 @@ impl View {
             return;
         }
         let nodes = lock(&self.nodes);
-        let mut names = Vec::new();
+        let mut batch = FlushBatch::default();
         for r in released {
             let mut names_in = |dir: u64| {
                 if let Some(v) = r.vpid {
-                    names.push((dir, v.to_string()));
+                    batch.names.push((dir, v.to_string()));
                 }
                 if r.vpid != Some(r.tid) {
-                    names.push((dir, r.tid.to_string()));
+                    batch.names.push((dir, r.tid.to_string()));
                 }
             };
             let pid_dir = |n, tid, start, rel: &str| Node::Pid {
@@ -407,18 +419,20 @@ impl View {
             };
             if nodes.find(&pid_dir(r.tid, None, r.start, "")).is_some() {
                 names_in(ROOT_INO);
+                batch.keys.push((r.tid, None, r.start));
             }
             if let (true, Some(leader)) = (r.tid != r.tgid, r.leader_start) {
                 let task = nodes.find(&pid_dir(r.tgid, None, leader, "task"));
                 let thread = nodes.find(&pid_dir(r.tgid, Some(r.tid), leader, ""));
                 if let (Some(task), Some(_)) = (task, thread) {
                     names_in(task);
+                    batch.keys.push((r.tgid, Some(r.tid), leader));
                 }
             }
         }
         drop(nodes);
-        if !names.is_empty() {
-            let _ = tx.try_send(names);
+        if !batch.names.is_empty() {
+            let _ = tx.try_send(batch);
         }
     }
 
@@ -439,11 +453,31 @@ impl View {
     /// Follows a batch of kernel process events.
     pub fn on_events(&self, events: &[crate::events::ProcEvent]) {
         use crate::events::ProcEvent;
-        self.with_tracker(|tracker| {
+        let exited = self.with_tracker(|tracker| {
             for ev in events {
                 tracker.on_event(ev);
             }
+            // The names of a process that exits go now, not when it is reaped: a
+            // zombie's are never cached ([`cache`]), so its reaping needs no message.
+            events
+                .iter()
+                .filter_map(|e| match e {
+                    ProcEvent::Exit { pid, .. } => tracker.describe(*pid),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
         });
+        if self.caches_pids() {
+            self.flush_released(exited);
+            for ev in events {
+                if let ProcEvent::Exec { pid, .. }
+                | ProcEvent::Uid { pid, .. }
+                | ProcEvent::Gid { pid, .. } = ev
+                {
+                    self.refresh_owners_of(*pid);
+                }
+            }
+        }
         // `/proc`'s link count counts processes: a mount of one VPS lets the kernel keep
         // `/proc`'s attributes (every path walk checks them), so it is told to drop them
         // when processes come or go.
@@ -511,12 +545,15 @@ impl View {
     }
 
     /// Resolves `name` in directory `parent` for `reader`, counting one lookup.
-    pub fn lookup(&self, reader: Reader, parent: u64, name: &str) -> Result<Attr, i32> {
+    pub fn lookup(
+        &self,
+        reader: Reader,
+        ids: (u32, u32),
+        parent: u64,
+        name: &str,
+    ) -> Result<Attr, i32> {
         let parent = self.node(parent)?;
-        if is_pid_entry(&parent, dir_guarded) && !may_ptrace_as(reader, None, &parent, Guard::Read)
-        {
-            return Err(libc::EACCES);
-        }
+        self.permission(reader, ids, &parent, libc::X_OK as u32)?;
         let found = self
             .resolve(reader, &parent, name)
             .and_then(|child| Ok((self.attr_of(reader, &child, 0)?, child)));
@@ -531,6 +568,11 @@ impl View {
                 };
                 if pid_dir {
                     self.refresh_owners(ino, &child);
+                    if attr.entry_ttl > Caching::NONE {
+                        if let Some(key) = child.dir_key() {
+                            self.held.insert(key);
+                        }
+                    }
                 }
                 Ok(Attr { ino, ..attr })
             }
@@ -560,11 +602,15 @@ impl View {
     pub fn forget(&self, ino: u64, n: u64) {
         let gone = {
             let mut nodes = lock(&self.nodes);
+            let node = nodes.get(ino).cloned();
             nodes.forget(ino, n);
-            nodes.get(ino).is_none()
+            node.filter(|_| nodes.get(ino).is_none())
         };
-        if gone {
+        if let Some(node) = gone {
             lock(&self.owners).remove(&ino);
+            if let (Some(key), true) = (node.dir_key(), node.rel().is_empty()) {
+                self.held.remove(&key);
+            }
         }
     }
 
@@ -572,7 +618,13 @@ impl View {
     pub fn getattr(&self, reader: Reader, ino: u64) -> Result<Attr, i32> {
         let node = self.node(ino)?;
         match self.check_alive(&node) {
-            Ok(()) => self.attr_of(reader, &node, ino),
+            Ok(()) => {
+                if matches!(&node, Node::Pid { rel, .. } if rel.is_empty()) {
+                    self.refresh_owners(ino, &node);
+                }
+                self.attr_of(reader, &node, ino)
+            }
+            Err(libc::ESTALE) => Err(libc::ESTALE),
             Err(e) => self.gone_attr(&node, ino).ok_or(e),
         }
     }
@@ -634,20 +686,38 @@ impl View {
     /// held open, or a cached entry: a fresh walk fails at `/proc/<n>` with `ENOENT`.
     /// procfs answers `ESRCH` there (`proc_pid_permission` on the held directory,
     /// `get_proc_task` in open and readlink), and so does this.
+    ///
+    /// A request about a gone process that may have come through a name the kernel
+    /// still holds is `ESTALE` instead, once ([`cache`]).
     fn check_alive(&self, node: &Node) -> Result<(), i32> {
-        if let Node::Pid { n, tid, start, .. } = node {
-            match host::start_time(*n) {
-                Ok(s) if s == *start => {}
-                _ => return Err(libc::ESRCH),
-            }
-            // A thread of a live group: gone once it is no longer in the group's task/
-            // (procfs then answers ENOENT in its held directory, not ESRCH).
-            if let Some(t) = tid.filter(|t| t != n) {
-                fs::symlink_metadata(host::proc_path(&format!("{n}/task/{t}")))
-                    .map_err(|_| libc::ENOENT)?;
+        let Node::Pid { n, tid, start, .. } = node else {
+            return Ok(());
+        };
+        let gone = match host::start_time(*n) {
+            Ok(s) if s == *start => None,
+            _ => Some(libc::ESRCH),
+        };
+        // A thread of a live group: gone once it is no longer in the group's task/
+        // (procfs then answers ENOENT in its held directory, not ESRCH).
+        let gone = gone.or_else(|| {
+            let t = tid.filter(|t| t != n)?;
+            fs::symlink_metadata(host::proc_path(&format!("{n}/task/{t}")))
+                .err()
+                .map(|_| libc::ENOENT)
+        });
+        match gone {
+            None => Ok(()),
+            Some(e) => {
+                let stale = node.dir_key().is_some_and(|k| self.held.take_stale(&k));
+                if stale {
+                    // Its exit is still queued: apply it, so that its names go.
+                    self.catch_up();
+                    Err(libc::ESTALE)
+                } else {
+                    Err(e)
+                }
             }
         }
-        Ok(())
     }
 
     fn attr_of(&self, reader: Reader, node: &Node, ino: u64) -> Result<Attr, i32> {
@@ -656,27 +726,7 @@ impl View {
         }
         let md = fs::symlink_metadata(node.real_path()).map_err(|e| errno(&e))?;
         let mut attr = Attr::from_md(ino, &md);
-        // `/proc/<n>` and `task/<tid>` are never cached: the kernel's `/proc` answers
-        // ENOENT the moment a process is reaped, and the connector reports an exit too
-        // late for an invalidation to beat the parent's `wait` (measured: a walk right
-        // after `wait` still found the cached entry).
-        let (entry, attr_ttl) = match node {
-            Node::SelfLink | Node::ThreadSelf => (Caching::NONE, Caching::NONE),
-            // Its link count counts the VPS's processes: a mount of one VPS keeps it for
-            // a second, dropped when processes come or go ([`View::on_events`]); a
-            // shared mount's depends on the reader.
-            Node::Root if self.single.is_some() => (Caching::NONE, Caching::STABLE),
-            Node::Root => (Caching::NONE, Caching::NONE),
-            Node::Pid { rel, .. } if rel.is_empty() => (Caching::NONE, Caching::STABLE),
-            // Its link count is 2 + the number of threads, which change at any time.
-            Node::Pid { rel, .. } if &**rel == "task" => (Caching::STABLE, Caching::NONE),
-            // procfs refuses a lookup in these to a reader who may not trace the
-            // process: every walk must ask, whoever walked before.
-            Node::Pid { rel, .. } if rel.split_once('/').is_some_and(|(d, _)| dir_guarded(d)) => {
-                (Caching::NONE, Caching::STABLE)
-            }
-            Node::Pid { .. } | Node::Global { .. } => (Caching::STABLE, Caching::STABLE),
-        };
+        let (entry, attr_ttl) = self.ttls(node);
         attr.entry_ttl = entry;
         attr.attr_ttl = attr_ttl;
         if *node == Node::Root {
@@ -692,6 +742,46 @@ impl View {
                 .saturating_add(processes.try_into().unwrap_or(u32::MAX));
         }
         Ok(attr)
+    }
+
+    /// How long the kernel may keep `node`'s name and its attributes ([`cache`]).
+    fn ttls(&self, node: &Node) -> (Duration, Duration) {
+        let single = self.caches_pids();
+        let names = if single {
+            Caching::FIXED
+        } else {
+            Caching::STABLE
+        };
+        match node {
+            Node::SelfLink | Node::ThreadSelf => (Caching::NONE, Caching::NONE),
+            // Its link count counts the VPS's processes: a mount of one VPS keeps it for
+            // a second, dropped when processes come or go ([`View::on_events`]); a
+            // shared mount's depends on the reader.
+            Node::Root if self.single.is_some() => (Caching::NONE, Caching::STABLE),
+            Node::Root => (Caching::NONE, Caching::NONE),
+            // `/proc/<n>`, `task/<tid>`: a mount of one VPS keeps the name of a live
+            // process until its exit, never a zombie's; a shared mount asks every time
+            // (the name depends on the reader). The attributes are asked for every
+            // time: a reaped process's directory fails `stat` at once.
+            Node::Pid { n, tid, rel, .. } if rel.is_empty() => {
+                let task = tid.unwrap_or(*n);
+                if single && !lock(&self.tracker).has_exited(task) {
+                    (Caching::FIXED, Caching::NONE)
+                } else {
+                    (Caching::NONE, Caching::STABLE)
+                }
+            }
+            // Its link count is 2 + the number of threads, which change at any time.
+            Node::Pid { rel, .. } if &**rel == "task" => (names, Caching::NONE),
+            Node::Pid { rel, .. } => match rel.rsplit_once('/') {
+                // The insides of `fd/`, `fdinfo/`, `map_files/` come and go.
+                Some((d, _)) if entries::entry(d).children == entries::Children::Changing => {
+                    (Caching::NONE, Caching::STABLE)
+                }
+                _ => (names, Caching::STABLE),
+            },
+            Node::Global { .. } => (Caching::STABLE, Caching::STABLE),
+        }
     }
 
     /// The child `name` of `parent` as `reader` sees it.
@@ -804,7 +894,7 @@ impl View {
             Node::ThreadSelf => own(true),
             _ => {
                 self.check_alive(&node)?;
-                if is_pid_entry(&node, link_guarded)
+                if check_of(&node) == Some(Check::Link)
                     && !may_ptrace_as(reader, None, &node, Guard::Read)
                 {
                     return Err(libc::EACCES);
@@ -859,14 +949,18 @@ impl View {
     /// real file, whose owner changes when a process changes credentials.
     ///
     /// A VPS reader's virtual global file ([`resource_files`]) is rendered now, so that
-    /// the kernel can serve every read of it from the snapshot ([`Opened::snapshot`]).
+    /// the kernel can serve every read of it from the snapshot ([`Opened::snapshot`]);
+    /// so is, when the kernel serves snapshots (`snapshots`: FUSE passthrough), every
+    /// entry of a process that the entry table reads whole ([`entries::Read`]).
+    /// Without passthrough such a file is rendered at its first read, as procfs makes
+    /// a seq file's text then (a process gone by that read gives `ESRCH`).
     pub fn open(
         &self,
         reader: Reader,
         ino: u64,
-        uid: u32,
-        gid: u32,
+        (uid, gid): (u32, u32),
         flags: i32,
+        snapshots: bool,
     ) -> Result<Opened, i32> {
         let node = self.node(ino)?;
         self.check_alive(&node)?;
@@ -893,20 +987,27 @@ impl View {
         }
         let path = node.real_path();
         let md = fs::metadata(&path).map_err(|e| self.gone_or(&node, errno(&e)))?;
-        if !may_read(&md, uid, gid, reader) {
+        if !permits(&md, uid, gid, reader, libc::R_OK as u32) {
             return Err(libc::EACCES);
         }
         let mut handle = match self.guarded_open(reader, &node, uid, gid)? {
             Some(h) => h,
             None => self.handle_for(reader, &node)?,
         };
-        let mut snapshot = None;
-        if let Handle::Lazy(l) = &handle {
-            if matches!(l.render, Render::Resource(_)) {
-                let text = self.render_lazy(l)?;
-                snapshot = Some(std::sync::Arc::from(text.as_slice()));
-                handle = Handle::Buffer(text);
+        let whole = snapshots
+            && matches!(&node, Node::Pid { rel, .. } if entries::entry(rel).read == entries::Read::Snapshot);
+        let text = match &handle {
+            Handle::Lazy(l) if whole || matches!(l.render, Render::Resource(_)) => {
+                Some(self.render_lazy(l)?)
             }
+            Handle::File(_) if whole => Some(self.read_real(&node)?),
+            Handle::Buffer(b) if whole => Some(b.clone()),
+            _ => None,
+        };
+        let mut snapshot = None;
+        if let Some(text) = text {
+            snapshot = Some(std::sync::Arc::from(text.as_slice()));
+            handle = Handle::Buffer(text);
         }
         Ok(Opened {
             fh: self.new_handle(handle),
@@ -919,7 +1020,7 @@ impl View {
     fn handle_for(&self, reader: Reader, node: &Node) -> Result<Handle, i32> {
         let path = node.real_path();
         let renderer = match node {
-            Node::Pid { rel, .. } => files::pid_file(rel),
+            Node::Pid { rel, .. } => entries::entry(rel).render,
             Node::Global { rel } => files::global_file(rel),
             _ => None,
         };
@@ -985,10 +1086,7 @@ impl View {
             matches!(node, Node::Root) || fs::metadata(node.real_path()).is_ok_and(|m| m.is_dir());
         // The checks of open and opendir hold for a handle opened again.
         let handle = if is_dir {
-            if is_pid_entry(&node, dir_guarded) && !may_ptrace_as(reader, None, &node, Guard::Read)
-            {
-                return Err(libc::EACCES);
-            }
+            self.permission(reader, (req.uid, req.gid), &node, libc::R_OK as u32)?;
             Handle::Dir(self.list(reader, &node)?)
         } else {
             match self.guarded_open(reader, &node, req.uid, req.gid)? {

@@ -78,6 +78,15 @@ impl Node {
         }
     }
 
+    /// The process or thread directory this node is in (or is): the key under which
+    /// the view knows whether the kernel holds its name ([`super::cache::Held`]).
+    pub fn dir_key(&self) -> Option<super::cache::DirKey> {
+        match self {
+            Node::Pid { n, tid, start, .. } => Some((*n, *tid, *start)),
+            _ => None,
+        }
+    }
+
     /// The start time that this node's own content shows when it is a process's `stat`
     /// (field 22 is the process's start time, and the node is keyed by it): reading
     /// that file proves the process is the node's, with no separate check.

@@ -1,0 +1,217 @@
+//! The entries of a process directory (`/proc/<pid>/` and `/proc/<pid>/task/<tid>/`), as
+//! one table: Linux's `tgid_base_stuff[]` (`fs/proc/base.c`) with, per entry, what the
+//! view does beyond showing the real one. Lookup, open, readlink, readdir and the cache
+//! rules all ask this table ([`entry`]); nothing else names a process's entries.
+//!
+//! Which entries a process has is the kernel's business (it depends on its
+//! configuration): the view shows what the real directory holds, so the table lists
+//! only entries the view treats otherwise than "the real file, read at the reader's
+//! offsets, no check beyond the mode bits". The mode and owner of every entry are the
+//! real one's, mirrored, which is what procfs's `pid_revalidate` recomputes them to.
+
+use super::access::Guard;
+use super::files::Render;
+
+/// How a file's text reaches the reader.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Read {
+    /// Rendered whole at open and served by the kernel from a snapshot (FUSE
+    /// passthrough of a memfd, [`crate::backing`]): a small text procfs makes in one go
+    /// (a seq file), read with no round trip once open.
+    Snapshot,
+    /// Read through the daemon at the reader's offsets: a file that is large, binary,
+    /// addressed by offset (`mem`, `pagemap`) or that has a `poll` of its own
+    /// (`mounts`, `mountinfo`).
+    Direct,
+}
+
+/// How long the kernel may keep a lookup of the entry's children.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Children {
+    /// A fixed set while the process lives (`attr/`, `ns/`, `net/`…): cached until the
+    /// process's directory is invalidated.
+    Fixed,
+    /// Changes at any time (`fd/`, `fdinfo/`, `map_files/`, `task/`): asked every time,
+    /// or, for `task/`, invalidated when a thread exits.
+    Changing,
+}
+
+/// What procfs checks before it shows an entry, beyond the mode bits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Check {
+    /// Only the mode bits.
+    Mode,
+    /// A file: opened only as [`Guard`] allows, or shown otherwise.
+    File(Guard),
+    /// A link whose target is shown only to a reader that may ptrace-read the process.
+    Link,
+    /// A directory listed and searched only by a reader that may ptrace-read the
+    /// process.
+    Dir,
+    /// `fd/`: the mode bits (the process's owner), or the process itself
+    /// (`proc_fd_permission`).
+    FdDir,
+}
+
+/// One entry of a process directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// Its name, or for the entries of a subdirectory, `dir/` followed by nothing (any
+    /// name in `dir`).
+    pub name: &'static str,
+    /// The renderer that translates the pid numbers it carries.
+    pub render: Option<Render>,
+    /// The permission rule.
+    pub check: Check,
+    /// How its text is read.
+    pub read: Read,
+    /// For a directory, how its children may be cached.
+    pub children: Children,
+}
+
+const fn e(name: &'static str, check: Check, read: Read) -> Entry {
+    Entry {
+        name,
+        render: None,
+        check,
+        read,
+        children: Children::Fixed,
+    }
+}
+
+const fn rendered(name: &'static str, render: Render, check: Check) -> Entry {
+    Entry {
+        name,
+        render: Some(render),
+        check,
+        read: Read::Snapshot,
+        children: Children::Fixed,
+    }
+}
+
+const fn dir(name: &'static str, check: Check, children: Children) -> Entry {
+    Entry {
+        name,
+        render: None,
+        check,
+        read: Read::Direct,
+        children,
+    }
+}
+
+use Check::{Link, Mode};
+use Read::{Direct, Snapshot};
+
+/// The table, in the kernel's order where it has one.
+pub const ENTRIES: &[Entry] = &[
+    dir("task", Mode, Children::Changing),
+    dir("fd", Check::FdDir, Children::Changing),
+    dir("map_files", Check::Dir, Children::Changing),
+    dir("fdinfo", Check::Dir, Children::Changing),
+    dir("ns", Mode, Children::Fixed),
+    dir("net", Mode, Children::Fixed),
+    dir("attr", Mode, Children::Fixed),
+    e("environ", Check::File(Guard::Read), Snapshot),
+    e("auxv", Check::File(Guard::Read), Snapshot),
+    rendered("status", Render::Status, Mode),
+    e("personality", Check::File(Guard::Trace), Snapshot),
+    e("limits", Mode, Snapshot),
+    rendered("sched", Render::Sched, Mode),
+    e("autogroup", Mode, Snapshot),
+    e("timens_offsets", Mode, Snapshot),
+    rendered("comm", Render::Comm, Mode),
+    e("syscall", Check::File(Guard::Trace), Snapshot),
+    e("cmdline", Mode, Snapshot),
+    rendered("stat", Render::Stat, Check::File(Guard::Stat)),
+    e("statm", Mode, Snapshot),
+    e("maps", Check::File(Guard::Read), Snapshot),
+    e("numa_maps", Check::File(Guard::Read), Snapshot),
+    e("mem", Check::File(Guard::Attach), Direct),
+    e("cwd", Link, Direct),
+    e("root", Link, Direct),
+    e("exe", Link, Direct),
+    // Their poll reports mount changes: read through the daemon, which polls the real one.
+    e("mounts", Mode, Direct),
+    e("mountinfo", Mode, Direct),
+    e("mountstats", Mode, Direct),
+    e("smaps", Check::File(Guard::Read), Snapshot),
+    e("smaps_rollup", Check::File(Guard::Read), Snapshot),
+    e("pagemap", Check::File(Guard::Read), Direct),
+    e("wchan", Check::File(Guard::Wchan), Snapshot),
+    e("stack", Check::File(Guard::Stack), Snapshot),
+    e("schedstat", Mode, Snapshot),
+    e("cpuset", Mode, Snapshot),
+    e("cgroup", Mode, Snapshot),
+    e("oom_score", Mode, Snapshot),
+    e("oom_adj", Mode, Snapshot),
+    e("oom_score_adj", Mode, Snapshot),
+    e("loginuid", Mode, Snapshot),
+    e("sessionid", Mode, Snapshot),
+    e("coredump_filter", Mode, Snapshot),
+    e("io", Check::File(Guard::Read), Snapshot),
+    rendered("timers", Render::Timers, Mode),
+    e("timerslack_ns", Mode, Snapshot),
+    e("arch_status", Mode, Snapshot),
+    e("ksm_merging_pages", Mode, Snapshot),
+    e("ksm_stat", Mode, Snapshot),
+    rendered("children", Render::Children, Mode),
+    // The entries of subdirectories ("dir/" stands for any name in it).
+    e("fd/", Link, Direct),
+    e("map_files/", Link, Direct),
+    rendered("fdinfo/", Render::Fdinfo, Check::File(Guard::Read)),
+    e("ns/", Link, Direct),
+    e("attr/", Mode, Snapshot),
+];
+
+/// What every entry the table does not name is: the real one, read at the reader's
+/// offsets, behind the mode bits alone.
+const PLAIN: Entry = e("", Mode, Direct);
+
+/// The entry at path `rel` below a process (or thread) directory: `stat`, `fd/3`…
+/// Deeper paths (`net/dev`, `attr/apparmor/current`) are [`PLAIN`]: real files read
+/// through the daemon.
+pub fn entry(rel: &str) -> &'static Entry {
+    let key = match rel.split_once('/') {
+        None => rel,
+        Some((d, name)) if !name.contains('/') => &rel[..d.len() + 1],
+        Some(_) => return &PLAIN,
+    };
+    ENTRIES.iter().find(|e| e.name == key).unwrap_or(&PLAIN)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookups_in_the_table() {
+        assert_eq!(entry("stat").render, Some(Render::Stat));
+        assert_eq!(entry("stat").check, Check::File(Guard::Stat));
+        assert_eq!(entry("fdinfo/3").render, Some(Render::Fdinfo));
+        assert_eq!(entry("fdinfo/3").check, Check::File(Guard::Read));
+        assert_eq!(entry("fdinfo").check, Check::Dir);
+        assert_eq!(entry("fdinfo").render, None);
+        assert_eq!(entry("fd/3").check, Check::Link);
+        assert_eq!(entry("fd").check, Check::FdDir);
+        assert_eq!(entry("environ").check, Check::File(Guard::Read));
+        assert_eq!(entry("environ").read, Read::Snapshot);
+        assert_eq!(entry("mem").read, Read::Direct);
+        assert_eq!(entry("mountinfo").read, Read::Direct);
+        assert_eq!(entry("net/dev"), &PLAIN);
+        assert_eq!(entry("attr/apparmor/current"), &PLAIN);
+        assert_eq!(entry("no-such-entry"), &PLAIN);
+        assert_eq!(entry("task").children, Children::Changing);
+        assert_eq!(entry("ns").children, Children::Fixed);
+    }
+
+    #[test]
+    fn names_are_unique() {
+        for (i, a) in ENTRIES.iter().enumerate() {
+            assert!(
+                ENTRIES[i + 1..].iter().all(|b| b.name != a.name),
+                "{} twice",
+                a.name
+            );
+        }
+    }
+}
