@@ -160,7 +160,7 @@ mod tests {
         let line = s.line();
         assert!(line.starts_with("requests lookup=2 forget=0 "), "{line}");
         assert!(
-            line.contains(" ioctl=1 poll=0 write=0 setattr=0 names=0 total=3 rss_kb="),
+            line.contains(" ioctl=1 poll=0 write=0 setattr=0 access=0 names=0 total=3 rss_kb="),
             "{line}"
         );
         assert!(rss_kb().is_some_and(|k| k > 0));
