@@ -18,6 +18,15 @@
 # while idle (the load sampler). The FUSE requests of
 # one `ps -ef` come from the daemon's statistics line (SIGUSR1 before and after).
 #
+# Every timed measure is taken in two placements (BENCH_PLACEMENTS), one after the other
+# in the same VPS: "free", where the scheduler places the readers and the daemon, and
+# "pinned", where both workers (hence every command they time), all threads of the
+# vprocfs daemon and those of LXCFS run on one CPU (BENCH_PIN_CPU): a FUSE round trip
+# costs ~3 µs when reader and daemon share a CPU and 55–60 µs when the reply must wake a
+# halted vCPU (this VM), so "pinned" shows the daemon's own work. The driver asks this
+# script to pin the daemon and LXCFS (`taskset -a -p`, every thread) and to give them
+# back their own affinity after the pinned measures; each worker pins itself.
+#
 # Environment:
 #   BENCH_REPS=5          timed pairs per measure (medians are over these)
 #   BENCH_LAT_READS=2000  reads per latency repetition
@@ -27,9 +36,12 @@
 #   BENCH_OUT=DIR         keep the raw per-N results (logs, tsv) in DIR
 #   VPROCFS=BINARY        use this binary instead of `cargo build --release`
 #   BENCH_RUN_ARGS=""     extra options of `vprocfs run` for the VPS (e.g. "--spin 0"),
-#                         for A/B runs of the daemon's settings
+#                         for A/B runs of the daemon's settings (pinned, a polling FUSE
+#                         thread competes with the reader for the one CPU)
 #   BENCH_VIEWS="full kernel"  which views to measure
 #   BENCH_IDLE_S=30       seconds of idle daemon CPU measured (kernel pid view)
+#   BENCH_PLACEMENTS="free pinned"  which placements, in this order (free and/or pinned)
+#   BENCH_PIN_CPU=0       the CPU of the pinned placement
 #
 # Must run as root. Leaves no process, mount or file behind (EXIT trap).
 set -euo pipefail
@@ -46,23 +58,45 @@ WANT_LXCFS=${BENCH_LXCFS:-1}
 INSTALL=${BENCH_INSTALL:-1}
 read -r -a VIEWS <<<"${BENCH_VIEWS:-full kernel}"
 IDLE_S=${BENCH_IDLE_S:-30}
+read -r -a PLACEMENTS <<<"${BENCH_PLACEMENTS:-free pinned}"
+PIN_CPU=${BENCH_PIN_CPU:-0}
 if [ $# -gt 0 ]; then NS=("$@"); else NS=(1000 10000); fi
 for v in "${VIEWS[@]}"; do
     case $v in full | kernel) ;; *) echo "bench: BENCH_VIEWS: '$v' is not full or kernel" >&2; exit 1 ;; esac
 done
+PINNED=0
+[ ${#PLACEMENTS[@]} -gt 0 ] || { echo "bench: BENCH_PLACEMENTS is empty (free, pinned or both)" >&2; exit 1; }
+for p in "${PLACEMENTS[@]}"; do
+    case $p in
+        free) ;;
+        pinned) PINNED=1 ;;
+        *) echo "bench: BENCH_PLACEMENTS: '$p' is not free or pinned" >&2; exit 1 ;;
+    esac
+done
+if [ "${#PLACEMENTS[@]}" -gt 2 ] || { [ "${#PLACEMENTS[@]}" = 2 ] && [ "${PLACEMENTS[0]}" = "${PLACEMENTS[1]}" ]; }; then
+    echo "bench: BENCH_PLACEMENTS: '${PLACEMENTS[*]}' names a placement twice" >&2
+    exit 1
+fi
 
 say() { printf 'bench: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "run as root (namespaces, FUSE mounts)"
 for n in "${NS[@]}"; do
-    [[ $n =~ ^[0-9]+$ ]] && [ "$n" -ge 10 ] || die "N must be an integer >= 10, got '$n'"
+    if ! [[ $n =~ ^[0-9]+$ ]] || [ "$n" -lt 10 ]; then die "N must be an integer >= 10, got '$n'"; fi
 done
 for tool in ps top unshare python3 mount; do
     command -v "$tool" >/dev/null || die "$tool is missing (scripts/setup.sh installs it)"
 done
 # The real interpreter, not a version manager's shim (a shell script per start).
 PY=$(python3 -c 'import sys; print(sys.executable)')
+if [ "$PINNED" = 1 ]; then
+    command -v taskset >/dev/null || die "taskset is missing (util-linux), needed for BENCH_PLACEMENTS=pinned"
+    [[ $PIN_CPU =~ ^(0|[1-9][0-9]*)$ ]] || die "BENCH_PIN_CPU must be a CPU number, got '$PIN_CPU'"
+    "$PY" -c 'import os, sys; sys.exit(int(sys.argv[1]) not in os.sched_getaffinity(0))' "$PIN_CPU" ||
+        die "BENCH_PIN_CPU=$PIN_CPU is not one of the CPUs this script may run on" \
+            "($(awk '/^Cpus_allowed_list:/ {print $2}' /proc/$$/status))"
+fi
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/vprocfs-bench.XXXXXX")
 DAEMONS=()
@@ -83,13 +117,13 @@ forget_daemon() {
 }
 
 cleanup() {
-    local d i
+    local d
     set +e
     for d in "${DAEMONS[@]}"; do stop_vps "$d"; done
     for d in "${INITS[@]}"; do kill -KILL "$d" 2>/dev/null; done
     if [ -n "$LXCFS_PID" ]; then
         kill -TERM "$LXCFS_PID" 2>/dev/null
-        for i in $(seq 50); do kill -0 "$LXCFS_PID" 2>/dev/null || break; sleep 0.1; done
+        for _ in $(seq 50); do kill -0 "$LXCFS_PID" 2>/dev/null || break; sleep 0.1; done
         kill -KILL "$LXCFS_PID" 2>/dev/null
         wait "$LXCFS_PID" 2>/dev/null
     fi
@@ -182,12 +216,12 @@ fi
 # Probed on a throw-away VPS: a daemon that does not handle SIGUSR1 would die of it.
 USR1_OK=0
 probe_usr1() {
-    local p init i
+    local p init
     "$VP" run -- sleep 60 >/dev/null 2>"$tmp/probe.err" &
     p=$!
     DAEMONS+=("$p")
     init=
-    for i in $(seq 100); do   # wait until init has exec'd: the daemon's signals are set
+    for _ in $(seq 100); do   # wait until init has exec'd: the daemon's signals are set
         init=$(vps_inits "$p" | head -1)
         [ -n "$init" ] && [ "$(cat "/proc/$init/comm" 2>/dev/null)" = sleep ] && break
         init=
@@ -196,7 +230,7 @@ probe_usr1() {
     if [ -n "$init" ]; then
         INITS+=("$init")
         kill -USR1 "$p" 2>/dev/null || true
-        for i in $(seq 40); do
+        for _ in $(seq 40); do
             grep -q 'vprocfs: requests' "$tmp/probe.err" && { USR1_OK=1; break; }
             sleep 0.05
         done
@@ -214,9 +248,89 @@ else
         "statistics dies of it, as the probe VPS did); request counts unavailable"
 fi
 
-# Answers the driver's requests for a statistics line (req.TAG -> snap.TAG).
+# ---- placements: pinning the daemon and LXCFS -------------------------------------------
+# "pid:cpulist" of each process pinned by place_pinned, with the affinity to restore.
+PIN_SAVED=()
+PLACE_ANSWER=
+
+# The CPUs task directory $1 (/proc/PID or /proc/PID/task/TID) may run on, in the
+# kernel's format ("0-1").
+cpus_of() { awk '/^Cpus_allowed_list:/ {print $2}' "$1/status" 2>/dev/null || true; }
+
+# Sets the affinity of every thread of process $1 to CPU list $2 (given in the kernel's
+# format: that is how each thread is checked), again if a thread started or ended
+# meanwhile. Prints the number of threads, or why it failed (status 1).
+set_affinity() {
+    local pid=$1 list=$2 t n bad err=
+    for _ in 1 2 3 4 5; do
+        err=$(taskset -a -p -c "$list" "$pid" 2>&1 >/dev/null) || true
+        n=0 bad=0
+        for t in /proc/"$pid"/task/*; do
+            [ -d "$t" ] || continue
+            n=$((n + 1))
+            [ "$(cpus_of "$t")" = "$list" ] || bad=$((bad + 1))
+        done
+        if [ "$n" -gt 0 ] && [ "$bad" = 0 ]; then echo "$n"; return 0; fi
+        [ "$n" = 0 ] && { echo "process $pid is gone"; return 1; }
+        sleep 0.01
+    done
+    echo "$bad of $n threads are not on CPUs $list${err:+ (taskset: ${err//$'\n'/ })}"
+    return 1
+}
+
+# The "pinned" placement: every thread of the daemon $1 and of LXCFS on CPU $PIN_CPU,
+# their affinity saved in PIN_SAVED. Sets PLACE_ANSWER ("ok …" or "error: …").
+place_pinned() {
+    local d=$1 p what list got out='' lx='' err=''
+    place_free  # nothing should be pinned still; if it is, start afresh
+    [ -n "$LXCFS_FILE" ] && lx=$LXCFS_PID
+    for p in "$d" $lx; do
+        what=daemon
+        [ "$p" = "$lx" ] && what=LXCFS
+        list=$(cpus_of "/proc/$p")
+        if [ -z "$list" ]; then
+            err="the $what (pid $p) is gone"
+        else
+            PIN_SAVED+=("$p:$list")
+            got=$(set_affinity "$p" "$PIN_CPU") ||
+                err="cannot pin the $what (pid $p) to CPU $PIN_CPU: $got"
+        fi
+        if [ -n "$err" ]; then
+            place_free
+            PLACE_ANSWER="error: $err (undone: $PLACE_ANSWER)"
+            return
+        fi
+        out+="${out:+, }$what pid $p: $got threads, CPUs $list -> $PIN_CPU"
+    done
+    PLACE_ANSWER="ok $out"
+}
+
+# Back to "free": every process in PIN_SAVED gets its saved affinity again (with
+# `lxcfs-only`, only LXCFS: the daemon has ended and its pid may be reused). Sets
+# PLACE_ANSWER.
+place_free() {
+    local e p list got out='' failed=''
+    for e in "${PIN_SAVED[@]}"; do
+        p=${e%%:*} list=${e#*:}
+        [ "${1:-}" = lxcfs-only ] && [ "$p" != "$LXCFS_PID" ] && continue
+        if got=$(set_affinity "$p" "$list"); then
+            out+="${out:+, }pid $p: $got threads on CPUs $list"
+        else
+            failed+="${failed:+; }pid $p: $got"
+        fi
+    done
+    PIN_SAVED=()
+    if [ -n "$failed" ]; then
+        PLACE_ANSWER="error: cannot restore the affinity: $failed"
+    else
+        PLACE_ANSWER="ok ${out:-nothing was pinned}"
+    fi
+}
+
+# Answers the driver's requests (req.TAG -> snap.TAG): a statistics line of the daemon,
+# the host's numbers (hostps), or a placement (pin, unpin).
 serve_snaps() {
-    local dir=$1 d=$2 err=$3 req tag before i line
+    local dir=$1 d=$2 err=$3 req tag before line
     for req in "$dir"/req.*; do
         [ -e "$req" ] || continue
         tag=${req##*/req.}
@@ -225,11 +339,17 @@ serve_snaps() {
             # For a failed check: the host's numbers of every task, with their NSpid.
             ps -e -o pid=,ppid=,pgid=,sid=,nlwp=,comm= >"$dir/host-ps.txt" 2>&1
             grep -H '^NSpid:' /proc/[0-9]*/status >"$dir/host-nspid.txt" 2>/dev/null
-            line=done
+            line="done"
+        elif [ "$tag" = pin ]; then
+            place_pinned "$d"   # the driver logs the answer
+            line=$PLACE_ANSWER
+        elif [ "$tag" = unpin ]; then
+            place_free
+            line=$PLACE_ANSWER
         elif [ "$USR1_OK" = 1 ]; then
             before=$(grep -c 'vprocfs: requests' "$err" || true)
             kill -USR1 "$d" 2>/dev/null || true
-            for i in $(seq 250); do
+            for _ in $(seq 250); do
                 [ "$(grep -c 'vprocfs: requests' "$err" || true)" -gt "$before" ] && {
                     line=$(grep 'vprocfs: requests' "$err" | tail -1)
                     break
@@ -245,7 +365,7 @@ serve_snaps() {
 
 # ---- one N ---------------------------------------------------------------------------
 run_one() {
-    local n=$1 view=$2 dir=$tmp/n-$1-$2 d pending= line rc deadline viewarg=
+    local n=$1 view=$2 dir=$tmp/n-$1-$2 d pending='' line rc deadline viewarg=''
     mkdir -p "$dir"
     : >"$dir/driver.log"
     [ "$view" = full ] && viewarg=--full-view
@@ -253,15 +373,17 @@ run_one() {
     # shellcheck disable=SC2086  # BENCH_RUN_ARGS is a list of options
     "$VP" run $viewarg ${BENCH_RUN_ARGS:-} -- "$PY" "$bench/driver.py" --dir "$dir" --n "$n" \
         --reps "$REPS" --lat-reads "$LAT_READS" --lxcfs "$LXCFS_FILE" --view "$view" \
-        --idle-s "$IDLE_S" >"$dir/driver.log" 2>"$dir/daemon.err" &
+        --idle-s "$IDLE_S" --placements "${PLACEMENTS[@]}" --pin-cpu "$PIN_CPU" \
+        >"$dir/driver.log" 2>"$dir/daemon.err" &
     d=$!
     DAEMONS+=("$d")
     deadline=$((SECONDS + TIMEOUT))
     exec 3<"$dir/driver.log"
     while kill -0 "$d" 2>/dev/null; do
-        serve_snaps "$dir" "$d" "$dir/daemon.err"
+        # The driver's lines first: they come before its request in the log.
         while IFS= read -r -u 3 line; do printf '%s\n' "$pending$line" >&2; pending=; done
         pending+=$line
+        serve_snaps "$dir" "$d" "$dir/daemon.err"
         if [ "$SECONDS" -ge "$deadline" ]; then
             say "N=$n: timed out after ${TIMEOUT}s; stopping the VPS"
             stop_vps "$d"
@@ -275,6 +397,12 @@ run_one() {
     while IFS= read -r -u 3 line; do printf '%s\n' "$pending$line" >&2; pending=; done
     [ -n "$pending$line" ] && printf '%s\n' "$pending$line" >&2
     exec 3<&-
+    # A run that ended in the pinned placement leaves LXCFS pinned: its CPUs back.
+    if [ ${#PIN_SAVED[@]} -gt 0 ]; then
+        place_free lxcfs-only
+        [ "$PLACE_ANSWER" = "ok nothing was pinned" ] ||
+            say "N=$n: the run ended in the pinned placement; LXCFS: $PLACE_ANSWER"
+    fi
     if [ "$rc" != 0 ] || [ ! -s "$dir/results.tsv" ]; then
         say "N=$n: the run failed (status $rc); daemon's stderr:"
         tail -n 20 "$dir/daemon.err" >&2 || true
@@ -297,6 +425,9 @@ echo "vprocfs paired benchmark ($rev): N = ${NS[*]}, BENCH_REPS=$REPS, $LAT_READ
 echo "(a) kernel = procfs of the VPS's own pid namespace, (b) vprocfs = the view (full:" \
     "the daemon serves /proc; kernel: the kernel's procfs + vprocfs's virtual global files);" \
     "same processes, same run. read loop = python3: listdir /proc + open/read/close each stat."
+echo "Placements (BENCH_PLACEMENTS=\"${PLACEMENTS[*]}\"): free = the scheduler places readers," \
+    "daemon and LXCFS; pinned = both workers (so every timed command), every thread of the" \
+    "daemon and of LXCFS on CPU $PIN_CPU."
 echo
 if [ ${#dirs[@]} -gt 0 ]; then "$PY" "$bench/report.py" "${dirs[@]}"; fi
 if [ ${#failed[@]} -gt 0 ]; then

@@ -1,6 +1,7 @@
 """Inside half of the paired benchmark (scripts/bench.sh): runs as pid 1 of the VPS.
 
 Usage: driver.py --dir D --n N --reps R [--lat-reads K] [--lxcfs PATH]
+                 [--placements free pinned] [--pin-cpu 0]
 
 Builds the process farm (farm.py), starts two timing workers (worker.py) — (a) in a
 private mount namespace with the kernel's procfs of this very pid namespace mounted on
@@ -9,8 +10,17 @@ and interleaved: warm-up a, b (untimed), then a, b, a, b … R times each. Same 
 same run. For the request counts it asks the outside half for a statistics line of the
 daemon (files in D: it creates req.TAG, the outside answers snap.TAG) around one ps -ef.
 
-Writes D/results.tsv (N, key, kernel, vprocfs, unit), D/requests.tsv and D/info.tsv;
-progress goes to stdout.
+Every timed measure is taken in each placement of --placements, in that order: "free"
+(the scheduler places the reader and the daemon) and "pinned" (the daemon's threads,
+LXCFS's, and both workers with the commands they start, all on CPU --pin-cpu). A FUSE
+round trip costs ~3 µs when reader and daemon share a CPU and 55–60 µs when the reply
+must wake a halted vCPU (docs/performance.md), so the two tell the daemon's own work
+from the machine's wake-ups. For "pinned" the driver asks the outside half (tag "pin",
+then "unpin" to restore the daemon's affinity) and each worker (op "pin"). The request
+counts, the daemon's idle CPU and the check do not depend on the placement: taken once.
+
+Writes D/results.tsv (N, placement, key, kernel, vprocfs, unit), D/requests.tsv and
+D/info.tsv; progress goes to stdout.
 """
 
 import argparse
@@ -28,6 +38,27 @@ PY = sys.executable
 
 def log(msg):
     print("[N=%s %s] %s" % (ARGS.n, ARGS.view, msg), flush=True)
+
+
+def place(placement, a, b):
+    """Puts the daemon, LXCFS and both workers in `placement`: "pinned" pins them all to
+    CPU ARGS.pin_cpu, "free" gives them back their own affinity. Raises if any of it
+    fails: a measure in a half-made placement would be a wrong figure."""
+    cpu = ARGS.pin_cpu if placement == "pinned" else None
+    tag = "pin" if placement == "pinned" else "unpin"
+    line = ask_outside(ARGS.dir, tag, 30.0, 0.02, consume=True)
+    if line is None:
+        raise RuntimeError("placement %s: the outside half did not answer %r in 30 s" % (
+            placement, tag))
+    if not line.startswith("ok"):
+        raise RuntimeError("placement %s: the outside half: %s" % (placement, line))
+    wa, wb = a.ask(op="pin", cpu=cpu), b.ask(op="pin", cpu=cpu)
+    log("placement %s: %s; workers on CPUs (a) %s, (b) %s" % (
+        placement, line[2:].strip(), cpus(wa["cpus"]), cpus(wb["cpus"])))
+
+
+def cpus(xs):
+    return ",".join(str(x) for x in xs)
 
 
 class Worker:
@@ -89,7 +120,7 @@ def parse_stats(line):
 def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # pid 1: no default action
     d, n, reps = ARGS.dir, ARGS.n, ARGS.reps
-    results = []  # (key, kernel, view, unit)
+    results = []  # (placement, key, kernel, view, unit)
     info = []
 
     t0 = time.monotonic()
@@ -144,59 +175,15 @@ def main():
         log("WARNING: the view differs from the kernel in %d rows; see check-diff.txt and"
             " host-ps.txt (BENCH_OUT keeps them)" % diff)
 
-    measures = [
-        ("ps -ef", dict(op="cmd", argv=["ps", "-ef"])),
-        ("ps -eLf", dict(op="cmd", argv=["ps", "-eLf"])),
-        ("top -b -n1", dict(op="cmd", argv=["top", "-b", "-n1"])),
-        ("read every /proc/<pid>/stat", dict(op="statloop")),
-    ]
-    for key, req in measures:
-        paired(results, a, b, key, "ms", req, req, warmup=True)
-
-    # FUSE requests for one ps -ef, and the daemon's RSS.
-    before = snapshot("before")
-    try:
-        b.ask(op="cmd", argv=["ps", "-ef"])
-    except (RuntimeError, OSError) as e:
-        log("ps -ef for the request counts: FAILED: %s" % e)
-        before = None
-    time.sleep(0.3)  # let asynchronous releases arrive
-    after = snapshot("after")
-    with open(os.path.join(d, "requests.tsv"), "w") as f:
-        if before and after:
-            shown = len(rows_b)  # processes in the VPS while ps runs, ps included
-            for k in after:
-                if k != "rss_kb":
-                    f.write("%s\t%d\t%d\n" % (k, after[k] - before[k], shown))
-            f.write("rss_kb\t%d\t%d\n" % (after["rss_kb"], shown))
-            log("one ps -ef: %d requests (%.2f per process); daemon RSS %d kB, CPU %s ms" % (
-                after["total"] - before["total"],
-                (after["total"] - before["total"]) / shown, after["rss_kb"],
-                after.get("cpu_ms", 0) - before.get("cpu_ms", 0)))
-        else:
-            f.write("unavailable\t0\t0\n")
-            log("daemon statistics unavailable (no answer to SIGUSR1)")
-
-    # Per-read latency of open+read+close.
-    farm_stat = "/proc/%d/stat" % farm.pid
-    k = ARGS.lat_reads
-    if ARGS.view == "full":
-        lat = [("/proc/uptime", "/proc/uptime"), ("/proc/loadavg", "/proc/loadavg"),
-               ("/proc/<pid>/stat", farm_stat)]
-    else:
-        # Every virtual global file the kernel has here, and its LXCFS twin.
-        lat = [(p, p) for p in VIRTUAL_FILES if os.path.exists(p)]
-    for key, path in lat:
-        req = dict(op="lat", path=path, n=k)
-        paired(results, a, b, "o+r+c " + key, "us", req, req)
-    if ARGS.lxcfs:
-        # LXCFS's file, read by worker b, against the kernel's file (worker a).
-        for key, path in lat:
-            twin = lxcfs_twin(path)
-            if twin and key != "/proc/<pid>/stat":
-                paired(results, a, b, "o+r+c LXCFS " + key, "us",
-                       dict(op="lat", path=path, n=k), dict(op="lat", path=twin, n=k),
-                       label_b="LXCFS")
+    for i, placement in enumerate(ARGS.placements):
+        if placement == "pinned" or i > 0:
+            place(placement, a, b)
+        # The request counts once, in the first placement: processes in the VPS while
+        # ps runs, ps included, are the rows of the check.
+        timed(results, a, b, farm, placement, counts=len(rows_b) if i == 0 else None)
+    if ARGS.placements[-1] == "pinned":
+        place("free", a, b)  # the rest, and the idle CPU, as the daemon runs by itself
+    info += [("requests_placement", ARGS.placements[0]), ("pin_cpu", ARGS.pin_cpu)]
 
     if ARGS.view == "kernel":
         # The daemon's CPU while nothing reads: the load sampler's cost (every 5 s it
@@ -215,12 +202,78 @@ def main():
     if after_all:
         info.append(("rss_kb_end", after_all["rss_kb"]))
     with open(os.path.join(d, "results.tsv"), "w") as f:
-        for key, ma, mb, unit in results:
-            f.write("%d\t%s\t%s\t%s\t%s\n" % (n, key, num(ma), num(mb), unit))
+        for placement, key, ma, mb, unit in results:
+            f.write("%d\t%s\t%s\t%s\t%s\t%s\n" % (n, placement, key, num(ma), num(mb),
+                                                 unit))
     with open(os.path.join(d, "info.tsv"), "w") as f:
         for key, v in info:
             f.write("%s\t%s\n" % (key, v))
     log("done in %.0f s" % (time.monotonic() - t0))
+
+
+def timed(results, a, b, farm, placement, counts):
+    """Every timed measure in `placement` (already in place); unless `counts` is None,
+    also the FUSE requests of one ps -ef, per process of the `counts` shown (the same in
+    any placement: taken once)."""
+    d = ARGS.dir
+    measures = [
+        ("ps -ef", dict(op="cmd", argv=["ps", "-ef"])),
+        ("ps -eLf", dict(op="cmd", argv=["ps", "-eLf"])),
+        ("top -b -n1", dict(op="cmd", argv=["top", "-b", "-n1"])),
+        ("read every /proc/<pid>/stat", dict(op="statloop")),
+    ]
+    for key, req in measures:
+        paired(results, a, b, placement, key, "ms", req, req, warmup=True)
+    if counts is not None:
+        request_counts(b, d, counts)
+
+    # Per-read latency of open+read+close.
+    farm_stat = "/proc/%d/stat" % farm.pid
+    k = ARGS.lat_reads
+    if ARGS.view == "full":
+        lat = [("/proc/uptime", "/proc/uptime"), ("/proc/loadavg", "/proc/loadavg"),
+               ("/proc/<pid>/stat", farm_stat)]
+    else:
+        # Every virtual global file the kernel has here, and its LXCFS twin.
+        lat = [(p, p) for p in VIRTUAL_FILES if os.path.exists(p)]
+    for key, path in lat:
+        req = dict(op="lat", path=path, n=k)
+        paired(results, a, b, placement, "o+r+c " + key, "us", req, req)
+    if ARGS.lxcfs:
+        # LXCFS's file, read by worker b, against the kernel's file (worker a).
+        for key, path in lat:
+            twin = lxcfs_twin(path)
+            if twin and key != "/proc/<pid>/stat":
+                paired(results, a, b, placement, "o+r+c LXCFS " + key, "us",
+                       dict(op="lat", path=path, n=k), dict(op="lat", path=twin, n=k),
+                       label_b="LXCFS")
+
+
+def request_counts(b, d, shown):
+    """FUSE requests for one ps -ef in the view, per process of the `shown`, and the
+    daemon's RSS and CPU time: statistics lines before and after (0.3 s after, for the
+    asynchronous releases)."""
+    before = snapshot("before")
+    try:
+        b.ask(op="cmd", argv=["ps", "-ef"])
+    except (RuntimeError, OSError) as e:
+        log("ps -ef for the request counts: FAILED: %s" % e)
+        before = None
+    time.sleep(0.3)  # let asynchronous releases arrive
+    after = snapshot("after")
+    with open(os.path.join(d, "requests.tsv"), "w") as f:
+        if before and after:
+            for k in after:
+                if k != "rss_kb":
+                    f.write("%s\t%d\t%d\n" % (k, after[k] - before[k], shown))
+            f.write("rss_kb\t%d\t%d\n" % (after["rss_kb"], shown))
+            log("one ps -ef: %d requests (%.2f per process); daemon RSS %d kB, CPU %s ms" % (
+                after["total"] - before["total"],
+                (after["total"] - before["total"]) / shown, after["rss_kb"],
+                after.get("cpu_ms", 0) - before.get("cpu_ms", 0)))
+        else:
+            f.write("unavailable\t0\t0\n")
+            log("daemon statistics unavailable (no answer to SIGUSR1)")
 
 
 #: The virtual global files of the kernel pid view (SPEC section 5).
@@ -237,7 +290,8 @@ def lxcfs_twin(path):
     return twin if os.path.exists(twin) else None
 
 
-def paired(results, a, b, key, unit, req_a, req_b, warmup=False, label_b="view"):
+def paired(results, a, b, placement, key, unit, req_a, req_b, warmup=False,
+           label_b="view"):
     """Times req_a on worker a and req_b on worker b: an untimed pair first, then
     a, b, a, b … ARGS.reps times each; records the medians. A failing measure is logged
     and recorded as failed, and the run goes on."""
@@ -245,20 +299,20 @@ def paired(results, a, b, key, unit, req_a, req_b, warmup=False, label_b="view")
     try:
         wa, wb = a.ask(**req_a), b.ask(**req_b)
         if warmup:
-            log("%s: warm-up kernel %.1f %s, view %.1f %s" % (
-                key, wa[field] * scale, unit, wb[field] * scale, unit))
+            log("%s, %s: warm-up kernel %.1f %s, view %.1f %s" % (
+                placement, key, wa[field] * scale, unit, wb[field] * scale, unit))
         ka, kb = [], []
         for _ in range(ARGS.reps):
             ka.append(a.ask(**req_a)[field] * scale)
             kb.append(b.ask(**req_b)[field] * scale)
     except (RuntimeError, OSError) as e:
-        log("%s: FAILED: %s" % (key, e))
-        results.append((key, None, None, unit))
+        log("%s, %s: FAILED: %s" % (placement, key, e))
+        results.append((placement, key, None, None, unit))
         return
     ma, mb = statistics.median(ka), statistics.median(kb)
-    log("%s: kernel %s %s, %s %s %s -> medians %.2f / %.2f %s, ratio %.2f" % (
-        key, fmt(ka), unit, label_b, fmt(kb), unit, ma, mb, unit, mb / ma))
-    results.append((key, ma, mb, unit))
+    log("%s, %s: kernel %s %s, %s %s %s -> medians %.2f / %.2f %s, ratio %.2f" % (
+        placement, key, fmt(ka), unit, label_b, fmt(kb), unit, ma, mb, unit, mb / ma))
+    results.append((placement, key, ma, mb, unit))
 
 
 def num(x):
@@ -278,6 +332,9 @@ if __name__ == "__main__":
     ap.add_argument("--lxcfs", default="", help="LXCFS's mount point")
     ap.add_argument("--view", choices=["full", "kernel"], default="full")
     ap.add_argument("--idle-s", type=int, default=30)
+    ap.add_argument("--placements", nargs="+", choices=["free", "pinned"],
+                    default=["free", "pinned"])
+    ap.add_argument("--pin-cpu", type=int, default=0)
     ARGS = ap.parse_args()
     os.dup2(1, 2)  # the children's errors too go to the log, not to the daemon's
     try:

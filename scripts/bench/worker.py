@@ -12,6 +12,11 @@ Requests:
   {"op": "lines", "argv": [...]}     -> {"lines": [...]}      (untimed, for checks)
   {"op": "statloop"}                 -> {"s": seconds, "files": n}
   {"op": "lat", "path": P, "n": K}   -> {"us": µs per open+read+close}
+  {"op": "pin", "cpu": C|null}       -> {"cpus": [...]}       (the worker's affinity now)
+
+"pin" sets the worker's own CPU affinity, which the commands it starts inherit: CPU C,
+or with null the affinity it started with (the "pinned" and "free" placements of the
+benchmark; the outside half pins the daemon to the same CPU).
 """
 
 import json
@@ -24,6 +29,9 @@ import time
 ENV = dict(os.environ, LC_ALL="C")
 ENV.pop("COLUMNS", None)
 ENV.pop("LINES", None)
+
+#: The CPUs this worker may run on as started: what "pin" with no CPU gives back.
+FREE_CPUS = os.sched_getaffinity(0)
 
 
 def proc_fstype(point="/proc"):
@@ -93,6 +101,21 @@ def latency(path, n):
     return (time.perf_counter() - t) / n * 1e6
 
 
+def pin(cpu):
+    """Sets the affinity of this worker's main thread, which does every measure and
+    starts every command, to CPU `cpu`, or back to FREE_CPUS for None."""
+    want = FREE_CPUS if cpu is None else {int(cpu)}
+    try:
+        os.sched_setaffinity(0, want)
+    except OSError as e:
+        raise RuntimeError("cannot set the affinity to CPUs %s (allowed at start: %s): %s"
+                           % (sorted(want), sorted(FREE_CPUS), e.strerror)) from e
+    got = os.sched_getaffinity(0)
+    if got != want:
+        raise RuntimeError("affinity is %s after setting %s" % (sorted(got), sorted(want)))
+    return sorted(got)
+
+
 def handle(req):
     op = req["op"]
     if op == "whoami":
@@ -112,6 +135,8 @@ def handle(req):
         return {"s": s, "files": n}
     if op == "lat":
         return {"us": latency(req["path"], int(req["n"]))}
+    if op == "pin":
+        return {"cpus": pin(req.get("cpu"))}
     raise ValueError("unknown op " + op)
 
 
