@@ -102,6 +102,13 @@ impl Spin {
         let (Some(fd), Some(governor)) = (self.fd.get(), self.governor.get()) else {
             return;
         };
+        // A thread allowed one CPU only polls in the place of the reader it waits
+        // for: the reader cannot send the next request until the scheduler takes the
+        // CPU from the poller (measured, reader and daemon pinned to one CPU: 1–2 ms
+        // per round trip instead of 25 µs).
+        if on_one_cpu() {
+            return;
+        }
         let _switch = self.switch.lock().unwrap_or_else(|p| p.into_inner());
         if self.hot.load(SeqCst) {
             return;
@@ -154,6 +161,19 @@ impl Spin {
     }
 }
 
+/// Whether the calling thread may run on one CPU only.
+fn on_one_cpu() -> bool {
+    use nix::sched::{sched_getaffinity, CpuSet};
+    let Ok(set) = sched_getaffinity(nix::unistd::Pid::from_raw(0)) else {
+        return false;
+    };
+    (0..CpuSet::count())
+        .filter(|&i| set.is_set(i).unwrap_or(false))
+        .take(2)
+        .count()
+        <= 1
+}
+
 fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
     let flags = OFlag::from_bits_retain(fcntl(fd, FcntlArg::F_GETFL)?);
     let wanted = if on {
@@ -186,6 +206,29 @@ mod tests {
             thread::sleep(Duration::from_millis(1));
         }
         cond()
+    }
+
+    #[test]
+    fn a_thread_allowed_one_cpu_never_polls() {
+        use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
+        let (r, _w) = nix::unistd::pipe().unwrap();
+        let spin = Spin::new(Duration::from_millis(5));
+        spin.start(r.as_fd()).unwrap();
+        let me = nix::unistd::Pid::from_raw(0);
+        thread::scope(|s| {
+            s.spawn(|| {
+                let all = sched_getaffinity(me).unwrap();
+                let first = (0..CpuSet::count())
+                    .find(|&i| all.is_set(i).unwrap_or(false))
+                    .unwrap();
+                let mut one = CpuSet::new();
+                one.set(first).unwrap();
+                sched_setaffinity(me, &one).unwrap();
+                spin.request();
+                assert!(!spin.polling());
+                assert!(!nonblocking(r.as_fd()));
+            });
+        });
     }
 
     #[test]
