@@ -406,7 +406,7 @@ impl Filesystem for ProcFs {
     fn release(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
@@ -416,7 +416,7 @@ impl Filesystem for ProcFs {
         self.begin(Op::Release);
         self.backings.release(fh.0);
         self.polls.forget(fh.0);
-        self.view.release(fh.0);
+        self.view.release(ino.0, fh.0);
         reply.ok();
     }
 
@@ -542,13 +542,13 @@ impl Filesystem for ProcFs {
     fn releasedir(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
         self.begin(Op::Releasedir);
-        self.view.release(fh.0);
+        self.view.release(ino.0, fh.0);
         reply.ok();
     }
 }

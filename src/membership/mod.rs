@@ -808,6 +808,15 @@ impl Tracker {
                 let Ok(info) = host::read_task(child_pid) else {
                     return;
                 };
+                // A record of an earlier task of this number: that task was reaped (its
+                // number is taken again), whether or not its reaping was seen yet.
+                if self
+                    .known
+                    .get(&info.tid)
+                    .is_some_and(|k| k.start != info.start)
+                {
+                    self.forget(info.tid);
+                }
                 match parent_vps {
                     Some(id) => {
                         // The event is the authority: a rescan that ran first may have

@@ -50,7 +50,7 @@ pub type DirKey = (Pid, Option<Pid>, u64);
 
 /// How long after a name's invalidation a request may still come through it: one
 /// that walked the path just before, and reached the daemon after.
-pub const GRACE: Duration = Duration::from_millis(100);
+pub const GRACE: Duration = Duration::from_millis(5);
 
 /// The process directories whose names the kernel may hold for long, with when their
 /// invalidation was sent (`None`: not yet). Shared with the thread that sends them.

@@ -18,7 +18,7 @@ impl View {
         let node = self.node(ino)?;
         self.check_alive(&node)?;
         self.permission(reader, ids, &node, libc::R_OK as u32)?;
-        Ok(self.new_handle(Handle::Dir(Vec::new())))
+        Ok(self.new_handle(ino, Handle::Dir(Vec::new())))
     }
 
     /// Entries of directory `ino`, open as handle `fh`, from position `offset` on, for

@@ -243,6 +243,9 @@ pub struct View {
     resources: Mutex<resource_files::Resources>,
     /// Process directories the kernel may hold under long-lived names ([`cache`]).
     held: Held,
+    /// How many handles are open on each inode: a request about a gone process's
+    /// inode that a reader holds open is answered as procfs answers a held descriptor.
+    open_inodes: Mutex<FxHashMap<u64, u32>>,
 }
 
 /// What an open gives the FUSE layer: the handle, and the whole text when it was
@@ -312,6 +315,7 @@ impl View {
             owners: Mutex::new(FxHashMap::default()),
             resources: Mutex::new(resource_files::Resources::default()),
             held: Held::default(),
+            open_inodes: Mutex::new(FxHashMap::default()),
         }
     }
 
@@ -615,9 +619,19 @@ impl View {
     }
 
     /// Attributes of inode `ino`.
+    ///
+    /// FUSE does not say whether a `stat` names a path or a descriptor. An inode a
+    /// reader holds open is answered as a descriptor (`fstat` of a gone process's file
+    /// works on procfs); any other through its path, which a cached name may have
+    /// resolved just before the name was invalidated ([`cache`]).
     pub fn getattr(&self, reader: Reader, ino: u64) -> Result<Attr, i32> {
         let node = self.node(ino)?;
-        match self.check_alive(&node) {
+        let held_open = lock(&self.open_inodes).contains_key(&ino);
+        let alive = match self.check_alive_as(&node, !held_open) {
+            Err(libc::ESTALE) if held_open => Err(libc::ESRCH),
+            r => r,
+        };
+        match alive {
             Ok(()) => {
                 if matches!(&node, Node::Pid { rel, .. } if rel.is_empty()) {
                     self.refresh_owners(ino, &node);
@@ -690,6 +704,12 @@ impl View {
     /// A request about a gone process that may have come through a name the kernel
     /// still holds is `ESTALE` instead, once ([`cache`]).
     fn check_alive(&self, node: &Node) -> Result<(), i32> {
+        self.check_alive_as(node, true)
+    }
+
+    /// [`View::check_alive`]; `through_name` false for a request that cannot have come
+    /// through a stale name (never `ESTALE`).
+    fn check_alive_as(&self, node: &Node, through_name: bool) -> Result<(), i32> {
         let Node::Pid { n, tid, start, .. } = node else {
             return Ok(());
         };
@@ -708,7 +728,8 @@ impl View {
         match gone {
             None => Ok(()),
             Some(e) => {
-                let stale = node.dir_key().is_some_and(|k| self.held.take_stale(&k));
+                let stale =
+                    through_name && node.dir_key().is_some_and(|k| self.held.take_stale(&k));
                 if stale {
                     // Its exit is still queued: apply it, so that its names go.
                     self.catch_up();
@@ -932,7 +953,8 @@ impl View {
         }
     }
 
-    fn new_handle(&self, h: Handle) -> u64 {
+    fn new_handle(&self, ino: u64, h: Handle) -> u64 {
+        *lock(&self.open_inodes).entry(ino).or_default() += 1;
         let fh = {
             let mut next = lock(&self.next_fh);
             let fh = *next;
@@ -968,7 +990,7 @@ impl View {
             let stream = links::object_path(&node).is_some();
             let handle = self.open_for_write(reader, &node, flags)?;
             return Ok(Opened {
-                fh: self.new_handle(handle),
+                fh: self.new_handle(ino, handle),
                 snapshot: None,
                 stream,
             });
@@ -980,7 +1002,7 @@ impl View {
             }
             let f = links::open_object(&obj).map_err(|e| errno(&e))?;
             return Ok(Opened {
-                fh: self.new_handle(Handle::Stream(std::sync::Arc::new(f))),
+                fh: self.new_handle(ino, Handle::Stream(std::sync::Arc::new(f))),
                 snapshot: None,
                 stream: true,
             });
@@ -1010,7 +1032,7 @@ impl View {
             handle = Handle::Buffer(text);
         }
         Ok(Opened {
-            fh: self.new_handle(handle),
+            fh: self.new_handle(ino, handle),
             snapshot,
             stream: false,
         })
@@ -1094,7 +1116,10 @@ impl View {
                 None => self.handle_for(reader, &node)?,
             }
         };
-        lock(&self.handles).entry(fh).or_insert(handle);
+        if let std::collections::hash_map::Entry::Vacant(slot) = lock(&self.handles).entry(fh) {
+            slot.insert(handle);
+            *lock(&self.open_inodes).entry(ino).or_default() += 1;
+        }
         Ok(())
     }
 
@@ -1242,6 +1267,11 @@ impl View {
             _ => return Ok(()),
         };
         let text = self.render_lazy(&lazy)?;
+        // Made later than the open: the number may have been given to another process
+        // since, whose file was read (procfs's file is its own process's, `ESRCH`).
+        if lazy.node.start_in_content().is_none() {
+            self.check_alive(&lazy.node)?;
+        }
         if let Some(h) = lock(&self.handles).get_mut(&fh) {
             if matches!(h, Handle::Lazy(_)) {
                 *h = Handle::Buffer(text);
@@ -1250,9 +1280,17 @@ impl View {
         Ok(())
     }
 
-    /// Closes handle `fh`.
-    pub fn release(&self, fh: u64) {
-        lock(&self.handles).remove(&fh);
+    /// Closes handle `fh` of inode `ino`.
+    pub fn release(&self, ino: u64, fh: u64) {
+        if lock(&self.handles).remove(&fh).is_some() {
+            let mut open = lock(&self.open_inodes);
+            if let Some(n) = open.get_mut(&ino) {
+                *n -= 1;
+                if *n == 0 {
+                    open.remove(&ino);
+                }
+            }
+        }
     }
 
     /// `translations=N classify_hits=N classify_misses=N inodes=N`: what the view has
