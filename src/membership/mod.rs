@@ -141,6 +141,9 @@ pub struct Tracker {
     /// Where vpids no rule can recompute are recorded as they are handed out
     /// ([`Tracker::set_journal`]).
     journal: Option<crate::state::Journal>,
+    /// Tasks (number, start time) whose number a new task took within the same clock
+    /// tick ([`Tracker::take_reused`]).
+    reused: Vec<(Pid, u64)>,
 }
 
 /// A member membership has let go of (reaped, or its pid found reused), with the numbers
@@ -696,6 +699,12 @@ impl Tracker {
         })
     }
 
+    /// The tasks whose number and start time a new task has taken since the last call:
+    /// the view must not show the new task's files under the old task's inodes.
+    pub fn take_reused(&mut self) -> Vec<(Pid, u64)> {
+        std::mem::take(&mut self.reused)
+    }
+
     /// Whether member `tid` has exited (a zombie, or reaped and not looked at since).
     pub fn has_exited(&self, tid: Pid) -> bool {
         self.exited.contains(&tid)
@@ -809,13 +818,17 @@ impl Tracker {
                     return;
                 };
                 // A record of an earlier task of this number: that task was reaped (its
-                // number is taken again), whether or not its reaping was seen yet.
-                if self
-                    .known
-                    .get(&info.tid)
-                    .is_some_and(|k| k.start != info.start)
-                {
-                    self.forget(info.tid);
+                // number is taken again), whether or not its reaping was seen yet. An
+                // exited task with the same start time is one too: the number came
+                // round within the clock tick start times are counted in.
+                if let Some(k) = self.known.get(&info.tid).copied() {
+                    let same_tick = k.start == info.start && self.exited.contains(&info.tid);
+                    if k.start != info.start || same_tick {
+                        if same_tick {
+                            self.reused.push((info.tid, k.start));
+                        }
+                        self.forget(info.tid);
+                    }
                 }
                 match parent_vps {
                     Some(id) => {

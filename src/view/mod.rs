@@ -498,11 +498,17 @@ impl View {
     /// Runs `f` on the tracker (membership), e.g. to feed it events, then flushes the
     /// members it released ([`View::set_flush`]).
     pub fn with_tracker<T>(&self, f: impl FnOnce(&mut Tracker) -> T) -> T {
-        let (out, released) = {
+        let (out, released, reused) = {
             let mut tracker = lock(&self.tracker);
             let out = f(&mut tracker);
-            (out, tracker.take_released())
+            (out, tracker.take_released(), tracker.take_reused())
         };
+        if !reused.is_empty() {
+            let mut nodes = lock(&self.nodes);
+            for (n, start) in reused {
+                nodes.retire(n, start);
+            }
+        }
         self.flush_released(released);
         out
     }
@@ -535,8 +541,27 @@ impl View {
     /// The node behind `ino`. An inode the table does not know (only after a daemon took
     /// over a mount and its journal missed it) is `ESTALE`: the kernel then walks the
     /// path again, revalidating every entry, and gets inodes this daemon knows.
+    ///
+    /// A process's node is looked at after the kernel's queued events are applied: its
+    /// number may have been taken again within its start time's clock tick (which no
+    /// check of the start time can see), and then the node is retired
+    /// ([`Nodes::retire`]): `ESRCH`.
     fn node(&self, ino: u64) -> Result<Node, i32> {
-        lock(&self.nodes).get(ino).cloned().ok_or(libc::ESTALE)
+        self.node_or_retired(ino)
+            .and_then(|(node, retired)| match retired {
+                true => Err(libc::ESRCH),
+                false => Ok(node),
+            })
+    }
+
+    /// The node behind `ino`, and whether it is retired.
+    fn node_or_retired(&self, ino: u64) -> Result<(Node, bool), i32> {
+        let node = lock(&self.nodes).get(ino).cloned().ok_or(libc::ESTALE)?;
+        if matches!(node, Node::Pid { .. }) {
+            self.catch_up();
+        }
+        let retired = lock(&self.nodes).is_retired(ino);
+        Ok((node, retired))
     }
 
     /// Keeps the inode table in a journal at `path` (see [`Nodes::with_journal`]); with
@@ -625,7 +650,10 @@ impl View {
     /// works on procfs); any other through its path, which a cached name may have
     /// resolved just before the name was invalidated ([`cache`]).
     pub fn getattr(&self, reader: Reader, ino: u64) -> Result<Attr, i32> {
-        let node = self.node(ino)?;
+        let (node, retired) = self.node_or_retired(ino)?;
+        if retired {
+            return self.gone_attr(&node, ino).ok_or(libc::ESRCH);
+        }
         let held_open = lock(&self.open_inodes).contains_key(&ino);
         let alive = match self.check_alive_as(&node, !held_open) {
             Err(libc::ESTALE) if held_open => Err(libc::ESRCH),
@@ -1136,6 +1164,12 @@ impl View {
         }
         let tracker = lock(&self.tracker);
         let vps = tracker.vps(id).ok_or(libc::ENOENT)?;
+        // Reaped and released between the read and now: the text shows a process the
+        // VPS no longer has (its own number would read 0), as procfs answers a read of
+        // a reaped process, ESRCH.
+        if node.shown_task().is_some_and(|t| vps.vpid_of(t).is_none()) {
+            return Err(libc::ESRCH);
+        }
         let meta = tracker.meta(id);
         let levels = meta.map(|m| m.ns_level).unwrap_or(0);
         let own_ns = meta.is_some_and(|m| m.ns_inode.is_some());

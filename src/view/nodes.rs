@@ -8,7 +8,7 @@ use std::fs::File;
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::engine::Pid;
 use crate::host;
@@ -144,6 +144,11 @@ struct Slot {
 pub struct Nodes {
     by_ino: FxHashMap<u64, Slot>,
     by_node: FxHashMap<Node, u64>,
+    /// Inodes of a process whose number and start time another process has taken (a
+    /// pid reused within the clock tick of the first one's start, which start times in
+    /// ticks cannot tell apart): kept for the descriptors readers hold, answered as a
+    /// gone process's, never found by a lookup again.
+    retired: FxHashSet<u64>,
     next: u64,
     journal: Option<Journal>,
 }
@@ -153,6 +158,7 @@ impl Default for Nodes {
         let mut nodes = Nodes {
             by_ino: FxHashMap::default(),
             by_node: FxHashMap::default(),
+            retired: FxHashSet::default(),
             next: ROOT_INO + 1,
             journal: None,
         };
@@ -230,6 +236,27 @@ impl Nodes {
         want
     }
 
+    /// Retires every inode of process `n` that started at `start` (its directory, its
+    /// entries, its threads' directories): a new process has the same number and start
+    /// time. Lookups make new inodes for the new process from now on.
+    pub fn retire(&mut self, n: Pid, start: u64) {
+        let old: Vec<(Node, u64)> = self
+            .by_node
+            .iter()
+            .filter(|(node, _)| matches!(node, Node::Pid { n: n2, start: s2, .. } if *n2 == n && *s2 == start))
+            .map(|(node, &ino)| (node.clone(), ino))
+            .collect();
+        for (node, ino) in old {
+            self.by_node.remove(&node);
+            self.retired.insert(ino);
+        }
+    }
+
+    /// Whether `ino` was retired ([`Nodes::retire`]).
+    pub fn is_retired(&self, ino: u64) -> bool {
+        self.retired.contains(&ino)
+    }
+
     /// The kernel dropped `n` lookups of `ino`: at zero the node is forgotten.
     pub fn forget(&mut self, ino: u64, n: u64) {
         if ino == ROOT_INO {
@@ -244,7 +271,11 @@ impl Nodes {
         };
         if gone {
             if let Some(slot) = self.by_ino.remove(&ino) {
-                self.by_node.remove(&slot.node);
+                // A retired inode's node may name a newer inode by now.
+                if self.by_node.get(&slot.node) == Some(&ino) {
+                    self.by_node.remove(&slot.node);
+                }
+                self.retired.remove(&ino);
                 if let Some(j) = &mut self.journal {
                     j.drop_ino(ino);
                 }
