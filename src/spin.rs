@@ -161,18 +161,33 @@ impl Spin {
     }
 }
 
-/// Whether the calling thread may run on one CPU only.
+/// Whether the calling thread may run on one CPU only; looked at again at most every
+/// [`AFFINITY_CHECK`] (the look costs more than a request's own work).
 fn on_one_cpu() -> bool {
     use nix::sched::{sched_getaffinity, CpuSet};
-    let Ok(set) = sched_getaffinity(nix::unistd::Pid::from_raw(0)) else {
-        return false;
-    };
-    (0..CpuSet::count())
-        .filter(|&i| set.is_set(i).unwrap_or(false))
-        .take(2)
-        .count()
-        <= 1
+    use std::cell::Cell;
+    use std::time::Instant;
+    thread_local! {
+        static LAST: Cell<Option<(Instant, bool)>> = const { Cell::new(None) };
+    }
+    if let Some((when, one)) = LAST.get() {
+        if when.elapsed() < AFFINITY_CHECK {
+            return one;
+        }
+    }
+    let one = sched_getaffinity(nix::unistd::Pid::from_raw(0)).is_ok_and(|set| {
+        (0..CpuSet::count())
+            .filter(|&i| set.is_set(i).unwrap_or(false))
+            .take(2)
+            .count()
+            <= 1
+    });
+    LAST.set(Some((Instant::now(), one)));
+    one
 }
+
+/// How often [`on_one_cpu`] looks at the thread's affinity again.
+const AFFINITY_CHECK: Duration = Duration::from_millis(100);
 
 fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
     let flags = OFlag::from_bits_retain(fcntl(fd, FcntlArg::F_GETFL)?);
