@@ -243,6 +243,40 @@ pub fn write_in_user_ns(userns: &File, path: &std::path::Path, data: &[u8]) -> i
     }
 }
 
+/// The effective capabilities of task `tid` (in the caller's pid namespace), from
+/// `capget(2)`: one system call, where reading the task's `status` costs ten times more.
+pub fn effective_caps(tid: i32) -> io::Result<u64> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const VERSION_3: u32 = 0x2008_0522;
+    let mut header = Header {
+        version: VERSION_3,
+        pid: tid,
+    };
+    let mut data = [Data::default(); 2];
+    // SAFETY: capget writes one header and two data words to the pointers given, both
+    // valid and writable for the duration of the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_capget,
+            &mut header as *mut Header,
+            data.as_mut_ptr(),
+        )
+    };
+    check(r)?;
+    Ok(u64::from(data[0].effective) | (u64::from(data[1].effective) << 32))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,38 +322,18 @@ mod tests {
         assert!(ns.is_empty());
         assert!(as_me, "a thread with this process's own identity reads it");
     }
-}
 
-/// The effective capabilities of task `tid` (in the caller's pid namespace), from
-/// `capget(2)`: one system call, where reading the task's `status` costs ten times more.
-pub fn effective_caps(tid: i32) -> io::Result<u64> {
-    #[repr(C)]
-    struct Header {
-        version: u32,
-        pid: i32,
+    #[test]
+    fn effective_caps_of_this_thread_match_its_status() {
+        let status = std::fs::read_to_string("/proc/thread-self/status").expect("status");
+        let eff = status
+            .lines()
+            .find_map(|l| l.strip_prefix("CapEff:"))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            .expect("CapEff");
+        assert_eq!(
+            effective_caps(nix::unistd::gettid().as_raw()).expect("capget"),
+            eff
+        );
     }
-    #[repr(C)]
-    #[derive(Clone, Copy, Default)]
-    struct Data {
-        effective: u32,
-        permitted: u32,
-        inheritable: u32,
-    }
-    const VERSION_3: u32 = 0x2008_0522;
-    let mut header = Header {
-        version: VERSION_3,
-        pid: tid,
-    };
-    let mut data = [Data::default(); 2];
-    // SAFETY: capget writes one header and two data words to the pointers given, both
-    // valid and writable for the duration of the call.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_capget,
-            &mut header as *mut Header,
-            data.as_mut_ptr(),
-        )
-    };
-    check(r)?;
-    Ok(u64::from(data[0].effective) | (u64::from(data[1].effective) << 32))
 }
