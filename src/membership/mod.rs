@@ -705,6 +705,17 @@ impl Tracker {
         std::mem::take(&mut self.reused)
     }
 
+    /// Whether task `tid`, started at `start` (any start if `None`), is a member that
+    /// the events applied so far show alive: known, and no exit seen. The kernel queues
+    /// a task's exit event before the task can be reaped, so once the queued events are
+    /// applied this is the truth without reading `/proc`.
+    pub fn known_alive(&self, tid: Pid, start: Option<u64>) -> bool {
+        self.known
+            .get(&tid)
+            .is_some_and(|k| k.vps.is_some() && start.is_none_or(|s| s == k.start))
+            && !self.exited.contains(&tid)
+    }
+
     /// Whether member `tid` has exited (a zombie, or reaped and not looked at since).
     pub fn has_exited(&self, tid: Pid) -> bool {
         self.exited.contains(&tid)

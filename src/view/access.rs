@@ -367,7 +367,7 @@ impl View {
     /// rules ([`View::permission`]), not the ptrace checks of open.
     pub fn access(&self, reader: Reader, ids: (u32, u32), ino: u64, mask: u32) -> Result<(), i32> {
         let node = self.node(ino)?;
-        self.check_alive(&node)?;
+        self.check_live(&node)?;
         if mask == libc::F_OK as u32 {
             return Ok(());
         }

@@ -655,9 +655,12 @@ impl View {
             return self.gone_attr(&node, ino).ok_or(libc::ESRCH);
         }
         let held_open = lock(&self.open_inodes).contains_key(&ino);
-        let alive = match self.check_alive_as(&node, !held_open) {
-            Err(libc::ESTALE) if held_open => Err(libc::ESRCH),
-            r => r,
+        let alive = match self.alive_by_events(&node) {
+            true => Ok(()),
+            false => match self.check_alive_as(&node, !held_open) {
+                Err(libc::ESTALE) if held_open => Err(libc::ESRCH),
+                r => r,
+            },
         };
         match alive {
             Ok(()) => {
@@ -734,6 +737,31 @@ impl View {
     /// still holds is `ESTALE` instead, once ([`cache`]).
     fn check_alive(&self, node: &Node) -> Result<(), i32> {
         self.check_alive_as(node, true)
+    }
+
+    /// [`View::check_alive`] at the start of a request, right after [`View::node`]
+    /// applied the queued events: a member those events show alive is, without a read
+    /// of its `stat` (the kernel queues a task's exit event before it can be reaped).
+    fn check_live(&self, node: &Node) -> Result<(), i32> {
+        match self.alive_by_events(node) {
+            true => Ok(()),
+            false => self.check_alive(node),
+        }
+    }
+
+    /// Whether the applied events show `node`'s process (and thread) alive.
+    fn alive_by_events(&self, node: &Node) -> bool {
+        let Node::Pid { n, tid, start, .. } = node else {
+            return false;
+        };
+        let events =
+            self.events.load(std::sync::atomic::Ordering::Relaxed) && self.catch_up.get().is_some();
+        if !events {
+            return false;
+        }
+        let tracker = lock(&self.tracker);
+        tid.is_none_or(|t| t == *n || tracker.known_alive(t, None))
+            && tracker.known_alive(*n, Some(*start))
     }
 
     /// [`View::check_alive`]; `through_name` false for a request that cannot have come
@@ -943,7 +971,7 @@ impl View {
             Node::SelfLink => own(false),
             Node::ThreadSelf => own(true),
             _ => {
-                self.check_alive(&node)?;
+                self.check_live(&node)?;
                 if check_of(&node) == Some(Check::Link)
                     && !may_ptrace_as(reader, None, &node, Guard::Read)
                 {
@@ -1016,7 +1044,7 @@ impl View {
         let node = self.node(ino)?;
         // A `stat` shows its process's start time: reading it is the check.
         if flags & libc::O_ACCMODE != libc::O_RDONLY || node.start_in_content().is_none() {
-            self.check_alive(&node)?;
+            self.check_live(&node)?;
         }
         if flags & libc::O_ACCMODE != libc::O_RDONLY {
             let stream = links::object_path(&node).is_some();
