@@ -12,6 +12,7 @@ mod access;
 pub mod cache;
 mod entries;
 pub mod files;
+mod handles;
 pub mod links;
 mod listing;
 pub mod nodes;
@@ -19,15 +20,14 @@ pub mod resource_files;
 pub mod writes;
 
 use std::ffi::OsString;
-use std::fs::{self, File, Metadata};
+use std::fs::{self, Metadata};
 use std::io;
 use std::os::unix::ffi::OsStringExt;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use nix::poll::PollTimeout;
 use rustc_hash::FxHashMap;
 
 use crate::engine::{Pid, Vps, VpsId};
@@ -39,6 +39,8 @@ pub use cache::Flush;
 use cache::{Caching, FlushBatch, Held};
 use entries::Check;
 use files::{Context, Render};
+pub use handles::Opened;
+use handles::{Handle, Lazy};
 use nodes::{Node, Nodes, ROOT_INO};
 
 /// The task behind a request and its file-system ids, as FUSE gives them; made into a
@@ -140,38 +142,6 @@ impl Attr {
     }
 }
 
-/// An open file or directory.
-enum Handle {
-    /// A file to render at its first read ([`Lazy`]).
-    Lazy(Lazy),
-    /// A rendered file: one consistent snapshot per open, taken at the first read.
-    Buffer(Vec<u8>),
-    /// A passed-through file: the real one, read at the reader's offsets. Shared so that
-    /// a read that blocks (`/proc/kmsg`) does so outside the handle table's lock.
-    File(std::sync::Arc<File>),
-    /// A directory listing, taken at opendir.
-    Dir(Vec<DirEntry>),
-    /// The object behind a magic link (a pipe…), read where it stands, not at offsets
-    /// ([`links`]).
-    Stream(std::sync::Arc<File>),
-    /// A file opened for writing ([`writes`]).
-    Write(writes::WriteTarget),
-}
-
-/// A rewritten file, opened but not read yet. procfs makes a seq file's text at the
-/// first read, not at open: a process that is gone by then gives `ESRCH` (and a reader
-/// of its own `stat` is running at that read), so the view renders then too, and keeps
-/// the text for the handle's later reads, as the seq file keeps its buffer.
-#[derive(Clone)]
-struct Lazy {
-    node: Node,
-    reader: Reader,
-    render: Render,
-    /// For a `stat` shown masked ([`mask_stat`]): whether the hidden fields are hidden,
-    /// and whether the reader reads its own.
-    masked: Option<(bool, bool)>,
-}
-
 /// One directory entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DirEntry {
@@ -248,36 +218,8 @@ pub struct View {
     open_inodes: Mutex<FxHashMap<u64, u32>>,
 }
 
-/// What an open gives the FUSE layer: the handle, and the whole text when it was
-/// rendered at open, which the kernel may then serve itself (passthrough).
-#[derive(Debug)]
-pub struct Opened {
-    /// The file handle.
-    pub fh: u64,
-    /// The text every read of this handle returns, when it is known at open.
-    pub snapshot: Option<std::sync::Arc<[u8]>>,
-    /// The handle reads an object where it stands (a pipe): it cannot seek, which the
-    /// kernel must know (bash's `read` seeks back over what it read too far in a file
-    /// that says it can).
-    pub stream: bool,
-}
-
 /// See [`View::set_catch_up`].
 pub type CatchUp = Box<dyn Fn() + Send + Sync>;
-
-/// Whether a read of `file` would return at once, waiting up to `timeout` for it to.
-/// procfs files without a poll method (nearly all) are always ready; `/proc/kmsg` is
-/// ready only with a message to give.
-fn ready_to_read(file: &File, timeout: PollTimeout) -> bool {
-    use nix::poll::{poll, PollFd, PollFlags};
-    use std::os::fd::AsFd as _;
-    let mut fds = [PollFd::new(file.as_fd(), PollFlags::POLLIN)];
-    match poll(&mut fds, timeout) {
-        Ok(0) => false,
-        // Ready, or an error the read itself will report.
-        _ => true,
-    }
-}
 
 fn errno(e: &io::Error) -> i32 {
     e.raw_os_error().unwrap_or(libc::EIO)
@@ -1006,355 +948,6 @@ impl View {
                 // exited held, may be in events not applied yet.
                 self.catch_up();
                 numbers().ok_or(libc::ENOENT)
-            }
-        }
-    }
-
-    fn new_handle(&self, ino: u64, h: Handle) -> u64 {
-        *lock(&self.open_inodes).entry(ino).or_default() += 1;
-        let fh = {
-            let mut next = lock(&self.next_fh);
-            let fh = *next;
-            *next += 1;
-            fh
-        };
-        lock(&self.handles).insert(fh, h);
-        fh
-    }
-
-    /// Opens file `ino` for a reader with file-system ids `uid`/`gid`: a rendered
-    /// snapshot for files that carry pids, the real file otherwise. The kernel has checked
-    /// the (possibly cached) mode bits already; they are checked again here against the
-    /// real file, whose owner changes when a process changes credentials.
-    ///
-    /// A VPS reader's virtual global file ([`resource_files`]) is rendered now, so that
-    /// the kernel can serve every read of it from the snapshot ([`Opened::snapshot`]);
-    /// so is, when the kernel serves snapshots (`snapshots`: FUSE passthrough), every
-    /// entry of a process that the entry table reads whole ([`entries::Read`]).
-    /// Without passthrough such a file is rendered at its first read, as procfs makes
-    /// a seq file's text then (a process gone by that read gives `ESRCH`).
-    pub fn open(
-        &self,
-        reader: Reader,
-        ino: u64,
-        (uid, gid): (u32, u32),
-        flags: i32,
-        snapshots: bool,
-    ) -> Result<Opened, i32> {
-        let node = self.node(ino)?;
-        // A `stat` shows its process's start time: reading it is the check.
-        if flags & libc::O_ACCMODE != libc::O_RDONLY || node.start_in_content().is_none() {
-            self.check_live(&node)?;
-        }
-        if flags & libc::O_ACCMODE != libc::O_RDONLY {
-            let stream = links::object_path(&node).is_some();
-            let handle = self.open_for_write(reader, &node, flags)?;
-            return Ok(Opened {
-                fh: self.new_handle(ino, handle),
-                snapshot: None,
-                stream,
-            });
-        }
-        if let Some(obj) = links::object_path(&node) {
-            // Following a process's fd/ or ns/ link needs ptrace-read access to it.
-            if !may_ptrace_as(reader, Some((uid, gid)), &node, Guard::Read) {
-                return Err(libc::EACCES);
-            }
-            let f = links::open_object(&obj).map_err(|e| errno(&e))?;
-            return Ok(Opened {
-                fh: self.new_handle(ino, Handle::Stream(std::sync::Arc::new(f))),
-                snapshot: None,
-                stream: true,
-            });
-        }
-        let path = node.real_path();
-        let md = fs::metadata(&path).map_err(|e| self.gone_or(&node, errno(&e)))?;
-        if !permits(&md, uid, gid, reader, libc::R_OK as u32) {
-            return Err(libc::EACCES);
-        }
-        let mut handle = match self.guarded_open(reader, &node, uid, gid)? {
-            Some(h) => h,
-            None => self.handle_for(reader, &node)?,
-        };
-        let whole = snapshots
-            && matches!(&node, Node::Pid { rel, .. } if entries::entry(rel).read == entries::Read::Snapshot);
-        let text = match &handle {
-            Handle::Lazy(l) if whole || matches!(l.render, Render::Resource(_)) => {
-                Some(self.render_lazy(l)?)
-            }
-            Handle::File(_) if whole => Some(self.read_real(&node)?),
-            Handle::Buffer(b) if whole => Some(b.clone()),
-            _ => None,
-        };
-        let mut snapshot = None;
-        if let Some(text) = text {
-            snapshot = Some(std::sync::Arc::from(text.as_slice()));
-            handle = Handle::Buffer(text);
-        }
-        Ok(Opened {
-            fh: self.new_handle(ino, handle),
-            snapshot,
-            stream: false,
-        })
-    }
-
-    /// What a reader who opens `node` reads: a rendered snapshot or the real file.
-    fn handle_for(&self, reader: Reader, node: &Node) -> Result<Handle, i32> {
-        let path = node.real_path();
-        let renderer = match node {
-            Node::Pid { rel, .. } => entries::entry(rel).render,
-            Node::Global { rel } => files::global_file(rel),
-            _ => None,
-        };
-        let lazy = |render| {
-            Handle::Lazy(Lazy {
-                node: node.clone(),
-                reader,
-                render,
-                masked: None,
-            })
-        };
-        Ok(match (renderer, reader) {
-            (Some(r), Reader::Vps { .. }) => lazy(r),
-            // Shown as the reader's namespaces and credentials have it: read now, as it.
-            (None, _) | (_, Reader::Host { .. }) if writes::read_as_reader(node) => {
-                Handle::Buffer(self.read_as(reader, node)?)
-            }
-            // The host view is the real file, but a reader of its own stat would see
-            // itself asleep in this request: corrected as the kernel shows it.
-            (Some(r), Reader::Host { tid }) if tid > 0 && node.shown_task() == Some(tid) => lazy(r),
-            _ => Handle::File(std::sync::Arc::new(
-                File::open(&path).map_err(|e| errno(&e))?,
-            )),
-        })
-    }
-
-    /// The text of a [`Lazy`] handle, made now (its first read).
-    fn render_lazy(&self, l: &Lazy) -> Result<Vec<u8>, i32> {
-        if l.render.shows_last_pid() {
-            self.catch_up();
-        }
-        if let (Render::Resource(file), Reader::Vps { id, tid }) = (l.render, l.reader) {
-            return self.render_virtual(id, tid, &l.node, file);
-        }
-        let raw = match l.render {
-            Render::NsLastPid => Vec::new(),
-            _ if writes::read_as_reader(&l.node) => self.read_as(l.reader, &l.node)?,
-            _ => self.read_real(&l.node)?,
-        };
-        let (raw, own) = match l.masked {
-            Some((hidden, own)) => (mask_stat(&raw, hidden, own), own),
-            None => (raw, false),
-        };
-        match l.reader {
-            Reader::Vps { id, tid } => self.render_for(id, tid, &l.node, l.render, &raw),
-            Reader::Host { tid } => {
-                let cx = Context {
-                    running: own || (tid > 0 && l.node.shown_task() == Some(tid)),
-                    ..Context::default()
-                };
-                Ok(files::render(l.render, &raw, &Identity, cx).unwrap_or(raw))
-            }
-        }
-    }
-
-    /// A handle the table does not have, opened by a previous daemon of this mount, is
-    /// opened again under the same number: the reader goes on reading (the open was
-    /// allowed then; a snapshot is taken anew).
-    fn adopt_handle(&self, req: Requester, ino: u64, fh: u64) -> Result<(), i32> {
-        let node = self.node(ino)?;
-        let reader = self.reader(req.tid);
-        let is_dir =
-            matches!(node, Node::Root) || fs::metadata(node.real_path()).is_ok_and(|m| m.is_dir());
-        // The checks of open and opendir hold for a handle opened again.
-        let handle = if is_dir {
-            self.permission(reader, (req.uid, req.gid), &node, libc::R_OK as u32)?;
-            Handle::Dir(self.list(reader, &node)?)
-        } else {
-            match self.guarded_open(reader, &node, req.uid, req.gid)? {
-                Some(h) => h,
-                None => self.handle_for(reader, &node)?,
-            }
-        };
-        if let std::collections::hash_map::Entry::Vacant(slot) = lock(&self.handles).entry(fh) {
-            slot.insert(handle);
-            *lock(&self.open_inodes).entry(ino).or_default() += 1;
-        }
-        Ok(())
-    }
-
-    fn render_for(
-        &self,
-        id: VpsId,
-        reader_tid: Pid,
-        node: &Node,
-        r: Render,
-        raw: &[u8],
-    ) -> Result<Vec<u8>, i32> {
-        if matches!(r, Render::Stat) && node.rel() == "stat" {
-            self.sync_groups(id, node, raw);
-        }
-        let tracker = lock(&self.tracker);
-        let vps = tracker.vps(id).ok_or(libc::ENOENT)?;
-        // Reaped and released between the read and now: the text shows a process the
-        // VPS no longer has (its own number would read 0), as procfs answers a read of
-        // a reaped process, ESRCH.
-        if node.shown_task().is_some_and(|t| vps.vpid_of(t).is_none()) {
-            return Err(libc::ESRCH);
-        }
-        let meta = tracker.meta(id);
-        let levels = meta.map(|m| m.ns_level).unwrap_or(0);
-        let own_ns = meta.is_some_and(|m| m.ns_inode.is_some());
-        let map = VpsMap {
-            vps,
-            levels,
-            lookups: std::cell::Cell::new(0),
-        };
-        let cx = Context {
-            running: node.shown_task() == Some(reader_tid),
-            last_pid: vps.last_vpid(),
-            pid_max: own_ns.then_some(vps.config().pid_max),
-            tasks: Some(u32::try_from(vps.tasks_num()).unwrap_or(u32::MAX)),
-        };
-        let rendered = files::render(r, raw, &map, cx);
-        self.translations
-            .fetch_add(map.lookups.get(), std::sync::atomic::Ordering::Relaxed);
-        rendered.map_err(|e| {
-            log::warn!("cannot render {}: {e}", node.real_path().display());
-            libc::EIO
-        })
-    }
-
-    /// The connector does not report setpgid: when a member's stat shows another group
-    /// than the engine has, the engine is brought up to date before translating.
-    fn sync_groups(&self, id: VpsId, node: &Node, raw: &[u8]) {
-        let Ok(st) = crate::render::stat::parse_stat(raw) else {
-            return;
-        };
-        let Some(task) = node.shown_task() else {
-            return;
-        };
-        let stale = {
-            let tracker = lock(&self.tracker);
-            tracker.vps(id).is_some_and(|vps| {
-                vps.tgid_of(task) == Some(task)
-                    && vps.group_ids(task) != Some((st.pgrp, st.session))
-            })
-        };
-        if stale {
-            if let Ok(info) = host::read_task(task) {
-                lock(&self.tracker).sync_groups(&info);
-            }
-        }
-    }
-
-    /// Reads up to `size` bytes at `offset` from handle `fh` of inode `ino`, for `req`.
-    /// With `wait` false, a passed-through file that has nothing to read yet (`/proc/kmsg`
-    /// with no message: a read would block) answers `EAGAIN` instead of waiting, so that
-    /// the caller can wait elsewhere than on the thread that serves everyone.
-    pub fn read(
-        &self,
-        req: Requester,
-        ino: u64,
-        fh: u64,
-        offset: u64,
-        size: u32,
-        wait: bool,
-    ) -> Result<Vec<u8>, i32> {
-        if !lock(&self.handles).contains_key(&fh) {
-            self.adopt_handle(req, ino, fh)?;
-        }
-        self.render_on_first_read(fh)?;
-        let file = {
-            let handles = lock(&self.handles);
-            match handles.get(&fh) {
-                Some(Handle::Lazy(_)) => return Err(libc::EIO),
-                Some(Handle::Buffer(b)) => {
-                    let start = usize::try_from(offset).unwrap_or(usize::MAX).min(b.len());
-                    let end = start.saturating_add(size as usize).min(b.len());
-                    return Ok(b[start..end].to_vec());
-                }
-                Some(Handle::File(f)) => (std::sync::Arc::clone(f), true),
-                Some(Handle::Stream(f)) => (std::sync::Arc::clone(f), false),
-                Some(Handle::Write(writes::WriteTarget::Real { file, seekable })) => {
-                    (std::sync::Arc::clone(file), *seekable)
-                }
-                Some(Handle::Write(_)) => return Err(libc::EBADF),
-                Some(Handle::Dir(_)) => return Err(libc::EISDIR),
-                None => return Err(libc::EBADF),
-            }
-        };
-        let (file, seekable) = file;
-        if !wait && !ready_to_read(&file, PollTimeout::ZERO) {
-            return Err(libc::EAGAIN);
-        }
-        // Waiting: checked in steps, so that a reader that gets a signal meanwhile is
-        // answered EINTR (procfs's kmsg wait is interruptible; the FUSE wait is not).
-        while wait && !ready_to_read(&file, PollTimeout::from(100u8)) {
-            // A reader outside the mounter's pid namespace (tid 0) cannot be checked.
-            let tid = Pid::try_from(req.tid).unwrap_or(0);
-            if tid > 0 && host::signal_pending(tid) {
-                return Err(libc::EINTR);
-            }
-        }
-        let mut buf = vec![0u8; size as usize];
-        let n = if seekable {
-            file.read_at(&mut buf, offset)
-        } else {
-            std::io::Read::read(&mut &*file, &mut buf)
-        };
-        match n {
-            Ok(n) => {
-                buf.truncate(n);
-                Ok(buf)
-            }
-            // A pipe emptied by another reader between the poll and the read.
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock && !wait => Err(libc::EAGAIN),
-            Err(e) => Err(errno(&e)),
-        }
-    }
-
-    /// What a `poll` of handle `fh` needs: the real descriptor to poll (a file with a
-    /// poll method of its own, `mountinfo`, a pipe…), or `None` for a text the view
-    /// holds, always ready as a procfs file without a poll method is.
-    pub fn pollable(&self, fh: u64) -> Result<Option<std::sync::Arc<File>>, i32> {
-        match lock(&self.handles).get(&fh) {
-            Some(Handle::File(f) | Handle::Stream(f)) => Ok(Some(std::sync::Arc::clone(f))),
-            Some(_) => Ok(None),
-            None => Err(libc::EBADF),
-        }
-    }
-
-    /// Renders handle `fh` if it is a [`Lazy`] one, outside the table's lock; of two
-    /// first reads at once, the first text stored is the one both serve.
-    fn render_on_first_read(&self, fh: u64) -> Result<(), i32> {
-        let lazy = match lock(&self.handles).get(&fh) {
-            Some(Handle::Lazy(l)) => l.clone(),
-            _ => return Ok(()),
-        };
-        let text = self.render_lazy(&lazy)?;
-        // Made later than the open: the number may have been given to another process
-        // since, whose file was read (procfs's file is its own process's, `ESRCH`).
-        if lazy.node.start_in_content().is_none() {
-            self.check_alive(&lazy.node)?;
-        }
-        if let Some(h) = lock(&self.handles).get_mut(&fh) {
-            if matches!(h, Handle::Lazy(_)) {
-                *h = Handle::Buffer(text);
-            }
-        }
-        Ok(())
-    }
-
-    /// Closes handle `fh` of inode `ino`.
-    pub fn release(&self, ino: u64, fh: u64) {
-        if lock(&self.handles).remove(&fh).is_some() {
-            let mut open = lock(&self.open_inodes);
-            if let Some(n) = open.get_mut(&ino) {
-                *n -= 1;
-                if *n == 0 {
-                    open.remove(&ino);
-                }
             }
         }
     }
