@@ -108,8 +108,8 @@ fn wait_elsewhere(answer: impl FnOnce() + Send + 'static) {
     }
 }
 
-fn err(e: i32) -> Errno {
-    Errno::from_i32(e)
+fn err(e: crate::view::Errno) -> Errno {
+    Errno::from_i32(e as i32)
 }
 
 impl Filesystem for ProcFs {
@@ -142,7 +142,7 @@ impl Filesystem for ProcFs {
             Ok(a) => {
                 reply.entry_with_ttls(&a.attr_ttl, &a.entry_ttl, &file_attr(&a), Generation(0))
             }
-            Err(libc::ENOENT) => match self.view.negative_ttl(parent.0, name) {
+            Err(crate::view::Errno::ENOENT) => match self.view.negative_ttl(parent.0, name) {
                 // Node id 0 with a lifetime: the kernel caches "no such entry".
                 Some(ttl) => {
                     let none = Attr {
@@ -238,7 +238,7 @@ impl Filesystem for ProcFs {
             // A passed-through file with nothing to read yet (`/proc/kmsg`): a reader that
             // opened it non-blocking gets EAGAIN, as from procfs; the read of any other
             // waits on a thread of its own, not on the one FUSE thread that serves all.
-            Err(libc::EAGAIN) if flags.0 & libc::O_NONBLOCK == 0 => {
+            Err(crate::view::Errno::EAGAIN) if flags.0 & libc::O_NONBLOCK == 0 => {
                 let view = Arc::clone(&self.view);
                 wait_elsewhere(
                     move || match view.read(who, ino.0, fh.0, offset, size, true) {
@@ -268,7 +268,7 @@ impl Filesystem for ProcFs {
         match self.view.write(tid, fh.0, offset, data, false) {
             Ok(n) => reply.written(n),
             // A full pipe: the write waits on a thread of its own (see `read`).
-            Err(libc::EAGAIN) if flags.0 & libc::O_NONBLOCK == 0 => {
+            Err(crate::view::Errno::EAGAIN) if flags.0 & libc::O_NONBLOCK == 0 => {
                 let view = Arc::clone(&self.view);
                 let data = data.to_vec();
                 wait_elsewhere(move || match view.write(tid, fh.0, offset, &data, true) {

@@ -827,13 +827,20 @@ static CACHED_FILES: AtomicUsize = AtomicUsize::new(0);
 
 /// How many descriptors the samplers may keep open: the soft RLIMIT_NOFILE less a
 /// reserve of 4,096 for the FUSE side (an open handle holds one real file while it is
-/// open), and at least half of it. A daemon that raises its soft limit to the hard one
-/// lets every thread's file stay open.
+/// open) and the view's pidfds ([`crate::view::pidfd_budget`]), and at least a quarter
+/// of it. A daemon that raises its soft limit to the hard one lets every thread's file
+/// stay open.
 fn cache_budget() -> usize {
+    let soft = soft_fd_limit();
+    soft.saturating_sub(4096 + crate::view::pidfd_budget())
+        .max(soft / 4)
+}
+
+/// The soft RLIMIT_NOFILE.
+pub fn soft_fd_limit() -> usize {
     let soft = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
         .map_or(1024, |(soft, _)| soft);
-    let soft = usize::try_from(soft).unwrap_or(usize::MAX);
-    soft.saturating_sub(4096).max(soft / 2)
+    usize::try_from(soft).unwrap_or(usize::MAX)
 }
 
 /// Cgroup trees deeper than this are not walked.

@@ -165,3 +165,39 @@ pub fn ns_type(fd: &impl std::os::fd::AsRawFd) -> io::Result<i32> {
     }
     Ok(r)
 }
+
+/// `pidfd_open(pid, 0)`: a descriptor of process `pid` (in the caller's pid namespace)
+/// that names that very process, whatever later takes its number.
+pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes two integers and touches no memory of ours; it returns a
+    // new descriptor, which is owned here alone, or -1 with errno.
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fd =
+        std::os::fd::RawFd::try_from(r).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?;
+    // SAFETY: `fd` was just returned by the kernel and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Whether the process of `pidfd` has not been reaped yet (a zombie counts): signal 0
+/// through the descriptor, which checks existence without sending anything. `None` when
+/// the kernel does not say (any error but `ESRCH`).
+pub fn pidfd_alive(pidfd: &OwnedFd) -> Option<bool> {
+    // SAFETY: pidfd_send_signal with signal 0 and no siginfo touches no memory of ours.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            0,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    match r {
+        0 => Some(true),
+        _ if io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH) => Some(false),
+        _ => None,
+    }
+}

@@ -2,6 +2,7 @@
 //! beyond them the `ptrace` access procfs asks of a reader of a process's entries
 //! (`Guard`, `may_ptrace_as`), with what it shows instead (`mask_stat`).
 
+use super::Errno;
 use std::fs::{self, Metadata};
 use std::os::unix::fs::MetadataExt;
 
@@ -280,7 +281,7 @@ impl View {
         node: &Node,
         uid: u32,
         gid: u32,
-    ) -> Result<Option<Handle>, i32> {
+    ) -> Result<Option<Handle>, Errno> {
         let Some(Check::File(guard)) = check_of(node) else {
             return Ok(None);
         };
@@ -291,8 +292,8 @@ impl View {
         let own = tid > 0 && node.shown_task() == Some(tid);
         match guard {
             _ if allowed && !matches!(guard, Guard::Stat | Guard::Wchan) => Ok(None),
-            Guard::Trace => Err(libc::EPERM),
-            Guard::Read | Guard::Attach | Guard::Stack => Err(libc::EACCES),
+            Guard::Trace => Err(Errno::EPERM),
+            Guard::Read | Guard::Attach | Guard::Stack => Err(Errno::EACCES),
             Guard::Wchan if allowed && !own => Ok(None),
             Guard::Wchan => Ok(Some(Handle::Buffer(b"0".to_vec()))),
             Guard::Stat if allowed && !own => Ok(None),
@@ -320,14 +321,14 @@ impl View {
         ids: (u32, u32),
         node: &Node,
         mask: u32,
-    ) -> Result<(), i32> {
+    ) -> Result<(), Errno> {
         let (uid, gid) = ids;
         // `/proc` and the process directories are `dr-xr-xr-x` for everyone.
         if matches!(node, Node::Root) || matches!(node, Node::Pid { rel, .. } if rel.is_empty()) {
             return match mask & libc::W_OK as u32 {
                 0 => Ok(()),
                 _ if uid == 0 => Ok(()),
-                _ => Err(libc::EACCES),
+                _ => Err(Errno::EACCES),
             };
         }
         if matches!(node, Node::SelfLink | Node::ThreadSelf) {
@@ -341,7 +342,7 @@ impl View {
                 if may_ptrace_as(reader, Some(ids), node, Guard::Read) {
                     Ok(())
                 } else {
-                    Err(libc::EACCES)
+                    Err(Errno::EACCES)
                 }
             }
             // `proc_fd_permission`: a process may always look at its own descriptors.
@@ -354,18 +355,24 @@ impl View {
                 if own {
                     Ok(())
                 } else {
-                    Err(libc::EACCES)
+                    Err(Errno::EACCES)
                 }
             }
             _ if by_mode => Ok(()),
-            _ => Err(libc::EACCES),
+            _ => Err(Errno::EACCES),
         }
     }
 
     /// `access(2)` and `chdir(2)` of inode `ino` by `reader` with file-system ids
     /// `ids` (FUSE_ACCESS): procfs answers them from the mode bits and its directory
     /// rules ([`View::permission`]), not the ptrace checks of open.
-    pub fn access(&self, reader: Reader, ids: (u32, u32), ino: u64, mask: u32) -> Result<(), i32> {
+    pub fn access(
+        &self,
+        reader: Reader,
+        ids: (u32, u32),
+        ino: u64,
+        mask: u32,
+    ) -> Result<(), Errno> {
         let node = self.node(ino)?;
         self.check_live(&node)?;
         if mask == libc::F_OK as u32 {

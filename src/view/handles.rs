@@ -101,7 +101,7 @@ impl View {
         (uid, gid): (u32, u32),
         flags: i32,
         snapshots: bool,
-    ) -> Result<Opened, i32> {
+    ) -> Result<Opened, Errno> {
         let node = self.node(ino)?;
         // A `stat` shows its process's start time: reading it is the check.
         if flags & libc::O_ACCMODE != libc::O_RDONLY || node.start_in_content().is_none() {
@@ -119,7 +119,7 @@ impl View {
         if let Some(obj) = links::object_path(&node) {
             // Following a process's fd/ or ns/ link needs ptrace-read access to it.
             if !may_ptrace_as(reader, Some((uid, gid)), &node, Guard::Read) {
-                return Err(libc::EACCES);
+                return Err(Errno::EACCES);
             }
             let f = links::open_object(&obj).map_err(|e| errno(&e))?;
             return Ok(Opened {
@@ -131,7 +131,7 @@ impl View {
         let path = node.real_path();
         let md = fs::metadata(&path).map_err(|e| self.gone_or(&node, errno(&e)))?;
         if !permits(&md, uid, gid, reader, libc::R_OK as u32) {
-            return Err(libc::EACCES);
+            return Err(Errno::EACCES);
         }
         let mut handle = match self.guarded_open(reader, &node, uid, gid)? {
             Some(h) => h,
@@ -160,7 +160,7 @@ impl View {
     }
 
     /// What a reader who opens `node` reads: a rendered snapshot or the real file.
-    fn handle_for(&self, reader: Reader, node: &Node) -> Result<Handle, i32> {
+    fn handle_for(&self, reader: Reader, node: &Node) -> Result<Handle, Errno> {
         let path = node.real_path();
         let renderer = match node {
             Node::Pid { rel, .. } => entries::entry(rel).render,
@@ -191,7 +191,7 @@ impl View {
     }
 
     /// The text of a [`Lazy`] handle, made now (its first read).
-    fn render_lazy(&self, l: &Lazy) -> Result<Vec<u8>, i32> {
+    fn render_lazy(&self, l: &Lazy) -> Result<Vec<u8>, Errno> {
         if l.render.shows_last_pid() {
             self.catch_up();
         }
@@ -222,7 +222,7 @@ impl View {
     /// A handle the table does not have, opened by a previous daemon of this mount, is
     /// opened again under the same number: the reader goes on reading (the open was
     /// allowed then; a snapshot is taken anew).
-    pub(super) fn adopt_handle(&self, req: Requester, ino: u64, fh: u64) -> Result<(), i32> {
+    pub(super) fn adopt_handle(&self, req: Requester, ino: u64, fh: u64) -> Result<(), Errno> {
         let node = self.node(ino)?;
         let reader = self.reader(req.tid);
         let is_dir =
@@ -251,17 +251,17 @@ impl View {
         node: &Node,
         r: Render,
         raw: &[u8],
-    ) -> Result<Vec<u8>, i32> {
+    ) -> Result<Vec<u8>, Errno> {
         if matches!(r, Render::Stat) && node.rel() == "stat" {
             self.sync_groups(id, node, raw);
         }
         let tracker = lock(&self.tracker);
-        let vps = tracker.vps(id).ok_or(libc::ENOENT)?;
+        let vps = tracker.vps(id).ok_or(Errno::ENOENT)?;
         // Reaped and released between the read and now: the text shows a process the
         // VPS no longer has (its own number would read 0), as procfs answers a read of
         // a reaped process, ESRCH.
         if node.shown_task().is_some_and(|t| vps.vpid_of(t).is_none()) {
-            return Err(libc::ESRCH);
+            return Err(Errno::ESRCH);
         }
         let meta = tracker.meta(id);
         let levels = meta.map(|m| m.ns_level).unwrap_or(0);
@@ -282,7 +282,7 @@ impl View {
             .fetch_add(map.lookups.get(), std::sync::atomic::Ordering::Relaxed);
         rendered.map_err(|e| {
             log::warn!("cannot render {}: {e}", node.real_path().display());
-            libc::EIO
+            Errno::EIO
         })
     }
 
@@ -321,7 +321,7 @@ impl View {
         offset: u64,
         size: u32,
         wait: bool,
-    ) -> Result<Vec<u8>, i32> {
+    ) -> Result<Vec<u8>, Errno> {
         if !lock(&self.handles).contains_key(&fh) {
             self.adopt_handle(req, ino, fh)?;
         }
@@ -329,7 +329,7 @@ impl View {
         let file = {
             let handles = lock(&self.handles);
             match handles.get(&fh) {
-                Some(Handle::Lazy(_)) => return Err(libc::EIO),
+                Some(Handle::Lazy(_)) => return Err(Errno::EIO),
                 Some(Handle::Buffer(b)) => {
                     let start = usize::try_from(offset).unwrap_or(usize::MAX).min(b.len());
                     let end = start.saturating_add(size as usize).min(b.len());
@@ -340,14 +340,14 @@ impl View {
                 Some(Handle::Write(writes::WriteTarget::Real { file, seekable })) => {
                     (std::sync::Arc::clone(file), *seekable)
                 }
-                Some(Handle::Write(_)) => return Err(libc::EBADF),
-                Some(Handle::Dir(_)) => return Err(libc::EISDIR),
-                None => return Err(libc::EBADF),
+                Some(Handle::Write(_)) => return Err(Errno::EBADF),
+                Some(Handle::Dir(_)) => return Err(Errno::EISDIR),
+                None => return Err(Errno::EBADF),
             }
         };
         let (file, seekable) = file;
         if !wait && !ready_to_read(&file, PollTimeout::ZERO) {
-            return Err(libc::EAGAIN);
+            return Err(Errno::EAGAIN);
         }
         // Waiting: checked in steps, so that a reader that gets a signal meanwhile is
         // answered EINTR (procfs's kmsg wait is interruptible; the FUSE wait is not).
@@ -355,7 +355,7 @@ impl View {
             // A reader outside the mounter's pid namespace (tid 0) cannot be checked.
             let tid = Pid::try_from(req.tid).unwrap_or(0);
             if tid > 0 && host::signal_pending(tid) {
-                return Err(libc::EINTR);
+                return Err(Errno::EINTR);
             }
         }
         let mut buf = vec![0u8; size as usize];
@@ -370,7 +370,7 @@ impl View {
                 Ok(buf)
             }
             // A pipe emptied by another reader between the poll and the read.
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock && !wait => Err(libc::EAGAIN),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && !wait => Err(Errno::EAGAIN),
             Err(e) => Err(errno(&e)),
         }
     }
@@ -378,17 +378,17 @@ impl View {
     /// What a `poll` of handle `fh` needs: the real descriptor to poll (a file with a
     /// poll method of its own, `mountinfo`, a pipe…), or `None` for a text the view
     /// holds, always ready as a procfs file without a poll method is.
-    pub fn pollable(&self, fh: u64) -> Result<Option<std::sync::Arc<File>>, i32> {
+    pub fn pollable(&self, fh: u64) -> Result<Option<std::sync::Arc<File>>, Errno> {
         match lock(&self.handles).get(&fh) {
             Some(Handle::File(f) | Handle::Stream(f)) => Ok(Some(std::sync::Arc::clone(f))),
             Some(_) => Ok(None),
-            None => Err(libc::EBADF),
+            None => Err(Errno::EBADF),
         }
     }
 
     /// Renders handle `fh` if it is a [`Lazy`] one, outside the table's lock; of two
     /// first reads at once, the first text stored is the one both serve.
-    fn render_on_first_read(&self, fh: u64) -> Result<(), i32> {
+    fn render_on_first_read(&self, fh: u64) -> Result<(), Errno> {
         let lazy = match lock(&self.handles).get(&fh) {
             Some(Handle::Lazy(l)) => l.clone(),
             _ => return Ok(()),

@@ -18,6 +18,7 @@
 //! cannot be opened (the kernel refuses that too, `ENXIO`), and an nsfs descriptor for
 //! `setns` cannot be had through the view.
 
+use super::Errno;
 use std::fs;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::PathBuf;
@@ -153,7 +154,7 @@ impl super::View {
         node: &Node,
         obj: &std::path::Path,
         ino: u64,
-    ) -> Result<super::Attr, i32> {
+    ) -> Result<super::Attr, Errno> {
         use std::os::unix::fs::MetadataExt as _;
         let md = fs::metadata(obj).map_err(|e| super::errno(&e))?;
         let ino = if is_namespace(node) { md.ino() } else { ino };
@@ -213,13 +214,11 @@ pub mod nsfs {
 /// real namespace's; a request for another namespace's descriptor cannot be answered
 /// through FUSE (no descriptor crosses it), and is answered as the kernel answers a
 /// reader for whom that namespace is out of reach, `EPERM` (`lsns` then carries on).
-pub fn namespace_ioctl(file: &fs::File, cmd: u32) -> Result<i32, i32> {
+pub fn namespace_ioctl(file: &fs::File, cmd: u32) -> Result<i32, Errno> {
     match cmd {
-        nsfs::NS_GET_NSTYPE => {
-            crate::sys::process::ns_type(file).map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))
-        }
-        nsfs::NS_GET_USERNS | nsfs::NS_GET_PARENT => Err(libc::EPERM),
-        _ => Err(libc::ENOTTY),
+        nsfs::NS_GET_NSTYPE => crate::sys::process::ns_type(file).map_err(|e| super::errno(&e)),
+        nsfs::NS_GET_USERNS | nsfs::NS_GET_PARENT => Err(Errno::EPERM),
+        _ => Err(Errno::ENOTTY),
     }
 }
 
@@ -227,14 +226,14 @@ impl super::View {
     /// The answer to `ioctl` request `cmd` on handle `fh` of inode `ino`: for a
     /// namespace opened through an `ns/` link, [`namespace_ioctl`]; procfs files are no
     /// terminals and take no other request (`ENOTTY`).
-    pub fn ioctl(&self, ino: u64, fh: u64, cmd: u32) -> Result<i32, i32> {
+    pub fn ioctl(&self, ino: u64, fh: u64, cmd: u32) -> Result<i32, Errno> {
         let node = self.node(ino)?;
         if !is_namespace(&node) {
-            return Err(libc::ENOTTY);
+            return Err(Errno::ENOTTY);
         }
         let file = match super::lock(&self.handles).get(&fh) {
             Some(super::Handle::Stream(f)) => std::sync::Arc::clone(f),
-            _ => return Err(libc::ENOTTY),
+            _ => return Err(Errno::ENOTTY),
         };
         namespace_ioctl(&file, cmd)
     }

@@ -1,6 +1,7 @@
 //! Listings: `/proc` as the kernel lists it, `task/`, and any other directory of the
 //! real `/proc`; taken when read from their start.
 
+use super::Errno;
 use std::ffi::OsString;
 use std::fs;
 
@@ -14,7 +15,7 @@ impl View {
     /// Opens directory `ino`, taking the listing the reader will page through.
     ///
     /// The listing itself is taken when it is read from its start ([`View::readdir`]).
-    pub fn opendir(&self, reader: Reader, ids: (u32, u32), ino: u64) -> Result<u64, i32> {
+    pub fn opendir(&self, reader: Reader, ids: (u32, u32), ino: u64) -> Result<u64, Errno> {
         let node = self.node(ino)?;
         self.check_live(&node)?;
         self.permission(reader, ids, &node, libc::R_OK as u32)?;
@@ -32,7 +33,7 @@ impl View {
         ino: u64,
         fh: u64,
         offset: u64,
-    ) -> Result<Vec<DirEntry>, i32> {
+    ) -> Result<Vec<DirEntry>, Errno> {
         if !lock(&self.handles).contains_key(&fh) {
             self.adopt_handle(req, ino, fh)?;
         }
@@ -40,14 +41,14 @@ impl View {
         // takes for the end), whatever was listed before.
         let node = self.node(ino)?;
         if matches!(node, Node::Pid { .. }) && self.check_alive(&node).is_err() {
-            return Err(libc::ENOENT);
+            return Err(Errno::ENOENT);
         }
         if offset == 0 {
             let entries = self.list(self.reader(req.tid), &node)?;
             match lock(&self.handles).get_mut(&fh) {
                 Some(Handle::Dir(held)) => *held = entries,
-                Some(_) => return Err(libc::ENOTDIR),
-                None => return Err(libc::EBADF),
+                Some(_) => return Err(Errno::ENOTDIR),
+                None => return Err(Errno::EBADF),
             }
         }
         match lock(&self.handles).get(&fh) {
@@ -56,12 +57,12 @@ impl View {
                 .skip(usize::try_from(offset).unwrap_or(usize::MAX))
                 .cloned()
                 .collect()),
-            Some(_) => Err(libc::ENOTDIR),
-            None => Err(libc::EBADF),
+            Some(_) => Err(Errno::ENOTDIR),
+            None => Err(Errno::EBADF),
         }
     }
 
-    pub(super) fn list(&self, reader: Reader, node: &Node) -> Result<Vec<DirEntry>, i32> {
+    pub(super) fn list(&self, reader: Reader, node: &Node) -> Result<Vec<DirEntry>, Errno> {
         let mut out = vec![
             DirEntry {
                 ino: 1,
@@ -109,7 +110,7 @@ impl View {
 
     /// `/proc` as the kernel lists it: its own entries, `self`, `thread-self`, then one
     /// directory per thread-group leader in ascending number.
-    fn list_root(&self, reader: Reader, out: &mut Vec<DirEntry>) -> Result<(), i32> {
+    fn list_root(&self, reader: Reader, out: &mut Vec<DirEntry>) -> Result<(), Errno> {
         let mut fixed: Vec<OsString> = Vec::new();
         let mut real_tgids: Vec<Pid> = Vec::new();
         for e in fs::read_dir(host::PROC).map_err(|e| errno(&e))? {
@@ -156,7 +157,7 @@ impl View {
                     }
                 }
                 let Some(vps) = tracker.vps(id) else {
-                    return Err(libc::ENOENT);
+                    return Err(Errno::ENOENT);
                 };
                 real_tgids
                     .iter()
@@ -185,7 +186,7 @@ impl View {
         n: Pid,
         start: u64,
         out: &mut Vec<DirEntry>,
-    ) -> Result<(), i32> {
+    ) -> Result<(), Errno> {
         let tids = host::list_tids(n).map_err(|e| errno(&e))?;
         let shown: Vec<Pid> = match reader {
             Reader::Host { .. } => tids,
@@ -197,7 +198,7 @@ impl View {
                     }
                 }
                 let Some(vps) = tracker.vps(id) else {
-                    return Err(libc::ENOENT);
+                    return Err(Errno::ENOENT);
                 };
                 tids.iter()
                     .filter(|&&t| vps.has_task(t))

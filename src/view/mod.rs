@@ -43,6 +43,10 @@ pub use handles::Opened;
 use handles::{Handle, Lazy};
 use nodes::{Node, Nodes, ROOT_INO};
 
+/// Errors are the errno values the reader gets, typed (never a bare `i32`, the type of
+/// a pid).
+pub use nix::errno::Errno;
+
 /// The task behind a request and its file-system ids, as FUSE gives them; made into a
 /// [`Reader`] only when needed (a handle a previous daemon opened).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -216,13 +220,18 @@ pub struct View {
     /// How many handles are open on each inode: a request about a gone process's
     /// inode that a reader holds open is answered as procfs answers a held descriptor.
     open_inodes: Mutex<FxHashMap<u64, u32>>,
+    /// A pidfd of each member process the kernel holds a name of, in a mount of one VPS
+    /// fed by events: names that process itself, so its liveness costs one system call
+    /// and no later process of its number (or of its start time's clock tick) passes.
+    pidfds: Mutex<FxHashMap<(Pid, u64), std::os::fd::OwnedFd>>,
 }
 
 /// See [`View::set_catch_up`].
 pub type CatchUp = Box<dyn Fn() + Send + Sync>;
 
-fn errno(e: &io::Error) -> i32 {
-    e.raw_os_error().unwrap_or(libc::EIO)
+/// The error of a failed system call or file operation, as the reader gets it.
+fn errno(e: &io::Error) -> Errno {
+    e.raw_os_error().map_or(Errno::EIO, Errno::from_raw)
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -258,6 +267,7 @@ impl View {
             resources: Mutex::new(resource_files::Resources::default()),
             held: Held::default(),
             open_inodes: Mutex::new(FxHashMap::default()),
+            pidfds: Mutex::new(FxHashMap::default()),
         }
     }
 
@@ -445,13 +455,19 @@ impl View {
             let out = f(&mut tracker);
             (out, tracker.take_released(), tracker.take_reused())
         };
-        if !reused.is_empty() {
+        // The names go first (they are found by node), then the nodes: a released
+        // member is reaped, or its number taken, and a process that gets its number and
+        // start time (within the same clock tick) must get inodes of its own.
+        let gone: Vec<(Pid, u64)> = released.iter().map(|r| (r.tid, r.start)).collect();
+        self.flush_released(released);
+        if !reused.is_empty() || !gone.is_empty() {
             let mut nodes = lock(&self.nodes);
-            for (n, start) in reused {
+            let mut pidfds = lock(&self.pidfds);
+            for (n, start) in reused.into_iter().chain(gone) {
                 nodes.retire(n, start);
+                pidfds.remove(&(n, start));
             }
         }
-        self.flush_released(released);
         out
     }
 
@@ -488,17 +504,17 @@ impl View {
     /// number may have been taken again within its start time's clock tick (which no
     /// check of the start time can see), and then the node is retired
     /// ([`Nodes::retire`]): `ESRCH`.
-    fn node(&self, ino: u64) -> Result<Node, i32> {
+    fn node(&self, ino: u64) -> Result<Node, Errno> {
         self.node_or_retired(ino)
             .and_then(|(node, retired)| match retired {
-                true => Err(libc::ESRCH),
+                true => Err(Errno::ESRCH),
                 false => Ok(node),
             })
     }
 
     /// The node behind `ino`, and whether it is retired.
-    fn node_or_retired(&self, ino: u64) -> Result<(Node, bool), i32> {
-        let node = lock(&self.nodes).get(ino).cloned().ok_or(libc::ESTALE)?;
+    fn node_or_retired(&self, ino: u64) -> Result<(Node, bool), Errno> {
+        let node = lock(&self.nodes).get(ino).cloned().ok_or(Errno::ESTALE)?;
         if matches!(node, Node::Pid { .. }) {
             self.catch_up();
         }
@@ -522,7 +538,7 @@ impl View {
         ids: (u32, u32),
         parent: u64,
         name: &str,
-    ) -> Result<Attr, i32> {
+    ) -> Result<Attr, Errno> {
         let parent = self.node(parent)?;
         self.permission(reader, ids, &parent, libc::X_OK as u32)?;
         let found = self
@@ -537,6 +553,18 @@ impl View {
                 } else {
                     lock(&self.nodes).lookup(child.clone())
                 };
+                if let (
+                    true,
+                    Node::Pid {
+                        n,
+                        tid: None,
+                        start,
+                        ..
+                    },
+                ) = (pid_dir, &child)
+                {
+                    self.keep_pidfd(*n, *start);
+                }
                 if pid_dir {
                     self.refresh_owners(ino, &child);
                     if attr.entry_ttl > Caching::NONE {
@@ -549,9 +577,9 @@ impl View {
             }
             // Nothing is found in the directory of a process that is gone: procfs
             // refuses the walk itself (see [`View::check_alive`]).
-            Err(libc::ENOENT) if matches!(parent, Node::Pid { .. }) => {
+            Err(Errno::ENOENT) if matches!(parent, Node::Pid { .. }) => {
                 self.check_alive(&parent)?;
-                Err(libc::ENOENT)
+                Err(Errno::ENOENT)
             }
             Err(e) => Err(e),
         }
@@ -591,16 +619,16 @@ impl View {
     /// reader holds open is answered as a descriptor (`fstat` of a gone process's file
     /// works on procfs); any other through its path, which a cached name may have
     /// resolved just before the name was invalidated ([`cache`]).
-    pub fn getattr(&self, reader: Reader, ino: u64) -> Result<Attr, i32> {
+    pub fn getattr(&self, reader: Reader, ino: u64) -> Result<Attr, Errno> {
         let (node, retired) = self.node_or_retired(ino)?;
         if retired {
-            return self.gone_attr(&node, ino).ok_or(libc::ESRCH);
+            return self.gone_attr(&node, ino).ok_or(Errno::ESRCH);
         }
         let held_open = lock(&self.open_inodes).contains_key(&ino);
-        let alive = match self.alive_by_events(&node) {
+        let alive = match self.alive_by_pidfd(&node) {
             true => Ok(()),
             false => match self.check_alive_as(&node, !held_open) {
-                Err(libc::ESTALE) if held_open => Err(libc::ESRCH),
+                Err(Errno::ESTALE) if held_open => Err(Errno::ESRCH),
                 r => r,
             },
         };
@@ -611,7 +639,7 @@ impl View {
                 }
                 self.attr_of(reader, &node, ino)
             }
-            Err(libc::ESTALE) => Err(libc::ESTALE),
+            Err(Errno::ESTALE) => Err(Errno::ESTALE),
             Err(e) => self.gone_attr(&node, ino).ok_or(e),
         }
     }
@@ -647,14 +675,14 @@ impl View {
     /// The real file behind `node`, whole. A process's `stat` is checked to be the
     /// node's process (its start time), which stands for [`View::check_alive`]: a pid
     /// reused since the node was made is `ESRCH`, as the old process's file would be.
-    fn read_real(&self, node: &Node) -> Result<Vec<u8>, i32> {
+    fn read_real(&self, node: &Node) -> Result<Vec<u8>, Errno> {
         let raw =
             host::read_proc_file(&node.real_path()).map_err(|e| self.gone_or(node, errno(&e)))?;
         if let Some(start) = node.start_in_content() {
             match crate::render::stat::parse_stat(&raw) {
                 Ok(st) if st.starttime == start => {}
                 // Another process of the number: the answer for a gone one.
-                _ => return Err(self.check_alive(node).err().unwrap_or(libc::ESRCH)),
+                _ => return Err(self.check_alive(node).err().unwrap_or(Errno::ESRCH)),
             }
         }
         Ok(raw)
@@ -662,9 +690,9 @@ impl View {
 
     /// `e`, from the real file behind `node`, or `ESRCH` when it is `ENOENT` because the
     /// node's process is gone ([`View::check_alive`]).
-    fn gone_or(&self, node: &Node, e: i32) -> i32 {
+    fn gone_or(&self, node: &Node, e: Errno) -> Errno {
         match e {
-            libc::ENOENT => self.check_alive(node).err().unwrap_or(e),
+            Errno::ENOENT => self.check_alive(node).err().unwrap_or(e),
             _ => e,
         }
     }
@@ -677,44 +705,100 @@ impl View {
     ///
     /// A request about a gone process that may have come through a name the kernel
     /// still holds is `ESTALE` instead, once ([`cache`]).
-    fn check_alive(&self, node: &Node) -> Result<(), i32> {
+    fn check_alive(&self, node: &Node) -> Result<(), Errno> {
         self.check_alive_as(node, true)
     }
 
-    /// [`View::check_alive`] at the start of a request, right after [`View::node`]
-    /// applied the queued events: a member those events show alive is, without a read
-    /// of its `stat` (the kernel queues a task's exit event before it can be reaped).
-    fn check_live(&self, node: &Node) -> Result<(), i32> {
-        match self.alive_by_events(node) {
+    /// [`View::check_alive`] at the start of a request: a process with a pidfd
+    /// ([`View::keep_pidfd`]) is asked through it, without a read of its `stat`.
+    fn check_live(&self, node: &Node) -> Result<(), Errno> {
+        match self.alive_by_pidfd(node) {
             true => Ok(()),
             false => self.check_alive(node),
         }
     }
 
-    /// Whether the applied events show `node`'s process (and thread) alive.
-    fn alive_by_events(&self, node: &Node) -> bool {
+    /// Whether `node`'s process is alive by its pidfd, and its thread by the applied
+    /// events (a thread gone from its group also fails the read of its files, which
+    /// are looked for below the group).
+    fn alive_by_pidfd(&self, node: &Node) -> bool {
         let Node::Pid { n, tid, start, .. } = node else {
             return false;
         };
+        let alive = lock(&self.pidfds)
+            .get(&(*n, *start))
+            .and_then(crate::sys::process::pidfd_alive);
+        alive == Some(true)
+            && tid.is_none_or(|t| t == *n || lock(&self.tracker).known_alive(t, None))
+    }
+
+    /// Keeps a pidfd of process `n` started at `start`, a member whose name the kernel
+    /// is given ([`View::alive_by_pidfd`]); dropped when membership releases it.
+    fn keep_pidfd(&self, n: Pid, start: u64) {
+        {
+            let pidfds = lock(&self.pidfds);
+            if !self.caches_pids()
+                || pidfds.contains_key(&(n, start))
+                || pidfds.len() >= pidfd_budget()
+            {
+                return;
+            }
+        }
+        // Not for a thread other than a leader (pidfd_open refuses it).
+        let Ok(fd) = crate::sys::process::pidfd_open(n) else {
+            return;
+        };
+        // The number may have passed to another process between the lookup and here.
+        if host::start_time(n).is_ok_and(|s| s == start) {
+            lock(&self.pidfds).insert((n, start), fd);
+        }
+    }
+
+    /// Whether process `n`, alive now with start time `start` and state `state`, is
+    /// another process than the node's of the same start time: a number taken again
+    /// within the clock tick, before its fork event was applied. In a mount of one VPS
+    /// fed by events, a member the applied events show exited is gone unless its zombie
+    /// is what is there, and one they do not know was forgotten (reaped).
+    fn reused_in_tick(&self, n: Pid, start: u64, state: u8) -> bool {
         let events =
             self.events.load(std::sync::atomic::Ordering::Relaxed) && self.catch_up.get().is_some();
-        if !events {
+        if self.single.is_none() || !events {
             return false;
         }
         let tracker = lock(&self.tracker);
-        tid.is_none_or(|t| t == *n || tracker.known_alive(t, None))
-            && tracker.known_alive(*n, Some(*start))
+        if tracker.known_alive(n, Some(start)) {
+            return false;
+        }
+        let exited_here = tracker.has_exited(n) && tracker.start_of(n) == Some(start);
+        !(exited_here && matches!(state, b'Z' | b'X'))
     }
 
     /// [`View::check_alive`]; `through_name` false for a request that cannot have come
     /// through a stale name (never `ESTALE`).
-    fn check_alive_as(&self, node: &Node, through_name: bool) -> Result<(), i32> {
+    fn check_alive_as(&self, node: &Node, through_name: bool) -> Result<(), Errno> {
         let Node::Pid { n, tid, start, .. } = node else {
             return Ok(());
         };
-        let gone = match host::start_time(*n) {
-            Ok(s) if s == *start => None,
-            _ => Some(libc::ESRCH),
+        let by_pidfd = lock(&self.pidfds)
+            .get(&(*n, *start))
+            .and_then(crate::sys::process::pidfd_alive);
+        let gone = match by_pidfd {
+            Some(true) => None,
+            Some(false) => Some(Errno::ESRCH),
+            None => {
+                let stat = host::read_single(&host::proc_path(&format!("{n}/stat")));
+                let now = stat
+                    .as_deref()
+                    .ok()
+                    .and_then(|raw| crate::render::stat::parse_stat(raw).ok())
+                    .map(|st| (st.starttime, st.state));
+                match now {
+                    Some((s, state)) if s == *start && !self.reused_in_tick(*n, *start, state) => {
+                        None
+                    }
+                    _ => Some(Errno::ESRCH),
+                }
+            }
         };
         // A thread of a live group: gone once it is no longer in the group's task/
         // (procfs then answers ENOENT in its held directory, not ESRCH).
@@ -722,7 +806,7 @@ impl View {
             let t = tid.filter(|t| t != n)?;
             fs::symlink_metadata(host::proc_path(&format!("{n}/task/{t}")))
                 .err()
-                .map(|_| libc::ENOENT)
+                .map(|_| Errno::ENOENT)
         });
         match gone {
             None => Ok(()),
@@ -732,7 +816,7 @@ impl View {
                 if stale {
                     // Its exit is still queued: apply it, so that its names go.
                     self.catch_up();
-                    Err(libc::ESTALE)
+                    Err(Errno::ESTALE)
                 } else {
                     Err(e)
                 }
@@ -740,7 +824,7 @@ impl View {
         }
     }
 
-    fn attr_of(&self, reader: Reader, node: &Node, ino: u64) -> Result<Attr, i32> {
+    fn attr_of(&self, reader: Reader, node: &Node, ino: u64) -> Result<Attr, Errno> {
         if let Some(obj) = links::object_path(node) {
             return self.object_attr(node, &obj, ino);
         }
@@ -805,39 +889,39 @@ impl View {
     }
 
     /// The child `name` of `parent` as `reader` sees it.
-    fn resolve(&self, reader: Reader, parent: &Node, name: &str) -> Result<Node, i32> {
+    fn resolve(&self, reader: Reader, parent: &Node, name: &str) -> Result<Node, Errno> {
         match parent {
             Node::Root => match name {
                 "self" => Ok(Node::SelfLink),
                 "thread-self" => Ok(Node::ThreadSelf),
                 _ => match host::parse_pid(name) {
                     Some(v) => self.resolve_task(reader, v, None),
-                    None if name.bytes().all(|b| b.is_ascii_digit()) => Err(libc::ENOENT),
+                    None if name.bytes().all(|b| b.is_ascii_digit()) => Err(Errno::ENOENT),
                     None => Ok(Node::Global { rel: name.into() }),
                 },
             },
             Node::Pid {
                 n, tid: None, rel, ..
             } if &**rel == "task" => {
-                let v = host::parse_pid(name).ok_or(libc::ENOENT)?;
+                let v = host::parse_pid(name).ok_or(Errno::ENOENT)?;
                 self.resolve_task(reader, v, Some(*n))
             }
             Node::Pid { .. } if links::is_object_lookup(parent, name) => {
-                let child = parent.child(name).ok_or(libc::ENOENT)?;
+                let child = parent.child(name).ok_or(Errno::ENOENT)?;
                 links::object_path(&child)
                     .map(|_| child)
-                    .ok_or(libc::ENOENT)
+                    .ok_or(Errno::ENOENT)
             }
-            Node::Pid { .. } | Node::Global { .. } => parent.child(name).ok_or(libc::ENOENT),
-            Node::SelfLink | Node::ThreadSelf => Err(libc::ENOTDIR),
+            Node::Pid { .. } | Node::Global { .. } => parent.child(name).ok_or(Errno::ENOENT),
+            Node::SelfLink | Node::ThreadSelf => Err(Errno::ENOTDIR),
         }
     }
 
     /// `/proc/<v>` (`group` None) or `/proc/<n>/task/<v>` (`group` Some(n)); asked again
     /// after catching up with the kernel's events when `v` is not known.
-    fn resolve_task(&self, reader: Reader, v: Pid, group: Option<Pid>) -> Result<Node, i32> {
+    fn resolve_task(&self, reader: Reader, v: Pid, group: Option<Pid>) -> Result<Node, Errno> {
         match self.resolve_known_task(reader, v, group) {
-            Err(libc::ENOENT) if matches!(reader, Reader::Vps { .. }) => {
+            Err(Errno::ENOENT) if matches!(reader, Reader::Vps { .. }) => {
                 self.catch_up();
                 self.resolve_known_task(reader, v, group)
             }
@@ -845,7 +929,12 @@ impl View {
         }
     }
 
-    fn resolve_known_task(&self, reader: Reader, v: Pid, group: Option<Pid>) -> Result<Node, i32> {
+    fn resolve_known_task(
+        &self,
+        reader: Reader,
+        v: Pid,
+        group: Option<Pid>,
+    ) -> Result<Node, Errno> {
         // The real number, and its start time when it was read on the way.
         let (real, start) = match reader {
             Reader::Host { .. } => (v, None),
@@ -857,13 +946,13 @@ impl View {
                     .filter(|&r| tracker.vps(id).is_some_and(|vps| vps.has_task(r)));
                 let real = match by_vpid {
                     Some(r) => r,
-                    None => own_real_number(&tracker, id, tid, v).ok_or(libc::ENOENT)?,
+                    None => own_real_number(&tracker, id, tid, v).ok_or(Errno::ENOENT)?,
                 };
-                let start = tracker.verify(id, real).ok_or(libc::ENOENT)?;
+                let start = tracker.verify(id, real).ok_or(Errno::ENOENT)?;
                 if let Some(n) = group {
-                    let vps = tracker.vps(id).ok_or(libc::ENOENT)?;
+                    let vps = tracker.vps(id).ok_or(Errno::ENOENT)?;
                     if vps.tgid_of(real) != vps.tgid_of(n) {
-                        return Err(libc::ENOENT);
+                        return Err(Errno::ENOENT);
                     }
                 }
                 (real, Some(start))
@@ -873,7 +962,7 @@ impl View {
             None => {
                 let start = match start {
                     Some(s) => s,
-                    None => host::start_time(real).map_err(|_| libc::ENOENT)?,
+                    None => host::start_time(real).map_err(|_| Errno::ENOENT)?,
                 };
                 Ok(Node::Pid {
                     n: real,
@@ -883,7 +972,7 @@ impl View {
                 })
             }
             Some(n) => {
-                let start = host::start_time(n).map_err(|_| libc::ENOENT)?;
+                let start = host::start_time(n).map_err(|_| Errno::ENOENT)?;
                 let node = Node::Pid {
                     n,
                     tid: Some(real),
@@ -891,16 +980,16 @@ impl View {
                     rel: "".into(),
                 };
                 // The thread must be in this group's task/ for the host view too.
-                fs::symlink_metadata(node.real_path()).map_err(|_| libc::ENOENT)?;
+                fs::symlink_metadata(node.real_path()).map_err(|_| Errno::ENOENT)?;
                 Ok(node)
             }
         }
     }
 
     /// The target of link `ino`.
-    pub fn readlink(&self, reader: Reader, ino: u64) -> Result<Vec<u8>, i32> {
+    pub fn readlink(&self, reader: Reader, ino: u64) -> Result<Vec<u8>, Errno> {
         let node = self.node(ino)?;
-        let own = |thread: bool| -> Result<Vec<u8>, i32> {
+        let own = |thread: bool| -> Result<Vec<u8>, Errno> {
             let (tgid, tid) = self.reader_numbers(reader)?;
             Ok(if thread {
                 format!("{tgid}/task/{tid}")
@@ -917,7 +1006,7 @@ impl View {
                 if check_of(&node) == Some(Check::Link)
                     && !may_ptrace_as(reader, None, &node, Guard::Read)
                 {
-                    return Err(libc::EACCES);
+                    return Err(Errno::EACCES);
                 }
                 let target = fs::read_link(node.real_path()).map_err(|e| errno(&e))?;
                 Ok(links::from_reader_root(
@@ -930,9 +1019,9 @@ impl View {
 
     /// The reader's own (tgid, tid) in its view; `ENOENT` if it has none, as the kernel
     /// answers for a reader outside the namespace.
-    fn reader_numbers(&self, reader: Reader) -> Result<(Pid, Pid), i32> {
+    fn reader_numbers(&self, reader: Reader) -> Result<(Pid, Pid), Errno> {
         match reader {
-            Reader::Host { tid: 0 } => Err(libc::ENOENT),
+            Reader::Host { tid: 0 } => Err(Errno::ENOENT),
             Reader::Host { tid } => {
                 let info = host::read_task(tid).map_err(|e| errno(&e))?;
                 Ok((info.tgid, tid))
@@ -947,7 +1036,7 @@ impl View {
                 // A reader forked a moment ago, or one whose tid a task that has since
                 // exited held, may be in events not applied yet.
                 self.catch_up();
-                numbers().ok_or(libc::ENOENT)
+                numbers().ok_or(Errno::ENOENT)
             }
         }
     }
@@ -969,6 +1058,13 @@ impl View {
     pub fn path_of(&self, ino: u64) -> Option<PathBuf> {
         lock(&self.nodes).get(ino).map(Node::real_path)
     }
+}
+
+/// How many pidfds the view may keep ([`View::keep_pidfd`]): a quarter of the soft
+/// descriptor limit (which the daemon raises to the hard one); past it, liveness is
+/// read from `stat`.
+pub fn pidfd_budget() -> usize {
+    crate::resources::cgroup::soft_fd_limit() / 4
 }
 
 /// Without a kernel pid namespace, `getpid()` in a VPS returns the real pid, and tools

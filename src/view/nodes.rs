@@ -149,6 +149,9 @@ pub struct Nodes {
     /// ticks cannot tell apart): kept for the descriptors readers hold, answered as a
     /// gone process's, never found by a lookup again.
     retired: FxHashSet<u64>,
+    /// The inodes of each process (number, start time), for [`Nodes::retire`] and
+    /// [`Nodes::entries_below`] without a walk over every inode.
+    by_task: FxHashMap<(Pid, u64), Vec<u64>>,
     next: u64,
     journal: Option<Journal>,
 }
@@ -159,6 +162,7 @@ impl Default for Nodes {
             by_ino: FxHashMap::default(),
             by_node: FxHashMap::default(),
             retired: FxHashSet::default(),
+            by_task: FxHashMap::default(),
             next: ROOT_INO + 1,
             journal: None,
         };
@@ -192,13 +196,15 @@ impl Nodes {
         let Node::Pid { n, tid, start, .. } = dir else {
             return Vec::new();
         };
-        self.by_node
-            .iter()
-            .filter(|(node, _)| {
-                matches!(node, Node::Pid { n: n2, tid: t2, start: s2, rel }
-                    if n2 == n && t2 == tid && s2 == start && !rel.is_empty())
+        let Some(inos) = self.by_task.get(&(*n, *start)) else {
+            return Vec::new();
+        };
+        inos.iter()
+            .copied()
+            .filter(|ino| {
+                matches!(self.get(*ino), Some(Node::Pid { tid: t2, rel, .. })
+                    if t2 == tid && !rel.is_empty())
             })
-            .map(|(_, &ino)| ino)
             .collect()
     }
 
@@ -215,6 +221,7 @@ impl Nodes {
         if let Some(j) = &mut self.journal {
             j.add(ino, &node);
         }
+        self.index(&node, ino);
         self.by_node.insert(node.clone(), ino);
         self.by_ino.insert(ino, Slot { node, lookups: 1 });
         self.compact_if_due();
@@ -231,6 +238,7 @@ impl Nodes {
         if let Some(j) = &mut self.journal {
             j.add(want, &node);
         }
+        self.index(&node, want);
         self.by_node.insert(node.clone(), want);
         self.by_ino.insert(want, Slot { node, lookups: 1 });
         want
@@ -240,15 +248,32 @@ impl Nodes {
     /// entries, its threads' directories): a new process has the same number and start
     /// time. Lookups make new inodes for the new process from now on.
     pub fn retire(&mut self, n: Pid, start: u64) {
-        let old: Vec<(Node, u64)> = self
-            .by_node
-            .iter()
-            .filter(|(node, _)| matches!(node, Node::Pid { n: n2, start: s2, .. } if *n2 == n && *s2 == start))
-            .map(|(node, &ino)| (node.clone(), ino))
-            .collect();
-        for (node, ino) in old {
-            self.by_node.remove(&node);
-            self.retired.insert(ino);
+        for ino in self.by_task.remove(&(n, start)).unwrap_or_default() {
+            if let Some(slot) = self.by_ino.get(&ino) {
+                if self.by_node.get(&slot.node) == Some(&ino) {
+                    self.by_node.remove(&slot.node);
+                }
+                self.retired.insert(ino);
+            }
+        }
+    }
+
+    /// Records inode `ino` of `node` under its process.
+    fn index(&mut self, node: &Node, ino: u64) {
+        if let Node::Pid { n, start, .. } = node {
+            self.by_task.entry((*n, *start)).or_default().push(ino);
+        }
+    }
+
+    /// Drops inode `ino` of `node` from its process's record.
+    fn unindex(&mut self, node: &Node, ino: u64) {
+        if let Node::Pid { n, start, .. } = node {
+            if let Some(inos) = self.by_task.get_mut(&(*n, *start)) {
+                inos.retain(|&i| i != ino);
+                if inos.is_empty() {
+                    self.by_task.remove(&(*n, *start));
+                }
+            }
         }
     }
 
@@ -276,6 +301,7 @@ impl Nodes {
                     self.by_node.remove(&slot.node);
                 }
                 self.retired.remove(&ino);
+                self.unindex(&slot.node, ino);
                 if let Some(j) = &mut self.journal {
                     j.drop_ino(ino);
                 }
@@ -295,6 +321,7 @@ impl Nodes {
                     for rec in Journal::parse(&bytes) {
                         match rec {
                             Record::Add(ino, node) => {
+                                nodes.index(&node, ino);
                                 nodes.by_node.insert(node.clone(), ino);
                                 // How many lookups the kernel holds is not known: the
                                 // node is kept until the daemon's end.
@@ -310,6 +337,7 @@ impl Nodes {
                             Record::Drop(ino) => {
                                 if let Some(slot) = nodes.by_ino.remove(&ino) {
                                     nodes.by_node.remove(&slot.node);
+                                    nodes.unindex(&slot.node, ino);
                                 }
                             }
                         }

@@ -6,6 +6,7 @@
 //! Each VPS's resource state is made once, from its init's cgroup, or handed in by
 //! `vprocfs run`, which made the cgroup ([`View::set_resources`]).
 
+use super::Errno;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -159,7 +160,7 @@ impl View {
         tid: Pid,
         node: &super::nodes::Node,
         file: ResFile,
-    ) -> Result<Vec<u8>, i32> {
+    ) -> Result<Vec<u8>, Errno> {
         let host = if file.needs_host_text() {
             self.read_real(node)?
         } else {
@@ -188,11 +189,14 @@ impl View {
         id: VpsId,
         file: ResFile,
         host: &[u8],
-    ) -> Result<Option<Vec<u8>>, i32> {
+    ) -> Result<Option<Vec<u8>>, Errno> {
         let Some(r) = self.resources_of(id) else {
             return Ok(None);
         };
-        let last_pid = lock(&self.tracker).vps(id).ok_or(libc::ENOENT)?.last_vpid();
+        let last_pid = lock(&self.tracker)
+            .vps(id)
+            .ok_or(Errno::ENOENT)?
+            .last_vpid();
         let facts = VpsFacts {
             boot_offset_ns: r.boot_offset_ns,
             start_boottime_ns: r.start_boottime_ns,
@@ -206,7 +210,7 @@ impl View {
             .map(Some)
             .map_err(|e| {
                 log::warn!("cannot render {} for VPS {id}: {e}", file.name());
-                libc::EIO
+                Errno::EIO
             })
     }
 

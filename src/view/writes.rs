@@ -26,6 +26,7 @@
 //! that joins it ([`WriteTarget::IdMap`]). An unprivileged `unshare -U -r` writes as
 //! itself (the namespace owner's rule follows the uid).
 
+use super::Errno;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt as _, OpenOptionsExt as _};
@@ -68,7 +69,7 @@ pub enum WriteTarget {
         /// Whether the writer is the task (or, for `comm`, in its thread group).
         own: bool,
         /// The kernel's refusal for another task.
-        refused: i32,
+        refused: Errno,
     },
 }
 
@@ -80,14 +81,14 @@ fn tid_of(reader: Reader) -> Pid {
 }
 
 /// The identity of the task that asks, for a system call made as it.
-fn identity(tid: Pid) -> Result<(Identity, Vec<File>), i32> {
+fn identity(tid: Pid) -> Result<(Identity, Vec<File>), Errno> {
     if tid <= 0 {
         // A task the daemon cannot see cannot be written for.
-        return Err(libc::EACCES);
+        return Err(Errno::EACCES);
     }
-    Identity::of_task(tid).map_err(|e| match e.raw_os_error() {
-        Some(libc::ENOENT) | Some(libc::ESRCH) => libc::ESRCH,
-        _ => libc::EACCES,
+    Identity::of_task(tid).map_err(|e| match e.raw_os_error().map(Errno::from_raw) {
+        Some(Errno::ENOENT) | Some(Errno::ESRCH) => Errno::ESRCH,
+        _ => Errno::EACCES,
     })
 }
 
@@ -107,7 +108,7 @@ impl View {
     /// A sysctl or System V IPC file of a reader in the daemon's own namespaces reads the
     /// same from here, without a thread (`sysctl -a` opens a thousand); keys depend on
     /// the reader's credentials always.
-    pub(super) fn read_as(&self, reader: Reader, node: &Node) -> Result<Vec<u8>, i32> {
+    pub(super) fn read_as(&self, reader: Reader, node: &Node) -> Result<Vec<u8>, Errno> {
         let tid = tid_of(reader);
         let path = node.real_path();
         let by_credentials =
@@ -129,7 +130,7 @@ impl View {
         reader: Reader,
         node: &Node,
         flags: i32,
-    ) -> Result<Handle, i32> {
+    ) -> Result<Handle, Errno> {
         let tid = tid_of(reader);
         match (node, reader) {
             (Node::Global { rel }, Reader::Vps { id, .. })
@@ -143,9 +144,9 @@ impl View {
                         == crate::host::read_task(tid).ok().map(|i| i.tgid)
                 });
                 let refused = if &**rel == "comm" {
-                    libc::EINVAL
+                    Errno::EINVAL
                 } else {
-                    libc::EPERM
+                    Errno::EPERM
                 };
                 return Ok(Handle::Write(WriteTarget::OwnOnly { own, refused }));
             }
@@ -188,7 +189,7 @@ impl View {
         offset: u64,
         data: &[u8],
         wait: bool,
-    ) -> Result<u32, i32> {
+    ) -> Result<u32, Errno> {
         let tid = Pid::try_from(tid).unwrap_or(0);
         let target = match lock(&self.handles).get(&fh) {
             Some(Handle::Write(WriteTarget::Real { file, seekable })) => WriteTarget::Real {
@@ -204,8 +205,8 @@ impl View {
                 path: path.clone(),
                 userns: Arc::clone(userns),
             },
-            Some(_) => return Err(libc::EBADF),
-            None => return Err(libc::EBADF),
+            Some(_) => return Err(Errno::EBADF),
+            None => return Err(Errno::EBADF),
         };
         let len = u32::try_from(data.len()).unwrap_or(u32::MAX);
         match target {
@@ -230,7 +231,7 @@ impl View {
                         match file.write_at(data, offset) {
                             // A seq file (uid_map, timerslack_ns…) takes no pwrite: it
                             // is written where it stands, after a seek.
-                            Err(e) if e.raw_os_error() == Some(libc::ESPIPE) => {
+                            Err(e) if e.raw_os_error() == Some(Errno::ESPIPE as i32) => {
                                 io::Seek::seek(&mut &*file, io::SeekFrom::Start(offset))?;
                                 io::Write::write(&mut &*file, data)
                             }
@@ -241,10 +242,10 @@ impl View {
                         Ok(n) => return Ok(u32::try_from(n).unwrap_or(u32::MAX)),
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                             if !wait {
-                                return Err(libc::EAGAIN);
+                                return Err(Errno::EAGAIN);
                             }
                             if !self.wait_writable(&file, tid) {
-                                return Err(libc::EINTR);
+                                return Err(Errno::EINTR);
                             }
                         }
                         Err(e) => return Err(errno(&e)),
@@ -307,24 +308,24 @@ impl View {
     /// `ns_last_pid` written by task `tid` of VPS `id`: the kernel takes it from a
     /// task with `CAP_SYS_ADMIN` (in the namespace's user namespace), a number from 0 to
     /// `pid_max - 1`.
-    fn set_last_pid(&self, id: VpsId, tid: Pid, data: &[u8]) -> Result<(), i32> {
+    fn set_last_pid(&self, id: VpsId, tid: Pid, data: &[u8]) -> Result<(), Errno> {
         const CAP_SYS_ADMIN: u32 = 21;
         let (who, _) = identity(tid)?;
         if who.cap_eff & (1 << CAP_SYS_ADMIN) == 0 {
-            return Err(libc::EPERM);
+            return Err(Errno::EPERM);
         }
         let n: Pid = std::str::from_utf8(data)
             .ok()
             .and_then(|s| s.trim().parse().ok())
-            .ok_or(libc::EINVAL)?;
+            .ok_or(Errno::EINVAL)?;
         let (ns_member, pid_max) = {
             let tracker = lock(&self.tracker);
-            let vps = tracker.vps(id).ok_or(libc::ESRCH)?;
-            let meta = tracker.meta(id).ok_or(libc::ESRCH)?;
+            let vps = tracker.vps(id).ok_or(Errno::ESRCH)?;
+            let meta = tracker.meta(id).ok_or(Errno::ESRCH)?;
             (meta.ns_inode.map(|_| vps.init_pid()), vps.config().pid_max)
         };
         if !(0..pid_max).contains(&n) {
-            return Err(libc::EINVAL);
+            return Err(Errno::EINVAL);
         }
         match ns_member {
             // The kernel numbers a pid namespace's processes: its own ns_last_pid,
@@ -341,7 +342,7 @@ impl View {
 /// Writes `n` to the `ns_last_pid` of the pid namespace of process `init`: from a
 /// process in that namespace (`nsenter` forks one), as the kernel answers that sysctl
 /// for its writer's namespace.
-fn write_ns_last_pid(init: Pid, n: Pid) -> Result<(), i32> {
+fn write_ns_last_pid(init: Pid, n: Pid) -> Result<(), Errno> {
     let status = std::process::Command::new("nsenter")
         .args(["--target", &init.to_string(), "--pid", "--", "sh", "-c"])
         .arg(format!("echo {n} > /proc/sys/kernel/ns_last_pid"))
@@ -349,10 +350,10 @@ fn write_ns_last_pid(init: Pid, n: Pid) -> Result<(), i32> {
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status()
-        .map_err(|_| libc::EIO)?;
+        .map_err(|_| Errno::EIO)?;
     if status.success() {
         Ok(())
     } else {
-        Err(libc::EPERM)
+        Err(Errno::EPERM)
     }
 }
