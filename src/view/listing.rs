@@ -39,8 +39,9 @@ impl View {
         }
         // procfs lists nothing of a process that is gone (`ENOENT`, which readdir(3)
         // takes for the end), whatever was listed before.
-        let node = self.node(ino)?;
-        if matches!(node, Node::Pid { .. }) && self.check_alive(&node).is_err() {
+        let (node, retired) = self.node_or_retired(ino)?;
+        if retired || matches!(node, Node::Pid { .. }) && self.check_alive_as(&node, false).is_err()
+        {
             return Err(Errno::ENOENT);
         }
         if offset == 0 {
