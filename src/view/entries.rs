@@ -59,6 +59,11 @@ pub struct Entry {
     /// Its name, or for the entries of a subdirectory, `dir/` followed by nothing (any
     /// name in `dir`).
     pub name: &'static str,
+    /// The kernel's mode bits for it (`tgid_base_stuff[]`), which procfs never changes
+    /// (only the owner follows the process's credentials); 0 where they vary (the
+    /// links of `fd/`, `attr/`). The attributes shown are the real entry's; the mode
+    /// here lets the daemon skip the look at the real one where anyone may read.
+    pub mode: u16,
     /// The renderer that translates the pid numbers it carries.
     pub render: Option<Render>,
     /// The permission rule.
@@ -69,9 +74,18 @@ pub struct Entry {
     pub children: Children,
 }
 
-const fn e(name: &'static str, check: Check, read: Read) -> Entry {
+impl Entry {
+    /// Whether any reader may open it for reading by its mode bits (the rule of
+    /// [`Entry::check`] still applies).
+    pub fn readable_by_all(&self) -> bool {
+        self.mode & 0o004 != 0
+    }
+}
+
+const fn e(name: &'static str, mode: u16, check: Check, read: Read) -> Entry {
     Entry {
         name,
+        mode,
         render: None,
         check,
         read,
@@ -79,9 +93,10 @@ const fn e(name: &'static str, check: Check, read: Read) -> Entry {
     }
 }
 
-const fn rendered(name: &'static str, render: Render, check: Check) -> Entry {
+const fn rendered(name: &'static str, mode: u16, render: Render, check: Check) -> Entry {
     Entry {
         name,
+        mode,
         render: Some(render),
         check,
         read: Read::Snapshot,
@@ -89,9 +104,10 @@ const fn rendered(name: &'static str, render: Render, check: Check) -> Entry {
     }
 }
 
-const fn dir(name: &'static str, check: Check, children: Children) -> Entry {
+const fn dir(name: &'static str, mode: u16, check: Check, children: Children) -> Entry {
     Entry {
         name,
+        mode,
         render: None,
         check,
         read: Read::Direct,
@@ -104,68 +120,68 @@ use Read::{Direct, Snapshot};
 
 /// The table, in the kernel's order where it has one.
 pub const ENTRIES: &[Entry] = &[
-    dir("task", Mode, Children::Changing),
-    dir("fd", Check::FdDir, Children::Changing),
-    dir("map_files", Check::Dir, Children::Changing),
-    dir("fdinfo", Check::Dir, Children::Changing),
-    dir("ns", Mode, Children::Fixed),
-    dir("net", Mode, Children::Fixed),
-    dir("attr", Mode, Children::Fixed),
-    e("environ", Check::File(Guard::Read), Snapshot),
-    e("auxv", Check::File(Guard::Read), Snapshot),
-    rendered("status", Render::Status, Mode),
-    e("personality", Check::File(Guard::Trace), Snapshot),
-    e("limits", Mode, Snapshot),
-    rendered("sched", Render::Sched, Mode),
-    e("autogroup", Mode, Snapshot),
-    e("timens_offsets", Mode, Snapshot),
-    rendered("comm", Render::Comm, Mode),
-    e("syscall", Check::File(Guard::Trace), Snapshot),
-    e("cmdline", Mode, Snapshot),
-    rendered("stat", Render::Stat, Check::File(Guard::Stat)),
-    e("statm", Mode, Snapshot),
-    e("maps", Check::File(Guard::Read), Snapshot),
-    e("numa_maps", Check::File(Guard::Read), Snapshot),
-    e("mem", Check::File(Guard::Attach), Direct),
-    e("cwd", Link, Direct),
-    e("root", Link, Direct),
-    e("exe", Link, Direct),
+    dir("task", 0o555, Mode, Children::Changing),
+    dir("fd", 0o500, Check::FdDir, Children::Changing),
+    dir("map_files", 0o500, Check::Dir, Children::Changing),
+    dir("fdinfo", 0o555, Check::Dir, Children::Changing),
+    dir("ns", 0o511, Mode, Children::Fixed),
+    dir("net", 0o555, Mode, Children::Fixed),
+    dir("attr", 0o555, Mode, Children::Fixed),
+    e("environ", 0o400, Check::File(Guard::Read), Snapshot),
+    e("auxv", 0o400, Check::File(Guard::Read), Snapshot),
+    rendered("status", 0o444, Render::Status, Mode),
+    e("personality", 0o400, Check::File(Guard::Trace), Snapshot),
+    e("limits", 0o444, Mode, Snapshot),
+    rendered("sched", 0o644, Render::Sched, Mode),
+    e("autogroup", 0o644, Mode, Snapshot),
+    e("timens_offsets", 0o644, Mode, Snapshot),
+    rendered("comm", 0o644, Render::Comm, Mode),
+    e("syscall", 0o400, Check::File(Guard::Trace), Snapshot),
+    e("cmdline", 0o444, Mode, Snapshot),
+    rendered("stat", 0o444, Render::Stat, Check::File(Guard::Stat)),
+    e("statm", 0o444, Mode, Snapshot),
+    e("maps", 0o444, Check::File(Guard::Read), Snapshot),
+    e("numa_maps", 0o444, Check::File(Guard::Read), Snapshot),
+    e("mem", 0o600, Check::File(Guard::Attach), Direct),
+    e("cwd", 0o777, Link, Direct),
+    e("root", 0o777, Link, Direct),
+    e("exe", 0o777, Link, Direct),
     // Their poll reports mount changes: read through the daemon, which polls the real one.
-    e("mounts", Mode, Direct),
-    e("mountinfo", Mode, Direct),
-    e("mountstats", Mode, Direct),
-    e("smaps", Check::File(Guard::Read), Snapshot),
-    e("smaps_rollup", Check::File(Guard::Read), Snapshot),
-    e("pagemap", Check::File(Guard::Read), Direct),
-    e("wchan", Check::File(Guard::Wchan), Snapshot),
-    e("stack", Check::File(Guard::Stack), Snapshot),
-    e("schedstat", Mode, Snapshot),
-    e("cpuset", Mode, Snapshot),
-    e("cgroup", Mode, Snapshot),
-    e("oom_score", Mode, Snapshot),
-    e("oom_adj", Mode, Snapshot),
-    e("oom_score_adj", Mode, Snapshot),
-    e("loginuid", Mode, Snapshot),
-    e("sessionid", Mode, Snapshot),
-    e("coredump_filter", Mode, Snapshot),
-    e("io", Check::File(Guard::Read), Snapshot),
-    rendered("timers", Render::Timers, Mode),
-    e("timerslack_ns", Mode, Snapshot),
-    e("arch_status", Mode, Snapshot),
-    e("ksm_merging_pages", Mode, Snapshot),
-    e("ksm_stat", Mode, Snapshot),
-    rendered("children", Render::Children, Mode),
+    e("mounts", 0o444, Mode, Direct),
+    e("mountinfo", 0o444, Mode, Direct),
+    e("mountstats", 0o400, Mode, Direct),
+    e("smaps", 0o444, Check::File(Guard::Read), Snapshot),
+    e("smaps_rollup", 0o444, Check::File(Guard::Read), Snapshot),
+    e("pagemap", 0o400, Check::File(Guard::Read), Direct),
+    e("wchan", 0o444, Check::File(Guard::Wchan), Snapshot),
+    e("stack", 0o400, Check::File(Guard::Stack), Snapshot),
+    e("schedstat", 0o444, Mode, Snapshot),
+    e("cpuset", 0o444, Mode, Snapshot),
+    e("cgroup", 0o444, Mode, Snapshot),
+    e("oom_score", 0o444, Mode, Snapshot),
+    e("oom_adj", 0o644, Mode, Snapshot),
+    e("oom_score_adj", 0o644, Mode, Snapshot),
+    e("loginuid", 0o644, Mode, Snapshot),
+    e("sessionid", 0o444, Mode, Snapshot),
+    e("coredump_filter", 0o644, Mode, Snapshot),
+    e("io", 0o400, Check::File(Guard::Read), Snapshot),
+    rendered("timers", 0o444, Render::Timers, Mode),
+    e("timerslack_ns", 0o666, Mode, Snapshot),
+    e("arch_status", 0o444, Mode, Snapshot),
+    e("ksm_merging_pages", 0o444, Mode, Snapshot),
+    e("ksm_stat", 0o444, Mode, Snapshot),
+    rendered("children", 0o444, Render::Children, Mode),
     // The entries of subdirectories ("dir/" stands for any name in it).
-    e("fd/", Link, Direct),
-    e("map_files/", Link, Direct),
-    rendered("fdinfo/", Render::Fdinfo, Check::File(Guard::Read)),
-    e("ns/", Link, Direct),
-    e("attr/", Mode, Snapshot),
+    e("fd/", 0, Link, Direct),
+    e("map_files/", 0, Link, Direct),
+    rendered("fdinfo/", 0o444, Render::Fdinfo, Check::File(Guard::Read)),
+    e("ns/", 0o777, Link, Direct),
+    e("attr/", 0, Mode, Snapshot),
 ];
 
 /// What every entry the table does not name is: the real one, read at the reader's
 /// offsets, behind the mode bits alone.
-const PLAIN: Entry = e("", Mode, Direct);
+const PLAIN: Entry = e("", 0, Mode, Direct);
 
 /// The entry at path `rel` below a process (or thread) directory: `stat`, `fd/3`…
 /// Deeper paths (`net/dev`, `attr/apparmor/current`) are [`PLAIN`]: real files read
@@ -202,6 +218,13 @@ mod tests {
         assert_eq!(entry("no-such-entry"), &PLAIN);
         assert_eq!(entry("task").children, Children::Changing);
         assert_eq!(entry("ns").children, Children::Fixed);
+        assert!(entry("stat").readable_by_all());
+        assert!(!entry("environ").readable_by_all());
+        assert!(
+            !entry("fd/3").readable_by_all(),
+            "varies: asked of the real link"
+        );
+        assert!(!PLAIN.readable_by_all(), "unknown: asked of the real file");
     }
 
     #[test]

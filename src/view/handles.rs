@@ -128,10 +128,15 @@ impl View {
                 stream: true,
             });
         }
-        let path = node.real_path();
-        let md = fs::metadata(&path).map_err(|e| self.gone_or(&node, errno(&e)))?;
-        if !permits(&md, uid, gid, reader, libc::R_OK as u32) {
-            return Err(Errno::EACCES);
+        // The mode bits: the kernel's own where they are fixed and let anyone read
+        // (`stat`, `status`, `cmdline`…), else the real file's.
+        let by_all =
+            matches!(&node, Node::Pid { rel, .. } if entries::entry(rel).readable_by_all());
+        if !by_all {
+            let md = fs::metadata(node.real_path()).map_err(|e| self.gone_or(&node, errno(&e)))?;
+            if !permits(&md, uid, gid, reader, libc::R_OK as u32) {
+                return Err(Errno::EACCES);
+            }
         }
         let mut handle = match self.guarded_open(reader, &node, uid, gid)? {
             Some(h) => h,
