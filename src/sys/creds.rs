@@ -166,34 +166,40 @@ fn take_on(id: &Identity) -> io::Result<()> {
     set_caps(id.cap_eff, id.cap_prm, id.cap_inh)
 }
 
+/// The header of `capget(2)`/`capset(2)`.
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+
+/// One 32-bit word of each capability set; version 3 takes two.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+/// `_LINUX_CAPABILITY_VERSION_3`: 64-bit sets, as two [`CapData`] words.
+const CAP_VERSION_3: u32 = 0x2008_0522;
+
 /// `capset(2)` of the calling thread (version 3: two 32-bit words per set).
 fn set_caps(eff: u64, prm: u64, inh: u64) -> io::Result<()> {
-    #[repr(C)]
-    struct Header {
-        version: u32,
-        pid: i32,
-    }
-    #[repr(C)]
-    #[derive(Clone, Copy)]
-    struct Data {
-        effective: u32,
-        permitted: u32,
-        inheritable: u32,
-    }
-    const VERSION_3: u32 = 0x2008_0522;
-    let header = Header {
-        version: VERSION_3,
+    let header = CapHeader {
+        version: CAP_VERSION_3,
         pid: 0,
     };
     let word = |v: u64, i: u32| (v >> (32 * i)) as u32;
-    let data = [0, 1].map(|i| Data {
+    let data = [0, 1].map(|i| CapData {
         effective: word(eff, i),
         permitted: word(prm, i),
         inheritable: word(inh, i),
     });
     // SAFETY: capset reads one header and two data words from the pointers given,
     // both valid for the duration of the call; pid 0 is the calling thread.
-    let r = unsafe { libc::syscall(libc::SYS_capset, &header as *const Header, data.as_ptr()) };
+    let r = unsafe { libc::syscall(libc::SYS_capset, &header as *const CapHeader, data.as_ptr()) };
     check(r)
 }
 
@@ -246,30 +252,17 @@ pub fn write_in_user_ns(userns: &File, path: &std::path::Path, data: &[u8]) -> i
 /// The effective capabilities of task `tid` (in the caller's pid namespace), from
 /// `capget(2)`: one system call, where reading the task's `status` costs ten times more.
 pub fn effective_caps(tid: i32) -> io::Result<u64> {
-    #[repr(C)]
-    struct Header {
-        version: u32,
-        pid: i32,
-    }
-    #[repr(C)]
-    #[derive(Clone, Copy, Default)]
-    struct Data {
-        effective: u32,
-        permitted: u32,
-        inheritable: u32,
-    }
-    const VERSION_3: u32 = 0x2008_0522;
-    let mut header = Header {
-        version: VERSION_3,
+    let mut header = CapHeader {
+        version: CAP_VERSION_3,
         pid: tid,
     };
-    let mut data = [Data::default(); 2];
+    let mut data = [CapData::default(); 2];
     // SAFETY: capget writes one header and two data words to the pointers given, both
     // valid and writable for the duration of the call.
     let r = unsafe {
         libc::syscall(
             libc::SYS_capget,
-            &mut header as *mut Header,
+            &mut header as *mut CapHeader,
             data.as_mut_ptr(),
         )
     };
