@@ -64,8 +64,12 @@ pub fn read_single(path: &Path) -> io::Result<Vec<u8>> {
     read_from(fs::File::open(path)?, true)
 }
 
-fn read_from(mut file: fs::File, single: bool) -> io::Result<Vec<u8>> {
-    use std::io::Read;
+/// The whole of a procfs file already open (the reads [`read_proc_file`] makes).
+pub fn read_open(file: &fs::File) -> io::Result<Vec<u8>> {
+    read_from(file, false)
+}
+
+fn read_from(mut file: impl std::io::Read, single: bool) -> io::Result<Vec<u8>> {
     let mut buf = vec![0u8; 4096];
     let mut len = 0;
     loop {

@@ -375,14 +375,13 @@ impl Tracker {
         }
     }
 
-    /// Whether task `tid`, started at `start` (any start if `None`), is a member that
-    /// the events applied so far show alive: known, and no exit seen. The kernel queues
-    /// a task's exit event before the task can be reaped, so once the queued events are
-    /// applied this is the truth without reading `/proc`.
-    pub fn known_alive(&self, tid: Pid, start: Option<u64>) -> bool {
+    /// Whether task `tid`, started at `start`, is a member that the events applied so
+    /// far show alive: known, and no exit seen. Not proof that it lives: the kernel
+    /// sends the exit event after the parent may have reaped the task.
+    pub fn known_alive(&self, tid: Pid, start: u64) -> bool {
         self.known
             .get(&tid)
-            .is_some_and(|k| k.vps.is_some() && start.is_none_or(|s| s == k.start))
+            .is_some_and(|k| k.vps.is_some() && k.start == start)
             && !self.exited.contains(&tid)
     }
 

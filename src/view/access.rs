@@ -374,7 +374,7 @@ impl View {
         mask: u32,
     ) -> Result<(), Errno> {
         let node = self.node(ino)?;
-        self.check_live(&node)?;
+        self.check_alive(&node)?;
         if mask == libc::F_OK as u32 {
             return Ok(());
         }

@@ -105,7 +105,7 @@ impl View {
         let node = self.node(ino)?;
         // A `stat` shows its process's start time: reading it is the check.
         if flags & libc::O_ACCMODE != libc::O_RDONLY || node.start_in_content().is_none() {
-            self.check_live(&node)?;
+            self.check_alive(&node)?;
         }
         if flags & libc::O_ACCMODE != libc::O_RDONLY {
             let stream = links::object_path(&node).is_some();
@@ -148,7 +148,10 @@ impl View {
             Handle::Lazy(l) if whole || matches!(l.render, Render::Resource(_)) => {
                 Some(self.render_lazy(l)?)
             }
-            Handle::File(_) if whole => Some(self.read_real(&node)?),
+            // The real file is open already: read it whole from there.
+            Handle::File(f) if whole => {
+                Some(host::read_open(f).map_err(|e| self.gone_or(&node, errno(&e)))?)
+            }
             Handle::Buffer(b) if whole => Some(b.clone()),
             _ => None,
         };

@@ -17,7 +17,7 @@ impl View {
     /// The listing itself is taken when it is read from its start ([`View::readdir`]).
     pub fn opendir(&self, reader: Reader, ids: (u32, u32), ino: u64) -> Result<u64, Errno> {
         let node = self.node(ino)?;
-        self.check_live(&node)?;
+        self.check_alive(&node)?;
         self.permission(reader, ids, &node, libc::R_OK as u32)?;
         Ok(self.new_handle(ino, Handle::Dir(Vec::new())))
     }

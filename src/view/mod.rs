@@ -547,6 +547,9 @@ impl View {
         match found {
             Ok((attr, child)) => {
                 let pid_dir = matches!(&child, Node::Pid { rel, .. } if rel.is_empty());
+                if let (true, Node::Pid { n, start, .. }) = (pid_dir, &child) {
+                    self.renew_if_reused(*n, *start);
+                }
                 let ino = if links::is_namespace(&child) {
                     // The namespace's own inode number, which is what st_ino shows.
                     lock(&self.nodes).lookup_at(child.clone(), attr.ino)
@@ -625,12 +628,9 @@ impl View {
             return self.gone_attr(&node, ino).ok_or(Errno::ESRCH);
         }
         let held_open = lock(&self.open_inodes).contains_key(&ino);
-        let alive = match self.alive_by_pidfd(&node) {
-            true => Ok(()),
-            false => match self.check_alive_as(&node, !held_open) {
-                Err(Errno::ESTALE) if held_open => Err(Errno::ESRCH),
-                r => r,
-            },
+        let alive = match self.check_alive_as(&node, !held_open) {
+            Err(Errno::ESTALE) if held_open => Err(Errno::ESRCH),
+            r => r,
         };
         match alive {
             Ok(()) => {
@@ -709,31 +709,30 @@ impl View {
         self.check_alive_as(node, true)
     }
 
-    /// [`View::check_alive`] at the start of a request: a process with a pidfd
-    /// ([`View::keep_pidfd`]) is asked through it, without a read of its `stat`.
-    fn check_live(&self, node: &Node) -> Result<(), Errno> {
-        match self.alive_by_pidfd(node) {
-            true => Ok(()),
-            false => self.check_alive(node),
+    /// Process `n` started at `start` was just found alive, but the pidfd kept for a
+    /// process of that number and start time says that one is gone: a newcomer took
+    /// the number within the clock tick, before membership applied its fork. The old
+    /// process's inodes are retired and its pidfd dropped, so that the newcomer gets
+    /// inodes (and a pidfd) of its own instead of answering for the dead one.
+    fn renew_if_reused(&self, n: Pid, start: u64) {
+        let gone = {
+            let mut pidfds = lock(&self.pidfds);
+            let gone = pidfds
+                .get(&(n, start))
+                .and_then(crate::sys::process::pidfd_alive)
+                == Some(false);
+            if gone {
+                pidfds.remove(&(n, start));
+            }
+            gone
+        };
+        if gone {
+            lock(&self.nodes).retire(n, start);
         }
     }
 
-    /// Whether `node`'s process is alive by its pidfd, and its thread by the applied
-    /// events (a thread gone from its group also fails the read of its files, which
-    /// are looked for below the group).
-    fn alive_by_pidfd(&self, node: &Node) -> bool {
-        let Node::Pid { n, tid, start, .. } = node else {
-            return false;
-        };
-        let alive = lock(&self.pidfds)
-            .get(&(*n, *start))
-            .and_then(crate::sys::process::pidfd_alive);
-        alive == Some(true)
-            && tid.is_none_or(|t| t == *n || lock(&self.tracker).known_alive(t, None))
-    }
-
     /// Keeps a pidfd of process `n` started at `start`, a member whose name the kernel
-    /// is given ([`View::alive_by_pidfd`]); dropped when membership releases it.
+    /// is given ([`View::check_alive`]); dropped when membership releases it.
     fn keep_pidfd(&self, n: Pid, start: u64) {
         {
             let pidfds = lock(&self.pidfds);
@@ -766,7 +765,7 @@ impl View {
             return false;
         }
         let tracker = lock(&self.tracker);
-        if tracker.known_alive(n, Some(start)) {
+        if tracker.known_alive(n, start) {
             return false;
         }
         let exited_here = tracker.has_exited(n) && tracker.start_of(n) == Some(start);
@@ -1002,7 +1001,7 @@ impl View {
             Node::SelfLink => own(false),
             Node::ThreadSelf => own(true),
             _ => {
-                self.check_live(&node)?;
+                self.check_alive(&node)?;
                 if check_of(&node) == Some(Check::Link)
                     && !may_ptrace_as(reader, None, &node, Guard::Read)
                 {
