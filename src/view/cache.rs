@@ -1,7 +1,8 @@
 //! What the kernel may cache of the view, and how the view takes it back.
 //!
 //! The kernel's dentry and attribute caches belong to a mount, not to a reader, so only
-//! a mount that serves one VPS ([`super::View::single`]) lets the kernel keep the names
+//! a mount that serves one VPS ([`super::View::single`], [`super::View::mount_of`]) lets
+//! the kernel keep the names
 //! of processes (`/proc/<vpid>`, `task/<vtid>`) and of their entries: until the
 //! process-events connector reports the process's exit, when the view invalidates them
 //! (`FUSE_NOTIFY_INVAL_ENTRY`, which drops everything below as well). A zombie's

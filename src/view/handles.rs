@@ -263,7 +263,7 @@ impl View {
         if matches!(r, Render::Stat) && node.rel() == "stat" {
             self.sync_groups(id, node, raw);
         }
-        let tracker = lock(&self.tracker);
+        let tracker = lock(&self.shared.tracker);
         let vps = tracker.vps(id).ok_or(Errno::ENOENT)?;
         // Reaped and released between the read and now: the text shows a process the
         // VPS no longer has (its own number would read 0), as procfs answers a read of
@@ -286,7 +286,7 @@ impl View {
             tasks: Some(u32::try_from(vps.tasks_num()).unwrap_or(u32::MAX)),
         };
         let rendered = files::render(r, raw, &map, cx);
-        self.translations
+        self.shared.translations
             .fetch_add(map.lookups.get(), std::sync::atomic::Ordering::Relaxed);
         rendered.map_err(|e| {
             log::warn!("cannot render {}: {e}", node.real_path().display());
@@ -304,7 +304,7 @@ impl View {
             return;
         };
         let stale = {
-            let tracker = lock(&self.tracker);
+            let tracker = lock(&self.shared.tracker);
             tracker.vps(id).is_some_and(|vps| {
                 vps.tgid_of(task) == Some(task)
                     && vps.group_ids(task) != Some((st.pgrp, st.session))
@@ -312,7 +312,7 @@ impl View {
         };
         if stale {
             if let Ok(info) = host::read_task(task) {
-                lock(&self.tracker).sync_groups(&info);
+                lock(&self.shared.tracker).sync_groups(&info);
             }
         }
     }

@@ -144,9 +144,9 @@ impl View {
             Reader::Host { .. } => real_tgids.iter().map(|&p| (p, p)).collect(),
             Reader::Vps { id, .. } => {
                 self.catch_up();
-                let mut tracker = lock(&self.tracker);
+                let mut tracker = lock(&self.shared.tracker);
                 tracker.refresh_cgroups();
-                if !self.events.load(std::sync::atomic::Ordering::Relaxed) {
+                if !self.shared.events.load(std::sync::atomic::Ordering::Relaxed) {
                     tracker.rescan();
                 } else {
                     tracker.reap();
@@ -192,7 +192,7 @@ impl View {
         let shown: Vec<Pid> = match reader {
             Reader::Host { .. } => tids,
             Reader::Vps { id, .. } => {
-                let mut tracker = lock(&self.tracker);
+                let mut tracker = lock(&self.shared.tracker);
                 for &t in &tids {
                     if tracker.start_of(t).is_none() {
                         tracker.vps_of(t);

@@ -17,6 +17,7 @@ pub mod links;
 mod listing;
 pub mod nodes;
 pub mod resource_files;
+mod shared;
 pub mod writes;
 
 use std::ffi::OsString;
@@ -25,7 +26,7 @@ use std::io;
 use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use rustc_hash::FxHashMap;
@@ -42,6 +43,7 @@ use files::{Context, Render};
 pub use handles::Opened;
 use handles::{Handle, Lazy};
 use nodes::{Node, Nodes, ROOT_INO};
+use shared::Shared;
 
 /// Errors are the errno values the reader gets, typed (never a bare `i32`, the type of
 /// a pid).
@@ -185,26 +187,18 @@ impl PidMap for VpsMap<'_> {
     }
 }
 
-/// The whole view: membership, inodes, open handles.
+/// One mount's view: its inodes and open handles, what it lets the kernel cache, and
+/// who it takes a reader for; over membership and resources that every mount of the
+/// daemon shares ([`shared`]).
 pub struct View {
-    tracker: Mutex<Tracker>,
+    shared: Arc<Shared>,
     nodes: Mutex<Nodes>,
     handles: Mutex<FxHashMap<u64, Handle>>,
     next_fh: Mutex<u64>,
-    /// `/proc`'s own link count without processes (the kernel adds one per process).
-    root_nlink_base: u32,
-    /// Whether the process-events connector is feeding membership; without it a reader
-    /// listing `/proc` triggers a rescan.
-    events: std::sync::atomic::AtomicBool,
-    /// A mount of one VPS only (`vprocfs run`): every reader sees that VPS, as every
-    /// reader of a procfs instance sees its pid namespace, so `/proc`'s own attributes
-    /// do not depend on the reader and may be cached.
+    /// A mount of one VPS only (`vprocfs run`, and each VPS's own mount in `serve`):
+    /// every reader sees that VPS, as every reader of a procfs instance sees its pid
+    /// namespace, so the kernel may cache what the mount shows ([`cache`]).
     single: Option<VpsId>,
-    /// pid → vpid translations made by renderers (statistics).
-    translations: std::sync::atomic::AtomicU64,
-    /// Applies the process events the kernel has queued, before answering that a task
-    /// does not exist ([`View::set_catch_up`]).
-    catch_up: std::sync::OnceLock<CatchUp>,
     /// Where the names of released members go, for the kernel to drop
     /// ([`View::set_flush`]).
     flush: std::sync::OnceLock<Flush>,
@@ -213,17 +207,11 @@ pub struct View {
     /// The owner a pid directory's entries last had, by the directory's inode
     /// ([`View::refresh_owners`]).
     owners: Mutex<FxHashMap<u64, (u32, u32)>>,
-    /// Each VPS's resource view ([`resource_files`]).
-    resources: Mutex<resource_files::Resources>,
     /// Process directories the kernel may hold under long-lived names ([`cache`]).
     held: Held,
     /// How many handles are open on each inode: a request about a gone process's
     /// inode that a reader holds open is answered as procfs answers a held descriptor.
     open_inodes: Mutex<FxHashMap<u64, u32>>,
-    /// A pidfd of each member process the kernel holds a name of, in a mount of one VPS
-    /// fed by events: names that process itself, so its liveness costs one system call
-    /// and no later process of its number (or of its start time's clock tick) passes.
-    pidfds: Mutex<FxHashMap<(Pid, u64), std::os::fd::OwnedFd>>,
 }
 
 /// See [`View::set_catch_up`].
@@ -240,35 +228,44 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl View {
-    /// A view over `tracker`'s VPSes, each reader seeing its own VPS (`vprocfs serve`).
-    pub fn new(tracker: Tracker) -> View {
-        Self::with_mode(tracker, None)
+    /// The shared mount of `tracker`'s VPSes, each reader seeing its own VPS (`vprocfs
+    /// serve`); [`View::mount_of`] adds a mount of one of them.
+    pub fn new(tracker: Tracker) -> Arc<View> {
+        Self::mount(Arc::new(Shared::new(tracker)), None)
     }
 
-    /// A view of VPS `id` alone, whoever reads it (`vprocfs run`).
-    pub fn single(tracker: Tracker, id: VpsId) -> View {
-        Self::with_mode(tracker, Some(id))
+    /// A mount of VPS `id` alone, whoever reads it (`vprocfs run`).
+    pub fn single(tracker: Tracker, id: VpsId) -> Arc<View> {
+        Self::mount(Arc::new(Shared::new(tracker)), Some(id))
     }
 
-    fn with_mode(tracker: Tracker, single: Option<VpsId>) -> View {
-        View {
-            tracker: Mutex::new(tracker),
+    /// Another mount of the same daemon, of VPS `id` alone: it shares membership,
+    /// events and resources with `self`, and has inodes, handles and kernel caches of
+    /// its own.
+    pub fn mount_of(&self, id: VpsId) -> Arc<View> {
+        Self::mount(Arc::clone(&self.shared), Some(id))
+    }
+
+    fn mount(shared: Arc<Shared>, single: Option<VpsId>) -> Arc<View> {
+        let view = Arc::new(View {
+            shared,
             nodes: Mutex::new(Nodes::default()),
             handles: Mutex::new(FxHashMap::default()),
             next_fh: Mutex::new(1),
-            root_nlink_base: root_nlink_base(),
-            events: std::sync::atomic::AtomicBool::new(false),
             single,
-            translations: std::sync::atomic::AtomicU64::new(0),
-            catch_up: std::sync::OnceLock::new(),
             flush: std::sync::OnceLock::new(),
             notifier: std::sync::OnceLock::new(),
             owners: Mutex::new(FxHashMap::default()),
-            resources: Mutex::new(resource_files::Resources::default()),
             held: Held::default(),
             open_inodes: Mutex::new(FxHashMap::default()),
-            pidfds: Mutex::new(FxHashMap::default()),
-        }
+        });
+        view.shared.register(&view);
+        view
+    }
+
+    /// The VPS this mount shows to every reader, if it is a mount of one VPS.
+    pub fn single_vps(&self) -> Option<VpsId> {
+        self.single
     }
 
     /// Installs the way to tell the kernel that cached attributes are stale
@@ -306,7 +303,7 @@ impl View {
     /// [`View::refresh_owners`] for process `pid`'s directory, if the kernel holds it:
     /// after an exec or a credential change, which may change its entries' owner.
     fn refresh_owners_of(&self, pid: Pid) {
-        let Some(start) = lock(&self.tracker).start_of(pid) else {
+        let Some(start) = lock(&self.shared.tracker).start_of(pid) else {
             return;
         };
         let dir = Node::Pid {
@@ -329,7 +326,7 @@ impl View {
     /// that holds none of the view's locks: an invalidation waits for lookups in flight.
     pub fn set_flush(&self, tx: Flush) {
         if self.flush.set(tx).is_ok() {
-            lock(&self.tracker).keep_released();
+            lock(&self.shared.tracker).keep_released();
         }
     }
 
@@ -349,7 +346,7 @@ impl View {
     /// A full queue drops the batch: a missed invalidation costs memory, not
     /// correctness (a lookup of a dead process's name still answers `ENOENT`, and a
     /// request through a name still held is `ESTALE` once, [`cache`]).
-    fn flush_released(&self, released: Vec<Released>) {
+    fn flush_released(&self, released: &[Released]) {
         let Some(tx) = self.flush.get() else {
             return;
         };
@@ -396,17 +393,17 @@ impl View {
     /// before the child runs, so a reader that asks for a brand-new process finds it,
     /// as on the kernel's own `/proc`.
     pub fn set_catch_up(&self, f: CatchUp) {
-        let _ = self.catch_up.set(f);
+        let _ = self.shared.catch_up.set(f);
     }
 
     /// Applies the process events the kernel has queued (see [`View::set_catch_up`]).
     pub fn catch_up(&self) {
-        if let Some(f) = self.catch_up.get() {
+        if let Some(f) = self.shared.catch_up.get() {
             f();
         }
     }
 
-    /// Follows a batch of kernel process events.
+    /// Follows a batch of kernel process events, in every mount of the daemon.
     pub fn on_events(&self, events: &[crate::events::ProcEvent]) {
         use crate::events::ProcEvent;
         let exited = self.with_tracker(|tracker| {
@@ -423,6 +420,15 @@ impl View {
                 })
                 .collect::<Vec<_>>()
         });
+        for mount in self.shared.mounts() {
+            mount.after_events(events, &exited);
+        }
+    }
+
+    /// What a batch of `events`, in which the members `exited` exited, changes in this
+    /// mount's kernel caches.
+    fn after_events(&self, events: &[crate::events::ProcEvent], exited: &[Released]) {
+        use crate::events::ProcEvent;
         if self.caches_pids() {
             self.flush_released(exited);
             for ev in events {
@@ -447,33 +453,45 @@ impl View {
         }
     }
 
-    /// Runs `f` on the tracker (membership), e.g. to feed it events, then flushes the
-    /// members it released ([`View::set_flush`]).
+    /// Runs `f` on the tracker (membership), e.g. to feed it events, then lets every
+    /// mount of the daemon go of the members it released ([`View::let_go`]).
     pub fn with_tracker<T>(&self, f: impl FnOnce(&mut Tracker) -> T) -> T {
         let (out, released, reused) = {
-            let mut tracker = lock(&self.tracker);
+            let mut tracker = lock(&self.shared.tracker);
             let out = f(&mut tracker);
             (out, tracker.take_released(), tracker.take_reused())
         };
-        // The names go first (they are found by node), then the nodes: a released
-        // member is reaped, or its number taken, and a process that gets its number and
-        // start time (within the same clock tick) must get inodes of its own.
-        let gone: Vec<(Pid, u64)> = released.iter().map(|r| (r.tid, r.start)).collect();
-        self.flush_released(released);
-        if !reused.is_empty() || !gone.is_empty() {
-            let mut nodes = lock(&self.nodes);
-            let mut pidfds = lock(&self.pidfds);
-            for (n, start) in reused.into_iter().chain(gone) {
-                nodes.retire(n, start);
-                pidfds.remove(&(n, start));
-            }
+        if released.is_empty() && reused.is_empty() {
+            return out;
+        }
+        let mut gone: Vec<(Pid, u64)> = released.iter().map(|r| (r.tid, r.start)).collect();
+        gone.extend(reused);
+        for mount in self.shared.mounts() {
+            mount.let_go(&released, &gone);
+        }
+        let mut pidfds = lock(&self.shared.pidfds);
+        for key in &gone {
+            pidfds.remove(key);
         }
         out
     }
 
+    /// Lets go of members membership `released`, and of the processes `gone` (those,
+    /// and numbers taken again within a clock tick): their names are flushed from the
+    /// kernel ([`View::set_flush`]) first, since they are found by node, then their
+    /// nodes retired, so that a process that gets the number and start time (within the
+    /// same clock tick) gets inodes of its own.
+    fn let_go(&self, released: &[Released], gone: &[(Pid, u64)]) {
+        self.flush_released(released);
+        let mut nodes = lock(&self.nodes);
+        for &(n, start) in gone {
+            nodes.retire(n, start);
+        }
+    }
+
     /// Records whether the connector is feeding membership.
     pub fn set_events(&self, on: bool) {
-        self.events.store(on, std::sync::atomic::Ordering::Relaxed);
+        self.shared.events.store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Who task `tid` (from a FUSE request) is.
@@ -490,7 +508,7 @@ impl View {
         // means a reused pid is never judged by its previous owner (a host process whose
         // exit the events thread has not applied yet, on a loaded host).
         self.catch_up();
-        match lock(&self.tracker).vps_of(tid) {
+        match lock(&self.shared.tracker).vps_of(tid) {
             Some(id) => Reader::Vps { id, tid },
             None => Reader::Host { tid },
         }
@@ -716,7 +734,7 @@ impl View {
     /// inodes (and a pidfd) of its own instead of answering for the dead one.
     fn renew_if_reused(&self, n: Pid, start: u64) {
         let gone = {
-            let mut pidfds = lock(&self.pidfds);
+            let mut pidfds = lock(&self.shared.pidfds);
             let gone = pidfds
                 .get(&(n, start))
                 .and_then(crate::sys::process::pidfd_alive)
@@ -735,7 +753,7 @@ impl View {
     /// is given ([`View::check_alive`]); dropped when membership releases it.
     fn keep_pidfd(&self, n: Pid, start: u64) {
         {
-            let pidfds = lock(&self.pidfds);
+            let pidfds = lock(&self.shared.pidfds);
             if !self.caches_pids()
                 || pidfds.contains_key(&(n, start))
                 || pidfds.len() >= pidfd_budget()
@@ -749,7 +767,7 @@ impl View {
         };
         // The number may have passed to another process between the lookup and here.
         if host::start_time(n).is_ok_and(|s| s == start) {
-            lock(&self.pidfds).insert((n, start), fd);
+            lock(&self.shared.pidfds).insert((n, start), fd);
         }
     }
 
@@ -760,11 +778,11 @@ impl View {
     /// is what is there, and one they do not know was forgotten (reaped).
     fn reused_in_tick(&self, n: Pid, start: u64, state: u8) -> bool {
         let events =
-            self.events.load(std::sync::atomic::Ordering::Relaxed) && self.catch_up.get().is_some();
+            self.shared.events.load(std::sync::atomic::Ordering::Relaxed) && self.shared.catch_up.get().is_some();
         if self.single.is_none() || !events {
             return false;
         }
-        let tracker = lock(&self.tracker);
+        let tracker = lock(&self.shared.tracker);
         if tracker.known_alive(n, start) {
             return false;
         }
@@ -778,7 +796,7 @@ impl View {
         let Node::Pid { n, tid, start, .. } = node else {
             return Ok(());
         };
-        let by_pidfd = lock(&self.pidfds)
+        let by_pidfd = lock(&self.shared.pidfds)
             .get(&(*n, *start))
             .and_then(crate::sys::process::pidfd_alive);
         let gone = match by_pidfd {
@@ -834,13 +852,14 @@ impl View {
         attr.attr_ttl = attr_ttl;
         if *node == Node::Root {
             let processes = match reader {
-                Reader::Vps { id, .. } => lock(&self.tracker)
+                Reader::Vps { id, .. } => lock(&self.shared.tracker)
                     .vps(id)
                     .map(|v| v.tgids().count())
                     .unwrap_or(0),
                 Reader::Host { .. } => host::list_tgids().map(|t| t.len()).unwrap_or(0),
             };
             attr.nlink = self
+                .shared
                 .root_nlink_base
                 .saturating_add(processes.try_into().unwrap_or(u32::MAX));
         }
@@ -868,7 +887,7 @@ impl View {
             // time: a reaped process's directory fails `stat` at once.
             Node::Pid { n, tid, rel, .. } if rel.is_empty() => {
                 let task = tid.unwrap_or(*n);
-                if single && !lock(&self.tracker).has_exited(task) {
+                if single && !lock(&self.shared.tracker).has_exited(task) {
                     (Caching::FIXED, Caching::NONE)
                 } else {
                     (Caching::NONE, Caching::STABLE)
@@ -938,7 +957,7 @@ impl View {
         let (real, start) = match reader {
             Reader::Host { .. } => (v, None),
             Reader::Vps { id, tid } => {
-                let mut tracker = lock(&self.tracker);
+                let mut tracker = lock(&self.shared.tracker);
                 let by_vpid = tracker
                     .vps(id)
                     .and_then(|vps| vps.vpid_to_pid(v))
@@ -1027,7 +1046,7 @@ impl View {
             }
             Reader::Vps { id, tid } => {
                 let numbers = || {
-                    let tracker = lock(&self.tracker);
+                    let tracker = lock(&self.shared.tracker);
                     let vps = tracker.vps(id)?;
                     let tgid = vps.tgid_of(tid)?;
                     Some((vps.vpid_of(tgid)?, vps.vpid_of(tid)?))
@@ -1043,14 +1062,18 @@ impl View {
     /// `translations=N classify_hits=N classify_misses=N inodes=N`: what the view has
     /// done, for statistics.
     pub fn counters(&self) -> String {
-        let t = self.translations.load(std::sync::atomic::Ordering::Relaxed);
-        let classify = lock(&self.tracker).counters();
+        let t = self.shared.translations.load(std::sync::atomic::Ordering::Relaxed);
+        let classify = lock(&self.shared.tracker).counters();
         format!("translations={t} {classify} inodes={}", self.inode_count())
     }
 
-    /// Number of live inodes, for statistics.
+    /// Number of live inodes in every mount of the daemon, for statistics.
     pub fn inode_count(&self) -> usize {
-        lock(&self.nodes).len()
+        self.shared
+            .mounts()
+            .iter()
+            .map(|m| lock(&m.nodes).len())
+            .sum()
     }
 
     /// A real path for diagnostics.

@@ -76,7 +76,7 @@ pub fn view_name(f: ResFile) -> &'static str {
 impl View {
     /// Installs the resource view of VPS `id` (for `vprocfs run`, which made its cgroup).
     pub fn set_resources(&self, id: VpsId, res: VpsRes) {
-        lock(&self.resources).by_vps.insert(id, Arc::new(res));
+        lock(&self.shared.resources).by_vps.insert(id, Arc::new(res));
     }
 
     /// Keeps the counters' floors of every VPS in `path` ([`View::save_floors`]), and
@@ -92,7 +92,7 @@ impl View {
             }),
             Err(_) => HashMap::new(),
         };
-        let mut r = lock(&self.resources);
+        let mut r = lock(&self.shared.resources);
         r.saved = saved;
         r.path = Some(path.to_path_buf());
     }
@@ -100,7 +100,7 @@ impl View {
     /// Saves the counters' floors of every VPS (see [`View::keep_floors`]).
     pub fn save_floors(&self) {
         let (path, live) = {
-            let r = lock(&self.resources);
+            let r = lock(&self.shared.resources);
             let Some(path) = r.path.clone() else {
                 return;
             };
@@ -112,9 +112,9 @@ impl View {
                     .collect::<Vec<_>>(),
             )
         };
-        let mut all: HashMap<String, Floors> = lock(&self.resources).saved.clone();
+        let mut all: HashMap<String, Floors> = lock(&self.shared.resources).saved.clone();
         for (id, v) in live {
-            if let Some(name) = lock(&self.tracker).vps(id).map(|v| v.name().to_string()) {
+            if let Some(name) = lock(&self.shared.tracker).vps(id).map(|v| v.name().to_string()) {
                 all.insert(name, v.res.floors());
             }
         }
@@ -128,11 +128,11 @@ impl View {
 
     /// The resource view of VPS `id`, made from its init's cgroup on first use.
     fn resources_of(&self, id: VpsId) -> Option<Arc<VpsRes>> {
-        if let Some(r) = lock(&self.resources).by_vps.get(&id) {
+        if let Some(r) = lock(&self.shared.resources).by_vps.get(&id) {
             return Some(Arc::clone(r));
         }
         let (init, name) = {
-            let tracker = lock(&self.tracker);
+            let tracker = lock(&self.shared.tracker);
             let vps = tracker.vps(id)?;
             (vps.init_pid(), vps.name().to_string())
         };
@@ -144,7 +144,7 @@ impl View {
             }
         };
         let made = VpsRes::new(init, paths);
-        let mut r = lock(&self.resources);
+        let mut r = lock(&self.shared.resources);
         if let Some(f) = r.saved.remove(&name) {
             made.res.restore_floors(f);
         }
@@ -193,7 +193,7 @@ impl View {
         let Some(r) = self.resources_of(id) else {
             return Ok(None);
         };
-        let last_pid = lock(&self.tracker)
+        let last_pid = lock(&self.shared.tracker)
             .vps(id)
             .ok_or(Errno::ENOENT)?
             .last_vpid();
@@ -217,7 +217,7 @@ impl View {
     /// Samples the load of every VPS that has a resource view (every 5 s, from the
     /// daemon's sampler thread).
     pub fn sample_loads(&self) {
-        let all: Vec<Arc<VpsRes>> = lock(&self.resources).by_vps.values().cloned().collect();
+        let all: Vec<Arc<VpsRes>> = lock(&self.shared.resources).by_vps.values().cloned().collect();
         let now = resources::boottime_now_ns();
         for r in all {
             r.res.sample_load(now);
@@ -226,6 +226,6 @@ impl View {
 
     /// Forgets the resource view of a VPS that is gone.
     pub fn drop_resources(&self, id: VpsId) {
-        lock(&self.resources).by_vps.remove(&id);
+        lock(&self.shared.resources).by_vps.remove(&id);
     }
 }

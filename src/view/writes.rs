@@ -319,7 +319,7 @@ impl View {
             .and_then(|s| s.trim().parse().ok())
             .ok_or(Errno::EINVAL)?;
         let (ns_member, pid_max) = {
-            let tracker = lock(&self.tracker);
+            let tracker = lock(&self.shared.tracker);
             let vps = tracker.vps(id).ok_or(Errno::ESRCH)?;
             let meta = tracker.meta(id).ok_or(Errno::ESRCH)?;
             (meta.ns_inode.map(|_| vps.init_pid()), vps.config().pid_max)

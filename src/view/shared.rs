@@ -1,0 +1,70 @@
+//! What every mount of one daemon shares. `vprocfs serve` serves one mount that all
+//! VPSes share, and a mount of each VPS of its own; the kernel's dentry and attribute
+//! caches belong to a mount, so only a mount of one VPS may let the kernel cache
+//! ([`super::cache`]). The mounts differ in what they cache and in who they take a
+//! reader for; they share membership (one tracker fed by one event stream), the
+//! resource views, and the pidfds of members.
+//!
+//! Membership changes are fanned out to every mount ([`Shared::mounts`]): each one
+//! retires its own inodes of a released process and tells its own kernel connection to
+//! drop the process's names.
+
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, Mutex, Weak};
+
+use rustc_hash::FxHashMap;
+
+use super::{lock, resource_files, CatchUp, View};
+use crate::engine::Pid;
+use crate::membership::Tracker;
+
+/// The state the mounts of one daemon share.
+pub(super) struct Shared {
+    /// Membership and the engine.
+    pub(super) tracker: Mutex<Tracker>,
+    /// Whether the process-events connector is feeding membership; without it a reader
+    /// listing `/proc` triggers a rescan.
+    pub(super) events: AtomicBool,
+    /// pid → vpid translations made by renderers (statistics).
+    pub(super) translations: AtomicU64,
+    /// Applies the process events the kernel has queued, before answering that a task
+    /// does not exist ([`View::set_catch_up`]).
+    pub(super) catch_up: std::sync::OnceLock<CatchUp>,
+    /// Each VPS's resource view ([`resource_files`]).
+    pub(super) resources: Mutex<resource_files::Resources>,
+    /// A pidfd of each member process a kernel holds a name of, in a mount of one VPS
+    /// fed by events: names that process itself, so its liveness costs one system call
+    /// and no later process of its number (or of its start time's clock tick) passes.
+    pub(super) pidfds: Mutex<FxHashMap<(Pid, u64), std::os::fd::OwnedFd>>,
+    /// `/proc`'s own link count without processes (the kernel adds one per process).
+    pub(super) root_nlink_base: u32,
+    /// The mounts served, for fanning membership changes out.
+    mounts: Mutex<Vec<Weak<View>>>,
+}
+
+impl Shared {
+    pub(super) fn new(tracker: Tracker) -> Shared {
+        Shared {
+            tracker: Mutex::new(tracker),
+            events: AtomicBool::new(false),
+            translations: AtomicU64::new(0),
+            catch_up: std::sync::OnceLock::new(),
+            resources: Mutex::new(resource_files::Resources::default()),
+            pidfds: Mutex::new(FxHashMap::default()),
+            root_nlink_base: super::root_nlink_base(),
+            mounts: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Adds `view` to the mounts that membership changes fan out to.
+    pub(super) fn register(&self, view: &Arc<View>) {
+        lock(&self.mounts).push(Arc::downgrade(view));
+    }
+
+    /// The mounts still served (a mount of a removed VPS goes once its session ends).
+    pub(super) fn mounts(&self) -> Vec<Arc<View>> {
+        let mut mounts = lock(&self.mounts);
+        mounts.retain(|m| m.strong_count() > 0);
+        mounts.iter().filter_map(Weak::upgrade).collect()
+    }
+}
