@@ -31,7 +31,12 @@ pub(super) fn serve(mut a: ServeArgs) -> Result<i32, String> {
     }
     let fuse = crate::sys::process::inherited_fd(worker.fd)
         .map_err(|e| format!("no FUSE connection from the supervisor: {e}"))?;
-    let progress = super::supervise::Progress::inherited(worker.ready);
+    // Kept for the worker's whole life: per-VPS mounts are held and released through it.
+    let channel = Arc::new(super::supervise::Channel::inherited(worker.ready));
+    // The supervisor sends the per-VPS mounts it holds from earlier workers (none for the
+    // first) before anything else, so they are read first. Kept open until the code that
+    // serves per-VPS mounts takes them over.
+    let _held_mounts = channel.take_held();
     // Without a state file of the user's, the supervisor's keeps vpids across restarts.
     if a.state.is_none() {
         a.state = Some(dir.join("state"));
@@ -138,8 +143,8 @@ pub(super) fn serve(mut a: ServeArgs) -> Result<i32, String> {
         crate::handover::adopt(fs, fuse, config)
     } else {
         // The kernel sends INIT once the supervisor has mounted.
-        progress.say("mount");
-        if !progress.wait_for("mounted") {
+        channel.say("mount");
+        if !channel.wait_for("mounted") {
             return Err(format!(
                 "the supervisor did not mount {}",
                 a.mountpoint.display()
@@ -202,8 +207,7 @@ pub(super) fn serve(mut a: ServeArgs) -> Result<i32, String> {
         a.ctl.display(),
         worker.generation
     );
-    progress.say("ready");
-    drop(progress);
+    channel.say("ready");
     let sig = loop {
         let sig = daemon::wait_signal(&stats).map_err(|e| e.to_string())?;
         match (&a.config, sig) {

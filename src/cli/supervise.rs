@@ -5,27 +5,46 @@
 //! readers' requests wait in the kernel's queue, and a new worker started on the same
 //! descriptor answers them ([`crate::handover`]). No reader sees `ENOTCONN`.
 //!
+//! The worker also makes a mount per VPS of its own (the kernel's dentry and attribute
+//! caches are per mount, so only a mount that serves one VPS may cache). It gives the
+//! supervisor a copy of each one's `/dev/fuse` descriptor over the [`Channel`] (`hold`),
+//! so that those mounts outlive it just as the shared one does: the supervisor hands
+//! them to every new worker (`held`), which takes them over, and unmounts them when it
+//! stops.
+//!
 //! ```text
-//! supervisor: mounts, holds /dev/fuse ──spawn──▶ worker (generation 0): handshake,
-//!   │  forwards SIGHUP/SIGUSR1                   serves, ctl, state, inode journal
-//!   │  on SIGTERM/SIGINT: stops the worker, unmounts
-//!   └─ worker gone? ──spawn──▶ worker (generation 1): takes the connection over,
-//!                              restores state and inodes, asks for lost requests again
+//! supervisor: mounts the view; holds its /dev/fuse, and a copy of each per-VPS mount's
+//!   │
+//!   ├─spawn──▶ worker (generation 0)  ◀── "end" (nothing held yet)
+//!   │            "mount" ──▶ supervisor mounts the view ──▶ "mounted"
+//!   │            serves, ctl, state, inode journal; "ready"
+//!   │            mounts a VPS's view: "hold NAME PATH" + fd ──▶ copy kept
+//!   │            unmounts a VPS's view: "release NAME" ──▶ copy closed
+//!   │  forwards SIGHUP/SIGUSR1
+//!   │  on SIGTERM/SIGINT: stops the worker, unmounts the per-VPS mounts, then the view
+//!   └─ worker gone? ──spawn──▶ worker (generation 1)  ◀── "held NAME PATH" + fd each, "end"
+//!                                takes the connections over, restores state and inodes,
+//!                                asks for lost requests again; "ready"; hold, release
 //! ```
 //!
-//! The supervisor reads no input from a VPS and parses nothing but its own arguments, so
-//! that it has as little as possible that could fail.
+//! The supervisor reads no input from a VPS and parses nothing but its own arguments and
+//! its worker's one-line messages, so that it has as little as possible that could fail.
 
-use std::fs::File;
-use std::io::{BufRead as _, Write as _};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::io::{self, IoSlice, IoSliceMut};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use nix::errno::Errno;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::signal::{kill, SigSet, Signal};
-use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+use nix::sys::socket::{
+    getsockopt, recvmsg, sendmsg, shutdown, socketpair, sockopt, AddressFamily, ControlMessage,
+    MsgFlags, Shutdown, SockFlag, SockType,
+};
 use nix::unistd::Pid as NixPid;
 
 /// What the supervisor tells a worker (`--worker FD:GENERATION:READY:PARENT`).
@@ -35,12 +54,11 @@ pub struct WorkerArg {
     pub fd: i32,
     /// 0 for the first worker of the mount (it does the handshake), then 1, 2, …
     pub generation: u64,
-    /// The inherited socket on which the worker and the supervisor agree on the mount.
+    /// The inherited socket of the [`Channel`] to the supervisor.
     pub ready: i32,
     /// The supervisor's pid: the worker ends with it.
     pub parent: i32,
 }
-
 /// Parses `FD:GENERATION:READY:PARENT`.
 pub fn parse_worker(s: &str) -> Result<WorkerArg, String> {
     let bad = || format!("{s:?}: expected FD:GENERATION:READY:PARENT");
@@ -135,40 +153,43 @@ pub(super) fn supervise(mountpoint: &Path) -> Result<i32, String> {
         )
         .map_err(|e| format!("cannot mount {}: {e}", mountpoint.display()))
     };
+    // The per-VPS mounts that workers made and asked the supervisor to hold.
+    let held: Arc<Mutex<Vec<HeldMount>>> = Arc::default();
     let mounted = std::cell::Cell::new(false);
+    // Called only once the worker has ended (and its listener finished), so that no
+    // `hold` comes after the per-VPS mounts are gone.
     let unmount = || {
-        if !mounted.get() {
-            return;
-        }
-        if umount2(mountpoint, MntFlags::empty()).is_err() {
-            // Busy (a reader has a file open): detach it; it goes when the last is closed.
-            let _ = umount2(mountpoint, MntFlags::MNT_DETACH);
+        unmount_held(&held);
+        if mounted.get() {
+            unmount_path(mountpoint);
         }
     };
 
     // The first worker sets its VPSes up (a bad --vps is reported before anything is
     // mounted), says "mount", and does the handshake once the kernel, on the mount,
-    // sends INIT; later workers take the live connection over.
-    let spawn = |generation: u64| -> Result<(Child, bool), String> {
-        let (ready_r, ready_w) = socketpair(
+    // sends INIT; later workers take the live connection over. Every worker is first
+    // given the per-VPS mounts held from earlier ones (none for the first).
+    let spawn = |generation: u64| -> Result<(Child, Option<Listener>), String> {
+        let (ours, theirs) = socketpair(
             AddressFamily::Unix,
-            SockType::Stream,
+            SockType::SeqPacket,
             None,
-            SockFlag::empty(),
+            SockFlag::SOCK_CLOEXEC,
         )
         .map_err(|e| format!("cannot make a socket pair: {e}"))?;
+        // The worker inherits its end.
         nix::fcntl::fcntl(
-            &ready_r,
-            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+            &theirs,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
         )
         .map_err(|e| format!("cannot set up a socket pair: {e}"))?;
         let worker = format!(
             "{}:{generation}:{}:{}",
             fuse.as_raw_fd(),
-            ready_w.as_raw_fd(),
+            theirs.as_raw_fd(),
             std::process::id()
         );
-        let child = Command::new(&exe)
+        let mut child = Command::new(&exe)
             .args(&args)
             .arg("--worker")
             .arg(worker)
@@ -176,35 +197,57 @@ pub(super) fn supervise(mountpoint: &Path) -> Result<i32, String> {
             .arg(&dir.0)
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
-        drop(ready_w);
-        let talk = File::from(ready_r);
-        let mut lines = std::io::BufReader::new(&talk).lines();
-        let mut next = || lines.next().and_then(Result::ok).unwrap_or_default();
-        let mut said = next();
-        if said == "mount" && generation == 0 {
-            if let Err(e) = do_mount() {
-                let mut child = child;
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(e);
-            }
-            mounted.set(true);
-            // The worker reads INIT only now: a read before the mount fails (EPERM).
-            let _ = (&talk).write_all(b"mounted\n");
-            said = next();
+        drop(theirs);
+        let stop = |child: &mut Child| {
+            let _ = child.kill();
+            let _ = child.wait();
+        };
+        if let Err(e) = send_held(ours.as_fd(), &lock(&held)) {
+            // It ended before it read them: its SIGCHLD follows.
+            log::warn!("cannot hand the held mounts to the daemon: {e}");
         }
-        Ok((child, said == "ready"))
+        let mut ready = false;
+        while let Some((message, fd)) = next_message(ours.as_fd(), "the daemon") {
+            match message {
+                Message::Mount if generation == 0 && !mounted.get() => {
+                    if let Err(e) = do_mount() {
+                        stop(&mut child);
+                        return Err(e);
+                    }
+                    mounted.set(true);
+                    // The worker reads INIT only now: a read before the mount fails (EPERM).
+                    let _ = send(ours.as_fd(), "mounted", None);
+                }
+                Message::Ready => {
+                    ready = true;
+                    break;
+                }
+                // The worker may make its per-VPS mounts before it is ready.
+                message => apply(&held, message, fd),
+            }
+        }
+        if !ready {
+            // It ended (and said why on standard error).
+            return Ok((child, None));
+        }
+        match Listener::start(ours, Arc::clone(&held)) {
+            Ok(listener) => Ok((child, Some(listener))),
+            Err(e) => {
+                stop(&mut child);
+                Err(format!("cannot start a thread: {e}"))
+            }
+        }
     };
 
     let started = Instant::now();
-    let (mut worker, ready) = match spawn(0) {
+    let (mut worker, mut listener) = match spawn(0) {
         Ok(w) => w,
         Err(e) => {
             unmount();
             return Err(e);
         }
     };
-    if !ready {
+    if listener.is_none() {
         // It said why on standard error.
         let code = worker.wait().ok().and_then(|s| s.code()).unwrap_or(1);
         unmount();
@@ -229,6 +272,10 @@ pub(super) fn supervise(mountpoint: &Path) -> Result<i32, String> {
                 let Ok(Some(status)) = worker.try_wait() else {
                     continue;
                 };
+                // What it held last is what the next worker is given.
+                if let Some(l) = listener.take() {
+                    l.finish();
+                }
                 if stepping_down {
                     stepping_down = false;
                 } else {
@@ -250,9 +297,9 @@ pub(super) fn supervise(mountpoint: &Path) -> Result<i32, String> {
                 generation += 1;
                 let t = Instant::now();
                 match spawn(generation) {
-                    Ok((w, ready)) => {
+                    Ok((w, l)) => {
                         worker = w;
-                        if ready {
+                        if l.is_some() {
                             log::info!(
                                 "daemon pid {} took over {} in {:?}",
                                 worker.id(),
@@ -261,6 +308,7 @@ pub(super) fn supervise(mountpoint: &Path) -> Result<i32, String> {
                             );
                         }
                         // A worker that died before it was ready is another SIGCHLD.
+                        listener = l;
                     }
                     Err(e) => {
                         eprintln!("vprocfs: {e}; unmounting {}", mountpoint.display());
@@ -289,6 +337,9 @@ pub(super) fn supervise(mountpoint: &Path) -> Result<i32, String> {
                     }
                     std::thread::sleep(Duration::from_millis(10));
                 }
+                if let Some(l) = listener.take() {
+                    l.finish();
+                }
                 log::info!("{sig}: unmounting {}", mountpoint.display());
                 unmount();
                 drop(fuse);
@@ -298,42 +349,462 @@ pub(super) fn supervise(mountpoint: &Path) -> Result<i32, String> {
     }
 }
 
-/// The worker's side of the socket to its supervisor: "mount" when its VPSes are set up,
-/// "ready" when it serves.
-pub struct Progress(Option<OwnedFd>);
+/// Unmounts `path`, or detaches it when busy (a reader has a file open there): it goes
+/// when the last is closed.
+fn unmount_path(path: &Path) {
+    if umount2(path, MntFlags::empty()).is_err() {
+        let _ = umount2(path, MntFlags::MNT_DETACH);
+    }
+}
 
-impl Progress {
-    /// The socket inherited as descriptor `fd`.
-    pub fn inherited(fd: i32) -> Progress {
+/// Unmounts the per-VPS mounts held, removes their (then empty) directories and closes
+/// the descriptors, once no worker is left to serve them. `remove_dir`, never
+/// `remove_dir_all`: a path still mounted (or not ours to empty) is left as it is.
+fn unmount_held(held: &Mutex<Vec<HeldMount>>) {
+    for m in std::mem::take(&mut *lock(held)) {
+        log::info!("unmounting {} (VPS {})", m.path.display(), m.name);
+        unmount_path(&m.path);
+        if let Err(e) = std::fs::remove_dir(&m.path) {
+            log::debug!("cannot remove {}: {e}", m.path.display());
+        }
+        drop(m.fd);
+    }
+}
+
+/// The held list, even if a thread panicked while holding it (a list of plain entries
+/// has no invariant a panic could break).
+fn lock(held: &Mutex<Vec<HeldMount>>) -> MutexGuard<'_, Vec<HeldMount>> {
+    held.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Carries out a worker's `hold` or `release` on the supervisor's list.
+fn apply(held: &Mutex<Vec<HeldMount>>, message: Message, fd: Option<OwnedFd>) {
+    match (message, fd) {
+        (Message::Hold { name, path }, Some(fd)) => {
+            log::debug!("holding the mount of VPS {name} at {}", path.display());
+            let entry = HeldMount { name, path, fd };
+            let mut held = lock(held);
+            // A new mount for the same VPS: the old copy is closed.
+            match held.iter_mut().find(|h| h.name == entry.name) {
+                Some(old) => *old = entry,
+                None => held.push(entry),
+            }
+        }
+        (Message::Release { name }, None) => {
+            let mut held = lock(held);
+            let before = held.len();
+            held.retain(|h| h.name != name);
+            if held.len() == before {
+                log::warn!("the daemon released VPS {name}'s mount, which was not held");
+            } else {
+                log::debug!("released the mount of VPS {name}");
+            }
+        }
+        (message, _) => log::warn!("refused {message:?} from the daemon: out of place"),
+    }
+}
+
+/// The thread that carries out a ready worker's `hold` and `release` until it ends.
+struct Listener {
+    sock: Arc<OwnedFd>,
+    thread: JoinHandle<()>,
+}
+
+impl Listener {
+    fn start(sock: OwnedFd, held: Arc<Mutex<Vec<HeldMount>>>) -> io::Result<Listener> {
+        let sock = Arc::new(sock);
+        let theirs = Arc::clone(&sock);
+        let thread = std::thread::Builder::new()
+            .name("vprocfs-held".into())
+            .spawn(move || {
+                while let Some((message, fd)) = next_message(theirs.as_fd(), "the daemon") {
+                    apply(&held, message, fd);
+                }
+            })?;
+        Ok(Listener { sock, thread })
+    }
+
+    /// Once its worker has ended: lets the thread carry out what the worker said last
+    /// (still queued in the socket), and waits for it, so that the list is final before
+    /// the next worker is given it or the mounts are unmounted. Shutting the socket's
+    /// reading side down ends the thread once the queue is empty even if a descendant
+    /// of the worker still had the worker's end open.
+    fn finish(self) {
+        let _ = shutdown(self.sock.as_raw_fd(), Shutdown::Read);
+        let _ = self.thread.join();
+    }
+}
+
+/// The longest message: a name and a path (`PATH_MAX` is 4096 bytes) with room to spare.
+const MAX_MESSAGE: usize = 8192;
+
+/// Descriptors a received message has room for. One is all a message may carry; the
+/// room for more lets extra ones be received (and closed) rather than cut off, which
+/// `nix` reports only as an error, leaving the ones that fit out of reach.
+const MAX_FDS: usize = 16;
+
+/// A message of the channel between a worker and its supervisor. Words are what they
+/// are; an entry is `VERB NAME PATH`, with the path last so that it may hold spaces.
+#[derive(Debug, PartialEq, Eq)]
+enum Message {
+    /// Worker: its VPSes are set up; the supervisor may mount the shared view.
+    Mount,
+    /// Supervisor: the shared view is mounted (the kernel's INIT is on its way).
+    Mounted,
+    /// Worker: it serves.
+    Ready,
+    /// Supervisor, with the descriptor: a per-VPS mount held from an earlier worker.
+    Held { name: String, path: PathBuf },
+    /// Supervisor: no more `held`.
+    End,
+    /// Worker, with the descriptor: hold this per-VPS mount (unmount it at the end).
+    Hold { name: String, path: PathBuf },
+    /// Worker: forget the mount of this VPS (the worker unmounts it).
+    Release { name: String },
+}
+
+impl Message {
+    /// Whether it must come with a descriptor (and the others must not).
+    fn carries_fd(&self) -> bool {
+        matches!(self, Message::Held { .. } | Message::Hold { .. })
+    }
+}
+
+/// Whether `name` is a VPS name (as `--vps` takes it).
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
+/// Reads one message's text.
+fn parse(text: &str) -> Result<Message, &'static str> {
+    if text.contains(['\n', '\0']) {
+        return Err("a newline or NUL in a message");
+    }
+    let entry = |rest: &str| -> Result<(String, PathBuf), &'static str> {
+        let (name, path) = rest.split_once(' ').ok_or("expected NAME PATH")?;
+        if !valid_name(name) {
+            return Err("not a VPS name");
+        }
+        if !Path::new(path).is_absolute() {
+            return Err("not an absolute path");
+        }
+        Ok((name.to_string(), PathBuf::from(path)))
+    };
+    Ok(match text.split_once(' ') {
+        None => match text {
+            "mount" => Message::Mount,
+            "mounted" => Message::Mounted,
+            "ready" => Message::Ready,
+            "end" => Message::End,
+            _ => return Err("unknown message"),
+        },
+        Some(("held", rest)) => {
+            let (name, path) = entry(rest)?;
+            Message::Held { name, path }
+        }
+        Some(("hold", rest)) => {
+            let (name, path) = entry(rest)?;
+            Message::Hold { name, path }
+        }
+        Some(("release", name)) if valid_name(name) => Message::Release {
+            name: name.to_string(),
+        },
+        Some(("release", _)) => return Err("not a VPS name"),
+        Some(_) => return Err("unknown message"),
+    })
+}
+
+/// The text of an entry (`VERB NAME PATH`), or why `name` and `path` cannot make one.
+fn entry_text(verb: &str, name: &str, path: &Path) -> io::Result<String> {
+    let invalid = |why: String| io::Error::new(io::ErrorKind::InvalidInput, why);
+    if !valid_name(name) {
+        return Err(invalid(format!("{name:?} is not a VPS name")));
+    }
+    let text = path
+        .to_str()
+        .filter(|p| path.is_absolute() && !p.contains(['\n', '\0']))
+        .ok_or_else(|| invalid(format!("{path:?}: not an absolute path of one line")))?;
+    Ok(format!("{verb} {name} {text}"))
+}
+
+/// Sends `text` as one packet, with `fd` when given: a single `sendmsg`, so that
+/// messages that several threads send at once stay whole and each descriptor arrives
+/// with its own message.
+fn send(sock: BorrowedFd<'_>, text: &str, fd: Option<BorrowedFd<'_>>) -> io::Result<()> {
+    // An empty packet would read as the end of the channel.
+    if text.is_empty() || text.len() > MAX_MESSAGE {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "a message is 1 to 8192 bytes",
+        ));
+    }
+    let iov = [IoSlice::new(text.as_bytes())];
+    let rights: Vec<RawFd> = fd.iter().map(AsRawFd::as_raw_fd).collect();
+    let cmsgs: &[ControlMessage<'_>] = if rights.is_empty() {
+        &[]
+    } else {
+        &[ControlMessage::ScmRights(&rights)]
+    };
+    loop {
+        // MSG_NOSIGNAL: a peer that has ended is an error (EPIPE), not a signal.
+        match sendmsg::<()>(sock.as_raw_fd(), &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
+            Ok(_) => return Ok(()),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// What [`receive`] got.
+enum Received {
+    /// A packet of UTF-8 text, with the descriptor that came with it.
+    Text(String, Option<OwnedFd>),
+    /// A packet that is no message (why): cut short, not UTF-8, several descriptors.
+    Refused(&'static str),
+    /// The peer closed its end (or the socket was shut down, or failed).
+    End,
+}
+
+/// Receives one packet. Received descriptors are close-on-exec: the supervisor's copies
+/// must reach later workers only as messages, and a worker's must not leak to commands.
+fn receive(sock: BorrowedFd<'_>) -> Received {
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    let mut space = nix::cmsg_space!([RawFd; MAX_FDS]);
+    loop {
+        let mut iov = [IoSliceMut::new(&mut buf)];
+        let msg = match recvmsg::<()>(
+            sock.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        ) {
+            Ok(msg) => msg,
+            Err(Errno::EINTR) => continue,
+            Err(e) => {
+                log::debug!("channel: {e}");
+                return Received::End;
+            }
+        };
+        let (bytes, truncated) = (msg.bytes, msg.flags.contains(MsgFlags::MSG_TRUNC));
+        let mut fds: Vec<OwnedFd> = Vec::new();
+        let cut = match msg.cmsgs() {
+            Ok(cmsgs) => {
+                cmsgs.for_each(|c| fds.extend(crate::sys::process::received_fds(c)));
+                false
+            }
+            Err(_) => true,
+        };
+        if bytes == 0 && fds.is_empty() && !cut {
+            return Received::End;
+        }
+        if cut {
+            return Received::Refused("more descriptors than there is room for");
+        }
+        if truncated {
+            return Received::Refused("longer than 8192 bytes");
+        }
+        if fds.len() > 1 {
+            return Received::Refused("more than one descriptor");
+        }
+        return match String::from_utf8(buf[..bytes].to_vec()) {
+            Ok(text) => Received::Text(text, fds.pop()),
+            Err(_) => Received::Refused("not UTF-8"),
+        };
+    }
+}
+
+/// The next well-formed message from `peer` (for the log), with its descriptor; `None`
+/// at the end. Malformed ones are logged and skipped (their descriptor closed).
+fn next_message(sock: BorrowedFd<'_>, peer: &str) -> Option<(Message, Option<OwnedFd>)> {
+    loop {
+        match receive(sock) {
+            Received::End => return None,
+            Received::Refused(why) => log::warn!("refused a message from {peer}: {why}"),
+            // A worker from before this channel (started by a downgrade) ends its
+            // words with a newline.
+            Received::Text(text, fd) => match parse(text.strip_suffix('\n').unwrap_or(&text)) {
+                Err(why) => log::warn!("refused {text:?} from {peer}: {why}"),
+                Ok(m) if m.carries_fd() != fd.is_some() => {
+                    let why = if fd.is_some() {
+                        "a descriptor where none belongs"
+                    } else {
+                        "no descriptor"
+                    };
+                    log::warn!("refused {text:?} from {peer}: {why}");
+                }
+                Ok(m) => return Some((m, fd)),
+            },
+        }
+    }
+}
+
+/// Gives a new worker the per-VPS mounts held (`held NAME PATH` with the descriptor,
+/// each), then `end`.
+fn send_held(sock: BorrowedFd<'_>, held: &[HeldMount]) -> io::Result<()> {
+    for m in held {
+        send(
+            sock,
+            &entry_text("held", &m.name, &m.path)?,
+            Some(m.fd.as_fd()),
+        )?;
+    }
+    send(sock, "end", None)
+}
+
+/// A per-VPS mount: the VPS's name, where it is mounted, and a `/dev/fuse` descriptor of
+/// its connection (the supervisor's copy, or one handed to a worker).
+#[derive(Debug)]
+pub struct HeldMount {
+    pub name: String,
+    pub path: PathBuf,
+    pub fd: OwnedFd,
+}
+
+/// The worker's side of the socket to its supervisor, for the worker's whole life.
+///
+/// A `SOCK_SEQPACKET` socket: each message is one packet (a line of UTF-8 without its
+/// newline), so a descriptor sent with a message arrives with that message and no
+/// other, and messages sent by several threads at once (ctl threads adding and removing
+/// VPSes) do not interleave. The exchange:
+/// - first, from the supervisor: `held NAME PATH` (with the descriptor) for each
+///   per-VPS mount held from earlier workers, then `end` ([`Channel::take_held`]);
+/// - for the first worker: `mount` when its VPSes are set up, answered by `mounted`;
+/// - `ready` when it serves;
+/// - at any time: `hold NAME PATH` (with the descriptor) and `release NAME`.
+pub struct Channel {
+    sock: Option<OwnedFd>,
+    /// A stream socket: the supervisor predates this channel (it was started before an
+    /// upgrade that started this worker) and speaks only newline-terminated words.
+    lines: bool,
+}
+
+impl Channel {
+    /// The socket inherited as descriptor `fd`. Without it the channel is inert: the
+    /// worker is not told of held mounts, and cannot have its own held.
+    pub fn inherited(fd: i32) -> Channel {
         match crate::sys::process::inherited_fd(fd) {
-            Ok(pipe) => Progress(Some(pipe)),
+            Ok(sock) => Channel::new(sock),
             Err(e) => {
                 log::warn!("cannot talk to the supervisor: {e}");
-                Progress(None)
+                Channel {
+                    sock: None,
+                    lines: false,
+                }
             }
         }
     }
 
-    /// Waits for the supervisor's answer (a line), which it says is `word`.
+    fn new(sock: OwnedFd) -> Channel {
+        let lines = getsockopt(&sock, sockopt::SockType) == Ok(SockType::Stream);
+        if lines {
+            log::warn!(
+                "the supervisor predates per-VPS mounts: they will not outlive this daemon \
+                 (restart `vprocfs serve` to have them kept)"
+            );
+        }
+        Channel {
+            sock: Some(sock),
+            lines,
+        }
+    }
+
+    /// The per-VPS mounts the supervisor holds from earlier workers, which this worker
+    /// is to serve: read first thing, since the supervisor sends them before anything
+    /// else (for the first worker, just `end`).
+    pub fn take_held(&self) -> Vec<HeldMount> {
+        let mut held = Vec::new();
+        let Some(sock) = self.sock.as_ref().filter(|_| !self.lines) else {
+            return held;
+        };
+        loop {
+            match next_message(sock.as_fd(), "the supervisor") {
+                Some((Message::Held { name, path }, Some(fd))) => {
+                    held.push(HeldMount { name, path, fd })
+                }
+                Some((Message::End, _)) => return held,
+                Some((m, _)) => log::warn!("refused {m:?} from the supervisor: out of place"),
+                None => {
+                    log::warn!("the supervisor closed the channel before it said end");
+                    return held;
+                }
+            }
+        }
+    }
+
+    /// Waits for the supervisor's next message, which it says is `word`.
     pub fn wait_for(&self, word: &str) -> bool {
-        let Some(sock) = &self.0 else {
+        let Some(sock) = &self.sock else {
             return false;
         };
-        let mut line = Vec::new();
-        let mut byte = [0u8; 1];
-        while let Ok(1) = nix::unistd::read(sock, &mut byte) {
-            if byte[0] == b'\n' {
-                break;
+        if self.lines {
+            let mut line = Vec::new();
+            let mut byte = [0u8; 1];
+            while let Ok(1) = nix::unistd::read(sock, &mut byte) {
+                if byte[0] == b'\n' {
+                    break;
+                }
+                line.push(byte[0]);
             }
-            line.push(byte[0]);
+            return line == word.as_bytes();
         }
-        line == word.as_bytes()
+        matches!(receive(sock.as_fd()), Received::Text(text, None) if text == word)
     }
 
-    /// Says `word` on its own line.
+    /// Says `word`.
     pub fn say(&self, word: &str) {
-        if let Some(pipe) = &self.0 {
-            let _ = nix::unistd::write(pipe.as_fd(), format!("{word}\n").as_bytes());
+        let Some(sock) = &self.sock else {
+            return;
+        };
+        let sent = if self.lines {
+            nix::unistd::write(sock, format!("{word}\n").as_bytes())
+                .map(drop)
+                .map_err(io::Error::from)
+        } else {
+            send(sock.as_fd(), word, None)
+        };
+        if let Err(e) = sent {
+            log::warn!("cannot tell the supervisor {word:?}: {e}");
+        }
+    }
+
+    /// Has the supervisor hold a copy of `fd`, the `/dev/fuse` descriptor of VPS
+    /// `name`'s mount at `path`, so that the mount outlives this worker: later workers
+    /// are given it, and the supervisor unmounts `path` when it stops. A second `hold`
+    /// of the same name replaces the first (its copy is closed).
+    #[allow(dead_code, reason = "for the per-VPS mounts, being written")]
+    pub fn hold(&self, name: &str, path: &Path, fd: BorrowedFd<'_>) -> io::Result<()> {
+        let text = entry_text("hold", name, path)?;
+        send(self.packets()?, &text, Some(fd))
+    }
+
+    /// Has the supervisor forget VPS `name`'s mount and close its copy; the worker
+    /// unmounts it itself.
+    #[allow(dead_code, reason = "for the per-VPS mounts, being written")]
+    pub fn release(&self, name: &str) -> io::Result<()> {
+        if !valid_name(name) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{name:?} is not a VPS name"),
+            ));
+        }
+        send(self.packets()?, &format!("release {name}"), None)
+    }
+
+    /// The socket, if it carries descriptors.
+    fn packets(&self) -> io::Result<BorrowedFd<'_>> {
+        match &self.sock {
+            None => Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "no channel to the supervisor",
+            )),
+            Some(_) if self.lines => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "the supervisor predates per-VPS mounts",
+            )),
+            Some(sock) => Ok(sock.as_fd()),
         }
     }
 }
@@ -356,5 +827,444 @@ mod tests {
         for bad in ["", "4", "4:2:5", "4:2:5:100:1", "a:2:5:100", "4:-1:5:100"] {
             assert!(parse_worker(bad).is_err(), "{bad}");
         }
+    }
+
+    fn pair() -> (OwnedFd, OwnedFd) {
+        socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .unwrap()
+    }
+
+    /// A pipe (read end, write end), close-on-exec so that no command another test
+    /// starts meanwhile keeps an end open.
+    fn pipe() -> (OwnedFd, OwnedFd) {
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap()
+    }
+
+    /// Whether every write end of the pipe of `r` is closed (nothing left to read).
+    fn closed(r: &OwnedFd) -> bool {
+        nix::unistd::read(r, &mut [0u8; 16]) == Ok(0)
+    }
+
+    fn read_all(r: &OwnedFd) -> Vec<u8> {
+        let mut buf = [0u8; 64];
+        let n = nix::unistd::read(r, &mut buf).unwrap();
+        buf[..n].to_vec()
+    }
+
+    /// Sends raw bytes with the given descriptors, as a misbehaving peer would.
+    fn send_raw(sock: &OwnedFd, bytes: &[u8], fds: &[RawFd]) {
+        let iov = [IoSlice::new(bytes)];
+        let cmsg = [ControlMessage::ScmRights(fds)];
+        let cmsgs: &[ControlMessage<'_>] = if fds.is_empty() { &[] } else { &cmsg };
+        sendmsg::<()>(sock.as_raw_fd(), &iov, cmsgs, MsgFlags::empty(), None).unwrap();
+    }
+
+    #[test]
+    fn a_channel_is_shared_by_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<Channel>();
+        send_sync::<Arc<Channel>>();
+    }
+
+    #[test]
+    fn messages() {
+        let hold = |name: &str, path: &str| Message::Hold {
+            name: name.into(),
+            path: path.into(),
+        };
+        assert_eq!(parse("mount"), Ok(Message::Mount));
+        assert_eq!(parse("mounted"), Ok(Message::Mounted));
+        assert_eq!(parse("ready"), Ok(Message::Ready));
+        assert_eq!(parse("end"), Ok(Message::End));
+        assert_eq!(parse("hold v1 /run/v/v1"), Ok(hold("v1", "/run/v/v1")));
+        // The path is the rest of the line, spaces and all.
+        assert_eq!(
+            parse("hold web-2.x_y /srv/my vps/proc "),
+            Ok(hold("web-2.x_y", "/srv/my vps/proc "))
+        );
+        assert_eq!(
+            parse("held v1 /a b"),
+            Ok(Message::Held {
+                name: "v1".into(),
+                path: "/a b".into()
+            })
+        );
+        assert_eq!(
+            parse("release v1"),
+            Ok(Message::Release { name: "v1".into() })
+        );
+        for bad in [
+            "",
+            " ",
+            "hello",
+            "mount now",
+            "ready\n",
+            "end x",
+            "hold",
+            "hold v1",
+            "hold v1 ",
+            "hold v1 relative/path",
+            "hold  /p",
+            "hold bad/name /p",
+            "hold bad:name /p",
+            "hold v1 /p\nrelease v2",
+            "hold v1 /p\0",
+            "held v1",
+            "release",
+            "release ",
+            "release a b",
+            "release a/b",
+            "HOLD v1 /p",
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(Message::Hold {
+            name: String::new(),
+            path: PathBuf::new()
+        }
+        .carries_fd());
+        assert!(!Message::Release {
+            name: String::new()
+        }
+        .carries_fd());
+    }
+
+    #[test]
+    fn entries_are_checked_before_they_are_sent() {
+        let (a, _b) = pair();
+        let ch = Channel::new(a);
+        let (_r, w) = pipe();
+        for (name, path) in [
+            ("a/b", "/p"),
+            ("", "/p"),
+            ("v1", "relative"),
+            ("v1", "/p\nrelease v2"),
+        ] {
+            let e = ch.hold(name, Path::new(path), w.as_fd()).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{name:?} {path:?}");
+        }
+        assert_eq!(
+            ch.release("a b").unwrap_err().kind(),
+            io::ErrorKind::InvalidInput
+        );
+        assert!(send(_b.as_fd(), "", None).is_err());
+        assert!(send(_b.as_fd(), &"x".repeat(MAX_MESSAGE + 1), None).is_err());
+    }
+
+    #[test]
+    fn a_held_descriptor_works_on_the_other_side() {
+        let (worker, supervisor) = pair();
+        let ch = Channel::new(worker);
+        let (r, w) = pipe();
+        let path = Path::new("/run/vprocfs/mounts/my vps");
+        ch.hold("v1", path, w.as_fd()).unwrap();
+        drop(w);
+        let held = Mutex::new(Vec::new());
+        let (m, fd) = next_message(supervisor.as_fd(), "test").unwrap();
+        apply(&held, m, fd);
+        let held = held.into_inner().unwrap();
+        assert_eq!(held.len(), 1);
+        assert_eq!(held[0].name, "v1");
+        assert_eq!(held[0].path, path);
+        nix::unistd::write(&held[0].fd, b"through").unwrap();
+        assert_eq!(read_all(&r), b"through");
+        // Received close-on-exec.
+        let flags = nix::fcntl::fcntl(&held[0].fd, nix::fcntl::FcntlArg::F_GETFD).unwrap();
+        assert_ne!(flags & libc::FD_CLOEXEC, 0);
+        drop(held);
+        assert!(closed(&r));
+    }
+
+    #[test]
+    fn hold_replaces_and_release_forgets() {
+        let (worker, supervisor) = pair();
+        let ch = Channel::new(worker);
+        let (r1, w1) = pipe();
+        let (r2, w2) = pipe();
+        ch.hold("v1", Path::new("/m/1"), w1.as_fd()).unwrap();
+        ch.hold("v1", Path::new("/m/1 again"), w2.as_fd()).unwrap();
+        ch.release("v0").unwrap();
+        drop((w1, w2));
+        let held = Mutex::new(Vec::new());
+        let next = || {
+            let (m, fd) = next_message(supervisor.as_fd(), "test").unwrap();
+            apply(&held, m, fd);
+        };
+        next();
+        next();
+        // The first copy is closed, the second kept.
+        assert!(closed(&r1));
+        next(); // not held: nothing happens
+        assert_eq!(lock(&held).len(), 1);
+        assert_eq!(lock(&held)[0].path, Path::new("/m/1 again"));
+        ch.release("v1").unwrap();
+        next();
+        assert!(lock(&held).is_empty());
+        assert!(closed(&r2));
+    }
+
+    #[test]
+    fn malformed_messages_are_refused() {
+        let (worker, supervisor) = pair();
+        let (r, w) = pipe();
+        let wfd = w.as_raw_fd();
+        // An entry without its descriptor, a word with one, two descriptors, bytes that
+        // are not UTF-8, a packet too long, unknown words and bad entries.
+        send_raw(&worker, b"hold v1 /p", &[]);
+        send_raw(&worker, b"release v1", &[wfd]);
+        send_raw(&worker, b"ready", &[wfd]);
+        send_raw(&worker, b"hold v1 /p", &[wfd, wfd]);
+        send_raw(&worker, b"hold v1 /\xff\xfe", &[wfd]);
+        send_raw(&worker, &[b'x'; MAX_MESSAGE + 100], &[wfd]);
+        send_raw(&worker, b"hold v1 relative", &[wfd]);
+        send_raw(&worker, b"unhold v1 /p", &[wfd]);
+        send_raw(&worker, b"release v1 /p", &[]);
+        // Well-formed but the supervisor's to say: refused by `apply`.
+        send_raw(&worker, b"held v2 /p", &[wfd]);
+        send_raw(&worker, b"end", &[]);
+        send_raw(&worker, b"hold v3 /p q", &[wfd]);
+        drop(w);
+        let held = Mutex::new(Vec::new());
+        for _ in 0..3 {
+            let (m, fd) = next_message(supervisor.as_fd(), "test").unwrap();
+            apply(&held, m, fd);
+        }
+        let held = held.into_inner().unwrap();
+        assert_eq!(held.len(), 1);
+        assert_eq!(
+            (held[0].name.as_str(), held[0].path.as_path()),
+            ("v3", Path::new("/p q"))
+        );
+        drop(held);
+        // Every descriptor that came with a refused message was closed.
+        assert!(closed(&r));
+        drop(worker);
+        assert!(next_message(supervisor.as_fd(), "test").is_none());
+    }
+
+    #[test]
+    fn a_new_worker_takes_the_held_mounts() {
+        let (worker, supervisor) = pair();
+        let (r1, w1) = pipe();
+        let (r2, w2) = pipe();
+        let held = vec![
+            HeldMount {
+                name: "v1".into(),
+                path: "/m/v 1".into(),
+                fd: w1,
+            },
+            HeldMount {
+                name: "v2".into(),
+                path: "/m/v2".into(),
+                fd: w2,
+            },
+        ];
+        // A stray message first: skipped.
+        send_raw(&supervisor, b"held v0", &[]);
+        send_held(supervisor.as_fd(), &held).unwrap();
+        send(supervisor.as_fd(), "mounted", None).unwrap();
+        let ch = Channel::new(worker);
+        let taken = ch.take_held();
+        let names: Vec<_> = taken
+            .iter()
+            .map(|m| (m.name.as_str(), m.path.as_path()))
+            .collect();
+        assert_eq!(
+            names,
+            [("v1", Path::new("/m/v 1")), ("v2", Path::new("/m/v2"))]
+        );
+        nix::unistd::write(&taken[0].fd, b"one").unwrap();
+        nix::unistd::write(&taken[1].fd, b"two").unwrap();
+        assert_eq!(read_all(&r1), b"one");
+        assert_eq!(read_all(&r2), b"two");
+        // Nothing after `end` was read.
+        assert!(ch.wait_for("mounted"));
+        // The supervisor keeps its copies.
+        drop(taken);
+        assert!(!closed_nonblocking(&r1));
+    }
+
+    /// Whether the pipe of `r` (empty) has no write end left, without waiting.
+    fn closed_nonblocking(r: &OwnedFd) -> bool {
+        let mut fds = [nix::poll::PollFd::new(
+            r.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO).unwrap();
+        fds[0]
+            .revents()
+            .is_some_and(|e| e.contains(nix::poll::PollFlags::POLLHUP))
+    }
+
+    #[test]
+    fn the_first_worker_takes_nothing() {
+        let (worker, supervisor) = pair();
+        send_held(supervisor.as_fd(), &[]).unwrap();
+        let ch = Channel::new(worker);
+        assert!(ch.take_held().is_empty());
+        // A supervisor that ends before `end` does not leave the worker waiting.
+        drop(supervisor);
+        assert!(ch.take_held().is_empty());
+        assert!(!ch.wait_for("mounted"));
+    }
+
+    #[test]
+    fn the_handshake() {
+        let (worker, supervisor) = pair();
+        let ch = Channel::new(worker);
+        ch.say("mount");
+        assert!(matches!(
+            next_message(supervisor.as_fd(), "test"),
+            Some((Message::Mount, None))
+        ));
+        send(supervisor.as_fd(), "mounted", None).unwrap();
+        assert!(ch.wait_for("mounted"));
+        ch.say("ready");
+        assert!(matches!(
+            next_message(supervisor.as_fd(), "test"),
+            Some((Message::Ready, None))
+        ));
+        send(supervisor.as_fd(), "other", None).unwrap();
+        assert!(!ch.wait_for("mounted"));
+    }
+
+    #[test]
+    fn a_worker_from_before_the_channel_is_understood() {
+        let (worker, supervisor) = pair();
+        // It writes its words with a newline (each write one packet).
+        nix::unistd::write(&worker, b"ready\n").unwrap();
+        assert!(matches!(
+            next_message(supervisor.as_fd(), "test"),
+            Some((Message::Ready, None))
+        ));
+    }
+
+    #[test]
+    fn an_inert_channel() {
+        let ch = Channel::inherited(1);
+        assert!(ch.take_held().is_empty());
+        assert!(!ch.wait_for("mounted"));
+        ch.say("ready");
+        let (_r, w) = pipe();
+        let e = ch.hold("v1", Path::new("/p"), w.as_fd()).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotConnected);
+        assert_eq!(
+            ch.release("v1").unwrap_err().kind(),
+            io::ErrorKind::NotConnected
+        );
+    }
+
+    #[test]
+    fn a_supervisor_from_before_the_channel() {
+        let (worker, supervisor) = socketpair(
+            AddressFamily::Unix,
+            SockType::Stream,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .unwrap();
+        let ch = Channel::new(worker);
+        // It sends no `end`: nothing to wait for.
+        assert!(ch.take_held().is_empty());
+        ch.say("mount");
+        let mut said = [0u8; 6];
+        nix::unistd::read(&supervisor, &mut said).unwrap();
+        assert_eq!(&said, b"mount\n");
+        nix::unistd::write(&supervisor, b"mounted\n").unwrap();
+        assert!(ch.wait_for("mounted"));
+        let (_r, w) = pipe();
+        let e = ch.hold("v1", Path::new("/p"), w.as_fd()).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::Unsupported);
+    }
+
+    #[test]
+    fn threads_sending_at_once_do_not_mix_messages() {
+        const THREADS: usize = 4;
+        const EACH: usize = 50;
+        let (worker, supervisor) = pair();
+        let ch = Arc::new(Channel::new(worker));
+        let (_r, w) = pipe();
+        let w = Arc::new(w);
+        let senders: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let (ch, w) = (Arc::clone(&ch), Arc::clone(&w));
+                std::thread::spawn(move || {
+                    for i in 0..EACH {
+                        let path = format!("/m/{} {t} {i}", "long ".repeat(300));
+                        ch.hold(&format!("t{t}-{i}"), Path::new(&path), w.as_fd())
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        let held = Mutex::new(Vec::new());
+        for _ in 0..THREADS * EACH {
+            let (m, fd) = next_message(supervisor.as_fd(), "test").unwrap();
+            let Message::Hold { name, path } = &m else {
+                panic!("{m:?}");
+            };
+            assert!(path
+                .to_str()
+                .unwrap()
+                .ends_with(&name[1..].replace('-', " ")));
+            apply(&held, m, fd);
+        }
+        for s in senders {
+            s.join().unwrap();
+        }
+        assert_eq!(lock(&held).len(), THREADS * EACH);
+    }
+
+    #[test]
+    fn a_listener_applies_what_its_worker_said_last() {
+        let (worker, supervisor) = pair();
+        let held: Arc<Mutex<Vec<HeldMount>>> = Arc::default();
+        let listener = Listener::start(supervisor, Arc::clone(&held)).unwrap();
+        let ch = Channel::new(worker);
+        let (r, w) = pipe();
+        ch.hold("v1", Path::new("/m/v1"), w.as_fd()).unwrap();
+        ch.hold("v2", Path::new("/m/v2"), w.as_fd()).unwrap();
+        ch.release("v1").unwrap();
+        drop((ch, w));
+        listener.finish();
+        assert_eq!(lock(&held).len(), 1);
+        assert_eq!(lock(&held)[0].name, "v2");
+        drop(std::mem::take(&mut *lock(&held)));
+        assert!(closed(&r));
+    }
+
+    #[test]
+    fn finishing_a_listener_does_not_wait_for_an_open_end() {
+        // The worker's end still open (as a descendant of the worker could keep it).
+        let (worker, supervisor) = pair();
+        let listener = Listener::start(supervisor, Arc::default()).unwrap();
+        listener.finish();
+        drop(worker);
+    }
+
+    #[test]
+    fn held_mounts_are_let_go_at_the_end() {
+        // Not mounted: the unmount fails harmlessly, and the empty directory goes.
+        let dir = std::env::temp_dir().join(format!(
+            "vprocfs-held-{}-{:?} x",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::create_dir(&dir).unwrap();
+        let (r, w) = pipe();
+        let held = Mutex::new(vec![HeldMount {
+            name: "v1".into(),
+            path: dir.clone(),
+            fd: w,
+        }]);
+        unmount_held(&held);
+        assert!(lock(&held).is_empty());
+        assert!(!dir.exists());
+        assert!(closed(&r));
     }
 }

@@ -117,6 +117,28 @@ pub fn inherited_fd(fd: std::os::fd::RawFd) -> io::Result<OwnedFd> {
     Ok(owned)
 }
 
+/// Takes ownership of the descriptors that an `SCM_RIGHTS` control message carried:
+/// `recvmsg` installed each of them in this process's table as a new descriptor, known
+/// only by the number in `cmsg`. Any other control message gives none.
+///
+/// Call it once per control message, with one that `recvmsg` has just returned (never
+/// a made-up one): a second call with the same message would make a second owner.
+pub fn received_fds(cmsg: nix::sys::socket::ControlMessageOwned) -> Vec<OwnedFd> {
+    match cmsg {
+        nix::sys::socket::ControlMessageOwned::ScmRights(fds) => fds
+            .into_iter()
+            .map(|fd| {
+                // SAFETY: the kernel installed `fd` while receiving this message, so it
+                // is open, and nothing in this process has wrapped it yet: the caller
+                // passes each received message here once, straight from recvmsg, which
+                // makes the OwnedFd its only owner.
+                unsafe { OwnedFd::from_raw_fd(fd) }
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// Gives the calling process what a freshly started process has: every signal's default
 /// disposition and an empty signal mask. `exec` keeps ignored signals ignored and the
 /// mask as it is, and the Rust runtime ignores SIGPIPE, so a command started from here
