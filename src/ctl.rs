@@ -5,9 +5,9 @@
 //!
 //! | request | answer |
 //! |---|---|
-//! | `{"cmd":"list"}` | `{"ok":true,"vpses":[{"id","name","init","mode","members","mappings"}…]}` |
+//! | `{"cmd":"list"}` | `{"ok":true,"vpses":[{"id","name","init","mode","members","mappings"[,"mount"]}…]}` |
 //! | `{"cmd":"mappings","vps":NAME}` | `{"ok":true,"mappings":[{"pid","vpid"}…]}` |
-//! | `{"cmd":"add","vps":"NAME:SOURCE"}` | `{"ok":true,"id":N,"mount":PATH}` (SOURCE as `serve --vps`) |
+//! | `{"cmd":"add","vps":"NAME:SOURCE"}` | `{"ok":true,"id":N,"mount":PATH}` (SOURCE as `serve --vps`; PATH the VPS's own mount, or the shared one) |
 //! | `{"cmd":"remove","vps":NAME}` | `{"ok":true}` |
 //! | `{"cmd":"alloc","vps":NAME,"pid":P,"vpid":V}` | `{"ok":true}` — the restore path |
 //! | `{"cmd":"stats"}` | `{"ok":true,"stats":"requests lookup=… rss_kb=… translations=… classify_hits=… …"}` |
@@ -94,6 +94,9 @@ pub struct VpsInfo {
     pub members: usize,
     /// Numbers with a vpid.
     pub mappings: usize,
+    /// The VPS's own mount, if it has one.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub mount: Option<String>,
 }
 
 /// A `mappings` entry.
@@ -169,6 +172,20 @@ pub struct Daemon {
     pub specs: std::sync::Mutex<Vec<(String, String)>>,
     /// Where the state is saved (`serve --state`), if anywhere.
     pub state: Option<std::path::PathBuf>,
+    /// The mount of each VPS, made as VPSes are added and unmade as they are removed;
+    /// `None` where the daemon makes none (the shared mount then serves every VPS).
+    pub vps_mounts: Option<Box<dyn VpsMounts>>,
+}
+
+/// Mounts of one VPS each (`serve`'s, [`crate::view::cache`]): a VPS added gets one, a
+/// VPS removed loses it.
+pub trait VpsMounts: Send + Sync {
+    /// Mounts VPS `name` (id `id`); where.
+    fn add(&self, name: &str, id: crate::engine::VpsId) -> Result<std::path::PathBuf, String>;
+    /// Unmounts VPS `name`'s mount, if it has one.
+    fn remove(&self, name: &str);
+    /// Where VPS `name`'s mount is, if it has one.
+    fn path(&self, name: &str) -> Option<std::path::PathBuf>;
 }
 
 impl Daemon {
@@ -279,7 +296,32 @@ pub fn handle(d: &Daemon, req: Request) -> Response {
         Request::Remove { vps } => Some(vps.clone()),
         _ => None,
     };
-    let resp = carry_out(d, req);
+    let entered = match &req {
+        Request::Enter { vps, .. } => Some(vps.clone()),
+        _ => None,
+    };
+    let mut resp = carry_out(d, req);
+    if let (true, Some(mounts)) = (resp.ok, &d.vps_mounts) {
+        if let (Some(spec), Some(id)) = (&added, resp.id) {
+            let name = spec.split(':').next().unwrap_or_default();
+            // Without a mount of its own, the VPS is served by the shared mount.
+            match mounts.add(name, id) {
+                Ok(path) => resp.mount = Some(path.display().to_string()),
+                Err(e) => log::warn!(
+                    "VPS {name} has no mount of its own ({e}): it is served by the shared mount"
+                ),
+            }
+        }
+        if let Some(name) = &removed {
+            mounts.remove(name);
+        }
+        if let Some(path) = entered.and_then(|name| mounts.path(&name)) {
+            resp.mount = Some(path.display().to_string());
+        }
+        for v in resp.vpses.iter_mut().flatten() {
+            v.mount = mounts.path(&v.name).map(|p| p.display().to_string());
+        }
+    }
     if resp.ok && changes {
         {
             let mut specs = d.specs.lock().unwrap_or_else(|p| p.into_inner());
@@ -323,6 +365,7 @@ fn carry_out(d: &Daemon, req: Request) -> Response {
                             },
                             members: v.tasks_num(),
                             mappings: v.numbers_in_use(),
+                            mount: None,
                         })
                         .collect(),
                 ),

@@ -496,3 +496,150 @@ fn a_restarted_daemon_gives_every_surviving_process_its_vpid() {
         "the same members, the entered one included"
     );
 }
+
+/// The `lookup=N` count of the daemon's statistics.
+fn lookups(sock: &Path) -> u64 {
+    let (_, out, _) = ctl(sock, &["stats"]);
+    out.split_whitespace()
+        .find_map(|w| w.strip_prefix("lookup="))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no lookup count in {out:?}"))
+}
+
+/// Reads `path` `n` times, each by a new `cat` (a new path walk).
+fn cat_times(path: &Path, n: usize) {
+    for _ in 0..n {
+        let out = Command::new("cat").arg(path).output().expect("cat");
+        assert!(out.status.success(), "cat {}: {out:?}", path.display());
+    }
+}
+
+#[test]
+fn each_vps_gets_a_mount_of_its_own_where_the_kernel_caches() {
+    if !privileged() {
+        return;
+    }
+    let tmp = TempDir::new("serve-own-mount");
+    let dir = tmp.0.clone();
+    let mnt = dir.join("mnt");
+    fs::create_dir_all(&mnt).unwrap();
+    let sock = dir.join("ctl.sock");
+    let own = dir.join("vps").join("t");
+    // Dropped after the daemon's guards: a failing test leaves no mount.
+    let _own_guard = MountGuard(own.clone());
+    let _other_guard = MountGuard(dir.join("vps").join("u"));
+    // VPS t: a shell that waits for its child, then sleeps on.
+    let t = Command::new("sh")
+        .args(["-c", "sleep 60 & wait; exec sleep 60"])
+        .spawn()
+        .expect("spawn t");
+    let t_init = t.id();
+    let _t = ChildGuard(Some(t));
+    assert!(wait_until(Duration::from_secs(5), || children_of(t_init)
+        .len()
+        == 1));
+    let t_child = children_of(t_init)[0];
+    let (u_pid, _u) = sleeper_pid();
+
+    let (mut daemon, _mount) = serve(&mnt, &sock, &["--vps".into(), format!("t:tree={t_init}")]);
+    assert!(
+        wait_until(Duration::from_secs(10), || mounted(&own)),
+        "VPS t gets a mount of its own beside the control socket"
+    );
+    let (_, list, _) = ctl(&sock, &["list"]);
+    assert!(
+        list.contains(own.to_str().unwrap()),
+        "ctl list names it: {list}"
+    );
+
+    // Whoever reads it sees VPS t, numbered from 1, and nothing of the host.
+    let stat = fs::read_to_string(own.join("1/stat")).unwrap();
+    assert!(stat.starts_with("1 ("), "{stat}");
+    let numbers = |m: &Path| -> Vec<i64> {
+        let mut v: Vec<i64> = fs::read_dir(m)
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect();
+        v.sort();
+        v
+    };
+    let listed = numbers(&own);
+    assert_eq!(listed.len(), 2, "init and its child: {listed:?}");
+    assert_eq!(listed[0], 1);
+    assert!(!listed.contains(&i64::from(std::process::id())));
+    // The shared mount shows this reader (in no VPS) the host.
+    assert!(numbers(&mnt).contains(&i64::from(std::process::id())));
+
+    // The kernel keeps the names of the VPS's mount; the shared mount's are asked for
+    // at every walk (differential: the same reads through each).
+    let before = lookups(&sock);
+    cat_times(&own.join("1/stat"), 10);
+    let through_own = lookups(&sock) - before;
+    let before = lookups(&sock);
+    cat_times(&mnt.join(format!("{t_init}/stat")), 10);
+    let through_shared = lookups(&sock) - before;
+    assert!(
+        through_own <= 2 && through_shared >= 10,
+        "lookups for 10 reads: {through_own} through the VPS's mount, {through_shared} through the shared one"
+    );
+
+    // A member that exits is gone from the cached mount at once after its reaping.
+    let v_child = listed[1];
+    assert!(own.join(v_child.to_string()).exists());
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(t_child),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || !Path::new(&format!(
+            "/proc/{t_child}"
+        ))
+        .exists()),
+        "the child is reaped"
+    );
+    assert!(
+        wait_until(Duration::from_secs(2), || !own
+            .join(v_child.to_string())
+            .exists()),
+        "a reaped member's directory goes from the cached mount"
+    );
+
+    // A VPS added at run time gets one, and loses it when removed.
+    let (code, out, err) = ctl(&sock, &["add", &format!("u:tree={u_pid}")]);
+    assert_eq!(code, Some(0), "{out} {err}");
+    let other = dir.join("vps").join("u");
+    assert!(out.contains(other.to_str().unwrap()), "{out}");
+    assert!(mounted(&other));
+    assert!(fs::read_to_string(other.join("1/stat"))
+        .unwrap()
+        .starts_with("1 (sleep)"));
+    let (code, out, err) = ctl(&sock, &["remove", "u"]);
+    assert_eq!(code, Some(0), "{out} {err}");
+    assert!(!mounted(&other) && !other.exists(), "removed with its VPS");
+
+    // The mount outlives its worker: the supervisor holds it and the next worker
+    // takes it over.
+    let supervisor = daemon.0.as_ref().unwrap().id();
+    let worker = children_of(supervisor)[0];
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(worker),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    assert!(wait_until(Duration::from_secs(10), || children_of(
+        supervisor
+    )
+    .first()
+    .is_some_and(|&w| w != worker)));
+    let stat = fs::read_to_string(own.join("1/stat")).unwrap();
+    assert!(stat.starts_with("1 ("), "after the takeover: {stat}");
+
+    // Stopping the daemon unmounts it and removes its directory.
+    let mut child = daemon.0.take().unwrap();
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(supervisor as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let status = run_child_with_deadline(&mut child, Duration::from_secs(15));
+    assert_eq!(status.and_then(|s| s.code()), Some(0));
+    assert!(!mounted(&own) && !own.exists(), "gone with the daemon");
+}

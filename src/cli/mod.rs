@@ -3,6 +3,7 @@
 mod run;
 mod serve;
 mod supervise;
+mod vps_mounts;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -403,6 +404,14 @@ struct ServeArgs {
     /// restarted daemon gives surviving processes their vpids again.
     #[arg(long)]
     state: Option<PathBuf>,
+    /// Where each VPS's own mount goes, as DIR/NAME (DIR made mode 0700): a mount that
+    /// serves one VPS lets the kernel cache its entries, which the shared mount cannot.
+    /// Hooks and `vprocfs exec` use it. Default: `vps` beside the control socket.
+    #[arg(long, value_name = "DIR", conflicts_with = "no_vps_mounts")]
+    vps_mounts: Option<PathBuf>,
+    /// Serve every VPS through the shared mount only (uncached).
+    #[arg(long)]
+    no_vps_mounts: bool,
     /// Set by the supervisor on the daemon it runs (see `supervise`).
     #[arg(long, hide = true, value_parser = supervise::parse_worker)]
     worker: Option<supervise::WorkerArg>,
@@ -437,6 +446,31 @@ fn open_dev_fuse() -> Result<std::fs::File, String> {
         .map_err(|e| {
             format!("cannot open /dev/fuse: {e} (is the fuse module loaded? try: modprobe fuse)")
         })
+}
+
+/// Mounts the daemon's FUSE connection `fuse` at `at`.
+///
+/// The full view is mounted read-write: procfs takes writes (`oom_score_adj`, sysctls,
+/// `uid_map`…), which the daemon carries out with the writer's credentials
+/// ([`crate::view::writes`]). The kernel pid view's mount only lends its files.
+fn mount_view(fuse: &std::fs::File, at: &std::path::Path, writable: bool) -> nix::Result<()> {
+    let opts = format!(
+        "fd={},rootmode=40000,user_id=0,group_id=0,allow_other",
+        std::os::fd::AsRawFd::as_raw_fd(fuse)
+    );
+    let mut flags = nix::mount::MsFlags::MS_NOSUID
+        | nix::mount::MsFlags::MS_NODEV
+        | nix::mount::MsFlags::MS_NOEXEC;
+    if !writable {
+        flags |= nix::mount::MsFlags::MS_RDONLY;
+    }
+    nix::mount::mount(
+        Some("vprocfs"),
+        at,
+        Some("fuse.vprocfs"),
+        flags,
+        Some(opts.as_str()),
+    )
 }
 
 /// Runs the command line; returns the process exit code.
@@ -476,13 +510,19 @@ fn ctl(a: CtlArgs) -> Result<i32, String> {
     }
     if let Some(vpses) = resp.vpses {
         println!(
-            "{:>4} {:<16} {:>8} {:<7} {:>8} {:>8}",
+            "{:>4} {:<16} {:>8} {:<7} {:>8} {:>8} MOUNT",
             "ID", "NAME", "INIT", "MODE", "MEMBERS", "MAPPINGS"
         );
         for v in vpses {
             println!(
-                "{:>4} {:<16} {:>8} {:<7} {:>8} {:>8}",
-                v.id, v.name, v.init, v.mode, v.members, v.mappings
+                "{:>4} {:<16} {:>8} {:<7} {:>8} {:>8} {}",
+                v.id,
+                v.name,
+                v.init,
+                v.mode,
+                v.members,
+                v.mappings,
+                v.mount.as_deref().unwrap_or("-")
             );
         }
     } else if let Some(maps) = resp.mappings {
@@ -493,7 +533,10 @@ fn ctl(a: CtlArgs) -> Result<i32, String> {
     } else if let Some(stats) = resp.stats {
         println!("{stats}");
     } else if let Some(id) = resp.id {
-        println!("added VPS {id}");
+        match resp.mount {
+            Some(mount) => println!("added VPS {id}, its view at {mount}"),
+            None => println!("added VPS {id}"),
+        }
     }
     Ok(0)
 }

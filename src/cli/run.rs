@@ -17,7 +17,7 @@
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -188,7 +188,7 @@ pub(super) fn run(a: RunArgs) -> Result<i32, String> {
         Ok(id) => id,
         Err(e) => return fail(format!("cannot set up the VPS: {e}")),
     };
-    let view = Arc::new(View::single(tracker, vps));
+    let view = View::single(tracker, vps);
     if let Some(c) = &cleanup.0 {
         view.set_resources(vps, VpsRes::new(init, c.paths()));
     }
@@ -509,7 +509,7 @@ fn relay_side(
     let at = staging
         .as_ref()
         .map_or(Path::new("/proc"), |s| s.dir.as_path());
-    if let Err(e) = mount_view(fuse, at, placement == Placement::Full) {
+    if let Err(e) = super::mount_view(fuse, at, placement == Placement::Full) {
         let _ = writeln!(st_w, "cannot mount the view on {}: {e}", at.display());
         let _ = kill(NixPid::from_raw(init), Signal::SIGKILL);
         return 1;
@@ -541,29 +541,6 @@ fn relay_side(
     quiet.add(Signal::SIGQUIT);
     let _ = quiet.thread_block();
     wait_for(init)
-}
-
-/// Mounts the daemon's FUSE connection `fuse` at `at`.
-///
-/// The full view is mounted read-write: procfs takes writes (`oom_score_adj`, sysctls,
-/// `uid_map`…), which the daemon carries out with the writer's credentials
-/// ([`crate::view::writes`]). The kernel pid view's mount only lends its files.
-fn mount_view(fuse: &File, at: &Path, writable: bool) -> nix::Result<()> {
-    let opts = format!(
-        "fd={},rootmode=40000,user_id=0,group_id=0,allow_other",
-        fuse.as_raw_fd()
-    );
-    let mut flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    if !writable {
-        flags |= MsFlags::MS_RDONLY;
-    }
-    mount(
-        Some("vprocfs"),
-        at,
-        Some("fuse.vprocfs"),
-        flags,
-        Some(opts.as_str()),
-    )
 }
 
 /// The VPS's init: mounts its pid namespace's procfs (kernel pid view), reports the

@@ -31,12 +31,10 @@ pub(super) fn serve(mut a: ServeArgs) -> Result<i32, String> {
     }
     let fuse = crate::sys::process::inherited_fd(worker.fd)
         .map_err(|e| format!("no FUSE connection from the supervisor: {e}"))?;
-    // Kept for the worker's whole life: per-VPS mounts are held and released through it.
+    // Kept for the worker's whole life: the mounts of single VPSes are held through it.
     let channel = Arc::new(super::supervise::Channel::inherited(worker.ready));
-    // The supervisor sends the per-VPS mounts it holds from earlier workers (none for the
-    // first) before anything else, so they are read first. Kept open until the code that
-    // serves per-VPS mounts takes them over.
-    let _held_mounts = channel.take_held();
+    // The supervisor first sends the mounts of VPSes it holds from earlier workers.
+    let held_mounts = channel.take_held();
     // Without a state file of the user's, the supervisor's keeps vpids across restarts.
     if a.state.is_none() {
         a.state = Some(dir.join("state"));
@@ -123,14 +121,14 @@ pub(super) fn serve(mut a: ServeArgs) -> Result<i32, String> {
             )
             .map_err(|e| format!("--vps {}: {e}", spec.name))?;
     }
-    let view = Arc::new(View::new(tracker));
+    let view = View::new(tracker);
     // Inode numbers and file handles the kernel holds survive this worker.
     let takeover = worker.generation > 0;
     view.keep_journal(&dir.join("nodes"), takeover, worker.generation << 48)
         .map_err(|e| format!("cannot keep the inode journal in {}: {e}", dir.display()))?;
     // The counters of the virtual files never go back, across restarts and upgrades.
     view.keep_floors(&dir.join("floors"));
-    daemon::follow_events(&view);
+    let events = daemon::follow_events(&view);
     daemon::sample_loads(&view);
     let spin = a.fuse.spin();
     let config = daemon::session_config(&spin);
@@ -161,6 +159,34 @@ pub(super) fn serve(mut a: ServeArgs) -> Result<i32, String> {
             s.spawn()
         })
         .map_err(|e| format!("cannot serve {}: {e}", a.mountpoint.display()))?;
+    // A mount of each VPS's own lets the kernel cache; without events the view could
+    // not take back what the kernel caches, so there are none.
+    let vps_mounts = match (a.no_vps_mounts, events) {
+        (true, _) => None,
+        (false, false) => {
+            log::warn!("no process events: every VPS is served by the shared mount only");
+            None
+        }
+        (false, true) => {
+            let settings = super::vps_mounts::Settings {
+                dir: a
+                    .vps_mounts
+                    .clone()
+                    .unwrap_or_else(|| a.ctl.parent().unwrap_or(Path::new("/")).join("vps")),
+                worker_dir: dir.clone(),
+                generation: worker.generation,
+                spin_us: a.fuse.spin,
+                no_passthrough: a.fuse.no_passthrough,
+            };
+            let mounts = super::vps_mounts::VpsMounts::new(
+                settings,
+                Arc::clone(&view),
+                Arc::clone(&stats),
+                Arc::clone(&channel),
+            )?;
+            Some(Arc::new(mounts))
+        }
+    };
     let daemon = Arc::new(crate::ctl::Daemon {
         view: Arc::clone(&view),
         stats: Arc::clone(&stats),
@@ -177,6 +203,9 @@ pub(super) fn serve(mut a: ServeArgs) -> Result<i32, String> {
                 .collect(),
         ),
         state: a.state.clone(),
+        vps_mounts: vps_mounts
+            .clone()
+            .map(|m| Box::new(m) as Box<dyn crate::ctl::VpsMounts>),
     });
     if a.state.is_some() {
         // Vpids handed out as processes come and go are journaled at once, and saved
@@ -208,6 +237,22 @@ pub(super) fn serve(mut a: ServeArgs) -> Result<i32, String> {
         worker.generation
     );
     channel.say("ready");
+    // The mounts of single VPSes: those an earlier worker left are taken over (requests
+    // on them wait in the kernel's queue until then), the others made.
+    if let Some(mounts) = &vps_mounts {
+        let id_of =
+            |name: &str| view.with_tracker(|t| t.engine().vps_by_name(name).map(|v| v.id()));
+        mounts.take_over(held_mounts, id_of);
+        for spec in &specs {
+            if let Some(id) = id_of(&spec.name) {
+                if let Err(e) = mounts.add(&spec.name, id) {
+                    log::warn!("VPS {} is served by the shared mount only: {e}", spec.name);
+                }
+            }
+        }
+    } else {
+        drop(held_mounts);
+    }
     let sig = loop {
         let sig = daemon::wait_signal(&stats).map_err(|e| e.to_string())?;
         match (&a.config, sig) {

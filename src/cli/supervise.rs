@@ -774,7 +774,6 @@ impl Channel {
     /// `name`'s mount at `path`, so that the mount outlives this worker: later workers
     /// are given it, and the supervisor unmounts `path` when it stops. A second `hold`
     /// of the same name replaces the first (its copy is closed).
-    #[allow(dead_code, reason = "for the per-VPS mounts, being written")]
     pub fn hold(&self, name: &str, path: &Path, fd: BorrowedFd<'_>) -> io::Result<()> {
         let text = entry_text("hold", name, path)?;
         send(self.packets()?, &text, Some(fd))
@@ -782,7 +781,6 @@ impl Channel {
 
     /// Has the supervisor forget VPS `name`'s mount and close its copy; the worker
     /// unmounts it itself.
-    #[allow(dead_code, reason = "for the per-VPS mounts, being written")]
     pub fn release(&self, name: &str) -> io::Result<()> {
         if !valid_name(name) {
             return Err(io::Error::new(

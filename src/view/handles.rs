@@ -286,7 +286,8 @@ impl View {
             tasks: Some(u32::try_from(vps.tasks_num()).unwrap_or(u32::MAX)),
         };
         let rendered = files::render(r, raw, &map, cx);
-        self.shared.translations
+        self.shared
+            .translations
             .fetch_add(map.lookups.get(), std::sync::atomic::Ordering::Relaxed);
         rendered.map_err(|e| {
             log::warn!("cannot render {}: {e}", node.real_path().display());

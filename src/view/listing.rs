@@ -146,7 +146,11 @@ impl View {
                 self.catch_up();
                 let mut tracker = lock(&self.shared.tracker);
                 tracker.refresh_cgroups();
-                if !self.shared.events.load(std::sync::atomic::Ordering::Relaxed) {
+                if !self
+                    .shared
+                    .events
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                {
                     tracker.rescan();
                 } else {
                     tracker.reap();

@@ -491,7 +491,9 @@ impl View {
 
     /// Records whether the connector is feeding membership.
     pub fn set_events(&self, on: bool) {
-        self.shared.events.store(on, std::sync::atomic::Ordering::Relaxed);
+        self.shared
+            .events
+            .store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Who task `tid` (from a FUSE request) is.
@@ -777,8 +779,11 @@ impl View {
     /// fed by events, a member the applied events show exited is gone unless its zombie
     /// is what is there, and one they do not know was forgotten (reaped).
     fn reused_in_tick(&self, n: Pid, start: u64, state: u8) -> bool {
-        let events =
-            self.shared.events.load(std::sync::atomic::Ordering::Relaxed) && self.shared.catch_up.get().is_some();
+        let events = self
+            .shared
+            .events
+            .load(std::sync::atomic::Ordering::Relaxed)
+            && self.shared.catch_up.get().is_some();
         if self.single.is_none() || !events {
             return false;
         }
@@ -1062,7 +1067,10 @@ impl View {
     /// `translations=N classify_hits=N classify_misses=N inodes=N`: what the view has
     /// done, for statistics.
     pub fn counters(&self) -> String {
-        let t = self.shared.translations.load(std::sync::atomic::Ordering::Relaxed);
+        let t = self
+            .shared
+            .translations
+            .load(std::sync::atomic::Ordering::Relaxed);
         let classify = lock(&self.shared.tracker).counters();
         format!("translations={t} {classify} inodes={}", self.inode_count())
     }

@@ -76,7 +76,9 @@ pub fn view_name(f: ResFile) -> &'static str {
 impl View {
     /// Installs the resource view of VPS `id` (for `vprocfs run`, which made its cgroup).
     pub fn set_resources(&self, id: VpsId, res: VpsRes) {
-        lock(&self.shared.resources).by_vps.insert(id, Arc::new(res));
+        lock(&self.shared.resources)
+            .by_vps
+            .insert(id, Arc::new(res));
     }
 
     /// Keeps the counters' floors of every VPS in `path` ([`View::save_floors`]), and
@@ -114,7 +116,10 @@ impl View {
         };
         let mut all: HashMap<String, Floors> = lock(&self.shared.resources).saved.clone();
         for (id, v) in live {
-            if let Some(name) = lock(&self.shared.tracker).vps(id).map(|v| v.name().to_string()) {
+            if let Some(name) = lock(&self.shared.tracker)
+                .vps(id)
+                .map(|v| v.name().to_string())
+            {
                 all.insert(name, v.res.floors());
             }
         }
@@ -217,7 +222,11 @@ impl View {
     /// Samples the load of every VPS that has a resource view (every 5 s, from the
     /// daemon's sampler thread).
     pub fn sample_loads(&self) {
-        let all: Vec<Arc<VpsRes>> = lock(&self.shared.resources).by_vps.values().cloned().collect();
+        let all: Vec<Arc<VpsRes>> = lock(&self.shared.resources)
+            .by_vps
+            .values()
+            .cloned()
+            .collect();
         let now = resources::boottime_now_ns();
         for r in all {
             r.res.sample_load(now);

@@ -120,6 +120,21 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
+        // Whatever a test mounted inside is detached first (a daemon killed by its guard
+        // leaves the mounts of its VPSes), deepest first, so that removing the tree never
+        // walks into a file system.
+        let below = format!("{}/", self.0.display());
+        let mut mounts: Vec<String> = std::fs::read_to_string("/proc/self/mounts")
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split(' ').nth(1))
+            .filter(|m| m.starts_with(&below))
+            .map(str::to_string)
+            .collect();
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in mounts {
+            let _ = Command::new("umount").arg("-l").arg(&m).status();
+        }
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
