@@ -2,11 +2,11 @@
 //!
 //! The kernel's dentry and attribute caches belong to a mount, not to a reader, so only
 //! a mount that serves one VPS ([`super::View::single`], [`super::View::mount_of`]) lets
-//! the kernel keep the names
-//! of processes (`/proc/<vpid>`, `task/<vtid>`) and of their entries: until the
-//! process-events connector reports the process's exit, when the view invalidates them
-//! (`FUSE_NOTIFY_INVAL_ENTRY`, which drops everything below as well). A zombie's
-//! names are never kept, so a reaped process is `ENOENT` at once, as on procfs.
+//! the kernel keep the names of processes (`/proc/<vpid>`, `task/<vtid>`) and of their
+//! entries: until the process-events connector reports the process's exit, when the
+//! view invalidates them (`FUSE_NOTIFY_INVAL_ENTRY`, which drops everything below as
+//! well). A zombie's names are never kept, so a reaped process is `ENOENT` at once, as on
+//! procfs.
 //!
 //! The exit event reaches the daemon a moment after the parent's `wait` may have
 //! returned, and a request whose path walk took a cached name just before the
