@@ -210,6 +210,18 @@ pub fn wait_signal(stats: &Stats) -> io::Result<Signal> {
     }
 }
 
+/// Starts serving `session` (of `view`) on a thread of its own: the flush thread with
+/// the session's notifier, and `spin`'s governor on its descriptor.
+pub fn start_session<FS: fuser::Filesystem + Send + 'static>(
+    session: fuser::Session<FS>,
+    view: &View,
+    spin: &Arc<Spin>,
+) -> io::Result<fuser::BackgroundSession> {
+    flush_released(view, session.notifier());
+    spin.start(session.as_fd())?;
+    session.spawn()
+}
+
 /// The FUSE session's settings: one thread that polls during bursts (see [`crate::spin`]),
 /// or two that sleep between requests.
 pub fn session_config(spin: &Spin) -> fuser::Config {

@@ -17,7 +17,7 @@
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -206,11 +206,7 @@ pub(super) fn run(a: RunArgs) -> Result<i32, String> {
         fuser::SessionACL::All,
         daemon::session_config(&spin),
     )
-    .and_then(|s| {
-        daemon::flush_released(&view, s.notifier());
-        spin.start(s.as_fd())?;
-        s.spawn()
-    });
+    .and_then(|s| daemon::start_session(s, &view, &spin));
     let session = match session {
         Ok(s) => s,
         Err(e) => return fail(format!("cannot serve the view: {e}")),

@@ -3,7 +3,6 @@
 
 use std::fs::File;
 use std::io::Read as _;
-use std::os::fd::AsFd as _;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -153,11 +152,7 @@ pub(super) fn serve(mut a: ServeArgs) -> Result<i32, String> {
     // Dropped only by exiting: joining its threads would wait for a connection that the
     // supervisor keeps open.
     let _session = session
-        .and_then(|s| {
-            daemon::flush_released(&view, s.notifier());
-            spin.start(s.as_fd())?;
-            s.spawn()
-        })
+        .and_then(|s| daemon::start_session(s, &view, &spin))
         .map_err(|e| format!("cannot serve {}: {e}", a.mountpoint.display()))?;
     // A mount of each VPS's own lets the kernel cache; without events the view could
     // not take back what the kernel caches, so there are none.

@@ -189,11 +189,7 @@ impl VpsMounts {
             fuser::Session::from_fd(fs, fuse, fuser::SessionACL::All, config)
         };
         let session = session
-            .and_then(|s| {
-                daemon::flush_released(&view, s.notifier());
-                spin.start(s.as_fd())?;
-                s.spawn()
-            })
+            .and_then(|s| daemon::start_session(s, &view, &spin))
             .map_err(|e| format!("cannot serve {}: {e}", path.display()))?;
         Ok(Served {
             path,
