@@ -170,3 +170,68 @@ fn without_a_pid_namespace_sparse_numbering_shows_each_process_under_its_own_num
         view_matches_kernel(&["--no-pidns", "--numbering", "sparse"]);
     }
 }
+
+/// The same through `vprocfs serve`'s mount of one VPS, which the kernel caches as
+/// `run`'s is: a tree VPS whose init is the probe, reading that mount bound over its
+/// `/proc` in a mount namespace of its own, while processes outside every VPS fork.
+#[test]
+fn a_served_vps_own_mount_shows_each_process_under_its_own_number() {
+    if !privileged() {
+        return;
+    }
+    let _one = one_at_a_time();
+    let kernel = kernel();
+    let tmp = TempDir::new("race-serve");
+    let dir = tmp.0.clone();
+    let mnt = dir.join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let sock = dir.join("ctl.sock");
+    let own = dir.join("vps").join("t");
+    let (go, out) = (dir.join("go"), dir.join("out"));
+    // Its pid stays through the execs: the probe is the VPS's init.
+    let script = format!(
+        "until [ -e {go} ]; do sleep 0.02; done; exec unshare --mount sh -c \
+         'mount --bind {own} /proc && exec {PY} {probe} {SECONDS}' > {out} 2>&1",
+        go = go.display(),
+        own = own.display(),
+        probe = probe(),
+        out = out.display()
+    );
+    let mut init = ChildGuard(Some(
+        std::process::Command::new("sh")
+            .args(["-c", &script])
+            .spawn()
+            .expect("spawn the probe's shell"),
+    ));
+    let pid = init.0.as_ref().unwrap().id();
+    let _daemon = serve(&mnt, &sock, &["--vps".into(), format!("t:tree={pid}")]);
+    assert!(
+        wait_until(std::time::Duration::from_secs(10), || mounted(&own)),
+        "the VPS's own mount"
+    );
+    // Processes of no VPS fork meanwhile and take freed numbers, now and then within the
+    // clock tick of the member that had them (the bug this found: such a newcomer was
+    // shown under the member's vpid).
+    let _outsiders = ChildGuard(Some(
+        std::process::Command::new(PY)
+            .args([
+                "-c",
+                "import os\nwhile True:\n    p = os.fork()\n    if p == 0:\n        os._exit(0)\n    os.waitpid(p, 0)",
+            ])
+            .spawn()
+            .expect("spawn the outsiders' loop"),
+    ));
+    std::fs::write(&go, "").unwrap();
+    let child = init.0.as_mut().unwrap();
+    let status = run_child_with_deadline(child, std::time::Duration::from_secs(60));
+    let text = std::fs::read_to_string(&out).unwrap_or_default();
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{text}");
+    let view = parse(text);
+    assert_eq!(
+        view.verdict, kernel.verdict,
+        "served: the view's verdict is not the kernel's\nview:\n{}\nkernel:\n{}",
+        view.text, kernel.text
+    );
+    assert_floors("serve's own mount", &view);
+    eprintln!("serve's own mount: {}", counts_line(&view));
+}

@@ -153,6 +153,15 @@ impl Tracker {
                 // parent at the time of the fork, not by whoever its parent is by the
                 // time the event is read (it may have been reparented already).
                 let parent_vps = self.known.get(&parent_tgid).and_then(|k| k.vps);
+                // Each fork event is a task of its own: a task of this number whose fork
+                // event came before was reaped, even if its exit is not applied yet and
+                // the newcomer started in the same clock tick (so no start time tells
+                // them apart), and even if the newcomer is no one's, which the view
+                // would otherwise show under the old task's vpid.
+                if let Some(k) = self.known.get(&child_pid).copied().filter(|k| k.announced) {
+                    self.reused.push((child_pid, k.start));
+                    self.forget(child_pid);
+                }
                 let namespaces = self.meta.values().any(|m| m.ns_inode.is_some());
                 if parent_vps.is_none() && !namespaces {
                     return;
@@ -188,6 +197,9 @@ impl Tracker {
                     None => {
                         self.classify(&info, 0);
                     }
+                }
+                if let Some(k) = self.known.get_mut(&info.tid) {
+                    k.announced |= k.start == info.start;
                 }
             }
             ProcEvent::Exit { pid, .. } => {

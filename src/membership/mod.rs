@@ -104,6 +104,9 @@ pub struct VpsMeta {
 struct Known {
     start: u64,
     vps: Option<VpsId>,
+    /// Whether this task's own fork event was applied: another fork event of its number
+    /// is then, for certain, of a later task ([`Tracker::on_event`]).
+    announced: bool,
 }
 
 /// Parent chains longer than this are not walked (a guard against loops in racy reads).
@@ -349,7 +352,14 @@ impl Tracker {
 
     /// Records how task `tid`, started at `start`, was classified.
     fn remember(&mut self, tid: Pid, start: u64, vps: Option<VpsId>) {
-        self.known.insert(tid, Known { start, vps });
+        self.known.insert(
+            tid,
+            Known {
+                start,
+                vps,
+                announced: false,
+            },
+        );
     }
 
     /// Journals, from now on, every vpid handed out that no rule can recompute, so that
@@ -770,5 +780,34 @@ mod tests {
             "member {other_pid} of another start time keeps its vpid"
         );
         assert!(init_stays, "the live init stays");
+    }
+
+    /// The race test's bug: a member dies, its number goes to a process of no VPS within
+    /// the same clock tick (same start time), and its exit event is not applied yet. The
+    /// newcomer's fork event is proof enough that the member is gone: the view must not
+    /// show the newcomer under the member's vpid.
+    #[test]
+    fn a_second_fork_event_of_a_number_releases_its_earlier_task() {
+        let (mut t, id, mut init, mut member) = vps_with_member();
+        t.keep_released();
+        let c = pid_of(&member);
+        let start = t.start_of(c).unwrap();
+        let host = Pid::try_from(std::process::id()).unwrap();
+        t.on_event(&ProcEvent::Fork {
+            parent_pid: host,
+            parent_tgid: host,
+            child_pid: c,
+            child_tgid: c,
+        });
+        let released: Vec<Pid> = t.take_released().iter().map(|r| r.tid).collect();
+        let reused = t.take_reused();
+        let numbered_after = numbered(&t, id, c);
+        for k in [&mut init, &mut member] {
+            k.kill().unwrap();
+            k.wait().unwrap();
+        }
+        assert!(!numbered_after, "the earlier task keeps its vpid");
+        assert_eq!(released, [c]);
+        assert_eq!(reused, [(c, start)]);
     }
 }

@@ -940,16 +940,15 @@ impl View {
         }
     }
 
-    /// `/proc/<v>` (`group` None) or `/proc/<n>/task/<v>` (`group` Some(n)); asked again
-    /// after catching up with the kernel's events when `v` is not known.
+    /// `/proc/<v>` (`group` None) or `/proc/<n>/task/<v>` (`group` Some(n)), after
+    /// catching up with the kernel's events: a task forked a moment ago is found, and a
+    /// number whose task was reaped and taken again (by a process of no VPS, maybe in
+    /// the same clock tick) no longer leads to the newcomer's files.
     fn resolve_task(&self, reader: Reader, v: Pid, group: Option<Pid>) -> Result<Node, Errno> {
-        match self.resolve_known_task(reader, v, group) {
-            Err(Errno::ENOENT) if matches!(reader, Reader::Vps { .. }) => {
-                self.catch_up();
-                self.resolve_known_task(reader, v, group)
-            }
-            r => r,
+        if matches!(reader, Reader::Vps { .. }) {
+            self.catch_up();
         }
+        self.resolve_known_task(reader, v, group)
     }
 
     fn resolve_known_task(
