@@ -87,7 +87,6 @@ pub fn follow_events(view: &Arc<View>) -> bool {
 pub fn flush_released(view: &View, notifier: fuser::Notifier) {
     view.set_notifier(notifier.clone());
     let (tx, rx) = std::sync::mpsc::sync_channel::<crate::view::cache::FlushBatch>(1024);
-    let held = view.held();
     let spawned = thread::Builder::new()
         .name("vprocfs-flush".into())
         .spawn(move || {
@@ -95,9 +94,6 @@ pub fn flush_released(view: &View, notifier: fuser::Notifier) {
                 for (dir, name) in batch.names {
                     // ENOENT: the kernel holds no such entry any more, nothing to do.
                     let _ = notifier.inval_entry(fuser::INodeNo(dir), std::ffi::OsStr::new(&name));
-                }
-                for key in &batch.keys {
-                    held.flushed(key);
                 }
             }
         });

@@ -10,13 +10,14 @@
 //!
 //! The exit event reaches the daemon a moment after the parent's `wait` may have
 //! returned, and a request whose path walk took a cached name just before the
-//! invalidation reaches the daemon after it. Such a request, about a process that is
-//! gone, is answered `ESTALE` once ([`Held::take_stale`]): the kernel then walks the
-//! path again with every entry revalidated (`LOOKUP_REVAL`, in `open`, `stat`,
-//! `readlink`…), and the fresh walk gets procfs's own answer. Past [`GRACE`] after the
-//! invalidation, a request about a gone process can only come through a descriptor a
-//! reader holds, and gets procfs's answer for that (`ESRCH`, or the attributes of
-//! `fstat`).
+//! invalidation reaches the daemon after it, by as much as a reader is descheduled
+//! between the two. Such a request, about a process that is gone, is answered `ESTALE`
+//! once ([`Held::take_stale`]): the kernel then walks the path again with every entry
+//! revalidated (`LOOKUP_REVAL`, in `open`, `stat`, `readlink`…), and the fresh walk gets
+//! procfs's own answer. A request through a handle a reader holds open gets procfs's
+//! answer for a descriptor (`ESRCH`, or the attributes of `fstat`); so does any request
+//! once the `ESTALE` was given (a `stat(".")` in a gone process's directory: the walk
+//! again comes back to the same inode).
 //!
 //! Attributes of a process directory are never kept (a `stat` of a reaped process's
 //! directory must fail at once, and its owner follows the process's credentials);
@@ -25,9 +26,9 @@
 //! lookup, open, readlink and access, so a cached owner never lets anyone in.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rustc_hash::FxHashMap;
+use rustc_hash::FxHashSet;
 
 use crate::engine::Pid;
 
@@ -49,30 +50,22 @@ impl Caching {
 /// A process or thread directory: real number, thread (for `task/<tid>`), start time.
 pub type DirKey = (Pid, Option<Pid>, u64);
 
-/// How long after a name's invalidation a request may still come through it: one
-/// that walked the path just before, and reached the daemon after.
-pub const GRACE: Duration = Duration::from_millis(5);
-
-/// The process directories whose names the kernel may hold for long, with when their
-/// invalidation was sent (`None`: not yet). Shared with the thread that sends them.
+/// The process directories whose names the kernel was given for long (until the
+/// process's exit). A request about such a process, once it is gone, that does not come
+/// through a handle came through such a name: however late it arrives (a reader
+/// descheduled between its walk and its request, on a loaded machine, arrives long after
+/// the name was invalidated), it is answered `ESTALE`, once.
 #[derive(Clone, Default)]
-pub struct Held(Arc<Mutex<FxHashMap<DirKey, Option<Instant>>>>);
+pub struct Held(Arc<Mutex<FxHashSet<DirKey>>>);
 
 impl Held {
-    fn set(&self) -> std::sync::MutexGuard<'_, FxHashMap<DirKey, Option<Instant>>> {
+    fn set(&self) -> std::sync::MutexGuard<'_, FxHashSet<DirKey>> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The kernel was given a long-lived name for `key`.
     pub fn insert(&self, key: DirKey) {
-        self.set().insert(key, None);
-    }
-
-    /// The kernel was told to drop `key`'s names.
-    pub fn flushed(&self, key: &DirKey) {
-        if let Some(when) = self.set().get_mut(key) {
-            *when = Some(Instant::now());
-        }
+        self.set().insert(key);
     }
 
     /// The kernel forgot `key`'s directory.
@@ -84,11 +77,7 @@ impl Held {
     /// kernel held: true once, so that the kernel's walk again (see the module's doc)
     /// gets the plain answer.
     pub fn take_stale(&self, key: &DirKey) -> bool {
-        match self.set().remove(key) {
-            Some(None) => true,
-            Some(Some(when)) => when.elapsed() < GRACE,
-            None => false,
-        }
+        self.set().remove(key)
     }
 
     /// How many names are held (statistics, tests).
@@ -103,13 +92,11 @@ impl Held {
 }
 
 /// A batch for the thread that tells the kernel to drop names: `(directory inode,
-/// name)` pairs, then the directories whose names they were ([`Held::flushed`]).
+/// name)` pairs.
 #[derive(Debug, Default)]
 pub struct FlushBatch {
     /// The names to invalidate.
     pub names: Vec<(u64, String)>,
-    /// The directories they named.
-    pub keys: Vec<DirKey>,
 }
 
 /// See [`super::View::set_flush`].
@@ -130,8 +117,7 @@ mod tests {
         );
         assert!(!held.take_stale(&(11, None, 5)));
         held.insert((12, Some(13), 7));
-        held.flushed(&(12, Some(13), 7));
-        assert!(held.take_stale(&(12, Some(13), 7)), "within the grace");
+        assert!(held.take_stale(&(12, Some(13), 7)), "a thread's");
         held.insert((14, None, 7));
         held.remove(&(14, None, 7));
         assert!(held.is_empty());

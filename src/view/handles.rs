@@ -406,7 +406,7 @@ impl View {
         // Made later than the open: the number may have been given to another process
         // since, whose file was read (procfs's file is its own process's, `ESRCH`).
         if lazy.node.start_in_content().is_none() {
-            self.check_alive(&lazy.node)?;
+            self.check_alive_by_handle(&lazy.node)?;
         }
         if let Some(h) = lock(&self.handles).get_mut(&fh) {
             if matches!(h, Handle::Lazy(_)) {

@@ -330,12 +330,6 @@ impl View {
         }
     }
 
-    /// The process directories the kernel may hold for long, shared with the flush
-    /// thread ([`cache`]).
-    pub fn held(&self) -> Held {
-        self.held.clone()
-    }
-
     /// Whether the kernel may keep the names of processes: only in a mount of one VPS,
     /// and only when the view can take them back (a notifier and a flush thread).
     fn caches_pids(&self) -> bool {
@@ -372,14 +366,12 @@ impl View {
             };
             if nodes.find(&pid_dir(r.tid, None, r.start, "")).is_some() {
                 names_in(ROOT_INO);
-                batch.keys.push((r.tid, None, r.start));
             }
             if let (true, Some(leader)) = (r.tid != r.tgid, r.leader_start) {
                 let task = nodes.find(&pid_dir(r.tgid, None, leader, "task"));
                 let thread = nodes.find(&pid_dir(r.tgid, Some(r.tid), leader, ""));
                 if let (Some(task), Some(_)) = (task, thread) {
                     names_in(task);
-                    batch.keys.push((r.tgid, Some(r.tid), leader));
                 }
             }
         }
@@ -644,10 +636,17 @@ impl View {
     /// resolved just before the name was invalidated ([`cache`]).
     pub fn getattr(&self, reader: Reader, ino: u64) -> Result<Attr, Errno> {
         let (node, retired) = self.node_or_retired(ino)?;
+        let held_open = lock(&self.open_inodes).contains_key(&ino);
         if retired {
+            // Reaped (or its number taken again): as in `check_alive_as`, `ESTALE`
+            // once for a request that came through a name ([`cache`]).
+            let through_name =
+                !held_open && node.dir_key().is_some_and(|k| self.held.take_stale(&k));
+            if through_name {
+                return Err(Errno::ESTALE);
+            }
             return self.gone_attr(&node, ino).ok_or(Errno::ESRCH);
         }
-        let held_open = lock(&self.open_inodes).contains_key(&ino);
         let alive = match self.check_alive_as(&node, !held_open) {
             Err(Errno::ESTALE) if held_open => Err(Errno::ESRCH),
             r => r,
@@ -695,14 +694,20 @@ impl View {
     /// The real file behind `node`, whole. A process's `stat` is checked to be the
     /// node's process (its start time), which stands for [`View::check_alive`]: a pid
     /// reused since the node was made is `ESRCH`, as the old process's file would be.
+    ///
+    /// It is read after the request's own check (an open's, or by a handle), so a gone
+    /// process is never `ESTALE` here.
     fn read_real(&self, node: &Node) -> Result<Vec<u8>, Errno> {
-        let raw =
-            host::read_proc_file(&node.real_path()).map_err(|e| self.gone_or(node, errno(&e)))?;
+        let gone = || self.check_alive_by_handle(node).err();
+        let raw = host::read_proc_file(&node.real_path()).map_err(|e| match errno(&e) {
+            Errno::ENOENT => gone().unwrap_or(Errno::ENOENT),
+            e => e,
+        })?;
         if let Some(start) = node.start_in_content() {
             match crate::render::stat::parse_stat(&raw) {
                 Ok(st) if st.starttime == start => {}
                 // Another process of the number: the answer for a gone one.
-                _ => return Err(self.check_alive(node).err().unwrap_or(Errno::ESRCH)),
+                _ => return Err(gone().unwrap_or(Errno::ESRCH)),
             }
         }
         Ok(raw)
@@ -793,6 +798,12 @@ impl View {
         }
         let exited_here = tracker.has_exited(n) && tracker.start_of(n) == Some(start);
         !(exited_here && matches!(state, b'Z' | b'X'))
+    }
+
+    /// [`View::check_alive`] for a request through a handle, which cannot have come
+    /// through a stale name (a read, a readdir): never `ESTALE`.
+    fn check_alive_by_handle(&self, node: &Node) -> Result<(), Errno> {
+        self.check_alive_as(node, false)
     }
 
     /// [`View::check_alive`]; `through_name` false for a request that cannot have come
