@@ -7,7 +7,8 @@ request per line on stdin; the worker does the measurement and answers one JSON 
 stdout. Nothing else is written to stdout.
 
 Requests:
-  {"op": "whoami"}                   -> {"fstype": "proc"|"fuse…", "pid_max": N}
+  {"op": "whoami"}                   -> {"fstype": "proc"|"fuse…", "pid_max": N,
+                                         "dev": st_dev of /proc, "pidns": "pid:[…]"|null}
   {"op": "cmd", "argv": [...]}       -> {"s": wall seconds}   (output to /dev/null)
   {"op": "lines", "argv": [...]}     -> {"lines": [...]}      (untimed, for checks)
   {"op": "statloop"}                 -> {"s": seconds, "files": n}
@@ -121,8 +122,13 @@ def handle(req):
     if op == "whoami":
         with open("/proc/sys/kernel/pid_max") as f:
             pid_max = int(f.read())
+        try:
+            pidns = os.readlink("/proc/self/ns/pid")
+        except OSError:
+            pidns = None
         return {"fstype": proc_fstype(), "meminfo": proc_fstype("/proc/meminfo"),
-                "pid_max": pid_max, "pid": os.getpid()}
+                "pid_max": pid_max, "pid": os.getpid(), "dev": os.stat("/proc").st_dev,
+                "pidns": pidns}
     if op == "cmd":
         return {"s": run_cmd(req["argv"])}
     if op == "lines":
