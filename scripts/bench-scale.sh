@@ -56,8 +56,8 @@ TCK=$(getconf CLK_TCK)
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/vprocfs-scale.XXXXXX")
 DAEMONS=()
 HOSTFARM=        # the `unshare` of the host farm
-OLD_PID_MAX=
-OLD_THREADS_MAX=
+# shellcheck source=scripts/bench/limits.sh
+. "$root/scripts/bench/limits.sh"
 
 # shellcheck source=scripts/bench/vps.sh
 . "$root/scripts/bench/vps.sh"
@@ -77,8 +77,7 @@ cleanup() {
     set +e
     stop_hostfarm
     for d in "${DAEMONS[@]}"; do stop_vps "$d"; done
-    [ -n "$OLD_PID_MAX" ] && echo "$OLD_PID_MAX" >/proc/sys/kernel/pid_max
-    [ -n "$OLD_THREADS_MAX" ] && echo "$OLD_THREADS_MAX" >/proc/sys/kernel/threads-max
+    restore_limits
     if [ -n "${BENCH_OUT:-}" ]; then
         mkdir -p "$BENCH_OUT" && cp -r "$tmp"/run-* "$BENCH_OUT"/ 2>/dev/null
     fi
@@ -96,20 +95,7 @@ trap 'exit 143' TERM
 max_n=$VPS_N
 for n in $LINEAR; do [ "$n" -gt "$max_n" ] && max_n=$n; done
 [ "$DO_BUSY" = 1 ] && [ $((VPS_N + HOST_N)) -gt "$max_n" ] && max_n=$((VPS_N + HOST_N))
-need=$((max_n * 3 / 2 + $(ps -eL --no-headers | wc -l) + 1000))
-ulimit -u unlimited 2>/dev/null || true
-pid_max=$(cat /proc/sys/kernel/pid_max)
-if [ "$pid_max" -lt "$need" ]; then
-    OLD_PID_MAX=$pid_max
-    echo "$need" >/proc/sys/kernel/pid_max || die "pid_max $pid_max < $need, cannot raise"
-    say "host pid_max raised from $pid_max to $need for the run (restored at exit)"
-fi
-threads_max=$(cat /proc/sys/kernel/threads-max)
-if [ "$threads_max" -lt "$need" ]; then
-    OLD_THREADS_MAX=$threads_max
-    echo "$need" >/proc/sys/kernel/threads-max || die "threads-max too low, cannot raise"
-    say "threads-max raised from $threads_max to $need for the run (restored at exit)"
-fi
+raise_limits "$max_n"
 
 BASE_PROCS=$(ps -e --no-headers | wc -l)
 say "machine: nproc=$(nproc), kernel $(uname -r), load average" \

@@ -101,8 +101,8 @@ MASTER=     # the farm's master: unshare's child, init of the farm's pid namespa
 SUPS=()     # the supervisors of `vprocfs serve` still running
 DRIVER=     # the driver (under `timeout`)
 TAIL=       # the tail that shows the driver's log
-OLD_PID_MAX=
-OLD_THREADS_MAX=
+# shellcheck source=scripts/bench/limits.sh
+. "$root/scripts/bench/limits.sh"
 
 # Stops a `vprocfs serve` supervisor: SIGTERM (it unmounts every mount it made or holds
 # and ends its worker), SIGKILL after 20 s; then drops it from SUPS.
@@ -154,8 +154,7 @@ cleanup() {
     for s in "${SUPS[@]}"; do stop_serve "$s"; done
     stop_farm
     unmount_leftovers
-    [ -n "$OLD_PID_MAX" ] && echo "$OLD_PID_MAX" >/proc/sys/kernel/pid_max
-    [ -n "$OLD_THREADS_MAX" ] && echo "$OLD_THREADS_MAX" >/proc/sys/kernel/threads-max
+    restore_limits
     if [ -n "${BENCH_OUT:-}" ]; then
         mkdir -p "$BENCH_OUT" && cp -r "$tmp"/n-* "$BENCH_OUT"/ 2>/dev/null
     fi
@@ -176,20 +175,7 @@ trap 'exit 143' TERM
 # ---- limits: 10,000 processes and their threads ----------------------------------------
 max_n=0
 for n in "${NS[@]}"; do [ "$n" -gt "$max_n" ] && max_n=$n; done
-need=$((max_n * 3 / 2 + $(ps -eL --no-headers | wc -l) + 1000))
-ulimit -u unlimited 2>/dev/null || ulimit -u "$need" 2>/dev/null || true
-pid_max=$(cat /proc/sys/kernel/pid_max)
-if [ "$pid_max" -lt "$need" ]; then
-    OLD_PID_MAX=$pid_max
-    echo "$need" >/proc/sys/kernel/pid_max || die "pid_max $pid_max < $need, cannot raise"
-    say "host pid_max raised from $pid_max to $need for the run (restored at exit)"
-fi
-threads_max=$(cat /proc/sys/kernel/threads-max)
-if [ "$threads_max" -lt "$need" ]; then
-    OLD_THREADS_MAX=$threads_max
-    echo "$need" >/proc/sys/kernel/threads-max || die "threads-max $threads_max < $need, cannot raise"
-    say "threads-max raised from $threads_max to $need for the run (restored at exit)"
-fi
+raise_limits "$max_n"
 
 say "machine: nproc=$(nproc), CPU '$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)'," \
     "kernel $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg)," \

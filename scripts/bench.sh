@@ -103,8 +103,8 @@ DAEMONS=()
 INITS=()
 LXCFS_PID=
 LXCFS_MNT=
-OLD_PID_MAX=
-OLD_THREADS_MAX=
+# shellcheck source=scripts/bench/limits.sh
+. "$root/scripts/bench/limits.sh"
 
 # shellcheck source=scripts/bench/vps.sh
 . "$root/scripts/bench/vps.sh"
@@ -130,8 +130,7 @@ cleanup() {
     if [ -n "$LXCFS_MNT" ] && grep -qF " $LXCFS_MNT " /proc/self/mounts; then
         umount -l "$LXCFS_MNT" 2>/dev/null
     fi
-    [ -n "$OLD_PID_MAX" ] && echo "$OLD_PID_MAX" >/proc/sys/kernel/pid_max
-    [ -n "$OLD_THREADS_MAX" ] && echo "$OLD_THREADS_MAX" >/proc/sys/kernel/threads-max
+    restore_limits
     if [ -n "${BENCH_OUT:-}" ]; then
         mkdir -p "$BENCH_OUT" && cp -r "$tmp"/n-* "$BENCH_OUT"/ 2>/dev/null
     fi
@@ -148,22 +147,7 @@ trap 'exit 143' TERM
 # ---- limits: 10,000 processes and their threads ----------------------------------------
 max_n=0
 for n in "${NS[@]}"; do [ "$n" -gt "$max_n" ] && max_n=$n; done
-need=$((max_n * 3 / 2 + $(ps -eL --no-headers | wc -l) + 1000))
-ulimit -u unlimited 2>/dev/null || ulimit -u "$need" 2>/dev/null ||
-    say "note: cannot raise ulimit -u ($(ulimit -u)); root is not bound by it anyway"
-pid_max=$(cat /proc/sys/kernel/pid_max)
-if [ "$pid_max" -lt "$need" ]; then
-    OLD_PID_MAX=$pid_max
-    echo "$need" >/proc/sys/kernel/pid_max || die "pid_max $pid_max < $need, cannot raise"
-    say "host pid_max raised from $pid_max to $need for the run (restored at exit)"
-fi
-threads_max=$(cat /proc/sys/kernel/threads-max)
-if [ "$threads_max" -lt "$need" ]; then
-    OLD_THREADS_MAX=$threads_max
-    echo "$need" >/proc/sys/kernel/threads-max ||
-        die "threads-max $threads_max < $need, cannot raise"
-    say "threads-max raised from $threads_max to $need for the run (restored at exit)"
-fi
+raise_limits "$max_n"
 avail_kb=$(awk '/^MemAvailable:/ {print $2}' /proc/meminfo)
 if [ "$avail_kb" -lt $((max_n * 400 + 512 * 1024)) ]; then
     say "warning: $((avail_kb / 1024)) MiB available; a farm of $max_n python sleepers" \
