@@ -1,5 +1,6 @@
 //! The command line: `run`, `serve`, `attach`.
 
+mod channel;
 mod run;
 mod serve;
 mod supervise;

@@ -31,7 +31,7 @@ pub(super) fn serve(mut a: ServeArgs) -> Result<i32, String> {
     let fuse = crate::sys::process::inherited_fd(worker.fd)
         .map_err(|e| format!("no FUSE connection from the supervisor: {e}"))?;
     // Kept for the worker's whole life: the mounts of single VPSes are held through it.
-    let channel = Arc::new(super::supervise::Channel::inherited(worker.ready));
+    let channel = Arc::new(super::channel::Channel::inherited(worker.ready));
     // The supervisor first sends the mounts of VPSes it holds from earlier workers.
     let held_mounts = channel.take_held();
     // Without a state file of the user's, the supervisor's keeps vpids across restarts.

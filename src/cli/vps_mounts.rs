@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 
 use nix::mount::{umount2, MntFlags};
 
-use super::supervise::{Channel, HeldMount};
+use super::channel::{Channel, HeldMount};
 use crate::daemon;
 use crate::engine::VpsId;
 use crate::fuse::ProcFs;
