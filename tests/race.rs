@@ -176,9 +176,23 @@ fn without_a_pid_namespace_sparse_numbering_shows_each_process_under_its_own_num
 /// `/proc` in a mount namespace of its own, while processes outside every VPS fork.
 #[test]
 fn a_served_vps_own_mount_shows_each_process_under_its_own_number() {
-    if !privileged() {
-        return;
+    if privileged() {
+        served_matches_kernel(true);
     }
+}
+
+/// The same through `serve`'s shared mount, where each request is judged by its
+/// reader and nothing of a process is cached.
+#[test]
+fn the_served_shared_mount_shows_each_process_under_its_own_number() {
+    if privileged() {
+        served_matches_kernel(false);
+    }
+}
+
+/// The probe as the init of a tree VPS of `vprocfs serve`, reading the VPS's own mount
+/// (`own`) or the shared one, bound over its `/proc`.
+fn served_matches_kernel(own: bool) {
     let _one = one_at_a_time();
     let kernel = kernel();
     let tmp = TempDir::new("race-serve");
@@ -186,14 +200,18 @@ fn a_served_vps_own_mount_shows_each_process_under_its_own_number() {
     let mnt = dir.join("mnt");
     std::fs::create_dir_all(&mnt).unwrap();
     let sock = dir.join("ctl.sock");
-    let own = dir.join("vps").join("t");
+    let view = if own {
+        dir.join("vps").join("t")
+    } else {
+        mnt.clone()
+    };
     let (go, out) = (dir.join("go"), dir.join("out"));
     // Its pid stays through the execs: the probe is the VPS's init.
     let script = format!(
         "until [ -e {go} ]; do sleep 0.02; done; exec unshare --mount sh -c \
-         'mount --bind {own} /proc && exec {PY} {probe} {SECONDS}' > {out} 2>&1",
+         'mount --bind {view} /proc && exec {PY} {probe} {SECONDS}' > {out} 2>&1",
         go = go.display(),
-        own = own.display(),
+        view = view.display(),
         probe = probe(),
         out = out.display()
     );
@@ -204,10 +222,14 @@ fn a_served_vps_own_mount_shows_each_process_under_its_own_number() {
             .expect("spawn the probe's shell"),
     ));
     let pid = init.0.as_ref().unwrap().id();
-    let _daemon = serve(&mnt, &sock, &["--vps".into(), format!("t:tree={pid}")]);
+    let mut args = vec!["--vps".to_string(), format!("t:tree={pid}")];
+    if !own {
+        args.push("--no-vps-mounts".into());
+    }
+    let _daemon = serve(&mnt, &sock, &args);
     assert!(
-        wait_until(std::time::Duration::from_secs(10), || mounted(&own)),
-        "the VPS's own mount"
+        wait_until(std::time::Duration::from_secs(10), || mounted(&view)),
+        "the view is mounted"
     );
     // Processes of no VPS fork meanwhile and take freed numbers, now and then within the
     // clock tick of the member that had them (the bug this found: such a newcomer was
@@ -226,12 +248,17 @@ fn a_served_vps_own_mount_shows_each_process_under_its_own_number() {
     let status = run_child_with_deadline(child, std::time::Duration::from_secs(60));
     let text = std::fs::read_to_string(&out).unwrap_or_default();
     assert_eq!(status.and_then(|s| s.code()), Some(0), "{text}");
-    let view = parse(text);
+    let run = parse(text);
     assert_eq!(
-        view.verdict, kernel.verdict,
-        "served: the view's verdict is not the kernel's\nview:\n{}\nkernel:\n{}",
-        view.text, kernel.text
+        run.verdict, kernel.verdict,
+        "served (own mount: {own}): the view's verdict is not the kernel's\nview:\n{}\nkernel:\n{}",
+        run.text, kernel.text
     );
-    assert_floors("serve's own mount", &view);
-    eprintln!("serve's own mount: {}", counts_line(&view));
+    let what = if own {
+        "serve's own mount"
+    } else {
+        "serve's shared mount"
+    };
+    assert_floors(what, &run);
+    eprintln!("{what}: {}", counts_line(&run));
 }

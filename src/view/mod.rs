@@ -772,24 +772,31 @@ impl View {
         let Ok(fd) = crate::sys::process::pidfd_open(n) else {
             return;
         };
-        // The number may have passed to another process between the lookup and here.
+        // The number may have passed to another process between the lookup and here:
+        // one of another start time shows in its stat; one of the same clock tick by its
+        // fork event, queued as it became visible, which would have released the member.
         if host::start_time(n).is_ok_and(|s| s == start) {
-            lock(&self.shared.pidfds).insert((n, start), fd);
+            self.catch_up();
+            if lock(&self.shared.tracker).known_alive(n, start) {
+                lock(&self.shared.pidfds).insert((n, start), fd);
+            }
         }
     }
 
     /// Whether process `n`, alive now with start time `start` and state `state`, is
     /// another process than the node's of the same start time: a number taken again
-    /// within the clock tick, before its fork event was applied. In a mount of one VPS
-    /// fed by events, a member the applied events show exited is gone unless its zombie
-    /// is what is there, and one they do not know was forgotten (reaped).
+    /// within the clock tick, before its fork event was applied. Where events feed
+    /// membership, a member the applied events show exited is gone unless its zombie is
+    /// what is there; in a mount of one VPS, which shows members only, one they do not
+    /// know was forgotten (reaped). (A shared mount shows a host reader non-members,
+    /// which membership does not follow.)
     fn reused_in_tick(&self, n: Pid, start: u64, state: u8) -> bool {
         let events = self
             .shared
             .events
             .load(std::sync::atomic::Ordering::Relaxed)
             && self.shared.catch_up.get().is_some();
-        if self.single.is_none() || !events {
+        if !events {
             return false;
         }
         let tracker = lock(&self.shared.tracker);
@@ -797,6 +804,9 @@ impl View {
             return false;
         }
         let exited_here = tracker.has_exited(n) && tracker.start_of(n) == Some(start);
+        if self.single.is_none() && !exited_here {
+            return false;
+        }
         !(exited_here && matches!(state, b'Z' | b'X'))
     }
 
