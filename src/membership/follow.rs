@@ -212,7 +212,13 @@ impl Tracker {
             ProcEvent::Sid { tgid, .. } if self.engine.vps_of(tgid).is_some() => {
                 let _ = self.engine.setsid(tgid);
             }
-            ProcEvent::Exec { tgid, .. } => self.reconcile_threads(tgid),
+            ProcEvent::Exec { tgid, .. } => {
+                // A thread other than the leader that execs takes the group's number
+                // over (the kernel's `de_thread`) and the leader's exit is reported: the
+                // process of that number lives on, with the leader's start time.
+                self.exited.remove(&tgid);
+                self.reconcile_threads(tgid)
+            }
             _ => {}
         }
     }
