@@ -155,6 +155,12 @@ impl View {
             Handle::Buffer(b) if whole => Some(b.clone()),
             _ => None,
         };
+        // The process may have died, and its number gone to another, while its file was
+        // opened or read (procfs's file is bound to its process): alive now, it was its
+        // own. (A `stat` shows its start time, which was the check.)
+        if node.start_in_content().is_none() && matches!(node, Node::Pid { .. }) {
+            self.check_alive_by_handle(&node)?;
+        }
         let mut snapshot = None;
         if let Some(text) = text {
             snapshot = Some(std::sync::Arc::from(text.as_slice()));

@@ -756,12 +756,16 @@ impl View {
         }
     }
 
-    /// Keeps a pidfd of process `n` started at `start`, a member whose name the kernel
-    /// is given ([`View::check_alive`]); dropped when membership releases it.
+    /// Keeps a pidfd of process `n` started at `start`, a member whose directory the
+    /// kernel is given ([`View::check_alive`]), where events feed membership (which drops
+    /// it when it releases the member). A directory a reader holds open is then always
+    /// its own process's, even when the number is taken again within the clock tick
+    /// before the events say so (a newcomer still in `fork` shows its parent's
+    /// `cmdline`).
     fn keep_pidfd(&self, n: Pid, start: u64) {
         {
             let pidfds = lock(&self.shared.pidfds);
-            if !self.caches_pids()
+            if !self.shared.events.load(std::sync::atomic::Ordering::Relaxed)
                 || pidfds.contains_key(&(n, start))
                 || pidfds.len() >= pidfd_budget()
             {
