@@ -80,14 +80,10 @@ impl Held {
         self.set().remove(key)
     }
 
-    /// How many names are held (statistics, tests).
-    pub fn len(&self) -> usize {
-        self.set().len()
-    }
-
-    /// Whether none is.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+    /// Whether no name is held.
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
+        self.set().is_empty()
     }
 }
 

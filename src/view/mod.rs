@@ -263,11 +263,6 @@ impl View {
         view
     }
 
-    /// The VPS this mount shows to every reader, if it is a mount of one VPS.
-    pub fn single_vps(&self) -> Option<VpsId> {
-        self.single
-    }
-
     /// Installs the way to tell the kernel that cached attributes are stale
     /// ([`View::refresh_owners`]).
     pub fn set_notifier(&self, notifier: fuser::Notifier) {
