@@ -142,6 +142,12 @@ pub(super) fn supervise(mountpoint: &Path) -> Result<i32, String> {
     // credentials (src/view/writes.rs).
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     let do_mount = || {
+        // A mount a supervisor killed outright left there: nothing serves it
+        // (`ENOTCONN`), and the new one would go on top of it and leave it behind.
+        if std::fs::metadata(mountpoint).is_err_and(|e| e.raw_os_error() == Some(libc::ENOTCONN)) {
+            log::info!("detaching the dead mount left at {}", mountpoint.display());
+            let _ = umount2(mountpoint, MntFlags::MNT_DETACH);
+        }
         mount(
             Some("vprocfs"),
             mountpoint,

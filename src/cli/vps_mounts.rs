@@ -103,10 +103,7 @@ impl VpsMounts {
         let path = self.settings.dir.join(name);
         match std::fs::create_dir(&path) {
             Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                // A mount left by a supervisor that was killed: nothing serves it.
-                let _ = umount2(&path, MntFlags::MNT_DETACH);
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => stale_or_free(&path)?,
             Err(e) => return Err(format!("cannot make {}: {e}", path.display())),
         }
         let fuse = super::open_dev_fuse()?;
@@ -214,6 +211,32 @@ impl VpsMounts {
         // mount is gone from every namespace.
         drop(served.session);
         log::info!("VPS {name}'s mount {} is gone", served.path.display());
+    }
+}
+
+/// Whether the directory `path`, already there, may take a VPS's mount: empty, or a
+/// mount left by a supervisor that was killed (nothing serves it: `ENOTCONN`), which is
+/// detached. A mount that answers belongs to another daemon (two `serve`s given the same
+/// `--vps-mounts`, or the same control socket's directory) and is left alone.
+fn stale_or_free(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt as _;
+    match std::fs::metadata(path) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
+            let _ = umount2(path, MntFlags::MNT_DETACH);
+            Ok(())
+        }
+        Err(e) => Err(format!("cannot use {}: {e}", path.display())),
+        Ok(md) => {
+            let parent = path.parent().and_then(|p| std::fs::metadata(p).ok());
+            match parent {
+                Some(p) if p.dev() != md.dev() => Err(format!(
+                    "{} is mounted already, by another daemon (give each `vprocfs serve` \
+                     its own --vps-mounts)",
+                    path.display()
+                )),
+                _ => Ok(()),
+            }
+        }
     }
 }
 

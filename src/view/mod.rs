@@ -760,7 +760,10 @@ impl View {
     fn keep_pidfd(&self, n: Pid, start: u64) {
         {
             let pidfds = lock(&self.shared.pidfds);
-            if !self.shared.events.load(std::sync::atomic::Ordering::Relaxed)
+            if !self
+                .shared
+                .events
+                .load(std::sync::atomic::Ordering::Relaxed)
                 || pidfds.contains_key(&(n, start))
                 || pidfds.len() >= pidfd_budget()
             {
