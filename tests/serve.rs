@@ -643,3 +643,52 @@ fn each_vps_gets_a_mount_of_its_own_where_the_kernel_caches() {
     assert_eq!(status.and_then(|s| s.code()), Some(0));
     assert!(!mounted(&own) && !own.exists(), "gone with the daemon");
 }
+
+/// Two daemons whose VPS mounts would go in the same directory: the second does not
+/// mount over the first's (it serves its VPS through its shared mount), and stopping it
+/// leaves the first's in place.
+#[test]
+fn a_second_daemon_leaves_the_first_ones_vps_mount_alone() {
+    if !privileged() {
+        return;
+    }
+    let tmp = TempDir::new("serve-two");
+    let dir = tmp.0.clone();
+    let (m1, m2) = (dir.join("m1"), dir.join("m2"));
+    fs::create_dir_all(&m1).unwrap();
+    fs::create_dir_all(&m2).unwrap();
+    let own = dir.join("vps").join("t");
+    let _own_guard = MountGuard(own.clone());
+    let (pid, _sleeper) = sleeper_pid();
+    let vps = ["--vps".to_string(), format!("t:tree={pid}")];
+    let (a_sock, b_sock) = (dir.join("a.sock"), dir.join("b.sock"));
+    let _a = serve(&m1, &a_sock, &vps);
+    assert!(wait_until(Duration::from_secs(10), || mounted(&own)));
+    let mounts_at = |p: &Path| {
+        fs::read_to_string("/proc/self/mounts")
+            .unwrap()
+            .lines()
+            .filter(|l| l.split(' ').nth(1) == p.to_str())
+            .count()
+    };
+    {
+        let _b = serve(&m2, &b_sock, &vps);
+        // The second daemon has made its VPSes' mounts (or refused to) once it lists
+        // its VPS with a mount column.
+        let listed = || ctl(&b_sock, &["list"]).1;
+        assert!(wait_until(Duration::from_secs(10), || listed()
+            .lines()
+            .any(|l| l.split_whitespace().nth(1) == Some("t"))));
+        std::thread::sleep(Duration::from_millis(300));
+        let list = listed();
+        assert!(
+            !list.contains(own.to_str().unwrap()),
+            "the second daemon claims the first's mount: {list}"
+        );
+        assert_eq!(mounts_at(&own), 1, "nothing was mounted over it");
+    }
+    assert_eq!(mounts_at(&own), 1, "the first's mount stays");
+    assert!(fs::read_to_string(own.join("1/stat"))
+        .unwrap()
+        .starts_with("1 (sleep)"));
+}
