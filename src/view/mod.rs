@@ -770,6 +770,11 @@ impl View {
                 return;
             }
         }
+        // Members only (a shared mount shows a host reader everyone): asked first, so
+        // that a lookup of anyone else costs no system call.
+        if !lock(&self.shared.tracker).known_alive(n, start) {
+            return;
+        }
         // Not for a thread other than a leader (pidfd_open refuses it).
         let Ok(fd) = crate::sys::process::pidfd_open(n) else {
             return;
