@@ -11,6 +11,7 @@ process; an orphaned process group (its leader has exited); a new session; a thr
 that execs (taking over its process's pid); a thread group whose leader has exited
 (Zl); pid reuse inside the namespace.
 """
+import atexit
 import ctypes
 import errno
 import os
@@ -221,6 +222,8 @@ def main():
     # A pidfd, a lock and a thread list to read back through /proc.
     pidfd = os.pidfd_open(kids[0])
     lockfile = tempfile.NamedTemporaryFile("w", prefix="hostile-tree-lock-", delete=False)
+    # Removed however the probe ends (a failed read raises before the end).
+    atexit.register(os.unlink, lockfile.name)
     import fcntl
     fcntl.flock(lockfile, fcntl.LOCK_EX)
     time.sleep(0.5)
@@ -263,7 +266,6 @@ def main():
     multi = [p for p in pids if open(f"/proc/{p}/comm").read() == "threads\n"]
     print("sched", open(f"/proc/{multi[0]}/sched").readline().strip())
     lockfile.close()
-    os.unlink(lockfile.name)
     print("ns_last_pid", open("/proc/sys/kernel/ns_last_pid").read().strip())
     print("pid_max", open("/proc/sys/kernel/pid_max").read().strip())
     for k in kids:
