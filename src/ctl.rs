@@ -174,7 +174,7 @@ pub struct Daemon {
     pub state: Option<std::path::PathBuf>,
     /// The mount of each VPS, made as VPSes are added and unmade as they are removed;
     /// `None` where the daemon makes none (the shared mount then serves every VPS).
-    pub vps_mounts: Option<Box<dyn VpsMounts>>,
+    pub vps_mounts: Option<Arc<dyn VpsMounts>>,
 }
 
 /// Mounts of one VPS each (`serve`'s, [`crate::view::cache`]): a VPS added gets one, a

@@ -225,7 +225,7 @@ fn read_pid_max() -> i32 {
         .unwrap_or(crate::engine::PID_MAX_DEFAULT)
 }
 
-#[derive(Debug, clap::Args)]
+#[derive(Clone, Debug, clap::Args)]
 struct FuseArgs {
     /// How long the FUSE thread keeps polling /dev/fuse after a request before it
     /// sleeps, in microseconds. Polling spares waking the daemon for each request of a

@@ -170,8 +170,7 @@ pub(super) fn serve(mut a: ServeArgs) -> Result<i32, String> {
                     .unwrap_or_else(|| a.ctl.parent().unwrap_or(Path::new("/")).join("vps")),
                 worker_dir: dir.clone(),
                 generation: worker.generation,
-                spin_us: a.fuse.spin,
-                no_passthrough: a.fuse.no_passthrough,
+                fuse: a.fuse.clone(),
             };
             let mounts = super::vps_mounts::VpsMounts::new(
                 settings,
@@ -200,7 +199,7 @@ pub(super) fn serve(mut a: ServeArgs) -> Result<i32, String> {
         state: a.state.clone(),
         vps_mounts: vps_mounts
             .clone()
-            .map(|m| Box::new(m) as Box<dyn crate::ctl::VpsMounts>),
+            .map(|m| m as Arc<dyn crate::ctl::VpsMounts>),
     });
     if a.state.is_some() {
         // Vpids handed out as processes come and go are journaled at once, and saved

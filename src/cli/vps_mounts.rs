@@ -36,10 +36,8 @@ pub struct Settings {
     pub worker_dir: PathBuf,
     /// This worker's generation: file handles are handed out clear of earlier ones'.
     pub generation: u64,
-    /// The FUSE options (`--spin`, `--no-passthrough`).
-    pub spin_us: u64,
-    /// Never ask for passthrough.
-    pub no_passthrough: bool,
+    /// The FUSE options (`--spin`, `--no-passthrough`), as for the shared mount.
+    pub fuse: super::FuseArgs,
 }
 
 /// One VPS's mount, served.
@@ -170,13 +168,13 @@ impl VpsMounts {
         let journal = self.settings.worker_dir.join(format!("nodes-{name}"));
         view.keep_journal(&journal, takeover, self.settings.generation << 48)
             .map_err(|e| format!("cannot keep the inode journal {}: {e}", journal.display()))?;
-        let spin = crate::spin::Spin::new(std::time::Duration::from_micros(self.settings.spin_us));
+        let spin = self.settings.fuse.spin();
         let mut fs = ProcFs::new(
             Arc::clone(&view),
             Arc::clone(&self.stats),
             Arc::clone(&spin),
         );
-        if self.settings.no_passthrough {
+        if self.settings.fuse.no_passthrough {
             fs = fs.without_passthrough();
         }
         let config = daemon::session_config(&spin);
@@ -248,7 +246,8 @@ fn unmount(path: &Path) {
     let _ = std::fs::remove_dir(path);
 }
 
-impl crate::ctl::VpsMounts for Arc<VpsMounts> {
+/// The control socket's side: the inherent methods above.
+impl crate::ctl::VpsMounts for VpsMounts {
     fn add(&self, name: &str, id: VpsId) -> Result<PathBuf, String> {
         VpsMounts::add(self, name, id)
     }

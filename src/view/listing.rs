@@ -40,7 +40,7 @@ impl View {
         // procfs lists nothing of a process that is gone (`ENOENT`, which readdir(3)
         // takes for the end), whatever was listed before.
         let (node, retired) = self.node_or_retired(ino)?;
-        if retired || matches!(node, Node::Pid { .. }) && self.check_alive_as(&node, false).is_err()
+        if retired || matches!(node, Node::Pid { .. }) && self.check_alive_by_handle(&node).is_err()
         {
             return Err(Errno::ENOENT);
         }
