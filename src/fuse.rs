@@ -15,7 +15,7 @@ use crate::backing::Backings;
 use crate::poll::Watcher;
 use crate::spin::Spin;
 use crate::stats::{Op, Stats};
-use crate::view::{Attr, Kind, Requester, View};
+use crate::view::{Attr, DirCaching, Kind, Requester, View};
 
 /// The filesystem served to the kernel.
 pub struct ProcFs {
@@ -511,7 +511,14 @@ impl Filesystem for ProcFs {
         self.begin(Op::Opendir);
         let reader = self.view.reader(req.pid());
         match self.view.opendir(reader, (req.uid(), req.gid()), ino.0) {
-            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+            Ok((fh, caching)) => {
+                let flags = match caching {
+                    DirCaching::None => FopenFlags::empty(),
+                    DirCaching::Fill => FopenFlags::FOPEN_CACHE_DIR,
+                    DirCaching::Keep => FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE,
+                };
+                reply.opened(FileHandle(fh), flags)
+            }
             Err(e) => reply.error(err(e)),
         }
     }

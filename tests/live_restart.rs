@@ -124,7 +124,7 @@ fn readers_never_see_the_daemon_die() {
         let script = format!(
             "n=0; bad=0; while [ ! -e {d}/stop ]; do \
                {cmd} > /dev/null 2>{d}/{name}.err || bad=$((bad+1)); \
-               [ -s {d}/{name}.err ] && {{ bad=$((bad+1)); cat {d}/{name}.err >> {d}/{name}.log; }}; \
+               [ -s {d}/{name}.err ] && {{ bad=$((bad+1)); {{ date -u +%T.%N; cat {d}/{name}.err; }} >> {d}/{name}.log; }}; \
                n=$((n+1)); done; echo runs=$n bad=$bad > {d}/{name}.out"
         );
         let child = exec_in(&sock, "t", &["sh", "-c", &script])
@@ -174,7 +174,8 @@ fn readers_never_see_the_daemon_die() {
         assert!(
             wait_until(Duration::from_secs(10), || worker_of(supervisor)
                 .is_some_and(|n| n != w)),
-            "a new daemon replaces {w}"
+            "a new daemon replaces {w}\n{}",
+            daemon_log(&sock)
         );
         std::thread::sleep(Duration::from_millis(600));
     }
@@ -188,7 +189,8 @@ fn readers_never_see_the_daemon_die() {
         let log = fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default();
         assert!(
             out.ends_with("bad=0\n") && !out.starts_with("runs=0 "),
-            "reader {name}: {out} {log}"
+            "reader {name}: {out} {log}\n{}",
+            daemon_log(&sock)
         );
     }
     let pause = fs::read_to_string(dir.join("pause.out")).unwrap_or_default();
@@ -260,7 +262,8 @@ fn a_vpid_handed_out_just_before_a_crash_survives_it() {
         assert!(
             wait_until(Duration::from_secs(10), || worker_of(supervisor)
                 .is_some_and(|n| n != w)),
-            "a new daemon replaces {w}"
+            "a new daemon replaces {w}\n{}",
+            daemon_log(&sock)
         );
         // It answers on the control socket once it has restored the state.
         assert!(

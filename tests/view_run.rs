@@ -100,6 +100,16 @@ fn zombies_threads_and_held_directories_match_the_kernel() {
     assert_eq!(view_lines, kernel_lines, "stderr of the view: {err}");
 }
 
+/// `task/` and a process's directory listed while threads start, end and exec from a
+/// non-leader thread, each listed twice in a row: the second listing may be the one the
+/// kernel kept (`FOPEN_CACHE_DIR`), which must never lag behind a change.
+#[test]
+fn thread_listings_follow_threads_as_the_kernel_does() {
+    if privileged() {
+        probe_matches_kernel("thread_listings.py", "('child after exec', ['");
+    }
+}
+
 /// A reader waiting on `/proc/kmsg` holds nobody else up, a non-blocking read gets
 /// `EAGAIN`, and a signal ends the wait: as on the kernel's procfs.
 #[test]

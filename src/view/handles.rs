@@ -19,8 +19,11 @@ pub(super) enum Handle {
     /// A passed-through file: the real one, read at the reader's offsets. Shared so that
     /// a read that blocks (`/proc/kmsg`) does so outside the handle table's lock.
     File(std::sync::Arc<File>),
-    /// A directory listing, taken at opendir.
+    /// A directory listing, taken when read from its start.
     Dir(Vec<DirEntry>),
+    /// A directory listing taken at opendir, that the kernel may keep
+    /// ([`super::listing::DirCaching`]).
+    Listed(Vec<DirEntry>),
     /// The object behind a magic link (a pipe…), read where it stands, not at offsets
     /// ([`links`]).
     Stream(std::sync::Arc<File>),
@@ -356,7 +359,7 @@ impl View {
                     (std::sync::Arc::clone(file), *seekable)
                 }
                 Some(Handle::Write(_)) => return Err(Errno::EBADF),
-                Some(Handle::Dir(_)) => return Err(Errno::EISDIR),
+                Some(Handle::Dir(_) | Handle::Listed(_)) => return Err(Errno::EISDIR),
                 None => return Err(Errno::EBADF),
             }
         };

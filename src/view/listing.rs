@@ -1,9 +1,15 @@
 //! Listings: `/proc` as the kernel lists it, `task/`, and any other directory of the
-//! real `/proc`; taken when read from their start.
+//! real `/proc`; taken when read from their start, or at opendir where the kernel may
+//! keep them ([`DirCaching`]).
 
 use super::Errno;
+use std::collections::hash_map::RandomState;
 use std::ffi::OsString;
 use std::fs;
+use std::hash::BuildHasher;
+use std::sync::Mutex;
+
+use rustc_hash::FxHashMap;
 
 use crate::engine::Pid;
 use crate::host;
@@ -11,22 +17,94 @@ use crate::host;
 use super::nodes::{self, Node};
 use super::{errno, lock, DirEntry, Handle, Kind, Reader, Requester, View};
 
+/// What the kernel may do with a directory's listing, answered at opendir.
+///
+/// `ps -L`, `top -H` and htop list every process's `task/` at every refresh, two
+/// readdir round trips each (the entries, then the end). The kernel can keep a
+/// listing in its page cache (`FOPEN_CACHE_DIR`) and serve it again to a later open
+/// that says it still holds (`FOPEN_KEEP_CACHE`). The daemon takes the listing at
+/// opendir and says it still holds only when it is the very listing given with the last
+/// open of that directory, so the kernel never serves a listing that differs from
+/// what the daemon would list now; where nothing changed, the open is the one round
+/// trip.
+///
+/// Only in a mount of one VPS (whose listings do not depend on the reader), and only
+/// for a process's or thread's directory and its `task/`: `/proc` itself, `fd/` and the
+/// like are listed when read, as procfs lists them (the reader's own descriptor of
+/// `fd/` is in that listing, and the kernel serves a kept listing again on `rewinddir`
+/// without asking).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DirCaching {
+    /// Listed when read; the kernel keeps nothing.
+    None,
+    /// Listed at opendir; the kernel drops what it kept and keeps this listing.
+    Fill,
+    /// Listed at opendir, the same as the kernel's kept listing: it may serve that.
+    Keep,
+}
+
+/// A fingerprint of the listing last given with an open of each directory that lets the
+/// kernel keep it. A keyed hash (random keys per daemon), so that no process can make two
+/// listings agree; a fingerprint rather than the listing, so that a kept listing costs
+/// the daemon 16 bytes.
+#[derive(Default)]
+pub(super) struct Listed {
+    keys: RandomState,
+    by_ino: Mutex<FxHashMap<u64, u64>>,
+}
+
+impl Listed {
+    /// Records `entries` as the listing of directory `ino` given with an open; whether it
+    /// is the one given with the open before.
+    fn same_as_before(&self, ino: u64, entries: &[DirEntry]) -> bool {
+        let print = self.keys.hash_one(entries);
+        lock(&self.by_ino).insert(ino, print) == Some(print)
+    }
+
+    /// The kernel forgot directory `ino`.
+    pub(super) fn forget(&self, ino: u64) {
+        lock(&self.by_ino).remove(&ino);
+    }
+}
+
 impl View {
-    /// Opens directory `ino`, taking the listing the reader will page through.
+    /// Opens directory `ino`, and says what the kernel may keep of its listing.
     ///
-    /// The listing itself is taken when it is read from its start ([`View::readdir`]).
-    pub fn opendir(&self, reader: Reader, ids: (u32, u32), ino: u64) -> Result<u64, Errno> {
+    /// Where the kernel may keep it ([`DirCaching`]) the listing is taken now, once for
+    /// the handle; elsewhere when it is read from its start ([`View::readdir`]).
+    pub fn opendir(
+        &self,
+        reader: Reader,
+        ids: (u32, u32),
+        ino: u64,
+    ) -> Result<(u64, DirCaching), Errno> {
         let node = self.node(ino)?;
         self.check_alive(&node)?;
         self.permission(reader, ids, &node, libc::R_OK as u32)?;
-        Ok(self.new_handle(ino, Handle::Dir(Vec::new())))
+        let keeps = self.caches_pids()
+            && matches!(&node, Node::Pid { rel, .. } if rel.is_empty() || &**rel == "task");
+        if !keeps {
+            return Ok((
+                self.new_handle(ino, Handle::Dir(Vec::new())),
+                DirCaching::None,
+            ));
+        }
+        let entries = self.list(reader, &node)?;
+        let caching = if self.listed.same_as_before(ino, &entries) {
+            DirCaching::Keep
+        } else {
+            DirCaching::Fill
+        };
+        Ok((self.new_handle(ino, Handle::Listed(entries)), caching))
     }
 
     /// Entries of directory `ino`, open as handle `fh`, from position `offset` on, for
     /// `req`. A read from position 0 (the first, and every one after `rewinddir`) takes
     /// the listing anew, as procfs lists what is there when it is read: the reader's
     /// own descriptor of `fd/` is in it, and a process forked since the last listing
-    /// too; later positions page through that listing.
+    /// too; later positions page through that listing. A handle whose listing the
+    /// kernel may keep pages through the listing taken at its open, the one the kernel
+    /// keeps ([`DirCaching`]).
     pub fn readdir(
         &self,
         req: Requester,
@@ -44,7 +122,8 @@ impl View {
         {
             return Err(Errno::ENOENT);
         }
-        if offset == 0 {
+        let listed_at_open = matches!(lock(&self.handles).get(&fh), Some(Handle::Listed(_)));
+        if offset == 0 && !listed_at_open {
             let entries = self.list(self.reader(req.tid), &node)?;
             match lock(&self.handles).get_mut(&fh) {
                 Some(Handle::Dir(held)) => *held = entries,
@@ -53,7 +132,7 @@ impl View {
             }
         }
         match lock(&self.handles).get(&fh) {
-            Some(Handle::Dir(entries)) => Ok(entries
+            Some(Handle::Dir(entries) | Handle::Listed(entries)) => Ok(entries
                 .iter()
                 .skip(usize::try_from(offset).unwrap_or(usize::MAX))
                 .cloned()

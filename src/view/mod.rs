@@ -15,6 +15,7 @@ pub mod files;
 mod handles;
 pub mod links;
 mod listing;
+pub use listing::DirCaching;
 pub mod nodes;
 pub mod resource_files;
 mod shared;
@@ -79,7 +80,7 @@ pub enum Reader {
 }
 
 /// What kind of directory entry a node is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kind {
     /// A directory.
     Dir,
@@ -149,7 +150,7 @@ impl Attr {
 }
 
 /// One directory entry.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct DirEntry {
     /// `d_ino`.
     pub ino: u64,
@@ -212,6 +213,8 @@ pub struct View {
     /// How many handles are open on each inode: a request about a gone process's
     /// inode that a reader holds open is answered as procfs answers a held descriptor.
     open_inodes: Mutex<FxHashMap<u64, u32>>,
+    /// The listings the kernel may keep of directories ([`listing::DirCaching`]).
+    listed: listing::Listed,
 }
 
 /// See [`View::set_catch_up`].
@@ -258,6 +261,7 @@ impl View {
             owners: Mutex::new(FxHashMap::default()),
             held: Held::default(),
             open_inodes: Mutex::new(FxHashMap::default()),
+            listed: listing::Listed::default(),
         });
         view.shared.register(&view);
         view
@@ -617,6 +621,7 @@ impl View {
         };
         if let Some(node) = gone {
             lock(&self.owners).remove(&ino);
+            self.listed.forget(ino);
             if let (Some(key), true) = (node.dir_key(), node.rel().is_empty()) {
                 self.held.remove(&key);
             }

@@ -298,13 +298,17 @@ pub fn container(script: &str, mount_ns: bool) -> (ChildGuard, i32) {
 /// `vprocfs serve MNT --ctl SOCK ARGS…`, returned once it is mounted and listening.
 /// Dropping the pair stops the daemon first, then makes sure the mount is gone.
 pub fn serve(mnt: &Path, sock: &Path, args: &[String]) -> (ChildGuard, MountGuard) {
+    // The daemon's log, at `info`, beside the socket: what a failing test shows
+    // ([`daemon_log`]).
+    let log = std::fs::File::create(sock.with_extension("log")).expect("daemon log");
     let child = Command::new(vprocfs())
         .arg("serve")
         .arg(mnt)
         .arg("--ctl")
         .arg(sock)
         .args(args)
-        .stderr(Stdio::null())
+        .env("RUST_LOG", "info,fuser=error")
+        .stderr(log)
         .spawn()
         .expect("spawn serve");
     let pair = (ChildGuard(Some(child)), MountGuard(mnt.to_path_buf()));
@@ -313,6 +317,14 @@ pub fn serve(mnt: &Path, sock: &Path, args: &[String]) -> (ChildGuard, MountGuar
         "the view is mounted and the control socket listens"
     );
     pair
+}
+
+/// The last lines of the log of the daemon [`serve`] started with control socket `sock`.
+pub fn daemon_log(sock: &Path) -> String {
+    let text = std::fs::read_to_string(sock.with_extension("log")).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+    format!("daemon log (last 40 lines):\n{tail}")
 }
 
 /// `vprocfs attach --pid PID MNT`: the served mount put in place for the container of

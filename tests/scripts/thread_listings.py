@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""Listings of `task/` and of a process's directory while threads come and go, each
+listed twice in a row (the second listing may be one the kernel kept, in the view), and a
+non-leader thread's exec, printed one per line: run in a kernel pid namespace and in a
+vprocfs VPS, the two outputs must be identical (tests/view_run.rs)."""
+import os, threading, time
+
+DEADLINE = 10.0
+
+
+def ls(p):
+    try:
+        return sorted(os.listdir(p), key=lambda n: (not n.isdigit(), int(n) if n.isdigit() else 0, n))
+    except OSError as e:
+        return os.strerror(e.errno)
+
+
+def settle(path, want):
+    """Lists `path` until it holds `want` entries: a thread's task goes a moment after
+    the Python thread's join returns. Gives up (and prints what it saw) after a while."""
+    end = time.monotonic() + DEADLINE
+    while True:
+        names = ls(path)
+        if isinstance(names, list) and len(names) == want or time.monotonic() > end:
+            return names
+        time.sleep(0.01)
+
+
+out = []
+me = os.getpid()
+task = f"/proc/{me}/task"
+for label in ("start", "start again"):
+    out.append((label, ls(task), ls("/proc/self/task")))
+own = ls(f"/proc/{me}")
+out.append(("own dir twice alike", own == ls(f"/proc/{me}"), len(own) > 20))
+
+stops = [threading.Event() for _ in range(3)]
+threads = [threading.Thread(target=e.wait) for e in stops]
+for i, t in enumerate(threads):
+    t.start()
+    out.append(("started", i, settle(task, 2 + i), ls(task)))
+for i in (1, 0, 2):
+    stops[i].set()
+    threads[i].join()
+    left = 1 + sum(1 for j in range(3) if not stops[j].is_set())
+    out.append(("ended", i, settle(task, left), ls(task)))
+
+# A child with two threads, listed by its parent; then its second thread execs, which
+# leaves the group one task under the leader's number (de_thread).
+r, w = os.pipe()
+ready_r, ready_w = os.pipe()
+child = os.fork()
+if child == 0:
+    os.close(ready_r)
+
+    def exec_later():
+        os.read(r, 1)
+        os.execvp("sleep", ["sleep", "100"])
+
+    t = threading.Thread(target=exec_later)
+    t.start()
+    os.write(ready_w, b".")
+    t.join()
+    os._exit(1)
+os.close(ready_w)
+os.read(ready_r, 1)
+ctask = f"/proc/{child}/task"
+out.append(("child", settle(ctask, 2), ls(ctask), len(ls(f"/proc/{child}/task/{child}")) > 20))
+os.write(w, b"x")
+end = time.monotonic() + DEADLINE
+while time.monotonic() < end:
+    try:
+        if open(f"/proc/{child}/comm").read() == "sleep\n":
+            break
+    except OSError:
+        pass
+    time.sleep(0.01)
+out.append(("child after exec", settle(ctask, 1), ls(ctask)))
+os.kill(child, 9)
+os.waitpid(child, 0)
+out.append(("child reaped", ls(ctask)))
+for line in out:
+    print(line)
