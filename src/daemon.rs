@@ -3,89 +3,78 @@
 
 use std::io;
 use std::os::fd::AsFd;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 use std::thread;
 use std::time::Duration;
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
 
-use crate::events::{Batch, EventStream};
+use crate::events::EventStream;
 use crate::spin::Spin;
 use crate::stats::Stats;
 use crate::view::View;
 
-/// Starts following kernel process events into membership: a thread that waits for
-/// them, and a catch-up the view calls when a reader asks for a task membership has not
-/// heard of yet (the kernel queues a fork's event before the child runs, so draining
-/// the socket at that moment finds it). Both take events under one lock, so they are
-/// applied in the kernel's order. Returns false (and the view falls back to rescanning
-/// `/proc` when it is listed) where the connector cannot be opened: not root, or not in
-/// the initial namespaces.
-pub fn follow_events(view: &Arc<View>) -> bool {
-    let stream = match EventStream::open() {
-        Ok(s) => s,
-        Err(e) => {
+/// The kernel's process events, for a view to follow ([`crate::view::Inputs::events`]):
+/// none, with a warning, where the connector cannot be opened (not root, or not in the
+/// initial namespaces), and membership then falls back to rescanning `/proc` when it is
+/// listed.
+pub fn open_events() -> Option<EventStream> {
+    EventStream::open()
+        .inspect_err(|e| {
             log::warn!(
                 "process events unavailable ({e}); membership falls back to rescanning /proc"
-            );
-            return false;
-        }
-    };
-    let fd = match stream.socket().as_fd().try_clone_to_owned() {
-        Ok(fd) => fd,
-        Err(e) => {
-            log::warn!("process events unavailable ({e}); falling back to rescans");
-            return false;
-        }
-    };
-    let stream = Arc::new(Mutex::new(stream));
-    let weak: Weak<View> = Arc::downgrade(view);
-    let drain_stream = Arc::clone(&stream);
-    view.set_catch_up(Box::new(move || {
-        if let Some(view) = weak.upgrade() {
-            drain(&drain_stream, &view);
-        }
-    }));
+            )
+        })
+        .ok()
+}
+
+/// Starts the thread that applies `view`'s process events as they come, and lets
+/// membership reap what it holds when none come for half a second. False where the view
+/// has no events ([`open_events`]) or the thread cannot start; membership then falls
+/// back to rescans.
+pub fn follow_events(view: &Arc<View>) -> bool {
+    if !view.follows_events() {
+        return false;
+    }
     let events_view = Arc::clone(view);
     let spawned = thread::Builder::new()
         .name("vprocfs-events".into())
         .spawn(move || loop {
-            let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+            let Some(socket) = events_view.event_socket() else {
+                return;
+            };
+            let mut fds = [PollFd::new(socket, PollFlags::POLLIN)];
             match poll(&mut fds, PollTimeout::from(500u16)) {
                 Ok(0) => events_view.with_tracker(|t| t.reap()),
                 Ok(_) => {
-                    if !drain(&stream, &events_view) {
-                        events_view.set_events(false);
+                    if !events_view.catch_up() {
                         return;
                     }
                 }
                 Err(nix::errno::Errno::EINTR) => {}
                 Err(e) => {
                     log::error!("process events stopped: {e}; falling back to rescans");
-                    events_view.set_events(false);
+                    events_view.stop_events();
                     return;
                 }
             }
         });
     match spawned {
-        Ok(_) => {
-            view.set_events(true);
-            true
-        }
+        Ok(_) => true,
         Err(e) => {
-            log::warn!("cannot start the events thread: {e}");
+            log::warn!("cannot start the events thread ({e}); falling back to rescans");
+            view.stop_events();
             false
         }
     }
 }
 
-/// Starts the thread that tells the kernel, through `notifier`, to drop the entries it
-/// caches of processes membership has released ([`View::set_flush`]). The thread holds
-/// no lock of the view, so a notification that waits for a lookup in flight cannot wait
-/// for itself.
-pub fn flush_released(view: &View, notifier: fuser::Notifier) {
-    view.set_notifier(notifier.clone());
+/// Starts the thread that tells the kernel, through `notifier`, to drop the names it
+/// caches of processes membership has released; the sender to it, for
+/// [`View::connect`]. The thread holds no lock of the view, so a notification that waits
+/// for a lookup in flight cannot wait for itself.
+fn start_flush(notifier: fuser::Notifier) -> Option<crate::view::Flush> {
     let (tx, rx) = std::sync::mpsc::sync_channel::<crate::view::cache::FlushBatch>(1024);
     let spawned = thread::Builder::new()
         .name("vprocfs-flush".into())
@@ -98,27 +87,10 @@ pub fn flush_released(view: &View, notifier: fuser::Notifier) {
             }
         });
     match spawned {
-        Ok(_) => view.set_flush(tx),
-        Err(e) => log::warn!("cannot start the flush thread ({e}): the kernel keeps dead processes' entries until memory runs short"),
-    }
-}
-
-/// Applies every event queued on the socket, without waiting. False if the socket
-/// failed for good.
-fn drain(stream: &Mutex<EventStream>, view: &View) -> bool {
-    let mut stream = stream.lock().unwrap_or_else(|p| p.into_inner());
-    loop {
-        match stream.next_batch(Some(Duration::ZERO)) {
-            Ok(Batch::Events(evs)) => view.on_events(&evs),
-            Ok(Batch::Overrun) => {
-                log::info!("process events were lost; rescanning /proc");
-                view.with_tracker(|t| t.rescan());
-            }
-            Ok(Batch::Idle) => return true,
-            Err(e) => {
-                log::error!("process events stopped: {e}; falling back to rescans");
-                return false;
-            }
+        Ok(_) => Some(tx),
+        Err(e) => {
+            log::warn!("cannot start the flush thread ({e}): the kernel keeps dead processes' entries until memory runs short");
+            None
         }
     }
 }
@@ -206,14 +178,16 @@ pub fn wait_signal(stats: &Stats) -> io::Result<Signal> {
     }
 }
 
-/// Starts serving `session` (of `view`) on a thread of its own: the flush thread with
-/// the session's notifier, and `spin`'s governor on its descriptor.
+/// Starts serving `session` (of `view`) on a thread of its own, once `view` is connected
+/// to it ([`View::connect`]: its notifier, and the flush thread), with `spin`'s governor
+/// on its descriptor.
 pub fn start_session<FS: fuser::Filesystem + Send + 'static>(
     session: fuser::Session<FS>,
     view: &View,
     spin: &Arc<Spin>,
 ) -> io::Result<fuser::BackgroundSession> {
-    flush_released(view, session.notifier());
+    let notifier = session.notifier();
+    view.connect(notifier.clone(), start_flush(notifier));
     spin.start(session.as_fd())?;
     session.spawn()
 }

@@ -188,10 +188,16 @@ pub(super) fn run(a: RunArgs) -> Result<i32, String> {
         Ok(id) => id,
         Err(e) => return fail(format!("cannot set up the VPS: {e}")),
     };
-    let view = View::single(tracker, vps);
-    if let Some(c) = &cleanup.0 {
-        view.set_resources(vps, VpsRes::new(init, c.paths()));
-    }
+    let inputs = crate::view::Inputs {
+        events: daemon::open_events(),
+        resources: cleanup
+            .0
+            .as_ref()
+            .map(|c| (vps, VpsRes::new(init, c.paths())))
+            .into_iter()
+            .collect(),
+    };
+    let view = View::single(tracker, vps, inputs);
     daemon::follow_events(&view);
     daemon::sample_loads(&view);
     let stats = Arc::new(Stats::default());

@@ -120,7 +120,13 @@ pub(super) fn serve(mut a: ServeArgs) -> Result<i32, String> {
             )
             .map_err(|e| format!("--vps {}: {e}", spec.name))?;
     }
-    let view = View::new(tracker);
+    let view = View::new(
+        tracker,
+        crate::view::Inputs {
+            events: daemon::open_events(),
+            ..Default::default()
+        },
+    );
     // Inode numbers and file handles the kernel holds survive this worker.
     let takeover = worker.generation > 0;
     view.keep_journal(&dir.join("nodes"), takeover, worker.generation << 48)

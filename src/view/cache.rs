@@ -95,7 +95,7 @@ pub struct FlushBatch {
     pub names: Vec<(u64, String)>,
 }
 
-/// See [`super::View::set_flush`].
+/// See [`super::View::connect`].
 pub type Flush = std::sync::mpsc::SyncSender<FlushBatch>;
 
 #[cfg(test)]

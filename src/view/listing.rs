@@ -225,11 +225,7 @@ impl View {
                 self.catch_up();
                 let mut tracker = lock(&self.shared.tracker);
                 tracker.refresh_cgroups();
-                if !self
-                    .shared
-                    .events
-                    .load(std::sync::atomic::Ordering::Relaxed)
-                {
+                if !self.follows_events() {
                     tracker.rescan();
                 } else {
                     tracker.reap();

@@ -11,6 +11,7 @@
 mod access;
 pub mod cache;
 mod entries;
+mod feed;
 pub mod files;
 mod handles;
 pub mod links;
@@ -201,9 +202,9 @@ pub struct View {
     /// namespace, so the kernel may cache what the mount shows ([`cache`]).
     single: Option<VpsId>,
     /// Where the names of released members go, for the kernel to drop
-    /// ([`View::set_flush`]).
+    /// ([`View::connect`]).
     flush: std::sync::OnceLock<Flush>,
-    /// Tells the kernel to drop cached attributes ([`View::set_notifier`]).
+    /// Tells the kernel to drop cached attributes ([`View::connect`]).
     notifier: std::sync::OnceLock<fuser::Notifier>,
     /// The owner a pid directory's entries last had, by the directory's inode
     /// ([`View::refresh_owners`]).
@@ -217,8 +218,17 @@ pub struct View {
     listed: listing::Listed,
 }
 
-/// See [`View::set_catch_up`].
-pub type CatchUp = Box<dyn Fn() + Send + Sync>;
+/// What a view is made with besides membership: what it is wired to that exists before
+/// its FUSE session does ([`View::connect`] takes what comes with the session).
+#[derive(Default)]
+pub struct Inputs {
+    /// The kernel's process events (`daemon::open_events`), where the connector could be
+    /// opened: membership follows them ([`feed`]); without them, listing `/proc` rescans.
+    pub events: Option<crate::events::EventStream>,
+    /// The resource views of VPSes whose cgroups the caller made (`vprocfs run`); others
+    /// are made from their init's cgroup when first read ([`resource_files`]).
+    pub resources: Vec<(VpsId, resource_files::VpsRes)>,
+}
 
 /// The error of a failed system call or file operation, as the reader gets it.
 fn errno(e: &io::Error) -> Errno {
@@ -233,13 +243,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl View {
     /// The shared mount of `tracker`'s VPSes, each reader seeing its own VPS (`vprocfs
     /// serve`); [`View::mount_of`] adds a mount of one of them.
-    pub fn new(tracker: Tracker) -> Arc<View> {
-        Self::mount(Arc::new(Shared::new(tracker)), None)
+    pub fn new(tracker: Tracker, inputs: Inputs) -> Arc<View> {
+        Self::mount(Arc::new(Shared::new(tracker, inputs)), None)
     }
 
     /// A mount of VPS `id` alone, whoever reads it (`vprocfs run`).
-    pub fn single(tracker: Tracker, id: VpsId) -> Arc<View> {
-        Self::mount(Arc::new(Shared::new(tracker)), Some(id))
+    pub fn single(tracker: Tracker, id: VpsId, inputs: Inputs) -> Arc<View> {
+        Self::mount(Arc::new(Shared::new(tracker, inputs)), Some(id))
     }
 
     /// Another mount of the same daemon, of VPS `id` alone: it shares membership,
@@ -267,10 +277,19 @@ impl View {
         view
     }
 
-    /// Installs the way to tell the kernel that cached attributes are stale
-    /// ([`View::refresh_owners`]).
-    pub fn set_notifier(&self, notifier: fuser::Notifier) {
+    /// Connects the view to its mount's kernel connection, once the FUSE session exists
+    /// (fuser makes the notifier from the session, which owns the view, so it cannot be
+    /// given at construction). With `notifier` the view tells the kernel to drop stale
+    /// attributes ([`View::refresh_owners`]); `flush` is the sender to a thread that
+    /// tells it to drop the names of released members ([`View::flush_released`]). Only
+    /// a connected mount of one VPS lets the kernel keep the names of processes.
+    pub fn connect(&self, notifier: fuser::Notifier, flush: Option<Flush>) {
         let _ = self.notifier.set(notifier);
+        if let Some(tx) = flush {
+            if self.flush.set(tx).is_ok() {
+                lock(&self.shared.tracker).keep_released();
+            }
+        }
     }
 
     /// procfs gives a process's entries the task's effective ids, or root while it is
@@ -317,28 +336,21 @@ impl View {
         }
     }
 
-    /// Sends the names under which the kernel may cache a released member (its pid
-    /// directory, by vpid and by real pid, and a thread's `task/` entry) to `tx`, whose
-    /// receiver invalidates them: procfs drops a process's dentries when it is reaped
-    /// (`proc_flush_pid`); without this the kernel keeps a dead process's directory,
-    /// and so its inode here, until memory runs short. The receiver must be a thread
-    /// that holds none of the view's locks: an invalidation waits for lookups in flight.
-    pub fn set_flush(&self, tx: Flush) {
-        if self.flush.set(tx).is_ok() {
-            lock(&self.shared.tracker).keep_released();
-        }
-    }
-
     /// Whether the kernel may keep the names of processes: only in a mount of one VPS,
     /// and only when the view can take them back (a notifier and a flush thread).
     fn caches_pids(&self) -> bool {
         self.single.is_some() && self.notifier.get().is_some() && self.flush.get().is_some()
     }
 
-    /// Passes the names of `released` members that have an inode to the flush thread.
-    /// A full queue drops the batch: a missed invalidation costs memory, not
-    /// correctness (a lookup of a dead process's name still answers `ENOENT`, and a
-    /// request through a name still held is `ESTALE` once, [`cache`]).
+    /// Sends the names under which the kernel may cache each of the `released` members
+    /// that has an inode here (its pid directory, by vpid and by real pid, and a thread's
+    /// `task/` entry) to the flush thread, which invalidates them: procfs drops a
+    /// process's dentries when it is reaped (`proc_flush_pid`); without this the kernel
+    /// keeps a dead process's directory, and so its inode here, until memory runs short.
+    /// The flush thread holds none of the view's locks: an invalidation waits for
+    /// lookups in flight. A full queue drops the batch: a missed invalidation costs
+    /// memory, not correctness (a lookup of a dead process's name still answers
+    /// `ENOENT`, and a request through a name still held is `ESTALE` once, [`cache`]).
     fn flush_released(&self, released: &[Released]) {
         let Some(tx) = self.flush.get() else {
             return;
@@ -377,20 +389,6 @@ impl View {
         drop(nodes);
         if !batch.names.is_empty() {
             let _ = tx.try_send(batch);
-        }
-    }
-
-    /// Installs the way to apply queued process events now: the kernel reports a fork
-    /// before the child runs, so a reader that asks for a brand-new process finds it,
-    /// as on the kernel's own `/proc`.
-    pub fn set_catch_up(&self, f: CatchUp) {
-        let _ = self.shared.catch_up.set(f);
-    }
-
-    /// Applies the process events the kernel has queued (see [`View::set_catch_up`]).
-    pub fn catch_up(&self) {
-        if let Some(f) = self.shared.catch_up.get() {
-            f();
         }
     }
 
@@ -469,7 +467,7 @@ impl View {
 
     /// Lets go of members membership `released`, and of the processes `gone` (those,
     /// and numbers taken again within a clock tick): their names are flushed from the
-    /// kernel ([`View::set_flush`]) first, since they are found by node, then their
+    /// kernel ([`View::connect`]) first, since they are found by node, then their
     /// nodes retired, so that a process that gets the number and start time (within the
     /// same clock tick) gets inodes of its own.
     fn let_go(&self, released: &[Released], gone: &[(Pid, u64)]) {
@@ -478,13 +476,6 @@ impl View {
         for &(n, start) in gone {
             nodes.retire(n, start);
         }
-    }
-
-    /// Records whether the connector is feeding membership.
-    pub fn set_events(&self, on: bool) {
-        self.shared
-            .events
-            .store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Who task `tid` (from a FUSE request) is.
@@ -765,10 +756,7 @@ impl View {
     fn keep_pidfd(&self, n: Pid, start: u64) {
         {
             let pidfds = lock(&self.shared.pidfds);
-            if !self
-                .shared
-                .events
-                .load(std::sync::atomic::Ordering::Relaxed)
+            if !self.follows_events()
                 || pidfds.contains_key(&(n, start))
                 || pidfds.len() >= pidfd_budget()
             {
@@ -803,12 +791,7 @@ impl View {
     /// know was forgotten (reaped). (A shared mount shows a host reader non-members,
     /// which membership does not follow.)
     fn reused_in_tick(&self, n: Pid, start: u64, state: u8) -> bool {
-        let events = self
-            .shared
-            .events
-            .load(std::sync::atomic::Ordering::Relaxed)
-            && self.shared.catch_up.get().is_some();
-        if !events {
+        if !self.follows_events() {
             return false;
         }
         let tracker = lock(&self.shared.tracker);

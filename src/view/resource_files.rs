@@ -4,7 +4,7 @@
 //! outside every VPS reads the host's files, passed through.
 //!
 //! Each VPS's resource state is made once, from its init's cgroup, or handed in by
-//! `vprocfs run`, which made the cgroup ([`View::set_resources`]).
+//! `vprocfs run`, which made the cgroup ([`super::Inputs::resources`]).
 
 use super::Errno;
 use std::collections::HashMap;
@@ -25,6 +25,16 @@ pub struct Resources {
     by_vps: FxHashMap<VpsId, Arc<VpsRes>>,
     saved: HashMap<String, Floors>,
     path: Option<PathBuf>,
+}
+
+impl Resources {
+    /// The resource views handed in (by `vprocfs run`, which made the VPS's cgroup).
+    pub(super) fn with(given: Vec<(VpsId, VpsRes)>) -> Resources {
+        Resources {
+            by_vps: given.into_iter().map(|(id, r)| (id, Arc::new(r))).collect(),
+            ..Resources::default()
+        }
+    }
 }
 
 /// A VPS's resource view, with what does not change while the VPS lives.
@@ -74,13 +84,6 @@ pub fn view_name(f: ResFile) -> &'static str {
 }
 
 impl View {
-    /// Installs the resource view of VPS `id` (for `vprocfs run`, which made its cgroup).
-    pub fn set_resources(&self, id: VpsId, res: VpsRes) {
-        lock(&self.shared.resources)
-            .by_vps
-            .insert(id, Arc::new(res));
-    }
-
     /// Keeps the counters' floors of every VPS in `path` ([`View::save_floors`]), and
     /// takes up those a previous daemon saved there.
     pub fn keep_floors(&self, path: &Path) {

@@ -9,12 +9,13 @@
 //! retires its own inodes of a released process and tells its own kernel connection to
 //! drop the process's names.
 
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, Weak};
 
 use rustc_hash::FxHashMap;
 
-use super::{lock, resource_files, CatchUp, View};
+use super::feed::Feed;
+use super::{lock, resource_files, Inputs, View};
 use crate::engine::Pid;
 use crate::membership::Tracker;
 
@@ -22,14 +23,11 @@ use crate::membership::Tracker;
 pub(super) struct Shared {
     /// Membership and the engine.
     pub(super) tracker: Mutex<Tracker>,
-    /// Whether the process-events connector is feeding membership; without it a reader
-    /// listing `/proc` triggers a rescan.
-    pub(super) events: AtomicBool,
+    /// The process events that feed membership, where the connector could be opened
+    /// ([`super::feed`]).
+    pub(super) feed: Option<Feed>,
     /// pid → vpid translations made by renderers (statistics).
     pub(super) translations: AtomicU64,
-    /// Applies the process events the kernel has queued, before answering that a task
-    /// does not exist ([`View::set_catch_up`]).
-    pub(super) catch_up: std::sync::OnceLock<CatchUp>,
     /// Each VPS's resource view ([`resource_files`]).
     pub(super) resources: Mutex<resource_files::Resources>,
     /// A pidfd of each member process a kernel holds a name of, in a mount of one VPS
@@ -43,13 +41,19 @@ pub(super) struct Shared {
 }
 
 impl Shared {
-    pub(super) fn new(tracker: Tracker) -> Shared {
+    pub(super) fn new(tracker: Tracker, inputs: Inputs) -> Shared {
+        let feed = inputs.events.and_then(|stream| {
+            Feed::new(stream)
+                .inspect_err(|e| {
+                    log::warn!("process events unavailable ({e}); falling back to rescans")
+                })
+                .ok()
+        });
         Shared {
             tracker: Mutex::new(tracker),
-            events: AtomicBool::new(false),
+            feed,
             translations: AtomicU64::new(0),
-            catch_up: std::sync::OnceLock::new(),
-            resources: Mutex::new(resource_files::Resources::default()),
+            resources: Mutex::new(resource_files::Resources::with(inputs.resources)),
             pidfds: Mutex::new(FxHashMap::default()),
             root_nlink_base: super::root_nlink_base(),
             mounts: Mutex::new(Vec::new()),
