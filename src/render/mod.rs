@@ -172,19 +172,35 @@ pub(crate) fn parse_num<T: std::str::FromStr>(b: &[u8]) -> Option<T> {
     std::str::from_utf8(b).ok()?.parse().ok()
 }
 
-/// Appends the decimal form of `v`.
+/// Appends the decimal form of `v` (formatted in place: no string in between).
 pub(crate) fn push_num(out: &mut Vec<u8>, v: impl std::fmt::Display) {
-    out.extend_from_slice(v.to_string().as_bytes());
+    use std::io::Write as _;
+    // Writing to a Vec cannot fail.
+    let _ = write!(out, "{v}");
 }
 
 /// Byte ranges of the runs of non-separator bytes in `b`, offset by `base`.
 pub(crate) fn tokens(b: &[u8], base: usize, is_sep: impl Fn(u8) -> bool) -> Vec<(usize, usize)> {
-    let mut out = Vec::new();
+    first_tokens(b, base, is_sep, usize::MAX)
+}
+
+/// [`tokens`], the first `max` of them only: a renderer that rewrites the first fields
+/// of a long line (`stat` has 52) does not split the rest.
+pub(crate) fn first_tokens(
+    b: &[u8],
+    base: usize,
+    is_sep: impl Fn(u8) -> bool,
+    max: usize,
+) -> Vec<(usize, usize)> {
+    let mut out = Vec::with_capacity(max.min(64));
     let mut start = None;
     for (i, &c) in b.iter().enumerate() {
         match (is_sep(c), start) {
             (true, Some(s)) => {
                 out.push((base + s, base + i));
+                if out.len() == max {
+                    return out;
+                }
                 start = None;
             }
             (false, None) => start = Some(i),
@@ -192,7 +208,9 @@ pub(crate) fn tokens(b: &[u8], base: usize, is_sep: impl Fn(u8) -> bool) -> Vec<
         }
     }
     if let Some(s) = start {
-        out.push((base + s, base + b.len()));
+        if out.len() < max {
+            out.push((base + s, base + b.len()));
+        }
     }
     out
 }

@@ -7,7 +7,7 @@
 //! newlines. Everything after the LAST ')' is numbers, so that is where
 //! field splitting starts; the comm bytes are never interpreted.
 
-use super::{parse_num, push_num, splice, tokens, xlate, ParseError, PidMap};
+use super::{first_tokens, parse_num, push_num, splice, xlate, ParseError, PidMap};
 
 const FILE: &str = "stat";
 
@@ -27,14 +27,15 @@ pub struct Stat<'a> {
 }
 
 /// Where the pieces of a stat line are: the pid's range, the comm's range and
-/// the ranges of fields 3.. (index 0 is field 3, the state).
+/// the ranges of fields 3.. up to the last one asked for (index 0 is field 3, the
+/// state).
 struct Layout<'a> {
     pid: (usize, usize),
     comm: &'a [u8],
     fields: Vec<(usize, usize)>,
 }
 
-fn layout(raw: &[u8]) -> Result<Layout<'_>, ParseError> {
+fn layout(raw: &[u8], last: usize) -> Result<Layout<'_>, ParseError> {
     let malformed = |what| ParseError::Malformed { file: FILE, what };
     // "pid (": the pid is digits, so the first '(' opens comm.
     let open = raw
@@ -55,7 +56,12 @@ fn layout(raw: &[u8]) -> Result<Layout<'_>, ParseError> {
     if rest.first() != Some(&b' ') {
         return Err(malformed("line: no space after comm"));
     }
-    let fields = tokens(rest, close + 1, |c| c == b' ' || c == b'\n');
+    let fields = first_tokens(
+        rest,
+        close + 1,
+        |c| c == b' ' || c == b'\n',
+        last.saturating_sub(FIRST) + 1,
+    );
     Ok(Layout {
         pid: (0, pid_end),
         comm,
@@ -121,7 +127,7 @@ fn state(raw: &[u8], l: &Layout<'_>) -> Result<u8, ParseError> {
 
 /// Parses the fields the view needs; needs fields up to 22 (starttime).
 pub fn parse_stat(raw: &[u8]) -> Result<Stat<'_>, ParseError> {
-    let l = layout(raw)?;
+    let l = layout(raw, 22)?;
     let pid =
         parse_num(raw.get(l.pid.0..l.pid.1).unwrap_or_default()).ok_or(ParseError::BadNumber {
             file: FILE,
@@ -148,7 +154,7 @@ pub fn parse_stat(raw: &[u8]) -> Result<Stat<'_>, ParseError> {
 /// kept. `running`: the reader is the task shown, so the kernel would show
 /// it running: state becomes 'R'. All other bytes are copied unchanged.
 pub fn render_stat(raw: &[u8], map: &dyn PidMap, running: bool) -> Result<Vec<u8>, ParseError> {
-    let l = layout(raw)?;
+    let l = layout(raw, 8)?;
     let pid: i32 =
         parse_num(raw.get(l.pid.0..l.pid.1).unwrap_or_default()).ok_or(ParseError::BadNumber {
             file: FILE,

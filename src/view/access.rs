@@ -234,9 +234,12 @@ pub(super) fn may_ptrace_as(
 /// `kstkesp`, `kstkeip`, `wchan`, the data, brk, argument and environment bounds and
 /// `exit_code` 0. With `running` (the reader's own task), `wchan` is 0 as well: procfs
 /// sees its reader running, the daemon sees it asleep in this request.
-pub(super) fn mask_stat(raw: &[u8], hidden: bool, running: bool) -> Vec<u8> {
+pub(super) fn mask_stat(raw: Vec<u8>, hidden: bool, running: bool) -> Vec<u8> {
+    if !hidden && !running {
+        return raw;
+    }
     let Some(close) = raw.iter().rposition(|&b| b == b')') else {
-        return raw.to_vec();
+        return raw;
     };
     let (head, tail) = raw.split_at(close + 1);
     let (body, nl) = match tail.strip_suffix(b"\n") {

@@ -221,7 +221,7 @@ impl View {
             _ => self.read_real(&l.node)?,
         };
         let (raw, own) = match l.masked {
-            Some((hidden, own)) => (mask_stat(&raw, hidden, own), own),
+            Some((hidden, own)) => (mask_stat(raw, hidden, own), own),
             None => (raw, false),
         };
         match l.reader {
