@@ -98,12 +98,14 @@ fn start_flush(notifier: fuser::Notifier) -> Option<crate::view::Flush> {
 /// Raises the soft limit on open descriptors to the hard one: the load sampler keeps
 /// each sampled thread's `stat` open (re-reading an open file costs 3.3 µs a thread
 /// against 5.5 µs for open+read+close, which keeps a 10,000-thread VPS under 1 % of a
-/// CPU), up to half the soft limit.
+/// CPU), and the view a pidfd and two files of each member it shows
+/// ([`crate::view::kept_budget`]).
 pub fn raise_fd_limit() {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    // Root may raise the hard limit too, up to the kernel's fs.nr_open: enough for a
-    // VPS of tens of thousands of threads.
-    const WANT: u64 = 1 << 16;
+    // Root may raise the hard limit too, up to the kernel's fs.nr_open: enough for VPSes
+    // of tens of thousands of processes and threads (2^18 = 262,144: a quarter of
+    // Linux's default nr_open).
+    const WANT: u64 = 1 << 18;
     let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
         .ok()
         .and_then(|s| s.trim().parse::<u64>().ok())

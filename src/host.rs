@@ -64,6 +64,25 @@ pub fn read_single(path: &Path) -> io::Result<Vec<u8>> {
     read_from(fs::File::open(path)?, true)
 }
 
+/// The text of a procfs file that the kernel writes in one go (`single_open`) and renders
+/// anew at each read from offset 0, read with one `pread` at 0 from a descriptor kept
+/// open. `None` when the text may be longer than `cap` bytes.
+pub fn pread_whole(file: &fs::File, cap: usize) -> io::Result<Option<Vec<u8>>> {
+    use std::os::unix::fs::FileExt as _;
+    let mut buf = vec![0u8; cap];
+    let n = loop {
+        match file.read_at(&mut buf, 0) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => break r?,
+        }
+    };
+    if n == cap {
+        return Ok(None);
+    }
+    buf.truncate(n);
+    Ok(Some(buf))
+}
+
 /// The whole of a procfs file already open (the reads [`read_proc_file`] makes).
 pub fn read_open(file: &fs::File) -> io::Result<Vec<u8>> {
     read_from(file, false)

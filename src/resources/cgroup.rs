@@ -827,12 +827,12 @@ static CACHED_FILES: AtomicUsize = AtomicUsize::new(0);
 
 /// How many descriptors the samplers may keep open: the soft RLIMIT_NOFILE less a
 /// reserve of 4,096 for the FUSE side (an open handle holds one real file while it is
-/// open) and the view's pidfds ([`crate::view::pidfd_budget`]), and at least a quarter
-/// of it. A daemon that raises its soft limit to the hard one lets every thread's file
-/// stay open.
+/// open) and what the view keeps of its members, pidfds and files
+/// ([`crate::view::kept_budget`]), and at least a quarter of it. A daemon that raises
+/// its soft limit to the hard one lets every thread's file stay open.
 fn cache_budget() -> usize {
     let soft = soft_fd_limit();
-    soft.saturating_sub(4096 + crate::view::pidfd_budget())
+    soft.saturating_sub(4096 + crate::view::kept_budget())
         .max(soft / 4)
 }
 

@@ -14,6 +14,7 @@ mod entries;
 mod feed;
 pub mod files;
 mod handles;
+mod kept;
 pub mod links;
 mod listing;
 pub use listing::DirCaching;
@@ -690,10 +691,22 @@ impl View {
     /// process is never `ESTALE` here.
     fn read_real(&self, node: &Node) -> Result<Vec<u8>, Errno> {
         let gone = || self.check_alive_by_handle(node).err();
-        let raw = host::read_proc_file(&node.real_path()).map_err(|e| match errno(&e) {
-            Errno::ENOENT => gone().unwrap_or(Errno::ENOENT),
-            e => e,
-        })?;
+        let kept = match node {
+            Node::Pid {
+                n,
+                tid: None,
+                start,
+                rel,
+            } => self.read_kept(*n, *start, rel),
+            _ => None,
+        };
+        let raw = match kept {
+            Some(raw) => raw,
+            None => host::read_proc_file(&node.real_path()).map_err(|e| match errno(&e) {
+                Errno::ENOENT => gone().unwrap_or(Errno::ENOENT),
+                e => e,
+            })?,
+        };
         if let Some(start) = node.start_in_content() {
             match crate::render::stat::parse_stat(&raw) {
                 Ok(st) if st.starttime == start => {}
@@ -735,7 +748,7 @@ impl View {
             let mut pidfds = lock(&self.shared.pidfds);
             let gone = pidfds
                 .get(&(n, start))
-                .and_then(crate::sys::process::pidfd_alive)
+                .and_then(|k| crate::sys::process::pidfd_alive(&k.pidfd))
                 == Some(false);
             if gone {
                 pidfds.remove(&(n, start));
@@ -778,7 +791,7 @@ impl View {
         if host::start_time(n).is_ok_and(|s| s == start) {
             self.catch_up();
             if lock(&self.shared.tracker).known_alive(n, start) {
-                lock(&self.shared.pidfds).insert((n, start), fd);
+                lock(&self.shared.pidfds).insert((n, start), kept::Kept::new(fd));
             }
         }
     }
@@ -819,7 +832,7 @@ impl View {
         };
         let by_pidfd = lock(&self.shared.pidfds)
             .get(&(*n, *start))
-            .and_then(crate::sys::process::pidfd_alive);
+            .and_then(|k| crate::sys::process::pidfd_alive(&k.pidfd));
         let gone = match by_pidfd {
             Some(true) => None,
             Some(false) => Some(Errno::ESRCH),
@@ -1110,6 +1123,12 @@ impl View {
 /// read from `stat`.
 pub fn pidfd_budget() -> usize {
     crate::resources::cgroup::soft_fd_limit() / 4
+}
+
+/// How many descriptors the view may keep of its members in all: [`pidfd_budget`]
+/// pidfds, and files for half as many processes ([`kept`]), two each.
+pub fn kept_budget() -> usize {
+    2 * pidfd_budget()
 }
 
 /// Without a kernel pid namespace, `getpid()` in a VPS returns the real pid, and tools

@@ -32,8 +32,9 @@ pub(super) struct Shared {
     pub(super) resources: Mutex<resource_files::Resources>,
     /// A pidfd of each member process a kernel holds a name of, in a mount of one VPS
     /// fed by events: names that process itself, so its liveness costs one system call
-    /// and no later process of its number (or of its start time's clock tick) passes.
-    pub(super) pidfds: Mutex<FxHashMap<(Pid, u64), std::os::fd::OwnedFd>>,
+    /// and no later process of its number (or of its start time's clock tick) passes;
+    /// with the files kept open beside it ([`super::kept`]).
+    pub(super) pidfds: Mutex<FxHashMap<(Pid, u64), super::kept::Kept>>,
     /// `/proc`'s own link count without processes (the kernel adds one per process).
     pub(super) root_nlink_base: u32,
     /// The mounts served, for fanning membership changes out.

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Listings of `task/` and of a process's directory while threads come and go, each
 listed twice in a row (the second listing may be one the kernel kept, in the view), and a
-non-leader thread's exec, printed one per line: run in a kernel pid namespace and in a
-vprocfs VPS, the two outputs must be identical (tests/view_run.rs)."""
+non-leader thread's exec, with the process's `stat` and `status` read before and after it
+(the view keeps those files open), printed one per line: run in a kernel pid namespace
+and in a vprocfs VPS, the two outputs must be identical (tests/view_run.rs)."""
 import os, threading, time
 
 DEADLINE = 10.0
@@ -13,6 +14,22 @@ def ls(p):
         return sorted(os.listdir(p), key=lambda n: (not n.isdigit(), int(n) if n.isdigit() else 0, n))
     except OSError as e:
         return os.strerror(e.errno)
+
+
+def ids(pid):
+    """What a process's stat and status say it is: pid, comm, state letter; Name, Pid,
+    PPid, Threads. Read twice, as a reader that comes back to it does."""
+    out = []
+    for _ in range(2):
+        try:
+            stat = open(f"/proc/{pid}/stat", "rb").read()
+            status = open(f"/proc/{pid}/status").read().splitlines()
+        except OSError as e:
+            return os.strerror(e.errno)
+        head, rest = stat.rsplit(b")", 1)
+        keep = ("Name:", "Pid:", "PPid:", "Threads:")
+        out.append((head.decode(), rest.split()[0].decode(), [l for l in status if l.startswith(keep)]))
+    return out
 
 
 def settle(path, want):
@@ -66,6 +83,7 @@ os.close(ready_w)
 os.read(ready_r, 1)
 ctask = f"/proc/{child}/task"
 out.append(("child", settle(ctask, 2), ls(ctask), len(ls(f"/proc/{child}/task/{child}")) > 20))
+out.append(("child before exec", ids(child)))
 os.write(w, b"x")
 end = time.monotonic() + DEADLINE
 while time.monotonic() < end:
@@ -76,8 +94,9 @@ while time.monotonic() < end:
         pass
     time.sleep(0.01)
 out.append(("child after exec", settle(ctask, 1), ls(ctask)))
+out.append(("child after exec", ids(child)))
 os.kill(child, 9)
 os.waitpid(child, 0)
-out.append(("child reaped", ls(ctask)))
+out.append(("child reaped", ls(ctask), ids(child)))
 for line in out:
     print(line)

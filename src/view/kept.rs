@@ -1,0 +1,77 @@
+//! What the view keeps open of a member whose directory the kernel was given (in a
+//! mount fed by process events): a pidfd, its liveness in one system call
+//! ([`View::check_alive`]), and its `stat` and `status`, opened at their first read
+//! and then re-read with one `pread` each. procfs renders both anew at each read from
+//! offset 0, from the process the file was opened for, so a kept file never shows
+//! another process, and saves the path walk, the open and the close of every later
+//! read (a third of a `stat` read's cost).
+//!
+//! `environ` and `mem` are never kept: procfs binds them to the memory of the process
+//! at open, which an exec replaces. `cmdline` is read afresh too (its length is not
+//! known in advance, and a kept one would have to be read to its end anyway).
+
+use std::fs::File;
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+
+use super::{lock, View};
+use crate::engine::Pid;
+use crate::host;
+
+/// The files kept, by their name in a process's directory.
+const FILES: [&str; 2] = ["stat", "status"];
+
+/// The descriptors kept of one member process.
+pub(super) struct Kept {
+    pub(super) pidfd: OwnedFd,
+    files: [Option<Arc<File>>; FILES.len()],
+}
+
+impl Kept {
+    pub(super) fn new(pidfd: OwnedFd) -> Kept {
+        Kept {
+            pidfd,
+            files: Default::default(),
+        }
+    }
+
+    fn alive(&self) -> bool {
+        crate::sys::process::pidfd_alive(&self.pidfd) == Some(true)
+    }
+}
+
+/// The longest text read through a kept file; a longer one (a `status` with thousands
+/// of groups) is read through its path, in as many reads as it takes.
+const MAX_TEXT: usize = 8192;
+
+impl View {
+    /// The text of file `rel` of process `n` (started at `start`), read through the file
+    /// kept open for it, opened now if it is not yet; `None` where it is not kept (not
+    /// one of [`FILES`], no pidfd, over the budget, too long), and the caller reads it
+    /// through its path.
+    pub(super) fn read_kept(&self, n: Pid, start: u64, rel: &str) -> Option<Vec<u8>> {
+        let slot = FILES.iter().position(|f| *f == rel)?;
+        let kept = {
+            let all = lock(&self.shared.pidfds);
+            all.get(&(n, start))?.files[slot].clone()
+        };
+        let file = match kept {
+            Some(file) => file,
+            None => self.keep_file(n, start, slot)?,
+        };
+        host::pread_whole(&file, MAX_TEXT).ok().flatten()
+    }
+
+    /// Opens file `FILES[slot]` of process `n` and keeps it, if the process is still the
+    /// one of the pidfd kept (alive after the open: its number cannot have passed to
+    /// another process meanwhile) and the budget allows.
+    fn keep_file(&self, n: Pid, start: u64, slot: usize) -> Option<Arc<File>> {
+        if lock(&self.shared.pidfds).len() > super::pidfd_budget() / 2 {
+            return None;
+        }
+        let file = Arc::new(File::open(host::proc_path(&format!("{n}/{}", FILES[slot]))).ok()?);
+        let mut all = lock(&self.shared.pidfds);
+        let kept = all.get_mut(&(n, start)).filter(|k| k.alive())?;
+        Some(Arc::clone(kept.files[slot].get_or_insert(file)))
+    }
+}
