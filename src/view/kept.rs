@@ -6,9 +6,10 @@
 //! another process, and saves the path walk, the open and the close of every later
 //! read (a third of a `stat` read's cost).
 //!
-//! `environ` and `mem` are never kept: procfs binds them to the memory of the process
-//! at open, which an exec replaces. `cmdline` is read afresh too (its length is not
-//! known in advance, and a kept one would have to be read to its end anyway).
+//! Only files the view rewrites are read this way; those shown as they are (`cmdline`,
+//! `environ`, …) are opened by path for each open of the reader's, and `environ` and
+//! `mem` could not be kept anyway: procfs binds them to the memory of the process at
+//! open, which an exec replaces.
 
 use std::fs::File;
 use std::os::fd::OwnedFd;
