@@ -187,7 +187,9 @@ pub fn render_status(raw: &[u8], map: &dyn PidMap, running: bool) -> Result<Vec<
     let k = map.ns_levels_above();
     let mut out = Vec::with_capacity(raw.len() + 16);
     let mut seen = [false; 4];
+    let mut consumed = 0;
     for line in lines(raw) {
+        consumed += line.len();
         let (body, nl) = strip_nl(line);
         let Some((key, value)) = split_key(body) else {
             out.extend_from_slice(line);
@@ -241,6 +243,13 @@ pub fn render_status(raw: &[u8], map: &dyn PidMap, running: bool) -> Result<Vec<
                 let mut head = key.to_vec();
                 head.push(b':');
                 push_ns_line(&mut out, &head, &ns_values(&vals, k, first));
+                if key == b"NSsid" && seen.iter().all(|&s| s) {
+                    // The kernel prints no pid after NSsid (memory, signals,
+                    // capabilities, CPUs follow): the rest is copied as it is.
+                    out.extend_from_slice(nl);
+                    out.extend_from_slice(raw.get(consumed..).unwrap_or_default());
+                    break;
+                }
             }
             _ => out.extend_from_slice(body),
         }

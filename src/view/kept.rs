@@ -43,7 +43,7 @@ impl Kept {
 
 /// The longest text read through a kept file; a longer one (a `status` with thousands
 /// of groups) is read through its path, in as many reads as it takes.
-const MAX_TEXT: usize = 8192;
+const MAX_TEXT: usize = 4096;
 
 impl View {
     /// The text of file `rel` of process `n` (started at `start`), read through the file
