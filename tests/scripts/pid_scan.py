@@ -53,8 +53,11 @@ STATUS_PIDS = (b"Tgid:", b"Ngid:", b"Pid:", b"PPid:", b"TracerPid:", b"NStgid:",
 
 def pid_fields(rel, text):
     """The pid-bearing part of a stat or status (pid, ppid, pgrp, session, tpgid; the
-    id lines), the whole text of any other file."""
+    id lines) or sched (its first line, `comm (pid, #threads: n)`: the rest are
+    counters), the whole text of any other file."""
     name = rel.rsplit("/", 1)[-1]
+    if name == "sched":
+        return text.split(b"\n", 1)[0]
     if name == "stat" and b")" in text:
         head, _, tail = text.rpartition(b")")
         f = tail.split()
@@ -208,8 +211,8 @@ def main():
                 # may not reproduce; only what the view rewrites is checked here.
                 continue
             if not pidns:
-                # A counter of stat or status that changed since may equal a small real
-                # pid: only their pid fields are scanned.
+                # A counter of stat, status or sched that changed since may equal a
+                # small real pid: only their pid fields are scanned.
                 view = pid_fields(rel, view)
             for p, w in words.items():
                 if not w.search(view):

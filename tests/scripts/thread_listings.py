@@ -17,8 +17,9 @@ def ls(p):
 
 
 def ids(pid):
-    """What a process's stat and status say it is: pid, comm, state letter; Name, Pid,
-    PPid, Threads. Read twice, as a reader that comes back to it does."""
+    """What a process's stat and status say it is: pid and comm; Name, Pid, PPid,
+    Threads (not the state: a process that has just exec'd `sleep` may not sleep yet).
+    Read twice, as a reader that comes back to it does."""
     out = []
     for _ in range(2):
         try:
@@ -26,9 +27,9 @@ def ids(pid):
             status = open(f"/proc/{pid}/status").read().splitlines()
         except OSError as e:
             return os.strerror(e.errno)
-        head, rest = stat.rsplit(b")", 1)
+        head = stat.rsplit(b")", 1)[0]
         keep = ("Name:", "Pid:", "PPid:", "Threads:")
-        out.append((head.decode(), rest.split()[0].decode(), [l for l in status if l.startswith(keep)]))
+        out.append((head.decode(), [l for l in status if l.startswith(keep)]))
     return out
 
 
