@@ -4,7 +4,7 @@
 //! Why: a reader of the view waits for every reply. A daemon thread asleep in
 //! `read(/dev/fuse)` must first be woken, on the other CPU (the reader's is busy sending
 //! the request), and on a VM whose idle vCPUs halt that wake-up alone costs about a third
-//! of a round trip (docs/performance.md). A `ps -ef` sends ~24 requests per process back
+//! of a round trip (docs/performance.md). A `ps -ef` sends ~9 requests per process back
 //! to back, so during such a burst the descriptor is made non-blocking and fuser's loop
 //! retries `EAGAIN` at once. A governor thread makes it blocking again after a window
 //! in which requests came less often than one per [`WORTH_POLLING`] on average: an idle

@@ -229,7 +229,7 @@ fn read_pid_max() -> i32 {
 struct FuseArgs {
     /// How long the FUSE thread keeps polling /dev/fuse after a request before it
     /// sleeps, in microseconds. Polling spares waking the daemon for each request of a
-    /// burst (`ps` sends ~24 per process) at the cost of one CPU kept busy during the
+    /// burst (`ps -ef` sends ~9 per process) at the cost of one CPU kept busy during the
     /// burst. 0: never poll, serve with two sleeping threads.
     #[arg(long, default_value_t = 1000, value_name = "MICROSECONDS",
           value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
