@@ -19,8 +19,8 @@ from the machine's wake-ups. For "pinned" the driver asks the outside half (tag 
 then "unpin" to restore the daemon's affinity) and each worker (op "pin"). The request
 counts, the daemon's idle CPU and the check do not depend on the placement: taken once.
 
-Writes D/results.tsv (N, placement, key, kernel, vprocfs, unit), D/requests.tsv and
-D/info.tsv; progress goes to stdout.
+Writes D/results.tsv (N, placement, key, kernel, vprocfs, unit), D/requests.tsv (one
+ps -ef), D/requests-eLf.tsv (one ps -eLf) and D/info.tsv; progress goes to stdout.
 """
 
 import argparse
@@ -225,7 +225,8 @@ def timed(results, a, b, farm, placement, counts):
     for key, req in measures:
         paired(results, a, b, placement, key, "ms", req, req, warmup=True)
     if counts is not None:
-        request_counts(b, d, counts)
+        request_counts(b, d, counts, ["ps", "-ef"], "")
+        request_counts(b, d, counts, ["ps", "-eLf"], "-eLf")
 
     # Per-read latency of open+read+close.
     farm_stat = "/proc/%d/stat" % farm.pid
@@ -249,26 +250,29 @@ def timed(results, a, b, farm, placement, counts):
                        label_b="LXCFS")
 
 
-def request_counts(b, d, shown):
-    """FUSE requests for one ps -ef in the view, per process of the `shown`, and the
-    daemon's RSS and CPU time: statistics lines before and after (0.3 s after, for the
-    asynchronous releases)."""
-    before = snapshot("before")
+def request_counts(b, d, shown, argv, suffix):
+    """FUSE requests for one run of `argv` in the view, per process of the `shown`, and
+    the daemon's RSS and CPU time, written to D/requests`suffix`.tsv: statistics lines
+    before and after (0.3 s after, for the asynchronous releases). The command ran
+    untimed before (the warm-up), so the names it walks are cached, as for every timed
+    run."""
+    cmd = " ".join(argv)
+    before = snapshot("before" + suffix)
     try:
-        b.ask(op="cmd", argv=["ps", "-ef"])
+        b.ask(op="cmd", argv=argv)
     except (RuntimeError, OSError) as e:
-        log("ps -ef for the request counts: FAILED: %s" % e)
+        log("%s for the request counts: FAILED: %s" % (cmd, e))
         before = None
     time.sleep(0.3)  # let asynchronous releases arrive
-    after = snapshot("after")
-    with open(os.path.join(d, "requests.tsv"), "w") as f:
+    after = snapshot("after" + suffix)
+    with open(os.path.join(d, "requests%s.tsv" % suffix), "w") as f:
         if before and after:
             for k in after:
                 if k != "rss_kb":
                     f.write("%s\t%d\t%d\n" % (k, after[k] - before[k], shown))
             f.write("rss_kb\t%d\t%d\n" % (after["rss_kb"], shown))
-            log("one ps -ef: %d requests (%.2f per process); daemon RSS %d kB, CPU %s ms" % (
-                after["total"] - before["total"],
+            log("one %s: %d requests (%.2f per process); daemon RSS %d kB, CPU %s ms" % (
+                cmd, after["total"] - before["total"],
                 (after["total"] - before["total"]) / shown, after["rss_kb"],
                 after.get("cpu_ms", 0) - before.get("cpu_ms", 0)))
         else:

@@ -1,6 +1,6 @@
 """Prints the final tables of the paired benchmark, one per placement (free, pinned), and
 the targets per placement, from the per-N result directories that driver.py filled
-(results.tsv, requests.tsv, info.tsv).
+(results.tsv, requests.tsv, requests-eLf.tsv, info.tsv).
 
 Usage: report.py DIR…
 """
@@ -32,7 +32,7 @@ PINNED_STAT_US = 15.0
 
 def main():
     dirs = sys.argv[1:]
-    rows, reqs, infos, runs = [], {}, {}, []
+    rows, reqs, reqs_elf, infos, runs = [], {}, {}, {}, []
     for d in dirs:
         # n-N-VIEW
         _, n, view = os.path.basename(d.rstrip("/")).split("-", 2)
@@ -42,6 +42,7 @@ def main():
                 r.insert(1, "free")
             rows.append([n, view] + r[1:])
         reqs[(n, view)] = read_tsv(os.path.join(d, "requests.tsv"))
+        reqs_elf[(n, view)] = read_tsv(os.path.join(d, "requests-eLf.tsv"))
         infos[(n, view)] = dict(read_tsv(os.path.join(d, "info.tsv")))
     runs.sort(key=lambda r: (int(r[0]), r[1]))
     pin_cpu = {i.get("pin_cpu") for i in infos.values()} - {None}
@@ -109,6 +110,14 @@ def main():
                 # request.
                 print("  daemon CPU time for that ps -ef: %d ms (%.1f us per request)" % (
                     got["cpu_ms"], 1000.0 * got["cpu_ms"] / max(got.get("total", 0), 1)))
+        elf = reqs_elf.get((n, view)) or []
+        if elf and elf[0][0] != "unavailable":
+            shown = int(elf[0][2])
+            got = {k: int(v) for k, v, _ in elf}
+            print("  ONE ps -eLf, per process shown: " + "  ".join(
+                "%s=%.2f" % (k, got.get(k, 0) / shown)
+                for k in KINDS if got.get(k, 0) or k == "total")
+                + "  (waited for: %.2f)" % (waited_for(got) / shown))
         if info:
             print("  farm: %s processes, %s tasks (built in %s s); ps -e check: "
                   "kernel %s rows, view %s rows, %s differ" % (
@@ -160,13 +169,20 @@ def placed_targets(by, n, view, placement):
         print("  N=%-6s %-7s LXCFS comparison: not measured (no LXCFS)" % (n, view))
 
 
+def waited_for(got):
+    """The requests a reader waited for: all but releases and forgets, which the kernel
+    sends without waiting."""
+    return (got["total"] - got.get("release", 0) - got.get("releasedir", 0)
+            - got.get("forget", 0))
+
+
 def other_targets(reqs, infos, n, view):
     """The targets of one run that no placement changes: requests, RSS, idle CPU, check."""
     lines = reqs.get((n, view)) or []
     if view == "full" and lines and lines[0][0] != "unavailable":
         got = {k: int(v) for k, v, _ in lines}
         shown = int(lines[0][2])
-        waited = got["total"] - got.get("release", 0) - got.get("forget", 0)
+        waited = waited_for(got)
         print("  N=%-6s %-7s %-38s %5.2f  (<= 4)    %s" % (
             n, view, "requests waited for per process", waited / shown,
             met(waited / shown <= 4)))
