@@ -352,6 +352,8 @@ impl View {
     /// lookups in flight. A full queue drops the batch: a missed invalidation costs
     /// memory, not correctness (a lookup of a dead process's name still answers
     /// `ENOENT`, and a request through a name still held is `ESTALE` once, [`cache`]).
+    /// The listings the kernel keeps of their directories are dropped at once
+    /// ([`listing::DirCaching`]).
     fn flush_released(&self, released: &[Released]) {
         let Some(tx) = self.flush.get() else {
             return;
@@ -361,6 +363,7 @@ impl View {
         }
         let nodes = lock(&self.nodes);
         let mut batch = FlushBatch::default();
+        let mut listings = Vec::new();
         for r in released {
             let mut names_in = |dir: u64| {
                 if let Some(v) = r.vpid {
@@ -379,15 +382,35 @@ impl View {
             if nodes.find(&pid_dir(r.tid, None, r.start, "")).is_some() {
                 names_in(ROOT_INO);
             }
+            let mut dirs = vec![
+                pid_dir(r.tid, None, r.start, ""),
+                pid_dir(r.tid, None, r.start, "task"),
+            ];
             if let (true, Some(leader)) = (r.tid != r.tgid, r.leader_start) {
                 let task = nodes.find(&pid_dir(r.tgid, None, leader, "task"));
                 let thread = nodes.find(&pid_dir(r.tgid, Some(r.tid), leader, ""));
                 if let (Some(task), Some(_)) = (task, thread) {
                     names_in(task);
                 }
+                dirs.push(pid_dir(r.tgid, Some(r.tid), leader, ""));
+                dirs.push(pid_dir(r.tgid, None, leader, "task"));
             }
+            listings.extend(
+                dirs.iter()
+                    .filter_map(|d| nodes.find(d))
+                    .filter(|&ino| self.listed.kept(ino)),
+            );
         }
         drop(nodes);
+        // A listing the kernel keeps is served to a reader holding the directory open
+        // without asking: dropped now (unlike a name, it waits for no lookup in flight),
+        // so that the next read of it gets procfs's answer for a dead task from the
+        // daemon.
+        if let Some(notifier) = self.notifier.get() {
+            for ino in listings {
+                let _ = notifier.inval_inode(fuser::INodeNo(ino), 0, 0);
+            }
+        }
         if !batch.names.is_empty() {
             let _ = tx.try_send(batch);
         }

@@ -57,11 +57,22 @@ threads = [threading.Thread(target=e.wait) for e in stops]
 for i, t in enumerate(threads):
     t.start()
     out.append(("started", i, settle(task, 2 + i), ls(task)))
+# A thread's directory held open and listed (twice: the second listing may be one the
+# kernel kept) while the thread lives, then listed again, through the same descriptor,
+# once it is gone: procfs lists nothing of a dead task.
+held = os.open(f"{task}/{threads[2].native_id}", os.O_RDONLY | os.O_DIRECTORY)
+held_ls = lambda: len(os.listdir(held))
+out.append(("held thread dir, alive", held_ls() > 20, held_ls() > 20))
 for i in (1, 0, 2):
     stops[i].set()
     threads[i].join()
     left = 1 + sum(1 for j in range(3) if not stops[j].is_set())
     out.append(("ended", i, settle(task, left), ls(task)))
+try:
+    out.append(("held thread dir, gone", len(os.listdir(held))))
+except OSError as e:
+    out.append(("held thread dir, gone", os.strerror(e.errno)))
+os.close(held)
 
 # A child with two threads, listed by its parent; then its second thread execs, which
 # leaves the group one task under the leader's number (de_thread).
