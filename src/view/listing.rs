@@ -61,11 +61,6 @@ impl Listed {
         lock(&self.by_ino).insert(ino, print) == Some(print)
     }
 
-    /// Whether a listing of directory `ino` was given for the kernel to keep.
-    pub(super) fn kept(&self, ino: u64) -> bool {
-        lock(&self.by_ino).contains_key(&ino)
-    }
-
     /// The kernel forgot directory `ino`.
     pub(super) fn forget(&self, ino: u64) {
         lock(&self.by_ino).remove(&ino);

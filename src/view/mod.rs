@@ -395,11 +395,9 @@ impl View {
                 dirs.push(pid_dir(r.tgid, Some(r.tid), leader, ""));
                 dirs.push(pid_dir(r.tgid, None, leader, "task"));
             }
-            listings.extend(
-                dirs.iter()
-                    .filter_map(|d| nodes.find(d))
-                    .filter(|&ino| self.listed.kept(ino)),
-            );
+            // Any the kernel holds, kept listing or not: a daemon that took over a
+            // mount does not know which listings an earlier one let the kernel keep.
+            listings.extend(dirs.iter().filter_map(|d| nodes.find(d)));
         }
         drop(nodes);
         // A listing the kernel keeps is served to a reader holding the directory open
