@@ -175,6 +175,8 @@ pub struct Daemon {
     /// The mount of each VPS, made as VPSes are added and unmade as they are removed;
     /// `None` where the daemon makes none (the shared mount then serves every VPS).
     pub vps_mounts: Option<Arc<dyn VpsMounts>>,
+    /// Held while the state is taken and saved ([`Daemon::persist`]).
+    pub saving: std::sync::Mutex<()>,
 }
 
 /// Mounts of one VPS each (`serve`'s, [`crate::view::cache`]): a VPS added gets one, a
@@ -230,16 +232,31 @@ impl Daemon {
     /// state saved or in a journal kept; the sealed journals go once the state is on
     /// disk.
     pub fn persist(&self) {
-        if let Some(path) = &self.state {
-            let (state, sealed) = self.snapshot_and(|t| t.rotate_journal());
-            if let Err(e) = crate::state::save(path, &state) {
+        if let Err(e) = self.save_state() {
+            if let Some(path) = &self.state {
                 log::error!("cannot save the state to {}: {e}", path.display());
-            } else if let Some(sealed) = sealed {
-                if let Err(e) = crate::state::remove_journals(path, sealed) {
-                    log::warn!("cannot remove the journals of {}: {e}", path.display());
-                }
             }
         }
+    }
+
+    /// [`Daemon::persist`], with the error of the save.
+    fn save_state(&self) -> std::io::Result<()> {
+        let Some(path) = &self.state else {
+            return Ok(());
+        };
+        // One save at a time, each of the state as it is when its turn comes: ctl
+        // requests on several connections, the saver thread and the stop may all save at
+        // once, and two writes of the one temporary file would leave a torn state, or an
+        // older one over a newer, whose journals are gone.
+        let _one = self.saving.lock().unwrap_or_else(|p| p.into_inner());
+        let (state, sealed) = self.snapshot_and(|t| t.rotate_journal());
+        crate::state::save(path, &state)?;
+        if let Some(sealed) = sealed {
+            if let Err(e) = crate::state::remove_journals(path, sealed) {
+                log::warn!("cannot remove the journals of {}: {e}", path.display());
+            }
+        }
+        Ok(())
     }
 }
 
@@ -534,6 +551,39 @@ pub fn call(path: &Path, req: &Request) -> io::Result<Response> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the live-restart test's daemon log: `ctl` connections saving at once
+    /// raced on the state's one temporary file (`rename` failed with `ENOENT`, and a
+    /// torn or older state could be left).
+    #[test]
+    fn saves_from_many_threads_at_once_all_succeed() {
+        let dir = std::env::temp_dir().join(format!("vprocfs-ctl-saves-{}", std::process::id()));
+        let tracker = crate::membership::Tracker::new();
+        let daemon = Arc::new(Daemon {
+            view: View::new(tracker, crate::view::Inputs::default()),
+            stats: Arc::default(),
+            parse_spec: Box::new(|_| Err("no VPS in this test".into())),
+            mount: dir.clone(),
+            specs: std::sync::Mutex::new(vec![("a".into(), "a:tree=1".into())]),
+            state: Some(dir.join("state")),
+            vps_mounts: None,
+            saving: std::sync::Mutex::new(()),
+        });
+        let savers: Vec<_> = (0..8)
+            .map(|_| {
+                let d = Arc::clone(&daemon);
+                std::thread::spawn(move || (0..40).map(|_| d.save_state()).find(Result::is_err))
+            })
+            .collect();
+        let failed: Vec<_> = savers
+            .into_iter()
+            .filter_map(|t| t.join().unwrap())
+            .collect();
+        let saved = crate::state::load(&dir.join("state"));
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(failed.is_empty(), "{failed:?}");
+        assert!(matches!(saved, Ok(Some(_))), "{saved:?}");
+    }
 
     #[test]
     fn requests_parse_strictly() {

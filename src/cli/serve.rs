@@ -206,6 +206,7 @@ pub(super) fn serve(mut a: ServeArgs) -> Result<i32, String> {
         vps_mounts: vps_mounts
             .clone()
             .map(|m| m as Arc<dyn crate::ctl::VpsMounts>),
+        saving: std::sync::Mutex::new(()),
     });
     if a.state.is_some() {
         // Vpids handed out as processes come and go are journaled at once, and saved
