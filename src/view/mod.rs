@@ -549,8 +549,20 @@ impl View {
     /// Keeps the inode table in a journal at `path` (see [`Nodes::with_journal`]); with
     /// `restore`, starts from the journal a previous daemon of this mount left, and hands
     /// out file handles from `handle_base` on, clear of the previous daemon's.
+    ///
+    /// The kernel may hold names of the restored process directories for long, and of
+    /// processes that exited while no daemon followed the events (whose names nobody
+    /// invalidated, and whose vpids may be handed out again): each is taken as held
+    /// ([`cache`]), so that a request through such a stale name gets `ESTALE` once and
+    /// the kernel walks again, rather than the dead process's answer.
     pub fn keep_journal(&self, path: &Path, restore: bool, handle_base: u64) -> io::Result<()> {
-        *lock(&self.nodes) = Nodes::with_journal(path, restore)?;
+        let nodes = Nodes::with_journal(path, restore)?;
+        for dir in nodes.pid_dirs() {
+            if let Some(key) = dir.dir_key() {
+                self.held.insert(key);
+            }
+        }
+        *lock(&self.nodes) = nodes;
         *lock(&self.next_fh) = handle_base.max(1);
         Ok(())
     }

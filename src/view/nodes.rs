@@ -184,6 +184,14 @@ impl Nodes {
         self.by_ino.get(&ino).map(|s| &s.node)
     }
 
+    /// The process and thread directories the kernel holds an inode of.
+    pub fn pid_dirs(&self) -> impl Iterator<Item = &Node> {
+        self.by_ino
+            .values()
+            .map(|s| &s.node)
+            .filter(|n| matches!(n, Node::Pid { rel, .. } if rel.is_empty()))
+    }
+
     /// The inode of `node` if the kernel holds one, without counting a lookup.
     pub fn find(&self, node: &Node) -> Option<u64> {
         self.by_node.get(node).copied()
