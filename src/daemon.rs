@@ -3,7 +3,8 @@
 
 use std::io;
 use std::os::fd::AsFd;
-use std::sync::{Arc, Weak};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::thread;
 use std::time::Duration;
 
@@ -81,6 +82,10 @@ fn start_flush(notifier: fuser::Notifier) -> Option<crate::view::Flush> {
         .spawn(move || {
             for batch in rx {
                 for (dir, name) in batch.names {
+                    let _flushing = lock(&FLUSHING);
+                    if STOPPING.load(Ordering::Relaxed) {
+                        break;
+                    }
                     // ENOENT: the kernel holds no such entry any more, nothing to do.
                     let _ = notifier.inval_entry(fuser::INodeNo(dir), std::ffi::OsStr::new(&name));
                 }
@@ -93,6 +98,35 @@ fn start_flush(notifier: fuser::Notifier) -> Option<crate::view::Flush> {
             None
         }
     }
+}
+
+/// Held by a flush thread while it tells the kernel to drop a name ([`stop_flushing`]).
+static FLUSHING: Mutex<()> = Mutex::new(());
+
+/// Set once the daemon stops: the flush threads tell the kernel nothing more.
+static STOPPING: AtomicBool = AtomicBool::new(false);
+
+fn lock(m: &Mutex<()>) -> std::sync::MutexGuard<'_, ()> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Stops the flush threads before the daemon exits, waiting (up to `limit`) for the
+/// invalidation one of them may be making. The kernel makes an invalidation of a name
+/// wait for a lookup in the same directory, which waits for this daemon's answer: a
+/// daemon that exited with a flush thread in there could not end (that thread stays in
+/// the kernel, uninterruptible), nor could the lookup's reader, and the supervisor
+/// would wait for the daemon's end before starting the next one. Called while the
+/// FUSE threads still serve, so that lookup is answered.
+pub fn stop_flushing(limit: Duration) {
+    STOPPING.store(true, Ordering::Relaxed);
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if FLUSHING.try_lock().is_ok() {
+            return;
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    log::warn!("an invalidation of a cached name still waits after {limit:?}");
 }
 
 /// Raises the soft limit on open descriptors to the hard one: the load sampler keeps

@@ -30,6 +30,48 @@ fn mappings_of(sock: &std::path::Path, pids: &[u32]) -> Vec<String> {
         .collect()
 }
 
+/// A reader in VPS `t` of the daemon on `sock`: runs `cmd` until `dir/stop` exists, then
+/// writes `runs=N bad=M` to `dir/NAME.out`. A run that fails or writes to its standard
+/// error is bad (twice if both), and that standard error goes to `dir/NAME.log` with the
+/// time.
+fn loop_reader(sock: &std::path::Path, dir: &std::path::Path, name: &str, cmd: &str) -> ChildGuard {
+    let d = dir.display();
+    let script = format!(
+        "n=0; bad=0; while [ ! -e {d}/stop ]; do \
+           {cmd} > /dev/null 2>{d}/{name}.err || bad=$((bad+1)); \
+           [ -s {d}/{name}.err ] && {{ bad=$((bad+1)); {{ date -u +%T.%N; cat {d}/{name}.err; }} >> {d}/{name}.log; }}; \
+           n=$((n+1)); done; echo runs=$n bad=$bad > {d}/{name}.out"
+    );
+    let child = exec_in(sock, "t", &["sh", "-c", &script])
+        .spawn()
+        .expect("reader");
+    ChildGuard(Some(child))
+}
+
+/// Tells the readers in `dir` to stop, waits for them, and checks that each of `names`
+/// ran and saw no error (the daemon's log in the message if not).
+fn stop_readers(
+    dir: &std::path::Path,
+    sock: &std::path::Path,
+    readers: Vec<ChildGuard>,
+    names: &[&str],
+) {
+    fs::write(dir.join("stop"), "").unwrap();
+    for mut r in readers {
+        let mut c = r.0.take().unwrap();
+        let _ = run_child_with_deadline(&mut c, Duration::from_secs(30));
+    }
+    for name in names {
+        let out = fs::read_to_string(dir.join(format!("{name}.out"))).unwrap_or_default();
+        let log = fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default();
+        assert!(
+            out.ends_with(" bad=0\n") && !out.starts_with("runs=0 "),
+            "reader {name}: {out} {log}\n{}",
+            daemon_log(sock)
+        );
+    }
+}
+
 /// A tree VPS `t` of `init_pid` with dense (`ns`) numbering, served on a fresh mount by
 /// a supervisor: vpids are the daemon's own choices, which no rule recomputes, so a new
 /// daemon must carry them over.
@@ -120,18 +162,7 @@ fn readers_never_see_the_daemon_die() {
     // Readers inside the VPS: ps -ef, ps -eLf, a read of stat by vpid; a reader that
     // times each open+read+close of /proc/uptime records the longest pause.
     let d = dir.display();
-    let reader = |name: &str, cmd: &str| {
-        let script = format!(
-            "n=0; bad=0; while [ ! -e {d}/stop ]; do \
-               {cmd} > /dev/null 2>{d}/{name}.err || bad=$((bad+1)); \
-               [ -s {d}/{name}.err ] && {{ bad=$((bad+1)); {{ date -u +%T.%N; cat {d}/{name}.err; }} >> {d}/{name}.log; }}; \
-               n=$((n+1)); done; echo runs=$n bad=$bad > {d}/{name}.out"
-        );
-        let child = exec_in(&sock, "t", &["sh", "-c", &script])
-            .spawn()
-            .expect("reader");
-        ChildGuard(Some(child))
-    };
+    let reader = |name: &str, cmd: &str| loop_reader(&sock, &dir, name, cmd);
     let mut readers = vec![
         reader("ef", "ps -ef"),
         reader("elf", "ps -eLf"),
@@ -179,20 +210,7 @@ fn readers_never_see_the_daemon_die() {
         );
         std::thread::sleep(Duration::from_millis(600));
     }
-    fs::write(dir.join("stop"), "").unwrap();
-    for mut r in readers {
-        let mut c = r.0.take().unwrap();
-        let _ = run_child_with_deadline(&mut c, Duration::from_secs(30));
-    }
-    for name in ["ef", "elf", "stat"] {
-        let out = fs::read_to_string(dir.join(format!("{name}.out"))).unwrap_or_default();
-        let log = fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default();
-        assert!(
-            out.ends_with("bad=0\n") && !out.starts_with("runs=0 "),
-            "reader {name}: {out} {log}\n{}",
-            daemon_log(&sock)
-        );
-    }
+    stop_readers(&dir, &sock, readers, &["ef", "elf", "stat"]);
     let pause = fs::read_to_string(dir.join("pause.out")).unwrap_or_default();
     assert!(!pause.is_empty(), "the pause reader ran to the end");
     eprintln!("longest open+read+close of /proc/uptime across 4 restarts: {pause} ms");
@@ -220,21 +238,10 @@ fn ps_survives_back_to_back_upgrades() {
     let _init = ChildGuard(Some(init));
     let served = serve_tree("upgrades", init_pid);
     let (dir, sock) = (served.dir.clone(), served.sock.clone());
-    let d = dir.display();
-    let reader = |name: &str, cmd: &str| {
-        let script = format!(
-            "n=0; bad=0; while [ ! -e {d}/stop ]; do \
-               {cmd} > /dev/null 2>{d}/{name}.err || bad=$((bad+1)); \
-               [ -s {d}/{name}.err ] && cat {d}/{name}.err >> {d}/{name}.log; \
-               n=$((n+1)); done; echo runs=$n bad=$bad > {d}/{name}.out"
-        );
-        ChildGuard(Some(
-            exec_in(&sock, "t", &["sh", "-c", &script])
-                .spawn()
-                .expect("reader"),
-        ))
-    };
-    let readers = [reader("ef", "ps -ef"), reader("elf", "ps -eLf")];
+    let readers = vec![
+        loop_reader(&sock, &dir, "ef", "ps -ef"),
+        loop_reader(&sock, &dir, "elf", "ps -eLf"),
+    ];
     std::thread::sleep(Duration::from_millis(500));
     for _ in 0..16 {
         nix::sys::signal::kill(
@@ -244,20 +251,7 @@ fn ps_survives_back_to_back_upgrades() {
         .unwrap();
         std::thread::sleep(Duration::from_millis(250));
     }
-    fs::write(dir.join("stop"), "").unwrap();
-    for mut r in readers {
-        let mut child = r.0.take().unwrap();
-        let _ = run_child_with_deadline(&mut child, Duration::from_secs(30));
-    }
-    for name in ["ef", "elf"] {
-        let out = fs::read_to_string(dir.join(format!("{name}.out"))).unwrap_or_default();
-        let log = fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default();
-        assert!(
-            out.ends_with(" bad=0\n") && !out.starts_with("runs=0 "),
-            "reader {name}: {out} {log}\n{}",
-            daemon_log(&sock)
-        );
-    }
+    stop_readers(&dir, &sock, readers, &["ef", "elf"]);
 }
 
 /// A vpid is shown the moment it is handed out, and the state is saved only a few times

@@ -262,6 +262,7 @@ pub(super) fn serve(mut a: ServeArgs) -> Result<i32, String> {
         }
     };
     log::info!("{sig}: stopping; {}", stats.line());
+    daemon::stop_flushing(std::time::Duration::from_secs(2));
     daemon.persist();
     view.save_floors();
     if sig != nix::sys::signal::Signal::SIGUSR2 {
