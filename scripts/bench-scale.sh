@@ -92,8 +92,8 @@ trap 'exit 143' TERM
 . "$root/scripts/bench/binary.sh"
 
 # ---- limits --------------------------------------------------------------------------
-max_n=$VPS_N
-for n in $LINEAR; do [ "$n" -gt "$max_n" ] && max_n=$n; done
+# shellcheck disable=SC2086  # LINEAR is a list of numbers
+max_n=$(largest "$VPS_N" $LINEAR)
 [ "$DO_BUSY" = 1 ] && [ $((VPS_N + HOST_N)) -gt "$max_n" ] && max_n=$((VPS_N + HOST_N))
 raise_limits "$max_n"
 
@@ -193,7 +193,9 @@ run_one() {
     shift
     mkdir -p "$dir"
     : >"$dir/scale.log"
-    "$VP" run -- "$PY" "$bench/scale.py" --dir "$dir" "$@" >"$dir/scale.log" \
+    # The full view, whose every request the daemon answers: the kernel pid view (run's
+    # default with a pid namespace) is the kernel's own procfs, which never asks it.
+    "$VP" run --full-view -- "$PY" "$bench/scale.py" --dir "$dir" "$@" >"$dir/scale.log" \
         2>"$dir/daemon.err" &
     d=$!
     DAEMONS+=("$d")

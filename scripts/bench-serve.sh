@@ -173,8 +173,7 @@ trap 'exit 143' TERM
 . "$root/scripts/bench/binary.sh"
 
 # ---- limits: 10,000 processes and their threads ----------------------------------------
-max_n=0
-for n in "${NS[@]}"; do [ "$n" -gt "$max_n" ] && max_n=$n; done
+max_n=$(largest "${NS[@]}")
 raise_limits "$max_n"
 
 say "machine: nproc=$(nproc), CPU '$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)'," \

@@ -145,8 +145,7 @@ trap 'exit 143' TERM
 . "$root/scripts/bench/binary.sh"
 
 # ---- limits: 10,000 processes and their threads ----------------------------------------
-max_n=0
-for n in "${NS[@]}"; do [ "$n" -gt "$max_n" ] && max_n=$n; done
+max_n=$(largest "${NS[@]}")
 raise_limits "$max_n"
 avail_kb=$(awk '/^MemAvailable:/ {print $2}' /proc/meminfo)
 if [ "$avail_kb" -lt $((max_n * 400 + 512 * 1024)) ]; then

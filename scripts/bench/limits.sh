@@ -2,9 +2,15 @@
 # Sourced by the benchmarks: raise_limits N makes room for N processes and their threads
 # beside the machine's own (ulimit -u, the host's pid_max and threads-max, each raised
 # only when too low), and restore_limits (from the EXIT trap) puts back what was
-# raised. Needs say and die.
+# raised; largest N... prints the largest of its arguments. Needs say and die.
 OLD_PID_MAX=
 OLD_THREADS_MAX=
+
+largest() {
+    local m=0 n
+    for n in "$@"; do [ "$n" -gt "$m" ] && m=$n; done
+    echo "$m"
+}
 
 raise_limits() {
     local need pid_max threads_max
