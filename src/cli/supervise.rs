@@ -39,7 +39,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::socket::{shutdown, socketpair, AddressFamily, Shutdown, SockFlag, SockType};
 use nix::unistd::Pid as NixPid;
 
@@ -86,6 +88,34 @@ fn signals() -> SigSet {
     let mut set = crate::daemon::stop_signals();
     set.add(Signal::SIGCHLD);
     set
+}
+
+/// The next signal the supervisor waits for ([`signals`]), or `None` after a quarter
+/// of a second without one.
+fn next_signal(fd: &SignalFd) -> Result<Option<Signal>, String> {
+    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+    match poll(&mut fds, PollTimeout::from(250u16)) {
+        Ok(0) | Err(nix::errno::Errno::EINTR) => return Ok(None),
+        Ok(_) => {}
+        Err(e) => return Err(format!("cannot wait for signals: {e}")),
+    }
+    match fd.read_signal() {
+        Ok(info) => Ok(info.and_then(|i| Signal::try_from(i.ssi_signo as i32).ok())),
+        Err(e) => Err(format!("cannot read a signal: {e}")),
+    }
+}
+
+/// Whether process `pid`'s main thread has ended: procfs shows it a zombie. A worker
+/// killed while one of its threads waits in the kernel on its own mount (an
+/// invalidation of a name waits for a lookup in that directory, which waits for an
+/// answer) cannot end, so no SIGCHLD comes, until a worker answers that lookup: the
+/// next one, which is started once the main thread is gone rather than the whole
+/// process. A process that has ended, not yet reaped, is a zombie too.
+fn main_thread_gone(pid: u32) -> bool {
+    std::fs::read(crate::host::proc_path(&format!("{pid}/stat")))
+        .ok()
+        .and_then(|raw| crate::render::stat::parse_stat(&raw).ok().map(|s| s.state))
+        .is_some_and(|state| state == b'Z' || state == b'X')
 }
 
 /// A directory of the supervisor's own (the inode journal, and the state when `serve`
@@ -266,15 +296,31 @@ pub(super) fn supervise(mountpoint: &Path) -> Result<i32, String> {
     let mut generation = 0;
     let mut crashes: Vec<Instant> = Vec::new();
     let mut stepping_down = false;
+    let signal_fd = SignalFd::with_flags(&signals(), SfdFlags::SFD_CLOEXEC)
+        .map_err(|e| format!("cannot wait for signals: {e}"))?;
+    // Workers whose main thread is gone while another thread of theirs is not: reaped
+    // when it ends ([`main_thread_gone`]).
+    let mut lingering: Vec<Child> = Vec::new();
     loop {
-        let sig = signals()
-            .wait()
-            .map_err(|e| format!("cannot wait for signals: {e}"))?;
+        let sig = match next_signal(&signal_fd)? {
+            Some(sig) => sig,
+            // No signal for a while: is the worker gone but for a thread stuck in the
+            // kernel (it cannot end, so no SIGCHLD comes)?
+            None if main_thread_gone(worker.id()) => Signal::SIGCHLD,
+            None => continue,
+        };
         let pid = NixPid::from_raw(i32::try_from(worker.id()).unwrap_or(0));
         match sig {
             Signal::SIGCHLD => {
-                let Ok(Some(status)) = worker.try_wait() else {
-                    continue;
+                lingering.retain_mut(|w| matches!(w.try_wait(), Ok(None)));
+                let status = match worker.try_wait() {
+                    Ok(Some(status)) => status.to_string(),
+                    _ if main_thread_gone(worker.id()) => {
+                        "its main thread is gone, another of its threads is stuck in \
+                         the kernel"
+                            .to_string()
+                    }
+                    _ => continue,
                 };
                 // What it held last is what the next worker is given.
                 if let Some(l) = listener.take() {
@@ -336,7 +382,13 @@ pub(super) fn supervise(mountpoint: &Path) -> Result<i32, String> {
                 while worker.try_wait().ok().flatten().is_none() {
                     if Instant::now() > deadline {
                         let _ = worker.kill();
-                        let _ = worker.wait();
+                        // Not `wait`: a worker with a thread stuck in the kernel never
+                        // ends while its mounts are up ([`main_thread_gone`]).
+                        let give_up = Instant::now() + Duration::from_secs(5);
+                        while worker.try_wait().ok().flatten().is_none() && Instant::now() < give_up
+                        {
+                            std::thread::sleep(Duration::from_millis(10));
+                        }
                         break;
                     }
                     std::thread::sleep(Duration::from_millis(10));
@@ -446,6 +498,36 @@ mod tests {
     use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
     use std::io::IoSlice;
     use std::os::fd::RawFd;
+
+    /// A process whose main thread has ended while another thread runs on (what a
+    /// worker with a thread stuck in the kernel looks like) is told from a live one.
+    #[test]
+    fn a_main_thread_gone_is_seen() {
+        let script = "import ctypes, threading, time\n\
+                      threading.Thread(target=time.sleep, args=(30,)).start()\n\
+                      ctypes.CDLL(None).pthread_exit(None)\n";
+        let mut lingering = Command::new("python3")
+            .args(["-c", script])
+            .spawn()
+            .unwrap();
+        let mut live = Command::new("sleep").arg("30").spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !main_thread_gone(lingering.id()) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let seen = main_thread_gone(lingering.id());
+        let still_running = matches!(lingering.try_wait(), Ok(None));
+        let live_seen = main_thread_gone(live.id());
+        for c in [&mut lingering, &mut live] {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        assert!(
+            seen && still_running,
+            "the main thread's end is seen before the process's"
+        );
+        assert!(!live_seen, "a live process is not taken for gone");
+    }
 
     #[test]
     fn worker_argument() {
