@@ -24,7 +24,7 @@ const FILES: [&str; 2] = ["stat", "status"];
 
 /// The descriptors kept of one member process.
 pub(super) struct Kept {
-    pub(super) pidfd: OwnedFd,
+    pidfd: OwnedFd,
     files: [Option<Arc<File>>; FILES.len()],
 }
 
@@ -36,8 +36,10 @@ impl Kept {
         }
     }
 
-    fn alive(&self) -> bool {
-        crate::sys::process::pidfd_alive(&self.pidfd) == Some(true)
+    /// Whether the process is alive (a zombie counts), asked of its pidfd; `None` when
+    /// the kernel would not say.
+    pub(super) fn alive(&self) -> Option<bool> {
+        crate::sys::process::pidfd_alive(&self.pidfd)
     }
 }
 
@@ -72,7 +74,9 @@ impl View {
         }
         let file = Arc::new(File::open(host::proc_path(&format!("{n}/{}", FILES[slot]))).ok()?);
         let mut all = lock(&self.shared.pidfds);
-        let kept = all.get_mut(&(n, start)).filter(|k| k.alive())?;
+        let kept = all
+            .get_mut(&(n, start))
+            .filter(|k| k.alive() == Some(true))?;
         Some(Arc::clone(kept.files[slot].get_or_insert(file)))
     }
 }

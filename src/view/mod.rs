@@ -779,10 +779,7 @@ impl View {
     fn renew_if_reused(&self, n: Pid, start: u64) {
         let gone = {
             let mut pidfds = lock(&self.shared.pidfds);
-            let gone = pidfds
-                .get(&(n, start))
-                .and_then(|k| crate::sys::process::pidfd_alive(&k.pidfd))
-                == Some(false);
+            let gone = pidfds.get(&(n, start)).and_then(kept::Kept::alive) == Some(false);
             if gone {
                 pidfds.remove(&(n, start));
             }
@@ -865,7 +862,7 @@ impl View {
         };
         let by_pidfd = lock(&self.shared.pidfds)
             .get(&(*n, *start))
-            .and_then(|k| crate::sys::process::pidfd_alive(&k.pidfd));
+            .and_then(kept::Kept::alive);
         let gone = match by_pidfd {
             Some(true) => None,
             Some(false) => Some(Errno::ESRCH),
