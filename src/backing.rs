@@ -63,7 +63,7 @@ impl Backings {
         if !self.enabled() {
             return direct(reply);
         }
-        let mut guard = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        let mut guard = crate::sync::lock(&self.live);
         let (live, by_fh) = &mut *guard;
         if let Some(l) = live.get_mut(&ino) {
             let mut flags = FopenFlags::empty();
@@ -116,7 +116,7 @@ impl Backings {
     /// that its reads still come to the daemon.
     pub fn reply_direct(&self, ino: u64, fh: u64, flags: FopenFlags, reply: ReplyOpen) {
         if self.enabled() {
-            let mut guard = self.live.lock().unwrap_or_else(|p| p.into_inner());
+            let mut guard = crate::sync::lock(&self.live);
             let (live, by_fh) = &mut *guard;
             if let Some(l) = live.get_mut(&ino).filter(|l| l.open > 0) {
                 l.open += 1;
@@ -134,7 +134,7 @@ impl Backings {
     /// Handle `fh` is closed: its inode's backing file goes with the last handle using
     /// it.
     pub fn release(&self, fh: u64) {
-        let mut guard = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        let mut guard = crate::sync::lock(&self.live);
         let (live, by_fh) = &mut *guard;
         let Some(ino) = by_fh.remove(&fh) else {
             return;

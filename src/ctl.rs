@@ -202,7 +202,7 @@ impl Daemon {
         &self,
         also: impl FnOnce(&mut crate::membership::Tracker) -> T,
     ) -> (crate::state::State, T) {
-        let specs = self.specs.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let specs = crate::sync::lock(&self.specs).clone();
         self.view.with_tracker(|t| {
             let state = crate::state::State {
                 version: crate::state::VERSION,
@@ -248,7 +248,7 @@ impl Daemon {
         // requests on several connections, the saver thread and the stop may all save at
         // once, and two writes of the one temporary file would leave a torn state, or an
         // older one over a newer, whose journals are gone.
-        let _one = self.saving.lock().unwrap_or_else(|p| p.into_inner());
+        let _one = crate::sync::lock(&self.saving);
         let (state, sealed) = self.snapshot_and(|t| t.rotate_journal());
         crate::state::save(path, &state)?;
         if let Some(sealed) = sealed {
@@ -341,7 +341,7 @@ pub fn handle(d: &Daemon, req: Request) -> Response {
     }
     if resp.ok && changes {
         {
-            let mut specs = d.specs.lock().unwrap_or_else(|p| p.into_inner());
+            let mut specs = crate::sync::lock(&d.specs);
             if let Some(spec) = added {
                 let name = spec.split(':').next().unwrap_or_default().to_string();
                 specs.push((name, spec));

@@ -14,6 +14,7 @@ use nix::sys::signal::{SigSet, Signal};
 use crate::events::EventStream;
 use crate::spin::Spin;
 use crate::stats::Stats;
+use crate::sync::lock;
 use crate::view::View;
 
 /// The kernel's process events, for a view to follow ([`crate::view::Inputs::events`]):
@@ -105,10 +106,6 @@ static FLUSHING: Mutex<()> = Mutex::new(());
 
 /// Set once the daemon stops: the flush threads tell the kernel nothing more.
 static STOPPING: AtomicBool = AtomicBool::new(false);
-
-fn lock(m: &Mutex<()>) -> std::sync::MutexGuard<'_, ()> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// Stops the flush threads before the daemon exits, waiting (up to `limit`) for the
 /// invalidation one of them may be making. The kernel makes an invalidation of a name

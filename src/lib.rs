@@ -40,5 +40,6 @@ pub mod resources;
 pub mod spin;
 pub mod state;
 pub mod stats;
+pub mod sync;
 pub mod sys;
 pub mod view;

@@ -70,7 +70,7 @@ impl Watcher {
     /// Tells the kernel through `notifier` once `file`, open as handle `fh`, has any
     /// of `events`.
     pub fn watch(&self, fh: u64, file: Arc<File>, events: u32, notifier: PollNotifier) {
-        let mut t = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        let mut t = crate::sync::lock(&self.table);
         // The kernel asks again after each notification: one entry per handle.
         t.waiting.retain(|x| x.fh != fh);
         t.waiting.push(Waiting {
@@ -94,10 +94,7 @@ impl Watcher {
     /// What handle `fh` has now: a poll of its real descriptor, and what the watcher saw
     /// since the kernel last asked.
     pub fn ready(&self, fh: u64, file: &File, events: u32) -> u32 {
-        let fired = self
-            .table
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        let fired = crate::sync::lock(&self.table)
             .fired
             .remove(&fh)
             .unwrap_or(0);
@@ -106,7 +103,7 @@ impl Watcher {
 
     /// Forgets handle `fh` (it is closed).
     pub fn forget(&self, fh: u64) {
-        let mut t = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        let mut t = crate::sync::lock(&self.table);
         t.waiting.retain(|x| x.fh != fh);
         t.fired.remove(&fh);
     }
@@ -114,9 +111,7 @@ impl Watcher {
 
 fn watch_loop(table: &Mutex<Table>) {
     loop {
-        let batch: Vec<(u64, Arc<File>, u32)> = table
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        let batch: Vec<(u64, Arc<File>, u32)> = crate::sync::lock(table)
             .waiting
             .iter()
             .map(|w| (w.fh, Arc::clone(&w.file), w.events))
@@ -137,7 +132,7 @@ fn watch_loop(table: &Mutex<Table>) {
             _ => continue,
         };
         drop(fds);
-        let mut t = table.lock().unwrap_or_else(|p| p.into_inner());
+        let mut t = crate::sync::lock(table);
         for ((fh, _, _), revents) in batch.iter().zip(seen) {
             if revents == 0 {
                 continue;

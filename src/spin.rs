@@ -109,7 +109,7 @@ impl Spin {
         if on_one_cpu() {
             return;
         }
-        let _switch = self.switch.lock().unwrap_or_else(|p| p.into_inner());
+        let _switch = crate::sync::lock(&self.switch);
         if self.hot.load(SeqCst) {
             return;
         }
@@ -146,7 +146,7 @@ impl Spin {
                 }
                 seen = now;
             }
-            let _switch = self.switch.lock().unwrap_or_else(|p| p.into_inner());
+            let _switch = crate::sync::lock(&self.switch);
             // A burst that began since the last look keeps it polling for another window.
             if self.requests.load(SeqCst) - seen >= enough {
                 continue;

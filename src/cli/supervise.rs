@@ -34,7 +34,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -44,6 +44,8 @@ use nix::sys::signal::{kill, SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::socket::{shutdown, socketpair, AddressFamily, Shutdown, SockFlag, SockType};
 use nix::unistd::Pid as NixPid;
+
+use crate::sync::lock;
 
 use super::channel::{next_message, send, send_held, HeldMount, Message};
 
@@ -425,12 +427,6 @@ fn unmount_held(held: &Mutex<Vec<HeldMount>>) {
         }
         drop(m.fd);
     }
-}
-
-/// The held list, even if a thread panicked while holding it (a list of plain entries
-/// has no invariant a panic could break).
-fn lock(held: &Mutex<Vec<HeldMount>>) -> MutexGuard<'_, Vec<HeldMount>> {
-    held.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Carries out a worker's `hold` or `release` on the supervisor's list.

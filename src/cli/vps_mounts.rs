@@ -83,7 +83,7 @@ impl VpsMounts {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Served>> {
-        self.served.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.served)
     }
 
     /// Where VPS `name`'s mount is, if it has one.

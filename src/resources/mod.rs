@@ -54,7 +54,7 @@ pub mod vpscgroup;
 use std::fs;
 use std::io;
 use std::path::PathBuf;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
@@ -214,11 +214,9 @@ struct CpuLimits {
     host_online: CpuSet,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic elsewhere must not take every later read down with it: the state is
-    // plain numbers, valid whatever the panic interrupted.
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
+// A panic elsewhere must not take every later read down with it: the state is plain
+// numbers, valid whatever the panic interrupted.
+use crate::sync::lock;
 
 impl VpsResources {
     pub fn new(paths: CgroupPaths) -> VpsResources {

@@ -60,7 +60,7 @@ pub struct Held(Arc<Mutex<FxHashSet<DirKey>>>);
 
 impl Held {
     fn set(&self) -> std::sync::MutexGuard<'_, FxHashSet<DirKey>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.0)
     }
 
     /// The kernel was given a long-lived name for `key`.

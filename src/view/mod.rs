@@ -29,7 +29,7 @@ use std::io;
 use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rustc_hash::FxHashMap;
@@ -236,10 +236,8 @@ fn errno(e: &io::Error) -> Errno {
     e.raw_os_error().map_or(Errno::EIO, Errno::from_raw)
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic in another request must not take the whole view down with it.
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
+// A panic in another request must not take the whole view down with it.
+use crate::sync::lock;
 
 impl View {
     /// The shared mount of `tracker`'s VPSes, each reader seeing its own VPS (`vprocfs
