@@ -13,11 +13,19 @@
 //! the same backing file: as a plain passthrough open if its text is the same, and
 //! otherwise with `FOPEN_DIRECT_IO` too, which makes the kernel send its reads to the
 //! daemon (it overrides passthrough), served from the view's own handle. Once no
-//! handle uses an inode's backing file, the next open rewrites the same memfd rather
-//! than making and registering another (no reader can see it change: the kernel drops
-//! an inode's backing file when its last passthrough file closes, before the release
-//! reaches the daemon). Without passthrough (a kernel before 6.9, or a daemon that took
-//! over a mount without seeing its INIT) every snapshot is read with `direct_io`.
+//! handle uses an inode's backing file, the next open with the same text uses it again;
+//! a different text gets a new memfd.
+//!
+//! A memfd is never rewritten once the kernel has it, because a reader may have mapped
+//! it: procfs refuses `mmap` (ENODEV), but the kernel maps a passthrough file's backing
+//! file, and a mapping outlives the open it came from. Rewritten in place, the memfd
+//! would show that reader the text of a later open, rendered for another reader who
+//! may see more (a `stat` with its code and stack addresses unmasked, an `environ`
+//! after a set-uid exec). So a mapping shows the snapshot of its own open, what its
+//! reader was allowed to read, and nothing else (docs/limits.md).
+//!
+//! Without passthrough (a kernel before 6.9, or a daemon that took over a mount without
+//! seeing its INIT) every snapshot is read with `direct_io`.
 
 use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,8 +36,9 @@ use rustc_hash::FxHashMap;
 
 /// The backing file of one inode.
 struct Live {
+    /// Holds the memfd: the kernel keeps its own reference to the file, so the
+    /// daemon's descriptor is closed once it is registered.
     id: BackingId,
-    memfd: std::fs::File,
     text: Arc<[u8]>,
     /// Open handles that use it.
     open: usize,
@@ -65,37 +74,32 @@ impl Backings {
         }
         let mut guard = crate::sync::lock(&self.live);
         let (live, by_fh) = &mut *guard;
-        if let Some(l) = live.get_mut(&ino) {
+        if let Some(l) = live
+            .get_mut(&ino)
+            .filter(|l| l.open > 0 || *l.text == **text)
+        {
             let mut flags = FopenFlags::empty();
             if *l.text != **text {
-                if l.open > 0 {
-                    // Another snapshot holds the inode: this one is read through the
-                    // daemon, still naming the inode's backing file.
-                    flags = FopenFlags::FOPEN_DIRECT_IO;
-                } else if let Err(e) = rewrite(&l.memfd, text) {
-                    log::warn!("cannot rewrite a snapshot ({e}); read through the daemon");
-                    live.remove(&ino);
-                    return direct(reply);
-                } else {
-                    l.text = Arc::clone(text);
-                }
+                // Another snapshot holds the inode: this one is read through the
+                // daemon, still naming the inode's backing file.
+                flags = FopenFlags::FOPEN_DIRECT_IO;
             }
             l.open += 1;
             by_fh.insert(fh, ino);
             return reply.opened_passthrough(FileHandle(fh), flags, &l.id);
         }
+        // An idle backing file of another text is replaced below, never rewritten (a
+        // reader may have mapped it: see the module's doc).
         if live.len() >= MAX_IDLE {
             live.retain(|_, l| l.open > 0);
         }
-        let made = memfd_with(text).and_then(|f| Ok((reply.open_backing(&f)?, f)));
-        match made {
-            Ok((id, memfd)) => {
+        match memfd_with(text).and_then(|f| reply.open_backing(&f)) {
+            Ok(id) => {
                 reply.opened_passthrough(FileHandle(fh), FopenFlags::empty(), &id);
                 live.insert(
                     ino,
                     Live {
                         id,
-                        memfd,
                         text: Arc::clone(text),
                         open: 1,
                     },
@@ -145,13 +149,6 @@ impl Backings {
     }
 }
 
-/// Makes `memfd` hold `text` instead of what it held.
-fn rewrite(memfd: &std::fs::File, text: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::FileExt;
-    memfd.set_len(0)?;
-    memfd.write_all_at(text, 0)
-}
-
 /// A memfd holding `text`: a regular file the kernel accepts as a backing file.
 fn memfd_with(text: &[u8]) -> std::io::Result<std::fs::File> {
     use nix::sys::memfd::{memfd_create, MFdFlags};
@@ -166,16 +163,6 @@ mod tests {
     use super::*;
     use std::io::Read as _;
     use std::io::Seek as _;
-
-    #[test]
-    fn a_rewritten_memfd_holds_the_new_text_only() {
-        let mut f = memfd_with(b"a longer first text\n").expect("memfd");
-        rewrite(&f, b"short\n").expect("rewrite");
-        f.rewind().expect("rewind");
-        let mut s = String::new();
-        f.read_to_string(&mut s).expect("read");
-        assert_eq!(s, "short\n");
-    }
 
     #[test]
     fn a_memfd_holds_the_text() {

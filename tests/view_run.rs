@@ -119,6 +119,30 @@ fn a_waiting_read_matches_the_kernel() {
     }
 }
 
+/// procfs refuses `mmap`; through FUSE passthrough the kernel maps the daemon's memfd,
+/// and the mapping outlives its open. A `nobody` reader's mapping of root's `stat`
+/// (code and stack addresses masked for it) must not show root's later, unmasked open
+/// of the same file: it did while an idle memfd was rewritten for the next open.
+#[test]
+fn a_mapping_shows_only_its_own_readers_snapshot() {
+    if !privileged() {
+        return;
+    }
+    let probe = script("mapped_snapshot.py").display().to_string();
+    assert_eq!(in_kernel_ns(&[PY, &probe]), "refused ENODEV\n");
+    for flags in [&["--full-view"][..], &["--full-view", "--no-passthrough"]] {
+        let (view, err, code) = in_vps(flags, &[PY, &probe]);
+        assert_eq!(code, 0, "{flags:?}: stderr: {err}");
+        // With passthrough the kernel maps the snapshot; without it, direct I/O
+        // refuses a shared mapping as procfs does.
+        let want = if flags.len() == 1 {
+            "unchanged\n"
+        } else {
+            "refused ENODEV\n"
+        };
+        assert_eq!(view, want, "{flags:?}: stderr: {err}");
+    }
+}
 /// Comm names that contain digits would be renamed like pids by the comparison: they are
 /// compared verbatim by the exact pid-namespace test, and masked here.
 fn mask_comms(s: &str) -> String {
