@@ -8,13 +8,14 @@ use std::time::{Duration, UNIX_EPOCH};
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, IoctlFlags,
     KernelConfig, LockOwner, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty,
-    ReplyEntry, ReplyIoctl, ReplyOpen, ReplyXattr, Request,
+    ReplyEntry, ReplyIoctl, ReplyOpen, ReplyStatfs, ReplyXattr, Request,
 };
 
 use crate::backing::Backings;
 use crate::poll::Watcher;
 use crate::spin::Spin;
 use crate::stats::{Op, Stats};
+use crate::view::writes::Change;
 use crate::view::{Attr, DirCaching, Kind, Requester, View};
 
 /// The filesystem served to the kernel.
@@ -285,11 +286,11 @@ impl Filesystem for ProcFs {
         req: &Request,
         ino: INodeNo,
         mode: Option<u32>,
-        _uid: Option<u32>,
-        _gid: Option<u32>,
-        _size: Option<u64>,
-        _atime: Option<fuser::TimeOrNow>,
-        _mtime: Option<fuser::TimeOrNow>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<fuser::TimeOrNow>,
+        mtime: Option<fuser::TimeOrNow>,
         _ctime: Option<std::time::SystemTime>,
         _fh: Option<FileHandle>,
         _crtime: Option<std::time::SystemTime>,
@@ -299,14 +300,54 @@ impl Filesystem for ProcFs {
         reply: ReplyAttr,
     ) {
         self.begin(Op::Setattr);
-        // procfs refuses a change of mode (EPERM) and takes the rest without keeping it
-        // (`proc_setattr`: owner, times, and the truncation of `> file`).
-        if mode.is_some() {
-            return reply.error(Errno::EPERM);
-        }
+        let time = |t: fuser::TimeOrNow| match t {
+            fuser::TimeOrNow::SpecificTime(t) => Some(t),
+            fuser::TimeOrNow::Now => None,
+        };
+        let change = Change {
+            mode,
+            uid,
+            gid,
+            size,
+            atime: atime.map(time),
+            mtime: mtime.map(time),
+        };
         let reader = self.view.reader(req.pid());
-        match self.view.getattr(reader, ino.0) {
+        match self
+            .view
+            .setattr(reader, ino.0, (req.uid(), req.gid()), &change)
+        {
             Ok(a) => reply.attr(&a.attr_ttl, &file_attr(&a)),
+            Err(e) => reply.error(err(e)),
+        }
+    }
+
+    fn setxattr(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        self.begin(Op::Xattr);
+        let reader = self.view.reader(req.pid());
+        match self
+            .view
+            .setxattr(reader, ino.0, name, Some((value, flags)))
+        {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(err(e)),
+        }
+    }
+
+    fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        self.begin(Op::Xattr);
+        let reader = self.view.reader(req.pid());
+        match self.view.setxattr(reader, ino.0, name, None) {
+            Ok(()) => reply.ok(),
             Err(e) => reply.error(err(e)),
         }
     }
@@ -448,9 +489,24 @@ impl Filesystem for ProcFs {
         reply.error(Errno::ENOSYS);
     }
 
-    fn listxattr(&self, _req: &Request, _ino: INodeNo, _size: u32, reply: ReplyXattr) {
+    fn listxattr(&self, _req: &Request, _ino: INodeNo, size: u32, reply: ReplyXattr) {
         self.begin(Op::Xattr);
-        reply.error(Errno::ENOSYS);
+        // procfs lists no attributes (an empty list, not EOPNOTSUPP as ENOSYS would make
+        // the kernel answer): `cp -a`, `rsync -X` and `tar --xattrs` take the difference
+        // for an error. A call with size 0 asks for the list's length.
+        if size == 0 {
+            reply.size(0);
+        } else {
+            reply.data(&[]);
+        }
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        self.begin(Op::Statfs);
+        // procfs's (simple_statfs): no blocks, no files, a page as the block size and
+        // NAME_MAX. The magic number is FUSE's, whatever the daemon says (docs/limits.md).
+        const PAGE_SIZE: u32 = 4096;
+        reply.statfs(0, 0, 0, 0, 0, PAGE_SIZE, 255, PAGE_SIZE);
     }
 
     fn ioctl(

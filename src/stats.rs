@@ -42,11 +42,13 @@ pub enum Op {
     Access,
     /// what would make or remove a name (`create`, `mkdir`, `unlink`, …)
     Namespace,
+    /// `statfs`
+    Statfs,
 }
 
 impl Op {
     /// Every kind, in the order statistics print them.
-    pub const ALL: [Op; 18] = [
+    pub const ALL: [Op; 19] = [
         Op::Lookup,
         Op::Forget,
         Op::Getattr,
@@ -65,6 +67,7 @@ impl Op {
         Op::Setattr,
         Op::Access,
         Op::Namespace,
+        Op::Statfs,
     ];
 
     /// The request's name.
@@ -88,6 +91,7 @@ impl Op {
             Op::Setattr => "setattr",
             Op::Access => "access",
             Op::Namespace => "names",
+            Op::Statfs => "statfs",
         }
     }
 }
@@ -160,7 +164,9 @@ mod tests {
         let line = s.line();
         assert!(line.starts_with("requests lookup=2 forget=0 "), "{line}");
         assert!(
-            line.contains(" ioctl=1 poll=0 write=0 setattr=0 access=0 names=0 total=3 rss_kb="),
+            line.contains(
+                " ioctl=1 poll=0 write=0 setattr=0 access=0 names=0 statfs=0 total=3 rss_kb="
+            ),
             "{line}"
         );
         assert!(rss_kb().is_some_and(|k| k > 0));

@@ -110,6 +110,20 @@ fn thread_listings_follow_threads_as_the_kernel_does() {
     }
 }
 
+/// chmod, chown, utime, truncate, the extended-attribute calls, statvfs and the calls
+/// that make or remove names, as root and as `nobody`, on process directories (which
+/// procfs marks immutable), their files, namespaces behind `ns/` links, sysctls and
+/// `/proc`'s global entries: each answers as procfs answers.
+#[test]
+fn file_system_calls_answer_as_the_kernel() {
+    if privileged() {
+        probe_matches_kernel(
+            "fs_calls.py",
+            "root /proc/self/ attrs ['EPERM', 'EPERM', 'EPERM'",
+        );
+    }
+}
+
 /// A reader waiting on `/proc/kmsg` holds nobody else up, a non-blocking read gets
 /// `EAGAIN`, and a signal ends the wait: as on the kernel's procfs.
 #[test]

@@ -9,7 +9,8 @@ import os
 import sys
 
 KINDS = ["lookup", "forget", "getattr", "readlink", "open", "read", "release", "flush",
-         "opendir", "readdir", "releasedir", "xattr", "ioctl", "poll", "write", "setattr", "names", "total"]
+         "opendir", "readdir", "releasedir", "xattr", "ioctl", "poll", "write", "setattr", "access",
+         "names", "statfs", "total"]
 
 
 def read_tsv(path):

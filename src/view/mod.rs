@@ -651,6 +651,35 @@ impl View {
         }
     }
 
+    /// Changes the attributes of inode `ino` for `reader` (file-system ids `fs_ids`) as
+    /// procfs would ([`writes::Change`]), and answers its attributes after.
+    pub fn setattr(
+        &self,
+        reader: Reader,
+        ino: u64,
+        fs_ids: (u32, u32),
+        change: &writes::Change,
+    ) -> Result<Attr, Errno> {
+        let node = self.node(ino)?;
+        self.check_alive(&node)?;
+        self.change(reader, &node, fs_ids, change)?;
+        self.getattr(reader, ino)
+    }
+
+    /// Sets (`value` with its `XATTR_*` flags) or removes (`None`) extended attribute
+    /// `name` of inode `ino` for `reader`, as procfs answers.
+    pub fn setxattr(
+        &self,
+        reader: Reader,
+        ino: u64,
+        name: &std::ffi::OsStr,
+        value: Option<(&[u8], i32)>,
+    ) -> Result<(), Errno> {
+        let node = self.node(ino)?;
+        self.check_alive(&node)?;
+        self.change_xattr(reader, &node, name, value)
+    }
+
     /// Attributes of inode `ino`.
     ///
     /// FUSE does not say whether a `stat` names a path or a descriptor. An inode a

@@ -92,6 +92,31 @@ fn identity(tid: Pid) -> Result<(Identity, Vec<File>), Errno> {
     })
 }
 
+/// The identity under which the daemon acts on `node` for `reader`: the reader's own,
+/// plus what procfs grants a task on its own entries whatever its credentials, which a
+/// thread of the daemon (not that task) gets only from the capabilities that grant the
+/// same: `ptrace` access to itself (`ptrace_may_access`: the magic links of its `fd/`
+/// and `ns/`, even when it is not dumpable) and its own `fd/` (`proc_fd_permission`).
+fn identity_on(reader: Reader, node: &Node) -> Result<(Identity, Vec<File>), Errno> {
+    const CAP_DAC_OVERRIDE: u32 = 1;
+    const CAP_SYS_PTRACE: u32 = 19;
+    let tid = tid_of(reader);
+    let (mut id, namespaces) = identity(tid)?;
+    let tgid = |t: Pid| crate::host::read_task(t).ok().map(|i| i.tgid);
+    let own = node
+        .shown_task()
+        .is_some_and(|t| tgid(t).is_some() && tgid(t) == tgid(tid));
+    if own {
+        let mut grant = 1u64 << CAP_SYS_PTRACE;
+        if matches!(node, Node::Pid { rel, .. } if &**rel == "fd") {
+            grant |= 1 << CAP_DAC_OVERRIDE;
+        }
+        id.cap_eff |= grant;
+        id.cap_prm |= grant;
+    }
+    Ok((id, namespaces))
+}
+
 /// Whether what a file shows depends on its reader's namespaces or credentials, which
 /// the kernel takes from the task that reads: sysctls (`/proc/sys`: UTS, IPC and
 /// network ones are per namespace), System V IPC (`/proc/sysvipc`: the IPC namespace)
@@ -355,5 +380,234 @@ fn write_ns_last_pid(init: Pid, n: Pid) -> Result<(), Errno> {
         Ok(())
     } else {
         Err(Errno::EPERM)
+    }
+}
+
+/// What a `setattr` asks to change: `chmod`, `chown`, `truncate` and `utimensat` (a
+/// time of `Some(None)` is "now").
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Change {
+    /// New mode bits.
+    pub mode: Option<u32>,
+    /// New owner.
+    pub uid: Option<u32>,
+    /// New group.
+    pub gid: Option<u32>,
+    /// New size.
+    pub size: Option<u64>,
+    /// New access time.
+    pub atime: Option<Option<std::time::SystemTime>>,
+    /// New modification time.
+    pub mtime: Option<Option<std::time::SystemTime>>,
+}
+
+/// Where a change of attributes is decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ChangeRule {
+    /// Refused (`EPERM`), whoever asks: the directories of a process and of a thread,
+    /// and a namespace behind an `ns/` link, which the kernel marks immutable.
+    Immutable,
+    /// By the kernel, made to the real entry as the reader: a process's other entries
+    /// (procfs refuses a change of mode and takes the rest without keeping it,
+    /// `proc_setattr`), the object behind a magic link (a pipe's own mode and times
+    /// change, as through procfs) and sysctls (`proc_sys_setattr`). None of that
+    /// outlives the process, or changes what another reader sees.
+    Real,
+    /// `/proc` and its global entries: procfs keeps a change root makes to them in the
+    /// entry all of the host's procfs mounts share, which a VPS must not reach. The
+    /// kernel refuses it to others, the view takes it from root without keeping it.
+    Shared,
+}
+
+fn change_rule(node: &Node) -> ChangeRule {
+    match node {
+        Node::Pid { rel, .. } if rel.is_empty() || super::links::is_namespace(node) => {
+            ChangeRule::Immutable
+        }
+        Node::Pid { .. } | Node::SelfLink | Node::ThreadSelf => ChangeRule::Real,
+        Node::Global { rel } if &**rel == "sys" || rel.starts_with("sys/") => ChangeRule::Real,
+        Node::Root | Node::Global { .. } => ChangeRule::Shared,
+    }
+}
+
+/// `change` made to `path` by the calling thread, one system call per attribute, in
+/// the order the kernel checks them (`setattr_prepare`).
+fn apply(path: &std::path::Path, change: &Change) -> io::Result<()> {
+    use nix::sys::stat::{utimensat, Mode, UtimensatFlags};
+    use nix::sys::time::TimeSpec;
+    use nix::unistd::{chown, truncate, Gid, Uid};
+    if change.uid.is_some() || change.gid.is_some() {
+        chown(
+            path,
+            change.uid.map(Uid::from_raw),
+            change.gid.map(Gid::from_raw),
+        )?;
+    }
+    if let Some(mode) = change.mode {
+        nix::sys::stat::fchmodat(
+            nix::fcntl::AT_FDCWD,
+            path,
+            Mode::from_bits_truncate(mode & 0o7777),
+            nix::sys::stat::FchmodatFlags::FollowSymlink,
+        )?;
+    }
+    if let Some(size) = change.size {
+        truncate(path, size as libc::off_t)?;
+    }
+    if change.atime.is_some() || change.mtime.is_some() {
+        let spec = |t: Option<Option<std::time::SystemTime>>| match t {
+            None => TimeSpec::UTIME_OMIT,
+            Some(None) => TimeSpec::UTIME_NOW,
+            Some(Some(t)) => {
+                let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+                TimeSpec::from_duration(d)
+            }
+        };
+        utimensat(
+            nix::fcntl::AT_FDCWD,
+            path,
+            &spec(change.atime),
+            &spec(change.mtime),
+            UtimensatFlags::FollowSymlink,
+        )?;
+    }
+    Ok(())
+}
+
+impl View {
+    /// Changes the attributes of `node` for `reader` (with file-system ids `fs_ids`),
+    /// as procfs would: see [`ChangeRule`]. Nothing is kept by the view: the attributes
+    /// shown after are the real entry's, as always.
+    pub(super) fn change(
+        &self,
+        reader: Reader,
+        node: &Node,
+        fs_ids: (u32, u32),
+        change: &Change,
+    ) -> Result<(), Errno> {
+        match change_rule(node) {
+            ChangeRule::Immutable => Err(Errno::EPERM),
+            ChangeRule::Real => {
+                let object = super::links::object_path(node);
+                let mut change = change.clone();
+                if object.as_ref().is_some_and(|o| !o.is_file()) {
+                    // The view shows a FIFO or socket behind `fd/N` as a regular file,
+                    // so the kernel asks to truncate it for an `open(O_TRUNC)`
+                    // (`> /dev/fd/63`), which it ignores for a FIFO.
+                    change.size = None;
+                }
+                let path = object.unwrap_or_else(|| node.real_path());
+                let (id, namespaces) = identity_on(reader, node)?;
+                run_as(&id, &namespaces, || apply(&path, &change))
+                    .map_err(|e| self.gone_or(node, errno(&e)))
+            }
+            ChangeRule::Shared => shared_change(fs_ids.0, change),
+        }
+    }
+
+    /// Sets or removes (`value` `None`) extended attribute `name` of `node`, as procfs
+    /// answers `reader`: it keeps none, and refuses each call its own way (`EPERM` on
+    /// its immutable directories, `EACCES` on a sysctl directory, `EOPNOTSUPP`
+    /// elsewhere), so the call is made to the real entry as the reader where
+    /// [`ChangeRule::Real`] applies.
+    pub(super) fn change_xattr(
+        &self,
+        reader: Reader,
+        node: &Node,
+        name: &std::ffi::OsStr,
+        value: Option<(&[u8], i32)>,
+    ) -> Result<(), Errno> {
+        match change_rule(node) {
+            ChangeRule::Immutable => return Err(Errno::EPERM),
+            ChangeRule::Shared => return Err(Errno::EOPNOTSUPP),
+            ChangeRule::Real => {}
+        }
+        let path = super::links::object_path(node).unwrap_or_else(|| node.real_path());
+        let (id, namespaces) = identity_on(reader, node)?;
+        let call = || match value {
+            Some((v, flags)) => {
+                let flags = rustix::fs::XattrFlags::from_bits_truncate(flags as u32);
+                rustix::fs::setxattr(&path, name, v, flags)
+            }
+            None => rustix::fs::removexattr(&path, name),
+        };
+        run_as(&id, &namespaces, || call().map_err(io::Error::from))
+            .map_err(|e| self.gone_or(node, errno(&e)))
+    }
+}
+
+/// A change of `/proc`'s own or a global entry's attributes by a reader of fsuid
+/// `fsuid`: taken (not kept) from root, refused to others as the kernel refuses a
+/// non-owner (the owner is root) of an entry no one else may write.
+fn shared_change(fsuid: u32, change: &Change) -> Result<(), Errno> {
+    if fsuid == 0 {
+        return Ok(());
+    }
+    let explicit = |t: &Option<Option<std::time::SystemTime>>| matches!(t, Some(Some(_)));
+    if change.uid.is_some()
+        || change.gid.is_some()
+        || change.mode.is_some()
+        || explicit(&change.atime)
+        || explicit(&change.mtime)
+    {
+        return Err(Errno::EPERM);
+    }
+    // Touching or truncating needs write permission, which procfs gives only to root.
+    Err(Errno::EACCES)
+}
+
+#[cfg(test)]
+mod change_tests {
+    use super::*;
+
+    #[test]
+    fn what_decides_a_change_of_attributes() {
+        let pid = |rel: &str| Node::Pid {
+            n: 1,
+            tid: None,
+            start: 0,
+            rel: rel.into(),
+        };
+        let global = |rel: &str| Node::Global { rel: rel.into() };
+        assert_eq!(change_rule(&pid("")), ChangeRule::Immutable);
+        assert_eq!(
+            change_rule(&pid("ns/pid:[4026531836]")),
+            ChangeRule::Immutable
+        );
+        assert_eq!(change_rule(&pid("ns")), ChangeRule::Real);
+        assert_eq!(change_rule(&pid("fd/pipe:[12]")), ChangeRule::Real);
+        assert_eq!(change_rule(&pid("stat")), ChangeRule::Real);
+        assert_eq!(change_rule(&global("sys/kernel/pid_max")), ChangeRule::Real);
+        assert_eq!(change_rule(&global("sys")), ChangeRule::Real);
+        assert_eq!(change_rule(&global("sysrq-trigger")), ChangeRule::Shared);
+        assert_eq!(change_rule(&global("uptime")), ChangeRule::Shared);
+        assert_eq!(change_rule(&global("sysvipc/shm")), ChangeRule::Shared);
+        assert_eq!(change_rule(&Node::Root), ChangeRule::Shared);
+    }
+
+    #[test]
+    fn a_shared_entry_is_changed_by_root_only() {
+        let now = Some(None);
+        let at = Some(Some(std::time::UNIX_EPOCH));
+        let touch = Change {
+            atime: now,
+            mtime: now,
+            ..Change::default()
+        };
+        let set = Change {
+            atime: at,
+            mtime: at,
+            ..Change::default()
+        };
+        let chown = Change {
+            uid: Some(1),
+            ..Change::default()
+        };
+        for c in [&touch, &set, &chown] {
+            assert_eq!(shared_change(0, c), Ok(()));
+        }
+        assert_eq!(shared_change(1000, &touch), Err(Errno::EACCES));
+        assert_eq!(shared_change(1000, &set), Err(Errno::EPERM));
+        assert_eq!(shared_change(1000, &chown), Err(Errno::EPERM));
     }
 }

@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""What the file system calls answer on /proc, one line each: the view must answer as
+the kernel's procfs (run as the init of a pid namespace and of a VPS, outputs compared).
+
+Extended attributes, statvfs, the calls that would make, remove or change a name or an
+inode (procfs's immutable process directories, its refusal of a change of mode, its
+sysctls' rules), and opens in modes procfs refuses; as root, then as `nobody` on its
+own process and on root's.
+"""
+import errno
+import os
+
+
+def call(f):
+    try:
+        return f() or "ok"
+    except OSError as e:
+        return errno.errorcode[e.errno]
+
+
+def attrs(p):
+    st = os.stat(p)
+    return [call(lambda: os.chmod(p, st.st_mode & 0o7777)),
+            call(lambda: os.chown(p, st.st_uid, st.st_gid)),
+            call(lambda: os.utime(p)),
+            call(lambda: os.utime(p, (1, 1))),
+            call(lambda: os.truncate(p, 0)) if not os.path.isdir(p) else "dir"]
+
+
+def xattrs(p, who):
+    # getxattr is answered by the kernel itself through the view (EOPNOTSUPP), where
+    # procfs first checks that the reader may read the entry (docs/limits.md): asked as
+    # root only.
+    return [call(lambda: os.listxattr(p)),
+            call(lambda: os.getxattr(p, "user.x")) if who == "root" else "-",
+            call(lambda: os.setxattr(p, "user.x", b"1")),
+            call(lambda: os.setxattr(p, "trusted.x", b"1")),
+            call(lambda: os.removexattr(p, "user.x")),
+            call(lambda: os.setxattr(p, "user.x", b"1", follow_symlinks=False))]
+
+
+def calls(who):
+    paths = ["/proc/self/", "/proc/1/", "/proc/1/task/1", "/proc/self/stat", "/proc/1/stat",
+             "/proc/self/comm", "/proc/1/comm", "/proc/self/fd", "/proc/self/ns",
+             "/proc/self/ns/pid", "/proc/1/ns/pid", "/proc/sys", "/proc/sys/kernel",
+             "/proc/sys/kernel/pid_max", "/proc", "/proc/uptime", "/proc/self",
+             "/proc/thread-self"]
+    for p in paths:
+        print(who, p, "attrs", attrs(p), "xattrs", xattrs(p, who))
+    stat = "/proc/self/stat"
+    print(who, "mkdir", call(lambda: os.mkdir("/proc/self/x")),
+          "rmdir", call(lambda: os.rmdir("/proc/self/fd")),
+          "unlink", call(lambda: os.unlink(stat)),
+          "rename", call(lambda: os.rename(stat, "/proc/self/x")),
+          "symlink", call(lambda: os.symlink("/", "/proc/self/y")),
+          "link", call(lambda: os.link(stat, "/proc/self/z")),
+          "mknod", call(lambda: os.mkfifo("/proc/self/f")))
+    for flags, name in [(os.O_RDWR, "rdwr"), (os.O_RDONLY | os.O_DIRECTORY, "directory"),
+                        (os.O_WRONLY | os.O_CREAT | os.O_EXCL, "creat excl"),
+                        (os.O_RDONLY | os.O_CREAT, "creat"), (os.O_WRONLY | os.O_TRUNC, "trunc")]:
+        print(who, "open", name, [call(lambda: os.close(os.open(p, flags, 0o600)))
+                                  for p in [stat, "/proc/1/comm", "/proc/self/fd", "/proc/uptime",
+                                            "/proc/self/new"]])
+
+
+def main():
+    v = os.statvfs("/proc")
+    print("statvfs", v.f_bsize, v.f_frsize, v.f_namemax, v.f_blocks, v.f_bfree, v.f_files)
+    calls("root")
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            calls("nobody")
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+
+
+main()
