@@ -92,6 +92,12 @@ fn identity(tid: Pid) -> Result<(Identity, Vec<File>), Errno> {
     })
 }
 
+/// Whether tasks `a` and `b` are threads of one process (false if either is gone).
+fn same_process(a: Pid, b: Pid) -> bool {
+    let tgid = |t: Pid| crate::host::read_task(t).ok().map(|i| i.tgid);
+    tgid(a).is_some_and(|g| Some(g) == tgid(b))
+}
+
 /// The identity under which the daemon acts on `node` for `reader`: the reader's own,
 /// plus what procfs grants a task on its own entries whatever its credentials, which a
 /// thread of the daemon (not that task) gets only from the capabilities that grant the
@@ -102,11 +108,7 @@ fn identity_on(reader: Reader, node: &Node) -> Result<(Identity, Vec<File>), Err
     const CAP_SYS_PTRACE: u32 = 19;
     let tid = tid_of(reader);
     let (mut id, namespaces) = identity(tid)?;
-    let tgid = |t: Pid| crate::host::read_task(t).ok().map(|i| i.tgid);
-    let own = node
-        .shown_task()
-        .is_some_and(|t| tgid(t).is_some() && tgid(t) == tgid(tid));
-    if own {
+    if node.shown_task().is_some_and(|t| same_process(t, tid)) {
         let mut grant = 1u64 << CAP_SYS_PTRACE;
         if matches!(node, Node::Pid { rel, .. } if &**rel == "fd") {
             grant |= 1 << CAP_DAC_OVERRIDE;
@@ -164,10 +166,7 @@ impl View {
                 return Ok(Handle::Write(WriteTarget::NsLastPid(id)));
             }
             (Node::Pid { rel, .. }, _) if matches!(&**rel, "loginuid" | "comm") => {
-                let own = node.shown_task().is_some_and(|t| {
-                    crate::host::read_task(t).ok().map(|i| i.tgid)
-                        == crate::host::read_task(tid).ok().map(|i| i.tgid)
-                });
+                let own = node.shown_task().is_some_and(|t| same_process(t, tid));
                 let refused = if &**rel == "comm" {
                     Errno::EINVAL
                 } else {
@@ -497,9 +496,7 @@ impl View {
                     change.size = None;
                 }
                 let path = object.unwrap_or_else(|| node.real_path());
-                let (id, namespaces) = identity_on(reader, node)?;
-                run_as(&id, &namespaces, || apply(&path, &change))
-                    .map_err(|e| self.gone_or(node, errno(&e)))
+                self.as_caller(reader, node, || apply(&path, &change))
             }
             ChangeRule::Shared => shared_change(fs_ids.0, change),
         }
@@ -523,16 +520,28 @@ impl View {
             ChangeRule::Real => {}
         }
         let path = super::links::object_path(node).unwrap_or_else(|| node.real_path());
-        let (id, namespaces) = identity_on(reader, node)?;
-        let call = || match value {
-            Some((v, flags)) => {
-                let flags = rustix::fs::XattrFlags::from_bits_truncate(flags as u32);
-                rustix::fs::setxattr(&path, name, v, flags)
+        self.as_caller(reader, node, || {
+            match value {
+                Some((v, flags)) => {
+                    let flags = rustix::fs::XattrFlags::from_bits_truncate(flags as u32);
+                    rustix::fs::setxattr(&path, name, v, flags)
+                }
+                None => rustix::fs::removexattr(&path, name),
             }
-            None => rustix::fs::removexattr(&path, name),
-        };
-        run_as(&id, &namespaces, || call().map_err(io::Error::from))
-            .map_err(|e| self.gone_or(node, errno(&e)))
+            .map_err(io::Error::from)
+        })
+    }
+
+    /// Runs `f` on a thread that has taken on the identity under which the daemon acts
+    /// on `node` for `reader` ([`identity_on`]).
+    fn as_caller(
+        &self,
+        reader: Reader,
+        node: &Node,
+        f: impl FnOnce() -> io::Result<()> + Send,
+    ) -> Result<(), Errno> {
+        let (id, namespaces) = identity_on(reader, node)?;
+        run_as(&id, &namespaces, f).map_err(|e| self.gone_or(node, errno(&e)))
     }
 }
 
