@@ -34,28 +34,124 @@ use std::sync::{Arc, Mutex};
 use fuser::{BackingId, FileHandle, FopenFlags, ReplyOpen};
 use rustc_hash::FxHashMap;
 
-/// The backing file of one inode.
-struct Live {
+use crate::stats::Stats;
+
+/// The backing file of one inode (`I`: its id, a [`BackingId`] but in unit tests).
+struct Live<I = BackingId> {
     /// Holds the memfd: the kernel keeps its own reference to the file, so the
     /// daemon's descriptor is closed once it is registered.
-    id: BackingId,
+    id: I,
     text: Arc<[u8]>,
     /// Open handles that use it.
     open: usize,
 }
 
-/// Backing files no handle uses are kept for their inode's next open, up to this many;
-/// past it, they are all closed.
-const MAX_IDLE: usize = 1024;
+impl<I> Live<I> {
+    /// The pages of memory its memfd holds.
+    fn pages(&self) -> u64 {
+        self.text.len().div_ceil(PAGE) as u64
+    }
+}
+
+const PAGE: usize = 4096;
+
+/// How many pages the backing files no handle uses may hold, kept for their inode's
+/// next open of the same text: 16 MiB, the four files `ps -ef` opens of 1,000
+/// processes. Reusing one spares a memfd's making, filling and registering, and its
+/// closing later: a third of the daemon's work for a repeated `ps -ef` (measured in
+/// docs/performance.md). Past the budget the one used longest ago is closed; an idle
+/// one also goes when the kernel forgets its inode or its next open has another text.
+/// (A scan of more files than fit, as `ps -ef` of 10,000 processes, finds none of its
+/// own again: each was evicted before its next use.)
+const IDLE_PAGES: u64 = 4096;
+
+/// The backing files of a mount.
+struct Files<I = BackingId> {
+    /// By inode, those some handle uses: the kernel has them attached to their inode.
+    open: FxHashMap<u64, Live<I>>,
+    /// The pages `open` holds.
+    open_pages: u64,
+    /// By inode, those no handle uses, the one released longest ago first.
+    idle: lru::LruCache<u64, Live<I>>,
+    /// The pages `idle` holds.
+    idle_pages: u64,
+    /// The inode each open handle is of.
+    by_fh: FxHashMap<u64, u64>,
+}
+
+impl<I> Files<I> {
+    fn new() -> Self {
+        Files {
+            open: FxHashMap::default(),
+            open_pages: 0,
+            idle: lru::LruCache::unbounded(),
+            idle_pages: 0,
+            by_fh: FxHashMap::default(),
+        }
+    }
+
+    /// Takes the idle backing file of `ino` out of the idle ones.
+    fn take_idle(&mut self, ino: u64) -> Option<Live<I>> {
+        let l = self.idle.pop(&ino)?;
+        self.idle_pages -= l.pages();
+        Some(l)
+    }
+
+    /// Keeps `l`, of inode `ino`, idle, closing the oldest idle ones past
+    /// [`IDLE_PAGES`].
+    fn keep_idle(&mut self, ino: u64, l: Live<I>) {
+        self.idle_pages += l.pages();
+        if let Some((_, replaced)) = self.idle.push(ino, l) {
+            self.idle_pages -= replaced.pages();
+        }
+        while self.idle_pages > IDLE_PAGES {
+            let Some((_, oldest)) = self.idle.pop_lru() else {
+                break;
+            };
+            self.idle_pages -= oldest.pages();
+        }
+    }
+
+    /// `l`, of inode `ino`, is used by a first handle.
+    fn open(&mut self, ino: u64, l: Live<I>) {
+        self.open_pages += l.pages();
+        if let Some(replaced) = self.open.insert(ino, l) {
+            self.open_pages -= replaced.pages();
+        }
+    }
+
+    /// The last handle of inode `ino` is closed: its backing file becomes idle.
+    fn close(&mut self, ino: u64) {
+        if let Some(l) = self.open.remove(&ino) {
+            self.open_pages -= l.pages();
+            self.keep_idle(ino, l);
+        }
+    }
+
+    /// The memory all the backing files hold, in kB.
+    fn kb(&self) -> u64 {
+        (self.open_pages + self.idle_pages) * PAGE as u64 / 1024
+    }
+}
 
 /// The live backing files of a mount, by inode, and which handle uses which.
-#[derive(Default)]
 pub struct Backings {
     enabled: AtomicBool,
-    live: Mutex<(FxHashMap<u64, Live>, FxHashMap<u64, u64>)>,
+    files: Mutex<Files>,
+    /// Where the memory they hold is reported.
+    stats: Arc<Stats>,
 }
 
 impl Backings {
+    /// No backing files yet; their memory is reported to `stats`.
+    pub fn new(stats: Arc<Stats>) -> Self {
+        Backings {
+            enabled: AtomicBool::new(false),
+            files: Mutex::new(Files::new()),
+            stats,
+        }
+    }
+
     /// Whether the kernel agreed to passthrough (FUSE INIT).
     pub fn enabled(&self) -> bool {
         self.enabled.load(Ordering::Relaxed)
@@ -72,12 +168,9 @@ impl Backings {
         if !self.enabled() {
             return direct(reply);
         }
-        let mut guard = crate::sync::lock(&self.live);
-        let (live, by_fh) = &mut *guard;
-        if let Some(l) = live
-            .get_mut(&ino)
-            .filter(|l| l.open > 0 || *l.text == **text)
-        {
+        let mut guard = crate::sync::lock(&self.files);
+        let files = &mut *guard;
+        if let Some(l) = files.open.get_mut(&ino) {
             let mut flags = FopenFlags::empty();
             if *l.text != **text {
                 // Another snapshot holds the inode: this one is read through the
@@ -85,26 +178,29 @@ impl Backings {
                 flags = FopenFlags::FOPEN_DIRECT_IO;
             }
             l.open += 1;
-            by_fh.insert(fh, ino);
-            return reply.opened_passthrough(FileHandle(fh), flags, &l.id);
+            reply.opened_passthrough(FileHandle(fh), flags, &l.id);
+            files.by_fh.insert(fh, ino);
+            return;
         }
-        // An idle backing file of another text is replaced below, never rewritten (a
+        // An idle backing file of another text is closed here, never rewritten (a
         // reader may have mapped it: see the module's doc).
-        if live.len() >= MAX_IDLE {
-            live.retain(|_, l| l.open > 0);
-        }
-        match memfd_with(text).and_then(|f| reply.open_backing(&f)) {
-            Ok(id) => {
-                reply.opened_passthrough(FileHandle(fh), FopenFlags::empty(), &id);
-                live.insert(
-                    ino,
-                    Live {
-                        id,
-                        text: Arc::clone(text),
-                        open: 1,
-                    },
-                );
-                by_fh.insert(fh, ino);
+        let reused = files.take_idle(ino).filter(|l| *l.text == **text);
+        let made = match reused {
+            Some(l) => Ok(l),
+            None => memfd_with(text)
+                .and_then(|f| reply.open_backing(&f))
+                .map(|id| Live {
+                    id,
+                    text: Arc::clone(text),
+                    open: 0,
+                }),
+        };
+        match made {
+            Ok(mut l) => {
+                reply.opened_passthrough(FileHandle(fh), FopenFlags::empty(), &l.id);
+                l.open = 1;
+                files.open(ino, l);
+                files.by_fh.insert(fh, ino);
             }
             Err(e) => {
                 log::warn!("FUSE passthrough refused ({e}); reads go through the daemon");
@@ -112,6 +208,7 @@ impl Backings {
                 direct(reply);
             }
         }
+        self.stats.set_memfd_kb(files.kb());
     }
 
     /// Answers the open of handle `fh` of inode `ino`, read through the daemon with
@@ -120,31 +217,45 @@ impl Backings {
     /// that its reads still come to the daemon.
     pub fn reply_direct(&self, ino: u64, fh: u64, flags: FopenFlags, reply: ReplyOpen) {
         if self.enabled() {
-            let mut guard = crate::sync::lock(&self.live);
-            let (live, by_fh) = &mut *guard;
-            if let Some(l) = live.get_mut(&ino).filter(|l| l.open > 0) {
+            let mut guard = crate::sync::lock(&self.files);
+            let files = &mut *guard;
+            if let Some(l) = files.open.get_mut(&ino) {
                 l.open += 1;
-                by_fh.insert(fh, ino);
-                return reply.opened_passthrough(
+                reply.opened_passthrough(
                     FileHandle(fh),
                     flags | FopenFlags::FOPEN_DIRECT_IO,
                     &l.id,
                 );
+                files.by_fh.insert(fh, ino);
+                return;
             }
         }
         reply.opened(FileHandle(fh), flags);
     }
 
-    /// Handle `fh` is closed: its inode's backing file goes with the last handle using
-    /// it.
+    /// Handle `fh` is closed: the last handle of an inode leaves its backing file idle
+    /// ([`IDLE_PAGES`]).
     pub fn release(&self, fh: u64) {
-        let mut guard = crate::sync::lock(&self.live);
-        let (live, by_fh) = &mut *guard;
-        let Some(ino) = by_fh.remove(&fh) else {
+        let mut guard = crate::sync::lock(&self.files);
+        let files = &mut *guard;
+        let Some(ino) = files.by_fh.remove(&fh) else {
             return;
         };
-        if let Some(l) = live.get_mut(&ino) {
-            l.open = l.open.saturating_sub(1);
+        let Some(l) = files.open.get_mut(&ino) else {
+            return;
+        };
+        l.open = l.open.saturating_sub(1);
+        if l.open == 0 {
+            files.close(ino);
+        }
+        self.stats.set_memfd_kb(files.kb());
+    }
+
+    /// The kernel forgot inode `ino`: its idle backing file, if any, is closed.
+    pub fn forget(&self, ino: u64) {
+        let mut files = crate::sync::lock(&self.files);
+        if files.take_idle(ino).is_some() {
+            self.stats.set_memfd_kb(files.kb());
         }
     }
 }
@@ -163,6 +274,47 @@ mod tests {
     use super::*;
     use std::io::Read as _;
     use std::io::Seek as _;
+
+    fn live(len: usize) -> Live<u32> {
+        Live {
+            id: 0,
+            text: vec![b'x'; len].into(),
+            open: 1,
+        }
+    }
+
+    #[test]
+    fn idle_backing_files_are_kept_within_the_budget_oldest_out_first() {
+        let mut f = Files::<u32>::new();
+        f.open(1, live(10));
+        f.open(2, live(PAGE + 1));
+        assert_eq!(f.kb(), 12, "one page, then two");
+        f.close(1);
+        f.close(2);
+        assert_eq!((f.open_pages, f.idle_pages), (0, 3));
+        // Fill the budget with one-page files: nothing goes while it holds them all.
+        let one_page = |f: &mut Files<u32>, ino| {
+            f.open(ino, live(100));
+            f.close(ino);
+        };
+        for ino in 3..3 + IDLE_PAGES - 3 {
+            one_page(&mut f, ino);
+        }
+        assert_eq!(f.idle_pages, IDLE_PAGES);
+        assert!(f.idle.contains(&1) && f.idle.contains(&2));
+        // Past it, the oldest goes first: 1, then 2 (two pages out for one in).
+        one_page(&mut f, 10_000_001);
+        assert_eq!(f.idle_pages, IDLE_PAGES);
+        assert!(!f.idle.contains(&1) && f.idle.contains(&2));
+        one_page(&mut f, 10_000_002);
+        assert_eq!(f.idle_pages, IDLE_PAGES - 1);
+        assert!(!f.idle.contains(&2));
+        // Taking one out for an open, and forgetting one, count their pages out.
+        let before = f.idle_pages;
+        assert!(f.take_idle(3).is_some() && f.take_idle(3).is_none());
+        assert_eq!(f.idle_pages, before - 1);
+        assert_eq!(f.kb(), f.idle_pages * 4);
+    }
 
     #[test]
     fn a_memfd_holds_the_text() {

@@ -34,9 +34,9 @@ impl ProcFs {
     pub fn new(view: Arc<View>, stats: Arc<Stats>, spin: Arc<Spin>) -> Self {
         ProcFs {
             view,
+            backings: Backings::new(Arc::clone(&stats)),
             stats,
             spin,
-            backings: Backings::default(),
             polls: Watcher::default(),
             passthrough: true,
         }
@@ -168,7 +168,9 @@ impl Filesystem for ProcFs {
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
         self.begin(Op::Forget);
-        self.view.forget(ino.0, nlookup);
+        if self.view.forget(ino.0, nlookup) {
+            self.backings.forget(ino.0);
+        }
     }
 
     fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {

@@ -100,6 +100,9 @@ impl Op {
 #[derive(Debug, Default)]
 pub struct Stats {
     counts: [AtomicU64; Op::ALL.len()],
+    /// The memory of the memfds behind passthrough files, in kB ([`crate::backing`]):
+    /// not in the daemon's RSS, since the daemon does not map them.
+    memfd_kb: AtomicU64,
 }
 
 impl Stats {
@@ -113,7 +116,13 @@ impl Stats {
         self.counts[op as usize].load(Ordering::Relaxed)
     }
 
-    /// `requests lookup=N … total=N rss_kb=N`: one line for logs and the benchmark.
+    /// Records the memory the memfds hold now.
+    pub fn set_memfd_kb(&self, kb: u64) {
+        self.memfd_kb.store(kb, Ordering::Relaxed);
+    }
+
+    /// `requests lookup=N … total=N rss_kb=N memfd_kb=N cpu_ms=N`: one line for logs
+    /// and the benchmark.
     pub fn line(&self) -> String {
         let total: u64 = Op::ALL.iter().map(|&o| self.get(o)).sum();
         let mut s = String::from("requests");
@@ -121,8 +130,9 @@ impl Stats {
             s.push_str(&format!(" {}={}", op.name(), self.get(op)));
         }
         s.push_str(&format!(
-            " total={total} rss_kb={} cpu_ms={}",
+            " total={total} rss_kb={} memfd_kb={} cpu_ms={}",
             rss_kb().unwrap_or(0),
+            self.memfd_kb.load(Ordering::Relaxed),
             cpu_ms().unwrap_or(0)
         ));
         s

@@ -692,3 +692,77 @@ fn a_second_daemon_leaves_the_first_ones_vps_mount_alone() {
         .unwrap()
         .starts_with("1 (sleep)"));
 }
+
+/// The `key=N` value of the daemon's statistics.
+fn stat_of(sock: &Path, key: &str) -> u64 {
+    let (_, out, _) = ctl(sock, &["stats"]);
+    let prefix = format!("{key}=");
+    out.split_whitespace()
+        .find_map(|w| w.strip_prefix(prefix.as_str()))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in {out:?}"))
+}
+
+/// Opens and reads the first 64 KiB of every regular file of every process directory
+/// below `mnt` (`pagemap` reads on for 256 GiB), and answers how many it read.
+fn read_every_file(mnt: &Path) -> usize {
+    use std::io::Read as _;
+    let mut read = 0;
+    for dir in fs::read_dir(mnt).unwrap().flatten() {
+        let name = dir.file_name();
+        if name.to_str().is_none_or(|n| n.parse::<u32>().is_err()) {
+            continue;
+        }
+        for f in fs::read_dir(dir.path()).into_iter().flatten().flatten() {
+            let mut buf = vec![0u8; 64 << 10];
+            if f.file_type().is_ok_and(|t| t.is_file())
+                && fs::File::open(f.path()).is_ok_and(|mut file| file.read(&mut buf).is_ok())
+            {
+                read += 1;
+            }
+        }
+    }
+    read
+}
+
+/// The memfds behind passthrough files are counted in the statistics (`memfd_kb`),
+/// and those no reader holds open stay within their budget (16 MiB) however many files
+/// are read: here every file of 120 processes, twice.
+#[test]
+fn the_memory_of_snapshots_is_counted_and_bounded() {
+    if !privileged() {
+        return;
+    }
+    let tmp = TempDir::new("serve-memfds");
+    let dir = tmp.0.clone();
+    let mnt = dir.join("mnt");
+    fs::create_dir_all(&mnt).unwrap();
+    let sock = dir.join("ctl.sock");
+    let own = dir.join("vps").join("t");
+    let _own_guard = MountGuard(own.clone());
+    let t = Command::new("sh")
+        .args(["-c", "for i in $(seq 119); do sleep 60 & done; wait"])
+        .spawn()
+        .expect("spawn t");
+    let t_init = t.id();
+    let _t = ChildGuard(Some(t));
+    assert!(wait_until(Duration::from_secs(10), || children_of(t_init)
+        .len()
+        == 119));
+    let (_daemon, _mount) = serve(&mnt, &sock, &["--vps".into(), format!("t:tree={t_init}")]);
+    assert!(wait_until(Duration::from_secs(10), || mounted(&own)));
+    assert_eq!(stat_of(&sock, "memfd_kb"), 0, "no file opened yet");
+
+    let first = read_every_file(&own);
+    assert!(first > 120 * 20, "{first} files read");
+    let after_first = stat_of(&sock, "memfd_kb");
+    let second = read_every_file(&own);
+    let after_second = stat_of(&sock, "memfd_kb");
+    // Every file is closed: what is held is idle, a page or more per file kept.
+    for kb in [after_first, after_second] {
+        assert!(
+            (1024..=16 * 1024).contains(&kb),
+            "{kb} kB held after reading {first} + {second} files"
+        );
+    }
+}

@@ -268,16 +268,22 @@ def request_counts(b, d, shown, argv, suffix):
     with open(os.path.join(d, "requests%s.tsv" % suffix), "w") as f:
         if before and after:
             for k in after:
-                if k != "rss_kb":
+                if k not in ABSOLUTE:
                     f.write("%s\t%d\t%d\n" % (k, after[k] - before[k], shown))
-            f.write("rss_kb\t%d\t%d\n" % (after["rss_kb"], shown))
-            log("one %s: %d requests (%.2f per process); daemon RSS %d kB, CPU %s ms" % (
-                cmd, after["total"] - before["total"],
-                (after["total"] - before["total"]) / shown, after["rss_kb"],
-                after.get("cpu_ms", 0) - before.get("cpu_ms", 0)))
+            for k in ABSOLUTE:
+                f.write("%s\t%d\t%d\n" % (k, after.get(k, 0), shown))
+            log("one %s: %d requests (%.2f per process); daemon RSS %d kB + memfds %d kB,"
+                " CPU %s ms" % (
+                    cmd, after["total"] - before["total"],
+                    (after["total"] - before["total"]) / shown, after["rss_kb"],
+                    after.get("memfd_kb", 0), after.get("cpu_ms", 0) - before.get("cpu_ms", 0)))
         else:
             f.write("unavailable\t0\t0\n")
             log("daemon statistics unavailable (no answer to SIGUSR1)")
+
+
+#: The statistics that are amounts held (memory), not counts since the start.
+ABSOLUTE = ("rss_kb", "memfd_kb")
 
 
 #: The virtual global files of the kernel pid view (SPEC section 5).

@@ -101,9 +101,10 @@ def main():
             print("  absolute: " + " ".join("%s=%d" % (k, got[k]) for k in KINDS
                                             if got.get(k, 0)))
             rss = got.get("rss_kb", 0)
+            memfd = got.get("memfd_kb", 0)
             end = info.get("rss_kb_end")
-            print("  daemon RSS after ps -ef: %d kB (%.1f MiB)%s" % (
-                rss, rss / 1024.0,
+            print("  daemon RSS after ps -ef: %d kB + memfds %d kB (%.1f MiB)%s" % (
+                rss, memfd, (rss + memfd) / 1024.0,
                 "; at the end of the run: %s kB" % end if end else ""))
             if "cpu_ms" in got:
                 # Between the two statistics lines: the ps -ef, the 0.3 s after it, and
@@ -191,9 +192,9 @@ def other_targets(reqs, infos, n, view):
             n, view, "requests per process, all", got["total"] / shown,
             met(got["total"] / shown <= 9)))
         if int(n) >= 10000:
-            mib = got["rss_kb"] / 1024.0
+            mib = (got["rss_kb"] + got.get("memfd_kb", 0)) / 1024.0
             print("  N=%-6s %-7s %-38s %5.1f  (<= 64)   %s" % (
-                n, view, "daemon RSS, MiB", mib, met(mib <= 64)))
+                n, view, "daemon RSS with memfds, MiB", mib, met(mib <= 64)))
     info = infos.get((n, view), {})
     if "idle_cpu_pct" in info:
         pct = float(info["idle_cpu_pct"])

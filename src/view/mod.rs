@@ -634,8 +634,9 @@ impl View {
         }
     }
 
-    /// The kernel forgot `n` lookups of `ino`.
-    pub fn forget(&self, ino: u64, n: u64) {
+    /// The kernel forgot `n` lookups of `ino`: true when they were the last, and the
+    /// view dropped the inode.
+    pub fn forget(&self, ino: u64, n: u64) -> bool {
         let gone = {
             let mut nodes = lock(&self.nodes);
             let node = nodes.get(ino).cloned();
@@ -648,7 +649,9 @@ impl View {
             if let (Some(key), true) = (node.dir_key(), node.rel().is_empty()) {
                 self.held.remove(&key);
             }
+            return true;
         }
+        false
     }
 
     /// Changes the attributes of inode `ino` for `reader` (file-system ids `fs_ids`) as
