@@ -44,6 +44,8 @@ struct Live<I = BackingId> {
     text: Arc<[u8]>,
     /// Open handles that use it.
     open: usize,
+    /// Whether an open found it idle and used it again: a file read repeatedly.
+    reused: bool,
 }
 
 impl<I> Live<I> {
@@ -59,11 +61,13 @@ const PAGE: usize = 4096;
 /// next open of the same text: 16 MiB, the four files `ps -ef` opens of 1,000
 /// processes. Reusing one spares a memfd's making, filling and registering, and its
 /// closing later: a third of the daemon's work for a repeated `ps -ef` (measured in
-/// docs/performance.md). Past the budget the one used longest ago is closed; an idle
-/// one also goes when the kernel forgets its inode or its next open has another text.
-/// (A scan of more files than fit, as `ps -ef` of 10,000 processes, finds none of its
-/// own again: each was evicted before its next use.)
+/// docs/performance.md). An idle one goes when the kernel forgets its inode or its next
+/// open has another text, and past the budget, as [`Files::keep_idle`] says.
 const IDLE_PAGES: u64 = 4096;
+
+/// When the idle ones fill the budget, one in this many backing files that were never
+/// used again is kept all the same, at the cost of the one used longest ago.
+const ADMIT_ONE_IN: u64 = 8;
 
 /// The backing files of a mount.
 struct Files<I = BackingId> {
@@ -75,6 +79,8 @@ struct Files<I = BackingId> {
     idle: lru::LruCache<u64, Live<I>>,
     /// The pages `idle` holds.
     idle_pages: u64,
+    /// Backing files never used again that found the budget full.
+    refused: u64,
     /// The inode each open handle is of.
     by_fh: FxHashMap<u64, u64>,
 }
@@ -86,6 +92,7 @@ impl<I> Files<I> {
             open_pages: 0,
             idle: lru::LruCache::unbounded(),
             idle_pages: 0,
+            refused: 0,
             by_fh: FxHashMap::default(),
         }
     }
@@ -97,9 +104,23 @@ impl<I> Files<I> {
         Some(l)
     }
 
-    /// Keeps `l`, of inode `ino`, idle, closing the oldest idle ones past
-    /// [`IDLE_PAGES`].
+    /// Keeps `l`, of inode `ino`, idle, within [`IDLE_PAGES`].
+    ///
+    /// While they fit, every one is kept, and past the budget the one used longest ago
+    /// is closed. But a file that was never used again does not push out those that
+    /// were, but once in [`ADMIT_ONE_IN`] times: plain LRU would make a scan of more
+    /// files than fit (`ps -ef` of 10,000 processes, or a few more than fit) evict each
+    /// of its files just before its next use, and find none again; this way a scan keeps
+    /// finding the files that fit, and what is no longer read (a dead process's files)
+    /// still goes, oldest first, as newcomers are let in.
     fn keep_idle(&mut self, ino: u64, l: Live<I>) {
+        let full = self.idle_pages + l.pages() > IDLE_PAGES;
+        if full && !l.reused {
+            self.refused += 1;
+            if self.refused % ADMIT_ONE_IN != 0 {
+                return;
+            }
+        }
         self.idle_pages += l.pages();
         if let Some((_, replaced)) = self.idle.push(ino, l) {
             self.idle_pages -= replaced.pages();
@@ -186,13 +207,17 @@ impl Backings {
         // reader may have mapped it: see the module's doc).
         let reused = files.take_idle(ino).filter(|l| *l.text == **text);
         let made = match reused {
-            Some(l) => Ok(l),
+            Some(mut l) => {
+                l.reused = true;
+                Ok(l)
+            }
             None => memfd_with(text)
                 .and_then(|f| reply.open_backing(&f))
                 .map(|id| Live {
                     id,
                     text: Arc::clone(text),
                     open: 0,
+                    reused: false,
                 }),
         };
         match made {
@@ -280,7 +305,54 @@ mod tests {
             id: 0,
             text: vec![b'x'; len].into(),
             open: 1,
+            reused: false,
         }
+    }
+
+    /// One read of inode `ino` (a page of text): found idle and used again, or new.
+    fn read(f: &mut Files<u32>, ino: u64) -> bool {
+        let found = f.take_idle(ino).map(|mut l| {
+            l.reused = true;
+            l
+        });
+        let hit = found.is_some();
+        f.open(ino, found.unwrap_or_else(|| live(100)));
+        f.close(ino);
+        hit
+    }
+
+    #[test]
+    fn a_scan_of_more_files_than_fit_finds_those_that_fit() {
+        let mut f = Files::<u32>::new();
+        let n = IDLE_PAGES + IDLE_PAGES / 4;
+        let scan = |f: &mut Files<u32>| (0..n).filter(|&ino| read(f, ino)).count() as u64;
+        assert_eq!(scan(&mut f), 0, "the first scan finds nothing");
+        for _ in 0..5 {
+            let hits = scan(&mut f);
+            // Plain LRU would find none (each evicted before its next use).
+            assert!(hits > IDLE_PAGES * 9 / 10, "{hits} of {n} found again");
+            assert!(f.idle_pages <= IDLE_PAGES);
+        }
+    }
+
+    #[test]
+    fn files_no_longer_read_give_way_to_those_read_now() {
+        let mut f = Files::<u32>::new();
+        // A set that fills the budget, read twice (found again), then never again:
+        // a dead process's files.
+        for _ in 0..2 {
+            for ino in 0..IDLE_PAGES {
+                read(&mut f, ino);
+            }
+        }
+        // Another set, read over and over, takes their place.
+        let fresh = 1_000_000..1_000_000 + IDLE_PAGES / 2;
+        let mut hits = 0;
+        for _ in 0..100 {
+            hits = fresh.clone().filter(|&ino| read(&mut f, ino)).count() as u64;
+        }
+        assert_eq!(hits, IDLE_PAGES / 2, "all found again in the end");
+        assert!(f.idle_pages <= IDLE_PAGES);
     }
 
     #[test]
@@ -302,13 +374,25 @@ mod tests {
         }
         assert_eq!(f.idle_pages, IDLE_PAGES);
         assert!(f.idle.contains(&1) && f.idle.contains(&2));
-        // Past it, the oldest goes first: 1, then 2 (two pages out for one in).
-        one_page(&mut f, 10_000_001);
+        // Past it, a file never used again is not kept, but one in ADMIT_ONE_IN,
+        // which pushes out the oldest: 1 (one page for one).
+        for i in 1..ADMIT_ONE_IN {
+            one_page(&mut f, 10_000_000 + i);
+            assert!(!f.idle.contains(&(10_000_000 + i)));
+        }
+        assert!(f.idle.contains(&1));
+        one_page(&mut f, 10_000_000);
+        assert!(f.idle.contains(&10_000_000));
         assert_eq!(f.idle_pages, IDLE_PAGES);
         assert!(!f.idle.contains(&1) && f.idle.contains(&2));
-        one_page(&mut f, 10_000_002);
+        // A file used again is kept: 2 goes (two pages out for one in).
+        assert!(read(&mut f, 3) && read(&mut f, 3));
+        let mut again = live(100);
+        again.reused = true;
+        f.open(20_000_000, again);
+        f.close(20_000_000);
+        assert!(f.idle.contains(&20_000_000) && !f.idle.contains(&2));
         assert_eq!(f.idle_pages, IDLE_PAGES - 1);
-        assert!(!f.idle.contains(&2));
         // Taking one out for an open, and forgetting one, count their pages out.
         let before = f.idle_pages;
         assert!(f.take_idle(3).is_some() && f.take_idle(3).is_none());
