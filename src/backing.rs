@@ -106,13 +106,14 @@ impl<I> Files<I> {
 
     /// Keeps `l`, of inode `ino`, idle, within [`IDLE_PAGES`].
     ///
-    /// While they fit, every one is kept, and past the budget the one used longest ago
-    /// is closed. But a file that was never used again does not push out those that
-    /// were, but once in [`ADMIT_ONE_IN`] times: plain LRU would make a scan of more
-    /// files than fit (`ps -ef` of 10,000 processes, or a few more than fit) evict each
-    /// of its files just before its next use, and find none again; this way a scan keeps
-    /// finding the files that fit, and what is no longer read (a dead process's files)
-    /// still goes, oldest first, as newcomers are let in.
+    /// While they fit, every one is kept. When they fill the budget, one that was used
+    /// again is kept and the one used longest ago closed; one that never was is closed
+    /// itself, except once in [`ADMIT_ONE_IN`] times, when it too pushes out the one
+    /// used longest ago. Plain LRU would make a scan of more files than fit (`ps -ef`
+    /// of 10,000 processes, or a few more than fit) evict each of its files just
+    /// before its next use, and find none again; this way a scan keeps finding the
+    /// files that fit, and what is no longer read (a dead process's files) still goes,
+    /// oldest first, as newcomers are let in.
     fn keep_idle(&mut self, ino: u64, l: Live<I>) {
         let full = self.idle_pages + l.pages() > IDLE_PAGES;
         if full && !l.reused {
