@@ -514,38 +514,76 @@ fn cat_times(path: &Path, n: usize) {
     }
 }
 
+/// A tree VPS `t` whose init is `sh -c SCRIPT`, once it has its children, served by a
+/// daemon (`serve`, shared mount `mnt` and control socket `sock` in `tmp`) that gives it
+/// a mount of its own, `own`. Fields drop in order: the shared mount, the daemon, the
+/// VPS's processes, then the guard of `own`, so that a failing test leaves nothing.
+struct OwnMount {
+    _mount: MountGuard,
+    daemon: ChildGuard,
+    _vps: ChildGuard,
+    _own: MountGuard,
+    init: u32,
+    mnt: std::path::PathBuf,
+    sock: std::path::PathBuf,
+    own: std::path::PathBuf,
+}
+
+impl OwnMount {
+    fn serve(tmp: &TempDir, script: &str, children: usize) -> OwnMount {
+        let (mnt, sock, own) = (
+            tmp.0.join("mnt"),
+            tmp.0.join("ctl.sock"),
+            tmp.0.join("vps/t"),
+        );
+        fs::create_dir_all(&mnt).unwrap();
+        let own_guard = MountGuard(own.clone());
+        let vps = Command::new("sh")
+            .args(["-c", script])
+            .spawn()
+            .expect("spawn t");
+        let init = vps.id();
+        let vps = ChildGuard(Some(vps));
+        assert!(wait_until(Duration::from_secs(10), || children_of(init)
+            .len()
+            == children));
+        let (daemon, mount) = serve(&mnt, &sock, &["--vps".into(), format!("t:tree={init}")]);
+        assert!(
+            wait_until(Duration::from_secs(10), || mounted(&own)),
+            "VPS t gets a mount of its own beside the control socket"
+        );
+        OwnMount {
+            _mount: mount,
+            daemon,
+            _vps: vps,
+            _own: own_guard,
+            init,
+            mnt,
+            sock,
+            own,
+        }
+    }
+}
+
 #[test]
 fn each_vps_gets_a_mount_of_its_own_where_the_kernel_caches() {
     if !privileged() {
         return;
     }
+    // Dropped after the daemon (declared before it): a failing test leaves no mount.
     let tmp = TempDir::new("serve-own-mount");
-    let dir = tmp.0.clone();
-    let mnt = dir.join("mnt");
-    fs::create_dir_all(&mnt).unwrap();
-    let sock = dir.join("ctl.sock");
-    let own = dir.join("vps").join("t");
-    // Dropped after the daemon's guards: a failing test leaves no mount.
-    let _own_guard = MountGuard(own.clone());
-    let _other_guard = MountGuard(dir.join("vps").join("u"));
+    let _other_guard = MountGuard(tmp.0.join("vps").join("u"));
     // VPS t: a shell that waits for its child, then sleeps on.
-    let t = Command::new("sh")
-        .args(["-c", "sleep 60 & wait; exec sleep 60"])
-        .spawn()
-        .expect("spawn t");
-    let t_init = t.id();
-    let _t = ChildGuard(Some(t));
-    assert!(wait_until(Duration::from_secs(5), || children_of(t_init)
-        .len()
-        == 1));
+    let mut t = OwnMount::serve(&tmp, "sleep 60 & wait; exec sleep 60", 1);
+    let (t_init, sock, mnt, own, dir) = (
+        t.init,
+        t.sock.clone(),
+        t.mnt.clone(),
+        t.own.clone(),
+        tmp.0.clone(),
+    );
     let t_child = children_of(t_init)[0];
     let (u_pid, _u) = sleeper_pid();
-
-    let (mut daemon, _mount) = serve(&mnt, &sock, &["--vps".into(), format!("t:tree={t_init}")]);
-    assert!(
-        wait_until(Duration::from_secs(10), || mounted(&own)),
-        "VPS t gets a mount of its own beside the control socket"
-    );
     let (_, list, _) = ctl(&sock, &["list"]);
     assert!(
         list.contains(own.to_str().unwrap()),
@@ -619,7 +657,7 @@ fn each_vps_gets_a_mount_of_its_own_where_the_kernel_caches() {
 
     // The mount outlives its worker: the supervisor holds it and the next worker
     // takes it over.
-    let supervisor = daemon.0.as_ref().unwrap().id();
+    let supervisor = t.daemon.0.as_ref().unwrap().id();
     let worker = children_of(supervisor)[0];
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(worker),
@@ -634,7 +672,7 @@ fn each_vps_gets_a_mount_of_its_own_where_the_kernel_caches() {
     assert!(stat.starts_with("1 ("), "after the takeover: {stat}");
 
     // Stopping the daemon unmounts it and removes its directory.
-    let mut child = daemon.0.take().unwrap();
+    let mut child = t.daemon.0.take().unwrap();
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(supervisor as i32),
         nix::sys::signal::Signal::SIGTERM,
@@ -734,30 +772,15 @@ fn the_memory_of_snapshots_is_counted_and_bounded() {
         return;
     }
     let tmp = TempDir::new("serve-memfds");
-    let dir = tmp.0.clone();
-    let mnt = dir.join("mnt");
-    fs::create_dir_all(&mnt).unwrap();
-    let sock = dir.join("ctl.sock");
-    let own = dir.join("vps").join("t");
-    let _own_guard = MountGuard(own.clone());
-    let t = Command::new("sh")
-        .args(["-c", "for i in $(seq 119); do sleep 60 & done; wait"])
-        .spawn()
-        .expect("spawn t");
-    let t_init = t.id();
-    let _t = ChildGuard(Some(t));
-    assert!(wait_until(Duration::from_secs(10), || children_of(t_init)
-        .len()
-        == 119));
-    let (_daemon, _mount) = serve(&mnt, &sock, &["--vps".into(), format!("t:tree={t_init}")]);
-    assert!(wait_until(Duration::from_secs(10), || mounted(&own)));
-    assert_eq!(stat_of(&sock, "memfd_kb"), 0, "no file opened yet");
+    let t = OwnMount::serve(&tmp, "for i in $(seq 119); do sleep 60 & done; wait", 119);
+    let (sock, own) = (&t.sock, &t.own);
+    assert_eq!(stat_of(sock, "memfd_kb"), 0, "no file opened yet");
 
-    let first = read_every_file(&own);
+    let first = read_every_file(own);
     assert!(first > 120 * 20, "{first} files read");
-    let after_first = stat_of(&sock, "memfd_kb");
-    let second = read_every_file(&own);
-    let after_second = stat_of(&sock, "memfd_kb");
+    let after_first = stat_of(sock, "memfd_kb");
+    let second = read_every_file(own);
+    let after_second = stat_of(sock, "memfd_kb");
     // Every file is closed: what is held is idle, a page or more per file kept.
     for kb in [after_first, after_second] {
         assert!(
