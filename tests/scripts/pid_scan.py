@@ -51,6 +51,14 @@ STATUS_PIDS = (b"Tgid:", b"Ngid:", b"Pid:", b"PPid:", b"TracerPid:", b"NStgid:",
                b"NSpgid:", b"NSsid:")
 
 
+# The virtual global files the view makes from the VPS's cgroup (src/resources): counters
+# and sizes only, no pid (`loadavg`'s last pid is scanned). A counter in them that happens
+# to equal a small real pid (CPU ticks in `stat`, kB in `meminfo`) would read as a leak:
+# the oracle (the namespace's procfs, or the host's) shows the host's figures, not the
+# VPS's, so it never excuses one. Read, not scanned.
+NO_PID_GLOBALS = {"meminfo", "cpuinfo", "stat", "uptime", "swaps", "diskstats"}
+
+
 def pid_fields(rel, text):
     """The pid-bearing part of a stat or status (pid, ppid, pgrp, session, tpgid; the
     id lines) or sched (its first line, `comm (pid, #threads: n)`: the rest are
@@ -206,6 +214,8 @@ def main():
             if view is None:
                 continue
             scanned += 1
+            if rel in NO_PID_GLOBALS:
+                continue
             parts = rel.split("/")
             if parts[0].isdigit() and not pidns:
                 if parts[0] not in to_real:
