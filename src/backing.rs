@@ -28,8 +28,9 @@
 //! seeing its INIT) every snapshot is read with `direct_io`.
 
 use std::io::Write as _;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use fuser::{BackingId, FileHandle, FopenFlags, ReplyOpen};
 use rustc_hash::FxHashMap;
@@ -46,6 +47,9 @@ struct Live<I = BackingId> {
     open: usize,
     /// Whether an open found it idle and used it again: a file read repeatedly.
     reused: bool,
+    /// Taken over from the previous worker, its text unknown: every open of the inode
+    /// names it and is read through the daemon, and it is closed with its last handle.
+    adopted: bool,
 }
 
 impl<I> Live<I> {
@@ -81,8 +85,18 @@ struct Files<I = BackingId> {
     idle_pages: u64,
     /// Backing files never used again that found the budget full.
     refused: u64,
-    /// The inode each open handle is of.
+    /// By inode, the backing files the previous worker handed over: their id and how
+    /// many of its handles use them. Each becomes a [`Live`] at the inode's next open.
+    adopted: FxHashMap<u64, Handed>,
+    /// The inode each open handle is of (the previous worker's handed over too).
     by_fh: FxHashMap<u64, u64>,
+}
+
+/// A backing file the previous worker registered and handed over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Handed {
+    id: u32,
+    open: usize,
 }
 
 impl<I> Files<I> {
@@ -93,6 +107,7 @@ impl<I> Files<I> {
             idle: lru::LruCache::unbounded(),
             idle_pages: 0,
             refused: 0,
+            adopted: FxHashMap::default(),
             by_fh: FxHashMap::default(),
         }
     }
@@ -146,8 +161,65 @@ impl<I> Files<I> {
     fn close(&mut self, ino: u64) {
         if let Some(l) = self.open.remove(&ino) {
             self.open_pages -= l.pages();
-            self.keep_idle(ino, l);
+            if !l.adopted {
+                self.keep_idle(ino, l);
+            }
         }
+    }
+
+    /// The lines of a handover file: per backing file some handle uses, its inode, its
+    /// id and the handles (`ino id fh…`), `ids` turning a [`Live`]'s id into a raw one.
+    fn handover(&mut self, mut ids: impl FnMut(I) -> u32) -> String {
+        let mut handles: FxHashMap<u64, Vec<u64>> = FxHashMap::default();
+        for (&fh, &ino) in &self.by_fh {
+            handles.entry(ino).or_default().push(fh);
+        }
+        let mut out = String::new();
+        let live = std::mem::take(&mut self.open)
+            .into_iter()
+            .map(|(ino, l)| (ino, ids(l.id)));
+        let handed = self
+            .adopted
+            .drain()
+            .filter(|(_, h)| h.open > 0)
+            .map(|(ino, h)| (ino, h.id));
+        for (ino, id) in live.chain(handed) {
+            let mut fhs = handles.remove(&ino).unwrap_or_default();
+            fhs.sort_unstable();
+            let fhs: Vec<String> = fhs.iter().map(u64::to_string).collect();
+            out.push_str(&format!("{ino} {id} {}\n", fhs.join(" ")));
+        }
+        out
+    }
+
+    /// Takes over what [`Files::handover`] wrote; a malformed line is skipped.
+    fn take_over(&mut self, text: &str) {
+        for line in text.lines() {
+            let nums: Option<Vec<u64>> = line.split_whitespace().map(|w| w.parse().ok()).collect();
+            let Some([ino, id, fhs @ ..]) = nums.as_deref() else {
+                log::warn!("handed-over backing files: bad line {line:?}");
+                continue;
+            };
+            let Ok(id) = u32::try_from(*id) else {
+                continue;
+            };
+            self.adopted.insert(
+                *ino,
+                Handed {
+                    id,
+                    open: fhs.len(),
+                },
+            );
+            for &fh in fhs {
+                self.by_fh.insert(fh, *ino);
+            }
+        }
+    }
+
+    /// Closes every idle backing file.
+    fn close_idle(&mut self) {
+        self.idle.clear();
+        self.idle_pages = 0;
     }
 
     /// The memory all the backing files hold, in kB.
@@ -162,16 +234,76 @@ pub struct Backings {
     files: Mutex<Files>,
     /// Where the memory they hold is reported.
     stats: Arc<Stats>,
+    /// Where a worker stepping down writes the backing files it hands over, and the
+    /// next one reads them ([`Backings::hand_over_at`]).
+    handover: Mutex<Option<PathBuf>>,
+}
+
+/// Every mount's backing files in this process, for [`step_down_everywhere`].
+static MOUNTS: Mutex<Vec<Weak<Backings>>> = Mutex::new(Vec::new());
+
+/// What a worker that steps down for another (a `serve` upgrade) does last with the
+/// backing files of each of its mounts. The kernel keeps a backing file registered with
+/// its FUSE connection until it is closed or the connection ends, and the connection
+/// outlives the worker (the supervisor holds it for the next one):
+///
+/// - the idle ones are closed: left open, up to [`IDLE_PAGES`] of memory a mount would
+///   stay with the connection at each upgrade (measured: 16 MiB of `Shmem` per
+///   upgrade after a read of every file of 120 processes);
+/// - those some reader's file uses stay attached to their inode, and the kernel refuses
+///   (`EIO`) any other open of that inode that does not name the same backing file: they
+///   are handed over (their ids and handles, in the file [`Backings::hand_over_at`]
+///   names), so that the next worker names them (measured: a `cat` of a file another
+///   reader held open across an upgrade failed with `EIO`).
+///
+/// A worker killed outright hands nothing over (docs/limits.md).
+pub fn step_down_everywhere() {
+    let mounts: Vec<Arc<Backings>> = crate::sync::lock(&MOUNTS)
+        .iter()
+        .filter_map(Weak::upgrade)
+        .collect();
+    for b in mounts {
+        let mut files = crate::sync::lock(&b.files);
+        files.close_idle();
+        let Some(path) = crate::sync::lock(&b.handover).clone() else {
+            continue;
+        };
+        let text = files.handover(BackingId::into_raw);
+        b.stats.set_memfd_kb(files.kb());
+        let tmp = path.with_extension("new");
+        if let Err(e) = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, &path)) {
+            log::warn!("cannot hand over backing files in {}: {e}", path.display());
+        }
+    }
 }
 
 impl Backings {
     /// No backing files yet; their memory is reported to `stats`.
-    pub fn new(stats: Arc<Stats>) -> Self {
-        Backings {
+    pub fn new(stats: Arc<Stats>) -> Arc<Self> {
+        let b = Arc::new(Backings {
             enabled: AtomicBool::new(false),
             files: Mutex::new(Files::new()),
             stats,
+            handover: Mutex::new(None),
+        });
+        let mut mounts = crate::sync::lock(&MOUNTS);
+        mounts.retain(|m| m.strong_count() > 0);
+        mounts.push(Arc::downgrade(&b));
+        b
+    }
+
+    /// Hands the backing files readers use over through `path` when this worker steps
+    /// down ([`step_down_everywhere`]), and, for a worker that took the connection over
+    /// (`takeover`), takes over those its predecessor handed over there.
+    pub fn hand_over_at(&self, path: PathBuf, takeover: bool) {
+        if takeover {
+            if let Ok(text) = std::fs::read_to_string(&path) {
+                crate::sync::lock(&self.files).take_over(&text);
+            }
         }
+        // Read once: a worker that dies before it hands over leaves no stale ids.
+        let _ = std::fs::remove_file(&path);
+        *crate::sync::lock(&self.handover) = Some(path);
     }
 
     /// Whether the kernel agreed to passthrough (FUSE INIT).
@@ -186,15 +318,12 @@ impl Backings {
 
     /// Answers the open of handle `fh` of inode `ino`, whose every read returns `text`.
     pub fn reply(&self, ino: u64, fh: u64, text: &Arc<[u8]>, reply: ReplyOpen) {
-        let direct = |reply: ReplyOpen| reply.opened(FileHandle(fh), FopenFlags::FOPEN_DIRECT_IO);
-        if !self.enabled() {
-            return direct(reply);
-        }
         let mut guard = crate::sync::lock(&self.files);
         let files = &mut *guard;
+        claim_handed(files, ino, &reply);
         if let Some(l) = files.open.get_mut(&ino) {
             let mut flags = FopenFlags::empty();
-            if *l.text != **text {
+            if l.adopted || *l.text != **text {
                 // Another snapshot holds the inode: this one is read through the
                 // daemon, still naming the inode's backing file.
                 flags = FopenFlags::FOPEN_DIRECT_IO;
@@ -203,6 +332,10 @@ impl Backings {
             reply.opened_passthrough(FileHandle(fh), flags, &l.id);
             files.by_fh.insert(fh, ino);
             return;
+        }
+        let direct = |reply: ReplyOpen| reply.opened(FileHandle(fh), FopenFlags::FOPEN_DIRECT_IO);
+        if !self.enabled() {
+            return direct(reply);
         }
         // An idle backing file of another text is closed here, never rewritten (a
         // reader may have mapped it: see the module's doc).
@@ -219,6 +352,7 @@ impl Backings {
                     text: Arc::clone(text),
                     open: 0,
                     reused: false,
+                    adopted: false,
                 }),
         };
         match made {
@@ -242,19 +376,14 @@ impl Backings {
     /// that snapshot's backing file (see the module's doc), with `FOPEN_DIRECT_IO` so
     /// that its reads still come to the daemon.
     pub fn reply_direct(&self, ino: u64, fh: u64, flags: FopenFlags, reply: ReplyOpen) {
-        if self.enabled() {
-            let mut guard = crate::sync::lock(&self.files);
-            let files = &mut *guard;
-            if let Some(l) = files.open.get_mut(&ino) {
-                l.open += 1;
-                reply.opened_passthrough(
-                    FileHandle(fh),
-                    flags | FopenFlags::FOPEN_DIRECT_IO,
-                    &l.id,
-                );
-                files.by_fh.insert(fh, ino);
-                return;
-            }
+        let mut guard = crate::sync::lock(&self.files);
+        let files = &mut *guard;
+        claim_handed(files, ino, &reply);
+        if let Some(l) = files.open.get_mut(&ino) {
+            l.open += 1;
+            reply.opened_passthrough(FileHandle(fh), flags | FopenFlags::FOPEN_DIRECT_IO, &l.id);
+            files.by_fh.insert(fh, ino);
+            return;
         }
         reply.opened(FileHandle(fh), flags);
     }
@@ -267,6 +396,12 @@ impl Backings {
         let Some(ino) = files.by_fh.remove(&fh) else {
             return;
         };
+        if let Some(h) = files.adopted.get_mut(&ino) {
+            // A handle of the previous worker's: the inode's next open closes its
+            // backing file once no handle uses it.
+            h.open = h.open.saturating_sub(1);
+            return;
+        }
         let Some(l) = files.open.get_mut(&ino) else {
             return;
         };
@@ -283,6 +418,28 @@ impl Backings {
         if files.take_idle(ino).is_some() {
             self.stats.set_memfd_kb(files.kb());
         }
+    }
+}
+
+/// At the first open of inode `ino` since a takeover, the backing file the previous
+/// worker handed over for it becomes this worker's: kept while the previous worker's
+/// handles use it (the kernel has it attached to the inode), closed otherwise.
+fn claim_handed(files: &mut Files, ino: u64, reply: &ReplyOpen) {
+    let Some(h) = files.adopted.remove(&ino) else {
+        return;
+    };
+    let id = crate::sys::passthrough::adopt_backing(reply, h.id);
+    if h.open > 0 {
+        files.open(
+            ino,
+            Live {
+                id,
+                text: Arc::from(&b""[..]),
+                open: h.open,
+                reused: false,
+                adopted: true,
+            },
+        );
     }
 }
 
@@ -307,6 +464,7 @@ mod tests {
             text: vec![b'x'; len].into(),
             open: 1,
             reused: false,
+            adopted: false,
         }
     }
 
@@ -320,6 +478,33 @@ mod tests {
         f.open(ino, found.unwrap_or_else(|| live(100)));
         f.close(ino);
         hit
+    }
+
+    #[test]
+    fn backing_files_in_use_are_handed_over_with_their_handles() {
+        let mut f = Files::<u32>::new();
+        let mut l = live(10);
+        l.id = 7;
+        l.open = 2;
+        f.open(100, l);
+        f.by_fh.extend([(5, 100), (9, 100)]);
+        one_idle(&mut f, 200);
+        let text = f.handover(|id| id);
+        assert_eq!(text, "100 7 5 9\n", "in use: handed over; idle: not");
+        assert!(f.open.is_empty());
+
+        let mut next = Files::<u32>::new();
+        next.take_over(&format!("{text}bad line\n300 8\n"));
+        assert_eq!(next.adopted[&100], Handed { id: 7, open: 2 });
+        assert_eq!(next.adopted[&300], Handed { id: 8, open: 0 });
+        assert_eq!((next.by_fh[&5], next.by_fh[&9]), (100, 100));
+        // A handed-over file still in use is handed over again by the next worker.
+        assert_eq!(next.handover(|id| id), "100 7 5 9\n");
+    }
+
+    fn one_idle(f: &mut Files<u32>, ino: u64) {
+        f.open(ino, live(100));
+        f.close(ino);
     }
 
     #[test]
@@ -366,23 +551,19 @@ mod tests {
         f.close(2);
         assert_eq!((f.open_pages, f.idle_pages), (0, 3));
         // Fill the budget with one-page files: nothing goes while it holds them all.
-        let one_page = |f: &mut Files<u32>, ino| {
-            f.open(ino, live(100));
-            f.close(ino);
-        };
         for ino in 3..3 + IDLE_PAGES - 3 {
-            one_page(&mut f, ino);
+            one_idle(&mut f, ino);
         }
         assert_eq!(f.idle_pages, IDLE_PAGES);
         assert!(f.idle.contains(&1) && f.idle.contains(&2));
         // Past it, a file never used again is not kept, but one in ADMIT_ONE_IN,
         // which pushes out the oldest: 1 (one page for one).
         for i in 1..ADMIT_ONE_IN {
-            one_page(&mut f, 10_000_000 + i);
+            one_idle(&mut f, 10_000_000 + i);
             assert!(!f.idle.contains(&(10_000_000 + i)));
         }
         assert!(f.idle.contains(&1));
-        one_page(&mut f, 10_000_000);
+        one_idle(&mut f, 10_000_000);
         assert!(f.idle.contains(&10_000_000));
         assert_eq!(f.idle_pages, IDLE_PAGES);
         assert!(!f.idle.contains(&1) && f.idle.contains(&2));
@@ -399,6 +580,10 @@ mod tests {
         assert!(f.take_idle(3).is_some() && f.take_idle(3).is_none());
         assert_eq!(f.idle_pages, before - 1);
         assert_eq!(f.kb(), f.idle_pages * 4);
+        // A worker stepping down closes the idle ones, not those in use.
+        f.open(42, live(100));
+        f.close_idle();
+        assert_eq!((f.idle.len(), f.idle_pages, f.open_pages), (0, 0, 1));
     }
 
     #[test]

@@ -23,10 +23,12 @@ pub struct ProcFs {
     view: Arc<View>,
     stats: Arc<Stats>,
     spin: Arc<Spin>,
-    backings: Backings,
+    backings: Arc<Backings>,
     polls: Watcher,
     /// Whether to ask the kernel for passthrough at INIT.
     passthrough: bool,
+    /// Whether the connection was taken over from a previous worker.
+    taken_over: bool,
 }
 
 impl ProcFs {
@@ -39,6 +41,7 @@ impl ProcFs {
             spin,
             polls: Watcher::default(),
             passthrough: true,
+            taken_over: false,
         }
     }
 
@@ -46,6 +49,20 @@ impl ProcFs {
     /// (`--no-passthrough`, and the tests of that path).
     pub fn without_passthrough(mut self) -> Self {
         self.passthrough = false;
+        self
+    }
+
+    /// Hands the backing files in use over to the next worker through `path`, and, on
+    /// a connection taken over from a previous worker (`takeover`), takes over those it
+    /// handed over ([`Backings::hand_over_at`]).
+    ///
+    /// A taken-over connection's INIT was answered by the first worker: this one sees
+    /// a made-up INIT ([`crate::handover`]), which cannot say whether passthrough was
+    /// agreed. It is tried: where the kernel refuses the first backing file, reads go
+    /// through the daemon from then on.
+    pub fn hand_over_backings(mut self, path: std::path::PathBuf, takeover: bool) -> Self {
+        self.backings.hand_over_at(path, takeover);
+        self.taken_over = takeover;
         self
     }
 
@@ -118,10 +135,11 @@ impl Filesystem for ProcFs {
         // Passthrough needs the kernel's capability (6.9+) and a stacking depth of 1:
         // the backing files are memfds, not files of a stacked filesystem.
         let on = self.passthrough
-            && config
-                .add_capabilities(fuser::InitFlags::FUSE_PASSTHROUGH)
-                .is_ok()
-            && config.set_max_stack_depth(1).is_ok();
+            && (self.taken_over
+                || config
+                    .add_capabilities(fuser::InitFlags::FUSE_PASSTHROUGH)
+                    .is_ok()
+                    && config.set_max_stack_depth(1).is_ok());
         if self.passthrough && !on {
             log::info!("the kernel offers no FUSE passthrough: reads go through the daemon");
         }

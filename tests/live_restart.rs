@@ -254,6 +254,64 @@ fn ps_survives_back_to_back_upgrades() {
     stop_readers(&dir, &sock, readers, &["ef", "elf"]);
 }
 
+/// A file a reader holds open across upgrades stays attached to its backing file in the
+/// kernel, which refuses (`EIO`) any other open of the same file that does not name it:
+/// each worker hands the backing files in use over to the next. Other readers open and
+/// read the file throughout, the holder reads its snapshot to the end, and once it closes
+/// the file the next worker serves it from a snapshot of its own (passthrough kept).
+#[test]
+fn a_file_held_open_across_upgrades_leaves_other_readers_alone() {
+    use std::io::Read as _;
+    if !privileged() {
+        return;
+    }
+    let init = Command::new("sleep").arg("120").spawn().expect("init");
+    let init_pid = init.id();
+    let _init = ChildGuard(Some(init));
+    let served = serve_tree("held-open", init_pid);
+    let own = served.dir.join("vps").join("t");
+    assert!(wait_until(Duration::from_secs(10), || mounted(&own)));
+    let stat = own.join("1/stat");
+    let read = || fs::read_to_string(&stat);
+    let mut held = fs::File::open(&stat).expect("open");
+    let mut first = [0u8; 8];
+    held.read_exact(&mut first).expect("first bytes");
+    for round in 1..=2 {
+        let before = worker_of(served.supervisor);
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(served.supervisor as i32),
+            nix::sys::signal::Signal::SIGUSR2,
+        )
+        .unwrap();
+        assert!(
+            wait_until(Duration::from_secs(10), || worker_of(served.supervisor)
+                .is_some_and(|w| Some(w) != before)),
+            "round {round}: a new worker"
+        );
+        for _ in 0..3 {
+            let text = read().unwrap_or_else(|e| panic!("round {round}: {e}"));
+            assert!(text.starts_with("1 (sleep) "), "{text}");
+        }
+    }
+    let mut rest = String::new();
+    held.read_to_string(&mut rest)
+        .expect("the held file reads on");
+    assert!(rest.ends_with('\n'), "{rest}");
+    drop(held);
+    assert!(wait_until(Duration::from_secs(5), || read().is_ok()));
+    let memfd_kb = || {
+        ctl(&served.sock, &["stats"])
+            .1
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("memfd_kb=")?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    assert!(
+        wait_until(Duration::from_secs(5), || read().is_ok() && memfd_kb() > 0),
+        "the worker that took over serves snapshots by passthrough"
+    );
+}
+
 /// A vpid is shown the moment it is handed out, and the state is saved only a few times
 /// a second: a daemon killed in between must not lose it (a `ps` that has read
 /// `/proc/self` would find itself gone). Each round, a new process in the VPS reads its

@@ -138,7 +138,8 @@ pub(super) fn serve(mut a: ServeArgs) -> Result<i32, String> {
     let spin = a.fuse.spin();
     let config = daemon::session_config(&spin);
     let stats = Arc::new(Stats::default());
-    let mut fs = ProcFs::new(Arc::clone(&view), Arc::clone(&stats), Arc::clone(&spin));
+    let mut fs = ProcFs::new(Arc::clone(&view), Arc::clone(&stats), Arc::clone(&spin))
+        .hand_over_backings(dir.join("backings"), takeover);
     if a.fuse.no_passthrough {
         fs = fs.without_passthrough();
     }
@@ -269,7 +270,9 @@ pub(super) fn serve(mut a: ServeArgs) -> Result<i32, String> {
         // Stepping down for an upgrade keeps the socket's path for the next worker.
         let _ = std::fs::remove_file(&a.ctl);
     }
-    // The supervisor unmounts.
+    // The connections outlive this worker: what it registered with them goes now or
+    // is handed to the next worker (the supervisor unmounts, or hands them over).
+    crate::backing::step_down_everywhere();
     std::process::exit(0)
 }
 

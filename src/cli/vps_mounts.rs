@@ -169,11 +169,13 @@ impl VpsMounts {
         view.keep_journal(&journal, takeover, self.settings.generation << 48)
             .map_err(|e| format!("cannot keep the inode journal {}: {e}", journal.display()))?;
         let spin = self.settings.fuse.spin();
+        let backings = self.settings.worker_dir.join(format!("backings-{name}"));
         let mut fs = ProcFs::new(
             Arc::clone(&view),
             Arc::clone(&self.stats),
             Arc::clone(&spin),
-        );
+        )
+        .hand_over_backings(backings, takeover);
         if self.settings.fuse.no_passthrough {
             fs = fs.without_passthrough();
         }

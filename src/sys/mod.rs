@@ -3,6 +3,7 @@
 
 pub mod creds;
 pub mod netlink;
+pub mod passthrough;
 pub mod process;
 
 pub use netlink::{ConnectorSocket, Received};
