@@ -61,6 +61,16 @@ impl<I> Live<I> {
 
 const PAGE: usize = 4096;
 
+/// On every open: the kernel sends no `FLUSH` at its closes. procfs has nothing to
+/// flush, and a `FLUSH` is a request the reader waits for, where it can least afford
+/// it: at `execve`, which closes the descriptors marked close-on-exec while it holds
+/// the process's exec lock, so a process exec'ing while it held a file of the view
+/// open waited for the daemon, and a daemon starting after an upgrade, which reads
+/// every process's `stat` (blocked by that lock), waited for the process: both for
+/// good (seen in tests/live_restart.rs). `ENOSYS` to the first `FLUSH` stops them
+/// only once one has been answered.
+const NO_FLUSH: FopenFlags = FopenFlags::FOPEN_NOFLUSH;
+
 /// How many pages the backing files no handle uses may hold, kept for their inode's
 /// next open of the same text: 16 MiB, the four files `ps -ef` opens of 1,000
 /// processes. Reusing one spares a memfd's making, filling and registering, and its
@@ -265,14 +275,12 @@ pub fn step_down_everywhere() {
     for b in mounts {
         let mut files = crate::sync::lock(&b.files);
         files.close_idle();
-        let Some(path) = crate::sync::lock(&b.handover).clone() else {
-            continue;
-        };
-        let text = files.handover(BackingId::into_raw);
-        b.stats.set_memfd_kb(files.kb());
-        let tmp = path.with_extension("new");
-        if let Err(e) = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, &path)) {
-            log::warn!("cannot hand over backing files in {}: {e}", path.display());
+        if let Some(path) = crate::sync::lock(&b.handover).clone() {
+            let text = files.handover(BackingId::into_raw);
+            let tmp = path.with_extension("new");
+            if let Err(e) = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, &path)) {
+                log::warn!("cannot hand over backing files in {}: {e}", path.display());
+            }
         }
     }
 }
@@ -322,18 +330,19 @@ impl Backings {
         let files = &mut *guard;
         claim_handed(files, ino, &reply);
         if let Some(l) = files.open.get_mut(&ino) {
-            let mut flags = FopenFlags::empty();
+            let mut flags = NO_FLUSH;
             if l.adopted || *l.text != **text {
                 // Another snapshot holds the inode: this one is read through the
                 // daemon, still naming the inode's backing file.
-                flags = FopenFlags::FOPEN_DIRECT_IO;
+                flags |= FopenFlags::FOPEN_DIRECT_IO;
             }
             l.open += 1;
             reply.opened_passthrough(FileHandle(fh), flags, &l.id);
             files.by_fh.insert(fh, ino);
             return;
         }
-        let direct = |reply: ReplyOpen| reply.opened(FileHandle(fh), FopenFlags::FOPEN_DIRECT_IO);
+        let direct =
+            |reply: ReplyOpen| reply.opened(FileHandle(fh), FopenFlags::FOPEN_DIRECT_IO | NO_FLUSH);
         if !self.enabled() {
             return direct(reply);
         }
@@ -357,7 +366,7 @@ impl Backings {
         };
         match made {
             Ok(mut l) => {
-                reply.opened_passthrough(FileHandle(fh), FopenFlags::empty(), &l.id);
+                reply.opened_passthrough(FileHandle(fh), NO_FLUSH, &l.id);
                 l.open = 1;
                 files.open(ino, l);
                 files.by_fh.insert(fh, ino);
@@ -381,11 +390,12 @@ impl Backings {
         claim_handed(files, ino, &reply);
         if let Some(l) = files.open.get_mut(&ino) {
             l.open += 1;
-            reply.opened_passthrough(FileHandle(fh), flags | FopenFlags::FOPEN_DIRECT_IO, &l.id);
+            let flags = flags | FopenFlags::FOPEN_DIRECT_IO | NO_FLUSH;
+            reply.opened_passthrough(FileHandle(fh), flags, &l.id);
             files.by_fh.insert(fh, ino);
             return;
         }
-        reply.opened(FileHandle(fh), flags);
+        reply.opened(FileHandle(fh), flags | NO_FLUSH);
     }
 
     /// Handle `fh` is closed: the last handle of an inode leaves its backing file idle

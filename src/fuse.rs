@@ -27,8 +27,6 @@ pub struct ProcFs {
     polls: Watcher,
     /// Whether to ask the kernel for passthrough at INIT.
     passthrough: bool,
-    /// Whether the connection was taken over from a previous worker.
-    taken_over: bool,
 }
 
 impl ProcFs {
@@ -41,7 +39,6 @@ impl ProcFs {
             spin,
             polls: Watcher::default(),
             passthrough: true,
-            taken_over: false,
         }
     }
 
@@ -55,14 +52,8 @@ impl ProcFs {
     /// Hands the backing files in use over to the next worker through `path`, and, on
     /// a connection taken over from a previous worker (`takeover`), takes over those it
     /// handed over ([`Backings::hand_over_at`]).
-    ///
-    /// A taken-over connection's INIT was answered by the first worker: this one sees
-    /// a made-up INIT ([`crate::handover`]), which cannot say whether passthrough was
-    /// agreed. It is tried: where the kernel refuses the first backing file, reads go
-    /// through the daemon from then on.
-    pub fn hand_over_backings(mut self, path: std::path::PathBuf, takeover: bool) -> Self {
+    pub fn hand_over_backings(self, path: std::path::PathBuf, takeover: bool) -> Self {
         self.backings.hand_over_at(path, takeover);
-        self.taken_over = takeover;
         self
     }
 
@@ -135,11 +126,10 @@ impl Filesystem for ProcFs {
         // Passthrough needs the kernel's capability (6.9+) and a stacking depth of 1:
         // the backing files are memfds, not files of a stacked filesystem.
         let on = self.passthrough
-            && (self.taken_over
-                || config
-                    .add_capabilities(fuser::InitFlags::FUSE_PASSTHROUGH)
-                    .is_ok()
-                    && config.set_max_stack_depth(1).is_ok());
+            && config
+                .add_capabilities(fuser::InitFlags::FUSE_PASSTHROUGH)
+                .is_ok()
+            && config.set_max_stack_depth(1).is_ok();
         if self.passthrough && !on {
             log::info!("the kernel offers no FUSE passthrough: reads go through the daemon");
         }
@@ -490,8 +480,8 @@ impl Filesystem for ProcFs {
         reply: ReplyEmpty,
     ) {
         self.begin(Op::Flush);
-        // Nothing is written through the view: ENOSYS tells the kernel never to send
-        // flush again, which saves a round trip per close.
+        // Every open says FOPEN_NOFLUSH (src/backing.rs), so none should come; should
+        // one, ENOSYS tells the kernel never to send flush again.
         reply.error(Errno::ENOSYS);
     }
 
