@@ -517,11 +517,14 @@ fn cat_times(path: &Path, n: usize) {
 /// A tree VPS `t` whose init is `sh -c SCRIPT`, once it has its children, served by a
 /// daemon (`serve`, shared mount `mnt` and control socket `sock` in `tmp`) that gives it
 /// a mount of its own, `own`. Fields drop in order: the shared mount, the daemon, the
-/// VPS's processes, then the guard of `own`, so that a failing test leaves nothing.
+/// VPS's processes (the shell, then its children, by pid), then the guard of `own`, so
+/// that a failing test leaves nothing.
 struct OwnMount {
     _mount: MountGuard,
     daemon: ChildGuard,
     _vps: ChildGuard,
+    /// The shell's children, which its end would leave running.
+    _children: PidsGuard,
     _own: MountGuard,
     init: u32,
     mnt: std::path::PathBuf,
@@ -547,6 +550,7 @@ impl OwnMount {
         assert!(wait_until(Duration::from_secs(10), || children_of(init)
             .len()
             == children));
+        let children = PidsGuard(children_of(init));
         let (daemon, mount) = serve(&mnt, &sock, &["--vps".into(), format!("t:tree={init}")]);
         assert!(
             wait_until(Duration::from_secs(10), || mounted(&own)),
@@ -556,6 +560,7 @@ impl OwnMount {
             _mount: mount,
             daemon,
             _vps: vps,
+            _children: children,
             _own: own_guard,
             init,
             mnt,
