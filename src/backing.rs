@@ -122,6 +122,24 @@ impl<I> Files<I> {
         }
     }
 
+    /// The idle backing file of `ino`, taken out for an open of `text` if it holds that
+    /// very text (and marked as used again); one of another text is closed, never
+    /// rewritten (a reader may have mapped it: see the module's doc).
+    fn reuse(&mut self, ino: u64, text: &[u8]) -> Option<Live<I>> {
+        let mut l = self.take_idle(ino).filter(|l| *l.text == *text)?;
+        l.reused = true;
+        Some(l)
+    }
+
+    /// Handle `fh` opens `ino`, whose backing file some handle uses already: the one the
+    /// kernel has attached, which the open must name.
+    fn attach(&mut self, ino: u64, fh: u64) -> Option<&Live<I>> {
+        let l = self.open.get_mut(&ino)?;
+        l.open += 1;
+        self.by_fh.insert(fh, ino);
+        Some(l)
+    }
+
     /// Takes the idle backing file of `ino` out of the idle ones.
     fn take_idle(&mut self, ino: u64) -> Option<Live<I>> {
         let l = self.idle.pop(&ino)?;
@@ -329,31 +347,22 @@ impl Backings {
         let mut guard = crate::sync::lock(&self.files);
         let files = &mut *guard;
         claim_handed(files, ino, &reply);
-        if let Some(l) = files.open.get_mut(&ino) {
+        if let Some(l) = files.attach(ino, fh) {
             let mut flags = NO_FLUSH;
             if l.adopted || *l.text != **text {
                 // Another snapshot holds the inode: this one is read through the
                 // daemon, still naming the inode's backing file.
                 flags |= FopenFlags::FOPEN_DIRECT_IO;
             }
-            l.open += 1;
-            reply.opened_passthrough(FileHandle(fh), flags, &l.id);
-            files.by_fh.insert(fh, ino);
-            return;
+            return reply.opened_passthrough(FileHandle(fh), flags, &l.id);
         }
         let direct =
             |reply: ReplyOpen| reply.opened(FileHandle(fh), FopenFlags::FOPEN_DIRECT_IO | NO_FLUSH);
         if !self.enabled() {
             return direct(reply);
         }
-        // An idle backing file of another text is closed here, never rewritten (a
-        // reader may have mapped it: see the module's doc).
-        let reused = files.take_idle(ino).filter(|l| *l.text == **text);
-        let made = match reused {
-            Some(mut l) => {
-                l.reused = true;
-                Ok(l)
-            }
+        let made = match files.reuse(ino, text) {
+            Some(l) => Ok(l),
             None => memfd_with(text)
                 .and_then(|f| reply.open_backing(&f))
                 .map(|id| Live {
@@ -388,12 +397,9 @@ impl Backings {
         let mut guard = crate::sync::lock(&self.files);
         let files = &mut *guard;
         claim_handed(files, ino, &reply);
-        if let Some(l) = files.open.get_mut(&ino) {
-            l.open += 1;
+        if let Some(l) = files.attach(ino, fh) {
             let flags = flags | FopenFlags::FOPEN_DIRECT_IO | NO_FLUSH;
-            reply.opened_passthrough(FileHandle(fh), flags, &l.id);
-            files.by_fh.insert(fh, ino);
-            return;
+            return reply.opened_passthrough(FileHandle(fh), flags, &l.id);
         }
         reply.opened(FileHandle(fh), flags | NO_FLUSH);
     }
@@ -478,12 +484,10 @@ mod tests {
         }
     }
 
-    /// One read of inode `ino` (a page of text): found idle and used again, or new.
+    /// One open and close of inode `ino` (a text of 100 bytes): found idle and used
+    /// again, or new.
     fn read(f: &mut Files<u32>, ino: u64) -> bool {
-        let found = f.take_idle(ino).map(|mut l| {
-            l.reused = true;
-            l
-        });
+        let found = f.reuse(ino, &[b'x'; 100]);
         let hit = found.is_some();
         f.open(ino, found.unwrap_or_else(|| live(100)));
         f.close(ino);

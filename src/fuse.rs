@@ -57,6 +57,23 @@ impl ProcFs {
         self
     }
 
+    /// `setxattr` (`value` with its flags) and `removexattr` (`None`).
+    fn change_xattr(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        name: &OsStr,
+        value: Option<(&[u8], i32)>,
+        reply: ReplyEmpty,
+    ) {
+        self.begin(Op::Xattr);
+        let reader = self.view.reader(req.pid());
+        match self.view.setxattr(reader, ino.0, name, value) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(err(e)),
+        }
+    }
+
     /// What every request does first.
     fn begin(&self, op: Op) {
         self.spin.request();
@@ -323,10 +340,7 @@ impl Filesystem for ProcFs {
             mtime: mtime.map(time),
         };
         let reader = self.view.reader(req.pid());
-        match self
-            .view
-            .setattr(reader, ino.0, (req.uid(), req.gid()), &change)
-        {
+        match self.view.setattr(reader, ino.0, req.uid(), &change) {
             Ok(a) => reply.attr(&a.attr_ttl, &file_attr(&a)),
             Err(e) => reply.error(err(e)),
         }
@@ -342,24 +356,11 @@ impl Filesystem for ProcFs {
         _position: u32,
         reply: ReplyEmpty,
     ) {
-        self.begin(Op::Xattr);
-        let reader = self.view.reader(req.pid());
-        match self
-            .view
-            .setxattr(reader, ino.0, name, Some((value, flags)))
-        {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(err(e)),
-        }
+        self.change_xattr(req, ino, name, Some((value, flags)), reply);
     }
 
     fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        self.begin(Op::Xattr);
-        let reader = self.view.reader(req.pid());
-        match self.view.setxattr(reader, ino.0, name, None) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(err(e)),
-        }
+        self.change_xattr(req, ino, name, None, reply);
     }
 
     // procfs makes no names: what would make one fails with ENOENT (the lookup of the

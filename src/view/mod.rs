@@ -654,18 +654,18 @@ impl View {
         false
     }
 
-    /// Changes the attributes of inode `ino` for `reader` (file-system ids `fs_ids`) as
+    /// Changes the attributes of inode `ino` for `reader` (file-system uid `fsuid`) as
     /// procfs would ([`writes::Change`]), and answers its attributes after.
     pub fn setattr(
         &self,
         reader: Reader,
         ino: u64,
-        fs_ids: (u32, u32),
+        fsuid: u32,
         change: &writes::Change,
     ) -> Result<Attr, Errno> {
         let node = self.node(ino)?;
         self.check_alive(&node)?;
-        self.change(reader, &node, fs_ids, change)?;
+        self.change(reader, &node, fsuid, change)?;
         self.getattr(reader, ino)
     }
 

@@ -474,14 +474,14 @@ fn apply(path: &std::path::Path, change: &Change) -> io::Result<()> {
 }
 
 impl View {
-    /// Changes the attributes of `node` for `reader` (with file-system ids `fs_ids`),
-    /// as procfs would: see [`ChangeRule`]. Nothing is kept by the view: the attributes
+    /// Changes the attributes of `node` for `reader` (with file-system uid `fsuid`), as
+    /// procfs would: see [`ChangeRule`]. Nothing is kept by the view: the attributes
     /// shown after are the real entry's, as always.
     pub(super) fn change(
         &self,
         reader: Reader,
         node: &Node,
-        fs_ids: (u32, u32),
+        fsuid: u32,
         change: &Change,
     ) -> Result<(), Errno> {
         match change_rule(node) {
@@ -498,7 +498,7 @@ impl View {
                 let path = object.unwrap_or_else(|| node.real_path());
                 self.as_caller(reader, node, || apply(&path, &change))
             }
-            ChangeRule::Shared => shared_change(fs_ids.0, change),
+            ChangeRule::Shared => shared_change(fsuid, change),
         }
     }
 
