@@ -94,8 +94,18 @@ impl Drop for Staging {
     }
 }
 
+/// The `timens_offsets` line that takes the boottime `now` (seconds, ns) back to 0. The
+/// kernel wants the ns in [0, 1 s), so −12.3 s is written as −13 s + 0.7 s.
+fn boottime_offset((secs, nsecs): (i64, i64)) -> String {
+    if nsecs == 0 {
+        format!("boottime {} 0", -secs)
+    } else {
+        format!("boottime {} {}", -secs - 1, 1_000_000_000 - nsecs)
+    }
+}
+
 /// Puts the relay's future children in a new time namespace whose `CLOCK_BOOTTIME`
-/// starts now (less than a second from 0), so that the VPS's `uptime`, `btime` and every
+/// starts now (0 to the ns when the offset is written), so that the VPS's `uptime`, `btime` and every
 /// process start time the kernel shows agree with its age (SPEC section 5). The offsets
 /// must be written before the first process enters the namespace. A kernel without time
 /// namespaces leaves the VPS on the host's clock, which stays coherent too.
@@ -105,9 +115,21 @@ pub fn time_namespace() {
         return;
     }
     let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME)
-        .map(|t| t.tv_sec())
-        .unwrap_or(0);
-    if let Err(e) = std::fs::write("/proc/self/timens_offsets", format!("boottime {} 0", -now)) {
+        .map(|t| (t.tv_sec(), t.tv_nsec()))
+        .unwrap_or((0, 0));
+    if let Err(e) = std::fs::write("/proc/self/timens_offsets", boottime_offset(now)) {
         log::warn!("cannot set the VPS's boot time ({e}): it keeps the host's uptime");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::boottime_offset;
+
+    #[test]
+    fn the_offset_takes_boottime_back_to_zero() {
+        assert_eq!(boottime_offset((12, 0)), "boottime -12 0");
+        assert_eq!(boottime_offset((12, 300_000_000)), "boottime -13 700000000");
+        assert_eq!(boottime_offset((0, 1)), "boottime -1 999999999");
     }
 }

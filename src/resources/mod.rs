@@ -311,6 +311,7 @@ impl VpsResources {
                     usage: usage.as_ref(),
                     elapsed_ns: uptime::reader_boottime(now_boottime_ns, facts.boot_offset_ns),
                     boot_offset_ns: facts.boot_offset_ns,
+                    host_boot_wall_ns: host_boot_wall_ns(),
                     running: counts.running,
                     blocked: counts.blocked,
                     processes: facts.forks.unwrap_or(u64::from(counts.total)),
@@ -449,6 +450,18 @@ pub fn parse_timens_offsets(text: &str) -> Result<i64, String> {
             .ok_or_else(|| format!("offset out of range in {line:?}"));
     }
     Ok(0)
+}
+
+/// The host's boot as a wall-clock time in ns, as the kernel's `getboottime64` keeps it:
+/// `CLOCK_REALTIME − CLOCK_BOOTTIME`, read back to back.
+pub fn host_boot_wall_ns() -> Option<i128> {
+    use nix::time::{clock_gettime, ClockId};
+    let ns = |t: nix::sys::time::TimeSpec| {
+        i128::from(t.tv_sec()) * 1_000_000_000 + i128::from(t.tv_nsec())
+    };
+    let real = clock_gettime(ClockId::CLOCK_REALTIME).ok()?;
+    let boot = clock_gettime(ClockId::CLOCK_BOOTTIME).ok()?;
+    Some(ns(real) - ns(boot))
 }
 
 /// The host's `CLOCK_BOOTTIME` in ns.

@@ -15,9 +15,10 @@
 //!   persisted across daemon restarts by the caller), so a sum that dips (a CPU
 //!   leaving the view, rounding of the even split) never makes `top` show negative
 //!   deltas.
-//! - `btime` is shifted by the VPS's boottime offset (`btime − offset`, to the
-//!   second, as the kernel's `timens_sub_boottime`), so that with a time namespace it
-//!   is the VPS's start, as `ps` computes start times from it.
+//! - `btime` is shifted by the VPS's boottime offset as the kernel's
+//!   `timens_sub_boottime` does (the exact boot time less the offset, then cut to the
+//!   second), so that with a time namespace it is the VPS's start, as `ps` computes
+//!   start times from it.
 //! - `processes` (forks since the VPS started, floored), `procs_running` and
 //!   `procs_blocked` (the VPS's R and D threads) are the VPS's.
 //! - `intr`, `ctxt` and `softirq` are the host's, unchanged: no cgroup counts
@@ -49,9 +50,27 @@ pub struct StatInputs<'a> {
     pub elapsed_ns: u64,
     /// The VPS's time-namespace boottime offset.
     pub boot_offset_ns: i64,
+    /// The host's boot as a wall-clock time in ns (`CLOCK_REALTIME − CLOCK_BOOTTIME`),
+    /// whose fraction of a second the host's `btime` line has lost; `None`: that line's
+    /// whole seconds are used.
+    pub host_boot_wall_ns: Option<i128>,
     pub running: u32,
     pub blocked: u32,
     pub processes: u64,
+}
+
+/// `btime` for a reader whose boottime offset is `offset_ns`: the host's boot less the
+/// offset, to the second. The kernel subtracts from the exact boot time, so an offset
+/// with a fraction of a second needs the host's boot to the ns (`boot_wall_ns`); it is
+/// used when it agrees with the host's own line, `btime` (read at another moment).
+fn shifted_btime(btime: i64, boot_wall_ns: Option<i128>, offset_ns: i64) -> i64 {
+    const NS: i128 = 1_000_000_000;
+    match boot_wall_ns {
+        Some(w) if (w.div_euclid(NS) - i128::from(btime)).abs() <= 1 => {
+            i64::try_from((w - i128::from(offset_ns)).div_euclid(NS)).unwrap_or(btime)
+        }
+        _ => btime - offset_ns.div_euclid(1_000_000_000),
+    }
 }
 
 /// The last values shown, which later renders never go below.
@@ -233,7 +252,7 @@ pub fn render(host: &[u8], inp: &StatInputs, floors: &mut StatFloors) -> Result<
                     .trim()
                     .parse()
                     .map_err(|_| malformed(format!("bad btime {value:?}")))?;
-                let shifted = b - inp.boot_offset_ns.div_euclid(1_000_000_000);
+                let shifted = shifted_btime(b, inp.host_boot_wall_ns, inp.boot_offset_ns);
                 out.push_str(&format!("btime {shifted}\n"));
             }
             "processes" => out.push_str(&format!("processes {}\n", floors.processes)),
@@ -287,6 +306,7 @@ mod tests {
             usage,
             elapsed_ns: secs * SEC,
             boot_offset_ns: 0,
+            host_boot_wall_ns: None,
             running: 2,
             blocked: 1,
             processes: 7,
@@ -428,6 +448,15 @@ mod tests {
         let mut inp = inputs(&one, None, 1);
         // The VPS started 1000.5 s after the host booted: offset −1000.5 s.
         inp.boot_offset_ns = -1_000_500_000_000;
+        let out = render(HOST, &inp, &mut f).unwrap();
+        assert_eq!(cols(&out, "btime"), vec![1796468071 + 1001]);
+        // The kernel subtracts from the exact boot: booted at …071.4 s, the VPS's boot
+        // is …071.4 + 1000.5 = …1071.9 s, cut to 1796469071.
+        inp.host_boot_wall_ns = Some(1_796_468_071_400_000_000);
+        let out = render(HOST, &inp, &mut f).unwrap();
+        assert_eq!(cols(&out, "btime"), vec![1796468071 + 1000]);
+        // A boot time that is not the host line's (a clock set in between) is not used.
+        inp.host_boot_wall_ns = Some(1_796_468_091_400_000_000);
         let out = render(HOST, &inp, &mut f).unwrap();
         assert_eq!(cols(&out, "btime"), vec![1796468071 + 1001]);
     }
