@@ -86,6 +86,48 @@ print(free())
     assert_eq!(swap[0], want, "swap total: {before}");
 }
 
+/// A process the OOM killer ends under `--memory` is reported, whether it was init (the
+/// exit status alone, 137, would not say why) or one of its children.
+#[test]
+fn an_out_of_memory_kill_is_reported() {
+    if !privileged() {
+        return;
+    }
+    let hog = r#"
+import os, sys
+def hog():
+    a = bytearray(256 << 20)
+    a[::4096] = b"x" * len(a[::4096])
+if sys.argv[1] == "child":
+    pid = os.fork()
+    if pid == 0:
+        hog()
+        os._exit(0)
+    print(os.waitpid(pid, 0)[1] & 0x7f)
+else:
+    hog()
+"#;
+    let flags = ["--memory", "64M", "--swap", "0"];
+    let run = |who: &str| in_vps(&flags, &["python3", "-c", hog, who]);
+    let (out, err, code) = run("child");
+    assert_eq!(code, 0, "init survives its child: {err}");
+    assert_eq!(out.trim(), "9", "the child was killed by SIGKILL: {out}");
+    assert!(
+        err.contains("ran out of memory and one of its processes was killed"),
+        "{err}"
+    );
+    let (_, err, code) = run("init");
+    assert_eq!(code, 128 + 9, "{err}");
+    assert!(
+        err.contains("ran out of memory and python3 was killed"),
+        "{err}"
+    );
+    // A VPS that stays within its limit says nothing of the kind.
+    let (_, err, code) = in_vps(&flags, &["true"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("out of memory"), "{err}");
+}
+
 #[test]
 fn without_limits_the_vps_sees_the_hosts_memory() {
     if !privileged() {

@@ -240,6 +240,25 @@ pub(super) fn run(a: RunArgs) -> Result<i32, String> {
 
     let code = wait_for(relay);
     log::info!("{}", stats.line());
+    if let Some(n) = cleanup
+        .0
+        .as_ref()
+        .and_then(VpsCgroup::oom_kills)
+        .filter(|&n| n > 0)
+    {
+        let what = if code == 128 + Signal::SIGKILL as i32 {
+            format!("{} was killed", a.cmd[0].to_string_lossy())
+        } else {
+            match n {
+                1 => "one of its processes was killed".to_string(),
+                n => format!("{n} of its processes were killed"),
+            }
+        };
+        eprintln!(
+            "vprocfs: the VPS ran out of memory and {what} by the kernel's OOM killer; \
+             give it more with --memory"
+        );
+    }
     if !pidns {
         // The kernel ends a pid namespace with its init; a tree VPS is ended here.
         kill_members(&view, vps);

@@ -388,6 +388,24 @@ impl VpsCgroup {
         self.paths.clone()
     }
 
+    /// How many processes of the VPS the kernel's OOM killer has ended: `oom_kill` of
+    /// v2's `memory.events` or v1's `memory.oom_control`, whichever the memory
+    /// controller has; `None` when neither can be read.
+    pub fn oom_kills(&self) -> Option<u64> {
+        let v2 = self.v2_leaf.as_ref().map(|d| d.join("memory.events"));
+        let v1 = self
+            .paths
+            .memory
+            .as_ref()
+            .map(|d| d.dir().join("memory.oom_control"));
+        [v2, v1]
+            .into_iter()
+            .flatten()
+            .filter_map(|f| fs::read_to_string(f).ok())
+            .filter_map(|t| oom_kill_count(&t))
+            .reduce(u64::max)
+    }
+
     /// Kills what is left in the cgroup and removes its directories. Never fails
     /// loudly: what cannot be done is logged.
     pub fn remove(mut self) {
@@ -440,6 +458,13 @@ impl Drop for VpsCgroup {
     fn drop(&mut self) {
         self.cleanup();
     }
+}
+
+/// Pure: the `oom_kill` count of a `memory.events` or `memory.oom_control` text.
+fn oom_kill_count(text: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("oom_kill "))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 fn copy_cpuset(from: &Path, to: &Path) -> Result<(), String> {
@@ -591,6 +616,16 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn oom_kills_of_either_hierarchy() {
+        let v2 = "low 0\nhigh 0\nmax 12\noom 3\noom_kill 2\noom_group_kill 0\n";
+        assert_eq!(oom_kill_count(v2), Some(2));
+        let v1 = "oom_kill_disable 0\nunder_oom 0\noom_kill 1\n";
+        assert_eq!(oom_kill_count(v1), Some(1));
+        // Before Linux 4.13 v1 had no such line.
+        assert_eq!(oom_kill_count("oom_kill_disable 0\nunder_oom 0\n"), None);
+    }
 
     #[test]
     fn sizes() {
