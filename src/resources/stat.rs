@@ -21,9 +21,14 @@
 //!   start times from it.
 //! - `processes` (forks since the VPS started, floored), `procs_running` and
 //!   `procs_blocked` (the VPS's R and D threads) are the VPS's.
-//! - `intr`, `ctxt` and `softirq` are the host's, unchanged: no cgroup counts
-//!   interrupts or context switches, the host's figures are monotonic, and they keep
-//!   `vmstat`'s in/cs columns working (LXCFS does the same).
+//! - `intr`, `ctxt` and `softirq` are the host's (no cgroup counts interrupts or
+//!   context switches), counted from when the VPS's clock began: `vmstat` divides them
+//!   by the CPU time of the `cpu` lines for its first line, and the host's counts since
+//!   its boot over a new VPS's seconds read as billions of interrupts a second (LXCFS
+//!   shows them so). The host's counts at the VPS's start are taken at the host's
+//!   average rate since boot ([`HostCounts::base`]), fixed at the first render and kept
+//!   across restarts; every later change shows in full. Without a time namespace the
+//!   VPS's clock is the host's, and so are the counts.
 
 use serde::{Deserialize, Serialize};
 
@@ -79,6 +84,92 @@ pub struct StatFloors {
     pub cpu: [u64; COLUMNS],
     pub cpus: Vec<[u64; COLUMNS]>,
     pub processes: u64,
+    /// The host's counts the VPS's `intr`, `ctxt` and `softirq` start from
+    /// ([`HostCounts::base`]), fixed at the first render and kept across restarts.
+    #[serde(default)]
+    pub base: Option<HostCounts>,
+}
+
+/// The host's `intr` (total, then each interrupt), `ctxt` and `softirq` (total, then
+/// each kind) counts.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostCounts {
+    pub intr: Vec<u64>,
+    pub ctxt: u64,
+    pub softirq: Vec<u64>,
+}
+
+impl HostCounts {
+    /// Pure: the counts in the host's `stat` text (missing lines count 0).
+    fn parse(text: &str) -> Result<HostCounts, ResError> {
+        let nums = |line: &str, rest: &str| -> Result<Vec<u64>, ResError> {
+            rest.split_whitespace()
+                .map(|n| {
+                    n.parse()
+                        .map_err(|_| malformed(format!("bad number in {line:?}")))
+                })
+                .collect()
+        };
+        let mut c = HostCounts::default();
+        for line in text.lines() {
+            match line.split_once(' ') {
+                Some(("intr", rest)) => c.intr = nums(line, rest)?,
+                Some(("softirq", rest)) => c.softirq = nums(line, rest)?,
+                Some(("ctxt", rest)) => c.ctxt = nums(line, rest)?.first().copied().unwrap_or(0),
+                _ => {}
+            }
+        }
+        Ok(c)
+    }
+
+    /// The counts to start the VPS's from, so that they are the host's since the VPS's
+    /// clock began (`elapsed_ns` ago on the host's boottime, `host_now_ns`): `vmstat`
+    /// divides them by the VPS's CPU time for its first line, and the host's counts
+    /// since its boot over a VPS's minutes would be rates a thousand times too high.
+    /// The host's counts at that moment are not known (the daemon may start later), so
+    /// they are taken as its average rate since boot would have them; every later
+    /// change shows in full.
+    fn base(&self, elapsed_ns: u64, host_now_ns: u64) -> HostCounts {
+        let before = u128::from(host_now_ns.saturating_sub(elapsed_ns));
+        let now = u128::from(host_now_ns.max(1));
+        let part = |v: u64| u64::try_from(u128::from(v) * before / now).unwrap_or(v);
+        HostCounts {
+            intr: self.intr.iter().map(|&v| part(v)).collect(),
+            ctxt: part(self.ctxt),
+            softirq: self.softirq.iter().map(|&v| part(v)).collect(),
+        }
+    }
+
+    /// Keeps, column by column, the smaller of two bases: a later one (a restart
+    /// without the first's) must never make a count shown go back.
+    fn merge(&mut self, other: &HostCounts) {
+        let min_into = |a: &mut Vec<u64>, b: &[u64]| {
+            for (i, &y) in b.iter().enumerate() {
+                match a.get_mut(i) {
+                    Some(x) => *x = (*x).min(y),
+                    None => break,
+                }
+            }
+            a.truncate(b.len());
+        };
+        min_into(&mut self.intr, &other.intr);
+        min_into(&mut self.softirq, &other.softirq);
+        self.ctxt = self.ctxt.min(other.ctxt);
+    }
+}
+
+/// A counts line of `label` with each of `values` less its `base` column (0 past it).
+fn since(label: &str, values: &[u64], base: &[u64]) -> String {
+    let mut out = String::from(label);
+    for (i, v) in values.iter().enumerate() {
+        out.push(' ');
+        out.push_str(
+            &v.saturating_sub(base.get(i).copied().unwrap_or(0))
+                .to_string(),
+        );
+    }
+    out.push('\n');
+    out
 }
 
 impl StatFloors {
@@ -92,6 +183,11 @@ impl StatFloors {
             max_into(a, b);
         }
         self.processes = self.processes.max(other.processes);
+        match (&mut self.base, &other.base) {
+            (Some(a), Some(b)) => a.merge(b),
+            (None, Some(b)) => self.base = Some(b.clone()),
+            _ => {}
+        }
     }
 }
 
@@ -222,6 +318,11 @@ pub fn render(host: &[u8], inp: &StatInputs, floors: &mut StatFloors) -> Result<
     max_into(&mut total, &floors.cpu);
     floors.cpu = total;
     floors.processes = floors.processes.max(inp.processes);
+    let counts = HostCounts::parse(text)?;
+    let host_now = inp.elapsed_ns.saturating_add_signed(-inp.boot_offset_ns);
+    let base = floors
+        .base
+        .get_or_insert_with(|| counts.base(inp.elapsed_ns, host_now));
 
     let push_cols = |out: &mut String, label: &str, cols: &[u64; COLUMNS]| {
         out.push_str(label);
@@ -255,6 +356,9 @@ pub fn render(host: &[u8], inp: &StatInputs, floors: &mut StatFloors) -> Result<
                 let shifted = shifted_btime(b, inp.host_boot_wall_ns, inp.boot_offset_ns);
                 out.push_str(&format!("btime {shifted}\n"));
             }
+            "intr" => out.push_str(&since("intr", &counts.intr, &base.intr)),
+            "softirq" => out.push_str(&since("softirq", &counts.softirq, &base.softirq)),
+            "ctxt" => out.push_str(&since("ctxt", &[counts.ctxt], &[base.ctxt])),
             "processes" => out.push_str(&format!("processes {}\n", floors.processes)),
             "procs_running" => out.push_str(&format!("procs_running {}\n", inp.running)),
             "procs_blocked" => out.push_str(&format!("procs_blocked {}\n", inp.blocked)),
@@ -439,6 +543,79 @@ mod tests {
     fn online_cpus() {
         assert_eq!(online(HOST).unwrap().cpus(), &[0, 1]);
         assert!(online(b"cpuX 1\n").is_err());
+    }
+
+    #[test]
+    fn host_counts_start_with_the_vps_clock() {
+        let one = CpuSet::from_cpus([0]);
+        // No time namespace: the VPS's clock is the host's, and so are the counts.
+        let mut f = StatFloors::default();
+        let out = render(HOST, &inputs(&one, None, 100), &mut f).unwrap();
+        assert_eq!(cols(&out, "ctxt"), vec![208317]);
+        assert_eq!(cols(&out, "softirq")[..3], [64168, 0, 11354]);
+        assert_eq!(cols(&out, "intr").len(), cols(HOST, "intr").len());
+
+        // A VPS 10 s old on a host up 100 s: its counts start from 90 % of the host's
+        // (the host's average rate since boot over the VPS's 10 s).
+        let mut f = StatFloors::default();
+        let mut inp = inputs(&one, None, 10);
+        inp.boot_offset_ns = -90 * SEC as i64;
+        let out = render(HOST, &inp, &mut f).unwrap();
+        assert_eq!(cols(&out, "ctxt"), vec![208317 - 208317 * 9 / 10]);
+        assert_eq!(cols(&out, "intr")[0], 144004 - 144004 * 9 / 10);
+        assert_eq!(
+            cols(&out, "softirq")[..3],
+            [64168 - 57751, 0, 11354 - 10218]
+        );
+        let base = f.base.clone().expect("the base is kept");
+
+        // Later, every change of the host's counts shows in full: the base is fixed.
+        let later = String::from_utf8(HOST.to_vec())
+            .unwrap()
+            .replace("ctxt 208317", "ctxt 208417")
+            .replace("softirq 64168 0 11354", "softirq 64178 0 11364");
+        let mut inp = inputs(&one, None, 20);
+        inp.boot_offset_ns = -90 * SEC as i64;
+        let out = render(later.as_bytes(), &inp, &mut f).unwrap();
+        assert_eq!(cols(&out, "ctxt"), vec![208417 - base.ctxt]);
+        assert_eq!(
+            cols(&out, "softirq")[..3],
+            [64178 - 57751, 0, 11364 - 10218]
+        );
+        assert_eq!(f.base.as_ref(), Some(&base));
+    }
+
+    #[test]
+    fn a_restored_base_never_makes_a_count_go_back() {
+        let mut now = StatFloors {
+            base: Some(HostCounts {
+                intr: vec![10, 5, 7],
+                ctxt: 30,
+                softirq: vec![4, 4],
+            }),
+            ..StatFloors::default()
+        };
+        let saved = StatFloors {
+            base: Some(HostCounts {
+                intr: vec![12, 3],
+                ctxt: 20,
+                softirq: vec![5, 1, 9],
+            }),
+            ..StatFloors::default()
+        };
+        now.merge(&saved);
+        let base = now.base.unwrap();
+        assert_eq!(base.intr, vec![10, 3]);
+        assert_eq!(base.ctxt, 20);
+        assert_eq!(base.softirq, vec![4, 1]);
+        // Floors saved before there was a base read back without one.
+        let old: StatFloors =
+            serde_json::from_str(r#"{"cpu":[0,0,0,0,0,0,0,0,0,0],"cpus":[],"processes":3}"#)
+                .unwrap();
+        assert_eq!(old.base, None);
+        let mut none = StatFloors::default();
+        none.merge(&saved);
+        assert_eq!(none.base, saved.base);
     }
 
     #[test]
