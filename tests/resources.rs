@@ -128,6 +128,30 @@ else:
     assert!(!err.contains("out of memory"), "{err}");
 }
 
+/// `top`, `vmstat` and `free -s` keep `/proc/stat` and `/proc/meminfo` open and read
+/// them again from offset 0; procfs makes the text anew at each such read. Every view
+/// must do the same, through passthrough or not (a snapshot taken at open froze `top`'s
+/// CPU and memory lines after its first screen).
+#[test]
+fn global_files_read_again_from_offset_0_show_the_new_text() {
+    if !privileged() {
+        return;
+    }
+    let probe = script("reread.py").display().to_string();
+    let kernel = in_kernel_ns(&["python3", &probe]);
+    assert!(kernel.contains("/proc/meminfo lseek+read: new pread: new"), "{kernel}");
+    for flags in [
+        &[][..],
+        &["--no-passthrough"],
+        &["--full-view"],
+        &["--full-view", "--no-passthrough"],
+    ] {
+        let (view, err, code) = in_vps(flags, &["python3", &probe]);
+        assert_eq!(code, 0, "{flags:?}: {err}");
+        assert_eq!(view, kernel, "{flags:?}: {err}");
+    }
+}
+
 #[test]
 fn without_limits_the_vps_sees_the_hosts_memory() {
     if !privileged() {

@@ -14,7 +14,11 @@ use super::*;
 pub(super) enum Handle {
     /// A file to render at its first read ([`Lazy`]).
     Lazy(Lazy),
-    /// A rendered file: one consistent snapshot per open, taken at the first read.
+    /// A [`Lazy`] file read through the daemon, rendered again as procfs's seq file
+    /// makes its text again ([`Seq`]).
+    Seq(Seq),
+    /// A text fixed for the handle's life: the snapshot the kernel serves
+    /// (passthrough), or what was read as the reader.
     Buffer(Vec<u8>),
     /// A passed-through file: the real one, read at the reader's offsets. Shared so that
     /// a read that blocks (`/proc/kmsg`) does so outside the handle table's lock.
@@ -43,6 +47,34 @@ pub(super) struct Lazy {
     /// For a `stat` shown masked ([`mask_stat`]): whether the hidden fields are hidden,
     /// and whether the reader reads its own.
     pub(super) masked: Option<(bool, bool)>,
+}
+
+/// A rendered file read through the daemon, with procfs's seq-file semantics: a read
+/// from offset 0 makes the text anew (`top`, `vmstat` and `free -s` keep `/proc/stat`
+/// and `/proc/meminfo` open and read them again after `lseek(0)`), a read where the
+/// last one ended goes on in the same text, and a read anywhere else makes the text
+/// anew and starts there (seq_file's `traverse`).
+#[derive(Clone)]
+pub(super) struct Seq {
+    pub(super) lazy: Lazy,
+    text: Vec<u8>,
+    /// Where the last read ended.
+    end: u64,
+}
+
+impl Seq {
+    /// Whether a read at `offset` makes the text anew.
+    fn renders_at(&self, offset: u64) -> bool {
+        offset == 0 || offset != self.end
+    }
+
+    /// The bytes a read of `size` at `offset` gets, and where it ends.
+    fn read(&mut self, offset: u64, size: u32) -> Vec<u8> {
+        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(self.text.len());
+        let end = start.saturating_add(size as usize).min(self.text.len());
+        self.end = offset.max(end as u64);
+        self.text[start..end].to_vec()
+    }
 }
 
 /// What an open gives the FUSE layer: the handle, and the whole text when it was
@@ -148,7 +180,9 @@ impl View {
         let whole = snapshots
             && matches!(&node, Node::Pid { rel, .. } if entries::entry(rel).read == entries::Read::Snapshot);
         let text = match &handle {
-            Handle::Lazy(l) if whole || matches!(l.render, Render::Resource(_)) => {
+            // A virtual global file is read through the daemon, never from a snapshot:
+            // its readers keep it open and read it again from offset 0 ([`Seq`]).
+            Handle::Lazy(l) if whole && !matches!(l.render, Render::Resource(_)) => {
                 Some(self.render_lazy(l)?)
             }
             // The real file is open already: read it whole from there.
@@ -343,11 +377,12 @@ impl View {
         if !lock(&self.handles).contains_key(&fh) {
             self.adopt_handle(req, ino, fh)?;
         }
-        self.render_on_first_read(fh)?;
+        self.render_for_read(fh, offset)?;
         let file = {
-            let handles = lock(&self.handles);
-            match handles.get(&fh) {
+            let mut handles = lock(&self.handles);
+            match handles.get_mut(&fh) {
                 Some(Handle::Lazy(_)) => return Err(Errno::EIO),
+                Some(Handle::Seq(seq)) => return Ok(seq.read(offset, size)),
                 Some(Handle::Buffer(b)) => {
                     let start = usize::try_from(offset).unwrap_or(usize::MAX).min(b.len());
                     let end = start.saturating_add(size as usize).min(b.len());
@@ -404,11 +439,14 @@ impl View {
         }
     }
 
-    /// Renders handle `fh` if it is a [`Lazy`] one, outside the table's lock; of two
-    /// first reads at once, the first text stored is the one both serve.
-    fn render_on_first_read(&self, fh: u64) -> Result<(), Errno> {
+    /// Renders handle `fh` for a read at `offset` if it needs it: a [`Lazy`] one at its
+    /// first read, a [`Seq`] one where procfs would make the text anew. Rendered
+    /// outside the table's lock; of two reads at once, the last text stored is the one
+    /// both serve, as two readers of one seq file share its buffer.
+    fn render_for_read(&self, fh: u64, offset: u64) -> Result<(), Errno> {
         let lazy = match lock(&self.handles).get(&fh) {
             Some(Handle::Lazy(l)) => l.clone(),
+            Some(Handle::Seq(seq)) if seq.renders_at(offset) => seq.lazy.clone(),
             _ => return Ok(()),
         };
         let text = self.render_lazy(&lazy)?;
@@ -418,8 +456,12 @@ impl View {
             self.check_alive_by_handle(&lazy.node)?;
         }
         if let Some(h) = lock(&self.handles).get_mut(&fh) {
-            if matches!(h, Handle::Lazy(_)) {
-                *h = Handle::Buffer(text);
+            if matches!(h, Handle::Lazy(_) | Handle::Seq(_)) {
+                *h = Handle::Seq(Seq {
+                    lazy,
+                    text,
+                    end: offset,
+                });
             }
         }
         Ok(())
