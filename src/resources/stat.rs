@@ -158,18 +158,26 @@ impl HostCounts {
     }
 }
 
-/// A counts line of `label` with each of `values` less its `base` column (0 past it).
-fn since(label: &str, values: &[u64], base: &[u64]) -> String {
-    let mut out = String::from(label);
-    for (i, v) in values.iter().enumerate() {
+/// The host's counts line `line` with each column less its `base` column (0 past it).
+/// Most columns of `intr` are interrupts that never came, 0 in the base too: those are
+/// copied as they are, not parsed and printed again (the line has hundreds).
+fn since(out: &mut String, line: &str, base: &[u64]) -> Result<(), ResError> {
+    let mut words = line.split(' ');
+    out.push_str(words.next().unwrap_or(""));
+    for (i, word) in words.filter(|w| !w.is_empty()).enumerate() {
         out.push(' ');
-        out.push_str(
-            &v.saturating_sub(base.get(i).copied().unwrap_or(0))
-                .to_string(),
-        );
+        match base.get(i) {
+            Some(&b) if b > 0 => {
+                let v: u64 = word
+                    .parse()
+                    .map_err(|_| malformed(format!("bad number in {line:?}")))?;
+                out.push_str(&v.saturating_sub(b).to_string());
+            }
+            _ => out.push_str(word),
+        }
     }
     out.push('\n');
-    out
+    Ok(())
 }
 
 impl StatFloors {
@@ -318,11 +326,15 @@ pub fn render(host: &[u8], inp: &StatInputs, floors: &mut StatFloors) -> Result<
     max_into(&mut total, &floors.cpu);
     floors.cpu = total;
     floors.processes = floors.processes.max(inp.processes);
-    let counts = HostCounts::parse(text)?;
-    let host_now = inp.elapsed_ns.saturating_add_signed(-inp.boot_offset_ns);
-    let base = floors
-        .base
-        .get_or_insert_with(|| counts.base(inp.elapsed_ns, host_now));
+    let base: &HostCounts = match floors.base {
+        Some(ref b) => b,
+        None => {
+            let host_now = inp.elapsed_ns.saturating_add_signed(-inp.boot_offset_ns);
+            floors
+                .base
+                .insert(HostCounts::parse(text)?.base(inp.elapsed_ns, host_now))
+        }
+    };
 
     let push_cols = |out: &mut String, label: &str, cols: &[u64; COLUMNS]| {
         out.push_str(label);
@@ -356,9 +368,9 @@ pub fn render(host: &[u8], inp: &StatInputs, floors: &mut StatFloors) -> Result<
                 let shifted = shifted_btime(b, inp.host_boot_wall_ns, inp.boot_offset_ns);
                 out.push_str(&format!("btime {shifted}\n"));
             }
-            "intr" => out.push_str(&since("intr", &counts.intr, &base.intr)),
-            "softirq" => out.push_str(&since("softirq", &counts.softirq, &base.softirq)),
-            "ctxt" => out.push_str(&since("ctxt", &[counts.ctxt], &[base.ctxt])),
+            "intr" => since(&mut out, line, &base.intr)?,
+            "softirq" => since(&mut out, line, &base.softirq)?,
+            "ctxt" => since(&mut out, line, &[base.ctxt])?,
             "processes" => out.push_str(&format!("processes {}\n", floors.processes)),
             "procs_running" => out.push_str(&format!("procs_running {}\n", inp.running)),
             "procs_blocked" => out.push_str(&format!("procs_blocked {}\n", inp.blocked)),
