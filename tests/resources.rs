@@ -139,7 +139,10 @@ fn global_files_read_again_from_offset_0_show_the_new_text() {
     }
     let probe = script("reread.py").display().to_string();
     let kernel = in_kernel_ns(&["python3", &probe]);
-    assert!(kernel.contains("/proc/meminfo lseek+read: new pread: new"), "{kernel}");
+    assert!(
+        kernel.contains("/proc/meminfo lseek+read: new pread: new"),
+        "{kernel}"
+    );
     for flags in [
         &[][..],
         &["--no-passthrough"],

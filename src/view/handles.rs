@@ -70,7 +70,9 @@ impl Seq {
 
     /// The bytes a read of `size` at `offset` gets, and where it ends.
     fn read(&mut self, offset: u64, size: u32) -> Vec<u8> {
-        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(self.text.len());
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(self.text.len());
         let end = start.saturating_add(size as usize).min(self.text.len());
         self.end = offset.max(end as u64);
         self.text[start..end].to_vec()
