@@ -471,7 +471,7 @@ fn a_controlling_terminal_shows_as_the_kernel_shows_it() {
     // The background sleep is given time to block: just forked, it may still be running
     // (R) when ps reads it, on either side.
     let inner =
-        "ps -eo pid,ppid,pgid,sid,tpgid,tty,stat,comm; sleep 1 & sleep 0.2; ps -o pid,tpgid,stat,comm";
+        "tty; ps -eo pid,ppid,pgid,sid,tpgid,tty,stat,comm; sleep 1 & sleep 0.2; ps -o pid,tpgid,stat,comm";
     let under_pty = |argv: String| -> String {
         let mut cmd = std::process::Command::new("script");
         cmd.args(["-qec", &argv, "/dev/null"]);
@@ -481,9 +481,14 @@ fn a_controlling_terminal_shows_as_the_kernel_shows_it() {
     // A shell caught between forking ps and waiting for it is R rather than S, on
     // either side (seen on the kernel's side on a loaded host): that letter is timing,
     // not the view's; the shells' rows compare with R read as S. The `+` and the tpgid
-    // are compared as they are.
+    // are compared as they are. Each run has the terminal `script` got for it, whose
+    // number depends on the other tests' at the time: `tty` prints it first, and it is
+    // named the same in both outputs.
     let settle = |out: String| -> String {
-        out.lines()
+        let (tty, rest) = out.split_once('\n').unwrap_or(("", ""));
+        let tty = tty.trim().strip_prefix("/dev/").unwrap_or("no tty");
+        let rest = rest.replace(&format!(" {tty} "), " TTY ");
+        rest.lines()
             .map(|l| {
                 if l.ends_with(" sh") {
                     l.replace(" R+ ", " S+ ").replace(" R ", " S ")
