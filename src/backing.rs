@@ -24,8 +24,15 @@
 //! after a set-uid exec). So a mapping shows the snapshot of its own open, what its
 //! reader was allowed to read, and nothing else (docs/limits.md).
 //!
-//! Without passthrough (a kernel before 6.9, or a daemon that took over a mount without
-//! seeing its INIT) every snapshot is read with `direct_io`.
+//! A worker that takes a connection over from one that stepped down (a `serve`
+//! upgrade) did not see its INIT: it tries passthrough again, and reads with
+//! `direct_io` if the kernel refuses it (a connection set up without it). A worker
+//! killed outright hands nothing over: the backing files its readers held stay attached
+//! to their inodes, ids no later worker knows, and the kernel refuses every other open
+//! of such an inode (`EIO`, whether the open names another backing file or none) until
+//! those readers close it (docs/limits.md). So passthrough is what makes a kill hurt
+//! other readers, and a connection that has seen one ([`Files::crashed`]) reads through
+//! the daemon for good, as it did before: the next kill finds no file attached.
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -60,6 +67,9 @@ impl<I> Live<I> {
 }
 
 const PAGE: usize = 4096;
+
+/// The handover file's line that says [`Files::crashed`].
+const CRASHED: &str = "crashed";
 
 /// On every open: the kernel sends no `FLUSH` at its closes. procfs has nothing to
 /// flush, and a `FLUSH` is a request the reader waits for, where it can least afford
@@ -100,6 +110,9 @@ struct Files<I = BackingId> {
     adopted: FxHashMap<u64, Handed>,
     /// The inode each open handle is of (the previous worker's handed over too).
     by_fh: FxHashMap<u64, u64>,
+    /// A worker of this connection was killed outright: no passthrough (see the
+    /// module's doc), handed on to every later worker.
+    crashed: bool,
 }
 
 /// A backing file the previous worker registered and handed over.
@@ -119,6 +132,7 @@ impl<I> Files<I> {
             refused: 0,
             adopted: FxHashMap::default(),
             by_fh: FxHashMap::default(),
+            crashed: false,
         }
     }
 
@@ -196,13 +210,18 @@ impl<I> Files<I> {
     }
 
     /// The lines of a handover file: per backing file some handle uses, its inode, its
-    /// id and the handles (`ino id fh…`), `ids` turning a [`Live`]'s id into a raw one.
+    /// id and the handles (`ino id fh…`), `ids` turning a [`Live`]'s id into a raw one;
+    /// and a line `crashed` once a worker was [killed](Files::crashed).
     fn handover(&mut self, mut ids: impl FnMut(I) -> u32) -> String {
         let mut handles: FxHashMap<u64, Vec<u64>> = FxHashMap::default();
         for (&fh, &ino) in &self.by_fh {
             handles.entry(ino).or_default().push(fh);
         }
         let mut out = String::new();
+        if self.crashed {
+            out.push_str(CRASHED);
+            out.push('\n');
+        }
         let live = std::mem::take(&mut self.open)
             .into_iter()
             .map(|(ino, l)| (ino, ids(l.id)));
@@ -223,6 +242,10 @@ impl<I> Files<I> {
     /// Takes over what [`Files::handover`] wrote; a malformed line is skipped.
     fn take_over(&mut self, text: &str) {
         for line in text.lines() {
+            if line == CRASHED {
+                self.crashed = true;
+                continue;
+            }
             let nums: Option<Vec<u64>> = line.split_whitespace().map(|w| w.parse().ok()).collect();
             let Some([ino, id, fhs @ ..]) = nums.as_deref() else {
                 log::warn!("handed-over backing files: bad line {line:?}");
@@ -320,16 +343,28 @@ impl Backings {
 
     /// Hands the backing files readers use over through `path` when this worker steps
     /// down ([`step_down_everywhere`]), and, for a worker that took the connection over
-    /// (`takeover`), takes over those its predecessor handed over there.
-    pub fn hand_over_at(&self, path: PathBuf, takeover: bool) {
+    /// (`takeover`), takes over those its predecessor handed over there. A predecessor
+    /// that wrote nothing was killed. Answers whether passthrough may be tried: not
+    /// after a takeover from a worker that was killed, or that followed one.
+    pub fn hand_over_at(&self, path: PathBuf, takeover: bool) -> bool {
+        let mut may = true;
         if takeover {
-            if let Ok(text) = std::fs::read_to_string(&path) {
-                crate::sync::lock(&self.files).take_over(&text);
+            let mut files = crate::sync::lock(&self.files);
+            match std::fs::read_to_string(&path) {
+                Ok(text) => files.take_over(&text),
+                Err(e) => {
+                    if e.kind() != std::io::ErrorKind::NotFound {
+                        log::warn!("cannot read {}: {e}", path.display());
+                    }
+                    files.crashed = true;
+                }
             }
+            may = !files.crashed;
         }
         // Read once: a worker that dies before it hands over leaves no stale ids.
         let _ = std::fs::remove_file(&path);
         *crate::sync::lock(&self.handover) = Some(path);
+        may
     }
 
     /// Whether the kernel agreed to passthrough (FUSE INIT).
@@ -514,6 +549,25 @@ mod tests {
         assert_eq!((next.by_fh[&5], next.by_fh[&9]), (100, 100));
         // A handed-over file still in use is handed over again by the next worker.
         assert_eq!(next.handover(|id| id), "100 7 5 9\n");
+    }
+
+    #[test]
+    fn a_crash_is_handed_on_to_every_later_worker() {
+        let mut f = Files::<u32>::new();
+        assert_eq!(f.handover(|id| id), "");
+        f.crashed = true;
+        let mut l = live(10);
+        l.id = 3;
+        l.open = 1;
+        f.open(600, l);
+        f.by_fh.insert(4, 600);
+        let text = f.handover(|id| id);
+        assert_eq!(text, "crashed\n600 3 4\n");
+        let mut next = Files::<u32>::new();
+        next.take_over(&text);
+        assert!(next.crashed);
+        assert_eq!(next.adopted[&600], Handed { id: 3, open: 1 });
+        assert_eq!(next.handover(|id| id), text);
     }
 
     fn one_idle(f: &mut Files<u32>, ino: u64) {

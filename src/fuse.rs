@@ -27,6 +27,9 @@ pub struct ProcFs {
     polls: Watcher,
     /// Whether to ask the kernel for passthrough at INIT.
     passthrough: bool,
+    /// Whether the connection was taken over from a previous worker: the INIT this
+    /// worker answers is a stand-in ([`crate::handover::adopt`]), not the kernel's.
+    taken_over: bool,
 }
 
 impl ProcFs {
@@ -39,6 +42,7 @@ impl ProcFs {
             spin,
             polls: Watcher::default(),
             passthrough: true,
+            taken_over: false,
         }
     }
 
@@ -46,14 +50,21 @@ impl ProcFs {
     /// (`--no-passthrough`, and the tests of that path).
     pub fn without_passthrough(mut self) -> Self {
         self.passthrough = false;
+        self.backings.set_enabled(false);
         self
     }
 
     /// Hands the backing files in use over to the next worker through `path`, and, on
     /// a connection taken over from a previous worker (`takeover`), takes over those it
-    /// handed over ([`Backings::hand_over_at`]).
-    pub fn hand_over_backings(self, path: std::path::PathBuf, takeover: bool) -> Self {
-        self.backings.hand_over_at(path, takeover);
+    /// handed over ([`Backings::hand_over_at`]) and, unless a worker of the connection
+    /// was killed, tries passthrough, which the kernel agreed to at an INIT this worker
+    /// did not see, or refuses at the first open.
+    pub fn hand_over_backings(mut self, path: std::path::PathBuf, takeover: bool) -> Self {
+        let may = self.backings.hand_over_at(path, takeover);
+        self.taken_over = takeover;
+        if takeover && self.passthrough && may {
+            self.backings.set_enabled(true);
+        }
         self
     }
 
@@ -140,6 +151,10 @@ fn err(e: crate::view::Errno) -> Errno {
 
 impl Filesystem for ProcFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        // The stand-in INIT of a takeover says nothing of what the kernel agreed to.
+        if self.taken_over {
+            return Ok(());
+        }
         // Passthrough needs the kernel's capability (6.9+) and a stacking depth of 1:
         // the backing files are memfds, not files of a stacked filesystem.
         let on = self.passthrough

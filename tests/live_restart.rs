@@ -313,6 +313,80 @@ fn a_file_held_open_across_upgrades_leaves_other_readers_alone() {
     assert!(wait_until(Duration::from_secs(5), || read().is_ok()));
 }
 
+/// The FUSE `read` requests the current worker has served.
+fn reads_served(sock: &std::path::Path) -> u64 {
+    let (_, out, _) = ctl(sock, &["stats"]);
+    out.split_whitespace()
+        .find_map(|w| w.strip_prefix("read="))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no read= in {out:?}"))
+}
+
+/// Replaces the worker of `served`: an upgrade (`SIGUSR2` to the supervisor) or a crash
+/// (`SIGKILL` to the worker), and waits for the new one.
+fn replace_worker(served: &Served, crash: bool) {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    let before = worker_of(served.supervisor).expect("a worker");
+    match crash {
+        true => kill(Pid::from_raw(before), Signal::SIGKILL),
+        false => kill(Pid::from_raw(served.supervisor as i32), Signal::SIGUSR2),
+    }
+    .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || worker_of(served.supervisor)
+            .is_some_and(|w| w != before)),
+        "a new worker replaces {before}\n{}",
+        daemon_log(&served.sock)
+    );
+    assert!(wait_until(Duration::from_secs(10), || ctl(
+        &served.sock,
+        &["stats"]
+    )
+    .0 == Some(0)));
+}
+
+/// A worker that takes the connection over from one that stepped down (an upgrade)
+/// serves the snapshots through FUSE passthrough again: the kernel reads them, and no
+/// read reaches the daemon. After a worker was killed outright, its successors read
+/// through the daemon (src/backing.rs: a kill leaves unknown backing files attached),
+/// and upgrades after that keep it so.
+#[test]
+fn passthrough_resumes_after_an_upgrade_but_not_after_a_crash() {
+    if !privileged() {
+        return;
+    }
+    let served = serve_sleeper("passthrough-resumes");
+    let own = served.dir.join("vps").join("t");
+    assert!(wait_until(Duration::from_secs(10), || mounted(&own)));
+    let cat = |name: &str| {
+        let text = fs::read_to_string(own.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(text.starts_with("1 (sleep) "), "{name}: {text}");
+    };
+    // How many reads of five open+read+close of `1/stat` reach the daemon, counted from
+    // the second (the first may look the name up).
+    let reads_of_five = || {
+        cat("1/stat");
+        let before = reads_served(&served.sock);
+        for _ in 0..5 {
+            cat("1/stat");
+        }
+        reads_served(&served.sock) - before
+    };
+    assert_eq!(reads_of_five(), 0, "the first worker: passthrough");
+    replace_worker(&served, false);
+    assert_eq!(reads_of_five(), 0, "after an upgrade");
+    replace_worker(&served, false);
+    assert_eq!(reads_of_five(), 0, "after a second upgrade");
+    replace_worker(&served, true);
+    assert!(
+        reads_of_five() >= 5,
+        "after a crash: read through the daemon"
+    );
+    replace_worker(&served, false);
+    assert!(reads_of_five() >= 5, "and after the upgrade that followed");
+}
+
 /// A vpid is shown the moment it is handed out, and the state is saved only a few times
 /// a second: a daemon killed in between must not lose it (a `ps` that has read
 /// `/proc/self` would find itself gone). Each round, a new process in the VPS reads its
