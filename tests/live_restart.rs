@@ -289,17 +289,7 @@ fn a_file_held_open_across_upgrades_leaves_other_readers_alone() {
     let (_, stats, _) = ctl(&served.sock, &["stats"]);
     assert!(stats.contains(" flush=0 "), "{stats}");
     for round in 1..=2 {
-        let before = worker_of(served.supervisor);
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(served.supervisor as i32),
-            nix::sys::signal::Signal::SIGUSR2,
-        )
-        .unwrap();
-        assert!(
-            wait_until(Duration::from_secs(10), || worker_of(served.supervisor)
-                .is_some_and(|w| Some(w) != before)),
-            "round {round}: a new worker"
-        );
+        replace_worker(&served, false);
         for _ in 0..3 {
             let text = read().unwrap_or_else(|e| panic!("round {round}: {e}"));
             assert!(text.starts_with("1 (sleep) "), "{text}");
