@@ -54,15 +54,18 @@ pub(super) struct Lazy {
 /// and `/proc/meminfo` open and read them again after `lseek(0)`), a read where the
 /// last one ended goes on in the same text, and a read anywhere else makes the text
 /// anew and starts there (seq_file's `traverse`).
-#[derive(Clone)]
 pub(super) struct Seq {
     pub(super) lazy: Lazy,
+    buf: SeqBuf,
+}
+
+/// The text of a [`Seq`] and where the last read of it ended.
+struct SeqBuf {
     text: Vec<u8>,
-    /// Where the last read ended.
     end: u64,
 }
 
-impl Seq {
+impl SeqBuf {
     /// Whether a read at `offset` makes the text anew.
     fn renders_at(&self, offset: u64) -> bool {
         offset == 0 || offset != self.end
@@ -384,7 +387,7 @@ impl View {
             let mut handles = lock(&self.handles);
             match handles.get_mut(&fh) {
                 Some(Handle::Lazy(_)) => return Err(Errno::EIO),
-                Some(Handle::Seq(seq)) => return Ok(seq.read(offset, size)),
+                Some(Handle::Seq(seq)) => return Ok(seq.buf.read(offset, size)),
                 Some(Handle::Buffer(b)) => {
                     let start = usize::try_from(offset).unwrap_or(usize::MAX).min(b.len());
                     let end = start.saturating_add(size as usize).min(b.len());
@@ -448,7 +451,7 @@ impl View {
     fn render_for_read(&self, fh: u64, offset: u64) -> Result<(), Errno> {
         let lazy = match lock(&self.handles).get(&fh) {
             Some(Handle::Lazy(l)) => l.clone(),
-            Some(Handle::Seq(seq)) if seq.renders_at(offset) => seq.lazy.clone(),
+            Some(Handle::Seq(seq)) if seq.buf.renders_at(offset) => seq.lazy.clone(),
             _ => return Ok(()),
         };
         let text = self.render_lazy(&lazy)?;
@@ -461,8 +464,7 @@ impl View {
             if matches!(h, Handle::Lazy(_) | Handle::Seq(_)) {
                 *h = Handle::Seq(Seq {
                     lazy,
-                    text,
-                    end: offset,
+                    buf: SeqBuf { text, end: offset },
                 });
             }
         }
@@ -480,5 +482,31 @@ impl View {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SeqBuf;
+
+    #[test]
+    fn a_seq_text_is_made_anew_where_procfs_makes_it_anew() {
+        let mut b = SeqBuf {
+            text: b"0123456789\n".to_vec(),
+            end: 0,
+        };
+        // From the start: anew, also right after the last read ended at 0.
+        assert!(b.renders_at(0));
+        assert_eq!(b.read(0, 4), b"0123");
+        // Where the last read ended: the same text goes on.
+        assert!(!b.renders_at(4));
+        assert_eq!(b.read(4, 100), b"456789\n");
+        // At its end: still the same text, which has nothing more.
+        assert!(!b.renders_at(11));
+        assert_eq!(b.read(11, 100), b"");
+        // Anywhere else (a seek back or forward): anew, as seq_file's traverse.
+        assert!(b.renders_at(2) && b.renders_at(20));
+        assert_eq!(b.read(20, 5), b"");
+        assert!(!b.renders_at(20), "a read past the end ends there");
     }
 }
