@@ -496,7 +496,7 @@ impl Filesystem for ProcFs {
         reply: ReplyEmpty,
     ) {
         self.begin(Op::Flush);
-        // Every open says FOPEN_NOFLUSH (src/backing.rs), so none should come; should
+        // Every open says FOPEN_NOFLUSH (src/backing/), so none should come; should
         // one, ENOSYS tells the kernel never to send flush again.
         reply.error(Errno::ENOSYS);
     }

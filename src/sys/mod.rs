@@ -5,5 +5,6 @@ pub mod creds;
 pub mod netlink;
 pub mod passthrough;
 pub mod process;
+pub mod shared_map;
 
 pub use netlink::{ConnectorSocket, Received};

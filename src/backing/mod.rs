@@ -24,15 +24,20 @@
 //! after a set-uid exec). So a mapping shows the snapshot of its own open, what its
 //! reader was allowed to read, and nothing else (docs/limits.md).
 //!
-//! A worker that takes a connection over from one that stepped down (a `serve`
-//! upgrade) did not see its INIT: it tries passthrough again, and reads with
-//! `direct_io` if the kernel refuses it (a connection set up without it). A worker
-//! killed outright hands nothing over: the backing files its readers held stay attached
-//! to their inodes, ids no later worker knows, and the kernel refuses every other open
-//! of such an inode (`EIO`, whether the open names another backing file or none) until
-//! those readers close it (docs/limits.md). So passthrough is what makes a kill hurt
-//! other readers, and a connection that has seen one ([`Files::crashed`]) reads through
-//! the daemon for good, as it did before: the next kill finds no file attached.
+//! A worker that takes a connection over (a `serve` upgrade, or a restart after the
+//! previous worker was killed) did not see its INIT: it tries passthrough again, and
+//! reads with `direct_io` if the kernel refuses it (a connection set up without it).
+//! A worker that steps down hands its ids in use over in a file; one killed outright
+//! cannot, and the backing files its readers held stay attached to their inodes: the
+//! kernel refuses every other open of such an inode (`EIO`, whether the open names
+//! another backing file or none) until those readers close it. So every registration
+//! and close is recorded in a [`ledger`] that outlives the worker, and the next one
+//! names those ids (with `direct_io`: their text is unknown) until the kernel forgets
+//! their inodes. Without a ledger to read (a worker that could not keep one), the
+//! connection reads through the daemon for good ([`Files::crashed`]): the next kill
+//! then finds no file attached.
+
+pub mod ledger;
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -43,9 +48,49 @@ use fuser::{BackingId, FileHandle, FopenFlags, ReplyOpen};
 use rustc_hash::FxHashMap;
 
 use crate::stats::Stats;
+use ledger::{Entry, Ledger};
 
-/// The backing file of one inode (`I`: its id, a [`BackingId`] but in unit tests).
-struct Live<I = BackingId> {
+/// A backing id this worker owns: closed when dropped, and recorded in the mount's
+/// ledger from its registration until just before its close.
+pub struct Registered {
+    /// `None` once handed over ([`Registered::into_raw`]).
+    id: Option<BackingId>,
+    raw: u32,
+    ledger: Option<Arc<Mutex<Ledger>>>,
+}
+
+impl Registered {
+    fn id(&self) -> &BackingId {
+        match &self.id {
+            Some(id) => id,
+            // `into_raw` takes `self`: no `Registered` is left without its id.
+            None => unreachable!("a handed-over backing id is not used"),
+        }
+    }
+
+    /// Gives the id up without closing it, for the next worker; it stays in the ledger.
+    fn into_raw(mut self) -> u32 {
+        self.id.take().map_or(self.raw, BackingId::into_raw)
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            if let Some(l) = &self.ledger {
+                crate::sync::lock(l).remove(self.raw);
+            }
+            drop(id);
+        }
+    }
+}
+
+/// The holders of a backing file a killed worker registered, which nobody knows: it
+/// is kept (and named) until the kernel forgets its inode.
+const UNKNOWN_HOLDERS: usize = usize::MAX / 2;
+
+/// The backing file of one inode (`I`: its id, [`Registered`] but in unit tests).
+struct Live<I = Registered> {
     /// Holds the memfd: the kernel keeps its own reference to the file, so the
     /// daemon's descriptor is closed once it is registered.
     id: I,
@@ -94,7 +139,7 @@ const IDLE_PAGES: u64 = 4096;
 const ADMIT_ONE_IN: u64 = 8;
 
 /// The backing files of a mount.
-struct Files<I = BackingId> {
+struct Files<I = Registered> {
     /// By inode, those some handle uses: the kernel has them attached to their inode.
     open: FxHashMap<u64, Live<I>>,
     /// The pages `open` holds.
@@ -224,17 +269,20 @@ impl<I> Files<I> {
         }
         let live = std::mem::take(&mut self.open)
             .into_iter()
-            .map(|(ino, l)| (ino, ids(l.id)));
+            .map(|(ino, l)| (ino, l.open >= UNKNOWN_HOLDERS, ids(l.id)));
         let handed = self
             .adopted
             .drain()
             .filter(|(_, h)| h.open > 0)
-            .map(|(ino, h)| (ino, h.id));
-        for (ino, id) in live.chain(handed) {
+            .map(|(ino, h)| (ino, h.open >= UNKNOWN_HOLDERS, h.id));
+        for (ino, unknown, id) in live.chain(handed) {
             let mut fhs = handles.remove(&ino).unwrap_or_default();
             fhs.sort_unstable();
-            let fhs: Vec<String> = fhs.iter().map(u64::to_string).collect();
-            out.push_str(&format!("{ino} {id} {}\n", fhs.join(" ")));
+            let mut words: Vec<String> = fhs.iter().map(u64::to_string).collect();
+            if unknown {
+                words.insert(0, "?".into());
+            }
+            out.push_str(&format!("{ino} {id} {}\n", words.join(" ")));
         }
         out
     }
@@ -246,7 +294,13 @@ impl<I> Files<I> {
                 self.crashed = true;
                 continue;
             }
-            let nums: Option<Vec<u64>> = line.split_whitespace().map(|w| w.parse().ok()).collect();
+            // `?` after the id: holders nobody knows (a killed worker's readers).
+            let unknown = line.split_whitespace().nth(2) == Some("?");
+            let nums: Option<Vec<u64>> = line
+                .split_whitespace()
+                .filter(|w| *w != "?")
+                .map(|w| w.parse().ok())
+                .collect();
             let Some([ino, id, fhs @ ..]) = nums.as_deref() else {
                 log::warn!("handed-over backing files: bad line {line:?}");
                 continue;
@@ -254,17 +308,44 @@ impl<I> Files<I> {
             let Ok(id) = u32::try_from(*id) else {
                 continue;
             };
+            let base = if unknown { UNKNOWN_HOLDERS } else { 0 };
             self.adopted.insert(
                 *ino,
                 Handed {
                     id,
-                    open: fhs.len(),
+                    open: base + fhs.len(),
                 },
             );
             for &fh in fhs {
                 self.by_fh.insert(fh, *ino);
             }
         }
+    }
+
+    /// The backing files a killed worker had registered, as its ledger recorded them:
+    /// named at their inode's next open, kept until the kernel forgets the inode.
+    fn adopt_unknown(&mut self, entries: &[Entry]) {
+        for e in entries {
+            if !self.open.contains_key(&e.ino) {
+                self.adopted.entry(e.ino).or_insert(Handed {
+                    id: e.id,
+                    open: UNKNOWN_HOLDERS,
+                });
+            }
+        }
+    }
+
+    /// The kernel forgot inode `ino`: no file of it is open, so its idle backing file
+    /// and one taken over from a previous worker go.
+    fn forget(&mut self, ino: u64) -> bool {
+        let idle = self.take_idle(ino).is_some();
+        let adopted = self.open.get(&ino).is_some_and(|l| l.adopted);
+        if adopted {
+            if let Some(l) = self.open.remove(&ino) {
+                self.open_pages -= l.pages();
+            }
+        }
+        idle || adopted
     }
 
     /// Closes every idle backing file.
@@ -288,6 +369,8 @@ pub struct Backings {
     /// Where a worker stepping down writes the backing files it hands over, and the
     /// next one reads them ([`Backings::hand_over_at`]).
     handover: Mutex<Option<PathBuf>>,
+    /// The mount's [`ledger`], where a worker keeps one (`serve`).
+    ledger: std::sync::OnceLock<Arc<Mutex<Ledger>>>,
 }
 
 /// Every mount's backing files in this process, for [`step_down_everywhere`].
@@ -317,7 +400,7 @@ pub fn step_down_everywhere() {
         let mut files = crate::sync::lock(&b.files);
         files.close_idle();
         if let Some(path) = crate::sync::lock(&b.handover).clone() {
-            let text = files.handover(BackingId::into_raw);
+            let text = files.handover(Registered::into_raw);
             let tmp = path.with_extension("new");
             if let Err(e) = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, &path)) {
                 log::warn!("cannot hand over backing files in {}: {e}", path.display());
@@ -334,6 +417,7 @@ impl Backings {
             files: Mutex::new(Files::new()),
             stats,
             handover: Mutex::new(None),
+            ledger: std::sync::OnceLock::new(),
         });
         let mut mounts = crate::sync::lock(&MOUNTS);
         mounts.retain(|m| m.strong_count() > 0);
@@ -342,29 +426,73 @@ impl Backings {
     }
 
     /// Hands the backing files readers use over through `path` when this worker steps
-    /// down ([`step_down_everywhere`]), and, for a worker that took the connection over
-    /// (`takeover`), takes over those its predecessor handed over there. A predecessor
-    /// that wrote nothing was killed. Answers whether passthrough may be tried: not
-    /// after a takeover from a worker that was killed, or that followed one.
+    /// down ([`step_down_everywhere`]), and keeps the mount's [`ledger`] beside it. A
+    /// worker that took the connection over (`takeover`) takes over what its
+    /// predecessor handed over there, or, if it wrote nothing (it was killed), what the
+    /// ledger recorded. Answers whether passthrough may be tried: not after a killed
+    /// worker whose ledger cannot be read, or after one that followed such a worker.
     pub fn hand_over_at(&self, path: PathBuf, takeover: bool) -> bool {
-        let mut may = true;
+        let ledger_path = path.with_extension("ledger");
+        let mut files = crate::sync::lock(&self.files);
         if takeover {
-            let mut files = crate::sync::lock(&self.files);
+            let recorded = Ledger::read(&ledger_path);
             match std::fs::read_to_string(&path) {
                 Ok(text) => files.take_over(&text),
                 Err(e) => {
                     if e.kind() != std::io::ErrorKind::NotFound {
                         log::warn!("cannot read {}: {e}", path.display());
                     }
-                    files.crashed = true;
+                    match &recorded {
+                        Ok(Some(_)) => {}
+                        Ok(None) => files.crashed = true,
+                        Err(e) => {
+                            log::warn!("{e}: reads go through the daemon from now on");
+                            files.crashed = true;
+                        }
+                    }
                 }
             }
-            may = !files.crashed;
+            // A killed worker's registrations; after a step-down, none is left unhanded.
+            if let Ok(Some(entries)) = &recorded {
+                files.adopt_unknown(entries);
+            }
         }
+        let entries: Vec<Entry> = files
+            .adopted
+            .iter()
+            .map(|(&ino, h)| Entry { id: h.id, ino })
+            .collect();
+        match Ledger::create(&ledger_path, &entries) {
+            Ok(l) => {
+                let _ = self.ledger.set(Arc::new(Mutex::new(l)));
+            }
+            Err(e) => {
+                // A stale ledger would name ids closed since: better none.
+                let _ = std::fs::remove_file(&ledger_path);
+                log::warn!("cannot keep {}: {e}", ledger_path.display());
+            }
+        }
+        let may = !files.crashed;
+        drop(files);
         // Read once: a worker that dies before it hands over leaves no stale ids.
         let _ = std::fs::remove_file(&path);
         *crate::sync::lock(&self.handover) = Some(path);
         may
+    }
+
+    /// `id`, just registered for inode `ino`, as this worker's: recorded in the ledger
+    /// before the kernel is told to use it.
+    fn register(&self, reply: &ReplyOpen, id: BackingId, ino: u64) -> Registered {
+        let raw = id.into_raw();
+        let ledger = self.ledger.get().cloned();
+        if let Some(l) = &ledger {
+            crate::sync::lock(l).insert(Entry { id: raw, ino });
+        }
+        Registered {
+            id: Some(crate::sys::passthrough::adopt_backing(reply, raw)),
+            raw,
+            ledger,
+        }
     }
 
     /// Whether the kernel agreed to passthrough (FUSE INIT).
@@ -381,7 +509,7 @@ impl Backings {
     pub fn reply(&self, ino: u64, fh: u64, text: &Arc<[u8]>, reply: ReplyOpen) {
         let mut guard = crate::sync::lock(&self.files);
         let files = &mut *guard;
-        claim_handed(files, ino, &reply);
+        self.claim_handed(files, ino, &reply);
         if let Some(l) = files.attach(ino, fh) {
             let mut flags = NO_FLUSH;
             if l.adopted || *l.text != **text {
@@ -389,7 +517,7 @@ impl Backings {
                 // daemon, still naming the inode's backing file.
                 flags |= FopenFlags::FOPEN_DIRECT_IO;
             }
-            return reply.opened_passthrough(FileHandle(fh), flags, &l.id);
+            return reply.opened_passthrough(FileHandle(fh), flags, l.id.id());
         }
         let direct =
             |reply: ReplyOpen| reply.opened(FileHandle(fh), FopenFlags::FOPEN_DIRECT_IO | NO_FLUSH);
@@ -401,7 +529,7 @@ impl Backings {
             None => memfd_with(text)
                 .and_then(|f| reply.open_backing(&f))
                 .map(|id| Live {
-                    id,
+                    id: self.register(&reply, id, ino),
                     text: Arc::clone(text),
                     open: 0,
                     reused: false,
@@ -410,7 +538,7 @@ impl Backings {
         };
         match made {
             Ok(mut l) => {
-                reply.opened_passthrough(FileHandle(fh), NO_FLUSH, &l.id);
+                reply.opened_passthrough(FileHandle(fh), NO_FLUSH, l.id.id());
                 l.open = 1;
                 files.open(ino, l);
                 files.by_fh.insert(fh, ino);
@@ -431,10 +559,10 @@ impl Backings {
     pub fn reply_direct(&self, ino: u64, fh: u64, flags: FopenFlags, reply: ReplyOpen) {
         let mut guard = crate::sync::lock(&self.files);
         let files = &mut *guard;
-        claim_handed(files, ino, &reply);
+        self.claim_handed(files, ino, &reply);
         if let Some(l) = files.attach(ino, fh) {
             let flags = flags | FopenFlags::FOPEN_DIRECT_IO | NO_FLUSH;
-            return reply.opened_passthrough(FileHandle(fh), flags, &l.id);
+            return reply.opened_passthrough(FileHandle(fh), flags, l.id.id());
         }
         reply.opened(FileHandle(fh), flags | NO_FLUSH);
     }
@@ -466,31 +594,37 @@ impl Backings {
     /// The kernel forgot inode `ino`: its idle backing file, if any, is closed.
     pub fn forget(&self, ino: u64) {
         let mut files = crate::sync::lock(&self.files);
-        if files.take_idle(ino).is_some() {
+        if files.forget(ino) {
             self.stats.set_memfd_kb(files.kb());
         }
     }
 }
 
-/// At the first open of inode `ino` since a takeover, the backing file the previous
-/// worker handed over for it becomes this worker's: kept while the previous worker's
-/// handles use it (the kernel has it attached to the inode), closed otherwise.
-fn claim_handed(files: &mut Files, ino: u64, reply: &ReplyOpen) {
-    let Some(h) = files.adopted.remove(&ino) else {
-        return;
-    };
-    let id = crate::sys::passthrough::adopt_backing(reply, h.id);
-    if h.open > 0 {
-        files.open(
-            ino,
-            Live {
-                id,
-                text: Arc::from(&b""[..]),
-                open: h.open,
-                reused: false,
-                adopted: true,
-            },
-        );
+impl Backings {
+    /// At the first open of inode `ino` since a takeover, the backing file the previous
+    /// worker handed over (or its ledger recorded) becomes this worker's: kept while
+    /// handles may use it (the kernel has it attached to the inode), closed otherwise.
+    fn claim_handed(&self, files: &mut Files, ino: u64, reply: &ReplyOpen) {
+        let Some(h) = files.adopted.remove(&ino) else {
+            return;
+        };
+        let id = Registered {
+            id: Some(crate::sys::passthrough::adopt_backing(reply, h.id)),
+            raw: h.id,
+            ledger: self.ledger.get().cloned(),
+        };
+        if h.open > 0 {
+            files.open(
+                ino,
+                Live {
+                    id,
+                    text: Arc::from(&b""[..]),
+                    open: h.open,
+                    reused: false,
+                    adopted: true,
+                },
+            );
+        }
     }
 }
 
@@ -568,6 +702,46 @@ mod tests {
         assert!(next.crashed);
         assert_eq!(next.adopted[&600], Handed { id: 3, open: 1 });
         assert_eq!(next.handover(|id| id), text);
+    }
+
+    #[test]
+    fn a_killed_workers_backing_files_are_named_until_their_inode_is_forgotten() {
+        let mut f = Files::<u32>::new();
+        f.adopt_unknown(&[Entry { id: 5, ino: 50 }, Entry { id: 6, ino: 60 }]);
+        assert_eq!(
+            f.adopted[&50],
+            Handed {
+                id: 5,
+                open: UNKNOWN_HOLDERS
+            }
+        );
+        // Handed on as holders unknown, with this worker's own handles after the `?`.
+        let mut l = live(0);
+        l.id = 6;
+        l.open = UNKNOWN_HOLDERS + 1;
+        l.adopted = true;
+        f.adopted.remove(&60);
+        f.open(60, l);
+        f.by_fh.insert(9, 60);
+        let text = f.handover(|id| id);
+        let mut lines: Vec<&str> = text.lines().collect();
+        lines.sort_unstable();
+        assert_eq!(lines, ["50 5 ?", "60 6 ? 9"]);
+        let mut next = Files::<u32>::new();
+        next.take_over(&text);
+        assert_eq!(next.adopted[&50].open, UNKNOWN_HOLDERS);
+        assert_eq!(next.adopted[&60].open, UNKNOWN_HOLDERS + 1);
+        // Once claimed, a release of every known handle leaves it named; the kernel
+        // forgetting the inode lets it go.
+        let mut l = live(0);
+        l.adopted = true;
+        l.open = UNKNOWN_HOLDERS;
+        next.open(50, l);
+        next.close(70); // another inode: nothing
+        assert!(next.open.contains_key(&50));
+        assert!(next.forget(50));
+        assert!(!next.open.contains_key(&50));
+        assert!(!next.forget(50));
     }
 
     fn one_idle(f: &mut Files<u32>, ino: u64) {
