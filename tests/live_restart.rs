@@ -303,15 +303,6 @@ fn a_file_held_open_across_upgrades_leaves_other_readers_alone() {
     assert!(wait_until(Duration::from_secs(5), || read().is_ok()));
 }
 
-/// The FUSE `read` requests the current worker has served.
-fn reads_served(sock: &std::path::Path) -> u64 {
-    let (_, out, _) = ctl(sock, &["stats"]);
-    out.split_whitespace()
-        .find_map(|w| w.strip_prefix("read="))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no read= in {out:?}"))
-}
-
 /// Replaces the worker of `served`: an upgrade (`SIGUSR2` to the supervisor) or a crash
 /// (`SIGKILL` to the worker), and waits for the new one.
 fn replace_worker(served: &Served, crash: bool) {
@@ -361,11 +352,11 @@ fn passthrough_resumes_after_an_upgrade_and_after_a_crash() {
     // the second (the first may look the name up).
     let reads_of_five = |name: &str| {
         cat(name);
-        let before = reads_served(&served.sock);
+        let before = daemon_stat(&served.sock, "read");
         for _ in 0..5 {
             cat(name);
         }
-        reads_served(&served.sock) - before
+        daemon_stat(&served.sock, "read") - before
     };
     assert_eq!(reads_of_five("1/stat"), 0, "the first worker: passthrough");
     replace_worker(&served, false);

@@ -497,15 +497,6 @@ fn a_restarted_daemon_gives_every_surviving_process_its_vpid() {
     );
 }
 
-/// The `lookup=N` count of the daemon's statistics.
-fn lookups(sock: &Path) -> u64 {
-    let (_, out, _) = ctl(sock, &["stats"]);
-    out.split_whitespace()
-        .find_map(|w| w.strip_prefix("lookup="))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no lookup count in {out:?}"))
-}
-
 /// Reads `path` `n` times, each by a new `cat` (a new path walk).
 fn cat_times(path: &Path, n: usize) {
     for _ in 0..n {
@@ -615,12 +606,12 @@ fn each_vps_gets_a_mount_of_its_own_where_the_kernel_caches() {
 
     // The kernel keeps the names of the VPS's mount; the shared mount's are asked for
     // at every walk (differential: the same reads through each).
-    let before = lookups(&sock);
+    let before = daemon_stat(&sock, "lookup");
     cat_times(&own.join("1/stat"), 10);
-    let through_own = lookups(&sock) - before;
-    let before = lookups(&sock);
+    let through_own = daemon_stat(&sock, "lookup") - before;
+    let before = daemon_stat(&sock, "lookup");
     cat_times(&mnt.join(format!("{t_init}/stat")), 10);
-    let through_shared = lookups(&sock) - before;
+    let through_shared = daemon_stat(&sock, "lookup") - before;
     assert!(
         through_own <= 2 && through_shared >= 10,
         "lookups for 10 reads: {through_own} through the VPS's mount, {through_shared} through the shared one"
@@ -736,16 +727,6 @@ fn a_second_daemon_leaves_the_first_ones_vps_mount_alone() {
         .starts_with("1 (sleep)"));
 }
 
-/// The `key=N` value of the daemon's statistics.
-fn stat_of(sock: &Path, key: &str) -> u64 {
-    let (_, out, _) = ctl(sock, &["stats"]);
-    let prefix = format!("{key}=");
-    out.split_whitespace()
-        .find_map(|w| w.strip_prefix(prefix.as_str()))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no {key} in {out:?}"))
-}
-
 /// Opens and reads the first 64 KiB of every regular file of every process directory
 /// below `mnt` (`pagemap` reads on for 256 GiB), and answers how many it read.
 fn read_every_file(mnt: &Path) -> usize {
@@ -779,13 +760,13 @@ fn the_memory_of_snapshots_is_counted_and_bounded() {
     let tmp = TempDir::new("serve-memfds");
     let t = OwnMount::serve(&tmp, "for i in $(seq 119); do sleep 60 & done; wait", 119);
     let (sock, own) = (&t.sock, &t.own);
-    assert_eq!(stat_of(sock, "memfd_kb"), 0, "no file opened yet");
+    assert_eq!(daemon_stat(sock, "memfd_kb"), 0, "no file opened yet");
 
     let first = read_every_file(own);
     assert!(first > 120 * 20, "{first} files read");
-    let after_first = stat_of(sock, "memfd_kb");
+    let after_first = daemon_stat(sock, "memfd_kb");
     let second = read_every_file(own);
-    let after_second = stat_of(sock, "memfd_kb");
+    let after_second = daemon_stat(sock, "memfd_kb");
     // Every file is closed: what is held is idle, a page or more per file kept.
     for kb in [after_first, after_second] {
         assert!(

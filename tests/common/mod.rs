@@ -319,6 +319,17 @@ pub fn serve(mnt: &Path, sock: &Path, args: &[String]) -> (ChildGuard, MountGuar
     pair
 }
 
+/// The figure `key` (`read`, `lookup`, `memfd_kb`…) of the statistics line of the
+/// daemon on control socket `sock` (`vprocfs ctl stats`).
+pub fn daemon_stat(sock: &Path, key: &str) -> u64 {
+    let (_, out, _) = ctl(sock, &["stats"]);
+    let prefix = format!("{key}=");
+    out.split_whitespace()
+        .find_map(|w| w.strip_prefix(prefix.as_str()))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in {out:?}"))
+}
+
 /// The last lines of the log of the daemon [`serve`] started with control socket `sock`.
 pub fn daemon_log(sock: &Path) -> String {
     let text = std::fs::read_to_string(sock.with_extension("log")).unwrap_or_default();
