@@ -133,10 +133,26 @@ impl HostCounts {
         let before = u128::from(host_now_ns.saturating_sub(elapsed_ns));
         let now = u128::from(host_now_ns.max(1));
         let part = |v: u64| u64::try_from(u128::from(v) * before / now).unwrap_or(v);
+        // A line's first column is its total: the sum of the others (`softirq`) or more
+        // (`intr` counts interrupts it does not list). Its base is the sum of theirs plus
+        // the part of the rest, so that the total shown keeps to the columns shown as
+        // the kernel's does (equal to their sum where the kernel's is), whatever the
+        // rounding of each column.
+        let line = |v: &[u64]| -> Vec<u64> {
+            let Some((&total, each)) = v.split_first() else {
+                return Vec::new();
+            };
+            let parts: Vec<u64> = each.iter().map(|&c| part(c)).collect();
+            let listed: u64 = each.iter().sum();
+            let base_total = parts.iter().sum::<u64>() + part(total.saturating_sub(listed));
+            std::iter::once(base_total.min(total))
+                .chain(parts)
+                .collect()
+        };
         HostCounts {
-            intr: self.intr.iter().map(|&v| part(v)).collect(),
+            intr: line(&self.intr),
             ctxt: part(self.ctxt),
-            softirq: self.softirq.iter().map(|&v| part(v)).collect(),
+            softirq: line(&self.softirq),
         }
     }
 
@@ -574,10 +590,17 @@ mod tests {
         inp.boot_offset_ns = -90 * SEC as i64;
         let out = render(HOST, &inp, &mut f).unwrap();
         assert_eq!(cols(&out, "ctxt"), vec![208317 - 208317 * 9 / 10]);
-        assert_eq!(cols(&out, "intr")[0], 144004 - 144004 * 9 / 10);
+        // Each column less 90 % of it, rounded down; the totals keep to the columns.
+        let softirq = cols(&out, "softirq");
+        assert_eq!(softirq[1..3], [0, 11354 - 10218]);
+        assert_eq!(softirq[0], softirq[1..].iter().sum::<u64>());
+        let host_softirq = cols(HOST, "softirq");
+        assert_eq!(host_softirq[0], host_softirq[1..].iter().sum::<u64>());
+        let (intr, host_intr) = (cols(&out, "intr"), cols(HOST, "intr"));
+        let unlisted = host_intr[0] - host_intr[1..].iter().sum::<u64>();
         assert_eq!(
-            cols(&out, "softirq")[..3],
-            [64168 - 57751, 0, 11354 - 10218]
+            intr[0] - intr[1..].iter().sum::<u64>(),
+            unlisted - unlisted * 9 / 10
         );
         let base = f.base.clone().expect("the base is kept");
 
@@ -590,10 +613,9 @@ mod tests {
         inp.boot_offset_ns = -90 * SEC as i64;
         let out = render(later.as_bytes(), &inp, &mut f).unwrap();
         assert_eq!(cols(&out, "ctxt"), vec![208417 - base.ctxt]);
-        assert_eq!(
-            cols(&out, "softirq")[..3],
-            [64178 - 57751, 0, 11364 - 10218]
-        );
+        let softirq = cols(&out, "softirq");
+        assert_eq!(softirq[1..3], [0, 11364 - 10218]);
+        assert_eq!(softirq[0], softirq[1..].iter().sum::<u64>());
         assert_eq!(f.base.as_ref(), Some(&base));
     }
 
