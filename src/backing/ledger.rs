@@ -153,16 +153,29 @@ impl Ledger {
 
     fn put(&mut self, e: Entry) {
         let mut s = self.home(e.id);
-        let was = loop {
+        let mut was = None;
+        for _ in 0..self.slots {
             let (ino, st) = self.slot(s);
             let cur = st.load(Acquire);
             let state = cur & 0xffff_ffff;
             if state != LIVE || (cur >> 32) as u32 == e.id {
                 ino.store(e.ino, Relaxed);
                 st.store(state_word(e.id, LIVE), Release);
-                break state;
+                was = Some(state);
+                break;
             }
             s = (s + 1) & (self.slots - 1);
+        }
+        // Full of live ids, only if it could not be written anew (`rewrite` said why):
+        // this id goes unrecorded, and a worker killed while a reader holds its file
+        // leaves that file failing its other opens until closed, as before the ledger.
+        let Some(was) = was else {
+            log::warn!(
+                "{} is full: backing id {} not recorded",
+                self.path.display(),
+                e.id
+            );
+            return;
         };
         if was == DEAD {
             self.dead -= 1;
@@ -256,6 +269,18 @@ mod tests {
         assert_eq!(Ledger::read(&path.with_extension("none")).unwrap(), None);
         fs::write(&path, b"something else").unwrap();
         assert!(Ledger::read(&path).is_err());
+        fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn a_full_table_that_cannot_be_rewritten_drops_the_record_and_goes_on() {
+        let path = tmp("full");
+        let mut l = Ledger::create(&path, &[]).unwrap();
+        // `put` without `insert`'s rewrite, as when the new file cannot be made.
+        for id in 1..=MIN_SLOTS as u32 + 1 {
+            l.put(Entry { id, ino: 1 });
+        }
+        assert_eq!(l.entries().len(), MIN_SLOTS);
         fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 
