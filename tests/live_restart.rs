@@ -95,6 +95,14 @@ fn serve_sleeper(tag: &str) -> Served {
     served
 }
 
+/// [`serve_sleeper`], and the VPS's own mount once it is there.
+fn serve_sleeper_with_own_mount(tag: &str) -> (Served, std::path::PathBuf) {
+    let served = serve_sleeper(tag);
+    let own = served.dir.join("vps").join("t");
+    assert!(wait_until(Duration::from_secs(10), || mounted(&own)));
+    (served, own)
+}
+
 fn serve_tree(tag: &str, init_pid: u32) -> Served {
     let tmp = TempDir::new(tag);
     let dir = tmp.0.clone();
@@ -273,9 +281,7 @@ fn a_file_held_open_across_upgrades_leaves_other_readers_alone() {
     if !privileged() {
         return;
     }
-    let served = serve_sleeper("held-open");
-    let own = served.dir.join("vps").join("t");
-    assert!(wait_until(Duration::from_secs(10), || mounted(&own)));
+    let (served, own) = serve_sleeper_with_own_mount("held-open");
     let stat = own.join("1/stat");
     let read = || fs::read_to_string(&stat);
     let mut held = fs::File::open(&stat).expect("open");
@@ -340,9 +346,7 @@ fn passthrough_resumes_after_an_upgrade_and_after_a_crash() {
     if !privileged() {
         return;
     }
-    let served = serve_sleeper("passthrough-resumes");
-    let own = served.dir.join("vps").join("t");
-    assert!(wait_until(Duration::from_secs(10), || mounted(&own)));
+    let (served, own) = serve_sleeper_with_own_mount("passthrough-resumes");
     let cat = |name: &str| {
         let text = fs::read_to_string(own.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(!text.is_empty(), "{name} is empty");

@@ -52,7 +52,7 @@ use ledger::{Entry, Ledger};
 
 /// A backing id this worker owns: closed when dropped, and recorded in the mount's
 /// ledger from its registration until just before its close.
-pub struct Registered {
+struct Registered {
     /// `None` once handed over ([`Registered::into_raw`]).
     id: Option<BackingId>,
     raw: u32,
@@ -100,7 +100,8 @@ struct Live<I = Registered> {
     /// Whether an open found it idle and used it again: a file read repeatedly.
     reused: bool,
     /// Taken over from the previous worker, its text unknown: every open of the inode
-    /// names it and is read through the daemon, and it is closed with its last handle.
+    /// names it and is read through the daemon, and it is closed with its last handle,
+    /// or, its holders unknown ([`UNKNOWN_HOLDERS`]), when the kernel forgets the inode.
     adopted: bool,
 }
 
