@@ -56,9 +56,9 @@ impl ProcFs {
 
     /// Hands the backing files in use over to the next worker through `path`, and, on
     /// a connection taken over from a previous worker (`takeover`), takes over those it
-    /// handed over ([`Backings::hand_over_at`]) and, unless a worker of the connection
-    /// was killed, tries passthrough, which the kernel agreed to at an INIT this worker
-    /// did not see, or refuses at the first open.
+    /// handed over, or its ledger recorded ([`Backings::hand_over_at`]), and tries
+    /// passthrough, which the kernel agreed to at an INIT this worker did not see, or
+    /// refuses at the first open (not after a killed worker whose ledger is lost).
     pub fn hand_over_backings(mut self, path: std::path::PathBuf, takeover: bool) -> Self {
         let may = self.backings.hand_over_at(path, takeover);
         self.taken_over = takeover;
