@@ -55,8 +55,8 @@ use ledger::{Entry, Ledger};
 struct Registered {
     /// `None` once handed over ([`Registered::into_raw`]).
     id: Option<BackingId>,
-    raw: u32,
-    ledger: Option<Arc<Mutex<Ledger>>>,
+    /// Its raw id and the ledger it is recorded in, where the mount keeps one.
+    recorded: Option<(u32, Arc<Mutex<Ledger>>)>,
 }
 
 impl Registered {
@@ -70,15 +70,18 @@ impl Registered {
 
     /// Gives the id up without closing it, for the next worker; it stays in the ledger.
     fn into_raw(mut self) -> u32 {
-        self.id.take().map_or(self.raw, BackingId::into_raw)
+        match self.id.take() {
+            Some(id) => id.into_raw(),
+            None => unreachable!("a backing id is handed over once"),
+        }
     }
 }
 
 impl Drop for Registered {
     fn drop(&mut self) {
         if let Some(id) = self.id.take() {
-            if let Some(l) = &self.ledger {
-                crate::sync::lock(l).remove(self.raw);
+            if let Some((raw, l)) = &self.recorded {
+                crate::sync::lock(l).remove(*raw);
             }
             drop(id);
         }
@@ -483,16 +486,19 @@ impl Backings {
 
     /// `id`, just registered for inode `ino`, as this worker's: recorded in the ledger
     /// before the kernel is told to use it.
+    /// Without a ledger (`run`) the id is kept as the kernel gave it.
     fn register(&self, reply: &ReplyOpen, id: BackingId, ino: u64) -> Registered {
+        let Some(l) = self.ledger.get() else {
+            return Registered {
+                id: Some(id),
+                recorded: None,
+            };
+        };
         let raw = id.into_raw();
-        let ledger = self.ledger.get().cloned();
-        if let Some(l) = &ledger {
-            crate::sync::lock(l).insert(Entry { id: raw, ino });
-        }
+        crate::sync::lock(l).insert(Entry { id: raw, ino });
         Registered {
             id: Some(crate::sys::passthrough::adopt_backing(reply, raw)),
-            raw,
-            ledger,
+            recorded: Some((raw, Arc::clone(l))),
         }
     }
 
@@ -611,8 +617,7 @@ impl Backings {
         };
         let id = Registered {
             id: Some(crate::sys::passthrough::adopt_backing(reply, h.id)),
-            raw: h.id,
-            ledger: self.ledger.get().cloned(),
+            recorded: self.ledger.get().map(|l| (h.id, Arc::clone(l))),
         };
         if h.open > 0 {
             files.open(
