@@ -129,8 +129,8 @@ pub fn stop_flushing(limit: Duration) {
 /// Raises the soft limit on open descriptors to the hard one: the load sampler keeps
 /// each sampled thread's `stat` open (re-reading an open file costs 3.3 µs a thread
 /// against 5.5 µs for open+read+close, which keeps a 10,000-thread VPS under 1 % of a
-/// CPU), and the view a pidfd and two files of each member it shows
-/// ([`crate::view::kept_budget`]).
+/// CPU), and the view a pidfd and two files of each member it shows: [`crate::fds`]
+/// shares the limit out.
 pub fn raise_fd_limit() {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
     // Root may raise the hard limit too, up to the kernel's fs.nr_open: enough for VPSes
@@ -149,6 +149,7 @@ pub fn raise_fd_limit() {
             }
         }
     }
+    crate::fds::limit_changed();
 }
 
 /// How often the load of each VPS is sampled: the kernel's `LOAD_FREQ`.

@@ -88,6 +88,11 @@ pub fn read_open(file: &fs::File) -> io::Result<Vec<u8>> {
     read_from(file, false)
 }
 
+/// [`read_open`] of a file procfs copies whole into one read ([`read_single`]).
+pub fn read_open_single(file: &fs::File) -> io::Result<Vec<u8>> {
+    read_from(file, true)
+}
+
 fn read_from(mut file: impl std::io::Read, single: bool) -> io::Result<Vec<u8>> {
     let mut buf = vec![0u8; 4096];
     let mut len = 0;

@@ -29,6 +29,7 @@ pub mod ctl;
 pub mod daemon;
 pub mod engine;
 pub mod events;
+pub mod fds;
 pub mod fuse;
 pub mod handover;
 pub mod host;

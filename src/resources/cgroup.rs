@@ -825,22 +825,9 @@ impl Drop for Scratch {
 /// descriptor limit so that the cache never starves the FUSE side of descriptors.
 static CACHED_FILES: AtomicUsize = AtomicUsize::new(0);
 
-/// How many descriptors the samplers may keep open: the soft RLIMIT_NOFILE less a
-/// reserve of 4,096 for the FUSE side (an open handle holds one real file while it is
-/// open) and what the view keeps of its members, pidfds and files
-/// ([`crate::view::kept_budget`]), and at least a quarter of it. A daemon that raises
-/// its soft limit to the hard one lets every thread's file stay open.
+/// How many descriptors the samplers may keep open: their share ([`crate::fds`]).
 fn cache_budget() -> usize {
-    let soft = soft_fd_limit();
-    soft.saturating_sub(4096 + crate::view::kept_budget())
-        .max(soft / 4)
-}
-
-/// The soft RLIMIT_NOFILE.
-pub fn soft_fd_limit() -> usize {
-    let soft = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
-        .map_or(1024, |(soft, _)| soft);
-    usize::try_from(soft).unwrap_or(usize::MAX)
+    crate::fds::Shares::now().sampler
 }
 
 /// Cgroup trees deeper than this are not walked.

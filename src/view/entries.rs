@@ -19,10 +19,21 @@ pub enum Read {
     /// passthrough of a memfd, [`crate::backing`]): a small text procfs makes in one go
     /// (a seq file), read with no round trip once open.
     Snapshot,
+    /// A [`Read::Snapshot`] that procfs copies whole into one read (a `single_open` seq
+    /// file, `cmdline`, `environ`): a read that leaves room in the buffer has reached
+    /// the end, and the daemon does not ask again for the empty read.
+    Single,
     /// Read through the daemon at the reader's offsets: a file that is large, binary,
     /// addressed by offset (`mem`, `pagemap`) or that has a `poll` of its own
     /// (`mounts`, `mountinfo`).
     Direct,
+}
+
+impl Read {
+    /// Rendered whole at open and served from a snapshot.
+    pub fn snapshot(self) -> bool {
+        matches!(self, Read::Snapshot | Read::Single)
+    }
 }
 
 /// How long the kernel may keep a lookup of the entry's children.
@@ -99,7 +110,9 @@ const fn rendered(name: &'static str, mode: u16, render: Render, check: Check) -
         mode,
         render: Some(render),
         check,
-        read: Read::Snapshot,
+        // Every file the view rewrites is a `single_open` seq file but `timers`,
+        // `children` and `fdinfo/`'s: see the table.
+        read: Read::Single,
         children: Children::Fixed,
     }
 }
@@ -116,7 +129,7 @@ const fn dir(name: &'static str, mode: u16, check: Check, children: Children) ->
 }
 
 use Check::{Link, Mode};
-use Read::{Direct, Snapshot};
+use Read::{Direct, Single, Snapshot};
 
 /// The table, in the kernel's order where it has one.
 pub const ENTRIES: &[Entry] = &[
@@ -127,19 +140,19 @@ pub const ENTRIES: &[Entry] = &[
     dir("ns", 0o511, Mode, Children::Fixed),
     dir("net", 0o555, Mode, Children::Fixed),
     dir("attr", 0o555, Mode, Children::Fixed),
-    e("environ", 0o400, Check::File(Guard::Read), Snapshot),
+    e("environ", 0o400, Check::File(Guard::Read), Single),
     e("auxv", 0o400, Check::File(Guard::Read), Snapshot),
     rendered("status", 0o444, Render::Status, Mode),
-    e("personality", 0o400, Check::File(Guard::Trace), Snapshot),
-    e("limits", 0o444, Mode, Snapshot),
+    e("personality", 0o400, Check::File(Guard::Trace), Single),
+    e("limits", 0o444, Mode, Single),
     rendered("sched", 0o644, Render::Sched, Mode),
     e("autogroup", 0o644, Mode, Snapshot),
     e("timens_offsets", 0o644, Mode, Snapshot),
     rendered("comm", 0o644, Render::Comm, Mode),
-    e("syscall", 0o400, Check::File(Guard::Trace), Snapshot),
-    e("cmdline", 0o444, Mode, Snapshot),
+    e("syscall", 0o400, Check::File(Guard::Trace), Single),
+    e("cmdline", 0o444, Mode, Single),
     rendered("stat", 0o444, Render::Stat, Check::File(Guard::Stat)),
-    e("statm", 0o444, Mode, Snapshot),
+    e("statm", 0o444, Mode, Single),
     e("maps", 0o444, Check::File(Guard::Read), Snapshot),
     e("numa_maps", 0o444, Check::File(Guard::Read), Snapshot),
     e("mem", 0o600, Check::File(Guard::Attach), Direct),
@@ -153,28 +166,37 @@ pub const ENTRIES: &[Entry] = &[
     e("smaps", 0o444, Check::File(Guard::Read), Snapshot),
     e("smaps_rollup", 0o444, Check::File(Guard::Read), Snapshot),
     e("pagemap", 0o400, Check::File(Guard::Read), Direct),
-    e("wchan", 0o444, Check::File(Guard::Wchan), Snapshot),
-    e("stack", 0o400, Check::File(Guard::Stack), Snapshot),
-    e("schedstat", 0o444, Mode, Snapshot),
-    e("cpuset", 0o444, Mode, Snapshot),
-    e("cgroup", 0o444, Mode, Snapshot),
-    e("oom_score", 0o444, Mode, Snapshot),
+    e("wchan", 0o444, Check::File(Guard::Wchan), Single),
+    e("stack", 0o400, Check::File(Guard::Stack), Single),
+    e("schedstat", 0o444, Mode, Single),
+    e("cpuset", 0o444, Mode, Single),
+    e("cgroup", 0o444, Mode, Single),
+    e("oom_score", 0o444, Mode, Single),
     e("oom_adj", 0o644, Mode, Snapshot),
     e("oom_score_adj", 0o644, Mode, Snapshot),
     e("loginuid", 0o644, Mode, Snapshot),
     e("sessionid", 0o444, Mode, Snapshot),
     e("coredump_filter", 0o644, Mode, Snapshot),
-    e("io", 0o400, Check::File(Guard::Read), Snapshot),
-    rendered("timers", 0o444, Render::Timers, Mode),
+    e("io", 0o400, Check::File(Guard::Read), Single),
+    Entry {
+        read: Snapshot,
+        ..rendered("timers", 0o444, Render::Timers, Mode)
+    },
     e("timerslack_ns", 0o666, Mode, Snapshot),
-    e("arch_status", 0o444, Mode, Snapshot),
-    e("ksm_merging_pages", 0o444, Mode, Snapshot),
-    e("ksm_stat", 0o444, Mode, Snapshot),
-    rendered("children", 0o444, Render::Children, Mode),
+    e("arch_status", 0o444, Mode, Single),
+    e("ksm_merging_pages", 0o444, Mode, Single),
+    e("ksm_stat", 0o444, Mode, Single),
+    Entry {
+        read: Snapshot,
+        ..rendered("children", 0o444, Render::Children, Mode)
+    },
     // The entries of subdirectories ("dir/" stands for any name in it).
     e("fd/", 0, Link, Direct),
     e("map_files/", 0, Link, Direct),
-    rendered("fdinfo/", 0o444, Render::Fdinfo, Check::File(Guard::Read)),
+    Entry {
+        read: Snapshot,
+        ..rendered("fdinfo/", 0o444, Render::Fdinfo, Check::File(Guard::Read))
+    },
     e("ns/", 0o777, Link, Direct),
     e("attr/", 0, Mode, Snapshot),
 ];
@@ -210,7 +232,10 @@ mod tests {
         assert_eq!(entry("fd/3").check, Check::Link);
         assert_eq!(entry("fd").check, Check::FdDir);
         assert_eq!(entry("environ").check, Check::File(Guard::Read));
-        assert_eq!(entry("environ").read, Read::Snapshot);
+        assert_eq!(entry("environ").read, Read::Single);
+        assert_eq!(entry("stat").read, Read::Single);
+        assert_eq!(entry("timers").read, Read::Snapshot);
+        assert_eq!(entry("maps").read, Read::Snapshot);
         assert_eq!(entry("mem").read, Read::Direct);
         assert_eq!(entry("mountinfo").read, Read::Direct);
         assert_eq!(entry("net/dev"), &PLAIN);

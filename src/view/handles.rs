@@ -110,6 +110,11 @@ fn ready_to_read(file: &File, timeout: PollTimeout) -> bool {
     }
 }
 
+/// Whether procfs copies the whole text of `node` into one read ([`entries::Read`]).
+pub(super) fn one_read(node: &Node) -> bool {
+    matches!(node, Node::Pid { rel, .. } if entries::entry(rel).read == entries::Read::Single)
+}
+
 impl View {
     pub(super) fn new_handle(&self, ino: u64, h: Handle) -> u64 {
         *lock(&self.open_inodes).entry(ino).or_default() += 1;
@@ -143,12 +148,14 @@ impl View {
         snapshots: bool,
     ) -> Result<Opened, Errno> {
         let node = self.node(ino)?;
-        // A `stat` shows its process's start time: reading it is the check.
-        if flags & libc::O_ACCMODE != libc::O_RDONLY || node.start_in_content().is_none() {
+        let writing = flags & libc::O_ACCMODE != libc::O_RDONLY;
+        let object = links::object_path(&node);
+        // A plain read is checked after it (below), which the read itself may be.
+        if writing || object.is_some() {
             self.check_alive(&node)?;
         }
-        if flags & libc::O_ACCMODE != libc::O_RDONLY {
-            let stream = links::object_path(&node).is_some();
+        if writing {
+            let stream = object.is_some();
             let handle = self.open_for_write(reader, &node, flags)?;
             return Ok(Opened {
                 fh: self.new_handle(ino, handle),
@@ -156,7 +163,7 @@ impl View {
                 stream,
             });
         }
-        if let Some(obj) = links::object_path(&node) {
+        if let Some(obj) = object {
             // Following a process's fd/ or ns/ link needs ptrace-read access to it.
             if !may_ptrace_as(reader, Some((uid, gid)), &node, Guard::Read) {
                 return Err(Errno::EACCES);
@@ -168,41 +175,19 @@ impl View {
                 stream: true,
             });
         }
-        // The mode bits: the kernel's own where they are fixed and let anyone read
-        // (`stat`, `status`, `cmdline`…), else the real file's.
-        let by_all =
-            matches!(&node, Node::Pid { rel, .. } if entries::entry(rel).readable_by_all());
-        if !by_all {
-            let md = fs::metadata(node.real_path()).map_err(|e| self.gone_or(&node, errno(&e)))?;
-            if !permits(&md, uid, gid, reader, libc::R_OK as u32) {
-                return Err(Errno::EACCES);
+        // The process may have died, and its number gone to another, before or while
+        // its file was opened or read (procfs's file is bound to its process): alive
+        // after, it was its own; gone, the open fails as procfs's would, whatever the
+        // attempt ran into (a reused number's owner may refuse a permission check).
+        let (mut handle, text) = match self.open_to_read(reader, &node, (uid, gid), snapshots) {
+            Ok((handle, text, bound)) => {
+                if !bound {
+                    self.check_alive(&node)?;
+                }
+                (handle, text)
             }
-        }
-        let mut handle = match self.guarded_open(reader, &node, uid, gid)? {
-            Some(h) => h,
-            None => self.handle_for(reader, &node)?,
+            Err(e) => return Err(self.check_alive(&node).err().unwrap_or(e)),
         };
-        let whole = snapshots
-            && matches!(&node, Node::Pid { rel, .. } if entries::entry(rel).read == entries::Read::Snapshot);
-        let text = match &handle {
-            // A virtual global file is read through the daemon, never from a snapshot:
-            // its readers keep it open and read it again from offset 0 ([`Seq`]).
-            Handle::Lazy(l) if whole && !matches!(l.render, Render::Resource(_)) => {
-                Some(self.render_lazy(l)?)
-            }
-            // The real file is open already: read it whole from there.
-            Handle::File(f) if whole => {
-                Some(host::read_open(f).map_err(|e| self.gone_or(&node, errno(&e)))?)
-            }
-            Handle::Buffer(b) if whole => Some(b.clone()),
-            _ => None,
-        };
-        // The process may have died, and its number gone to another, while its file was
-        // opened or read (procfs's file is bound to its process): alive now, it was its
-        // own. (A `stat` shows its start time, which was the check.)
-        if node.start_in_content().is_none() && matches!(node, Node::Pid { .. }) {
-            self.check_alive_by_handle(&node)?;
-        }
         let mut snapshot = None;
         if let Some(text) = text {
             snapshot = Some(std::sync::Arc::from(text.as_slice()));
@@ -213,6 +198,52 @@ impl View {
             snapshot,
             stream: false,
         })
+    }
+
+    /// The read-only open of `open`, before its check that the process is still the
+    /// node's: the handle, its whole text where it is rendered now, and whether that
+    /// text showed the process alive ([`View::read_real_bound`]).
+    fn open_to_read(
+        &self,
+        reader: Reader,
+        node: &Node,
+        (uid, gid): (u32, u32),
+        snapshots: bool,
+    ) -> Result<(Handle, Option<Vec<u8>>, bool), Errno> {
+        // The mode bits: the kernel's own where they are fixed and let anyone read
+        // (`stat`, `status`, `cmdline`…), else the real file's.
+        let by_all = matches!(node, Node::Pid { rel, .. } if entries::entry(rel).readable_by_all());
+        if !by_all {
+            let md = fs::metadata(node.real_path()).map_err(|e| errno(&e))?;
+            if !permits(&md, uid, gid, reader, libc::R_OK as u32) {
+                return Err(Errno::EACCES);
+            }
+        }
+        let handle = match self.guarded_open(reader, node, uid, gid)? {
+            Some(h) => h,
+            None => self.handle_for(reader, node)?,
+        };
+        let whole = snapshots
+            && matches!(node, Node::Pid { rel, .. } if entries::entry(rel).read.snapshot());
+        let (text, bound) = match &handle {
+            // A virtual global file is read through the daemon, never from a snapshot:
+            // its readers keep it open and read it again from offset 0 ([`Seq`]).
+            Handle::Lazy(l) if whole && !matches!(l.render, Render::Resource(_)) => {
+                let (text, bound) = self.render_lazy_bound(l)?;
+                (Some(text), bound)
+            }
+            // The real file is open already: read it whole from there.
+            Handle::File(f) if whole => {
+                let text = match one_read(node) {
+                    true => host::read_open_single(f),
+                    false => host::read_open(f),
+                };
+                (Some(text.map_err(|e| errno(&e))?), false)
+            }
+            Handle::Buffer(b) if whole => (Some(b.clone()), false),
+            _ => (None, false),
+        };
+        Ok((handle, text, bound))
     }
 
     /// What a reader who opens `node` reads: a rendered snapshot or the real file.
@@ -247,32 +278,35 @@ impl View {
     }
 
     /// The text of a [`Lazy`] handle, made now (its first read).
-    fn render_lazy(&self, l: &Lazy) -> Result<Vec<u8>, Errno> {
+    /// With whether the read of the real file showed the process alive
+    /// ([`View::read_real_bound`]).
+    fn render_lazy_bound(&self, l: &Lazy) -> Result<(Vec<u8>, bool), Errno> {
         if l.render.shows_last_pid() {
             self.catch_up();
         }
         if let (Render::Resource(file), Reader::Vps { id, tid }) = (l.render, l.reader) {
-            return self.render_virtual(id, tid, &l.node, file);
+            return Ok((self.render_virtual(id, tid, &l.node, file)?, false));
         }
-        let raw = match l.render {
-            Render::NsLastPid => Vec::new(),
-            _ if writes::read_as_reader(&l.node) => self.read_as(l.reader, &l.node)?,
-            _ => self.read_real(&l.node)?,
+        let (raw, bound) = match l.render {
+            Render::NsLastPid => (Vec::new(), false),
+            _ if writes::read_as_reader(&l.node) => (self.read_as(l.reader, &l.node)?, false),
+            _ => self.read_real_bound(&l.node)?,
         };
         let (raw, own) = match l.masked {
             Some((hidden, own)) => (mask_stat(raw, hidden, own), own),
             None => (raw, false),
         };
-        match l.reader {
-            Reader::Vps { id, tid } => self.render_for(id, tid, &l.node, l.render, &raw),
+        let text = match l.reader {
+            Reader::Vps { id, tid } => self.render_for(id, tid, &l.node, l.render, &raw)?,
             Reader::Host { tid } => {
                 let cx = Context {
                     running: own || (tid > 0 && l.node.shown_task() == Some(tid)),
                     ..Context::default()
                 };
-                Ok(files::render(l.render, &raw, &Identity, cx).unwrap_or(raw))
+                files::render(l.render, &raw, &Identity, cx).unwrap_or(raw)
             }
-        }
+        };
+        Ok((text, bound))
     }
 
     /// A handle the table does not have, opened by a previous daemon of this mount, is
@@ -454,10 +488,10 @@ impl View {
             Some(Handle::Seq(seq)) if seq.buf.renders_at(offset) => seq.lazy.clone(),
             _ => return Ok(()),
         };
-        let text = self.render_lazy(&lazy)?;
+        let (text, bound) = self.render_lazy_bound(&lazy)?;
         // Made later than the open: the number may have been given to another process
         // since, whose file was read (procfs's file is its own process's, `ESRCH`).
-        if lazy.node.start_in_content().is_none() {
+        if !bound {
             self.check_alive_by_handle(&lazy.node)?;
         }
         if let Some(h) = lock(&self.handles).get_mut(&fh) {

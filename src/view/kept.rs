@@ -13,6 +13,7 @@
 
 use std::fs::File;
 use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use super::{lock, View};
@@ -26,6 +27,17 @@ const FILES: [&str; 2] = ["stat", "status"];
 pub(super) struct Kept {
     pidfd: OwnedFd,
     files: [Option<Arc<File>>; FILES.len()],
+}
+
+/// The files kept of all members, in every view of the daemon: bounded by their share
+/// of the descriptor limit ([`crate::fds`]).
+static KEPT_FILES: AtomicUsize = AtomicUsize::new(0);
+
+impl Drop for Kept {
+    fn drop(&mut self) {
+        let n = self.files.iter().flatten().count();
+        KEPT_FILES.fetch_sub(n, Ordering::Relaxed);
+    }
 }
 
 impl Kept {
@@ -69,7 +81,7 @@ impl View {
     /// one of the pidfd kept (alive after the open: its number cannot have passed to
     /// another process meanwhile) and the budget allows.
     fn keep_file(&self, n: Pid, start: u64, slot: usize) -> Option<Arc<File>> {
-        if lock(&self.shared.pidfds).len() > super::pidfd_budget() / 2 {
+        if KEPT_FILES.load(Ordering::Relaxed) >= crate::fds::Shares::now().kept_files {
             return None;
         }
         let file = Arc::new(File::open(host::proc_path(&format!("{n}/{}", FILES[slot]))).ok()?);
@@ -77,6 +89,10 @@ impl View {
         let kept = all
             .get_mut(&(n, start))
             .filter(|k| k.alive() == Some(true))?;
-        Some(Arc::clone(kept.files[slot].get_or_insert(file)))
+        let slot = &mut kept.files[slot];
+        if slot.is_none() {
+            KEPT_FILES.fetch_add(1, Ordering::Relaxed);
+        }
+        Some(Arc::clone(slot.get_or_insert(file)))
     }
 }

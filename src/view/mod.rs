@@ -535,10 +535,16 @@ impl View {
     }
 
     /// The node behind `ino`, and whether it is retired.
+    ///
+    /// Not caught up for a process the view keeps a pidfd of: the pidfd tells its own
+    /// process's end whatever the events say, and every request that depends on it
+    /// asks ([`View::check_alive`]); this spares a `ps` a system call a request.
     fn node_or_retired(&self, ino: u64) -> Result<(Node, bool), Errno> {
         let node = lock(&self.nodes).get(ino).cloned().ok_or(Errno::ESTALE)?;
-        if matches!(node, Node::Pid { .. }) {
-            self.catch_up();
+        if let Node::Pid { n, start, .. } = node {
+            if !lock(&self.shared.pidfds).contains_key(&(n, start)) {
+                self.catch_up();
+            }
         }
         let retired = lock(&self.nodes).is_retired(ino);
         Ok((node, retired))
@@ -753,6 +759,14 @@ impl View {
     /// It is read after the request's own check (an open's, or by a handle), so a gone
     /// process is never `ESTALE` here.
     fn read_real(&self, node: &Node) -> Result<Vec<u8>, Errno> {
+        self.read_real_bound(node).map(|(raw, _)| raw)
+    }
+
+    /// [`View::read_real`], and whether the read itself showed the node's process
+    /// alive then (a zombie counts): read through a file kept open for it, which procfs
+    /// binds to its process (a reaped one reads `ESRCH`, never another's), or a `stat`
+    /// that shows its start time. Such a text needs no [`View::check_alive`] after it.
+    fn read_real_bound(&self, node: &Node) -> Result<(Vec<u8>, bool), Errno> {
         let gone = || self.check_alive_by_handle(node).err();
         let kept = match node {
             Node::Pid {
@@ -763,21 +777,29 @@ impl View {
             } => self.read_kept(*n, *start, rel),
             _ => None,
         };
-        let raw = match kept {
-            Some(raw) => raw,
-            None => host::read_proc_file(&node.real_path()).map_err(|e| match errno(&e) {
-                Errno::ENOENT => gone().unwrap_or(Errno::ENOENT),
-                e => e,
-            })?,
+        let (raw, mut bound) = match kept {
+            Some(raw) => (raw, true),
+            None => {
+                let path = node.real_path();
+                let read = match handles::one_read(node) {
+                    true => host::read_single(&path),
+                    false => host::read_proc_file(&path),
+                };
+                let raw = read.map_err(|e| match errno(&e) {
+                    Errno::ENOENT => gone().unwrap_or(Errno::ENOENT),
+                    e => e,
+                })?;
+                (raw, false)
+            }
         };
         if let Some(start) = node.start_in_content() {
             match crate::render::stat::parse_stat(&raw) {
-                Ok(st) if st.starttime == start => {}
+                Ok(st) if st.starttime == start => bound = true,
                 // Another process of the number: the answer for a gone one.
                 _ => return Err(gone().unwrap_or(Errno::ESRCH)),
             }
         }
-        Ok(raw)
+        Ok((raw, bound))
     }
 
     /// `e`, from the real file behind `node`, or `ESRCH` when it is `ENOENT` because the
@@ -1178,17 +1200,10 @@ impl View {
     }
 }
 
-/// How many pidfds the view may keep ([`View::keep_pidfd`]): a quarter of the soft
-/// descriptor limit (which the daemon raises to the hard one); past it, liveness is
-/// read from `stat`.
+/// How many pidfds the view may keep ([`View::keep_pidfd`]): their share
+/// ([`crate::fds`]); past it, liveness is read from `stat`.
 pub fn pidfd_budget() -> usize {
-    crate::resources::cgroup::soft_fd_limit() / 4
-}
-
-/// How many descriptors the view may keep of its members in all: [`pidfd_budget`]
-/// pidfds, and files for half as many processes ([`kept`]), two each.
-pub fn kept_budget() -> usize {
-    2 * pidfd_budget()
+    crate::fds::Shares::now().pidfds
 }
 
 /// Without a kernel pid namespace, `getpid()` in a VPS returns the real pid, and tools
