@@ -103,6 +103,9 @@ pub struct Stats {
     /// The memory of the memfds behind passthrough files, in kB ([`crate::backing`]):
     /// not in the daemon's RSS, since the daemon does not map them.
     memfd_kb: AtomicU64,
+    /// Memfds made for passthrough files, and spares rewritten instead.
+    memfds_made: AtomicU64,
+    memfds_rewritten: AtomicU64,
 }
 
 impl Stats {
@@ -121,7 +124,17 @@ impl Stats {
         self.memfd_kb.store(kb, Ordering::Relaxed);
     }
 
-    /// `requests lookup=N … total=N rss_kb=N memfd_kb=N cpu_ms=N`: one line for logs
+    /// Counts a memfd made for a passthrough file (`rewritten`: a spare used again).
+    pub fn count_memfd(&self, rewritten: bool) {
+        let c = match rewritten {
+            true => &self.memfds_rewritten,
+            false => &self.memfds_made,
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `requests lookup=N … total=N rss_kb=N memfd_kb=N cpu_ms=N memfds_made=N
+    /// memfds_rewritten=N`: one line for logs
     /// and the benchmark.
     pub fn line(&self) -> String {
         let total: u64 = Op::ALL.iter().map(|&o| self.get(o)).sum();
@@ -130,10 +143,12 @@ impl Stats {
             s.push_str(&format!(" {}={}", op.name(), self.get(op)));
         }
         s.push_str(&format!(
-            " total={total} rss_kb={} memfd_kb={} cpu_ms={}",
+            " total={total} rss_kb={} memfd_kb={} cpu_ms={} memfds_made={} memfds_rewritten={}",
             rss_kb().unwrap_or(0),
             self.memfd_kb.load(Ordering::Relaxed),
-            cpu_ms().unwrap_or(0)
+            cpu_ms().unwrap_or(0),
+            self.memfds_made.load(Ordering::Relaxed),
+            self.memfds_rewritten.load(Ordering::Relaxed),
         ));
         s
     }

@@ -106,6 +106,9 @@ def main():
             print("  daemon RSS after ps -ef: %d kB + memfds %d kB (%.1f MiB)%s" % (
                 rss, memfd, (rss + memfd) / 1024.0,
                 "; at the end of the run: %s kB" % end if end else ""))
+            if "memfds_made" in got:
+                print("  memfds for that ps -ef, per process: %.2f made, %.2f spares rewritten"
+                      % (got["memfds_made"] / shown, got.get("memfds_rewritten", 0) / shown))
             if "cpu_ms" in got:
                 # Between the two statistics lines: the ps -ef, the 0.3 s after it, and
                 # any polling of /dev/fuse (vprocfs run --spin) that followed the last

@@ -16,13 +16,22 @@
 //! handle uses an inode's backing file, the next open with the same text uses it again;
 //! a different text gets a new memfd.
 //!
-//! A memfd is never rewritten once the kernel has it, because a reader may have mapped
-//! it: procfs refuses `mmap` (ENODEV), but the kernel maps a passthrough file's backing
-//! file, and a mapping outlives the open it came from. Rewritten in place, the memfd
-//! would show that reader the text of a later open, rendered for another reader who
-//! may see more (a `stat` with its code and stack addresses unmasked, an `environ`
-//! after a set-uid exec). So a mapping shows the snapshot of its own open, what its
-//! reader was allowed to read, and nothing else (docs/limits.md).
+//! A memfd is rewritten for another open only once nobody else holds it, because a
+//! reader may have mapped it: procfs refuses `mmap` (ENODEV), but the kernel maps a
+//! passthrough file's backing file, and a mapping outlives the open it came from.
+//! Rewritten under a mapping, the memfd would show that reader the text of a later
+//! open, rendered for another reader who may see more (a `stat` with its code and stack
+//! addresses unmasked, an `environ` after a set-uid exec). So a backing file no handle
+//! uses becomes a spare only after its inode lets it go, and a spare is rewritten only
+//! if the kernel grants the daemon a write lease on it, which it does only to a file's
+//! sole opener ([`crate::sys::passthrough::held_elsewhere`]: a mapping holds the file it
+//! maps); one still held is closed instead, left to its holder. The rewrite truncates
+//! first, so that pages a reader spliced into a pipe keep the old text rather than show
+//! the new one. A mapping thus shows the snapshot of its own open, what its reader was
+//! allowed to read, and nothing else (docs/limits.md). Rewriting a spare spares a new
+//! memfd's making, registering and closing: at 10,000 processes, where the four files
+//! `ps -ef` opens of each no longer fit among the idle ones, a sixth of the daemon's
+//! work.
 //!
 //! A worker that takes a connection over (a `serve` upgrade, or a restart after the
 //! previous worker was killed) did not see its INIT: it tries passthrough again, and
@@ -39,7 +48,8 @@
 
 pub mod ledger;
 
-use std::io::Write as _;
+use std::fs::File;
+use std::os::unix::fs::FileExt as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -65,6 +75,15 @@ impl Registered {
             Some(id) => id,
             // `into_raw` takes `self`: no `Registered` is left without its id.
             None => unreachable!("a handed-over backing id is not used"),
+        }
+    }
+
+    /// The backing file now serves inode `ino`: so the ledger says.
+    fn rehome(&self, ino: u64) {
+        if let Some((raw, l)) = &self.recorded {
+            let mut l = crate::sync::lock(l);
+            l.remove(*raw);
+            l.insert(Entry { id: *raw, ino });
         }
     }
 
@@ -94,9 +113,11 @@ const UNKNOWN_HOLDERS: usize = usize::MAX / 2;
 
 /// The backing file of one inode (`I`: its id, [`Registered`] but in unit tests).
 struct Live<I = Registered> {
-    /// Holds the memfd: the kernel keeps its own reference to the file, so the
-    /// daemon's descriptor is closed once it is registered.
+    /// Holds the memfd: the kernel keeps its own reference to the file.
     id: I,
+    /// The memfd, opened writable through its path, for its rewrite as a spare; `None`
+    /// where that open failed, and for one taken over (its file is the kernel's only).
+    file: Option<File>,
     text: Arc<[u8]>,
     /// Open handles that use it.
     open: usize,
@@ -111,9 +132,25 @@ struct Live<I = Registered> {
 impl<I> Live<I> {
     /// The pages of memory its memfd holds.
     fn pages(&self) -> u64 {
-        self.text.len().div_ceil(PAGE) as u64
+        pages_of(self.text.len())
     }
 }
+
+fn pages_of(len: usize) -> u64 {
+    len.div_ceil(PAGE) as u64
+}
+
+/// A backing file no inode uses any more, registered and open, kept to be rewritten
+/// for another inode's open ([`Backings::recycle`]).
+struct Spare<I = Registered> {
+    id: I,
+    file: File,
+    pages: u64,
+}
+
+/// The pages the spares may hold, one or more each: enough for the opens that come
+/// between two releases. Part of [`IDLE_PAGES`].
+const SPARE_PAGES: u64 = 64;
 
 const PAGE: usize = 4096;
 
@@ -130,13 +167,16 @@ const CRASHED: &str = "crashed";
 /// only once one has been answered.
 const NO_FLUSH: FopenFlags = FopenFlags::FOPEN_NOFLUSH;
 
-/// How many pages the backing files no handle uses may hold, kept for their inode's
-/// next open of the same text: 16 MiB, the four files `ps -ef` opens of 1,000
-/// processes. Reusing one spares a memfd's making, filling and registering, and its
+/// How many pages the backing files no handle uses may hold: the idle ones, kept for
+/// their inode's next open of the same text ([`IDLE_BUDGET`]), and the spares
+/// ([`SPARE_PAGES`]): 16 MiB, about the four files `ps -ef` opens of 1,000 processes. Reusing one spares a memfd's making, filling and registering, and its
 /// closing later: a third of the daemon's work for a repeated `ps -ef` (measured in
 /// docs/performance.md). An idle one goes when the kernel forgets its inode or its next
 /// open has another text, and past the budget, as [`Files::keep_idle`] says.
 const IDLE_PAGES: u64 = 4096;
+
+/// The idle ones' part of [`IDLE_PAGES`].
+const IDLE_BUDGET: u64 = IDLE_PAGES - SPARE_PAGES;
 
 /// When the idle ones fill the budget, one in this many backing files that were never
 /// used again is kept all the same, at the cost of the one used longest ago.
@@ -152,6 +192,11 @@ struct Files<I = Registered> {
     idle: lru::LruCache<u64, Live<I>>,
     /// The pages `idle` holds.
     idle_pages: u64,
+    /// Spares, the one let go longest ago first (the likeliest to be free of the
+    /// kernel's last reference).
+    spares: std::collections::VecDeque<Spare<I>>,
+    /// The pages `spares` hold.
+    spare_pages: u64,
     /// Backing files never used again that found the budget full.
     refused: u64,
     /// By inode, the backing files the previous worker handed over: their id and how
@@ -178,6 +223,8 @@ impl<I> Files<I> {
             open_pages: 0,
             idle: lru::LruCache::unbounded(),
             idle_pages: 0,
+            spares: std::collections::VecDeque::new(),
+            spare_pages: 0,
             refused: 0,
             adopted: FxHashMap::default(),
             by_fh: FxHashMap::default(),
@@ -189,9 +236,39 @@ impl<I> Files<I> {
     /// very text (and marked as used again); one of another text is closed, never
     /// rewritten (a reader may have mapped it: see the module's doc).
     fn reuse(&mut self, ino: u64, text: &[u8]) -> Option<Live<I>> {
-        let mut l = self.take_idle(ino).filter(|l| *l.text == *text)?;
+        let mut l = self.take_idle(ino)?;
+        if *l.text != *text {
+            self.let_go(l);
+            return None;
+        }
         l.reused = true;
         Some(l)
+    }
+
+    /// `l`, which no inode uses any more, becomes a spare if it can be rewritten and
+    /// fits in [`SPARE_PAGES`]; it is closed otherwise.
+    fn let_go(&mut self, l: Live<I>) {
+        let Live {
+            id,
+            file,
+            text,
+            adopted,
+            ..
+        } = l;
+        let pages = pages_of(text.len());
+        let fits = self.spare_pages + pages <= SPARE_PAGES;
+        let Some(file) = file.filter(|_| !adopted && fits) else {
+            return;
+        };
+        self.spare_pages += pages;
+        self.spares.push_back(Spare { id, file, pages });
+    }
+
+    /// The spare let go longest ago.
+    fn take_spare(&mut self) -> Option<Spare<I>> {
+        let s = self.spares.pop_front()?;
+        self.spare_pages -= s.pages;
+        Some(s)
     }
 
     /// Handle `fh` opens `ino`, whose backing file some handle uses already: the one the
@@ -210,10 +287,11 @@ impl<I> Files<I> {
         Some(l)
     }
 
-    /// Keeps `l`, of inode `ino`, idle, within [`IDLE_PAGES`].
+    /// Keeps `l`, of inode `ino`, idle, within [`IDLE_BUDGET`]; one that is not kept is
+    /// let go ([`Files::let_go`]: a spare, or closed).
     ///
     /// While they fit, every one is kept. When they fill the budget, one that was used
-    /// again is kept and the one used longest ago closed; one that never was is closed
+    /// again is kept and the one used longest ago let go; one that never was is let go
     /// itself, except once in [`ADMIT_ONE_IN`] times, when it too pushes out the one
     /// used longest ago. Plain LRU would make a scan of more files than fit (`ps -ef`
     /// of 10,000 processes, or a few more than fit) evict each of its files just
@@ -221,22 +299,24 @@ impl<I> Files<I> {
     /// files that fit, and what is no longer read (a dead process's files) still goes,
     /// oldest first, as newcomers are let in.
     fn keep_idle(&mut self, ino: u64, l: Live<I>) {
-        let full = self.idle_pages + l.pages() > IDLE_PAGES;
+        let full = self.idle_pages + l.pages() > IDLE_BUDGET;
         if full && !l.reused {
             self.refused += 1;
             if self.refused % ADMIT_ONE_IN != 0 {
-                return;
+                return self.let_go(l);
             }
         }
         self.idle_pages += l.pages();
         if let Some((_, replaced)) = self.idle.push(ino, l) {
             self.idle_pages -= replaced.pages();
+            self.let_go(replaced);
         }
-        while self.idle_pages > IDLE_PAGES {
+        while self.idle_pages > IDLE_BUDGET {
             let Some((_, oldest)) = self.idle.pop_lru() else {
                 break;
             };
             self.idle_pages -= oldest.pages();
+            self.let_go(oldest);
         }
     }
 
@@ -342,7 +422,7 @@ impl<I> Files<I> {
     /// The kernel forgot inode `ino`: no file of it is open, so its idle backing file
     /// and one taken over from a previous worker go.
     fn forget(&mut self, ino: u64) -> bool {
-        let idle = self.take_idle(ino).is_some();
+        let idle = self.take_idle(ino).map(|l| self.let_go(l)).is_some();
         let adopted = self.open.get(&ino).is_some_and(|l| l.adopted);
         if adopted {
             if let Some(l) = self.open.remove(&ino) {
@@ -356,17 +436,21 @@ impl<I> Files<I> {
     fn close_idle(&mut self) {
         self.idle.clear();
         self.idle_pages = 0;
+        self.spares.clear();
+        self.spare_pages = 0;
     }
 
     /// The memory all the backing files hold, in kB.
     fn kb(&self) -> u64 {
-        (self.open_pages + self.idle_pages) * PAGE as u64 / 1024
+        (self.open_pages + self.idle_pages + self.spare_pages) * PAGE as u64 / 1024
     }
 }
 
 /// The live backing files of a mount, by inode, and which handle uses which.
 pub struct Backings {
     enabled: AtomicBool,
+    /// Whether spares are rewritten: false once the kernel refused a lease.
+    recycling: AtomicBool,
     files: Mutex<Files>,
     /// Where the memory they hold is reported.
     stats: Arc<Stats>,
@@ -418,6 +502,7 @@ impl Backings {
     pub fn new(stats: Arc<Stats>) -> Arc<Self> {
         let b = Arc::new(Backings {
             enabled: AtomicBool::new(false),
+            recycling: AtomicBool::new(true),
             files: Mutex::new(Files::new()),
             stats,
             handover: Mutex::new(None),
@@ -533,15 +618,21 @@ impl Backings {
         }
         let made = match files.reuse(ino, text) {
             Some(l) => Ok(l),
-            None => memfd_with(text)
-                .and_then(|f| reply.open_backing(&f))
-                .map(|id| Live {
-                    id: self.register(&reply, id, ino),
-                    text: Arc::clone(text),
-                    open: 0,
-                    reused: false,
-                    adopted: false,
+            None => match self.recycle(files, ino, text) {
+                Some(l) => Ok(l),
+                None => memfd_with(text).and_then(|(file, writable)| {
+                    let id = reply.open_backing(&file)?;
+                    self.stats.count_memfd(false);
+                    Ok(Live {
+                        id: self.register(&reply, id, ino),
+                        file: writable.then_some(file),
+                        text: Arc::clone(text),
+                        open: 0,
+                        reused: false,
+                        adopted: false,
+                    })
                 }),
+            },
         };
         match made {
             Ok(mut l) => {
@@ -608,6 +699,48 @@ impl Backings {
 }
 
 impl Backings {
+    /// A spare rewritten with `text` for inode `ino`, if one is free: nobody else holds
+    /// it (see the module's doc). One still held is closed, left to its holder; at most
+    /// two are tried.
+    fn recycle(&self, files: &mut Files, ino: u64, text: &Arc<[u8]>) -> Option<Live> {
+        if !self.recycling.load(Ordering::Relaxed) {
+            return None;
+        }
+        for _ in 0..2 {
+            let spare = files.take_spare()?;
+            match crate::sys::passthrough::held_elsewhere(&spare.file) {
+                Ok(false) => {}
+                Ok(true) => continue,
+                Err(e) => {
+                    log::info!("no write lease on a backing file ({e}): none is rewritten");
+                    self.recycling.store(false, Ordering::Relaxed);
+                    files.spares.clear();
+                    files.spare_pages = 0;
+                    return None;
+                }
+            }
+            // Truncated first: a page a reader spliced keeps the old text.
+            let rewritten = spare
+                .file
+                .set_len(0)
+                .and_then(|()| spare.file.write_all_at(text, 0));
+            if rewritten.is_err() {
+                continue;
+            }
+            spare.id.rehome(ino);
+            self.stats.count_memfd(true);
+            return Some(Live {
+                id: spare.id,
+                file: Some(spare.file),
+                text: Arc::clone(text),
+                open: 0,
+                reused: false,
+                adopted: false,
+            });
+        }
+        None
+    }
+
     /// At the first open of inode `ino` since a takeover, the backing file the previous
     /// worker handed over (or its ledger recorded) becomes this worker's: kept while
     /// handles may use it (the kernel has it attached to the inode), closed otherwise.
@@ -624,6 +757,7 @@ impl Backings {
                 ino,
                 Live {
                     id,
+                    file: None,
                     text: Arc::from(&b""[..]),
                     open: h.open,
                     reused: false,
@@ -634,13 +768,26 @@ impl Backings {
     }
 }
 
-/// A memfd holding `text`: a regular file the kernel accepts as a backing file.
-fn memfd_with(text: &[u8]) -> std::io::Result<std::fs::File> {
+/// A memfd holding `text`, a regular file the kernel accepts as a backing file, and
+/// whether it was opened writable through its path, which its rewrite as a spare needs: a memfd's own descriptor does not count as its file's writer, so the kernel
+/// would never grant it the lease that tells nobody else holds the file
+/// ([`crate::sys::passthrough::held_elsewhere`]).
+fn memfd_with(text: &[u8]) -> std::io::Result<(File, bool)> {
     use nix::sys::memfd::{memfd_create, MFdFlags};
+    use std::os::fd::AsRawFd as _;
     let fd = memfd_create(c"vprocfs", MFdFlags::MFD_CLOEXEC).map_err(std::io::Error::from)?;
-    let mut f = std::fs::File::from(fd);
-    f.write_all(text)?;
-    Ok(f)
+    let memfd = File::from(fd);
+    memfd.write_all_at(text, 0)?;
+    let path = crate::host::proc_path(&format!("self/fd/{}", memfd.as_raw_fd()));
+    let writable = File::options()
+        .read(true)
+        .write(true)
+        .open(path)
+        .and_then(|f| crate::sys::passthrough::quiet_lease_breaks(&f).map(|()| f));
+    Ok(match writable {
+        Ok(f) => (f, true),
+        Err(_) => (memfd, false),
+    })
 }
 
 #[cfg(test)]
@@ -652,6 +799,7 @@ mod tests {
     fn live(len: usize) -> Live<u32> {
         Live {
             id: 0,
+            file: None,
             text: vec![b'x'; len].into(),
             open: 1,
             reused: false,
@@ -758,14 +906,14 @@ mod tests {
     #[test]
     fn a_scan_of_more_files_than_fit_finds_those_that_fit() {
         let mut f = Files::<u32>::new();
-        let n = IDLE_PAGES + IDLE_PAGES / 4;
+        let n = IDLE_BUDGET + IDLE_BUDGET / 4;
         let scan = |f: &mut Files<u32>| (0..n).filter(|&ino| read(f, ino)).count() as u64;
         assert_eq!(scan(&mut f), 0, "the first scan finds nothing");
         for _ in 0..5 {
             let hits = scan(&mut f);
             // Plain LRU would find none (each evicted before its next use).
-            assert!(hits > IDLE_PAGES * 9 / 10, "{hits} of {n} found again");
-            assert!(f.idle_pages <= IDLE_PAGES);
+            assert!(hits > IDLE_BUDGET * 9 / 10, "{hits} of {n} found again");
+            assert!(f.idle_pages <= IDLE_BUDGET);
         }
     }
 
@@ -775,18 +923,18 @@ mod tests {
         // A set that fills the budget, read twice (found again), then never again:
         // a dead process's files.
         for _ in 0..2 {
-            for ino in 0..IDLE_PAGES {
+            for ino in 0..IDLE_BUDGET {
                 read(&mut f, ino);
             }
         }
         // Another set, read over and over, takes their place.
-        let fresh = 1_000_000..1_000_000 + IDLE_PAGES / 2;
+        let fresh = 1_000_000..1_000_000 + IDLE_BUDGET / 2;
         let mut hits = 0;
         for _ in 0..100 {
             hits = fresh.clone().filter(|&ino| read(&mut f, ino)).count() as u64;
         }
-        assert_eq!(hits, IDLE_PAGES / 2, "all found again in the end");
-        assert!(f.idle_pages <= IDLE_PAGES);
+        assert_eq!(hits, IDLE_BUDGET / 2, "all found again in the end");
+        assert!(f.idle_pages <= IDLE_BUDGET);
     }
 
     #[test]
@@ -799,10 +947,10 @@ mod tests {
         f.close(2);
         assert_eq!((f.open_pages, f.idle_pages), (0, 3));
         // Fill the budget with one-page files: nothing goes while it holds them all.
-        for ino in 3..3 + IDLE_PAGES - 3 {
+        for ino in 3..3 + IDLE_BUDGET - 3 {
             one_idle(&mut f, ino);
         }
-        assert_eq!(f.idle_pages, IDLE_PAGES);
+        assert_eq!(f.idle_pages, IDLE_BUDGET);
         assert!(f.idle.contains(&1) && f.idle.contains(&2));
         // Past it, a file never used again is not kept, but one in ADMIT_ONE_IN,
         // which pushes out the oldest: 1 (one page for one).
@@ -813,7 +961,7 @@ mod tests {
         assert!(f.idle.contains(&1));
         one_idle(&mut f, 10_000_000);
         assert!(f.idle.contains(&10_000_000));
-        assert_eq!(f.idle_pages, IDLE_PAGES);
+        assert_eq!(f.idle_pages, IDLE_BUDGET);
         assert!(!f.idle.contains(&1) && f.idle.contains(&2));
         // A file used again is kept: 2 goes (two pages out for one in).
         assert!(read(&mut f, 3) && read(&mut f, 3));
@@ -822,7 +970,7 @@ mod tests {
         f.open(20_000_000, again);
         f.close(20_000_000);
         assert!(f.idle.contains(&20_000_000) && !f.idle.contains(&2));
-        assert_eq!(f.idle_pages, IDLE_PAGES - 1);
+        assert_eq!(f.idle_pages, IDLE_BUDGET - 1);
         // Taking one out for an open, and forgetting one, count their pages out.
         let before = f.idle_pages;
         assert!(f.take_idle(3).is_some() && f.take_idle(3).is_none());
@@ -836,11 +984,46 @@ mod tests {
 
     #[test]
     fn a_memfd_holds_the_text() {
-        let mut f = memfd_with(b"MemTotal: 1 kB\n").expect("memfd");
+        let (mut f, writable) = memfd_with(b"MemTotal: 1 kB\n").expect("memfd");
+        assert!(writable, "a memfd opens writable through /proc/self/fd");
         f.rewind().expect("rewind");
         let mut s = String::new();
         f.read_to_string(&mut s).expect("read");
         assert_eq!(s, "MemTotal: 1 kB\n");
         assert!(f.metadata().expect("stat").is_file());
+    }
+
+    #[test]
+    fn backing_files_let_go_become_spares_oldest_first_and_bounded() {
+        let mut f = Files::<u32>::new();
+        let with_file = |id: u32| {
+            let (file, _) = memfd_with(b"x").expect("memfd");
+            Live {
+                id,
+                file: Some(file),
+                ..live(5000)
+            }
+        };
+        f.let_go(live(10));
+        assert!(f.spares.is_empty(), "no file to rewrite: closed");
+        let mut adopted = with_file(1);
+        adopted.adopted = true;
+        f.let_go(adopted);
+        assert!(f.spares.is_empty(), "taken over: closed");
+        let fit = SPARE_PAGES as u32 / 2;
+        for id in 0..fit + 3 {
+            f.let_go(with_file(id));
+        }
+        assert_eq!(f.spares.len(), fit as usize, "two pages each");
+        assert_eq!(f.spare_pages, SPARE_PAGES);
+        assert_eq!(f.kb(), f.spare_pages * 4);
+        assert_eq!(f.take_spare().map(|s| s.id), Some(0));
+        assert_eq!(f.spare_pages, SPARE_PAGES - 2);
+        // An idle file whose inode's next open has another text is let go too.
+        f.keep_idle(9, with_file(99));
+        assert!(f.reuse(9, b"other").is_none());
+        assert_eq!(f.spares.back().map(|s| s.id), Some(99));
+        f.close_idle();
+        assert_eq!((f.spares.len(), f.spare_pages), (0, 0));
     }
 }

@@ -1,4 +1,5 @@
-//! Taking over a FUSE passthrough backing file another worker registered.
+//! FUSE passthrough backing files: taking over one another worker registered, and
+//! telling whether anyone else holds one.
 
 #![allow(unsafe_code)]
 
@@ -21,4 +22,110 @@ pub fn adopt_backing(reply: &ReplyOpen, id: u32) -> BackingId {
     // them is wrapped at most once (it is removed from the adopted set as it is
     // wrapped), so nothing else closes it.
     unsafe { reply.wrap_backing(id) }
+}
+
+/// Sets the signal a break of a lease on `file` sends to `SIGURG`, ignored by default:
+/// [`held_elsewhere`] holds a lease for an instant, and an open by someone else in that
+/// instant (root reading `/proc/<daemon>/fd/N`) would otherwise send the default
+/// `SIGIO`, which ends the daemon. That open waits for the lease's release, which
+/// follows at once.
+pub fn quiet_lease_breaks(file: &std::fs::File) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd as _;
+    /// `fcntl.h`'s F_SETSIG (Linux, every architecture), which the libc crate lacks.
+    const F_SETSIG: libc::c_int = 10;
+    // SAFETY: fcntl with F_SETSIG takes an integer argument and touches no memory of
+    // ours; the descriptor is open for the duration (borrowed from `file`).
+    if unsafe { libc::fcntl(file.as_raw_fd(), F_SETSIG, libc::SIGURG) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Whether a descriptor other than `file` holds its file open, a mapping included,
+/// asked with a write lease, which the kernel grants only to the file's sole opener
+/// (`check_conflicting_open`: no other reader, no other writer). A mapping holds the
+/// file it was made from, so a memfd some reader mapped through a passthrough open
+/// stays held for as long as the mapping lives.
+///
+/// `file` must be the only writable descriptor of its file, opened through a path (a
+/// memfd's own descriptor does not count itself as a writer, so the kernel would never
+/// grant it a lease: see `crate::backing`), with [`quiet_lease_breaks`] set.
+///
+/// An error means the kernel does not grant leases here (`fs.leases-enable` = 0, or a
+/// file system without them): the caller then takes the file as held.
+pub fn held_elsewhere(file: &std::fs::File) -> std::io::Result<bool> {
+    use std::os::fd::AsRawFd as _;
+    let fd = file.as_raw_fd();
+    // SAFETY: fcntl with F_SETLEASE takes an integer argument and touches no memory of
+    // ours; `fd` is open for the duration (borrowed from `file`). A lease taken is
+    // released before returning.
+    unsafe {
+        if libc::fcntl(fd, libc::F_SETLEASE, libc::F_WRLCK) < 0 {
+            let e = std::io::Error::last_os_error();
+            return match e.raw_os_error() {
+                Some(libc::EAGAIN) => Ok(true),
+                _ => Err(e),
+            };
+        }
+        if libc::fcntl(fd, libc::F_SETLEASE, libc::F_UNLCK) < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs::File;
+    use std::os::fd::AsRawFd as _;
+
+    /// What makes a backing file safe to rewrite: the kernel tells whether anyone else
+    /// holds the memfd, a mapping included, which outlives the descriptor it came from.
+    #[test]
+    fn a_memfd_someone_else_holds_or_maps_is_told_apart() {
+        use nix::sys::memfd::{memfd_create, MFdFlags};
+        use nix::sys::mman::{mmap, munmap, MapFlags, ProtFlags};
+        let memfd = File::from(memfd_create(c"test", MFdFlags::MFD_CLOEXEC).expect("memfd"));
+        let path = format!("/proc/self/fd/{}", memfd.as_raw_fd());
+        assert!(
+            held_elsewhere(&memfd).expect("lease"),
+            "a memfd's own descriptor never gets one"
+        );
+        let f = File::options()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .expect("reopen");
+        drop(memfd);
+        quiet_lease_breaks(&f).expect("F_SETSIG");
+        assert!(!held_elsewhere(&f).expect("lease"), "alone");
+        let reader = File::open(format!("/proc/self/fd/{}", f.as_raw_fd())).expect("open");
+        assert!(
+            held_elsewhere(&f).expect("lease"),
+            "another reader has it open"
+        );
+        let len = std::num::NonZeroUsize::new(4096).expect("len");
+        // SAFETY: a fresh read-only mapping at an address the kernel picks; nothing
+        // reads it, and it is unmapped below.
+        let map = unsafe {
+            mmap(
+                None,
+                len,
+                ProtFlags::PROT_READ,
+                MapFlags::MAP_SHARED,
+                &reader,
+                0,
+            )
+        }
+        .expect("mmap");
+        drop(reader);
+        assert!(
+            held_elsewhere(&f).expect("lease"),
+            "mapped, its descriptor closed"
+        );
+        // SAFETY: the mapping made above, of that length, not used after.
+        unsafe { munmap(map, 4096) }.expect("munmap");
+        assert!(!held_elsewhere(&f).expect("lease"), "unmapped");
+    }
 }
