@@ -35,12 +35,12 @@ pub enum Node {
         /// Start time of the process shown: the node's generation.
         start: u64,
         /// The path below the process directory.
-        rel: Box<str>,
+        rel: std::sync::Arc<str>,
     },
     /// Anything else below `/proc`, passed through (`rel` not empty).
     Global {
         /// The path below `/proc`.
-        rel: Box<str>,
+        rel: std::sync::Arc<str>,
     },
 }
 
@@ -112,7 +112,7 @@ impl Node {
 
     /// The child of this node called `name`, for nodes whose children are plain names.
     pub fn child(&self, name: &str) -> Option<Node> {
-        let join = |rel: &str| -> Box<str> {
+        let join = |rel: &str| -> std::sync::Arc<str> {
             if rel.is_empty() {
                 name.into()
             } else {
@@ -504,7 +504,7 @@ impl Journal {
                     let tid = i32_of(b)?;
                     let start = u64_of(b)?;
                     let len = u16::from_le_bytes(take(b, 2)?.try_into().ok()?);
-                    let rel: Box<str> =
+                    let rel: std::sync::Arc<str> =
                         std::str::from_utf8(take(b, usize::from(len))?).ok()?.into();
                     let node = match kind {
                         1 => Node::SelfLink,
