@@ -45,6 +45,28 @@ for _ in range(2000):
 os.execvp(sys.argv[1], sys.argv[1:])
 """
 
+# What psutil (Debian's python3-psutil, as monitoring agents use it) makes of every
+# process: its numbers, names (a 15-character comm is completed from cmdline), states,
+# threads, terminal, ids and children, each from the /proc files it parses.
+PSUTIL = """
+import psutil
+for p in sorted(psutil.process_iter(), key=lambda p: p.pid):
+    try:
+        with p.oneshot():
+            row = [p.pid, p.ppid(), p.name(), p.status(), p.num_threads(),
+                   sorted(t.id for t in p.threads()), p.terminal(), tuple(p.uids()),
+                   tuple(p.gids()), sorted(c.pid for c in p.children()),
+                   [q.pid for q in p.parents()]]
+        try:
+            row.append(p.cmdline())
+        except psutil.Error as e:
+            row.append(type(e).__name__)
+    except psutil.Error as e:
+        row = [p.pid, type(e).__name__]
+    print(row)
+print("pids", psutil.pids())
+"""
+
 
 def set_comm(name: bytes):
     libc.prctl(PR_SET_NAME, ctypes.c_char_p(name), 0, 0, 0)
@@ -231,6 +253,7 @@ def main():
         ["ps", "-eo", "pid,ppid,pgid,sid,tpgid,stat,nlwp,comm"],
         ["ps", "-eLo", "pid,lwp,stat,comm"],
         ["pstree", "-p"],
+        ["/usr/bin/python3", "-c", PSUTIL],
     ]
     for p in probes:
         out = subprocess.run([sys.executable, "-c", SETTLE, *p], capture_output=True, text=True)
