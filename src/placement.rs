@@ -32,18 +32,18 @@ pub fn is_foreign_procfs(proc_dir: &Path) -> bool {
 }
 
 /// The files the view puts in place: every resource file over the kernel's procfs
-/// (`over_proc`, the kernel pid view), or only the CPU list (the full view, which serves
-/// the rest itself).
+/// (`over_proc`, the kernel pid view), or only the CPU lists (the full view, which
+/// serves the rest itself).
 pub fn files_to_place(over_proc: bool) -> impl Iterator<Item = ResFile> {
     ResFile::ALL
         .iter()
         .copied()
-        .filter(move |&f| over_proc || f == ResFile::CpuOnline)
+        .filter(move |&f| over_proc || f.is_cpu_list())
 }
 
 /// Binds the view's virtual global files, mounted at `view`, where the readers of a
 /// procfs at `proc_dir` look for them: over the kernel's own files in `/proc` when `over_proc` (the kernel
-/// pid view), and, in every placement, the CPU list over sysfs's. A file the kernel lacks
+/// pid view), and, in every placement, the CPU lists over sysfs's. A file the kernel lacks
 /// here (`/proc/pressure/*` without PSI) is left out.
 pub fn bind_files(view: &Path, proc_dir: &Path, over_proc: bool) -> Result<(), String> {
     for f in files_to_place(over_proc) {

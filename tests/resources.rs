@@ -178,13 +178,21 @@ fn a_cpuset_of_one_cpu_shows_one_cpu_everywhere() {
     if !privileged() {
         return;
     }
+    // glibc's configured CPUs (`getconf _NPROCESSORS_CONF`) and lscpu read `possible`.
     let out = run_sh(
         &["--cpuset", "0"],
         "grep -c ^processor /proc/cpuinfo; cat /sys/devices/system/cpu/online; nproc; \
-         grep -c '^cpu[0-9]' /proc/stat; top -b -n1 -1 | grep -c '^%Cpu'",
+         grep -c '^cpu[0-9]' /proc/stat; top -b -n1 -1 | grep -c '^%Cpu'; \
+         cat /sys/devices/system/cpu/possible /sys/devices/system/cpu/present; \
+         getconf _NPROCESSORS_CONF; getconf _NPROCESSORS_ONLN; \
+         lscpu | sed -n 's/^CPU(s): *//p'",
     );
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines, ["1", "0", "1", "1", "1"], "{out}");
+    assert_eq!(
+        lines,
+        ["1", "0", "1", "1", "1", "0", "0", "1", "1", "1"],
+        "{out}"
+    );
 }
 
 #[test]

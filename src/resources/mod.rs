@@ -95,6 +95,8 @@ pub enum ResFile {
     PressureMemory,
     PressureIo,
     CpuOnline,
+    CpuPossible,
+    CpuPresent,
 }
 
 impl ResFile {
@@ -111,6 +113,8 @@ impl ResFile {
         ResFile::PressureMemory,
         ResFile::PressureIo,
         ResFile::CpuOnline,
+        ResFile::CpuPossible,
+        ResFile::CpuPresent,
     ];
 
     /// Whether the file is made from the host's text (the others are computed from the
@@ -119,8 +123,8 @@ impl ResFile {
         !matches!(self, ResFile::Uptime | ResFile::Loadavg)
     }
 
-    /// Where the host's own text is read: below `/proc`, or the sysfs file for
-    /// [`ResFile::CpuOnline`]. It is also where the view is bind-mounted.
+    /// Where the host's own text is read: below `/proc`, or in sysfs for the CPU lists.
+    /// It is also where the view is bind-mounted.
     pub fn host_path(self) -> &'static str {
         match self {
             ResFile::Meminfo => "/proc/meminfo",
@@ -134,14 +138,30 @@ impl ResFile {
             ResFile::PressureMemory => "/proc/pressure/memory",
             ResFile::PressureIo => "/proc/pressure/io",
             ResFile::CpuOnline => cgroup::HOST_ONLINE,
+            ResFile::CpuPossible => "/sys/devices/system/cpu/possible",
+            ResFile::CpuPresent => "/sys/devices/system/cpu/present",
         }
     }
 
-    /// The file's name in the view: its path below `/proc` ("meminfo",
-    /// "pressure/cpu"), or "cpu_online".
+    /// One of sysfs's CPU lists (`online`, `possible`, `present`), outside `/proc`: the
+    /// VPS's CPUs, numbered from 0, in each. glibc's `get_nprocs_conf` and
+    /// `sysconf(_SC_NPROCESSORS_CONF)` read `possible`, `lscpu` all three; with only
+    /// `online` shown, a VPS of one CPU counted the host's CPUs as configured, the
+    /// others off line.
+    pub fn is_cpu_list(self) -> bool {
+        matches!(
+            self,
+            ResFile::CpuOnline | ResFile::CpuPossible | ResFile::CpuPresent
+        )
+    }
+
+    /// The file's name: its path below `/proc` ("meminfo", "pressure/cpu"), or for a
+    /// CPU list "cpu_online", "cpu_possible", "cpu_present".
     pub fn name(self) -> &'static str {
         match self {
             ResFile::CpuOnline => "cpu_online",
+            ResFile::CpuPossible => "cpu_possible",
+            ResFile::CpuPresent => "cpu_present",
             f => f.host_path().trim_start_matches("/proc/"),
         }
     }
@@ -298,7 +318,7 @@ impl VpsResources {
                 let vis = self.visible(&cpuinfo::processors(host)?)?;
                 cpuinfo::render(host, &vis)
             }
-            ResFile::CpuOnline => {
+            ResFile::CpuOnline | ResFile::CpuPossible | ResFile::CpuPresent => {
                 let vis = self.visible(&CpuSet::parse(&String::from_utf8_lossy(host))?)?;
                 Ok(cpus::render_online(vis.len()))
             }

@@ -108,7 +108,7 @@ fn facts() -> VpsFacts {
 
 #[test]
 fn file_table() {
-    assert_eq!(ResFile::ALL.len(), 11);
+    assert_eq!(ResFile::ALL.len(), 13);
     // Names are distinct: each file has one place in the view (view::resource_files).
     let mut names: Vec<&str> = ResFile::ALL.iter().map(|f| f.name()).collect();
     names.sort_unstable();
@@ -120,6 +120,19 @@ fn file_table() {
     assert_eq!(
         ResFile::CpuOnline.host_path(),
         "/sys/devices/system/cpu/online"
+    );
+    let lists: Vec<&str> = ResFile::ALL
+        .iter()
+        .filter(|f| f.is_cpu_list())
+        .map(|f| f.host_path())
+        .collect();
+    assert_eq!(
+        lists,
+        [
+            "/sys/devices/system/cpu/online",
+            "/sys/devices/system/cpu/possible",
+            "/sys/devices/system/cpu/present"
+        ]
     );
 }
 
@@ -141,6 +154,9 @@ fn v2_vps_end_to_end() {
     assert!(cpuinfo.starts_with("processor\t: 0\n"));
     assert!(cpuinfo.contains("apicid\t\t: 1\n"), "host CPU 1's block");
     assert_eq!(r(ResFile::CpuOnline, b"0-1\n"), b"0\n");
+    // A host that could take more CPUs (hot plug) still shows the VPS's in every list.
+    assert_eq!(r(ResFile::CpuPossible, b"0-127\n"), b"0\n");
+    assert_eq!(r(ResFile::CpuPresent, b"0-1\n"), b"0\n");
 
     let stat = String::from_utf8(r(ResFile::Stat, STAT)).unwrap();
     let mut lines = stat.lines();

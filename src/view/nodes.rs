@@ -62,11 +62,11 @@ impl Node {
                 }
                 p
             }
-            // The CPU list is sysfs's, served beside `/proc` for binding over it.
-            Node::Global { rel } if &**rel == super::resource_files::CPU_ONLINE => {
-                PathBuf::from(crate::resources::ResFile::CpuOnline.host_path())
-            }
-            Node::Global { rel } => host::proc_path(rel),
+            // The CPU lists are sysfs's, served beside `/proc` for binding over them.
+            Node::Global { rel } => match super::resource_files::file_at(rel) {
+                Some(f) if f.is_cpu_list() => PathBuf::from(f.host_path()),
+                _ => host::proc_path(rel),
+            },
         }
     }
 

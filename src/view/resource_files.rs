@@ -65,20 +65,20 @@ impl VpsRes {
     }
 }
 
-/// The name of the hidden entry of the view's root that serves the CPU `online` list
-/// (`/sys/devices/system/cpu/online`, outside `/proc`): reachable by lookup, so that it
-/// can be bound over the sysfs file, and never listed.
-pub const CPU_ONLINE: &str = ".vprocfs-cpu-online";
-
 /// The virtual file shown at `rel` below the view's root, if any.
 pub fn file_at(rel: &str) -> Option<ResFile> {
     ResFile::ALL.iter().copied().find(|f| view_name(*f) == rel)
 }
 
-/// Where resource file `f` is in the view, below its root.
+/// Where resource file `f` is in the view, below its root. sysfs's CPU lists
+/// (`/sys/devices/system/cpu/online`…, outside `/proc`) are hidden entries of the root:
+/// reachable by lookup, so that they can be bound over the sysfs files, and never
+/// listed (the root lists what the real `/proc` has).
 pub fn view_name(f: ResFile) -> &'static str {
     match f {
-        ResFile::CpuOnline => CPU_ONLINE,
+        ResFile::CpuOnline => ".vprocfs-cpu-online",
+        ResFile::CpuPossible => ".vprocfs-cpu-possible",
+        ResFile::CpuPresent => ".vprocfs-cpu-present",
         f => f.name(),
     }
 }
