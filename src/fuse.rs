@@ -122,6 +122,8 @@ fn kind(k: Kind) -> FileType {
         Kind::Dir => FileType::Directory,
         Kind::File => FileType::RegularFile,
         Kind::Link => FileType::Symlink,
+        // The kernel makes it a special inode: an open is ENXIO, as procfs's is.
+        Kind::Socket => FileType::Socket,
         Kind::Other => FileType::RegularFile,
     }
 }

@@ -124,6 +124,16 @@ fn file_system_calls_answer_as_the_kernel() {
     }
 }
 
+/// A process's socket through its `fd/` link: a socket to `stat`, of the inode number
+/// the link names (what `lsof -i` and `ss` match against /proc/net/tcp), `ENXIO` to an
+/// open, and `lsof -i` finds it: as on the kernel's procfs.
+#[test]
+fn a_socket_behind_an_fd_link_is_the_kernels() {
+    if privileged() {
+        probe_matches_kernel("sockets.py", "inode is the link's True");
+    }
+}
+
 /// A reader waiting on `/proc/kmsg` holds nobody else up, a non-blocking read gets
 /// `EAGAIN`, and a signal ends the wait: as on the kernel's procfs.
 #[test]

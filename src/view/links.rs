@@ -157,9 +157,20 @@ impl super::View {
     ) -> Result<super::Attr, Errno> {
         use std::os::unix::fs::MetadataExt as _;
         let md = fs::metadata(obj).map_err(|e| super::errno(&e))?;
-        let ino = if is_namespace(node) { md.ino() } else { ino };
+        let socket = super::Kind::of(&md) == super::Kind::Socket;
+        let ino = if is_namespace(node) || socket {
+            md.ino()
+        } else {
+            ino
+        };
         Ok(super::Attr {
-            kind: super::Kind::File,
+            // A socket shows as one; a pipe as a regular file, whose reads and writes
+            // the daemon relays (a FUSE fifo would be the kernel's own, empty pipe).
+            kind: if socket {
+                super::Kind::Socket
+            } else {
+                super::Kind::File
+            },
             size: 0,
             ..super::Attr::from_md(ino, &md)
         })

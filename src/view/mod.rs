@@ -90,7 +90,9 @@ pub enum Kind {
     File,
     /// A symbolic link.
     Link,
-    /// Anything else (sockets, fifos do not occur in procfs; kept for completeness).
+    /// A socket: what a process's `fd/` link to one leads to (`stat -L`, `lsof -i`).
+    Socket,
+    /// Anything else (fifos do not occur in procfs; kept for completeness).
     Other,
 }
 
@@ -103,6 +105,8 @@ impl Kind {
             Kind::Link
         } else if ft.is_file() {
             Kind::File
+        } else if std::os::unix::fs::FileTypeExt::is_socket(&ft) {
+            Kind::Socket
         } else {
             Kind::Other
         }
@@ -590,8 +594,9 @@ impl View {
                 if let (true, Node::Pid { n, start, .. }) = (pid_dir, &child) {
                     self.renew_if_reused(*n, *start);
                 }
-                let ino = if links::is_namespace(&child) {
-                    // The namespace's own inode number, which is what st_ino shows.
+                let ino = if links::is_namespace(&child) || attr.kind == Kind::Socket {
+                    // The namespace's or socket's own inode number, which is what
+                    // st_ino shows (`ps -o pidns`, `lsns`, `lsof -i` match on it).
                     lock(&self.nodes).lookup_at(child.clone(), attr.ino)
                 } else {
                     lock(&self.nodes).lookup(child.clone())

@@ -224,6 +224,10 @@ impl Nodes {
             }
             return ino;
         }
+        // Past the numbers given at a namespace's or socket's own ([`Nodes::lookup_at`]).
+        while self.by_ino.contains_key(&self.next) {
+            self.next += 1;
+        }
         let ino = self.next;
         self.next += 1;
         if let Some(j) = &mut self.journal {
