@@ -9,6 +9,7 @@
 //! reader's translation.
 
 mod access;
+mod alive;
 pub mod cache;
 mod entries;
 mod feed;
@@ -807,161 +808,6 @@ impl View {
         Ok((raw, bound))
     }
 
-    /// `e`, from the real file behind `node`, or `ESRCH` when it is `ENOENT` because the
-    /// node's process is gone ([`View::check_alive`]).
-    fn gone_or(&self, node: &Node, e: Errno) -> Errno {
-        match e {
-            Errno::ENOENT => self.check_alive(node).err().unwrap_or(e),
-            _ => e,
-        }
-    }
-
-    /// Whether `node`'s process is still the one it was made for. A node whose process is
-    /// gone (reaped, or its pid reused) is reached only through a directory or file
-    /// held open, or a cached entry: a fresh walk fails at `/proc/<n>` with `ENOENT`.
-    /// procfs answers `ESRCH` there (`proc_pid_permission` on the held directory,
-    /// `get_proc_task` in open and readlink), and so does this.
-    ///
-    /// A request about a gone process that may have come through a name the kernel
-    /// still holds is `ESTALE` instead, once ([`cache`]).
-    fn check_alive(&self, node: &Node) -> Result<(), Errno> {
-        self.check_alive_as(node, true)
-    }
-
-    /// Process `n` started at `start` was just found alive, but the pidfd kept for a
-    /// process of that number and start time says that one is gone: a newcomer took
-    /// the number within the clock tick, before membership applied its fork. The old
-    /// process's inodes are retired and its pidfd dropped, so that the newcomer gets
-    /// inodes (and a pidfd) of its own instead of answering for the dead one.
-    fn renew_if_reused(&self, n: Pid, start: u64) {
-        let gone = {
-            let mut pidfds = lock(&self.shared.pidfds);
-            let gone = pidfds.get(&(n, start)).and_then(kept::Kept::alive) == Some(false);
-            if gone {
-                pidfds.remove(&(n, start));
-            }
-            gone
-        };
-        if gone {
-            lock(&self.nodes).retire(n, start);
-        }
-    }
-
-    /// Keeps a pidfd of process `n` started at `start`, a member whose directory the
-    /// kernel is given ([`View::check_alive`]), where events feed membership (which drops
-    /// it when it releases the member). A directory a reader holds open is then always
-    /// its own process's, even when the number is taken again within the clock tick
-    /// before the events say so (a newcomer still in `fork` shows its parent's
-    /// `cmdline`).
-    fn keep_pidfd(&self, n: Pid, start: u64) {
-        {
-            let pidfds = lock(&self.shared.pidfds);
-            if !self.follows_events()
-                || pidfds.contains_key(&(n, start))
-                || pidfds.len() >= pidfd_budget()
-            {
-                return;
-            }
-        }
-        // Members only (a shared mount shows a host reader everyone): asked first, so
-        // that a lookup of anyone else costs no system call.
-        if !lock(&self.shared.tracker).known_alive(n, start) {
-            return;
-        }
-        // Not for a thread other than a leader (pidfd_open refuses it).
-        let Ok(fd) = crate::sys::process::pidfd_open(n) else {
-            return;
-        };
-        // The number may have passed to another process between the lookup and here:
-        // one of another start time shows in its stat; one of the same clock tick by its
-        // fork event, queued as it became visible, which would have released the member.
-        if host::start_time(n).is_ok_and(|s| s == start) {
-            self.catch_up();
-            if lock(&self.shared.tracker).known_alive(n, start) {
-                lock(&self.shared.pidfds).insert((n, start), kept::Kept::new(fd));
-            }
-        }
-    }
-
-    /// Whether process `n`, alive now with start time `start` and state `state`, is
-    /// another process than the node's of the same start time: a number taken again
-    /// within the clock tick, before its fork event was applied. Where events feed
-    /// membership, a member the applied events show exited is gone unless its zombie is
-    /// what is there; in a mount of one VPS, which shows members only, one they do not
-    /// know was forgotten (reaped). (A shared mount shows a host reader non-members,
-    /// which membership does not follow.)
-    fn reused_in_tick(&self, n: Pid, start: u64, state: u8) -> bool {
-        if !self.follows_events() {
-            return false;
-        }
-        let tracker = lock(&self.shared.tracker);
-        if tracker.known_alive(n, start) {
-            return false;
-        }
-        let exited_here = tracker.has_exited(n) && tracker.start_of(n) == Some(start);
-        if self.single.is_none() && !exited_here {
-            return false;
-        }
-        !(exited_here && matches!(state, b'Z' | b'X'))
-    }
-
-    /// [`View::check_alive`] for a request through a handle, which cannot have come
-    /// through a stale name (a read, a readdir): never `ESTALE`.
-    fn check_alive_by_handle(&self, node: &Node) -> Result<(), Errno> {
-        self.check_alive_as(node, false)
-    }
-
-    /// [`View::check_alive`]; `through_name` false for a request that cannot have come
-    /// through a stale name (never `ESTALE`).
-    fn check_alive_as(&self, node: &Node, through_name: bool) -> Result<(), Errno> {
-        let Node::Pid { n, tid, start, .. } = node else {
-            return Ok(());
-        };
-        let by_pidfd = lock(&self.shared.pidfds)
-            .get(&(*n, *start))
-            .and_then(kept::Kept::alive);
-        let gone = match by_pidfd {
-            Some(true) => None,
-            Some(false) => Some(Errno::ESRCH),
-            None => {
-                let stat = host::read_single(&host::proc_path(&format!("{n}/stat")));
-                let now = stat
-                    .as_deref()
-                    .ok()
-                    .and_then(|raw| crate::render::stat::parse_stat(raw).ok())
-                    .map(|st| (st.starttime, st.state));
-                match now {
-                    Some((s, state)) if s == *start && !self.reused_in_tick(*n, *start, state) => {
-                        None
-                    }
-                    _ => Some(Errno::ESRCH),
-                }
-            }
-        };
-        // A thread of a live group: gone once it is no longer in the group's task/
-        // (procfs then answers ENOENT in its held directory, not ESRCH).
-        let gone = gone.or_else(|| {
-            let t = tid.filter(|t| t != n)?;
-            fs::symlink_metadata(host::proc_path(&format!("{n}/task/{t}")))
-                .err()
-                .map(|_| Errno::ENOENT)
-        });
-        match gone {
-            None => Ok(()),
-            Some(e) => {
-                let stale =
-                    through_name && node.dir_key().is_some_and(|k| self.held.take_stale(&k));
-                if stale {
-                    // Its exit is still queued: apply it, so that its names go.
-                    self.catch_up();
-                    Err(Errno::ESTALE)
-                } else {
-                    Err(e)
-                }
-            }
-        }
-    }
-
     fn attr_of(&self, reader: Reader, node: &Node, ino: u64) -> Result<Attr, Errno> {
         if let Some(obj) = links::object_path(node) {
             return self.object_attr(node, &obj, ino);
@@ -1203,12 +1049,6 @@ impl View {
     pub fn path_of(&self, ino: u64) -> Option<PathBuf> {
         lock(&self.nodes).get(ino).map(Node::real_path)
     }
-}
-
-/// How many pidfds the view may keep ([`View::keep_pidfd`]): their share
-/// ([`crate::fds`]); past it, liveness is read from `stat`.
-pub fn pidfd_budget() -> usize {
-    crate::fds::Shares::now().pidfds
 }
 
 /// Without a kernel pid namespace, `getpid()` in a VPS returns the real pid, and tools
