@@ -55,7 +55,9 @@ def walk(root, rel, depth, out):
 
 def main():
     pids = [p for p in os.environ["LEAK_PIDS"].split() if p]
-    words = {p: re.compile(rb"(?<![0-9])" + p.encode() + rb"(?![0-9])") for p in pids}
+    # A pid is a decimal word: not digits inside a hex number (`stack`'s offsets,
+    # `+0x1320/0x150`, are no pids).
+    words = {p: re.compile(rb"(?<![0-9A-Fa-fx])" + p.encode() + rb"(?![0-9A-Fa-f])") for p in pids}
     # Some members to look at: sleepers, one with a thread, one in its own session.
     import threading
     import time
