@@ -28,6 +28,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// ([`crate::backing`]).
 const FUSE_RESERVE: usize = 4096 + 1024;
 
+/// The part of the reserve that open handles and everything else the daemon opens
+/// keep; the rest may hold memfds.
+const FOR_HANDLES: usize = 1024;
+
 /// The soft `RLIMIT_NOFILE` as last read; 0 before the first read.
 static SOFT: AtomicUsize = AtomicUsize::new(0);
 
@@ -52,6 +56,9 @@ pub fn limit_changed() -> usize {
 /// The shares of a soft limit of `soft` descriptors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Shares {
+    /// Memfds of backing files the daemon keeps open to rewrite them (part of the
+    /// reserve).
+    pub memfds: usize,
     /// Pidfds of members.
     pub pidfds: usize,
     /// Kept `stat` and `status` files of members, counted one by one.
@@ -69,6 +76,7 @@ impl Shares {
         let pidfds = usable.min(soft / 2);
         let rest = usable - pidfds;
         Shares {
+            memfds: reserve.saturating_sub(FOR_HANDLES),
             pidfds,
             kept_files: rest / 2,
             sampler: rest - rest / 2,
@@ -101,6 +109,11 @@ mod tests {
         let s = Shares::of(20_000);
         assert_eq!(s.pidfds, 10_000);
         assert_eq!(
+            s.memfds,
+            5000 - FOR_HANDLES,
+            "the idle memfds nearly all fit"
+        );
+        assert_eq!(
             s.kept_files + s.sampler,
             20_000 - FUSE_RESERVE.min(5000) - 10_000
         );
@@ -111,5 +124,6 @@ mod tests {
         let s = Shares::of(1024);
         assert_eq!(s.pidfds, 512);
         assert_eq!(1024 - s.pidfds - s.kept_files - s.sampler, 256);
+        assert_eq!(s.memfds, 0, "no memfd is kept open: none is rewritten");
     }
 }

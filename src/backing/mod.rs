@@ -116,8 +116,9 @@ struct Live<I = Registered> {
     /// Holds the memfd: the kernel keeps its own reference to the file.
     id: I,
     /// The memfd, opened writable through its path, for its rewrite as a spare; `None`
-    /// where that open failed, and for one taken over (its file is the kernel's only).
-    file: Option<File>,
+    /// where that open failed or the descriptors' share was spent, and for one taken
+    /// over (its file is the kernel's only).
+    file: Option<Writable>,
     text: Arc<[u8]>,
     /// Open handles that use it.
     open: usize,
@@ -144,8 +145,35 @@ fn pages_of(len: usize) -> u64 {
 /// for another inode's open ([`Backings::recycle`]).
 struct Spare<I = Registered> {
     id: I,
-    file: File,
+    file: Writable,
     pages: u64,
+}
+
+/// A memfd's writable descriptor, kept for its rewrite as a spare: counted against the
+/// descriptors memfds may hold ([`crate::fds::Shares::memfds`]), since every idle
+/// backing file keeps one (those the kernel alone holds cost the daemon none).
+struct Writable(File);
+
+/// The [`Writable`] descriptors open now, in every mount of the daemon.
+static WRITABLE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+impl Writable {
+    /// Counts `f` in, or answers `None` (and `f` is closed) once the share is spent.
+    fn counted(f: File) -> Option<Writable> {
+        let share = crate::fds::Shares::now().memfds;
+        let n = WRITABLE.fetch_add(1, Ordering::Relaxed);
+        if n >= share {
+            WRITABLE.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(Writable(f))
+    }
+}
+
+impl Drop for Writable {
+    fn drop(&mut self) {
+        WRITABLE.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// The pages the spares may hold, one or more each: enough for the opens that come
@@ -620,12 +648,12 @@ impl Backings {
             Some(l) => Ok(l),
             None => match self.recycle(files, ino, text) {
                 Some(l) => Ok(l),
-                None => memfd_with(text).and_then(|(file, writable)| {
-                    let id = reply.open_backing(&file)?;
+                None => memfd_with(text).and_then(|memfd| {
+                    let id = reply.open_backing(memfd.file())?;
                     self.stats.count_memfd(false);
                     Ok(Live {
                         id: self.register(&reply, id, ino),
-                        file: writable.then_some(file),
+                        file: memfd.into_kept(),
                         text: Arc::clone(text),
                         open: 0,
                         reused: false,
@@ -708,7 +736,7 @@ impl Backings {
         }
         for _ in 0..2 {
             let spare = files.take_spare()?;
-            match crate::sys::passthrough::held_elsewhere(&spare.file) {
+            match crate::sys::passthrough::held_elsewhere(&spare.file.0) {
                 Ok(false) => {}
                 Ok(true) => continue,
                 Err(e) => {
@@ -722,8 +750,9 @@ impl Backings {
             // Truncated first: a page a reader spliced keeps the old text.
             let rewritten = spare
                 .file
+                .0
                 .set_len(0)
-                .and_then(|()| spare.file.write_all_at(text, 0));
+                .and_then(|()| spare.file.0.write_all_at(text, 0));
             if rewritten.is_err() {
                 continue;
             }
@@ -768,26 +797,53 @@ impl Backings {
     }
 }
 
-/// A memfd holding `text`, a regular file the kernel accepts as a backing file, and
-/// whether it was opened writable through its path, which its rewrite as a spare needs: a memfd's own descriptor does not count as its file's writer, so the kernel
-/// would never grant it the lease that tells nobody else holds the file
-/// ([`crate::sys::passthrough::held_elsewhere`]).
-fn memfd_with(text: &[u8]) -> std::io::Result<(File, bool)> {
+/// A memfd holding `text`, a regular file the kernel accepts as a backing file: kept
+/// open writable, for its rewrite as a spare, where the descriptors' share allows it and
+/// it can be opened through its path; a memfd's own descriptor does not count as its
+/// file's writer, so the kernel would never grant it the lease that tells nobody else
+/// holds the file ([`crate::sys::passthrough::held_elsewhere`]).
+fn memfd_with(text: &[u8]) -> std::io::Result<Memfd> {
     use nix::sys::memfd::{memfd_create, MFdFlags};
     use std::os::fd::AsRawFd as _;
     let fd = memfd_create(c"vprocfs", MFdFlags::MFD_CLOEXEC).map_err(std::io::Error::from)?;
     let memfd = File::from(fd);
     memfd.write_all_at(text, 0)?;
+    if WRITABLE.load(Ordering::Relaxed) >= crate::fds::Shares::now().memfds {
+        return Ok(Memfd::Plain(memfd));
+    }
     let path = crate::host::proc_path(&format!("self/fd/{}", memfd.as_raw_fd()));
     let writable = File::options()
         .read(true)
         .write(true)
         .open(path)
         .and_then(|f| crate::sys::passthrough::quiet_lease_breaks(&f).map(|()| f));
-    Ok(match writable {
-        Ok(f) => (f, true),
-        Err(_) => (memfd, false),
+    Ok(match writable.ok().and_then(Writable::counted) {
+        Some(w) => Memfd::Kept(w),
+        None => Memfd::Plain(memfd),
     })
+}
+
+/// A new memfd: kept open writable, or only to be registered (the kernel then holds
+/// it alone, and it is never rewritten).
+enum Memfd {
+    Kept(Writable),
+    Plain(File),
+}
+
+impl Memfd {
+    fn file(&self) -> &File {
+        match self {
+            Memfd::Kept(w) => &w.0,
+            Memfd::Plain(f) => f,
+        }
+    }
+
+    fn into_kept(self) -> Option<Writable> {
+        match self {
+            Memfd::Kept(w) => Some(w),
+            Memfd::Plain(_) => None,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -984,8 +1040,12 @@ mod tests {
 
     #[test]
     fn a_memfd_holds_the_text() {
-        let (mut f, writable) = memfd_with(b"MemTotal: 1 kB\n").expect("memfd");
-        assert!(writable, "a memfd opens writable through /proc/self/fd");
+        let memfd = memfd_with(b"MemTotal: 1 kB\n").expect("memfd");
+        assert!(
+            matches!(memfd, Memfd::Kept(_)),
+            "a memfd opens writable through /proc/self/fd"
+        );
+        let mut f = memfd.file();
         f.rewind().expect("rewind");
         let mut s = String::new();
         f.read_to_string(&mut s).expect("read");
@@ -997,10 +1057,11 @@ mod tests {
     fn backing_files_let_go_become_spares_oldest_first_and_bounded() {
         let mut f = Files::<u32>::new();
         let with_file = |id: u32| {
-            let (file, _) = memfd_with(b"x").expect("memfd");
+            let file = memfd_with(b"x").expect("memfd").into_kept();
+            assert!(file.is_some(), "kept writable");
             Live {
                 id,
-                file: Some(file),
+                file,
                 ..live(5000)
             }
         };
