@@ -134,6 +134,22 @@ fn a_socket_behind_an_fd_link_is_the_kernels() {
     }
 }
 
+/// Pages spliced from a process's file into a pipe keep their text after the daemon
+/// rewrites the memfd behind them for later opens (src/backing/: a spare is truncated
+/// before it is written, so the pipe keeps the old page). No kernel differential:
+/// procfs refuses to splice a process's files (`EINVAL`). Measured: with the rewrite in
+/// place instead, the pipe showed the later text ("changed") every time.
+#[test]
+fn a_spliced_snapshot_keeps_its_text_when_its_memfd_is_rewritten() {
+    if !privileged() {
+        return;
+    }
+    let probe = script("spliced_snapshot.py").display().to_string();
+    let (out, err, code) = in_vps(&["--full-view"], &[PY, &probe]);
+    assert_eq!(code, 0, "stderr: {err}");
+    assert_eq!(out, "unchanged\n", "stderr: {err}");
+}
+
 /// A reader waiting on `/proc/kmsg` holds nobody else up, a non-blocking read gets
 /// `EAGAIN`, and a signal ends the wait: as on the kernel's procfs.
 #[test]
