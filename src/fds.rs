@@ -55,6 +55,37 @@ pub fn limit_changed() -> usize {
     soft
 }
 
+/// How many descriptors one cache holds now, in every part of the daemon, counted
+/// against its share ([`Shares`]).
+#[derive(Debug, Default)]
+pub struct Tally(AtomicUsize);
+
+impl Tally {
+    /// None held yet (a `const fn`, for the statics that hold a tally).
+    pub const fn new() -> Tally {
+        Tally(AtomicUsize::new(0))
+    }
+
+    /// Whether fewer than `share` are held: room for one more.
+    pub fn room(&self, share: usize) -> bool {
+        self.0.load(Ordering::Relaxed) < share
+    }
+
+    /// Counts one more if fewer than `share` are held; answers whether it did.
+    pub fn take(&self, share: usize) -> bool {
+        self.0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < share).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    /// `n` of those counted were closed.
+    pub fn give_back(&self, n: usize) {
+        self.0.fetch_sub(n, Ordering::Relaxed);
+    }
+}
+
 /// The shares of a soft limit of `soft` descriptors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Shares {
@@ -104,6 +135,16 @@ mod tests {
             assert_eq!(soft - used, FUSE_RESERVE.min(soft / 4), "{soft}: {s:?}");
             assert!(s.pidfds <= soft / 2, "{soft}: {s:?}");
         }
+    }
+
+    #[test]
+    fn a_tally_keeps_to_its_share() {
+        let t = Tally::new();
+        assert!(t.take(2) && t.take(2));
+        assert!(!t.room(2) && !t.take(2), "the share is spent");
+        t.give_back(1);
+        assert!(t.room(2) && t.take(2));
+        assert!(!t.take(0), "a share of none takes none");
     }
 
     #[test]

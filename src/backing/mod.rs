@@ -131,6 +131,18 @@ struct Live<I = Registered> {
 }
 
 impl<I> Live<I> {
+    /// A backing file of `text` that no handle uses yet.
+    fn new(id: I, file: Option<Writable>, text: &Arc<[u8]>) -> Live<I> {
+        Live {
+            id,
+            file,
+            text: Arc::clone(text),
+            open: 0,
+            reused: false,
+            adopted: false,
+        }
+    }
+
     /// The pages of memory its memfd holds.
     fn pages(&self) -> u64 {
         pages_of(self.text.len())
@@ -155,24 +167,20 @@ struct Spare<I = Registered> {
 struct Writable(File);
 
 /// The [`Writable`] descriptors open now, in every mount of the daemon.
-static WRITABLE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static WRITABLE: crate::fds::Tally = crate::fds::Tally::new();
 
 impl Writable {
     /// Counts `f` in, or answers `None` (and `f` is closed) once the share is spent.
     fn counted(f: File) -> Option<Writable> {
-        let share = crate::fds::Shares::now().memfds;
-        let n = WRITABLE.fetch_add(1, Ordering::Relaxed);
-        if n >= share {
-            WRITABLE.fetch_sub(1, Ordering::Relaxed);
-            return None;
-        }
-        Some(Writable(f))
+        WRITABLE
+            .take(crate::fds::Shares::now().memfds)
+            .then_some(Writable(f))
     }
 }
 
 impl Drop for Writable {
     fn drop(&mut self) {
-        WRITABLE.fetch_sub(1, Ordering::Relaxed);
+        WRITABLE.give_back(1);
     }
 }
 
@@ -197,8 +205,9 @@ const NO_FLUSH: FopenFlags = FopenFlags::FOPEN_NOFLUSH;
 
 /// How many pages the backing files no handle uses may hold: the idle ones, kept for
 /// their inode's next open of the same text ([`IDLE_BUDGET`]), and the spares
-/// ([`SPARE_PAGES`]): 16 MiB, about the four files `ps -ef` opens of 1,000 processes. Reusing one spares a memfd's making, filling and registering, and its
-/// closing later: a third of the daemon's work for a repeated `ps -ef` (measured in
+/// ([`SPARE_PAGES`]): 16 MiB, about the four files `ps -ef` opens of 1,000 processes.
+/// Reusing one spares a memfd's making, filling and registering, and its closing later:
+/// a third of the daemon's work for a repeated `ps -ef` (measured in
 /// docs/performance.md). An idle one goes when the kernel forgets its inode or its next
 /// open has another text, and past the budget, as [`Files::keep_idle`] says.
 const IDLE_PAGES: u64 = 4096;
@@ -261,8 +270,9 @@ impl<I> Files<I> {
     }
 
     /// The idle backing file of `ino`, taken out for an open of `text` if it holds that
-    /// very text (and marked as used again); one of another text is closed, never
-    /// rewritten (a reader may have mapped it: see the module's doc).
+    /// very text (and marked as used again); one of another text is let go
+    /// ([`Files::let_go`]), to be rewritten only once nobody holds it (see the module's
+    /// doc).
     fn reuse(&mut self, ino: u64, text: &[u8]) -> Option<Live<I>> {
         let mut l = self.take_idle(ino)?;
         if *l.text != *text {
@@ -290,6 +300,12 @@ impl<I> Files<I> {
         };
         self.spare_pages += pages;
         self.spares.push_back(Spare { id, file, pages });
+    }
+
+    /// Closes every spare.
+    fn close_spares(&mut self) {
+        self.spares.clear();
+        self.spare_pages = 0;
     }
 
     /// The spare let go longest ago.
@@ -464,8 +480,7 @@ impl<I> Files<I> {
     fn close_idle(&mut self) {
         self.idle.clear();
         self.idle_pages = 0;
-        self.spares.clear();
-        self.spare_pages = 0;
+        self.close_spares();
     }
 
     /// The memory all the backing files hold, in kB.
@@ -651,14 +666,11 @@ impl Backings {
                 None => memfd_with(text).and_then(|memfd| {
                     let id = reply.open_backing(memfd.file())?;
                     self.stats.count_memfd(false);
-                    Ok(Live {
-                        id: self.register(&reply, id, ino),
-                        file: memfd.into_kept(),
-                        text: Arc::clone(text),
-                        open: 0,
-                        reused: false,
-                        adopted: false,
-                    })
+                    Ok(Live::new(
+                        self.register(&reply, id, ino),
+                        memfd.into_kept(),
+                        text,
+                    ))
                 }),
             },
         };
@@ -742,8 +754,7 @@ impl Backings {
                 Err(e) => {
                     log::info!("no write lease on a backing file ({e}): none is rewritten");
                     self.recycling.store(false, Ordering::Relaxed);
-                    files.spares.clear();
-                    files.spare_pages = 0;
+                    files.close_spares();
                     return None;
                 }
             }
@@ -758,14 +769,7 @@ impl Backings {
             }
             spare.id.rehome(ino);
             self.stats.count_memfd(true);
-            return Some(Live {
-                id: spare.id,
-                file: Some(spare.file),
-                text: Arc::clone(text),
-                open: 0,
-                reused: false,
-                adopted: false,
-            });
+            return Some(Live::new(spare.id, Some(spare.file), text));
         }
         None
     }
@@ -808,7 +812,7 @@ fn memfd_with(text: &[u8]) -> std::io::Result<Memfd> {
     let fd = memfd_create(c"vprocfs", MFdFlags::MFD_CLOEXEC).map_err(std::io::Error::from)?;
     let memfd = File::from(fd);
     memfd.write_all_at(text, 0)?;
-    if WRITABLE.load(Ordering::Relaxed) >= crate::fds::Shares::now().memfds {
+    if !WRITABLE.room(crate::fds::Shares::now().memfds) {
         return Ok(Memfd::Plain(memfd));
     }
     let path = crate::host::proc_path(&format!("self/fd/{}", memfd.as_raw_fd()));

@@ -20,7 +20,6 @@ use std::fs;
 use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rustc_hash::FxHashMap;
 
@@ -817,13 +816,13 @@ pub struct Scratch {
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        CACHED_FILES.fetch_sub(self.files.len(), Ordering::Relaxed);
+        CACHED_FILES.give_back(self.files.len());
     }
 }
 
 /// Open `stat` files held by every sampler of the daemon, bounded by a share of its
 /// descriptor limit so that the cache never starves the FUSE side of descriptors.
-static CACHED_FILES: AtomicUsize = AtomicUsize::new(0);
+static CACHED_FILES: crate::fds::Tally = crate::fds::Tally::new();
 
 /// How many descriptors the samplers may keep open: their share ([`crate::fds`]).
 fn cache_budget() -> usize {
@@ -866,7 +865,7 @@ pub fn count_tasks(paths: &CgroupPaths, scratch: &mut Scratch) -> TaskCounts {
                 }
                 Err(_) => {
                     scratch.files.remove(&tid);
-                    CACHED_FILES.fetch_sub(1, Ordering::Relaxed);
+                    CACHED_FILES.give_back(1);
                 }
             }
         }
@@ -884,8 +883,7 @@ pub fn count_tasks(paths: &CgroupPaths, scratch: &mut Scratch) -> TaskCounts {
                 continue;
             };
             n = Some(len);
-            if CACHED_FILES.load(Ordering::Relaxed) < budget {
-                CACHED_FILES.fetch_add(1, Ordering::Relaxed);
+            if CACHED_FILES.take(budget) {
                 scratch.files.insert(tid, (f, generation));
             }
         }
@@ -901,7 +899,7 @@ pub fn count_tasks(paths: &CgroupPaths, scratch: &mut Scratch) -> TaskCounts {
     }
     let before = scratch.files.len();
     scratch.files.retain(|_, (_, used)| *used == generation);
-    CACHED_FILES.fetch_sub(before - scratch.files.len(), Ordering::Relaxed);
+    CACHED_FILES.give_back(before - scratch.files.len());
     scratch.tids = tids;
     counts
 }

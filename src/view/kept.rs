@@ -13,7 +13,6 @@
 
 use std::fs::File;
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use super::{lock, View};
@@ -31,12 +30,11 @@ pub(super) struct Kept {
 
 /// The files kept of all members, in every view of the daemon: bounded by their share
 /// of the descriptor limit ([`crate::fds`]).
-static KEPT_FILES: AtomicUsize = AtomicUsize::new(0);
+static KEPT_FILES: crate::fds::Tally = crate::fds::Tally::new();
 
 impl Drop for Kept {
     fn drop(&mut self) {
-        let n = self.files.iter().flatten().count();
-        KEPT_FILES.fetch_sub(n, Ordering::Relaxed);
+        KEPT_FILES.give_back(self.files.iter().flatten().count());
     }
 }
 
@@ -81,7 +79,8 @@ impl View {
     /// one of the pidfd kept (alive after the open: its number cannot have passed to
     /// another process meanwhile) and the budget allows.
     fn keep_file(&self, n: Pid, start: u64, slot: usize) -> Option<Arc<File>> {
-        if KEPT_FILES.load(Ordering::Relaxed) >= crate::fds::Shares::now().kept_files {
+        let share = crate::fds::Shares::now().kept_files;
+        if !KEPT_FILES.room(share) {
             return None;
         }
         let file = Arc::new(File::open(host::proc_path(&format!("{n}/{}", FILES[slot]))).ok()?);
@@ -90,8 +89,9 @@ impl View {
             .get_mut(&(n, start))
             .filter(|k| k.alive() == Some(true))?;
         let slot = &mut kept.files[slot];
-        if slot.is_none() {
-            KEPT_FILES.fetch_add(1, Ordering::Relaxed);
+        if slot.is_none() && !KEPT_FILES.take(share) {
+            // Another view took the last of the share meanwhile: read once, not kept.
+            return Some(file);
         }
         Some(Arc::clone(slot.get_or_insert(file)))
     }
