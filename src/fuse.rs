@@ -77,7 +77,7 @@ impl ProcFs {
         value: Option<(&[u8], i32)>,
         reply: ReplyEmpty,
     ) {
-        self.begin(Op::Xattr);
+        self.begin(req, Op::Xattr);
         let reader = self.view.reader(req.pid());
         match self.view.setxattr(reader, ino.0, name, value) {
             Ok(()) => reply.ok(),
@@ -86,8 +86,8 @@ impl ProcFs {
     }
 
     /// What every request does first.
-    fn begin(&self, op: Op) {
-        self.spin.request();
+    fn begin(&self, req: &Request, op: Op) {
+        self.spin.request(req.pid());
         self.stats.count(op);
     }
 }
@@ -172,7 +172,7 @@ impl Filesystem for ProcFs {
     }
 
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        self.begin(Op::Lookup);
+        self.begin(req, Op::Lookup);
         let Some(name) = name.to_str() else {
             return reply.error(Errno::ENOENT);
         };
@@ -208,15 +208,15 @@ impl Filesystem for ProcFs {
         }
     }
 
-    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
-        self.begin(Op::Forget);
+    fn forget(&self, req: &Request, ino: INodeNo, nlookup: u64) {
+        self.begin(req, Op::Forget);
         if self.view.forget(ino.0, nlookup) {
             self.backings.forget(ino.0);
         }
     }
 
     fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        self.begin(Op::Getattr);
+        self.begin(req, Op::Getattr);
         let reader = self.view.reader(req.pid());
         let answer = self.view.getattr(reader, ino.0);
         log::trace!(
@@ -231,7 +231,7 @@ impl Filesystem for ProcFs {
     }
 
     fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {
-        self.begin(Op::Readlink);
+        self.begin(req, Op::Readlink);
         let reader = self.view.reader(req.pid());
         match self.view.readlink(reader, ino.0) {
             Ok(t) => reply.data(&t),
@@ -240,7 +240,7 @@ impl Filesystem for ProcFs {
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        self.begin(Op::Open);
+        self.begin(req, Op::Open);
         let reader = self.view.reader(req.pid());
         let snapshots = self.backings.enabled();
         match self
@@ -276,7 +276,7 @@ impl Filesystem for ProcFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        self.begin(Op::Read);
+        self.begin(req, Op::Read);
         let who = requester(req);
         match self.view.read(who, ino.0, fh.0, offset, size, false) {
             Ok(d) => reply.data(&d),
@@ -308,7 +308,7 @@ impl Filesystem for ProcFs {
         _lock_owner: Option<LockOwner>,
         reply: fuser::ReplyWrite,
     ) {
-        self.begin(Op::Write);
+        self.begin(req, Op::Write);
         let tid = req.pid();
         match self.view.write(tid, fh.0, offset, data, false) {
             Ok(n) => reply.written(n),
@@ -343,7 +343,7 @@ impl Filesystem for ProcFs {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        self.begin(Op::Setattr);
+        self.begin(req, Op::Setattr);
         let time = |t: fuser::TimeOrNow| match t {
             fuser::TimeOrNow::SpecificTime(t) => Some(t),
             fuser::TimeOrNow::Now => None,
@@ -385,7 +385,7 @@ impl Filesystem for ProcFs {
 
     fn mknod(
         &self,
-        _req: &Request,
+        req: &Request,
         _parent: INodeNo,
         _name: &OsStr,
         _mode: u32,
@@ -393,26 +393,26 @@ impl Filesystem for ProcFs {
         _rdev: u32,
         reply: ReplyEntry,
     ) {
-        self.begin(Op::Namespace);
+        self.begin(req, Op::Namespace);
         reply.error(Errno::ENOENT);
     }
 
     fn mkdir(
         &self,
-        _req: &Request,
+        req: &Request,
         _parent: INodeNo,
         _name: &OsStr,
         _mode: u32,
         _umask: u32,
         reply: ReplyEntry,
     ) {
-        self.begin(Op::Namespace);
+        self.begin(req, Op::Namespace);
         reply.error(Errno::ENOENT);
     }
 
     fn create(
         &self,
-        _req: &Request,
+        req: &Request,
         _parent: INodeNo,
         _name: &OsStr,
         _mode: u32,
@@ -420,37 +420,37 @@ impl Filesystem for ProcFs {
         _flags: i32,
         reply: fuser::ReplyCreate,
     ) {
-        self.begin(Op::Namespace);
+        self.begin(req, Op::Namespace);
         reply.error(Errno::ENOENT);
     }
 
     fn symlink(
         &self,
-        _req: &Request,
+        req: &Request,
         _parent: INodeNo,
         _link_name: &OsStr,
         _target: &std::path::Path,
         reply: ReplyEntry,
     ) {
-        self.begin(Op::Namespace);
+        self.begin(req, Op::Namespace);
         reply.error(Errno::ENOENT);
     }
 
     fn link(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         _newparent: INodeNo,
         _newname: &OsStr,
         reply: ReplyEntry,
     ) {
-        self.begin(Op::Namespace);
+        self.begin(req, Op::Namespace);
         reply.error(Errno::ENOENT);
     }
 
     fn rename(
         &self,
-        _req: &Request,
+        req: &Request,
         _parent: INodeNo,
         _name: &OsStr,
         _newparent: INodeNo,
@@ -458,23 +458,23 @@ impl Filesystem for ProcFs {
         _flags: fuser::RenameFlags,
         reply: ReplyEmpty,
     ) {
-        self.begin(Op::Namespace);
+        self.begin(req, Op::Namespace);
         reply.error(Errno::ENOENT);
     }
 
-    fn unlink(&self, _req: &Request, _parent: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
-        self.begin(Op::Namespace);
+    fn unlink(&self, req: &Request, _parent: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+        self.begin(req, Op::Namespace);
         reply.error(Errno::EPERM);
     }
 
-    fn rmdir(&self, _req: &Request, _parent: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
-        self.begin(Op::Namespace);
+    fn rmdir(&self, req: &Request, _parent: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+        self.begin(req, Op::Namespace);
         reply.error(Errno::EPERM);
     }
 
     fn release(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         fh: FileHandle,
         _flags: OpenFlags,
@@ -482,7 +482,7 @@ impl Filesystem for ProcFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.begin(Op::Release);
+        self.begin(req, Op::Release);
         self.backings.release(fh.0);
         self.polls.forget(fh.0);
         self.view.release(ino.0, fh.0);
@@ -491,34 +491,27 @@ impl Filesystem for ProcFs {
 
     fn flush(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         _fh: FileHandle,
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        self.begin(Op::Flush);
+        self.begin(req, Op::Flush);
         // Every open says FOPEN_NOFLUSH (src/backing/), so none should come; should
         // one, ENOSYS tells the kernel never to send flush again.
         reply.error(Errno::ENOSYS);
     }
 
-    fn getxattr(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        _name: &OsStr,
-        _size: u32,
-        reply: ReplyXattr,
-    ) {
-        self.begin(Op::Xattr);
+    fn getxattr(&self, req: &Request, _ino: INodeNo, _name: &OsStr, _size: u32, reply: ReplyXattr) {
+        self.begin(req, Op::Xattr);
         // procfs has no extended attributes; ENOSYS makes the kernel answer
         // EOPNOTSUPP itself from now on.
         reply.error(Errno::ENOSYS);
     }
 
-    fn listxattr(&self, _req: &Request, _ino: INodeNo, size: u32, reply: ReplyXattr) {
-        self.begin(Op::Xattr);
+    fn listxattr(&self, req: &Request, _ino: INodeNo, size: u32, reply: ReplyXattr) {
+        self.begin(req, Op::Xattr);
         // procfs lists no attributes (an empty list, not EOPNOTSUPP as ENOSYS would make
         // the kernel answer): `cp -a`, `rsync -X` and `tar --xattrs` take the difference
         // for an error. A call with size 0 asks for the list's length.
@@ -529,8 +522,8 @@ impl Filesystem for ProcFs {
         }
     }
 
-    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        self.begin(Op::Statfs);
+    fn statfs(&self, req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        self.begin(req, Op::Statfs);
         // procfs's (simple_statfs): no blocks, no files, a page as the block size and
         // NAME_MAX. The magic number is FUSE's, whatever the daemon says (docs/limits.md).
         const PAGE_SIZE: u32 = 4096;
@@ -539,7 +532,7 @@ impl Filesystem for ProcFs {
 
     fn ioctl(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         fh: FileHandle,
         _flags: IoctlFlags,
@@ -548,7 +541,7 @@ impl Filesystem for ProcFs {
         _out_size: u32,
         reply: ReplyIoctl,
     ) {
-        self.begin(Op::Ioctl);
+        self.begin(req, Op::Ioctl);
         match self.view.ioctl(ino.0, fh.0, cmd) {
             Ok(result) => reply.ioctl(result, &[]),
             Err(e) => reply.error(err(e)),
@@ -557,7 +550,7 @@ impl Filesystem for ProcFs {
 
     fn poll(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         ph: fuser::PollNotifier,
@@ -565,7 +558,7 @@ impl Filesystem for ProcFs {
         flags: fuser::PollFlags,
         reply: fuser::ReplyPoll,
     ) {
-        self.begin(Op::Poll);
+        self.begin(req, Op::Poll);
         match self.view.pollable(fh.0) {
             Ok(None) => reply.poll(crate::poll::events(crate::poll::DEFAULT_MASK)),
             Ok(Some(file)) => {
@@ -580,7 +573,7 @@ impl Filesystem for ProcFs {
     }
 
     fn access(&self, req: &Request, ino: INodeNo, mask: fuser::AccessFlags, reply: ReplyEmpty) {
-        self.begin(Op::Access);
+        self.begin(req, Op::Access);
         let reader = self.view.reader(req.pid());
         match self
             .view
@@ -592,7 +585,7 @@ impl Filesystem for ProcFs {
     }
 
     fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        self.begin(Op::Opendir);
+        self.begin(req, Op::Opendir);
         let reader = self.view.reader(req.pid());
         match self.view.opendir(reader, (req.uid(), req.gid()), ino.0) {
             Ok((fh, caching)) => {
@@ -615,7 +608,7 @@ impl Filesystem for ProcFs {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        self.begin(Op::Readdir);
+        self.begin(req, Op::Readdir);
         match self.view.readdir(requester(req), ino.0, fh.0, offset) {
             Ok(entries) => {
                 for (i, e) in entries.iter().enumerate() {
@@ -632,13 +625,13 @@ impl Filesystem for ProcFs {
 
     fn releasedir(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         fh: FileHandle,
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
-        self.begin(Op::Releasedir);
+        self.begin(req, Op::Releasedir);
         self.view.release(ino.0, fh.0);
         reply.ok();
     }

@@ -227,10 +227,11 @@ fn read_pid_max() -> i32 {
 
 #[derive(Clone, Debug, clap::Args)]
 struct FuseArgs {
-    /// How long the FUSE thread keeps polling /dev/fuse after a request before it
-    /// sleeps, in microseconds. Polling spares waking the daemon for each request of a
-    /// burst (`ps -ef` sends ~9 per process) at the cost of one CPU kept busy during the
-    /// burst. 0: never poll, serve with two sleeping threads.
+    /// How long a burst of requests lasts after its last request, in microseconds.
+    /// During a burst the FUSE thread polls /dev/fuse rather than sleep, sparing a
+    /// wake-up per request (`ps -ef` sends ~9 per process), and, once it knows its
+    /// reader's CPU, serves the burst there at SCHED_IDLE, so that no round trip crosses
+    /// CPUs. 0: no bursts, serve with two sleeping threads.
     #[arg(long, default_value_t = 1000, value_name = "MICROSECONDS",
           value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
     spin: u64,

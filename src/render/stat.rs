@@ -147,6 +147,16 @@ pub fn parse_stat(raw: &[u8]) -> Result<Stat<'_>, ParseError> {
     })
 }
 
+/// The CPU the task last ran on (field 39, `processor`): where a task blocked in a
+/// request to the daemon waits for its reply.
+pub fn processor(raw: &[u8]) -> Result<u32, ParseError> {
+    let l = layout(raw, PROCESSOR)?;
+    num(raw, &l, PROCESSOR)
+}
+
+/// Field number of `processor` (proc(5)).
+const PROCESSOR: usize = 39;
+
 /// Renders a stat line for the reader's VPS.
 ///
 /// Rewrites pid (1), ppid (4), pgrp (5), session (6) and tpgid (8); numbers
@@ -188,6 +198,19 @@ mod tests {
     use super::super::{Identity, TableMap};
     use super::*;
     use proptest::prelude::*;
+
+    /// `processor` is field 39, counted after the last ')' whatever the comm holds; a
+    /// line cut before it is an error, not a wrong CPU.
+    #[test]
+    fn processor_is_field_39_after_any_comm() {
+        // Fields 3 to 37, then exit_signal (38) and processor (39).
+        let tail = " S 1 1 1 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 100 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 17 3 0 0";
+        for comm in ["sleeper", "a) 1 2 (b", "new\nline", ")"] {
+            let line = format!("42 ({comm}){tail}\n");
+            assert_eq!(processor(line.as_bytes()), Ok(3), "comm {comm:?}");
+        }
+        assert!(processor(b"42 (x) S 1 1 1 0 -1 4194560\n").is_err());
+    }
 
     const ALL: [(&str, &[u8], &[u8]); 9] = [
         ("plain", fixture!("stat_plain"), b"sleeper"),

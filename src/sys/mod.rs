@@ -5,6 +5,7 @@ pub mod creds;
 pub mod netlink;
 pub mod passthrough;
 pub mod process;
+pub mod sched;
 pub mod shared_map;
 
 pub use netlink::{ConnectorSocket, Received};

@@ -17,12 +17,17 @@
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::{self, Thread};
 use std::time::Duration;
 
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
+
+pub mod follow;
+
+use crate::sys::sched::{set_policy, Policy};
+use follow::Follow;
 
 /// Polling goes on while requests come at least this often on average: about what the
 /// wake-up it saves costs (20–40 µs on the 2-vCPU VM of docs/performance.md), so the CPU
@@ -42,6 +47,13 @@ pub struct Spin {
     hot: AtomicBool,
     /// Held to change `hot` and the descriptor's flag together.
     switch: Mutex<()>,
+    /// The FUSE thread on its reader's CPU during a burst; held while `hot` turns off,
+    /// so that following never outlives a burst.
+    follow: Mutex<Follow>,
+    /// Whether `follow` follows, and the FUSE thread's id: read by the governor
+    /// without the lock, which a starved FUSE thread may hold.
+    following: AtomicBool,
+    fuse_tid: AtomicI32,
 }
 
 impl Spin {
@@ -56,6 +68,9 @@ impl Spin {
             requests: AtomicU64::new(0),
             hot: AtomicBool::new(false),
             switch: Mutex::new(()),
+            follow: Mutex::new(Follow::default()),
+            following: AtomicBool::new(false),
+            fuse_tid: AtomicI32::new(0),
         })
     }
 
@@ -84,12 +99,38 @@ impl Spin {
         Ok(())
     }
 
-    /// Called by the FUSE thread at each request: counts it, and starts polling if the
-    /// thread was sleeping between requests.
-    pub fn request(&self) {
+    /// Called by the FUSE thread at each request of thread `reader`: counts it, starts
+    /// polling if the thread was sleeping between requests, and during a burst keeps
+    /// the thread on the reader's CPU ([`follow`]).
+    pub fn request(&self, reader: u32) {
         self.requests.fetch_add(1, SeqCst);
         if !self.hot.load(SeqCst) {
             self.heat();
+        }
+        let mut follow = crate::sync::lock(&self.follow);
+        let was = follow.following();
+        // Following starts only in a burst, which the governor ends (and with it the
+        // following): `hot` is read under the lock the governor holds to end both.
+        if was || self.hot.load(SeqCst) {
+            follow.request(i32::try_from(reader).unwrap_or(0));
+        }
+        let now = follow.following();
+        self.following.store(now, SeqCst);
+        if now && !was {
+            self.fuse_tid.store(follow.tid().unwrap_or(0), SeqCst);
+            self.stop_polling();
+        }
+    }
+
+    /// Blocking reads again for the rest of a burst followed on the reader's CPU: a
+    /// poller there would be runnable beside the reader, and the scheduler's balancing
+    /// would move the reader to an idle CPU, away from it.
+    fn stop_polling(&self) {
+        if let Some(fd) = self.fd.get() {
+            let _switch = crate::sync::lock(&self.switch);
+            if let Err(e) = set_nonblocking(fd.as_fd(), false) {
+                log::warn!("cannot stop polling /dev/fuse ({e})");
+            }
         }
     }
 
@@ -146,8 +187,29 @@ impl Spin {
                 }
                 seen = now;
             }
+            // The burst is over. A FUSE thread that followed its reader gets its policy
+            // back first, without the lock it may hold: on a CPU kept busy by another
+            // task, `SCHED_IDLE` would not let it run to release the lock. A request
+            // still queued means a reader waited while it could not run.
+            let followed = self.following.load(SeqCst);
+            let starved = followed && queued(fd.as_fd());
+            let tid = self.fuse_tid.load(SeqCst);
+            if followed && tid > 0 {
+                if let Err(e) = set_policy(tid, Policy::Normal) {
+                    log::warn!("cannot give the FUSE thread its scheduling policy back: {e}");
+                }
+            }
+            let mut follow = crate::sync::lock(&self.follow);
+            if starved {
+                follow.stop_starved();
+            } else {
+                follow.stop();
+            }
+            self.following.store(false, SeqCst);
+            drop(follow);
             let _switch = crate::sync::lock(&self.switch);
-            // A burst that began since the last look keeps it polling for another window.
+            // A burst that began since the last look keeps it polling for another window
+            // (following starts again at the FUSE thread's next look).
             if self.requests.load(SeqCst) - seen >= enough {
                 continue;
             }
@@ -188,6 +250,13 @@ fn on_one_cpu() -> bool {
 
 /// How often [`on_one_cpu`] looks at the thread's affinity again.
 const AFFINITY_CHECK: Duration = Duration::from_millis(100);
+
+/// Whether a request waits in the kernel's queue, unread.
+fn queued(fd: BorrowedFd<'_>) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+    poll(&mut fds, PollTimeout::ZERO).is_ok_and(|n| n > 0)
+}
 
 fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
     let flags = OFlag::from_bits_retain(fcntl(fd, FcntlArg::F_GETFL)?);
@@ -239,7 +308,7 @@ mod tests {
                 let mut one = CpuSet::new();
                 one.set(first).unwrap();
                 sched_setaffinity(me, &one).unwrap();
-                spin.request();
+                spin.request(0);
                 assert!(!spin.polling());
                 assert!(!nonblocking(r.as_fd()));
             });
@@ -259,7 +328,7 @@ mod tests {
         );
         assert!(!spin.polling());
 
-        spin.request();
+        spin.request(0);
         assert!(spin.polling());
         assert!(nonblocking(r.as_fd()), "a request makes it non-blocking");
 
@@ -270,7 +339,7 @@ mod tests {
         );
 
         // And again: the governor goes back to waiting, not away.
-        spin.request();
+        spin.request(0);
         assert!(nonblocking(r.as_fd()));
         assert!(eventually(|| !spin.polling()));
         assert!(!nonblocking(r.as_fd()));
@@ -283,7 +352,7 @@ mod tests {
         let spin = Spin::new(Duration::from_secs(1));
         spin.start(r.as_fd()).unwrap();
         for _ in 0..20 {
-            spin.request();
+            spin.request(0);
             assert!(nonblocking(r.as_fd()), "polling ended while requests came");
             thread::sleep(Duration::from_millis(5));
         }
@@ -298,7 +367,7 @@ mod tests {
         spin.start(r.as_fd()).unwrap();
         let mut stopped = false;
         for _ in 0..2000 {
-            spin.request();
+            spin.request(0);
             thread::sleep(Duration::from_millis(1));
             if !spin.polling() {
                 stopped = true;
@@ -314,7 +383,7 @@ mod tests {
         let spin = Spin::new(Duration::ZERO);
         assert!(!spin.enabled());
         spin.start(r.as_fd()).unwrap();
-        spin.request();
+        spin.request(0);
         assert!(!spin.polling());
         assert!(!nonblocking(r.as_fd()));
     }
@@ -322,7 +391,7 @@ mod tests {
     #[test]
     fn requests_before_start_do_nothing() {
         let spin = Spin::new(Duration::from_millis(5));
-        spin.request();
+        spin.request(0);
         assert!(!spin.polling());
     }
 }

@@ -1,0 +1,239 @@
+//! Serving a burst of requests on the reader's own CPU.
+//!
+//! Why: a reader waits for every reply. When the reader and the FUSE thread run on two
+//! CPUs, each round trip wakes the other CPU, and on a VM whose idle vCPUs halt that
+//! wake-up costs 30–60 µs, ten times a round trip on one CPU (docs/performance.md). Two
+//! things keep a round trip on one CPU, and both are needed:
+//! - the FUSE thread runs on the reader's CPU (its affinity), so that a request wakes
+//!   it there, where the reader is about to block;
+//! - its policy is `SCHED_IDLE`, so that when its reply wakes the reader, the
+//!   scheduler counts that CPU as idle (`sched_idle_cpu`) and wakes the reader there,
+//!   at once, instead of moving it to another CPU, idle and halted, where the next
+//!   request would have to wake the FUSE thread across CPUs again.
+//!
+//! The reader's CPU is read from its `stat` (`processor`) every [`SAMPLE_EVERY`]
+//! requests and when the reader changes, and the thread moves when it changed. All of
+//! it lasts a burst: when the burst ends ([`super::Spin`]'s governor) the thread gets
+//! back its policy and affinity. `SCHED_IDLE` would starve the FUSE thread on a CPU
+//! kept busy by another task, and with it every reader: a burst that ends while a
+//! reader still waits for a reply ends following for [`HOLD_OFF`].
+//!
+//! Only the CPUs the daemon was given are used (its main thread's affinity, see
+//! [`given`]): a daemon given one CPU (the benchmark's pinned placement, `taskset`)
+//! never follows.
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
+use nix::unistd::Pid;
+
+use crate::sys::sched::{set_policy, Policy};
+
+/// Requests of one reader between two looks at its CPU: a look (open, read and close
+/// of its `stat`) costs about what one request does, and a reader left on another CPU
+/// costs a wake-up per request until the next look.
+pub const SAMPLE_EVERY: u32 = 32;
+
+/// Requests between two looks at least, even when the reader changes: two readers
+/// taking turns must not make every request a look.
+pub const MIN_GAP: u32 = 4;
+
+/// A reader whose next request comes this long after the previous one may have been
+/// moved to another CPU (a round trip across CPUs costs 30–60 µs here, one on the
+/// same CPU 10–15 µs): its CPU is looked at again at once. A reader that works that
+/// long between requests pays a look (a few µs) on a request it waited longer for.
+pub const SLOW_GAP: Duration = Duration::from_micros(50);
+
+/// How long following stays off after a burst ended with a reader still waiting.
+pub const HOLD_OFF: Duration = Duration::from_secs(1);
+
+/// What the FUSE thread should do after a look at its reader's CPU; the pure core of
+/// [`Follow`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Move {
+    /// Nothing: already there, or the CPU is not one the thread may use.
+    Stay,
+    /// Start following: `SCHED_IDLE`, then run on this CPU only.
+    Start(usize),
+    /// Move to this CPU.
+    To(usize),
+}
+
+/// Decides the move for a reader last seen on `reader_cpu`, with the thread on
+/// `followed` (`None`: not following) and `allowed` the CPUs it was given.
+pub fn decide(reader_cpu: usize, followed: Option<usize>, allowed: &[usize]) -> Move {
+    if allowed.len() < 2 || !allowed.contains(&reader_cpu) {
+        return Move::Stay;
+    }
+    match followed {
+        None => Move::Start(reader_cpu),
+        Some(c) if c == reader_cpu => Move::Stay,
+        Some(_) => Move::To(reader_cpu),
+    }
+}
+
+/// Whether to look at the reader's CPU again, `since_look` requests after the last
+/// look, at a request of another reader than the last (`changed`), `gap` after the
+/// previous request.
+pub fn due(since_look: u32, changed: bool, gap: Option<Duration>) -> bool {
+    let slow = gap.is_some_and(|g| g >= SLOW_GAP);
+    since_look >= SAMPLE_EVERY || (changed && since_look >= MIN_GAP) || (slow && since_look >= 2)
+}
+
+/// The following state of the one FUSE thread.
+#[derive(Debug, Default)]
+pub struct Follow {
+    /// The FUSE thread, learnt at its first request.
+    tid: Option<i32>,
+    followed: Option<usize>,
+    reader: i32,
+    since_look: u32,
+    /// When the last request of a waiting reader came.
+    last: Option<Instant>,
+    hold_off_until: Option<Instant>,
+}
+
+impl Follow {
+    /// At each request of `reader` (a thread id; 0 for a request no thread waits for,
+    /// such as an asynchronous release), on the FUSE thread.
+    pub fn request(&mut self, reader: i32) {
+        if self.tid.is_none() {
+            self.tid = Some(nix::unistd::gettid().as_raw());
+        }
+        if reader <= 0 {
+            return;
+        }
+        self.since_look += 1;
+        let now = Instant::now();
+        let gap = self.last.map(|t| now - t);
+        self.last = Some(now);
+        let first = self.reader == 0;
+        if !first && !due(self.since_look, reader != self.reader, gap) {
+            return;
+        }
+        self.since_look = 0;
+        self.reader = reader;
+        if self.hold_off_until.is_some_and(|t| now < t) {
+            return;
+        }
+        let Some(cpu) = reader_cpu(reader) else {
+            return;
+        };
+        if let Err(e) = self.look(cpu) {
+            log::debug!("not following reader {reader} to CPU {cpu}: {e}");
+            self.stop();
+            self.hold_off_until = Some(Instant::now() + HOLD_OFF);
+        }
+    }
+
+    fn look(&mut self, cpu: usize) -> io::Result<()> {
+        let given = given()?;
+        match decide(cpu, self.followed, &cpus(&given)) {
+            Move::Stay => {
+                if self.followed.is_some() && cpus(&given).len() < 2 {
+                    // Given one CPU from outside meanwhile: nothing left to follow.
+                    self.stop();
+                }
+                Ok(())
+            }
+            Move::Start(c) => {
+                set_policy(0, Policy::Idle)?;
+                self.pin(c)
+            }
+            Move::To(c) => self.pin(c),
+        }
+    }
+
+    fn pin(&mut self, cpu: usize) -> io::Result<()> {
+        let mut one = CpuSet::new();
+        one.set(cpu)?;
+        sched_setaffinity(Pid::from_raw(0), &one)?;
+        self.followed = Some(cpu);
+        Ok(())
+    }
+
+    /// The FUSE thread's id, once it made a request.
+    pub fn tid(&self) -> Option<i32> {
+        self.tid
+    }
+
+    /// Whether the thread follows a reader now (it may then poll on one CPU: at
+    /// `SCHED_IDLE` a poller gives way to the reader at once).
+    pub fn following(&self) -> bool {
+        self.followed.is_some()
+    }
+
+    /// Ends following: the thread's policy back, and the daemon's CPUs ([`given`]).
+    /// From any thread.
+    pub fn stop(&mut self) {
+        let (Some(tid), Some(_)) = (self.tid, self.followed.take()) else {
+            return;
+        };
+        if let Err(e) = set_policy(tid, Policy::Normal) {
+            log::warn!("cannot give the FUSE thread its scheduling policy back: {e}");
+        }
+        if let Err(e) = given().and_then(|set| Ok(sched_setaffinity(Pid::from_raw(tid), &set)?)) {
+            log::warn!("cannot give the FUSE thread its CPUs back: {e}");
+        }
+    }
+
+    /// Ends following because a burst ended while a reader still waited (a CPU kept
+    /// busy may have starved the thread): no following for [`HOLD_OFF`].
+    pub fn stop_starved(&mut self) {
+        self.stop();
+        self.hold_off_until = Some(Instant::now() + HOLD_OFF);
+    }
+}
+
+/// The CPUs the daemon was given: those of its main thread, which nothing of the daemon
+/// changes, and which `taskset -a -p` changes with every other thread. So an affinity
+/// set from outside at any time, during a burst included, is what the FUSE thread
+/// follows within and gets back.
+fn given() -> io::Result<CpuSet> {
+    Ok(sched_getaffinity(nix::unistd::getpid())?)
+}
+
+fn cpus(set: &CpuSet) -> Vec<usize> {
+    (0..CpuSet::count())
+        .filter(|&i| set.is_set(i).unwrap_or(false))
+        .collect()
+}
+
+/// The CPU thread `tid` last ran on; `None` if it is gone or unreadable.
+fn reader_cpu(tid: i32) -> Option<usize> {
+    let raw = std::fs::read(crate::host::proc_path(&tid.to_string()).join("stat")).ok()?;
+    let cpu = crate::render::stat::processor(&raw).ok()?;
+    usize::try_from(cpu).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn follows_only_within_two_or_more_given_cpus() {
+        assert_eq!(decide(1, None, &[0, 1]), Move::Start(1));
+        assert_eq!(decide(1, Some(1), &[0, 1]), Move::Stay);
+        assert_eq!(decide(0, Some(1), &[0, 1]), Move::To(0));
+        // Pinned from outside to one CPU, or a reader on a CPU not given.
+        assert_eq!(decide(0, None, &[0]), Move::Stay);
+        assert_eq!(decide(3, None, &[0, 1]), Move::Stay);
+        assert_eq!(decide(3, Some(1), &[0, 1]), Move::Stay);
+    }
+
+    #[test]
+    fn looks_again_periodically_when_the_reader_changes_or_slows() {
+        let fast = Some(Duration::from_micros(10));
+        let slow = Some(SLOW_GAP);
+        assert!(!due(1, false, fast));
+        assert!(due(SAMPLE_EVERY, false, fast));
+        // Another reader, but not at every request when two take turns.
+        assert!(!due(MIN_GAP - 1, true, fast));
+        assert!(due(MIN_GAP, true, fast));
+        // A slow round trip: the reader may be on another CPU now.
+        assert!(!due(1, false, slow));
+        assert!(due(2, false, slow));
+        assert!(!due(2, false, None));
+    }
+}
