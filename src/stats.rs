@@ -96,6 +96,14 @@ impl Op {
     }
 }
 
+/// What [`Stats::count_follow`] counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Follow {
+    Start,
+    Move,
+    Starved,
+}
+
 /// Requests served, by kind.
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -106,6 +114,11 @@ pub struct Stats {
     /// Memfds made for passthrough files, and spares rewritten instead.
     memfds_made: AtomicU64,
     memfds_rewritten: AtomicU64,
+    /// Bursts the FUSE thread followed on its reader's CPU, its moves to another CPU,
+    /// and followings ended because the thread was starved there ([`crate::spin`]).
+    follow_starts: AtomicU64,
+    follow_moves: AtomicU64,
+    follow_starved: AtomicU64,
 }
 
 impl Stats {
@@ -133,8 +146,18 @@ impl Stats {
         c.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts an event of following a reader's CPU.
+    pub fn count_follow(&self, event: Follow) {
+        let c = match event {
+            Follow::Start => &self.follow_starts,
+            Follow::Move => &self.follow_moves,
+            Follow::Starved => &self.follow_starved,
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// `requests lookup=N … total=N rss_kb=N memfd_kb=N cpu_ms=N memfds_made=N
-    /// memfds_rewritten=N`: one line for logs
+    /// memfds_rewritten=N follow_starts=N follow_moves=N follow_starved=N`: one line for logs
     /// and the benchmark.
     pub fn line(&self) -> String {
         let total: u64 = Op::ALL.iter().map(|&o| self.get(o)).sum();
@@ -143,12 +166,16 @@ impl Stats {
             s.push_str(&format!(" {}={}", op.name(), self.get(op)));
         }
         s.push_str(&format!(
-            " total={total} rss_kb={} memfd_kb={} cpu_ms={} memfds_made={} memfds_rewritten={}",
+            " total={total} rss_kb={} memfd_kb={} cpu_ms={} memfds_made={} memfds_rewritten={} \
+             follow_starts={} follow_moves={} follow_starved={}",
             rss_kb().unwrap_or(0),
             self.memfd_kb.load(Ordering::Relaxed),
             cpu_ms().unwrap_or(0),
             self.memfds_made.load(Ordering::Relaxed),
             self.memfds_rewritten.load(Ordering::Relaxed),
+            self.follow_starts.load(Ordering::Relaxed),
+            self.follow_moves.load(Ordering::Relaxed),
+            self.follow_starved.load(Ordering::Relaxed),
         ));
         s
     }

@@ -109,6 +109,10 @@ def main():
             if "memfds_made" in got:
                 print("  memfds for that ps -ef, per process: %.2f made, %.2f spares rewritten"
                       % (got["memfds_made"] / shown, got.get("memfds_rewritten", 0) / shown))
+            if "follow_starts" in got:
+                print("  following the reader's CPU for that ps -ef: %d bursts followed, %d moves,"
+                      " %d ended starved" % (got["follow_starts"], got.get("follow_moves", 0),
+                                             got.get("follow_starved", 0)))
             if "cpu_ms" in got:
                 # Between the two statistics lines: the ps -ef, the 0.3 s after it, and
                 # any polling of /dev/fuse (vprocfs run --spin) that followed the last

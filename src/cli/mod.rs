@@ -242,8 +242,14 @@ struct FuseArgs {
 }
 
 impl FuseArgs {
-    fn spin(&self) -> std::sync::Arc<crate::spin::Spin> {
-        crate::spin::Spin::new(std::time::Duration::from_micros(self.spin))
+    fn spin(
+        &self,
+        stats: &std::sync::Arc<crate::stats::Stats>,
+    ) -> std::sync::Arc<crate::spin::Spin> {
+        crate::spin::Spin::new(
+            std::time::Duration::from_micros(self.spin),
+            std::sync::Arc::clone(stats),
+        )
     }
 }
 

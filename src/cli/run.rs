@@ -201,7 +201,7 @@ pub(super) fn run(a: RunArgs) -> Result<i32, String> {
     daemon::follow_events(&view);
     daemon::sample_loads(&view);
     let stats = Arc::new(Stats::default());
-    let spin = a.fuse.spin();
+    let spin = a.fuse.spin(&stats);
     let mut fs = ProcFs::new(Arc::clone(&view), Arc::clone(&stats), Arc::clone(&spin));
     if a.fuse.no_passthrough {
         fs = fs.without_passthrough();

@@ -135,9 +135,9 @@ pub(super) fn serve(mut a: ServeArgs) -> Result<i32, String> {
     view.keep_floors(&dir.join("floors"));
     let events = daemon::follow_events(&view);
     daemon::sample_loads(&view);
-    let spin = a.fuse.spin();
-    let config = daemon::session_config(&spin);
     let stats = Arc::new(Stats::default());
+    let spin = a.fuse.spin(&stats);
+    let config = daemon::session_config(&spin);
     let mut fs = ProcFs::new(Arc::clone(&view), Arc::clone(&stats), Arc::clone(&spin))
         .hand_over_backings(dir.join("backings"), takeover);
     if a.fuse.no_passthrough {

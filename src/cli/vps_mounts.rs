@@ -168,7 +168,7 @@ impl VpsMounts {
         let journal = self.settings.worker_dir.join(format!("nodes-{name}"));
         view.keep_journal(&journal, takeover, self.settings.generation << 48)
             .map_err(|e| format!("cannot keep the inode journal {}: {e}", journal.display()))?;
-        let spin = self.settings.fuse.spin();
+        let spin = self.settings.fuse.spin(&self.stats);
         let backings = self.settings.worker_dir.join(format!("backings-{name}"));
         let mut fs = ProcFs::new(
             Arc::clone(&view),

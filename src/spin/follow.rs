@@ -15,8 +15,9 @@
 //! requests and when the reader changes, and the thread moves when it changed. All of
 //! it lasts a burst: when the burst ends ([`super::Spin`]'s governor) the thread gets
 //! back its policy and affinity. `SCHED_IDLE` would starve the FUSE thread on a CPU
-//! kept busy by another task, and with it every reader: a burst that ends while a
-//! reader still waits for a reply ends following for [`HOLD_OFF`].
+//! kept busy by another task, and with it every reader: a burst that ends after a
+//! window in which the thread waited for its CPU, beyond the time its reader ran, for
+//! more than half the window ends following for [`HOLD_OFF`].
 //!
 //! Only the CPUs the daemon was given are used (its main thread's affinity, see
 //! [`given`]): a daemon given one CPU (the benchmark's pinned placement, `taskset`)
@@ -28,6 +29,7 @@ use std::time::{Duration, Instant};
 use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
 use nix::unistd::Pid;
 
+use crate::stats::{Follow as StatsFollow, Stats};
 use crate::sys::sched::{set_policy, Policy};
 
 /// Requests of one reader between two looks at its CPU: a look (open, read and close
@@ -97,7 +99,7 @@ pub struct Follow {
 impl Follow {
     /// At each request of `reader` (a thread id; 0 for a request no thread waits for,
     /// such as an asynchronous release), on the FUSE thread.
-    pub fn request(&mut self, reader: i32) {
+    pub fn request(&mut self, reader: i32, stats: &Stats) {
         if self.tid.is_none() {
             self.tid = Some(nix::unistd::gettid().as_raw());
         }
@@ -120,14 +122,14 @@ impl Follow {
         let Some(cpu) = reader_cpu(reader) else {
             return;
         };
-        if let Err(e) = self.look(cpu) {
+        if let Err(e) = self.look(cpu, stats) {
             log::debug!("not following reader {reader} to CPU {cpu}: {e}");
             self.stop();
             self.hold_off_until = Some(Instant::now() + HOLD_OFF);
         }
     }
 
-    fn look(&mut self, cpu: usize) -> io::Result<()> {
+    fn look(&mut self, cpu: usize, stats: &Stats) -> io::Result<()> {
         let given = given()?;
         match decide(cpu, self.followed, &cpus(&given)) {
             Move::Stay => {
@@ -139,9 +141,13 @@ impl Follow {
             }
             Move::Start(c) => {
                 set_policy(0, Policy::Idle)?;
+                stats.count_follow(StatsFollow::Start);
                 self.pin(c)
             }
-            Move::To(c) => self.pin(c),
+            Move::To(c) => {
+                stats.count_follow(StatsFollow::Move);
+                self.pin(c)
+            }
         }
     }
 
@@ -151,6 +157,11 @@ impl Follow {
         sched_setaffinity(Pid::from_raw(0), &one)?;
         self.followed = Some(cpu);
         Ok(())
+    }
+
+    /// The reader last looked at.
+    pub fn reader(&self) -> i32 {
+        self.reader
     }
 
     /// The FUSE thread's id, once it made a request.
@@ -198,6 +209,33 @@ fn cpus(set: &CpuSet) -> Vec<usize> {
     (0..CpuSet::count())
         .filter(|&i| set.is_set(i).unwrap_or(false))
         .collect()
+}
+
+/// What tells a FUSE thread starved on its reader's CPU apart from one waiting while its
+/// reader runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Waits {
+    /// The FUSE thread's total wait for a CPU (`run_delay` of its `schedstat`).
+    pub fuse: Duration,
+    pub reader: i32,
+    /// The reader's total run time (`sum_exec_runtime`).
+    pub ran: Duration,
+}
+
+/// [`Waits`] of FUSE thread `tid` (of this process) and reader thread `reader`.
+pub fn waits(tid: i32, reader: i32) -> Option<Waits> {
+    let fuse = schedstat(&format!("self/task/{tid}/schedstat"))?.1;
+    let ran = schedstat(&format!("{reader}/schedstat"))?.0;
+    Some(Waits { fuse, reader, ran })
+}
+
+/// A task's `schedstat`: time run, time waited for a CPU.
+fn schedstat(rel: &str) -> Option<(Duration, Duration)> {
+    let text = std::fs::read_to_string(crate::host::proc_path(rel)).ok()?;
+    let mut f = text.split_whitespace().map(|w| w.parse::<u64>().ok());
+    let ran = f.next()??;
+    let waited = f.next()??;
+    Some((Duration::from_nanos(ran), Duration::from_nanos(waited)))
 }
 
 /// The CPU thread `tid` last ran on; `None` if it is gone or unreadable.

@@ -26,6 +26,7 @@ use nix::fcntl::{fcntl, FcntlArg, OFlag};
 
 pub mod follow;
 
+use crate::stats::Stats;
 use crate::sys::sched::{set_policy, Policy};
 use follow::Follow;
 
@@ -39,6 +40,8 @@ pub const WORTH_POLLING: Duration = Duration::from_micros(50);
 #[derive(Debug)]
 pub struct Spin {
     window: Duration,
+    /// Where following is counted ([`follow`]).
+    stats: Arc<Stats>,
     /// A duplicate of the session's descriptor: the same open file, whose flags the FUSE
     /// thread's reads obey.
     fd: OnceLock<OwnedFd>,
@@ -54,15 +57,18 @@ pub struct Spin {
     /// without the lock, which a starved FUSE thread may hold.
     following: AtomicBool,
     fuse_tid: AtomicI32,
+    /// The reader it follows.
+    reader: AtomicI32,
 }
 
 impl Spin {
     /// Polling that ends after a `window` with fewer requests than one per
     /// [`WORTH_POLLING`] (so one to two windows after the last request). A zero window
     /// never polls.
-    pub fn new(window: Duration) -> Arc<Spin> {
+    pub fn new(window: Duration, stats: Arc<Stats>) -> Arc<Spin> {
         Arc::new(Spin {
             window,
+            stats,
             fd: OnceLock::new(),
             governor: OnceLock::new(),
             requests: AtomicU64::new(0),
@@ -71,6 +77,7 @@ impl Spin {
             follow: Mutex::new(Follow::default()),
             following: AtomicBool::new(false),
             fuse_tid: AtomicI32::new(0),
+            reader: AtomicI32::new(0),
         })
     }
 
@@ -112,10 +119,13 @@ impl Spin {
         // Following starts only in a burst, which the governor ends (and with it the
         // following): `hot` is read under the lock the governor holds to end both.
         if was || self.hot.load(SeqCst) {
-            follow.request(i32::try_from(reader).unwrap_or(0));
+            follow.request(i32::try_from(reader).unwrap_or(0), &self.stats);
         }
         let now = follow.following();
         self.following.store(now, SeqCst);
+        if now {
+            self.reader.store(follow.reader(), SeqCst);
+        }
         if now && !was {
             self.fuse_tid.store(follow.tid().unwrap_or(0), SeqCst);
             self.stop_polling();
@@ -163,6 +173,16 @@ impl Spin {
         }
     }
 
+    /// While the FUSE thread follows a reader: its total wait for a CPU, and its
+    /// reader's total run time.
+    fn waits(&self) -> Option<follow::Waits> {
+        let tid = self.fuse_tid.load(SeqCst);
+        if !self.following.load(SeqCst) || tid <= 0 {
+            return None;
+        }
+        follow::waits(tid, self.reader.load(SeqCst))
+    }
+
     /// Requests a window must see for polling to go on.
     fn enough(&self) -> u64 {
         (self.window.as_nanos() / WORTH_POLLING.as_nanos()).max(1) as u64
@@ -178,8 +198,22 @@ impl Spin {
                 thread::park();
             }
             let mut seen = self.requests.load(SeqCst);
+            // How long the FUSE thread, while it follows, waited for its CPU in the
+            // last window beyond the time its reader ran (a reader that runs keeps the
+            // thread waiting, and that is no reason to stop following it).
+            let mut before = self.waits();
+            let mut waited;
             loop {
                 thread::sleep(self.window);
+                let after = self.waits();
+                waited = match (before, after) {
+                    (Some(a), Some(b)) if a.reader == b.reader => {
+                        let fuse = b.fuse.saturating_sub(a.fuse);
+                        fuse.saturating_sub(b.ran.saturating_sub(a.ran))
+                    }
+                    _ => Duration::ZERO,
+                };
+                before = after;
                 let now = self.requests.load(SeqCst);
                 if now - seen < enough {
                     seen = now;
@@ -189,10 +223,10 @@ impl Spin {
             }
             // The burst is over. A FUSE thread that followed its reader gets its policy
             // back first, without the lock it may hold: on a CPU kept busy by another
-            // task, `SCHED_IDLE` would not let it run to release the lock. A request
-            // still queued means a reader waited while it could not run.
+            // task, `SCHED_IDLE` would not let it run to release the lock. It was
+            // starved if another task than its reader held its CPU most of the window.
             let followed = self.following.load(SeqCst);
-            let starved = followed && queued(fd.as_fd());
+            let starved = followed && waited >= self.window / 2;
             let tid = self.fuse_tid.load(SeqCst);
             if followed && tid > 0 {
                 if let Err(e) = set_policy(tid, Policy::Normal) {
@@ -201,6 +235,7 @@ impl Spin {
             }
             let mut follow = crate::sync::lock(&self.follow);
             if starved {
+                self.stats.count_follow(crate::stats::Follow::Starved);
                 follow.stop_starved();
             } else {
                 follow.stop();
@@ -251,13 +286,6 @@ fn on_one_cpu() -> bool {
 /// How often [`on_one_cpu`] looks at the thread's affinity again.
 const AFFINITY_CHECK: Duration = Duration::from_millis(100);
 
-/// Whether a request waits in the kernel's queue, unread.
-fn queued(fd: BorrowedFd<'_>) -> bool {
-    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
-    poll(&mut fds, PollTimeout::ZERO).is_ok_and(|n| n > 0)
-}
-
 fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
     let flags = OFlag::from_bits_retain(fcntl(fd, FcntlArg::F_GETFL)?);
     let wanted = if on {
@@ -296,7 +324,7 @@ mod tests {
     fn a_thread_allowed_one_cpu_never_polls() {
         use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
         let (r, _w) = nix::unistd::pipe().unwrap();
-        let spin = Spin::new(Duration::from_millis(5));
+        let spin = Spin::new(Duration::from_millis(5), Arc::default());
         spin.start(r.as_fd()).unwrap();
         let me = nix::unistd::Pid::from_raw(0);
         thread::scope(|s| {
@@ -320,7 +348,7 @@ mod tests {
         let (r, _w) = nix::unistd::pipe().unwrap();
         // As a daemon that died while polling would leave it.
         set_nonblocking(r.as_fd(), true).unwrap();
-        let spin = Spin::new(Duration::from_millis(5));
+        let spin = Spin::new(Duration::from_millis(5), Arc::default());
         spin.start(r.as_fd()).unwrap();
         assert!(
             !nonblocking(r.as_fd()),
@@ -349,7 +377,7 @@ mod tests {
     fn requests_keep_it_polling() {
         let (r, _w) = nix::unistd::pipe().unwrap();
         // A window far longer than the gaps, so that a descheduled test cannot end it.
-        let spin = Spin::new(Duration::from_secs(1));
+        let spin = Spin::new(Duration::from_secs(1), Arc::default());
         spin.start(r.as_fd()).unwrap();
         for _ in 0..20 {
             spin.request(0);
@@ -363,7 +391,7 @@ mod tests {
     fn a_trickle_of_requests_does_not_keep_it_polling() {
         let (r, _w) = nix::unistd::pipe().unwrap();
         // 5 ms windows need 100 requests each; this sends about 5.
-        let spin = Spin::new(Duration::from_millis(5));
+        let spin = Spin::new(Duration::from_millis(5), Arc::default());
         spin.start(r.as_fd()).unwrap();
         let mut stopped = false;
         for _ in 0..2000 {
@@ -380,7 +408,7 @@ mod tests {
     #[test]
     fn a_zero_window_never_polls() {
         let (r, _w) = nix::unistd::pipe().unwrap();
-        let spin = Spin::new(Duration::ZERO);
+        let spin = Spin::new(Duration::ZERO, Arc::default());
         assert!(!spin.enabled());
         spin.start(r.as_fd()).unwrap();
         spin.request(0);
@@ -390,7 +418,7 @@ mod tests {
 
     #[test]
     fn requests_before_start_do_nothing() {
-        let spin = Spin::new(Duration::from_millis(5));
+        let spin = Spin::new(Duration::from_millis(5), Arc::default());
         spin.request(0);
         assert!(!spin.polling());
     }
