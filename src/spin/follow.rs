@@ -15,9 +15,10 @@
 //! requests and when the reader changes, and the thread moves when it changed. All of
 //! it lasts a burst: when the burst ends ([`super::Spin`]'s governor) the thread gets
 //! back its policy and affinity. `SCHED_IDLE` would starve the FUSE thread on a CPU
-//! kept busy by another task, and with it every reader: a burst that ends after a
-//! window in which the thread waited for its CPU, beyond the time its reader ran, for
-//! more than half the window ends following for [`HOLD_OFF`].
+//! kept busy by another task, and with it every reader: a burst ends after a window in
+//! which the thread waited for its CPU, beyond the time its reader ran, for more than
+//! half the window, and a second such end within [`STARVED_AGAIN`] ends following for
+//! [`HOLD_OFF`].
 //!
 //! Only the CPUs the daemon was given are used (its main thread's affinity, see
 //! [`given`]): a daemon given one CPU (the benchmark's pinned placement, `taskset`)
@@ -49,6 +50,9 @@ pub const SLOW_GAP: Duration = Duration::from_micros(50);
 
 /// How long following stays off after a burst ended with a reader still waiting.
 pub const HOLD_OFF: Duration = Duration::from_secs(1);
+
+/// Two starvations this close make a CPU kept busy (see [`Follow::stop_starved`]).
+pub const STARVED_AGAIN: Duration = Duration::from_millis(100);
 
 /// What the FUSE thread should do after a look at its reader's CPU; the pure core of
 /// [`Follow`].
@@ -94,6 +98,8 @@ pub struct Follow {
     /// When the last request of a waiting reader came.
     last: Option<Instant>,
     hold_off_until: Option<Instant>,
+    /// When the thread was last found starved.
+    starved_at: Option<Instant>,
 }
 
 impl Follow {
@@ -189,11 +195,19 @@ impl Follow {
         }
     }
 
-    /// Ends following because a burst ended while a reader still waited (a CPU kept
-    /// busy may have starved the thread): no following for [`HOLD_OFF`].
-    pub fn stop_starved(&mut self) {
+    /// Ends following because another task kept the thread from its CPU for most of
+    /// the burst's last window. Once is no proof of a busy CPU (the daemon's own
+    /// threads, a short task); a second time within [`STARVED_AGAIN`] is, and the
+    /// thread then follows no reader for [`HOLD_OFF`]. Returns whether it holds off.
+    pub fn stop_starved(&mut self) -> bool {
         self.stop();
-        self.hold_off_until = Some(Instant::now() + HOLD_OFF);
+        let now = Instant::now();
+        let again = self.starved_at.is_some_and(|t| now - t < STARVED_AGAIN);
+        self.starved_at = Some(now);
+        if again {
+            self.hold_off_until = Some(now + HOLD_OFF);
+        }
+        again
     }
 }
 

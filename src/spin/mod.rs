@@ -236,7 +236,14 @@ impl Spin {
             let mut follow = crate::sync::lock(&self.follow);
             if starved {
                 self.stats.count_follow(crate::stats::Follow::Starved);
-                follow.stop_starved();
+                if follow.stop_starved() {
+                    log::info!(
+                        "the FUSE thread waited {waited:?} for its CPU beyond its reader's \
+                         run time in a {:?} window, twice: not following readers for {:?}",
+                        self.window,
+                        follow::HOLD_OFF
+                    );
+                }
             } else {
                 follow.stop();
             }
