@@ -12,7 +12,10 @@
 //!   request would have to wake the FUSE thread across CPUs again.
 //!
 //! The reader's CPU is read from its `stat` (`processor`) every [`SAMPLE_EVERY`]
-//! requests and when the reader changes, and the thread moves when it changed. All of
+//! requests, when the reader changes, and after a round trip slower than [`SLOW_GAP`]
+//! (the reader may have been moved), and the thread moves when it changed. While it
+//! follows it does not poll: a poller runnable beside the reader would have the
+//! scheduler's balancing pull the reader to an idle CPU. All of
 //! it lasts a burst: when the burst ends ([`super::Spin`]'s governor) the thread gets
 //! back its policy and affinity. `SCHED_IDLE` would starve the FUSE thread on a CPU
 //! kept busy by another task, and with it every reader: a burst ends after a window in
@@ -21,7 +24,7 @@
 //! [`HOLD_OFF`].
 //!
 //! Only the CPUs the daemon was given are used (its main thread's affinity, see
-//! [`given`]): a daemon given one CPU (the benchmark's pinned placement, `taskset`)
+//! `given`): a daemon given one CPU (the benchmark's pinned placement, `taskset`)
 //! never follows.
 
 use std::io;
@@ -48,7 +51,7 @@ pub const MIN_GAP: u32 = 4;
 /// long between requests pays a look (a few µs) on a request it waited longer for.
 pub const SLOW_GAP: Duration = Duration::from_micros(50);
 
-/// How long following stays off after a burst ended with a reader still waiting.
+/// How long following stays off once the thread was found starved twice.
 pub const HOLD_OFF: Duration = Duration::from_secs(1);
 
 /// Two starvations this close make a CPU kept busy (see [`Follow::stop_starved`]).
@@ -175,13 +178,12 @@ impl Follow {
         self.tid
     }
 
-    /// Whether the thread follows a reader now (it may then poll on one CPU: at
-    /// `SCHED_IDLE` a poller gives way to the reader at once).
+    /// Whether the thread follows a reader now.
     pub fn following(&self) -> bool {
         self.followed.is_some()
     }
 
-    /// Ends following: the thread's policy back, and the daemon's CPUs ([`given`]).
+    /// Ends following: the thread's policy back, and the daemon's CPUs (`given`).
     /// From any thread.
     pub fn stop(&mut self) {
         let (Some(tid), Some(_)) = (self.tid, self.followed.take()) else {

@@ -14,6 +14,10 @@
 //! It takes a single FUSE thread: two polling threads would take both CPUs of a small
 //! machine from the reader, and a second thread asleep on the same queue would be woken by
 //! every request, the very cost polling removes (measured: most of the gain is lost).
+//!
+//! Once it knows its reader's CPU, the thread serves the rest of the burst there
+//! ([`follow`]): no round trip then wakes another CPU, which polling alone cannot spare
+//! the reader's side of.
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
