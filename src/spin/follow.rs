@@ -149,6 +149,11 @@ impl Follow {
                 Ok(())
             }
             Move::Start(c) => {
+                if !may_leave_idle() {
+                    return Err(io::Error::other(
+                        "SCHED_IDLE could not be left again (no CAP_SYS_NICE, RLIMIT_NICE 0)",
+                    ));
+                }
                 set_policy(0, Policy::Idle)?;
                 stats.count_follow(StatsFollow::Start);
                 self.pin(c)
@@ -211,6 +216,25 @@ impl Follow {
         }
         again
     }
+}
+
+/// Whether the FUSE thread could go back from `SCHED_IDLE` to `SCHED_OTHER`: the
+/// kernel lets a thread without `CAP_SYS_NICE` do so only within its `RLIMIT_NICE`
+/// (`can_nice`), which is 0 by default, and a thread left at `SCHED_IDLE` would starve
+/// on a busy CPU for good. Root has the capability; a daemon without it never follows.
+fn may_leave_idle() -> bool {
+    use std::sync::OnceLock;
+    const CAP_SYS_NICE: u32 = 23;
+    static MAY: OnceLock<bool> = OnceLock::new();
+    *MAY.get_or_init(|| {
+        let cap =
+            crate::sys::creds::effective_caps(0).is_ok_and(|caps| caps & (1 << CAP_SYS_NICE) != 0);
+        // Nice 0 needs a limit of 20 (`nice_to_rlimit`); the thread's nice is never
+        // raised by the daemon.
+        let rlimit = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NICE)
+            .is_ok_and(|(soft, _)| soft >= 20);
+        cap || rlimit
+    })
 }
 
 /// The CPUs the daemon was given: those of its main thread, which nothing of the daemon
