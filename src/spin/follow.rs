@@ -23,6 +23,9 @@
 //! half the window, and a second such end within [`STARVED_AGAIN`] ends following for
 //! [`HOLD_OFF`].
 //!
+//! Readers that take turns (two `ps` at once) are not followed: on the CPU of one, the
+//! others' round trips would all cross CPUs; the thread polls for them as before.
+//!
 //! Only the CPUs the daemon was given are used (its main thread's affinity, see
 //! `given`): a daemon given one CPU (the benchmark's pinned placement, `taskset`)
 //! never follows.
@@ -53,6 +56,13 @@ pub const SLOW_GAP: Duration = Duration::from_micros(50);
 
 /// How long following stays off once the thread was found starved twice.
 pub const HOLD_OFF: Duration = Duration::from_secs(1);
+
+/// More changes of reader than this between two looks are readers taking turns (the
+/// first request of a burst, after another reader's burst, is one change).
+pub const CROWD: u32 = 2;
+
+/// How long following stays off when readers take turns; then it is tried again.
+pub const CROWD_HOLD_OFF: Duration = Duration::from_millis(500);
 
 /// Two starvations this close make a CPU kept busy (see [`Follow::stop_starved`]).
 pub const STARVED_AGAIN: Duration = Duration::from_millis(100);
@@ -103,6 +113,10 @@ pub struct Follow {
     hold_off_until: Option<Instant>,
     /// When the thread was last found starved.
     starved_at: Option<Instant>,
+    /// The reader of the previous request, and how often the reader changed since the
+    /// last look.
+    previous: i32,
+    turns: u32,
 }
 
 impl Follow {
@@ -116,6 +130,10 @@ impl Follow {
             return;
         }
         self.since_look += 1;
+        if reader != self.previous {
+            self.turns += 1;
+            self.previous = reader;
+        }
         let now = Instant::now();
         let gap = self.last.map(|t| now - t);
         self.last = Some(now);
@@ -125,6 +143,15 @@ impl Follow {
         }
         self.since_look = 0;
         self.reader = reader;
+        let crowded = std::mem::take(&mut self.turns) > CROWD;
+        if crowded {
+            // Readers taking turns: on the CPU of one, the thread would make every round
+            // trip of the others cross CPUs and wait behind the one; polling serves
+            // them all better.
+            self.stop();
+            self.hold_off_until = Some(now + CROWD_HOLD_OFF);
+            return;
+        }
         if self.hold_off_until.is_some_and(|t| now < t) {
             return;
         }

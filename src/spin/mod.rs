@@ -132,18 +132,22 @@ impl Spin {
         }
         if now && !was {
             self.fuse_tid.store(follow.tid().unwrap_or(0), SeqCst);
-            self.stop_polling();
+            self.set_polling(false);
+        } else if was && !now && self.hot.load(SeqCst) && !one_cpu_now() {
+            // Stopped within the burst (readers taking turns): poll for them again.
+            self.set_polling(true);
         }
     }
 
-    /// Blocking reads again for the rest of a burst followed on the reader's CPU: a
+    /// Blocking reads again for the rest of a burst followed on the reader's CPU (a
     /// poller there would be runnable beside the reader, and the scheduler's balancing
-    /// would move the reader to an idle CPU, away from it.
-    fn stop_polling(&self) {
+    /// would move the reader to an idle CPU, away from it), or polling again when
+    /// following stops within the burst.
+    fn set_polling(&self, on: bool) {
         if let Some(fd) = self.fd.get() {
             let _switch = crate::sync::lock(&self.switch);
-            if let Err(e) = set_nonblocking(fd.as_fd(), false) {
-                log::warn!("cannot stop polling /dev/fuse ({e})");
+            if let Err(e) = set_nonblocking(fd.as_fd(), on) {
+                log::warn!("cannot switch polling of /dev/fuse ({e})");
             }
         }
     }
@@ -272,7 +276,6 @@ impl Spin {
 /// Whether the calling thread may run on one CPU only; looked at again at most every
 /// [`AFFINITY_CHECK`] (the look costs more than a request's own work).
 fn on_one_cpu() -> bool {
-    use nix::sched::{sched_getaffinity, CpuSet};
     use std::cell::Cell;
     use std::time::Instant;
     thread_local! {
@@ -283,15 +286,21 @@ fn on_one_cpu() -> bool {
             return one;
         }
     }
-    let one = sched_getaffinity(nix::unistd::Pid::from_raw(0)).is_ok_and(|set| {
+    let one = one_cpu_now();
+    LAST.set(Some((Instant::now(), one)));
+    one
+}
+
+/// Whether the calling thread may run on one CPU only, asked of the kernel.
+fn one_cpu_now() -> bool {
+    use nix::sched::{sched_getaffinity, CpuSet};
+    sched_getaffinity(nix::unistd::Pid::from_raw(0)).is_ok_and(|set| {
         (0..CpuSet::count())
             .filter(|&i| set.is_set(i).unwrap_or(false))
             .take(2)
             .count()
             <= 1
-    });
-    LAST.set(Some((Instant::now(), one)));
-    one
+    })
 }
 
 /// How often [`on_one_cpu`] looks at the thread's affinity again.
