@@ -173,7 +173,9 @@ setpriv --reuid=65533 --regid=65533 --clear-groups sleep 100 </dev/null & other=
 trap 'kill $same $other $nodump 2>/dev/null' EXIT
 wait_until '[ "$(cat /proc/$same/comm)" = sleep ] && [ "$(cat /proc/$other/comm)" = sleep ]'
 # Not dumpable: procfs owns its files (not its world-readable directory) as root.
-wait_until '[ "$(stat -c %u /proc/$nodump/environ)" = 0 ]'
+# After the exec of python: setpriv is not dumpable either for a moment (its uid
+# change), and the exec makes the process dumpable again until its prctl.
+wait_until '[ "$(cat /proc/$nodump/comm)" = python3 ] && [ "$(stat -c %u /proc/$nodump/environ)" = 0 ]'
 if [ -n "$KPROC" ]; then mount -t proc proc "$KPROC"; fi
 {AS_NOBODY} {PY} -c "$PROBE" $PROBE_ARGS root=1 other=$other same=$same nodump=$nodump self=self </dev/null
 "#
