@@ -166,10 +166,10 @@ impl Follow {
     }
 
     fn look(&mut self, cpu: usize, stats: &Stats) -> io::Result<()> {
-        let given = given()?;
-        match decide(cpu, self.followed, &cpus(&given)) {
+        let given = cpus(&given()?);
+        match decide(cpu, self.followed, &given) {
             Move::Stay => {
-                if self.followed.is_some() && cpus(&given).len() < 2 {
+                if self.followed.is_some() && given.len() < 2 {
                     // Given one CPU from outside meanwhile: nothing left to follow.
                     self.stop();
                 }

@@ -152,7 +152,8 @@ impl Spin {
         }
     }
 
-    /// Whether the FUSE thread is polling now (the descriptor is non-blocking).
+    /// Whether a burst is on: the descriptor is non-blocking, unless the FUSE thread
+    /// follows its reader ([`follow`]).
     pub fn polling(&self) -> bool {
         self.hot.load(SeqCst)
     }
