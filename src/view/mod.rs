@@ -308,18 +308,21 @@ impl View {
             return;
         };
         let owner = (md.uid(), md.gid());
-        let before = lock(&self.owners).insert(ino, owner);
-        if before.is_none_or(|b| b == owner) {
-            return;
+        let before = lock(&self.owners).get(&ino).copied();
+        if before.is_some_and(|b| b != owner) {
+            if let Some(notifier) = self.notifier.get() {
+                let entries = lock(&self.nodes).entries_below(dir);
+                for entry in entries {
+                    // Attributes only (offset -1): rewritten files keep no page cache.
+                    let _ = notifier.inval_inode(fuser::INodeNo(entry), -1, 0);
+                }
+            }
         }
-        let Some(notifier) = self.notifier.get() else {
-            return;
-        };
-        let entries = lock(&self.nodes).entries_below(dir);
-        for entry in entries {
-            // Attributes only (offset -1): rewritten files keep no page cache anyway.
-            let _ = notifier.inval_inode(fuser::INodeNo(entry), -1, 0);
-        }
+        // Recorded only once the kernel dropped the old attributes: a walk that looks at
+        // the same time (the events thread after a credential change, a reader's walk)
+        // then sees the change too, and invalidates as well, rather than take the owner
+        // for unchanged and go on to attributes not yet dropped.
+        lock(&self.owners).insert(ino, owner);
     }
 
     /// [`View::refresh_owners`] for process `pid`'s directory, if the kernel holds it:
