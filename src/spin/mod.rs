@@ -257,7 +257,9 @@ impl Spin {
                 follow.stop();
             }
             self.following.store(false, SeqCst);
-            drop(follow);
+            // `follow` stays locked until `hot` is off: a request in between would
+            // otherwise start following again in a burst about to end, and nothing
+            // would end it.
             let _switch = crate::sync::lock(&self.switch);
             // A burst that began since the last look keeps it polling for another window
             // (following starts again at the FUSE thread's next look).
