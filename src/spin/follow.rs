@@ -272,7 +272,8 @@ fn given() -> io::Result<CpuSet> {
     Ok(sched_getaffinity(nix::unistd::getpid())?)
 }
 
-fn cpus(set: &CpuSet) -> Vec<usize> {
+/// The CPUs of an affinity mask.
+pub(super) fn cpus(set: &CpuSet) -> Vec<usize> {
     (0..CpuSet::count())
         .filter(|&i| set.is_set(i).unwrap_or(false))
         .collect()
@@ -296,9 +297,11 @@ pub fn waits(tid: i32, reader: i32) -> Option<Waits> {
     Some(Waits { fuse, reader, ran })
 }
 
-/// A task's `schedstat`: time run, time waited for a CPU.
+/// A task's `schedstat` (a file procfs writes in one go): time run, time waited for a
+/// CPU.
 fn schedstat(rel: &str) -> Option<(Duration, Duration)> {
-    let text = std::fs::read_to_string(crate::host::proc_path(rel)).ok()?;
+    let raw = crate::host::read_single(&crate::host::proc_path(rel)).ok()?;
+    let text = std::str::from_utf8(&raw).ok()?;
     let mut f = text.split_whitespace().map(|w| w.parse::<u64>().ok());
     let ran = f.next()??;
     let waited = f.next()??;
@@ -307,7 +310,7 @@ fn schedstat(rel: &str) -> Option<(Duration, Duration)> {
 
 /// The CPU thread `tid` last ran on; `None` if it is gone or unreadable.
 fn reader_cpu(tid: i32) -> Option<usize> {
-    let raw = std::fs::read(crate::host::proc_path(&tid.to_string()).join("stat")).ok()?;
+    let raw = crate::host::read_single(&crate::host::proc_path(&format!("{tid}/stat"))).ok()?;
     let cpu = crate::render::stat::processor(&raw).ok()?;
     usize::try_from(cpu).ok()
 }

@@ -118,6 +118,11 @@ impl Spin {
         if !self.hot.load(SeqCst) {
             self.heat();
         }
+        // Outside a burst, and not following: nothing to follow (a daemon given one
+        // CPU, which never polls, stays here at every request, without the lock).
+        if !self.hot.load(SeqCst) && !self.following.load(SeqCst) {
+            return;
+        }
         let mut follow = crate::sync::lock(&self.follow);
         let was = follow.following();
         // Following starts only in a burst, which the governor ends (and with it the
@@ -296,14 +301,8 @@ fn on_one_cpu() -> bool {
 
 /// Whether the calling thread may run on one CPU only, asked of the kernel.
 fn one_cpu_now() -> bool {
-    use nix::sched::{sched_getaffinity, CpuSet};
-    sched_getaffinity(nix::unistd::Pid::from_raw(0)).is_ok_and(|set| {
-        (0..CpuSet::count())
-            .filter(|&i| set.is_set(i).unwrap_or(false))
-            .take(2)
-            .count()
-            <= 1
-    })
+    nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0))
+        .is_ok_and(|set| follow::cpus(&set).len() <= 1)
 }
 
 /// How often [`on_one_cpu`] looks at the thread's affinity again.
