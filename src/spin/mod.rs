@@ -189,12 +189,12 @@ impl Spin {
 
     /// While the FUSE thread follows a reader: its total wait for a CPU, and its
     /// reader's total run time.
-    fn waits(&self) -> Option<follow::Waits> {
+    fn waits(&self, files: &mut follow::WaitFiles) -> Option<follow::Waits> {
         let tid = self.fuse_tid.load(SeqCst);
         if !self.following.load(SeqCst) || tid <= 0 {
             return None;
         }
-        follow::waits(tid, self.reader.load(SeqCst))
+        files.waits(tid, self.reader.load(SeqCst))
     }
 
     /// Requests a window must see for polling to go on.
@@ -207,6 +207,7 @@ impl Spin {
     fn govern(&self) {
         let Some(fd) = self.fd.get() else { return };
         let enough = self.enough();
+        let mut files = follow::WaitFiles::default();
         loop {
             while !self.hot.load(SeqCst) {
                 thread::park();
@@ -215,11 +216,11 @@ impl Spin {
             // How long the FUSE thread, while it follows, waited for its CPU in the
             // last window beyond the time its reader ran (a reader that runs keeps the
             // thread waiting, and that is no reason to stop following it).
-            let mut before = self.waits();
+            let mut before = self.waits(&mut files);
             let mut waited;
             loop {
                 thread::sleep(self.window);
-                let after = self.waits();
+                let after = self.waits(&mut files);
                 waited = match (before, after) {
                     (Some(a), Some(b)) if a.reader == b.reader => {
                         let fuse = b.fuse.saturating_sub(a.fuse);
@@ -229,11 +230,16 @@ impl Spin {
                 };
                 before = after;
                 let now = self.requests.load(SeqCst);
-                if now - seen < enough {
-                    seen = now;
+                let over = burst_over(
+                    now - seen,
+                    enough,
+                    self.following.load(SeqCst),
+                    waited >= self.window / 2,
+                );
+                seen = now;
+                if over {
                     break;
                 }
-                seen = now;
             }
             // The burst is over. A FUSE thread that followed its reader gets its policy
             // back first, without the lock it may hold: on a CPU kept busy by another
@@ -250,10 +256,10 @@ impl Spin {
             let mut follow = crate::sync::lock(&self.follow);
             if starved {
                 self.stats.count_follow(crate::stats::Follow::Starved);
-                if follow.stop_starved() {
-                    log::info!(
-                        "the FUSE thread waited {waited:?} for its CPU beyond its reader's \
-                         run time in a {:?} window, twice: not following readers for {:?}",
+                if let Some(cpu) = follow.stop_starved() {
+                    log::debug!(
+                        "the FUSE thread waited {waited:?} for CPU {cpu} beyond its reader's \
+                         run time in a {:?} window: not following readers there for {:?}",
                         self.window,
                         follow::HOLD_OFF
                     );
@@ -278,6 +284,21 @@ impl Spin {
             }
             self.hot.store(false, SeqCst);
         }
+    }
+}
+
+/// Whether a burst is over after a window that saw `requests` (`enough` keep polling
+/// worth its CPU time). A FUSE thread that follows its reader does not poll: it sleeps
+/// between requests on the reader's CPU and costs nothing while it waits, so the burst
+/// goes on while the reader sends anything at all (a reader slowed down by the machine,
+/// a `ps` of 10,000 processes at 25 requests a millisecond, would otherwise end and
+/// start bursts hundreds of times a run, and each start serves its first requests
+/// across CPUs). It ends at once when the thread was `starved`: a `SCHED_IDLE` thread
+/// behind a busy task still serves a request now and then.
+fn burst_over(requests: u64, enough: u64, following: bool, starved: bool) -> bool {
+    match following {
+        true => starved || requests == 0,
+        false => requests < enough,
     }
 }
 
@@ -425,6 +446,18 @@ mod tests {
             }
         }
         assert!(stopped, "requests every millisecond kept it polling");
+    }
+
+    #[test]
+    fn a_followed_burst_lasts_while_its_reader_asks_and_is_not_starved() {
+        // Polling: a window needs enough requests to pay for the CPU it spins.
+        assert!(burst_over(19, 20, false, false));
+        assert!(!burst_over(20, 20, false, false));
+        // Following: the thread sleeps between requests; any request keeps it.
+        assert!(!burst_over(1, 20, true, false));
+        assert!(burst_over(0, 20, true, false));
+        // Starved: over, however many requests it served.
+        assert!(burst_over(500, 20, true, true));
     }
 
     #[test]
