@@ -304,10 +304,13 @@ fn loadavg_shows_the_vps_only() {
     if !privileged() {
         return;
     }
-    // The last pid is the namespace's own, and the thread counts the VPS's.
+    // The last pid is the namespace's own, and the thread counts the VPS's: from the
+    // first read on (before the sampler's first tick, 5 s in), the shell, its five
+    // sleepers and `cat` are counted.
     let out = run_sh(
         &[],
-        "sleep 0.1; cat /proc/loadavg; cat /proc/sys/kernel/ns_last_pid",
+        "p=; for i in 1 2 3 4 5; do sleep 3 & p=\"$p $!\"; done; sleep 0.1; \
+         cat /proc/loadavg; cat /proc/sys/kernel/ns_last_pid; kill $p",
     );
     let mut lines = out.lines();
     let load = lines.next().expect("loadavg");
@@ -322,7 +325,10 @@ fn loadavg_shows_the_vps_only() {
     let (running, total) = f[3].split_once('/').expect("r/t");
     let total: u32 = total.parse().expect("total");
     let running: u32 = running.parse().expect("running");
-    assert!((1..=4).contains(&total), "the VPS has a few tasks: {load}");
+    assert!(
+        (7..=10).contains(&total),
+        "the VPS has its shell, five sleepers and cat: {load}"
+    );
     assert!(running <= total, "{load}");
     let shown_last: i32 = f[4].parse().expect("last pid");
     assert!(

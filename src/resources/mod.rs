@@ -280,7 +280,7 @@ impl VpsResources {
     /// (running, blocked, total) to show: the caller's counts where it has them,
     /// else the sampler's; the reader itself is running, so at least 1.
     fn counts(&self, facts: &VpsFacts) -> TaskCounts {
-        let sampled = lock(&self.state).counts.unwrap_or_default();
+        let sampled = self.sampled_counts();
         let (running, total) = facts.tasks.unwrap_or((sampled.running, sampled.total));
         let running = running.max(1);
         TaskCounts {
@@ -383,6 +383,17 @@ impl VpsResources {
                 cgroup::read_pressure(p, "io").as_deref(),
             )),
         }
+    }
+
+    /// The sampler's last counts, or, before its first sample (a VPS younger than one
+    /// period), counts taken now and kept for the sampler to replace: the kernel's
+    /// `loadavg` shows a new task in its total at once, not 1/1 for the first 5 s.
+    fn sampled_counts(&self) -> TaskCounts {
+        if let Some(c) = lock(&self.state).counts {
+            return c;
+        }
+        let now = cgroup::count_tasks(&self.paths, &mut lock(&self.scratch));
+        *lock(&self.state).counts.get_or_insert(now)
     }
 
     /// Called by the caller's sampler thread every 5 s: counts the VPS's R and D
