@@ -240,11 +240,11 @@ impl Follow {
         let (Some(tid), Some(_)) = (self.tid, self.followed.take()) else {
             return;
         };
-        if let Err(e) = set_policy(tid, Policy::Normal) {
-            log::warn!("cannot give the FUSE thread its scheduling policy back: {e}");
-        }
+        give_policy_back(tid);
         if let Err(e) = given().and_then(|set| Ok(sched_setaffinity(Pid::from_raw(tid), &set)?)) {
-            log::warn!("cannot give the FUSE thread its CPUs back: {e}");
+            if e.raw_os_error() != Some(libc::ESRCH) {
+                log::warn!("cannot give the FUSE thread its CPUs back: {e}");
+            }
         }
     }
 
@@ -259,6 +259,16 @@ impl Follow {
             self.avoided.push((c, Instant::now() + HOLD_OFF));
         }
         cpu
+    }
+}
+
+/// Gives FUSE thread `tid` its normal policy back, from any thread. A thread gone
+/// (the session ended during a burst) has nothing to give back.
+pub fn give_policy_back(tid: i32) {
+    if let Err(e) = set_policy(tid, Policy::Normal) {
+        if e.raw_os_error() != Some(libc::ESRCH) {
+            log::warn!("cannot give the FUSE thread its scheduling policy back: {e}");
+        }
     }
 }
 

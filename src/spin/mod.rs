@@ -31,7 +31,6 @@ use nix::fcntl::{fcntl, FcntlArg, OFlag};
 pub mod follow;
 
 use crate::stats::Stats;
-use crate::sys::sched::{set_policy, Policy};
 use follow::Follow;
 
 /// Polling goes on while requests come at least this often on average: about what the
@@ -249,9 +248,7 @@ impl Spin {
             let starved = followed && waited >= self.window / 2;
             let tid = self.fuse_tid.load(SeqCst);
             if followed && tid > 0 {
-                if let Err(e) = set_policy(tid, Policy::Normal) {
-                    log::warn!("cannot give the FUSE thread its scheduling policy back: {e}");
-                }
+                follow::give_policy_back(tid);
             }
             let mut follow = crate::sync::lock(&self.follow);
             if starved {
