@@ -164,6 +164,95 @@ fn without_limits_the_vps_sees_the_hosts_memory() {
     assert_eq!(free_line(&out, "Mem:")[0], host_meminfo("MemTotal"));
 }
 
+/// A value of a `/proc/vmstat`-style text ("name value" lines).
+fn vmstat_value(text: &str, key: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {key} in {text}"))
+        .trim()
+        .parse()
+        .expect("a number")
+}
+
+/// What the VPS runs for [`vmstat_shows_the_vps_own_counters_and_io`]: its `pgfault` in
+/// `/proc/vmstat`, its cgroup's own count in `memory.stat` (v1's hierarchical
+/// `total_pgfault`, or v2's `pgfault`), `pgfault` again, then `vmstat 1 2`.
+const VMSTAT_SCRIPT: &str = r#"
+stat -f -c %T /proc/vmstat
+grep '^pgfault ' /proc/vmstat
+d=$(sed -n 's/^[0-9]*:memory://p' /proc/self/cgroup)
+if [ -n "$d" ]; then
+    f=/sys/fs/cgroup/memory$d/memory.stat; k=total_pgfault
+else
+    d=$(sed -n 's/^0:://p' /proc/self/cgroup); k=pgfault
+    f=/sys/fs/cgroup$d/memory.stat; [ -e "$f" ] || f=/sys/fs/cgroup/unified$d/memory.stat
+fi
+echo "cgroup $(grep "^$k " "$f" | cut -d' ' -f2)"
+grep '^pgfault ' /proc/vmstat
+sleep 1
+vmstat 1 2
+"#;
+
+/// `/proc/vmstat` is the VPS's, in both placements: its page faults are its cgroup's,
+/// not the host's, and `vmstat`'s first row (the counters since the VPS's start over
+/// its age) shows the VPS's block I/O, not the host's since boot over a few seconds.
+#[test]
+fn vmstat_shows_the_vps_own_counters_and_io() {
+    if !privileged() {
+        return;
+    }
+    // What the VPS runs comes from the page cache, not the disk.
+    let _ = Command::new("vmstat").args(["1", "1"]).output();
+    for flags in [
+        &["--memory", "256M"][..],
+        &["--memory", "256M", "--full-view"],
+    ] {
+        let out = run_sh(flags, VMSTAT_SCRIPT);
+        let mut lines = out.lines();
+        assert_eq!(lines.next(), Some("fuseblk"), "vprocfs's file: {out}");
+        let rest: String = lines.map(|l| format!("{l}\n")).collect();
+        let (reads, table) = rest.split_once("procs").expect("vmstat's table");
+        let faults: Vec<u64> = reads
+            .lines()
+            .filter_map(|l| l.strip_prefix("pgfault "))
+            .map(|v| v.trim().parse().expect("a number"))
+            .collect();
+        let cgroup = vmstat_value(reads, "cgroup");
+        let host = vmstat_value(
+            &fs::read_to_string("/proc/vmstat").expect("vmstat"),
+            "pgfault",
+        );
+        assert_eq!(faults.len(), 2, "{out}");
+        // Read before and after the cgroup's own figure: it lies between them.
+        assert!(
+            faults[0] <= cgroup && cgroup <= faults[1],
+            "{flags:?}: vmstat {faults:?}, memory.stat {cgroup}: {out}"
+        );
+        assert!(faults[1] - faults[0] < 100_000, "{faults:?}");
+        assert!(
+            faults[1].saturating_mul(10) < host,
+            "{flags:?}: the VPS's {faults:?} against the host's {host}"
+        );
+        // vmstat's first row: bi and bo of the VPS, per second of its life.
+        let mut rows = table.lines().skip(1);
+        let header: Vec<&str> = rows.next().expect("header").split_whitespace().collect();
+        let first: Vec<u64> = rows
+            .next()
+            .expect("a first row")
+            .split_whitespace()
+            .map(|v| v.parse().expect("a number"))
+            .collect();
+        for col in ["bi", "bo", "si", "so"] {
+            let i = header.iter().position(|h| *h == col).expect(col);
+            assert!(
+                first[i] < 100_000,
+                "{flags:?}: {col} = {}: {table}",
+                first[i]
+            );
+        }
+    }
+}
+
 /// The number of CPUs the host has online.
 fn host_cpus() -> usize {
     fs::read_to_string("/proc/cpuinfo")

@@ -282,6 +282,91 @@ pub struct MemStat {
     pub unevictable: Option<u64>,
     pub slab_reclaimable: Option<u64>,
     pub slab_unreclaimable: Option<u64>,
+    /// The counters (not sizes) by name, for `/proc/vmstat`, whose lines of the same
+    /// name count the same events host-wide (`pgfault`, `pgmajfault`, `pgscan_kswapd`,
+    /// `workingset_refault_file`, `thp_fault_alloc`, `pswpin`, …: whatever this kernel
+    /// writes). v1's hierarchical `total_<key>` is kept under `<key>`, over the
+    /// cgroup's own; v1's `pgpgin`/`pgpgout` are left out: they count pages charged
+    /// and uncharged, where vmstat's count KiB read from and written to block devices.
+    pub events: BTreeMap<String, u64>,
+}
+
+/// `memory.stat` keys that are sizes in bytes (v2's `memory_stats[]` entries printed
+/// with a page or byte unit), never counters: left out of [`MemStat::events`].
+/// `workingset_nodes` is not in `memory.stat` today; the kernel keeps it in pages, so
+/// `memory.stat` would print it in bytes, as it does every other page-unit gauge.
+const V2_SIZES: &[&str] = &[
+    "anon",
+    "file",
+    "kernel",
+    "kernel_stack",
+    "pagetables",
+    "sec_pagetables",
+    "percpu",
+    "sock",
+    "vmalloc",
+    "shmem",
+    "zswap",
+    "zswapped",
+    "file_mapped",
+    "file_dirty",
+    "file_writeback",
+    "swapcached",
+    "anon_thp",
+    "file_thp",
+    "shmem_thp",
+    "inactive_anon",
+    "active_anon",
+    "inactive_file",
+    "active_file",
+    "unevictable",
+    "slab_reclaimable",
+    "slab_unreclaimable",
+    "slab",
+    "hugetlb",
+    "workingset_nodes",
+];
+
+/// v1 `memory.stat` keys that are sizes in bytes (and their `total_` forms).
+const V1_SIZES: &[&str] = &[
+    "cache",
+    "rss",
+    "rss_huge",
+    "shmem",
+    "mapped_file",
+    "dirty",
+    "writeback",
+    "swap",
+    "swapcached",
+    "inactive_anon",
+    "active_anon",
+    "inactive_file",
+    "active_file",
+    "unevictable",
+];
+
+/// The counters of a parsed `memory.stat` (see [`MemStat::events`]).
+fn memory_events(map: &BTreeMap<&str, u64>, v1: bool) -> BTreeMap<String, u64> {
+    let sizes = if v1 { V1_SIZES } else { V2_SIZES };
+    let counter = |k: &str| {
+        !sizes.contains(&k)
+            && !(v1 && (k == "pgpgin" || k == "pgpgout" || k.starts_with("hierarchical_")))
+    };
+    let mut out = BTreeMap::new();
+    // The cgroup's own keys first, then v1's hierarchical totals over them.
+    for (&k, &v) in map {
+        if !(v1 && k.starts_with("total_")) && counter(k) {
+            out.insert(k.to_string(), v);
+        }
+    }
+    if v1 {
+        for (&k, &v) in map {
+            if let Some(k) = k.strip_prefix("total_").filter(|k| counter(k)) {
+                out.insert(k.to_string(), v);
+            }
+        }
+    }
+    out
 }
 
 /// `memory.stat` parsed: the common stat plus v1's hierarchical limits and swap use.
@@ -303,6 +388,7 @@ pub fn parse_memory_stat(text: &str, v1: bool) -> ParsedMemoryStat {
     let map: BTreeMap<&str, u64> = parse_flat_keyed(text).collect();
     let mut out = ParsedMemoryStat::default();
     let s = &mut out.stat;
+    s.events = memory_events(&map, v1);
     if v1 {
         let get = |k: &str| {
             map.get(format!("total_{k}").as_str())
@@ -1020,6 +1106,44 @@ mod tests {
         assert_eq!(p.hierarchical_memsw_limit, None);
         // Without total_* keys, the cgroup's own.
         assert_eq!(p.stat.file, Some(1));
+    }
+
+    #[test]
+    fn memory_stat_events() {
+        let ev = |text: &str, v1: bool| parse_memory_stat(text, v1).stat.events;
+        // v1: the hierarchical total over the cgroup's own; no sizes, limits or pgpgin.
+        let e = ev(
+            "pgfault 5\npgpgin 7\npgmajfault 1\ncache 4096\nhierarchical_memory_limit 1\n\
+             total_pgfault 9\ntotal_pgpgin 70\ntotal_cache 8192\ntotal_workingset_refault_file 3\n",
+            true,
+        );
+        let want: BTreeMap<String, u64> = [
+            ("pgfault", 9),
+            ("pgmajfault", 1),
+            ("workingset_refault_file", 3),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        assert_eq!(e, want);
+        let e = ev(include_str!("testdata/memory.stat.v1"), true);
+        assert_eq!(e.get("pgfault"), Some(&57000));
+        assert!(!e.contains_key("pgpgin") && !e.contains_key("cache"));
+        // v2: every counter, no size.
+        let e = ev(include_str!("testdata/memory.stat.v2"), false);
+        assert_eq!(e.get("pgfault"), Some(&27895));
+        assert_eq!(e.get("thp_fault_alloc"), Some(&0));
+        assert_eq!(e.get("workingset_nodereclaim"), Some(&0));
+        for size in [
+            "anon",
+            "file",
+            "kernel_stack",
+            "slab",
+            "anon_thp",
+            "file_mapped",
+        ] {
+            assert!(!e.contains_key(size), "{size}");
+        }
     }
 
     #[test]

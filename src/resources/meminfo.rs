@@ -55,9 +55,9 @@ pub fn render(host: &[u8], mem: Option<&MemoryState>) -> Result<Vec<u8>, ResErro
     let host_swap_free = host_kb("SwapFree").unwrap_or(0).saturating_mul(1024);
 
     let s = &mem.stat;
-    let total = mem.limit.map_or(host_total, |l| l.min(host_total));
+    let total = mem_total(mem, host_total);
     let headroom = total.saturating_sub(mem.usage);
-    let free = headroom.min(host_free);
+    let free = mem_free(mem, host_total, host_free);
     let reclaimable =
         s.active_file.unwrap_or(0) + s.inactive_file.unwrap_or(0) + s.slab_reclaimable.unwrap_or(0);
     let avail = headroom
@@ -136,6 +136,19 @@ pub fn render(host: &[u8], mem: Option<&MemoryState>) -> Result<Vec<u8>, ResErro
         push_kb(&mut out, line.key, bytes / 1024);
     }
     Ok(out.into_bytes())
+}
+
+/// The VPS's MemTotal in bytes: min(effective limit, the host's MemTotal).
+pub fn mem_total(mem: &MemoryState, host_total: u64) -> u64 {
+    mem.limit.map_or(host_total, |l| l.min(host_total))
+}
+
+/// The VPS's MemFree in bytes: min(MemTotal − usage, the host's MemFree), so that a
+/// host short of memory is not hidden. vmstat's `nr_free_pages` shows the same.
+pub fn mem_free(mem: &MemoryState, host_total: u64, host_free: u64) -> u64 {
+    mem_total(mem, host_total)
+        .saturating_sub(mem.usage)
+        .min(host_free)
 }
 
 /// `show_val_kb`'s layout: the label ("Key:") padded to 16 columns and the value in

@@ -1,16 +1,18 @@
 //! Resource views: the *virtual global files* a VPS reads instead of the host's
 //! (SPEC section 5): `meminfo`, `cpuinfo`, `stat`, `uptime`, `loadavg`, `swaps`,
-//! `diskstats`, `pressure/{cpu,memory,io}` and `/sys/devices/system/cpu/online`, each
-//! computed from the reader's VPS's cgroup, and the cgroup `vprocfs run` makes for a
-//! VPS ([`VpsCgroup`]) with limits the kernel enforces.
+//! `diskstats`, `vmstat`, `pressure/{cpu,memory,io}` and
+//! `/sys/devices/system/cpu/online`, each computed from the reader's VPS's cgroup, and
+//! the cgroup `vprocfs run` makes for a VPS ([`VpsCgroup`]) with limits the kernel
+//! enforces.
 //!
 //! The layout keeps I/O apart from text: [`cgroup`] reads cgroup files into plain
 //! structs (each file parsed in one place); one pure renderer per file family
 //! (`meminfo`, `cpuinfo`, `stat`, `uptime`, `loadavg`, `swaps`, `diskstats`,
-//! `pressure`, `cpus`) turns the host's text and those structs into the VPS's text,
-//! with no I/O and no clock, and keeps the kernel's exact format and line order so
-//! every parser keeps working; [`VpsResources`] ties them to one VPS and holds what
-//! must outlive a read: the load average and the floors that keep counters monotonic.
+//! `vmstat`, `pressure`, `cpus`) turns the host's text and those structs into the
+//! VPS's text, with no I/O and no clock, and keeps the kernel's exact format and line
+//! order so every parser keeps working; [`VpsResources`] ties them to one VPS and
+//! holds what must outlive a read: the load average and the floors that keep counters
+//! monotonic.
 //!
 //! What each file shows, and where it differs from LXCFS, is in each renderer's
 //! documentation; in short:
@@ -33,6 +35,9 @@
 //!   per thread of the VPS on the caller's sampler thread, measured at 0.65 % of one
 //!   CPU for 10,000 threads (LXCFS's #407: its load average thread is CPU-hungry on
 //!   large hosts).
+//! - `vmstat`: the cgroup's own event counters (`pgfault`, `pswpin`…) from
+//!   `memory.stat`, its memory gauges in the kernel's units, `pgpgin`/`pgpgout` from its
+//!   block I/O, the host-wide rest as it is (`vmstat`).
 //! - cgroup v2 first (`memory.max`, `memory.stat`, `cpu.max`, `cpuset.cpus.effective`,
 //!   `io.stat`, `cpu.stat`, PSI), v1 where the VPS has no v2 counterpart (a hybrid
 //!   host): v1 memory, cpu, cpuacct, cpuset, blkio.
@@ -49,6 +54,7 @@ pub mod pressure;
 pub mod stat;
 pub mod swaps;
 pub mod uptime;
+pub mod vmstat;
 pub mod vpscgroup;
 
 use std::fs;
@@ -91,6 +97,7 @@ pub enum ResFile {
     Loadavg,
     Swaps,
     Diskstats,
+    Vmstat,
     PressureCpu,
     PressureMemory,
     PressureIo,
@@ -109,6 +116,7 @@ impl ResFile {
         ResFile::Loadavg,
         ResFile::Swaps,
         ResFile::Diskstats,
+        ResFile::Vmstat,
         ResFile::PressureCpu,
         ResFile::PressureMemory,
         ResFile::PressureIo,
@@ -134,6 +142,7 @@ impl ResFile {
             ResFile::Loadavg => "/proc/loadavg",
             ResFile::Swaps => "/proc/swaps",
             ResFile::Diskstats => "/proc/diskstats",
+            ResFile::Vmstat => "/proc/vmstat",
             ResFile::PressureCpu => "/proc/pressure/cpu",
             ResFile::PressureMemory => "/proc/pressure/memory",
             ResFile::PressureIo => "/proc/pressure/io",
@@ -370,6 +379,23 @@ impl VpsResources {
                 let io = cgroup::read_io(p)?;
                 diskstats::render(host, io.as_ref(), &mut lock(&self.state).floors.disks)
             }
+            ResFile::Vmstat => {
+                let mem = cgroup::read_memory(p)?;
+                // Without a memory cgroup the host's text: its I/O is not read.
+                let io = match mem {
+                    Some(_) => cgroup::read_io(p)?,
+                    None => None,
+                };
+                let (page_size, thp_size) = page_sizes();
+                let inputs = vmstat::VmstatInputs {
+                    mem: mem.as_ref(),
+                    io: io.as_ref(),
+                    host_mem_total: host_mem_total(),
+                    page_size,
+                    thp_size,
+                };
+                vmstat::render(host, &inputs)
+            }
             ResFile::PressureCpu => Ok(pressure::render(
                 host,
                 cgroup::read_pressure(p, "cpu").as_deref(),
@@ -493,6 +519,35 @@ pub fn host_boot_wall_ns() -> Option<i128> {
     let real = clock_gettime(ClockId::CLOCK_REALTIME).ok()?;
     let boot = clock_gettime(ClockId::CLOCK_BOOTTIME).ok()?;
     Some(ns(real) - ns(boot))
+}
+
+/// The host's MemTotal in bytes: `sysinfo(2)`'s total RAM, the figure `/proc/meminfo`
+/// prints (both are `totalram_pages()`); no limit when the call fails.
+fn host_mem_total() -> u64 {
+    nix::sys::sysinfo::sysinfo().map_or(u64::MAX, |i| i.ram_total())
+}
+
+/// The kernel's page size and its PMD-sized transparent huge page (HPAGE_PMD_SIZE) in
+/// bytes, asked once: `sysconf(_SC_PAGESIZE)` and
+/// `/sys/kernel/mm/transparent_hugepage/hpage_pmd_size`. Without THP in the kernel
+/// (no such file) a PMD maps page size / 8 pages (one page of 8-byte entries: 2 MiB
+/// with 4 KiB pages), and the THP counters are 0 anyway.
+fn page_sizes() -> (u64, u64) {
+    static SIZES: std::sync::OnceLock<(u64, u64)> = std::sync::OnceLock::new();
+    *SIZES.get_or_init(|| {
+        let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+            .ok()
+            .flatten()
+            .and_then(|v| u64::try_from(v).ok())
+            .filter(|&v| v > 0)
+            .unwrap_or(4096);
+        let thp = fs::read_to_string("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size")
+            .ok()
+            .and_then(|t| t.trim().parse::<u64>().ok())
+            .filter(|&v| v > 0)
+            .unwrap_or(page * (page / 8));
+        (page, thp)
+    })
 }
 
 /// The host's `CLOCK_BOOTTIME` in ns.

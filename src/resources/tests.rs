@@ -15,6 +15,7 @@ const STAT: &[u8] = include_bytes!("testdata/stat.host");
 const DISKSTATS: &[u8] = include_bytes!("testdata/diskstats.host");
 const SWAPS: &[u8] = include_bytes!("testdata/swaps.host");
 const PSI: &[u8] = include_bytes!("testdata/pressure_cpu.host");
+const VMSTAT: &[u8] = include_bytes!("testdata/vmstat.host");
 
 /// A temporary directory removed on drop.
 struct TempDir(PathBuf);
@@ -42,6 +43,8 @@ fn put(dir: &Path, name: &str, text: &str) {
     fs::create_dir_all(dir).unwrap();
     fs::write(dir.join(name), text).unwrap();
 }
+
+use super::vmstat::tests::value as value_of;
 
 fn value(text: &[u8], key: &str) -> u64 {
     let text = std::str::from_utf8(text).unwrap();
@@ -108,7 +111,7 @@ fn facts() -> VpsFacts {
 
 #[test]
 fn file_table() {
-    assert_eq!(ResFile::ALL.len(), 13);
+    assert_eq!(ResFile::ALL.len(), 14);
     // Names are distinct: each file has one place in the view (view::resource_files).
     let mut names: Vec<&str> = ResFile::ALL.iter().map(|f| f.name()).collect();
     names.sort_unstable();
@@ -116,6 +119,8 @@ fn file_table() {
     assert_eq!(names.len(), ResFile::ALL.len());
     assert_eq!(ResFile::PressureIo.name(), "pressure/io");
     assert_eq!(ResFile::PressureIo.host_path(), "/proc/pressure/io");
+    assert_eq!(ResFile::Vmstat.name(), "vmstat");
+    assert_eq!(ResFile::Vmstat.host_path(), "/proc/vmstat");
     assert_eq!(ResFile::CpuOnline.name(), "cpu_online");
     assert_eq!(
         ResFile::CpuOnline.host_path(),
@@ -182,6 +187,11 @@ fn v2_vps_end_to_end() {
     let disk = String::from_utf8(r(ResFile::Diskstats, DISKSTATS)).unwrap();
     assert_eq!(disk.lines().count(), 1);
     assert!(disk.starts_with(" 254       0 vda 5267 0 2693708 "));
+    let vm = r(ResFile::Vmstat, VMSTAT);
+    assert_eq!(value_of(&vm, "pgfault"), 27895);
+    assert_eq!(value_of(&vm, "pgpgin"), 1_379_178_496 / 1024);
+    assert_eq!(value_of(&vm, "nr_free_pages"), (136 << 20) / page_sizes().0);
+    assert_eq!(value_of(&vm, "pgfree"), value_of(VMSTAT, "pgfree"));
     assert!(r(ResFile::PressureCpu, PSI).starts_with(b"some avg10=1.00 "));
     // No memory.pressure in the cgroup: the host's.
     assert_eq!(r(ResFile::PressureMemory, PSI), PSI);
@@ -338,6 +348,11 @@ fn v1_vps_end_to_end() {
     ));
     let disk = String::from_utf8(r(ResFile::Diskstats, DISKSTATS)).unwrap();
     assert!(disk.starts_with(" 254       0 vda 1 0 8 0 0 "), "{disk}");
+    // vmstat: v1's hierarchical counters, blkio's KiB read.
+    let vm = r(ResFile::Vmstat, VMSTAT);
+    assert_eq!(value_of(&vm, "pgfault"), 57000);
+    assert_eq!(value_of(&vm, "pgpgin"), 4);
+    assert_eq!(value_of(&vm, "nr_file_pages"), 2_936_832 / page_sizes().0);
     // No v2 cgroup: the host's pressure.
     assert_eq!(r(ResFile::PressureIo, PSI), PSI);
 }
@@ -350,6 +365,7 @@ fn a_vps_in_root_cgroups_is_the_host() {
     assert_eq!(r(ResFile::Meminfo, MEMINFO), MEMINFO);
     assert_eq!(r(ResFile::Cpuinfo, CPUINFO), CPUINFO);
     assert_eq!(r(ResFile::Swaps, SWAPS), SWAPS);
+    assert_eq!(r(ResFile::Vmstat, VMSTAT), VMSTAT);
     assert_eq!(r(ResFile::PressureCpu, PSI), PSI);
     // stat: the host's CPU lines (no accounting), the VPS's process counts.
     let stat = String::from_utf8(r(ResFile::Stat, STAT)).unwrap();

@@ -154,6 +154,10 @@ mod tests {
         ] {
             assert_eq!(global_file(rel).unwrap().shows_last_pid(), shows, "{rel}");
         }
-        assert_eq!(global_file("vmstat"), None);
+        assert_eq!(
+            global_file("vmstat"),
+            Some(Render::Resource(ResFile::Vmstat))
+        );
+        assert_eq!(global_file("zoneinfo"), None);
     }
 }

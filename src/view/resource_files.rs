@@ -1,5 +1,5 @@
 //! The virtual global files (SPEC section 5) in the view: `meminfo`, `cpuinfo`, `stat`,
-//! `uptime`, `loadavg`, `swaps`, `diskstats`, `pressure/*` and the CPU `online` list,
+//! `uptime`, `loadavg`, `swaps`, `diskstats`, `vmstat`, `pressure/*` and the CPU `online` list,
 //! rendered for a reader of a VPS from that VPS's cgroup ([`crate::resources`]). A reader
 //! outside every VPS reads the host's files, passed through.
 //!

@@ -44,7 +44,7 @@ GLOBAL_DIRS = {"sysvipc", "pressure"}
 # other file is the kernel's text passed through.
 RENDERED = {"stat", "status", "children", "comm", "sched", "timers", "loadavg", "locks",
             "ns_last_pid", "pid_max", "cad_pid", "shm", "msg", "meminfo", "cpuinfo",
-            "uptime", "swaps", "diskstats"}
+            "uptime", "swaps", "diskstats", "vmstat"}
 
 
 STATUS_PIDS = (b"Tgid:", b"Ngid:", b"Pid:", b"PPid:", b"TracerPid:", b"NStgid:", b"NSpid:",
@@ -56,7 +56,7 @@ STATUS_PIDS = (b"Tgid:", b"Ngid:", b"Pid:", b"PPid:", b"TracerPid:", b"NStgid:",
 # to equal a small real pid (CPU ticks in `stat`, kB in `meminfo`) would read as a leak:
 # the oracle (the namespace's procfs, or the host's) shows the host's figures, not the
 # VPS's, so it never excuses one. Read, not scanned.
-NO_PID_GLOBALS = {"meminfo", "cpuinfo", "stat", "uptime", "swaps", "diskstats"}
+NO_PID_GLOBALS = {"meminfo", "cpuinfo", "stat", "uptime", "swaps", "diskstats", "vmstat"}
 
 
 # A process's files that carry counters, addresses and symbols but never a pid, passed
