@@ -469,7 +469,7 @@ pub fn listen(path: &Path, daemon: Arc<Daemon>) -> io::Result<()> {
     }
     if path.exists() {
         // A socket left by a daemon that died: nothing answers on it.
-        if UnixStream::connect(path).is_ok() {
+        if answers(path) {
             return Err(io::Error::new(
                 io::ErrorKind::AddrInUse,
                 format!("another daemon listens on {}", path.display()),
@@ -528,6 +528,32 @@ fn serve_conn(d: &Daemon, conn: UnixStream) {
     }
 }
 
+/// How long [`answers`] waits for a daemon's answer.
+const ANSWER_WAIT: Duration = Duration::from_secs(2);
+
+/// Whether a daemon answers on the socket at `path`. A connection alone proves
+/// nothing: a worker killed while one of its threads is stuck in the kernel (an
+/// invalidation waiting for a lookup that only the next worker can answer) keeps its
+/// listening socket open, and the kernel queues connections on it that nobody
+/// accepts; refusing to start over such a socket left the mount with no worker at all
+/// (seen in tests/live_restart.rs: six refused starts, then the supervisor gave up).
+fn answers(path: &Path) -> bool {
+    let Ok(mut conn) = UnixStream::connect(path) else {
+        return false;
+    };
+    let _ = conn.set_read_timeout(Some(ANSWER_WAIT));
+    let _ = conn.set_write_timeout(Some(ANSWER_WAIT));
+    let Ok(mut line) = serde_json::to_string(&Request::List) else {
+        return true;
+    };
+    line.push('\n');
+    if conn.write_all(line.as_bytes()).is_err() {
+        return false;
+    }
+    let mut answer = String::new();
+    matches!(BufReader::new(conn).take(16 << 20).read_line(&mut answer), Ok(n) if n > 0)
+}
+
 /// Sends one request to the daemon at `path` and returns its answer.
 pub fn call(path: &Path, req: &Request) -> io::Result<Response> {
     let mut conn = UnixStream::connect(path).map_err(|e| {
@@ -555,6 +581,33 @@ mod tests {
     /// Found by the live-restart test's daemon log: `ctl` connections saving at once
     /// raced on the state's one temporary file (`rename` failed with `ENOENT`, and a
     /// torn or older state could be left).
+    /// A socket whose owner never accepts (a killed worker's, kept open by a thread
+    /// stuck in the kernel) is not a daemon; one that answers is.
+    #[test]
+    fn only_a_socket_that_answers_is_a_live_daemon() {
+        use std::os::unix::net::UnixListener;
+        let dir = std::env::temp_dir().join(format!("vprocfs-ctl-answers-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ctl.sock");
+        assert!(!answers(&path), "no socket at all");
+        let silent = UnixListener::bind(&path).unwrap();
+        assert!(!answers(&path), "connections queued, never accepted");
+        drop(silent);
+        std::fs::remove_file(&path).unwrap();
+        let live = UnixListener::bind(&path).unwrap();
+        let server = std::thread::spawn(move || {
+            let (conn, _) = live.accept().unwrap();
+            let mut line = String::new();
+            BufReader::new(conn.try_clone().unwrap())
+                .read_line(&mut line)
+                .unwrap();
+            (&conn).write_all(b"{\"ok\":true}\n").unwrap();
+        });
+        assert!(answers(&path), "a daemon that answers");
+        server.join().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn saves_from_many_threads_at_once_all_succeed() {
         let dir = std::env::temp_dir().join(format!("vprocfs-ctl-saves-{}", std::process::id()));
