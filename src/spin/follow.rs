@@ -20,9 +20,8 @@
 //! back its policy and affinity. `SCHED_IDLE` would starve the FUSE thread on a CPU
 //! kept busy by another task, and with it every reader: a burst ends after a window in
 //! which the thread waited for its CPU, beyond the time its reader ran, for more than
-//! half the window, and that CPU is not followed to for [`HOLD_OFF`] (a kernel thread
-//! that takes most of one CPU, as DAMON's `kdamond` does on the VM of
-//! docs/performance.md, leaves the reader the other one, where following goes on).
+//! half the window, and a second such end within [`STARVED_AGAIN`] ends following for
+//! [`HOLD_OFF`].
 //!
 //! Readers that take turns (two `ps` at once) are not followed: on the CPU of one, the
 //! others' round trips would all cross CPUs; the thread polls for them as before.
@@ -55,7 +54,7 @@ pub const MIN_GAP: u32 = 4;
 /// long between requests pays a look (a few µs) on a request it waited longer for.
 pub const SLOW_GAP: Duration = Duration::from_micros(50);
 
-/// How long a CPU where the thread was found starved is not followed to.
+/// How long following stays off once the thread was found starved twice.
 pub const HOLD_OFF: Duration = Duration::from_secs(1);
 
 /// More changes of reader than this between two looks are readers taking turns (the
@@ -64,6 +63,9 @@ pub const CROWD: u32 = 2;
 
 /// How long following stays off when readers take turns; then it is tried again.
 pub const CROWD_HOLD_OFF: Duration = Duration::from_millis(500);
+
+/// Two starvations this close make a CPU kept busy (see [`Follow::stop_starved`]).
+pub const STARVED_AGAIN: Duration = Duration::from_millis(100);
 
 /// What the FUSE thread should do after a look at its reader's CPU; the pure core of
 /// [`Follow`].
@@ -75,27 +77,13 @@ pub enum Move {
     Start(usize),
     /// Move to this CPU.
     To(usize),
-    /// Stop following: the reader went where the thread may not follow.
-    Stop,
 }
 
 /// Decides the move for a reader last seen on `reader_cpu`, with the thread on
-/// `followed` (`None`: not following), `given` the CPUs the daemon was given and
-/// `avoided` those where the thread was found starved lately.
-pub fn decide(
-    reader_cpu: usize,
-    followed: Option<usize>,
-    given: &[usize],
-    avoided: &[usize],
-) -> Move {
-    if given.len() < 2 {
+/// `followed` (`None`: not following) and `allowed` the CPUs it was given.
+pub fn decide(reader_cpu: usize, followed: Option<usize>, allowed: &[usize]) -> Move {
+    if allowed.len() < 2 || !allowed.contains(&reader_cpu) {
         return Move::Stay;
-    }
-    if !given.contains(&reader_cpu) || avoided.contains(&reader_cpu) {
-        return match followed {
-            Some(_) => Move::Stop,
-            None => Move::Stay,
-        };
     }
     match followed {
         None => Move::Start(reader_cpu),
@@ -123,8 +111,8 @@ pub struct Follow {
     /// When the last request of a waiting reader came.
     last: Option<Instant>,
     hold_off_until: Option<Instant>,
-    /// The CPUs where the thread was found starved, until when each is avoided.
-    avoided: Vec<(usize, Instant)>,
+    /// When the thread was last found starved.
+    starved_at: Option<Instant>,
     /// The reader of the previous request, and how often the reader changed since the
     /// last look.
     previous: i32,
@@ -179,10 +167,7 @@ impl Follow {
 
     fn look(&mut self, cpu: usize, stats: &Stats) -> io::Result<()> {
         let given = cpus(&given()?);
-        let now = Instant::now();
-        self.avoided.retain(|&(_, until)| now < until);
-        let avoided: Vec<usize> = self.avoided.iter().map(|&(c, _)| c).collect();
-        match decide(cpu, self.followed, &given, &avoided) {
+        match decide(cpu, self.followed, &given) {
             Move::Stay => {
                 if self.followed.is_some() && given.len() < 2 {
                     // Given one CPU from outside meanwhile: nothing left to follow.
@@ -203,10 +188,6 @@ impl Follow {
             Move::To(c) => {
                 stats.count_follow(StatsFollow::Move);
                 self.pin(c)
-            }
-            Move::Stop => {
-                self.stop();
-                Ok(())
             }
         }
     }
@@ -249,16 +230,18 @@ impl Follow {
     }
 
     /// Ends following because another task kept the thread from its CPU for most of
-    /// the burst's last window: that CPU is not followed to for [`HOLD_OFF`]. Returns
-    /// the CPU.
-    pub fn stop_starved(&mut self) -> Option<usize> {
-        let cpu = self.followed;
+    /// the burst's last window. Once is no proof of a busy CPU (the daemon's own
+    /// threads, a short task); a second time within [`STARVED_AGAIN`] is, and the
+    /// thread then follows no reader for [`HOLD_OFF`]. Returns whether it holds off.
+    pub fn stop_starved(&mut self) -> bool {
         self.stop();
-        if let Some(c) = cpu {
-            self.avoided.retain(|&(a, _)| a != c);
-            self.avoided.push((c, Instant::now() + HOLD_OFF));
+        let now = Instant::now();
+        let again = self.starved_at.is_some_and(|t| now - t < STARVED_AGAIN);
+        self.starved_at = Some(now);
+        if again {
+            self.hold_off_until = Some(now + HOLD_OFF);
         }
-        cpu
+        again
     }
 }
 
@@ -376,39 +359,13 @@ mod tests {
 
     #[test]
     fn follows_only_within_two_or_more_given_cpus() {
-        assert_eq!(decide(1, None, &[0, 1], &[]), Move::Start(1));
-        assert_eq!(decide(1, Some(1), &[0, 1], &[]), Move::Stay);
-        assert_eq!(decide(0, Some(1), &[0, 1], &[]), Move::To(0));
+        assert_eq!(decide(1, None, &[0, 1]), Move::Start(1));
+        assert_eq!(decide(1, Some(1), &[0, 1]), Move::Stay);
+        assert_eq!(decide(0, Some(1), &[0, 1]), Move::To(0));
         // Pinned from outside to one CPU, or a reader on a CPU not given.
-        assert_eq!(decide(0, None, &[0], &[]), Move::Stay);
-        assert_eq!(decide(3, None, &[0, 1], &[]), Move::Stay);
-        assert_eq!(decide(3, Some(1), &[0, 1], &[]), Move::Stop);
-    }
-
-    #[test]
-    fn a_cpu_where_the_thread_starved_is_not_followed_to() {
-        // Starved on CPU 0: a reader there is left to polling…
-        assert_eq!(decide(0, None, &[0, 1], &[0]), Move::Stay);
-        assert_eq!(decide(0, Some(1), &[0, 1], &[0]), Move::Stop);
-        // …and followed on the other CPU, though only one is left to follow on.
-        assert_eq!(decide(1, None, &[0, 1], &[0]), Move::Start(1));
-        assert_eq!(decide(1, None, &[0, 1], &[0, 1]), Move::Stay);
-    }
-
-    #[test]
-    fn a_starved_cpu_is_avoided_for_a_while() {
-        let mut f = Follow {
-            followed: Some(1),
-            ..Follow::default()
-        };
-        assert_eq!(f.stop_starved(), Some(1));
-        assert!(!f.following());
-        assert_eq!(f.avoided.len(), 1);
-        assert_eq!(f.avoided[0].0, 1);
-        assert!(f.avoided[0].1 > Instant::now());
-        // Not following: nothing to avoid.
-        assert_eq!(f.stop_starved(), None);
-        assert_eq!(f.avoided.len(), 1);
+        assert_eq!(decide(0, None, &[0]), Move::Stay);
+        assert_eq!(decide(3, None, &[0, 1]), Move::Stay);
+        assert_eq!(decide(3, Some(1), &[0, 1]), Move::Stay);
     }
 
     #[test]

@@ -229,16 +229,11 @@ impl Spin {
                 };
                 before = after;
                 let now = self.requests.load(SeqCst);
-                let over = burst_over(
-                    now - seen,
-                    enough,
-                    self.following.load(SeqCst),
-                    waited >= self.window / 2,
-                );
-                seen = now;
-                if over {
+                if now - seen < enough {
+                    seen = now;
                     break;
                 }
+                seen = now;
             }
             // The burst is over. A FUSE thread that followed its reader gets its policy
             // back first, without the lock it may hold: on a CPU kept busy by another
@@ -253,10 +248,10 @@ impl Spin {
             let mut follow = crate::sync::lock(&self.follow);
             if starved {
                 self.stats.count_follow(crate::stats::Follow::Starved);
-                if let Some(cpu) = follow.stop_starved() {
-                    log::debug!(
-                        "the FUSE thread waited {waited:?} for CPU {cpu} beyond its reader's \
-                         run time in a {:?} window: not following readers there for {:?}",
+                if follow.stop_starved() {
+                    log::info!(
+                        "the FUSE thread waited {waited:?} for its CPU beyond its reader's \
+                         run time in a {:?} window, twice: not following readers for {:?}",
                         self.window,
                         follow::HOLD_OFF
                     );
@@ -281,21 +276,6 @@ impl Spin {
             }
             self.hot.store(false, SeqCst);
         }
-    }
-}
-
-/// Whether a burst is over after a window that saw `requests` (`enough` keep polling
-/// worth its CPU time). A FUSE thread that follows its reader does not poll: it sleeps
-/// between requests on the reader's CPU and costs nothing while it waits, so the burst
-/// goes on while the reader sends anything at all (a reader slowed down by the machine,
-/// a `ps` of 10,000 processes at 25 requests a millisecond, would otherwise end and
-/// start bursts hundreds of times a run, and each start serves its first requests
-/// across CPUs). It ends at once when the thread was `starved`: a `SCHED_IDLE` thread
-/// behind a busy task still serves a request now and then.
-fn burst_over(requests: u64, enough: u64, following: bool, starved: bool) -> bool {
-    match following {
-        true => starved || requests == 0,
-        false => requests < enough,
     }
 }
 
@@ -443,18 +423,6 @@ mod tests {
             }
         }
         assert!(stopped, "requests every millisecond kept it polling");
-    }
-
-    #[test]
-    fn a_followed_burst_lasts_while_its_reader_asks_and_is_not_starved() {
-        // Polling: a window needs enough requests to pay for the CPU it spins.
-        assert!(burst_over(19, 20, false, false));
-        assert!(!burst_over(20, 20, false, false));
-        // Following: the thread sleeps between requests; any request keeps it.
-        assert!(!burst_over(1, 20, true, false));
-        assert!(burst_over(0, 20, true, false));
-        // Starved: over, however many requests it served.
-        assert!(burst_over(500, 20, true, true));
     }
 
     #[test]
