@@ -273,9 +273,6 @@ pub(super) fn serve(mut a: ServeArgs) -> Result<i32, String> {
     // The connections outlive this worker: what it registered with them goes now or
     // is handed to the next worker (the supervisor unmounts, or hands them over).
     crate::backing::step_down_everywhere();
-    // A FUSE thread following a reader would end slowly at `SCHED_IDLE` on a busy CPU,
-    // and the next worker of an upgrade starts once this one has ended.
-    crate::spin::follow::let_threads_go(std::process::id());
     std::process::exit(0)
 }
 
