@@ -538,24 +538,19 @@ const ANSWER_WAIT: Duration = Duration::from_secs(2);
 /// accepts; refusing to start over such a socket left the mount with no worker at all
 /// (seen in tests/live_restart.rs: six refused starts, then the supervisor gave up).
 fn answers(path: &Path) -> bool {
-    let Ok(mut conn) = UnixStream::connect(path) else {
-        return false;
-    };
-    let _ = conn.set_read_timeout(Some(ANSWER_WAIT));
-    let _ = conn.set_write_timeout(Some(ANSWER_WAIT));
-    let Ok(mut line) = serde_json::to_string(&Request::List) else {
-        return true;
-    };
-    line.push('\n');
-    if conn.write_all(line.as_bytes()).is_err() {
-        return false;
-    }
-    let mut answer = String::new();
-    matches!(BufReader::new(conn).take(16 << 20).read_line(&mut answer), Ok(n) if n > 0)
+    exchange(path, &Request::List, Some(ANSWER_WAIT)).is_ok_and(|line| !line.is_empty())
 }
 
 /// Sends one request to the daemon at `path` and returns its answer.
 pub fn call(path: &Path, req: &Request) -> io::Result<Response> {
+    let answer = exchange(path, req, None)?;
+    serde_json::from_str(&answer)
+        .map_err(|e| io::Error::other(format!("bad answer from the daemon: {e}")))
+}
+
+/// Sends `req` to the daemon at `path` and reads its one-line answer, each way within
+/// `wait` if given.
+fn exchange(path: &Path, req: &Request, wait: Option<Duration>) -> io::Result<String> {
     let mut conn = UnixStream::connect(path).map_err(|e| {
         io::Error::new(
             e.kind(),
@@ -565,22 +560,20 @@ pub fn call(path: &Path, req: &Request) -> io::Result<Response> {
             ),
         )
     })?;
+    conn.set_read_timeout(wait)?;
+    conn.set_write_timeout(wait)?;
     let mut line = serde_json::to_string(req).map_err(io::Error::other)?;
     line.push('\n');
     conn.write_all(line.as_bytes())?;
     let mut answer = String::new();
     BufReader::new(conn).take(16 << 20).read_line(&mut answer)?;
-    serde_json::from_str(&answer)
-        .map_err(|e| io::Error::other(format!("bad answer from the daemon: {e}")))
+    Ok(answer)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Found by the live-restart test's daemon log: `ctl` connections saving at once
-    /// raced on the state's one temporary file (`rename` failed with `ENOENT`, and a
-    /// torn or older state could be left).
     /// A socket whose owner never accepts (a killed worker's, kept open by a thread
     /// stuck in the kernel) is not a daemon; one that answers is.
     #[test]
@@ -608,6 +601,9 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// Found by the live-restart test's daemon log: `ctl` connections saving at once
+    /// raced on the state's one temporary file (`rename` failed with `ENOENT`, and a
+    /// torn or older state could be left).
     #[test]
     fn saves_from_many_threads_at_once_all_succeed() {
         let dir = std::env::temp_dir().join(format!("vprocfs-ctl-saves-{}", std::process::id()));
