@@ -98,6 +98,11 @@ pub(super) fn serve(mut a: ServeArgs) -> Result<i32, String> {
             specs.push(super::parse_vps(&v.spec).map_err(|e| format!("state: {e}"))?);
         }
     }
+    // Process events are followed from before the scans of `restore_vps`: a process
+    // forked between a scan and the subscription would be in neither, and be judged
+    // only when first met, by its parent of then (after a reparenting, the wrong one).
+    // A fork both a scan and an event report is applied once.
+    let event_stream = daemon::open_events();
     for spec in &specs {
         let (config, ns_numbers) = settings(spec)?;
         let saved_mappings = saved
@@ -123,7 +128,7 @@ pub(super) fn serve(mut a: ServeArgs) -> Result<i32, String> {
     let view = View::new(
         tracker,
         crate::view::Inputs {
-            events: daemon::open_events(),
+            events: event_stream,
             ..Default::default()
         },
     );

@@ -318,6 +318,11 @@ pub(super) fn supervise(mountpoint: &Path) -> Result<i32, String> {
                 let status = match worker.try_wait() {
                     Ok(Some(status)) => status.to_string(),
                     _ if main_thread_gone(worker.id()) => {
+                        // A thread left at `SCHED_IDLE` on one busy CPU would crawl
+                        // through its exit (seen in tests/live_restart.rs with a busy
+                        // loop on each CPU, in `exit_mmap` after the next worker had
+                        // taken over).
+                        crate::spin::follow::let_threads_go(worker.id());
                         "its main thread is gone, another of its threads is stuck in \
                          the kernel"
                             .to_string()
@@ -350,7 +355,11 @@ pub(super) fn supervise(mountpoint: &Path) -> Result<i32, String> {
                 let t = Instant::now();
                 match spawn(generation) {
                     Ok((w, l)) => {
-                        worker = w;
+                        let old = std::mem::replace(&mut worker, w);
+                        // Not ended yet (a thread of it lingers): reaped at its SIGCHLD,
+                        // not left a zombie child for good.
+                        lingering.push(old);
+                        lingering.retain_mut(|w| matches!(w.try_wait(), Ok(None)));
                         if l.is_some() {
                             log::info!(
                                 "daemon pid {} took over {} in {:?}",

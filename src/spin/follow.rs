@@ -255,6 +255,28 @@ pub fn give_policy_back(tid: i32) {
     }
 }
 
+/// Gives every thread of process `pid` the normal policy and the caller's CPUs, so that
+/// one that followed a reader (`SCHED_IDLE`, one CPU) does not crawl through its exit
+/// on a busy CPU: called by the supervisor for a killed worker whose main thread is
+/// gone. Errors (a thread that ended meanwhile) are ignored.
+pub fn let_threads_go(pid: u32) {
+    let cpus = sched_getaffinity(Pid::from_raw(0));
+    let tasks = crate::host::proc_path(&format!("{pid}/task"));
+    for entry in std::fs::read_dir(tasks).into_iter().flatten().flatten() {
+        let Some(tid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|t| t.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let _ = set_policy(tid, Policy::Normal);
+        if let Ok(set) = &cpus {
+            let _ = sched_setaffinity(Pid::from_raw(tid), set);
+        }
+    }
+}
+
 /// Whether the FUSE thread could go back from `SCHED_IDLE` to `SCHED_OTHER`: the
 /// kernel lets a thread without `CAP_SYS_NICE` do so only within its `RLIMIT_NICE`
 /// (`can_nice`), which is 0 by default, and a thread left at `SCHED_IDLE` would starve
