@@ -244,6 +244,9 @@ struct Files<I = Registered> {
     /// A worker of this connection was killed outright: no passthrough (see the
     /// module's doc), handed on to every later worker.
     crashed: bool,
+    /// This worker handed its backing files over ([`step_down_everywhere`]): requests
+    /// that would use them are left to the next worker ([`Backings::files_for_request`]).
+    stepped_down: bool,
 }
 
 /// A backing file the previous worker registered and handed over.
@@ -266,6 +269,7 @@ impl<I> Files<I> {
             adopted: FxHashMap::default(),
             by_fh: FxHashMap::default(),
             crashed: false,
+            stepped_down: false,
         }
     }
 
@@ -521,6 +525,9 @@ static MOUNTS: Mutex<Vec<Weak<Backings>>> = Mutex::new(Vec::new());
 ///   names), so that the next worker names them (measured: a `cat` of a file another
 ///   reader held open across an upgrade failed with `EIO`).
 ///
+/// From then on, this worker answers no request that would use them
+/// ([`Backings::files_for_request`]).
+///
 /// A worker killed outright hands nothing over (docs/limits.md).
 pub fn step_down_everywhere() {
     let mounts: Vec<Arc<Backings>> = crate::sync::lock(&MOUNTS)
@@ -537,6 +544,7 @@ pub fn step_down_everywhere() {
                 log::warn!("cannot hand over backing files in {}: {e}", path.display());
             }
         }
+        files.stepped_down = b.enabled();
     }
 }
 
@@ -584,7 +592,8 @@ impl Backings {
                     }
                 }
             }
-            // A killed worker's registrations; after a step-down, none is left unhanded.
+            // A killed worker's registrations; after a step-down, none is left unhanded
+            // (the worker answers no open after it: `files_for_request`).
             if let Ok(Some(entries)) = &recorded {
                 files.adopt_unknown(entries);
             }
@@ -640,9 +649,31 @@ impl Backings {
         self.enabled.store(on, Ordering::Relaxed);
     }
 
+    /// The mount's backing files, for an open or a release. Once
+    /// this worker has handed them over ([`step_down_everywhere`]) it never answers such
+    /// a request: a passthrough open answered then would attach a backing file the
+    /// handover does not name (the next worker's opens of that inode then fail with
+    /// `EIO` while its reader holds it: `ps` failed during back-to-back upgrades with
+    /// "Error, do this: mount -t proc proc /proc"), and a release would count a handle
+    /// the next worker still expects. The request's thread waits for the worker's end
+    /// instead, and the next worker has the kernel send the request again
+    /// (`FUSE_NOTIFY_RESEND`, [`crate::handover::adopt`]; every kernel with passthrough
+    /// has it), answering it with the handover in hand. Without passthrough there is
+    /// nothing to get wrong, and requests are answered to the end.
+    fn files_for_request(&self) -> std::sync::MutexGuard<'_, Files> {
+        let files = crate::sync::lock(&self.files);
+        if files.stepped_down {
+            drop(files);
+            loop {
+                std::thread::park();
+            }
+        }
+        files
+    }
+
     /// Answers the open of handle `fh` of inode `ino`, whose every read returns `text`.
     pub fn reply(&self, ino: u64, fh: u64, text: &Arc<[u8]>, reply: ReplyOpen) {
-        let mut guard = crate::sync::lock(&self.files);
+        let mut guard = self.files_for_request();
         let files = &mut *guard;
         self.claim_handed(files, ino, &reply);
         if let Some(l) = files.attach(ino, fh) {
@@ -695,7 +726,7 @@ impl Backings {
     /// that snapshot's backing file (see the module's doc), with `FOPEN_DIRECT_IO` so
     /// that its reads still come to the daemon.
     pub fn reply_direct(&self, ino: u64, fh: u64, flags: FopenFlags, reply: ReplyOpen) {
-        let mut guard = crate::sync::lock(&self.files);
+        let mut guard = self.files_for_request();
         let files = &mut *guard;
         self.claim_handed(files, ino, &reply);
         if let Some(l) = files.attach(ino, fh) {
@@ -708,7 +739,7 @@ impl Backings {
     /// Handle `fh` is closed: the last handle of an inode leaves its backing file idle
     /// ([`IDLE_PAGES`]).
     pub fn release(&self, fh: u64) {
-        let mut guard = crate::sync::lock(&self.files);
+        let mut guard = self.files_for_request();
         let files = &mut *guard;
         let Some(ino) = files.by_fh.remove(&fh) else {
             return;
@@ -813,7 +844,10 @@ fn memfd_with(text: &[u8]) -> std::io::Result<Memfd> {
     let memfd = File::from(fd);
     memfd.write_all_at(text, 0)?;
     if !WRITABLE.room(crate::fds::Shares::now().memfds) {
-        return Ok(Memfd::Plain(memfd));
+        return Ok(Memfd {
+            backing: memfd,
+            writable: None,
+        });
     }
     let path = crate::host::proc_path(&format!("self/fd/{}", memfd.as_raw_fd()));
     let writable = File::options()
@@ -821,32 +855,38 @@ fn memfd_with(text: &[u8]) -> std::io::Result<Memfd> {
         .write(true)
         .open(path)
         .and_then(|f| crate::sys::passthrough::quiet_lease_breaks(&f).map(|()| f));
-    Ok(match writable.ok().and_then(Writable::counted) {
-        Some(w) => Memfd::Kept(w),
-        None => Memfd::Plain(memfd),
+    Ok(Memfd {
+        backing: memfd,
+        writable: writable.ok().and_then(Writable::counted),
     })
 }
 
-/// A new memfd: kept open writable, or only to be registered (the kernel then holds
-/// it alone, and it is never rewritten).
-enum Memfd {
-    Kept(Writable),
-    Plain(File),
+/// A new memfd: its own descriptor, the one registered with the kernel, and where the
+/// share allows, a second one opened writable through its path and kept for its rewrite
+/// as a spare (otherwise the kernel holds it alone, and it is never rewritten).
+///
+/// The lease that tells whether anyone else holds the memfd ([`Backings::recycle`]) is
+/// taken on the second, never on the registered one: a lease goes only with the last
+/// reference to its file, and the kernel keeps a registered file referenced after the
+/// worker is gone. A worker that ended while it held one (an upgrade's exit, or a
+/// kill, between the two `F_SETLEASE` calls) left it on the registered file, and every
+/// later open of that backing file waited in `break_lease` for the kernel's
+/// `lease-break-time` (45 s); on the daemon's own descriptor it goes with the worker.
+struct Memfd {
+    backing: File,
+    writable: Option<Writable>,
 }
 
 impl Memfd {
+    /// The file to register as the backing file.
     fn file(&self) -> &File {
-        match self {
-            Memfd::Kept(w) => &w.0,
-            Memfd::Plain(f) => f,
-        }
+        &self.backing
     }
 
+    /// The writable descriptor kept once the memfd is registered (the kernel holds its
+    /// own reference to the registered file, so this one may be closed).
     fn into_kept(self) -> Option<Writable> {
-        match self {
-            Memfd::Kept(w) => Some(w),
-            Memfd::Plain(_) => None,
-        }
+        self.writable
     }
 }
 
@@ -1046,7 +1086,7 @@ mod tests {
     fn a_memfd_holds_the_text() {
         let memfd = memfd_with(b"MemTotal: 1 kB\n").expect("memfd");
         assert!(
-            matches!(memfd, Memfd::Kept(_)),
+            memfd.writable.is_some(),
             "a memfd opens writable through /proc/self/fd"
         );
         let mut f = memfd.file();
@@ -1055,6 +1095,40 @@ mod tests {
         f.read_to_string(&mut s).expect("read");
         assert_eq!(s, "MemTotal: 1 kB\n");
         assert!(f.metadata().expect("stat").is_file());
+    }
+
+    /// A lease left behind (a worker that died between the two `F_SETLEASE` calls of
+    /// its check) goes with the worker's descriptors: it is taken on the kept writable
+    /// descriptor, never on the file registered with the kernel, which the kernel keeps
+    /// referenced (a duplicate stands for that reference here). An open of the memfd,
+    /// as the kernel's `backing_file_open` makes for every passthrough open, then does
+    /// not wait for the lease's break; it did when the registered file was the leased
+    /// one (the contrast below), for the kernel's `lease-break-time` of 45 s.
+    #[test]
+    fn a_lease_left_behind_goes_with_the_workers_descriptors() {
+        use std::os::fd::AsRawFd as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let open_nonblocking = |f: &File| {
+            File::options()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(format!("/proc/self/fd/{}", f.as_raw_fd()))
+        };
+        let memfd = memfd_with(b"x").expect("memfd");
+        let registered = memfd.file().try_clone().expect("the kernel's reference");
+        let writable = memfd.into_kept().expect("kept writable");
+        crate::sys::passthrough::take_write_lease(&writable.0).expect("lease");
+        drop(writable);
+        open_nonblocking(&registered).expect("no lease left: the open goes through");
+
+        // The contrast: the leased descriptor is the one the kernel keeps.
+        let memfd = memfd_with(b"x").expect("memfd");
+        let writable = memfd.into_kept().expect("kept writable");
+        let kept_by_kernel = writable.0.try_clone().expect("the kernel's reference");
+        crate::sys::passthrough::take_write_lease(&writable.0).expect("lease");
+        drop(writable);
+        let e = open_nonblocking(&kept_by_kernel).expect_err("the lease outlives it");
+        assert_eq!(e.raw_os_error(), Some(libc::EWOULDBLOCK), "{e}");
     }
 
     #[test]

@@ -74,6 +74,19 @@ pub fn held_elsewhere(file: &std::fs::File) -> std::io::Result<bool> {
     Ok(false)
 }
 
+/// Takes a write lease on `file` and keeps it: what [`held_elsewhere`] leaves behind
+/// when its thread dies between its two calls (tests only).
+#[cfg(test)]
+pub fn take_write_lease(file: &std::fs::File) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd as _;
+    // SAFETY: fcntl with F_SETLEASE takes an integer argument and touches no memory of
+    // ours; the descriptor is open for the duration (borrowed from `file`).
+    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLEASE, libc::F_WRLCK) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
