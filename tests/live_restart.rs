@@ -376,8 +376,18 @@ fn passthrough_resumes_after_an_upgrade_and_after_a_crash() {
         assert!(cat("1/stat").starts_with("1 (sleep) "));
     }
     assert!(reads_of_five("1/stat") > 0, "read through the daemon");
-    // A file first opened since has a backing file of this worker's.
-    assert_eq!(reads_of_five("1/sched"), 0, "passthrough after a crash");
+    // A file first opened since has a backing file of this worker's. One whose text
+    // stays the same (`sched` shows `clock-delta`, new at every read): an open that
+    // comes before the previous one's release is read through the daemon when its text
+    // differs, by design; with `sched` the count here was 8 in 2 of ~150 runs, as four
+    // such overlaps would make it.
+    let reads = reads_of_five("1/cmdline");
+    assert_eq!(
+        reads,
+        0,
+        "passthrough after a crash\n{}",
+        daemon_log(&served.sock)
+    );
     let mut rest = String::new();
     held.read_to_string(&mut rest)
         .expect("the held file reads on");

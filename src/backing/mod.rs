@@ -649,9 +649,8 @@ impl Backings {
         self.enabled.store(on, Ordering::Relaxed);
     }
 
-    /// The mount's backing files, for an open or a release. Once
-    /// this worker has handed them over ([`step_down_everywhere`]) it never answers such
-    /// a request: a passthrough open answered then would attach a backing file the
+    /// The mount's backing files, for an open or a release. Once this worker has
+    /// handed them over ([`step_down_everywhere`]) it never answers such a request: a passthrough open answered then would attach a backing file the
     /// handover does not name (the next worker's opens of that inode then fail with
     /// `EIO` while its reader holds it: `ps` failed during back-to-back upgrades with
     /// "Error, do this: mount -t proc proc /proc"), and a release would count a handle
