@@ -278,12 +278,6 @@ pub(super) fn serve(mut a: ServeArgs) -> Result<i32, String> {
     // The connections outlive this worker: what it registered with them goes now or
     // is handed to the next worker (the supervisor unmounts, or hands them over).
     crate::backing::step_down_everywhere();
-    // The next worker starts once this one has ended: a FUSE thread that followed a
-    // reader (`SCHED_IDLE`, one CPU) would crawl through its exit on a busy CPU (seen:
-    // a `ps` waiting 4 s for an upgrade under busy loops). After the handover: from
-    // then on no open or release is answered here, so the time this takes costs no
-    // reader a wrong answer.
-    crate::spin::follow::let_threads_go(std::process::id());
     std::process::exit(0)
 }
 

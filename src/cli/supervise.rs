@@ -84,6 +84,9 @@ pub fn parse_worker(s: &str) -> Result<WorkerArg, String> {
 /// Crashes tolerated within [`CRASH_WINDOW`] before the supervisor gives up.
 const MAX_CRASHES: usize = 5;
 const CRASH_WINDOW: Duration = Duration::from_secs(30);
+/// How often the supervisor looks whether its worker's main thread is gone
+/// ([`main_thread_gone`]); also how long it waits for a signal at a time.
+const LOOK_EVERY: Duration = Duration::from_millis(250);
 
 /// The signals the supervisor waits for: the daemon's, and its child's end.
 fn signals() -> SigSet {
@@ -92,11 +95,12 @@ fn signals() -> SigSet {
     set
 }
 
-/// The next signal the supervisor waits for ([`signals`]), or `None` after a quarter
-/// of a second without one.
+/// The next signal the supervisor waits for ([`signals`]), or `None` after
+/// [`LOOK_EVERY`] without one.
 fn next_signal(fd: &SignalFd) -> Result<Option<Signal>, String> {
     let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
-    match poll(&mut fds, PollTimeout::from(250u16)) {
+    let wait = u16::try_from(LOOK_EVERY.as_millis()).unwrap_or(u16::MAX);
+    match poll(&mut fds, PollTimeout::from(wait)) {
         Ok(0) | Err(nix::errno::Errno::EINTR) => return Ok(None),
         Ok(_) => {}
         Err(e) => return Err(format!("cannot wait for signals: {e}")),
@@ -303,13 +307,23 @@ pub(super) fn supervise(mountpoint: &Path) -> Result<i32, String> {
     // Workers whose main thread is gone while another thread of theirs is not: reaped
     // when it ends ([`main_thread_gone`]).
     let mut lingering: Vec<Child> = Vec::new();
+    let mut looked = Instant::now();
     loop {
-        let sig = match next_signal(&signal_fd)? {
-            Some(sig) => sig,
-            // No signal for a while: is the worker gone but for a thread stuck in the
-            // kernel (it cannot end, so no SIGCHLD comes)?
-            None if main_thread_gone(worker.id()) => Signal::SIGCHLD,
-            None => continue,
+        // Is the worker gone but for a thread stuck in the kernel (it cannot end, so no
+        // SIGCHLD comes)? Looked at every [`LOOK_EVERY`], signals or not: a stream of
+        // them (an upgrade asked for every 250 ms) put the look off for good when it
+        // waited for a quiet moment. A signal waiting meanwhile stays queued.
+        let gone = looked.elapsed() >= LOOK_EVERY && {
+            looked = Instant::now();
+            main_thread_gone(worker.id())
+        };
+        let sig = if gone {
+            Signal::SIGCHLD
+        } else {
+            match next_signal(&signal_fd)? {
+                Some(sig) => sig,
+                None => continue,
+            }
         };
         let pid = NixPid::from_raw(i32::try_from(worker.id()).unwrap_or(0));
         match sig {

@@ -257,9 +257,8 @@ pub fn give_policy_back(tid: i32) {
 
 /// Gives every thread of process `pid` the normal policy and the caller's CPUs, so that
 /// one that followed a reader (`SCHED_IDLE`, one CPU) does not crawl through its exit
-/// on a busy CPU: called by a worker about to exit after its handover (an upgrade
-/// waits for its end) and by the supervisor for a killed worker whose main thread is
-/// gone. Errors (a thread that ended meanwhile) are ignored.
+/// on a busy CPU: called by the supervisor for a worker whose main thread is gone.
+/// Errors (a thread that ended meanwhile) are ignored.
 pub fn let_threads_go(pid: u32) {
     let cpus = sched_getaffinity(Pid::from_raw(0));
     let tasks = crate::host::proc_path(&format!("{pid}/task"));
