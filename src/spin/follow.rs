@@ -260,16 +260,11 @@ pub fn give_policy_back(tid: i32) {
 /// on a busy CPU: called by the supervisor for a worker whose main thread is gone.
 /// Errors (a thread that ended meanwhile) are ignored.
 pub fn let_threads_go(pid: u32) {
+    let Ok(tids) = crate::host::list_tids(i32::try_from(pid).unwrap_or(0)) else {
+        return;
+    };
     let cpus = sched_getaffinity(Pid::from_raw(0));
-    let tasks = crate::host::proc_path(&format!("{pid}/task"));
-    for entry in std::fs::read_dir(tasks).into_iter().flatten().flatten() {
-        let Some(tid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|t| t.parse::<i32>().ok())
-        else {
-            continue;
-        };
+    for tid in tids {
         let _ = set_policy(tid, Policy::Normal);
         if let Ok(set) = &cpus {
             let _ = sched_setaffinity(Pid::from_raw(tid), set);
