@@ -110,6 +110,24 @@ fn thread_listings_follow_threads_as_the_kernel_does() {
     }
 }
 
+/// A process reached while alive (its file read, its directory or an entry stat'ed, its
+/// link read, its directory listed…), left to live a moment or not, killed and waited
+/// for, and reached the same way again: `ENOENT` at once, as procfs's walk fails, also
+/// after it was reached once more as a zombie. Found with the kernel's cache answering
+/// the `stat` of an entry after the wait (its name and attributes kept until the exit
+/// event was applied), and a retired inode answering `ESRCH` to an open through a name.
+#[test]
+fn a_reaped_process_is_gone_at_once_whichever_way_it_is_reached() {
+    if privileged() {
+        for _ in 0..2 {
+            probe_matches_kernel(
+                "reaped_entries.py",
+                "lived 0.4: stat entry: alive ok, reaped ENOENT; zombie ok, reaped ENOENT",
+            );
+        }
+    }
+}
+
 /// chmod, chown, utime, truncate, the extended-attribute calls, statvfs and the calls
 /// that make or remove names, as root and as `nobody`, on process directories (which
 /// procfs marks immutable), their files, namespaces behind `ns/` links, sysctls and

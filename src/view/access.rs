@@ -376,7 +376,7 @@ impl View {
         ino: u64,
         mask: u32,
     ) -> Result<(), Errno> {
-        let node = self.node(ino)?;
+        let node = self.node_named(ino)?;
         self.check_alive(&node)?;
         if mask == libc::F_OK as u32 {
             return Ok(());

@@ -19,11 +19,15 @@
 //! once the `ESTALE` was given (a `stat(".")` in a gone process's directory: the walk
 //! again comes back to the same inode).
 //!
-//! Attributes of a process directory are never kept (a `stat` of a reaped process's
-//! directory must fail at once, and its owner follows the process's credentials);
-//! those of its entries are, for a second, dropped at once when an exec or a
-//! credential change moves their owner. Permission is the daemon's decision at every
-//! lookup, open, readlink and access, so a cached owner never lets anyone in.
+//! In a mount of one VPS the attributes of a process's directory and of its entries are
+//! never kept: the walk to them goes through the process's kept name, so a `stat` of a
+//! reaped process's directory or entry would be answered from the kernel's cache until
+//! the exit event is applied (it must fail at once), and their owner follows the
+//! process's credentials and dumpable flag (`prctl` reports no event). A shared mount
+//! asks for the process's name at every walk, which fails once it is reaped; it keeps
+//! the attributes for a second, and drops its entries' when a walk finds their owner
+//! moved. Permission is the daemon's decision at every lookup, open, readlink and
+//! access, so a cached owner never lets anyone in.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

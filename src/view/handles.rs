@@ -147,7 +147,7 @@ impl View {
         flags: i32,
         snapshots: bool,
     ) -> Result<Opened, Errno> {
-        let node = self.node(ino)?;
+        let node = self.node_named(ino)?;
         let writing = flags & libc::O_ACCMODE != libc::O_RDONLY;
         let object = links::object_path(&node);
         // A plain read is checked after it (below), which the read itself may be.

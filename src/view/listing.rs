@@ -78,7 +78,7 @@ impl View {
         ids: (u32, u32),
         ino: u64,
     ) -> Result<(u64, DirCaching), Errno> {
-        let node = self.node(ino)?;
+        let node = self.node_named(ino)?;
         self.check_alive(&node)?;
         self.permission(reader, ids, &node, libc::R_OK as u32)?;
         let keeps = self.caches_pids()

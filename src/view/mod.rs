@@ -297,13 +297,17 @@ impl View {
     }
 
     /// procfs gives a process's entries the task's effective ids, or root while it is
-    /// not dumpable, and recomputes that on every path walk; the view lets the kernel
-    /// keep those attributes for a second. Each walk looks up the pid directory `dir`
-    /// (inode `ino`) anew, so that lookup checks the owner of one of its entries
-    /// (`environ`, never world-readable, so it shows the dumpable rule) and, when it
-    /// changed since the last look, has the kernel drop the cached attributes of every
-    /// entry below before the walk goes on to them.
+    /// not dumpable, and recomputes that on every path walk; a shared mount lets the
+    /// kernel keep those attributes for a second. Each walk there looks up the pid
+    /// directory `dir` (inode `ino`) anew, so that lookup checks the owner of one of its
+    /// entries (`environ`, never world-readable, so it shows the dumpable rule) and,
+    /// when it changed since the last look, has the kernel drop the cached attributes of
+    /// every entry below before the walk goes on to them. A mount of one VPS has them
+    /// asked every time ([`View::ttls`]): nothing to do.
     fn refresh_owners(&self, ino: u64, dir: &Node) {
+        if self.caches_pids() {
+            return;
+        }
         let Ok(md) = fs::symlink_metadata(dir.real_path().join("environ")) else {
             return;
         };
@@ -323,24 +327,6 @@ impl View {
         // then sees the change too, and invalidates as well, rather than take the owner
         // for unchanged and go on to attributes not yet dropped.
         lock(&self.owners).insert(ino, owner);
-    }
-
-    /// [`View::refresh_owners`] for process `pid`'s directory, if the kernel holds it:
-    /// after an exec or a credential change, which may change its entries' owner.
-    fn refresh_owners_of(&self, pid: Pid) {
-        let Some(start) = lock(&self.shared.tracker).start_of(pid) else {
-            return;
-        };
-        let dir = Node::Pid {
-            n: pid,
-            tid: None,
-            start,
-            rel: "".into(),
-        };
-        let found = lock(&self.nodes).find(&dir);
-        if let Some(ino) = found {
-            self.refresh_owners(ino, &dir);
-        }
     }
 
     /// Whether the kernel may keep the names of processes: only in a mount of one VPS,
@@ -448,14 +434,6 @@ impl View {
         use crate::events::ProcEvent;
         if self.caches_pids() {
             self.flush_released(exited);
-            for ev in events {
-                if let ProcEvent::Exec { pid, .. }
-                | ProcEvent::Uid { pid, .. }
-                | ProcEvent::Gid { pid, .. } = ev
-                {
-                    self.refresh_owners_of(*pid);
-                }
-            }
         }
         // `/proc`'s link count counts processes: a mount of one VPS lets the kernel keep
         // `/proc`'s attributes (every path walk checks them), so it is told to drop them
@@ -542,6 +520,29 @@ impl View {
             })
     }
 
+    /// [`View::node`] for a request that came through a name (`open`, `opendir`,
+    /// `readlink`, `access`, the parent of a `lookup`…): a retired node, whose name
+    /// the kernel may still have held when the reader walked it (its invalidation is
+    /// on its way), is `ESTALE` once, as in [`View::check_alive`], so that the kernel
+    /// walks again and gets procfs's answer for a fresh walk (`ENOENT` at
+    /// `/proc/<n>`); then, or for an inode a reader holds open, `ESRCH`.
+    fn node_named(&self, ino: u64) -> Result<Node, Errno> {
+        let (node, retired) = self.node_or_retired(ino)?;
+        match retired {
+            true if self.stale_once(&node, ino) => Err(Errno::ESTALE),
+            true => Err(Errno::ESRCH),
+            false => Ok(node),
+        }
+    }
+
+    /// Whether a request about retired `node` (inode `ino`) may have come through a name
+    /// the kernel held, and is the first such since ([`cache::Held::take_stale`]): not
+    /// for an inode a reader holds open, which is answered as a descriptor.
+    fn stale_once(&self, node: &Node, ino: u64) -> bool {
+        let held_open = lock(&self.open_inodes).contains_key(&ino);
+        !held_open && node.dir_key().is_some_and(|k| self.held.take_stale(&k))
+    }
+
     /// The node behind `ino`, and whether it is retired.
     ///
     /// Not caught up for a process the view keeps a pidfd of: the pidfd tells its own
@@ -587,7 +588,7 @@ impl View {
         parent: u64,
         name: &str,
     ) -> Result<Attr, Errno> {
-        let parent = self.node(parent)?;
+        let parent = self.node_named(parent)?;
         self.permission(reader, ids, &parent, libc::X_OK as u32)?;
         let found = self
             .resolve(reader, &parent, name)
@@ -678,7 +679,7 @@ impl View {
         fsuid: u32,
         change: &writes::Change,
     ) -> Result<Attr, Errno> {
-        let node = self.node(ino)?;
+        let node = self.node_named(ino)?;
         self.check_alive(&node)?;
         self.change(reader, &node, fsuid, change)?;
         self.getattr(reader, ino)
@@ -693,7 +694,7 @@ impl View {
         name: &std::ffi::OsStr,
         value: Option<(&[u8], i32)>,
     ) -> Result<(), Errno> {
-        let node = self.node(ino)?;
+        let node = self.node_named(ino)?;
         self.check_alive(&node)?;
         self.change_xattr(reader, &node, name, value)
     }
@@ -706,17 +707,14 @@ impl View {
     /// resolved just before the name was invalidated ([`cache`]).
     pub fn getattr(&self, reader: Reader, ino: u64) -> Result<Attr, Errno> {
         let (node, retired) = self.node_or_retired(ino)?;
-        let held_open = lock(&self.open_inodes).contains_key(&ino);
         if retired {
-            // Reaped (or its number taken again): as in `check_alive_as`, `ESTALE`
-            // once for a request that came through a name ([`cache`]).
-            let through_name =
-                !held_open && node.dir_key().is_some_and(|k| self.held.take_stale(&k));
-            if through_name {
+            // Reaped (or its number taken again): as in `node_named`.
+            if self.stale_once(&node, ino) {
                 return Err(Errno::ESTALE);
             }
             return self.gone_attr(&node, ino).ok_or(Errno::ESRCH);
         }
+        let held_open = lock(&self.open_inodes).contains_key(&ino);
         let alive = match self.check_alive_as(&node, !held_open) {
             Err(Errno::ESTALE) if held_open => Err(Errno::ESRCH),
             r => r,
@@ -870,6 +868,13 @@ impl View {
                 Some((d, _)) if entries::entry(d).children == entries::Children::Changing => {
                     (Caching::NONE, Caching::STABLE)
                 }
+                // Reached through the process's name, which a mount of one VPS keeps
+                // until the exit event is applied, a moment after the parent's `wait`
+                // may return: attributes kept then would answer a `stat` of a reaped
+                // process's entry from the kernel's cache, where procfs fails the walk
+                // (`ENOENT`). Asked every time, the daemon sees the process gone. A
+                // shared mount asks for the process's name at every walk instead.
+                _ if single => (names, Caching::NONE),
                 _ => (names, Caching::STABLE),
             },
             Node::Global { .. } => (Caching::STABLE, Caching::STABLE),
@@ -975,7 +980,7 @@ impl View {
 
     /// The target of link `ino`.
     pub fn readlink(&self, reader: Reader, ino: u64) -> Result<Vec<u8>, Errno> {
-        let node = self.node(ino)?;
+        let node = self.node_named(ino)?;
         let own = |thread: bool| -> Result<Vec<u8>, Errno> {
             let (tgid, tid) = self.reader_numbers(reader)?;
             Ok(if thread {
