@@ -14,8 +14,8 @@
 //!    about the process checks it is alive, which a pidfd answers in one system call
 //!    and a read of its `stat` otherwise in three, with a path walk (a `ps -ef` checks
 //!    each process three times);
-//! 3. the kept `stat` and `status` of members, re-read with one `pread` each instead of
-//!    open, read and close ([`crate::view`]'s `kept`);
+//! 3. the kept `stat`, `status` and `cmdline` of members, re-read with one `pread`
+//!    each instead of open, read and close ([`crate::view`]'s `kept`);
 //! 4. the load sampler's open `stat` of each thread, re-read every 5 s
 //!    ([`crate::resources::cgroup`]): 3.3 µs a thread instead of 5.5, a background cost.
 //!
@@ -94,7 +94,7 @@ pub struct Shares {
     pub memfds: usize,
     /// Pidfds of members.
     pub pidfds: usize,
-    /// Kept `stat` and `status` files of members, counted one by one.
+    /// Kept `stat`, `status` and `cmdline` files of members, counted one by one.
     pub kept_files: usize,
     /// The load sampler's open `stat` files.
     pub sampler: usize,

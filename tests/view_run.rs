@@ -128,6 +128,16 @@ fn a_reaped_process_is_gone_at_once_whichever_way_it_is_reached() {
     }
 }
 
+/// A process's `cmdline`, which the view keeps open once read (`view/kept.rs`), read
+/// again after the process execs shows the new command, as procfs makes it at every
+/// read; a command line longer than a page, in one read and in small ones; a zombie's.
+#[test]
+fn a_kept_cmdline_follows_an_exec_as_the_kernel_does() {
+    if privileged() {
+        probe_matches_kernel("cmdline_exec.py", "short after exec 11 ");
+    }
+}
+
 /// chmod, chown, utime, truncate, the extended-attribute calls, statvfs and the calls
 /// that make or remove names, as root and as `nobody`, on process directories (which
 /// procfs marks immutable), their files, namespaces behind `ns/` links, sysctls and

@@ -219,12 +219,16 @@ impl View {
                 return Err(Errno::EACCES);
             }
         }
-        let handle = match self.guarded_open(reader, node, uid, gid)? {
-            Some(h) => h,
-            None => self.handle_for(reader, node)?,
-        };
         let whole = snapshots
             && matches!(node, Node::Pid { rel, .. } if entries::entry(rel).read.snapshot());
+        let handle = match self.guarded_open(reader, node, uid, gid)? {
+            Some(h) => h,
+            None => match whole.then(|| self.read_kept_as_is(node)).flatten() {
+                // Read through the file kept for it: bound to its process.
+                Some(text) => return Ok((Handle::Buffer(text.clone()), Some(text), true)),
+                None => self.handle_for(reader, node)?,
+            },
+        };
         let (text, bound) = match &handle {
             // A virtual global file is read through the daemon, never from a snapshot:
             // its readers keep it open and read it again from offset 0 ([`Seq`]).

@@ -1,26 +1,26 @@
 //! What the view keeps open of a member whose directory the kernel was given (in a
 //! mount fed by process events): a pidfd, its liveness in one system call
-//! ([`View::check_alive`]), and its `stat` and `status`, opened at their first read
-//! and then re-read with one `pread` each. procfs renders both anew at each read from
-//! offset 0, from the process the file was opened for, so a kept file never shows
-//! another process, and saves the path walk, the open and the close of every later
-//! read (a third of a `stat` read's cost).
+//! ([`View::check_alive`]), and its `stat`, `status` and `cmdline`, opened at their
+//! first read and then re-read with one `pread` each. procfs makes each anew at every
+//! read from offset 0, from the process the file was opened for (`cmdline` from the
+//! memory the process has at that read, `get_task_mm`), so a kept file never shows
+//! another process, nor a process before its exec, and saves the path walk, the open
+//! and the close of every later read (a third of a `stat` read's cost).
 //!
-//! Only files the view rewrites are read this way; those shown as they are (`cmdline`,
-//! `environ`, …) are opened by path for each open of the reader's, and `environ` and
-//! `mem` could not be kept anyway: procfs binds them to the memory of the process at
-//! open, which an exec replaces.
+//! `environ` and `mem` could not be kept: procfs binds them to the memory of the
+//! process at open, which an exec replaces.
 
 use std::fs::File;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
-use super::{lock, View};
+use super::nodes::Node;
+use super::{entries, lock, View};
 use crate::engine::Pid;
 use crate::host;
 
 /// The files kept, by their name in a process's directory.
-const FILES: [&str; 2] = ["stat", "status"];
+const FILES: [&str; 3] = ["stat", "status", "cmdline"];
 
 /// The descriptors kept of one member process.
 pub(super) struct Kept {
@@ -73,6 +73,21 @@ impl View {
             None => self.keep_file(n, start, slot)?,
         };
         host::pread_whole(&file, MAX_TEXT).ok().flatten()
+    }
+
+    /// [`View::read_kept`] of `node` where the view shows that file as it is (no
+    /// renderer: `cmdline`), for a process's own directory (a thread's `task/<tid>/`
+    /// entries are not kept).
+    pub(super) fn read_kept_as_is(&self, node: &Node) -> Option<Vec<u8>> {
+        match node {
+            Node::Pid {
+                n,
+                tid: None,
+                start,
+                rel,
+            } if entries::entry(rel).render.is_none() => self.read_kept(*n, *start, rel),
+            _ => None,
+        }
     }
 
     /// Opens file `FILES[slot]` of process `n` and keeps it, if the process is still the

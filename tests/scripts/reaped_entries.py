@@ -17,6 +17,8 @@ import sys
 import threading
 import time
 
+import hostile_tree  # beside this script
+
 
 def read(path):
     with open(path, "rb") as f:
@@ -54,18 +56,9 @@ def outcome(way, pid):
 
 def child():
     """A process with one more thread, asleep until killed."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(r)
-        threading.Thread(target=lambda: time.sleep(3600), daemon=True).start()
-        os.write(w, b"x")
-        while True:
-            time.sleep(60)
-    os.close(w)
-    os.read(r, 1)
-    os.close(r)
-    return pid
+    return hostile_tree.child(
+        lambda w: threading.Thread(target=lambda: time.sleep(3600), daemon=True).start()
+    )
 
 
 def main():
