@@ -20,6 +20,7 @@ use std::fs;
 use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
@@ -606,7 +607,7 @@ pub fn parse_blkio(bytes: &str, serviced: &str) -> IoState {
 // Reading (I/O).
 
 fn read(path: &Path) -> Result<String, ResError> {
-    fs::read_to_string(path).map_err(|source| ResError::Io {
+    read_control(path).map_err(|source| ResError::Io {
         path: path.to_path_buf(),
         source,
     })
@@ -615,7 +616,7 @@ fn read(path: &Path) -> Result<String, ResError> {
 /// A file that may legitimately be missing (a controller or an accounting option
 /// that is off): `None` when it does not exist.
 fn read_optional(path: &Path) -> Result<Option<String>, ResError> {
-    match fs::read_to_string(path) {
+    match read_control(path) {
         Ok(s) => Ok(Some(s)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(source) => Err(ResError::Io {
@@ -623,6 +624,78 @@ fn read_optional(path: &Path) -> Result<Option<String>, ResError> {
             source,
         }),
     }
+}
+
+/// How many cgroup control files stay open between reads: the few that the resource
+/// views of a VPS read at every render (`cpuacct.usage_percpu_*`, `memory.*`,
+/// `cpu.stat`…), for a few VPSes at a time; drawn from the descriptors the reserve
+/// leaves for the daemon's own files ([`crate::fds`]).
+const KEPT_CONTROL_FILES: usize = 64;
+
+/// Control files kept open by path, least recently read out first.
+static KEPT_CONTROL: std::sync::LazyLock<std::sync::Mutex<lru::LruCache<PathBuf, Arc<fs::File>>>> =
+    std::sync::LazyLock::new(|| {
+        let cap = std::num::NonZeroUsize::new(KEPT_CONTROL_FILES).expect("not zero");
+        std::sync::Mutex::new(lru::LruCache::new(cap))
+    });
+
+/// The text of cgroup control file `path`, read whole from offset 0 of a descriptor
+/// kept open from an earlier read: cgroupfs makes the text anew at each read from
+/// offset 0 (a seq file), so a kept file saves the path walk, the open and the close
+/// of every later read (a third of an `uptime`'s render on a v1 host). Only files on
+/// cgroupfs are kept: there a file is never replaced under its name, only removed with
+/// its cgroup, and a kept one then fails (`ENODEV`), which sends the read back to the
+/// path (where it is `ENOENT`, or a new cgroup's file of the same name).
+pub(super) fn read_control(path: &Path) -> io::Result<String> {
+    let kept = crate::sync::lock(&KEPT_CONTROL).get(path).cloned();
+    if let Some(f) = kept {
+        if let Ok(text) = read_whole_at(&f) {
+            return Ok(text);
+        }
+        crate::sync::lock(&KEPT_CONTROL).pop(path);
+    }
+    let f = fs::File::open(path)?;
+    let text = read_whole_at(&f)?;
+    if on_cgroupfs(&f) {
+        crate::sync::lock(&KEPT_CONTROL).put(path.to_path_buf(), Arc::new(f));
+    }
+    Ok(text)
+}
+
+/// Whether a descriptor of `path` is kept ([`read_control`]).
+#[cfg(test)]
+pub(super) fn is_kept(path: &Path) -> bool {
+    crate::sync::lock(&KEPT_CONTROL).contains(path)
+}
+
+/// Whether `f` is a file of a cgroup (v1 or v2) file system.
+fn on_cgroupfs(f: &fs::File) -> bool {
+    use nix::sys::statfs::{fstatfs, CGROUP2_SUPER_MAGIC, CGROUP_SUPER_MAGIC};
+    fstatfs(f).is_ok_and(|s| {
+        let t = s.filesystem_type();
+        t == CGROUP_SUPER_MAGIC || t == CGROUP2_SUPER_MAGIC
+    })
+}
+
+/// The whole text of `f`, read from offset 0 on.
+fn read_whole_at(f: &fs::File) -> io::Result<String> {
+    let mut buf = vec![0u8; 512];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(len * 2, 0);
+        }
+        let n = match f.read_at(&mut buf[len..], len as u64) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => r?,
+        };
+        if n == 0 {
+            break;
+        }
+        len += n;
+    }
+    buf.truncate(len);
+    String::from_utf8(buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
 fn bad(path: &Path, what: String) -> ResError {

@@ -694,3 +694,40 @@ fn sampler_sees_state_changes() {
     let c = cgroup::count_tasks(&paths, &mut scratch);
     assert_eq!(c.total, 0, "an exited thread is not counted");
 }
+
+/// Live (root only): a control file read twice through the descriptor kept from the
+/// first read shows the second value written, and once its cgroup is removed the read
+/// fails as the path does, rather than show the removed cgroup's text; a regular file is
+/// not kept (a file put in its place by rename is read).
+#[test]
+fn a_kept_control_file_reads_anew_and_goes_with_its_cgroup() {
+    if !root_or_skip("a_kept_control_file_reads_anew_and_goes_with_its_cgroup") {
+        return;
+    }
+    let name = format!("test-kept-{}", std::process::id());
+    let cg = VpsCgroup::create(&name, &Limits::default()).expect("VpsCgroup::create");
+    let paths = cg.paths();
+    // A file every cgroup v2 directory has, else v1's pids limit.
+    let (file, values) = match (&paths.v2, &paths.pids) {
+        (Some(d), _) => (d.dir().join("cgroup.max.depth"), ["5", "7"]),
+        (None, Some(d)) => (d.dir().join("pids.max"), ["50", "70"]),
+        (None, None) => panic!("no cgroup v2 and no v1 pids controller: {paths:?}"),
+    };
+    for v in values {
+        fs::write(&file, v).expect("write the control file");
+        assert_eq!(cgroup::read_control(&file).unwrap(), format!("{v}\n"));
+        assert!(cgroup::is_kept(&file), "a control file is kept");
+    }
+    drop(cg);
+    let gone = cgroup::read_control(&file).expect_err("the cgroup is removed");
+    assert_eq!(gone.kind(), std::io::ErrorKind::NotFound, "{gone}");
+
+    let tmp = TempDir::new("kept");
+    let plain = tmp.0.join("plain");
+    fs::write(&plain, "one").unwrap();
+    assert_eq!(cgroup::read_control(&plain).unwrap(), "one");
+    assert!(!cgroup::is_kept(&plain), "a regular file is not");
+    fs::write(tmp.0.join("next"), "two").unwrap();
+    fs::rename(tmp.0.join("next"), &plain).unwrap();
+    assert_eq!(cgroup::read_control(&plain).unwrap(), "two");
+}
