@@ -124,6 +124,32 @@ fn main_thread_gone(pid: u32) -> bool {
         .is_some_and(|state| state == b'Z' || state == b'X')
 }
 
+/// How process `pid`, a child, ended, if it has: looked at without reaping it
+/// (`WNOWAIT`). The supervisor reaps an ended worker only once the next one is up:
+/// reaping runs the kernel's release of the process in the reaper's own call
+/// (`release_task`), which drops the process's procfs names and waits there for any
+/// of them another task is dropping. The worker's last thread drops its own at its very
+/// end, after it told the parent of the exit; when that thread crawls (its FUSE
+/// thread, at `SCHED_IDLE` on a CPU kept busy, [`crate::spin`]), the reap waited for
+/// it for seconds, with no worker at all to answer readers (seen in
+/// tests/live_restart.rs under a busy loop on each CPU: the supervisor in
+/// `shrink_dcache_parent` under `wait4`, two `ps` waiting 3 s and more).
+fn ended(pid: u32) -> Option<String> {
+    use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
+    let pid = NixPid::from_raw(i32::try_from(pid).ok()?);
+    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+    match waitid(Id::Pid(pid), flags) {
+        Ok(WaitStatus::Exited(_, code)) => Some(format!("exit status: {code}")),
+        Ok(WaitStatus::Signaled(_, sig, _)) => Some(format!("signal: {sig}")),
+        _ => None,
+    }
+}
+
+/// Reaps the workers of `lingering` that have ended.
+fn reap(lingering: &mut Vec<Child>) {
+    lingering.retain_mut(|w| matches!(w.try_wait(), Ok(None)));
+}
+
 /// A directory of the supervisor's own (the inode journal, and the state when `serve`
 /// was given none), removed when it ends.
 struct RuntimeDir(PathBuf);
@@ -328,10 +354,10 @@ pub(super) fn supervise(mountpoint: &Path) -> Result<i32, String> {
         let pid = NixPid::from_raw(i32::try_from(worker.id()).unwrap_or(0));
         match sig {
             Signal::SIGCHLD => {
-                lingering.retain_mut(|w| matches!(w.try_wait(), Ok(None)));
-                let status = match worker.try_wait() {
-                    Ok(Some(status)) => status.to_string(),
-                    _ if main_thread_gone(worker.id()) => {
+                // Ended, but not reaped before the next worker is up ([`ended`]).
+                let status = match ended(worker.id()) {
+                    Some(status) => status,
+                    None if main_thread_gone(worker.id()) => {
                         // A thread left at `SCHED_IDLE` on one busy CPU would crawl
                         // through its exit (seen in tests/live_restart.rs with a busy
                         // loop on each CPU, in `exit_mmap` after the next worker had
@@ -341,7 +367,11 @@ pub(super) fn supervise(mountpoint: &Path) -> Result<i32, String> {
                          the kernel"
                             .to_string()
                     }
-                    _ => continue,
+                    // Another child: a replaced worker that lingered, ended now.
+                    None => {
+                        reap(&mut lingering);
+                        continue;
+                    }
                 };
                 // What it held last is what the next worker is given.
                 if let Some(l) = listener.take() {
@@ -370,10 +400,11 @@ pub(super) fn supervise(mountpoint: &Path) -> Result<i32, String> {
                 match spawn(generation) {
                     Ok((w, l)) => {
                         let old = std::mem::replace(&mut worker, w);
-                        // Not ended yet (a thread of it lingers): reaped at its SIGCHLD,
-                        // not left a zombie child for good.
+                        // Reaped now that the next worker serves, or, not ended yet (a
+                        // thread of it lingers), at its SIGCHLD: never left a zombie
+                        // child for good.
                         lingering.push(old);
-                        lingering.retain_mut(|w| matches!(w.try_wait(), Ok(None)));
+                        reap(&mut lingering);
                         if l.is_some() {
                             log::info!(
                                 "daemon pid {} took over {} in {:?}",
