@@ -205,11 +205,6 @@ impl Follow {
         self.reader
     }
 
-    /// The FUSE thread's id, once it made a request.
-    pub fn tid(&self) -> Option<i32> {
-        self.tid
-    }
-
     /// Whether the thread follows a reader now.
     pub fn following(&self) -> bool {
         self.followed.is_some()
@@ -276,7 +271,7 @@ pub fn let_threads_go(pid: u32) {
 /// kernel lets a thread without `CAP_SYS_NICE` do so only within its `RLIMIT_NICE`
 /// (`can_nice`), which is 0 by default, and a thread left at `SCHED_IDLE` would starve
 /// on a busy CPU for good. Root has the capability; a daemon without it never follows.
-fn may_leave_idle() -> bool {
+pub(super) fn may_leave_idle() -> bool {
     use std::sync::OnceLock;
     const CAP_SYS_NICE: u32 = 23;
     static MAY: OnceLock<bool> = OnceLock::new();

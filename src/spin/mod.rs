@@ -38,6 +38,11 @@ use follow::Follow;
 /// time polling spends stays of the order of the waiting time it saves.
 pub const WORTH_POLLING: Duration = Duration::from_micros(50);
 
+/// How often the governor, waiting for the `follow` lock, gives the FUSE thread its
+/// policy back ([`Spin::lock_follow`]): the lock is held for a look at the reader's CPU,
+/// a few µs, unless the thread is starved.
+const LOCK_RETRY: Duration = Duration::from_micros(200);
+
 /// The polling state of one FUSE session. [`Spin::request`] is called at every request;
 /// [`Spin::start`] attaches the session's descriptor once the session exists.
 #[derive(Debug)]
@@ -114,6 +119,11 @@ impl Spin {
     /// the thread on the reader's CPU ([`follow`]).
     pub fn request(&self, reader: u32) {
         self.requests.fetch_add(1, SeqCst);
+        // Known before the thread first follows: the governor may have to give it its
+        // policy back while it is still starting to ([`Spin::lock_follow`]).
+        if self.fuse_tid.load(SeqCst) == 0 {
+            self.fuse_tid.store(nix::unistd::gettid().as_raw(), SeqCst);
+        }
         if !self.hot.load(SeqCst) {
             self.heat();
         }
@@ -135,7 +145,6 @@ impl Spin {
             self.reader.store(follow.reader(), SeqCst);
         }
         if now && !was {
-            self.fuse_tid.store(follow.tid().unwrap_or(0), SeqCst);
             self.set_polling(false);
         } else if was && !now && self.hot.load(SeqCst) && !one_cpu_now() {
             // Stopped within the burst (readers taking turns): poll for them again.
@@ -183,6 +192,31 @@ impl Spin {
                 governor.unpark();
             }
             Err(e) => log::warn!("cannot poll /dev/fuse ({e}); the FUSE thread sleeps"),
+        }
+    }
+
+    /// The `follow` lock, for the governor. The FUSE thread holds it while it starts to
+    /// follow a reader, and takes `SCHED_IDLE` before it moves to the reader's CPU and
+    /// says it follows: on a CPU kept busy by another task it is starved right there,
+    /// lock in hand, and the governor, seeing no following to end, waited on the lock
+    /// for as long (seconds, with every reader waiting: seen in tests/live_restart.rs
+    /// under two busy loops on each CPU, the FUSE thread runnable at `SCHED_IDLE`, the
+    /// governor in `futex_wait`). While the lock is held the thread is given its normal
+    /// policy back, every [`LOCK_RETRY`], so that it runs on to release it; a burst
+    /// being over, following ends right after anyway.
+    fn lock_follow(&self) -> std::sync::MutexGuard<'_, Follow> {
+        loop {
+            match self.follow.try_lock() {
+                Ok(guard) => return guard,
+                Err(std::sync::TryLockError::Poisoned(p)) => return p.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => {
+                    let tid = self.fuse_tid.load(SeqCst);
+                    if tid > 0 {
+                        follow::give_policy_back(tid);
+                    }
+                    thread::sleep(LOCK_RETRY);
+                }
+            }
         }
     }
 
@@ -245,7 +279,7 @@ impl Spin {
             if followed && tid > 0 {
                 follow::give_policy_back(tid);
             }
-            let mut follow = crate::sync::lock(&self.follow);
+            let mut follow = self.lock_follow();
             if starved {
                 self.stats.count_follow(crate::stats::Follow::Starved);
                 if follow.stop_starved() {
@@ -338,6 +372,54 @@ mod tests {
             thread::sleep(Duration::from_millis(1));
         }
         cond()
+    }
+
+    /// Thread `tid`'s scheduling policy (`stat` field 41).
+    fn policy_of(tid: i32) -> Option<i32> {
+        let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
+        stat.rsplit_once(')')?
+            .1
+            .split_whitespace()
+            .nth(38)?
+            .parse()
+            .ok()
+    }
+
+    /// The governor waiting for the `follow` lock gives the thread that holds it its
+    /// normal policy back: a FUSE thread starved at `SCHED_IDLE` while it starts to
+    /// follow would otherwise keep the lock, and every reader waiting, for as long as
+    /// it is starved. The holder here waits (with a generous bound) to be given it back
+    /// before it lets the lock go; with a plain lock it never is.
+    #[test]
+    fn the_governor_gives_a_lock_holder_at_sched_idle_its_policy_back() {
+        if !follow::may_leave_idle() {
+            assert_ne!(
+                std::env::var("CI").as_deref(),
+                Ok("true"),
+                "leaving SCHED_IDLE needs CAP_SYS_NICE, and CI=true says this must run"
+            );
+            return;
+        }
+        let spin = Spin::new(Duration::from_millis(5), Arc::default());
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        thread::scope(|s| {
+            let holder = s.spawn(|| {
+                let tid = nix::unistd::gettid().as_raw();
+                spin.fuse_tid.store(tid, SeqCst);
+                let _lock = crate::sync::lock(&spin.follow);
+                crate::sys::sched::set_policy(0, crate::sys::sched::Policy::Idle).unwrap();
+                held_tx.send(()).unwrap();
+                let given_back = eventually(|| policy_of(tid) == Some(libc::SCHED_OTHER));
+                let _ = crate::sys::sched::set_policy(0, crate::sys::sched::Policy::Normal);
+                given_back
+            });
+            held_rx.recv().unwrap();
+            drop(spin.lock_follow());
+            assert!(
+                holder.join().unwrap(),
+                "the holder of the lock was given SCHED_OTHER back while the governor waited"
+            );
+        });
     }
 
     #[test]
