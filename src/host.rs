@@ -93,6 +93,26 @@ pub fn read_open_single(file: &fs::File) -> io::Result<Vec<u8>> {
     read_from(file, true)
 }
 
+/// The whole of `file` from offset 0, read with `pread` (the file's position is left
+/// alone): for a descriptor kept open and read again, since procfs and cgroupfs make a
+/// file's text anew at each read from offset 0.
+pub fn pread_all(file: &fs::File) -> io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt as _;
+    /// Reads of `file` at `pos` on.
+    struct At<'a> {
+        file: &'a fs::File,
+        pos: u64,
+    }
+    impl std::io::Read for At<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.file.read_at(buf, self.pos)?;
+            self.pos += n as u64;
+            Ok(n)
+        }
+    }
+    read_from(At { file, pos: 0 }, false)
+}
+
 fn read_from(mut file: impl std::io::Read, single: bool) -> io::Result<Vec<u8>> {
     let mut buf = vec![0u8; 4096];
     let mut len = 0;

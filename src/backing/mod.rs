@@ -650,10 +650,11 @@ impl Backings {
     }
 
     /// The mount's backing files, for an open or a release. Once this worker has
-    /// handed them over ([`step_down_everywhere`]) it never answers such a request: a passthrough open answered then would attach a backing file the
-    /// handover does not name (the next worker's opens of that inode then fail with
-    /// `EIO` while its reader holds it: `ps` failed during back-to-back upgrades with
-    /// "Error, do this: mount -t proc proc /proc"), and a release would count a handle
+    /// handed them over ([`step_down_everywhere`]) it never answers such a request: a
+    /// passthrough open answered then would attach a backing file the handover does not
+    /// name (the next worker's opens of that inode then fail with `EIO` while its
+    /// reader holds it: `ps` failed during back-to-back upgrades with "Error, do this:
+    /// mount -t proc proc /proc"), and a release would count a handle
     /// the next worker still expects. The request's thread waits for the worker's end
     /// instead, and the next worker has the kernel send the request again
     /// (`FUSE_NOTIFY_RESEND`, [`crate::handover::adopt`]; every kernel with passthrough

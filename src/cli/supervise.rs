@@ -330,8 +330,9 @@ pub(super) fn supervise(mountpoint: &Path) -> Result<i32, String> {
     let mut stepping_down = false;
     let signal_fd = SignalFd::with_flags(&signals(), SfdFlags::SFD_CLOEXEC)
         .map_err(|e| format!("cannot wait for signals: {e}"))?;
-    // Workers whose main thread is gone while another thread of theirs is not: reaped
-    // when it ends ([`main_thread_gone`]).
+    // Replaced workers not reaped yet: one that ended, reaped once the next is up
+    // ([`ended`]), or one whose main thread is gone while another thread of it is not,
+    // reaped when it ends ([`main_thread_gone`]).
     let mut lingering: Vec<Child> = Vec::new();
     let mut looked = Instant::now();
     loop {

@@ -679,23 +679,8 @@ fn on_cgroupfs(f: &fs::File) -> bool {
 
 /// The whole text of `f`, read from offset 0 on.
 fn read_whole_at(f: &fs::File) -> io::Result<String> {
-    let mut buf = vec![0u8; 512];
-    let mut len = 0;
-    loop {
-        if len == buf.len() {
-            buf.resize(len * 2, 0);
-        }
-        let n = match f.read_at(&mut buf[len..], len as u64) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            r => r?,
-        };
-        if n == 0 {
-            break;
-        }
-        len += n;
-    }
-    buf.truncate(len);
-    String::from_utf8(buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    String::from_utf8(host::pread_all(f)?)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
 fn bad(path: &Path, what: String) -> ResError {

@@ -30,12 +30,18 @@ pub fn adopt_backing(reply: &ReplyOpen, id: u32) -> BackingId {
 /// `SIGIO`, which ends the daemon. That open waits for the lease's release, which
 /// follows at once.
 pub fn quiet_lease_breaks(file: &std::fs::File) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd as _;
     /// `fcntl.h`'s F_SETSIG (Linux, every architecture), which the libc crate lacks.
     const F_SETSIG: libc::c_int = 10;
-    // SAFETY: fcntl with F_SETSIG takes an integer argument and touches no memory of
-    // ours; the descriptor is open for the duration (borrowed from `file`).
-    if unsafe { libc::fcntl(file.as_raw_fd(), F_SETSIG, libc::SIGURG) } < 0 {
+    fcntl_int(file, F_SETSIG, libc::SIGURG)
+}
+
+/// `fcntl(file, cmd, arg)` for a command that takes an integer argument.
+fn fcntl_int(file: &std::fs::File, cmd: libc::c_int, arg: libc::c_int) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd as _;
+    // SAFETY: the commands used here (F_SETSIG, F_SETLEASE) take an integer argument and
+    // touch no memory of ours; the descriptor is open for the duration (borrowed from
+    // `file`).
+    if unsafe { libc::fcntl(file.as_raw_fd(), cmd, arg) } < 0 {
         return Err(std::io::Error::last_os_error());
     }
     Ok(())
@@ -54,23 +60,12 @@ pub fn quiet_lease_breaks(file: &std::fs::File) -> std::io::Result<()> {
 /// An error means the kernel does not grant leases here (`fs.leases-enable` = 0, or a
 /// file system without them): the caller then takes the file as held.
 pub fn held_elsewhere(file: &std::fs::File) -> std::io::Result<bool> {
-    use std::os::fd::AsRawFd as _;
-    let fd = file.as_raw_fd();
-    // SAFETY: fcntl with F_SETLEASE takes an integer argument and touches no memory of
-    // ours; `fd` is open for the duration (borrowed from `file`). A lease taken is
-    // released before returning.
-    unsafe {
-        if libc::fcntl(fd, libc::F_SETLEASE, libc::F_WRLCK) < 0 {
-            let e = std::io::Error::last_os_error();
-            return match e.raw_os_error() {
-                Some(libc::EAGAIN) => Ok(true),
-                _ => Err(e),
-            };
-        }
-        if libc::fcntl(fd, libc::F_SETLEASE, libc::F_UNLCK) < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
+    // A lease taken is released before returning.
+    match fcntl_int(file, libc::F_SETLEASE, libc::F_WRLCK) {
+        Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => return Ok(true),
+        r => r?,
     }
+    fcntl_int(file, libc::F_SETLEASE, libc::F_UNLCK)?;
     Ok(false)
 }
 
@@ -78,13 +73,7 @@ pub fn held_elsewhere(file: &std::fs::File) -> std::io::Result<bool> {
 /// when its thread dies between its two calls (tests only).
 #[cfg(test)]
 pub fn take_write_lease(file: &std::fs::File) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd as _;
-    // SAFETY: fcntl with F_SETLEASE takes an integer argument and touches no memory of
-    // ours; the descriptor is open for the duration (borrowed from `file`).
-    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLEASE, libc::F_WRLCK) } < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
+    fcntl_int(file, libc::F_SETLEASE, libc::F_WRLCK)
 }
 
 #[cfg(test)]
