@@ -4,6 +4,7 @@
 
 use crate::render::{self, ParseError, PidMap};
 use crate::resources::ResFile;
+use nix::errno::Errno;
 
 /// A renderer: real file bytes in, the reader's bytes out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,6 +50,18 @@ impl Render {
             self,
             Render::NsLastPid | Render::Loadavg | Render::Resource(ResFile::Loadavg)
         )
+    }
+
+    /// What procfs's read of the file answers once its process is reaped (the file
+    /// opened before): `ESRCH` from most (`proc_single_show`, `timers`), no text from
+    /// `children` (its seq file has no task to walk), `ENOENT` from `fdinfo/<n>`
+    /// (`seq_show` finds no task, as it finds no such fd).
+    pub fn read_once_reaped(self) -> Result<Vec<u8>, Errno> {
+        match self {
+            Render::Children => Ok(Vec::new()),
+            Render::Fdinfo => Err(Errno::ENOENT),
+            _ => Err(Errno::ESRCH),
+        }
     }
 }
 

@@ -169,10 +169,17 @@ impl View {
                 return Err(Errno::EACCES);
             }
             let f = links::open_object(&obj).map_err(|e| errno(&e))?;
+            let stream = links::is_stream(&f);
+            let f = std::sync::Arc::new(f);
+            let handle = if stream {
+                Handle::Stream(f)
+            } else {
+                Handle::File(f)
+            };
             return Ok(Opened {
-                fh: self.new_handle(ino, Handle::Stream(std::sync::Arc::new(f))),
+                fh: self.new_handle(ino, handle),
                 snapshot: None,
-                stream: true,
+                stream,
             });
         }
         // The process may have died, and its number gone to another, before or while
@@ -242,7 +249,10 @@ impl View {
                     true => host::read_open_single(f),
                     false => host::read_open(f),
                 };
-                (Some(text.map_err(|e| errno(&e))?), false)
+                // procfs fails this file's reads, not its open (`attr/current` where no
+                // security module has it: `EINVAL`): read through the daemon, each read
+                // failing as the kernel's does.
+                (text.ok(), false)
             }
             Handle::Buffer(b) if whole => (Some(b.clone()), false),
             _ => (None, false),
@@ -492,12 +502,19 @@ impl View {
             Some(Handle::Seq(seq)) if seq.buf.renders_at(offset) => seq.lazy.clone(),
             _ => return Ok(()),
         };
-        let (text, bound) = self.render_lazy_bound(&lazy)?;
-        // Made later than the open: the number may have been given to another process
-        // since, whose file was read (procfs's file is its own process's, `ESRCH`).
-        if !bound {
-            self.check_alive_by_handle(&lazy.node)?;
-        }
+        let made = self.render_lazy_bound(&lazy).and_then(|(text, bound)| {
+            // Made later than the open: the number may have been given to another
+            // process since, whose file was read (procfs's file is its own process's).
+            if !bound {
+                self.check_alive_by_handle(&lazy.node)?;
+            }
+            Ok(text)
+        });
+        let text = match made {
+            // Gone: as procfs's read of a file opened before the reap.
+            Err(Errno::ESRCH) => lazy.render.read_once_reaped()?,
+            made => made?,
+        };
         if let Some(h) = lock(&self.handles).get_mut(&fh) {
             if matches!(h, Handle::Lazy(_) | Handle::Seq(_)) {
                 *h = Handle::Seq(Seq {

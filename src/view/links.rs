@@ -75,6 +75,17 @@ pub fn open_object(path: &std::path::Path) -> std::io::Result<fs::File> {
         .open(path)
 }
 
+/// Whether `file`, an object opened by [`open_object`], reads where it stands (a pipe,
+/// a terminal) rather than at an offset: positional reads of it fail with `ESPIPE`,
+/// which a read of no bytes finds out without taking any. An `ns/` file takes
+/// positional reads (and fails them `EINVAL`, as every read): the view must not call it
+/// a stream, or `pread` would answer `ESPIPE` where procfs answers `EINVAL`.
+pub fn is_stream(file: &fs::File) -> bool {
+    use std::os::unix::fs::FileExt;
+    file.read_at(&mut [], 0)
+        .is_err_and(|e| e.raw_os_error() == Some(libc::ESPIPE))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,7 +254,8 @@ impl super::View {
             return Err(Errno::ENOTTY);
         }
         let file = match super::lock(&self.handles).get(&fh) {
-            Some(super::Handle::Stream(f)) => std::sync::Arc::clone(f),
+            // A namespace is opened as an object that takes positional reads.
+            Some(super::Handle::File(f) | super::Handle::Stream(f)) => std::sync::Arc::clone(f),
             _ => return Err(Errno::ENOTTY),
         };
         namespace_ioctl(&file, cmd)

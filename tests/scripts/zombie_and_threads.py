@@ -36,12 +36,19 @@ if p == 0:
 time.sleep(0.1)
 dirfd = os.open(f"/proc/{p}", os.O_RDONLY | os.O_DIRECTORY)
 unread = os.open(f"/proc/{p}/status", os.O_RDONLY)
+# Files procfs answers otherwise once their process is gone: `children` with no text,
+# `fdinfo/<n>` with ENOENT.
+unread_too = [(name, os.open(f"/proc/{p}/{name}", os.O_RDONLY))
+              for name in (f"task/{p}/children", "fdinfo/0")]
 partly = os.open(f"/proc/{p}/stat", os.O_RDONLY)
 head = os.read(partly, 4)
 os.kill(p, signal.SIGKILL)
 os.waitpid(p, 0)
 time.sleep(1.5)
 out.append(("first read after death", tryf(lambda: os.read(unread, 4096))))
+for name, fd in unread_too:
+    out.append(("first read after death of", name, tryf(lambda: os.read(fd, 4096))))
+    os.close(fd)
 rest = tryf(lambda: os.read(partly, 4096))
 if isinstance(rest, bytes):
     text = head + rest
