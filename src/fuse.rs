@@ -611,9 +611,8 @@ impl Filesystem for ProcFs {
         self.begin(req, Op::Readdir);
         match self.view.readdir(requester(req), ino.0, fh.0, offset) {
             Ok(entries) => {
-                for (i, e) in entries.iter().enumerate() {
-                    let next = offset + i as u64 + 1;
-                    if reply.add(INodeNo(e.ino), next, kind(e.kind), &e.name) {
+                for (next, e) in &entries {
+                    if reply.add(INodeNo(e.ino), *next, kind(e.kind), &e.name) {
                         break;
                     }
                 }

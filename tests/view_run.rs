@@ -107,6 +107,20 @@ fn zombies_threads_and_held_directories_match_the_kernel() {
     assert_eq!(view_lines, kernel_lines, "stderr of the view: {err}");
 }
 
+/// `/proc` read in several `getdents64` calls while processes are reaped and forked
+/// between them: procfs goes on from the number where a call ended, with the
+/// processes there are then (the view listed the processes of the first call to the
+/// end, the reaped ones too, and none forked since).
+#[test]
+fn proc_read_in_several_calls_lists_the_processes_there_are_then() {
+    if privileged() {
+        probe_matches_kernel(
+            "listing_churn.py",
+            "reaped before the later calls, listed []",
+        );
+    }
+}
+
 /// `task/` and a process's directory listed while threads start, end and exec from a
 /// non-leader thread, each listed twice in a row: the second listing may be the one the
 /// kernel kept (`FOPEN_CACHE_DIR`), which must never lag behind a change.

@@ -91,6 +91,10 @@ pub struct Vps {
     last_vpid: Vpid,
     /// The `ns` policy's cursor: the last vpid it handed out automatically.
     ns_cursor: Vpid,
+    /// Counts the changes to the set of thread groups (one joins, the last task of one
+    /// leaves, a thread takes its group over by `execve`): a list of the VPS's
+    /// processes taken at one count still holds while the count is the same.
+    groups_changed: u64,
 }
 
 impl Vps {
@@ -118,6 +122,7 @@ impl Vps {
             groups: FxHashMap::default(),
             last_vpid: 0,
             ns_cursor: 0,
+            groups_changed: 0,
         };
         if config.numbering != Numbering::Linear {
             vps.mode = Mode::Sparse;
@@ -177,6 +182,12 @@ impl Vps {
     /// Member thread-group ids, in no particular order.
     pub fn tgids(&self) -> impl Iterator<Item = Pid> + '_ {
         self.groups.keys().copied()
+    }
+
+    /// How many times the set of thread groups has changed ([`Vps::tgids`]): equal
+    /// counts, the same groups.
+    pub fn groups_changed(&self) -> u64 {
+        self.groups_changed
     }
 
     /// Member task ids, in no particular order.
@@ -596,6 +607,7 @@ impl Vps {
                     sid_own,
                 },
             );
+            self.groups_changed += 1;
         } else if let Some(g) = self.groups.get_mut(&ids.tgid) {
             g.threads += 1;
         }
@@ -620,6 +632,7 @@ impl Vps {
             None => false,
         };
         if last {
+            self.groups_changed += 1;
             if let Some(g) = self.groups.remove(&tgid) {
                 if g.pgid_own {
                     self.drop_ref(g.pgid, PidType::Pgid);
@@ -699,6 +712,7 @@ impl Vps {
         self.tasks.insert(tgid, tgid);
         self.add_ref(tgid, PidType::Pid);
         self.drop_ref(tid, PidType::Pid);
+        self.groups_changed += 1;
         Ok(())
     }
 }

@@ -24,7 +24,7 @@ pub(super) enum Handle {
     /// a read that blocks (`/proc/kmsg`) does so outside the handle table's lock.
     File(std::sync::Arc<File>),
     /// A directory listing, taken when read from its start.
-    Dir(Vec<DirEntry>),
+    Dir(super::listing::Listing),
     /// A directory listing taken at opendir, that the kernel may keep
     /// ([`super::listing::DirCaching`]).
     Listed(Vec<DirEntry>),
@@ -334,7 +334,10 @@ impl View {
         // The checks of open and opendir hold for a handle opened again.
         let handle = if is_dir {
             self.permission(reader, (req.uid, req.gid), &node, libc::R_OK as u32)?;
-            Handle::Dir(self.list(reader, &node)?)
+            Handle::Dir(super::listing::Listing {
+                entries: self.list(reader, &node)?,
+                groups_changed: None,
+            })
         } else {
             match self.guarded_open(reader, &node, req.uid, req.gid)? {
                 Some(h) => h,

@@ -67,6 +67,17 @@ impl Listed {
     }
 }
 
+/// A listing taken when a directory is read from its start.
+#[derive(Default)]
+pub(super) struct Listing {
+    pub(super) entries: Vec<DirEntry>,
+    /// `/proc` listed for a reader of a VPS whose members the process events keep: the
+    /// VPS's count of changes to its processes before it was taken
+    /// ([`crate::engine::Vps::groups_changed`]). While the count is the same, a later
+    /// read goes on in this listing.
+    pub(super) groups_changed: Option<u64>,
+}
+
 impl View {
     /// Opens directory `ino`, and says what the kernel may keep of its listing.
     ///
@@ -85,7 +96,7 @@ impl View {
             && matches!(&node, Node::Pid { rel, .. } if rel.is_empty() || &**rel == "task");
         if !keeps {
             return Ok((
-                self.new_handle(ino, Handle::Dir(Vec::new())),
+                self.new_handle(ino, Handle::Dir(Listing::default())),
                 DirCaching::None,
             ));
         }
@@ -99,19 +110,23 @@ impl View {
     }
 
     /// Entries of directory `ino`, open as handle `fh`, from position `offset` on, for
-    /// `req`. A read from position 0 (the first, and every one after `rewinddir`) takes
+    /// `req`, each with the position of the entry after it (where a later read goes
+    /// on). A read from position 0 (the first, and every one after `rewinddir`) takes
     /// the listing anew, as procfs lists what is there when it is read: the reader's
     /// own descriptor of `fd/` is in it, and a process forked since the last listing
-    /// too; later positions page through that listing. A handle whose listing the
-    /// kernel may keep pages through the listing taken at its open, the one the kernel
-    /// keeps ([`DirCaching`]).
+    /// too; later positions page through that listing, but in `/proc` itself, whose
+    /// processes are placed by number ([`root_positions`]): there a later read lists
+    /// the processes there are now from that number on, as procfs does, so that one
+    /// reaped meanwhile is not listed and one forked meanwhile is. A handle whose
+    /// listing the kernel may keep pages through the listing taken at its open, the
+    /// one the kernel keeps ([`DirCaching`]).
     pub fn readdir(
         &self,
         req: Requester,
         ino: u64,
         fh: u64,
         offset: u64,
-    ) -> Result<Vec<DirEntry>, Errno> {
+    ) -> Result<Vec<(u64, DirEntry)>, Errno> {
         if !lock(&self.handles).contains_key(&fh) {
             self.adopt_handle(req, ino, fh)?;
         }
@@ -122,24 +137,115 @@ impl View {
         {
             return Err(Errno::ENOENT);
         }
+        let reader = self.reader(req.tid);
         let listed_at_open = matches!(lock(&self.handles).get(&fh), Some(Handle::Listed(_)));
         if offset == 0 && !listed_at_open {
-            let entries = self.list(self.reader(req.tid), &node)?;
+            // Counted before the listing: a change while it is taken shows at the next
+            // read, which then lists the processes again.
+            let groups_changed = match node {
+                Node::Root => self.groups_changed(reader),
+                _ => None,
+            };
+            let entries = self.list(reader, &node)?;
             match lock(&self.handles).get_mut(&fh) {
-                Some(Handle::Dir(held)) => *held = entries,
+                Some(Handle::Dir(held)) => {
+                    *held = Listing {
+                        entries,
+                        groups_changed,
+                    }
+                }
                 Some(_) => return Err(Errno::ENOTDIR),
                 None => return Err(Errno::EBADF),
             }
+        } else if offset > 0 && node == Node::Root {
+            let seen = match lock(&self.handles).get(&fh) {
+                Some(Handle::Dir(l)) => l.groups_changed,
+                _ => None,
+            };
+            if let Some((now, count)) = self.processes_now(reader, seen) {
+                if let Some(Handle::Dir(l)) = lock(&self.handles).get_mut(&fh) {
+                    let fixed = l.entries.iter().take_while(|e| !names_a_process(e)).count();
+                    l.entries.truncate(fixed);
+                    l.entries.extend(now);
+                    l.groups_changed = Some(count);
+                }
+            }
         }
-        match lock(&self.handles).get(&fh) {
-            Some(Handle::Dir(entries) | Handle::Listed(entries)) => Ok(entries
+        let handles = lock(&self.handles);
+        let entries = match handles.get(&fh) {
+            Some(Handle::Dir(Listing { entries, .. }) | Handle::Listed(entries)) => entries,
+            Some(_) => return Err(Errno::ENOTDIR),
+            None => return Err(Errno::EBADF),
+        };
+        let page = |from: usize, at: &dyn Fn(usize) -> u64| {
+            entries[from.min(entries.len())..]
                 .iter()
-                .skip(usize::try_from(offset).unwrap_or(usize::MAX))
-                .cloned()
-                .collect()),
-            Some(_) => Err(Errno::ENOTDIR),
-            None => Err(Errno::EBADF),
+                .take(MOST_A_READ)
+                .enumerate()
+                .map(|(i, e)| (at(from + i) + 1, e.clone()))
+                .collect()
+        };
+        if node != Node::Root {
+            return Ok(page(usize::try_from(offset).unwrap_or(usize::MAX), &|i| {
+                i as u64
+            }));
         }
+        let positions = RootPositions::of(entries);
+        let at = |i| positions.at(i, entries);
+        // Positions rise along the listing: the first at or past `offset`.
+        let (mut lo, mut hi) = (0, entries.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if at(mid) < offset {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        Ok(page(lo, &at))
+    }
+
+    /// The VPS's count of changes to its processes ([`crate::engine::Vps::groups_changed`])
+    /// for a reader of a VPS whose members the process events keep; `None` elsewhere.
+    fn groups_changed(&self, reader: Reader) -> Option<u64> {
+        let Reader::Vps { id, .. } = reader else {
+            return None;
+        };
+        if !self.follows_events() {
+            return None;
+        }
+        lock(&self.shared.tracker)
+            .vps(id)
+            .map(|v| v.groups_changed())
+    }
+
+    /// The process entries of `/proc` for a reader of a VPS whose members the process
+    /// events keep, with the VPS's count of changes: the members now, without the look
+    /// at the real `/proc` that a listing from its start makes ([`View::list_root`]).
+    /// `None` where they have not changed since count `seen`, and for other readers.
+    fn processes_now(&self, reader: Reader, seen: Option<u64>) -> Option<(Vec<DirEntry>, u64)> {
+        let Reader::Vps { id, .. } = reader else {
+            return None;
+        };
+        if !self.follows_events() {
+            return None;
+        }
+        self.catch_up();
+        let mut tracker = lock(&self.shared.tracker);
+        tracker.reap();
+        let vps = tracker.vps(id)?;
+        let count = vps.groups_changed();
+        if seen == Some(count) {
+            return None;
+        }
+        let mut vpids: Vec<Pid> = vps
+            .tgids()
+            .filter(|&p| vps.tgid_of(p) == Some(p))
+            .filter_map(|p| vps.vpid_of(p))
+            .collect();
+        drop(tracker);
+        vpids.sort_unstable();
+        Some((vpids.into_iter().map(process_entry).collect(), count))
     }
 
     pub(super) fn list(&self, reader: Reader, node: &Node) -> Result<Vec<DirEntry>, Errno> {
@@ -247,15 +353,7 @@ impl View {
             }
         };
         pids.sort_unstable();
-        for (v, _real) in pids {
-            out.push(DirEntry {
-                ino: nodes::dirent_ino(&Node::Global {
-                    rel: v.to_string().into(),
-                }),
-                kind: Kind::Dir,
-                name: v.to_string().into(),
-            });
-        }
+        out.extend(pids.into_iter().map(|(v, _real)| process_entry(v)));
         Ok(())
     }
 
@@ -300,5 +398,125 @@ impl View {
             });
         }
         Ok(())
+    }
+}
+
+/// The entry of process `v` in `/proc`.
+fn process_entry(v: Pid) -> DirEntry {
+    DirEntry {
+        ino: nodes::dirent_ino(&Node::Global {
+            rel: v.to_string().into(),
+        }),
+        kind: Kind::Dir,
+        name: v.to_string().into(),
+    }
+}
+
+/// Whether a `/proc` entry is a process's (a number; procfs's own entries never are).
+fn names_a_process(e: &DirEntry) -> bool {
+    e.name
+        .to_str()
+        .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Where procfs puts the first of its process entries (`FIRST_PROCESS_ENTRY`,
+/// `fs/proc/base.c`): its own entries come before, by index.
+const FIRST_PROCESS_ENTRY: u64 = 256;
+
+/// The most entries one `readdir` answers (a reply holds a page, and an entry takes 24
+/// bytes at least): the kernel asks again from where the reply ended.
+const MOST_A_READ: usize = 512;
+
+/// The positions of `/proc`'s listing, as procfs has them: `.`, `..` and its own
+/// entries by index, then `self` and `thread-self` at [`FIRST_PROCESS_ENTRY`], then each
+/// process at its number past them (`TGID_OFFSET`), so that a listing read in several
+/// calls goes on from a number, not from an index into a list that has changed.
+struct RootPositions {
+    /// Entries before the processes, the last two of them `self` and `thread-self`.
+    fixed: usize,
+    /// The position of `self`.
+    first: u64,
+}
+
+impl RootPositions {
+    fn of(entries: &[DirEntry]) -> RootPositions {
+        let fixed = entries.iter().take_while(|e| !names_a_process(e)).count();
+        RootPositions {
+            fixed,
+            // More entries of its own than procfs has room for would overlap the
+            // processes'.
+            first: FIRST_PROCESS_ENTRY.max(fixed as u64),
+        }
+    }
+
+    /// The position of entry `i` of `entries`.
+    fn at(&self, i: usize, entries: &[DirEntry]) -> u64 {
+        let links = self.fixed.saturating_sub(2);
+        match i {
+            i if i < links => i as u64,
+            i if i < self.fixed => self.first + (i - links) as u64,
+            i => {
+                let n = entries[i].name.to_str().and_then(|n| n.parse::<u64>().ok());
+                self.first + 2 + n.unwrap_or(0)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn named(name: &str) -> DirEntry {
+        DirEntry {
+            ino: 1,
+            kind: Kind::Dir,
+            name: name.into(),
+        }
+    }
+
+    fn positions(names: &[&str]) -> Vec<(u64, String)> {
+        let list: Vec<DirEntry> = names.iter().map(|n| named(n)).collect();
+        let p = RootPositions::of(&list);
+        (0..list.len())
+            .map(|i| (p.at(i, &list), list[i].name.to_string_lossy().into_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn proc_places_its_processes_by_number_as_procfs_does() {
+        let got = positions(&[
+            ".",
+            "..",
+            "fs",
+            "bus",
+            "self",
+            "thread-self",
+            "1",
+            "7",
+            "40",
+        ]);
+        let want = [
+            (0, "."),
+            (1, ".."),
+            (2, "fs"),
+            (3, "bus"),
+            (256, "self"),
+            (257, "thread-self"),
+            (259, "1"),
+            (265, "7"),
+            (298, "40"),
+        ];
+        let want: Vec<(u64, String)> = want.iter().map(|&(p, n)| (p, n.into())).collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn more_entries_than_procfs_has_room_for_never_overlap_the_processes() {
+        let mut names: Vec<String> = (0..300).map(|i| format!("e{i}")).collect();
+        names.extend(["self", "thread-self", "1"].map(String::from));
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let pos: Vec<u64> = positions(&names).into_iter().map(|(p, _)| p).collect();
+        assert!(pos.windows(2).all(|w| w[0] < w[1]), "{pos:?}");
     }
 }

@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""`/proc` listed in several `getdents64` calls while processes come and go between them.
+
+procfs places each process in `/proc`'s listing by its number, not by an index into a
+list taken at the first call: a call goes on from the number where the last one ended,
+with the processes there are then. So a process reaped between two calls is not listed
+by the later one, and one forked meanwhile is (its number is higher). Run as the init of
+a pid namespace and of a VPS: the outputs must be identical.
+"""
+import ctypes
+import os
+import signal
+import sys
+
+libc = ctypes.CDLL(None, use_errno=True)
+SYS_GETDENTS64 = 217  # x86_64
+
+
+def getdents(fd, size=1024):
+    """One getdents64 call of `size` bytes: the names it returned."""
+    buf = ctypes.create_string_buffer(size)
+    n = libc.syscall(SYS_GETDENTS64, fd, buf, size)
+    if n < 0:
+        raise OSError(ctypes.get_errno(), "getdents64")
+    names, at = [], 0
+    while at < n:
+        reclen = int.from_bytes(buf.raw[at + 16 : at + 18], "little")
+        name = buf.raw[at + 19 : at + reclen].split(b"\0", 1)[0].decode()
+        names.append(name)
+        at += reclen
+    return names
+
+
+def sleeper():
+    pid = os.fork()
+    if pid == 0:
+        signal.pause()
+        os._exit(0)
+    return pid
+
+
+def main():
+    if os.readlink("/proc/self") != "1":
+        print("must run as pid 1 of a namespace or VPS", file=sys.stderr)
+        return 2
+    kids = [sleeper() for _ in range(150)]
+    fd = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY)
+    seen = []
+    # Read until the listing is among the processes, then change them.
+    while not any(n.isdigit() for n in seen):
+        seen += getdents(fd)
+    victims, kids = kids[-40:], kids[:-40]
+    for p in victims:
+        os.kill(p, signal.SIGKILL)
+    for p in victims:
+        os.waitpid(p, 0)
+    born = [sleeper() for _ in range(5)]
+    while True:
+        more = getdents(fd)
+        if not more:
+            break
+        seen += more
+    os.close(fd)
+    pids = [int(n) for n in seen if n.isdigit()]
+    print("processes listed", len(pids), "in order", pids == sorted(set(pids)))
+    print("reaped before the later calls, listed", sorted(set(pids) & set(victims)))
+    print("forked before the later calls, listed", sorted(set(pids) & set(born)))
+    print("self and thread-self", [n for n in seen if n in ("self", "thread-self")])
+    for p in kids + born:
+        os.kill(p, signal.SIGKILL)
+        os.waitpid(p, 0)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
