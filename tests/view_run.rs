@@ -108,9 +108,10 @@ fn zombies_threads_and_held_directories_match_the_kernel() {
 }
 
 /// `/proc` read in several `getdents64` calls while processes are reaped and forked
-/// between them: procfs goes on from the number where a call ended, with the
-/// processes there are then (the view listed the processes of the first call to the
-/// end, the reaped ones too, and none forked since).
+/// between them, and `fd/`, `fdinfo/` while descriptors are closed and opened: procfs
+/// goes on from the number where a call ended, with the processes (descriptors) there
+/// are then (the view listed those of the first call to the end, the reaped ones too,
+/// and none forked since).
 #[test]
 fn proc_read_in_several_calls_lists_the_processes_there_are_then() {
     if privileged() {

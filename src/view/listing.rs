@@ -171,6 +171,15 @@ impl View {
                 }
             }
         }
+        if offset > 0 && numbered(&node) {
+            // procfs goes on from the descriptor where the last call ended, with the
+            // descriptors of now: so does the real directory, read from there.
+            let from = real_entries_from(&node, offset).map_err(|e| errno(&e))?;
+            return Ok(from
+                .into_iter()
+                .map(|e| (number_position(&e).unwrap_or(offset) + 1, e))
+                .collect());
+        }
         let handles = lock(&self.handles);
         let entries = match handles.get(&fh) {
             Some(Handle::Dir(Listing { entries, .. }) | Handle::Listed(entries)) => entries,
@@ -185,6 +194,13 @@ impl View {
                 .map(|(i, e)| (at(from + i) + 1, e.clone()))
                 .collect()
         };
+        if numbered(&node) {
+            let at = |i: usize| match i {
+                0 | 1 => i as u64,
+                i => number_position(&entries[i]).unwrap_or(i as u64),
+            };
+            return Ok(page(0, &at));
+        }
         if node != Node::Root {
             return Ok(page(usize::try_from(offset).unwrap_or(usize::MAX), &|i| {
                 i as u64
@@ -272,7 +288,6 @@ impl View {
             _ => {
                 for e in fs::read_dir(node.real_path()).map_err(|e| errno(&e))? {
                     let Ok(e) = e else { continue };
-                    let name = e.file_name();
                     let kind = e
                         .file_type()
                         .map(|t| {
@@ -285,9 +300,7 @@ impl View {
                             }
                         })
                         .unwrap_or(Kind::File);
-                    let child = node.child(&name.to_string_lossy());
-                    let ino = child.as_ref().map(nodes::dirent_ino).unwrap_or(1);
-                    out.push(DirEntry { ino, kind, name });
+                    out.push(real_entry(node, e.file_name(), kind));
                 }
             }
         }
@@ -399,6 +412,54 @@ impl View {
         }
         Ok(())
     }
+}
+
+/// The entry `name` of a real directory, as node `node`'s listing shows it.
+fn real_entry(node: &Node, name: OsString, kind: Kind) -> DirEntry {
+    let child = node.child(&name.to_string_lossy());
+    let ino = child.as_ref().map(nodes::dirent_ino).unwrap_or(1);
+    DirEntry { ino, kind, name }
+}
+
+/// Whether procfs lists directory `node` by number (`fd/`, `fdinfo/`,
+/// `proc_readfd_common`): `.` and `..` at positions 0 and 1, descriptor `n` at `n + 2`.
+fn numbered(node: &Node) -> bool {
+    matches!(node, Node::Pid { rel, .. } if matches!(&**rel, "fd" | "fdinfo"))
+}
+
+/// The position of a descriptor's entry in a [`numbered`] directory.
+fn number_position(e: &DirEntry) -> Option<u64> {
+    let n: u64 = e.name.to_str()?.parse().ok()?;
+    Some(n + 2)
+}
+
+/// The entries of the real directory of `node`, one procfs lists by number
+/// ([`numbered`]), from position `offset` on: the directory is read from there, as
+/// procfs reads it (at most [`MOST_A_READ`]).
+fn real_entries_from(node: &Node, offset: u64) -> std::io::Result<Vec<DirEntry>> {
+    use std::io::Seek;
+    use std::os::unix::ffi::OsStrExt;
+    let mut f = fs::File::open(node.real_path())?;
+    f.seek(std::io::SeekFrom::Start(offset))?;
+    let mut dir = nix::dir::Dir::from_fd(f.into())?;
+    let mut out = Vec::new();
+    for e in dir.iter() {
+        let e = e?;
+        let name = std::ffi::OsStr::from_bytes(e.file_name().to_bytes());
+        if name == "." || name == ".." {
+            continue;
+        }
+        let kind = match e.file_type() {
+            Some(nix::dir::Type::Directory) => Kind::Dir,
+            Some(nix::dir::Type::Symlink) => Kind::Link,
+            _ => Kind::File,
+        };
+        out.push(real_entry(node, name.to_owned(), kind));
+        if out.len() == MOST_A_READ {
+            break;
+        }
+    }
+    Ok(out)
 }
 
 /// The entry of process `v` in `/proc`.

@@ -6,6 +6,9 @@ list taken at the first call: a call goes on from the number where the last one 
 with the processes there are then. So a process reaped between two calls is not listed
 by the later one, and one forked meanwhile is (its number is higher). Run as the init of
 a pid namespace and of a VPS: the outputs must be identical.
+
+`fd/` and `fdinfo/` likewise place each descriptor at its number: a later call lists
+the descriptors open then, past the number where the last call ended.
 """
 import ctypes
 import os
@@ -69,7 +72,34 @@ def main():
     for p in kids + born:
         os.kill(p, signal.SIGKILL)
         os.waitpid(p, 0)
+    descriptors()
     return 0
+
+
+def descriptors():
+    fds = [os.open("/dev/null", os.O_RDONLY) for _ in range(200)]
+    for d in ("fd", "fdinfo"):
+        dfd = os.open(f"/proc/self/{d}", os.O_RDONLY | os.O_DIRECTORY)
+        seen = getdents(dfd)
+        closed, fds = fds[-50:], fds[:-50]
+        for f in closed:
+            os.close(f)
+        opened = [os.dup2(0, 900 + i) for i in range(3)]
+        while True:
+            more = getdents(dfd)
+            if not more:
+                break
+            seen += more
+        os.close(dfd)
+        n = [int(x) for x in seen if x.isdigit()]
+        print(d, "listed", len(n), "in order", n == sorted(set(n)),
+              "closed between the calls, listed", len(set(n) & set(closed)),
+              "opened past them, listed", len(set(n) & set(opened)))
+        for f in opened:
+            os.close(f)
+        fds += [os.open("/dev/null", os.O_RDONLY) for _ in range(50)]
+    for f in fds:
+        os.close(f)
 
 
 if __name__ == "__main__":
