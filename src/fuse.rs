@@ -215,10 +215,16 @@ impl Filesystem for ProcFs {
         }
     }
 
-    fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+    fn getattr(&self, req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
         self.begin(req, Op::Getattr);
         let reader = self.view.reader(req.pid());
-        let answer = self.view.getattr(reader, ino.0);
+        // Naming an open file, FUSE asks its size for an `lseek(SEEK_END)`, which
+        // procfs's seq files refuse (src/view/seek.rs).
+        let answer = match fh {
+            Some(_) => self.view.takes_seek_to_end(ino.0),
+            None => Ok(()),
+        }
+        .and_then(|()| self.view.getattr(reader, ino.0));
         log::trace!(
             "getattr {}: {:?}",
             ino.0,
@@ -544,6 +550,22 @@ impl Filesystem for ProcFs {
         self.begin(req, Op::Ioctl);
         match self.view.ioctl(ino.0, fh.0, cmd) {
             Ok(result) => reply.ioctl(result, &[]),
+            Err(e) => reply.error(err(e)),
+        }
+    }
+
+    fn lseek(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: i64,
+        whence: i32,
+        reply: fuser::ReplyLseek,
+    ) {
+        self.begin(req, Op::Lseek);
+        match self.view.lseek(ino.0, offset, whence) {
+            Ok(at) => reply.offset(at),
             Err(e) => reply.error(err(e)),
         }
     }

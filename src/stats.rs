@@ -32,6 +32,8 @@ pub enum Op {
     Xattr,
     /// `ioctl`
     Ioctl,
+    /// `lseek` (`SEEK_DATA`, `SEEK_HOLE`)
+    Lseek,
     /// `poll`
     Poll,
     /// `write`
@@ -48,7 +50,7 @@ pub enum Op {
 
 impl Op {
     /// Every kind, in the order statistics print them.
-    pub const ALL: [Op; 19] = [
+    pub const ALL: [Op; 20] = [
         Op::Lookup,
         Op::Forget,
         Op::Getattr,
@@ -62,6 +64,7 @@ impl Op {
         Op::Releasedir,
         Op::Xattr,
         Op::Ioctl,
+        Op::Lseek,
         Op::Poll,
         Op::Write,
         Op::Setattr,
@@ -86,6 +89,7 @@ impl Op {
             Op::Releasedir => "releasedir",
             Op::Xattr => "xattr",
             Op::Ioctl => "ioctl",
+            Op::Lseek => "lseek",
             Op::Poll => "poll",
             Op::Write => "write",
             Op::Setattr => "setattr",
@@ -217,7 +221,8 @@ mod tests {
         assert!(line.starts_with("requests lookup=2 forget=0 "), "{line}");
         assert!(
             line.contains(
-                " ioctl=1 poll=0 write=0 setattr=0 access=0 names=0 statfs=0 total=3 rss_kb="
+                " ioctl=1 lseek=0 poll=0 write=0 setattr=0 access=0 names=0 statfs=0 total=3 \
+                 rss_kb="
             ),
             "{line}"
         );

@@ -122,6 +122,25 @@ fn proc_read_in_several_calls_lists_the_processes_there_are_then() {
     }
 }
 
+/// `lseek` of every kind on a process's files and on global ones: procfs's seq files
+/// refuse `SEEK_END`, `SEEK_DATA` and `SEEK_HOLE` with `EINVAL`, where FUSE answered
+/// from a size of 0 (0, `ENXIO`); its other files seek as a file of size 0. With and
+/// without passthrough.
+#[test]
+fn lseek_answers_as_procfs() {
+    if !privileged() {
+        return;
+    }
+    let probe = script("seeks.py").display().to_string();
+    let kernel = in_kernel_ns(&[PY, &probe]);
+    assert!(kernel.starts_with("stat ['EINVAL', 5, 3"), "{kernel}");
+    for flags in [&["--full-view"][..], &["--full-view", "--no-passthrough"]] {
+        let (view, err, code) = in_vps(flags, &[PY, &probe]);
+        assert_eq!(code, 0, "{flags:?}: stderr: {err}");
+        assert_eq!(view, kernel, "{flags:?}: stderr: {err}");
+    }
+}
+
 /// `task/` and a process's directory listed while threads start, end and exec from a
 /// non-leader thread, each listed twice in a row: the second listing may be the one the
 /// kernel kept (`FOPEN_CACHE_DIR`), which must never lag behind a change.

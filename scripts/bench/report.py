@@ -9,7 +9,7 @@ import os
 import sys
 
 KINDS = ["lookup", "forget", "getattr", "readlink", "open", "read", "release", "flush",
-         "opendir", "readdir", "releasedir", "xattr", "ioctl", "poll", "write", "setattr", "access",
+         "opendir", "readdir", "releasedir", "xattr", "ioctl", "lseek", "poll", "write", "setattr", "access",
          "names", "statfs", "total"]
 
 

@@ -56,7 +56,7 @@ MEASURES = [
 #: The FUSE counters of `vprocfs ctl stats` that are requests; release and forget are
 #: sent without waiting for the answer.
 KINDS = ["lookup", "forget", "getattr", "readlink", "open", "read", "release", "flush",
-         "opendir", "readdir", "releasedir", "xattr", "ioctl", "poll", "write", "setattr",
+         "opendir", "readdir", "releasedir", "xattr", "ioctl", "lseek", "poll", "write", "setattr",
          "access", "names", "statfs"]
 NOT_WAITED = {"release", "forget"}
 SIDES = ("kernel", "own", "shared")

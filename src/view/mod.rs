@@ -21,6 +21,7 @@ mod listing;
 pub use listing::DirCaching;
 pub mod nodes;
 pub mod resource_files;
+mod seek;
 mod shared;
 pub mod writes;
 
