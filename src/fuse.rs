@@ -79,7 +79,7 @@ impl ProcFs {
     ) {
         self.begin(req, Op::Xattr);
         let reader = self.view.reader(req.pid());
-        match self.view.setxattr(reader, ino.0, name, value) {
+        match self.view.setxattr(reader, req.uid(), ino.0, name, value) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(err(e)),
         }

@@ -154,9 +154,14 @@ impl View {
         if writing || object.is_some() {
             self.check_alive(&node)?;
         }
+        // procfs's files take no direct I/O: the open fails once it is allowed.
+        let direct = flags & libc::O_DIRECT != 0 && object.is_none();
         if writing {
             let stream = object.is_some();
-            let handle = self.open_for_write(reader, &node, flags)?;
+            let handle = self.open_for_write(reader, &node, (uid, gid), flags)?;
+            if direct {
+                return Err(Errno::EINVAL);
+            }
             return Ok(Opened {
                 fh: self.new_handle(ino, handle),
                 snapshot: None,
@@ -195,6 +200,9 @@ impl View {
             }
             Err(e) => return Err(self.check_alive(&node).err().unwrap_or(e)),
         };
+        if direct {
+            return Err(Errno::EINVAL);
+        }
         let mut snapshot = None;
         if let Some(text) = text {
             snapshot = Some(std::sync::Arc::from(text.as_slice()));

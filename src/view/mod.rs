@@ -691,13 +691,14 @@ impl View {
     pub fn setxattr(
         &self,
         reader: Reader,
+        fsuid: u32,
         ino: u64,
         name: &std::ffi::OsStr,
         value: Option<(&[u8], i32)>,
     ) -> Result<(), Errno> {
         let node = self.node_named(ino)?;
         self.check_alive(&node)?;
-        self.change_xattr(reader, &node, name, value)
+        self.change_xattr(reader, fsuid, &node, name, value)
     }
 
     /// Attributes of inode `ino`.

@@ -151,19 +151,22 @@ impl View {
     }
 
     /// Opens `node` for writing (and reading too unless `flags` say write-only), for
-    /// `reader`, as described in the module's doc.
+    /// `reader` with file-system ids `ids`, as described in the module's doc.
     pub(super) fn open_for_write(
         &self,
         reader: Reader,
         node: &Node,
+        ids: (u32, u32),
         flags: i32,
     ) -> Result<Handle, Errno> {
         let tid = tid_of(reader);
-        match (node, reader) {
+        // Files the daemon answers itself, not opened as the writer: their mode bits,
+        // which procfs checks first, are checked here.
+        let answered = match (node, reader) {
             (Node::Global { rel }, Reader::Vps { id, .. })
                 if &**rel == "sys/kernel/ns_last_pid" =>
             {
-                return Ok(Handle::Write(WriteTarget::NsLastPid(id)));
+                Some(WriteTarget::NsLastPid(id))
             }
             (Node::Pid { rel, .. }, _) if matches!(&**rel, "loginuid" | "comm") => {
                 let own = node.shown_task().is_some_and(|t| same_process(t, tid));
@@ -172,9 +175,16 @@ impl View {
                 } else {
                     Errno::EPERM
                 };
-                return Ok(Handle::Write(WriteTarget::OwnOnly { own, refused }));
+                Some(WriteTarget::OwnOnly { own, refused })
             }
-            _ => {}
+            _ => None,
+        };
+        if let Some(target) = answered {
+            let md = std::fs::metadata(node.real_path()).map_err(|e| errno(&e))?;
+            if !super::access::permits(&md, ids.0, ids.1, reader, libc::W_OK as u32) {
+                return Err(Errno::EACCES);
+            }
+            return Ok(Handle::Write(target));
         }
         if let Some(target) = self.own_id_map(node, tid) {
             return Ok(Handle::Write(target));
@@ -510,13 +520,14 @@ impl View {
     pub(super) fn change_xattr(
         &self,
         reader: Reader,
+        fsuid: u32,
         node: &Node,
         name: &std::ffi::OsStr,
         value: Option<(&[u8], i32)>,
     ) -> Result<(), Errno> {
         match change_rule(node) {
             ChangeRule::Immutable => return Err(Errno::EPERM),
-            ChangeRule::Shared => return Err(Errno::EOPNOTSUPP),
+            ChangeRule::Shared => return Err(shared_xattr_change(fsuid, name)),
             ChangeRule::Real => {}
         }
         let path = super::links::object_path(node).unwrap_or_else(|| node.real_path());
@@ -565,9 +576,34 @@ fn shared_change(fsuid: u32, change: &Change) -> Result<(), Errno> {
     Err(Errno::EACCES)
 }
 
+/// Why an extended attribute `name` set or removed on `/proc` or a global entry by a
+/// reader of fsuid `fsuid` is refused: procfs keeps none (`EOPNOTSUPP`), after the
+/// VFS's checks (`xattr_permission`): `trusted.` needs `CAP_SYS_ADMIN`, `user.` write
+/// permission, both of which procfs gives to root only there.
+fn shared_xattr_change(fsuid: u32, name: &std::ffi::OsStr) -> Errno {
+    use std::os::unix::ffi::OsStrExt as _;
+    let name = name.as_bytes();
+    match fsuid {
+        0 => Errno::EOPNOTSUPP,
+        _ if name.starts_with(b"trusted.") => Errno::EPERM,
+        _ if name.starts_with(b"user.") => Errno::EACCES,
+        _ => Errno::EOPNOTSUPP,
+    }
+}
+
 #[cfg(test)]
 mod change_tests {
     use super::*;
+
+    #[test]
+    fn an_extended_attribute_of_a_global_entry_is_refused_as_procfs_refuses_it() {
+        let refused = |uid, name: &str| shared_xattr_change(uid, std::ffi::OsStr::new(name));
+        assert_eq!(refused(0, "user.x"), Errno::EOPNOTSUPP);
+        assert_eq!(refused(0, "trusted.x"), Errno::EOPNOTSUPP);
+        assert_eq!(refused(65534, "user.x"), Errno::EACCES);
+        assert_eq!(refused(65534, "trusted.x"), Errno::EPERM);
+        assert_eq!(refused(65534, "security.x"), Errno::EOPNOTSUPP);
+    }
 
     #[test]
     fn what_decides_a_change_of_attributes() {
