@@ -326,16 +326,28 @@ impl View {
         mask: u32,
     ) -> Result<(), Errno> {
         let (uid, gid) = ids;
-        // `/proc` and the process directories are `dr-xr-xr-x` for everyone.
-        if matches!(node, Node::Root) || matches!(node, Node::Pid { rel, .. } if rel.is_empty()) {
-            return match mask & libc::W_OK as u32 {
-                0 => Ok(()),
-                _ if uid == 0 => Ok(()),
-                _ => Err(Errno::EACCES),
-            };
+        let writing = mask & libc::W_OK as u32 != 0;
+        // `/proc` is `dr-xr-xr-x` for everyone; the process directories too, and
+        // immutable (`EPERM` to a write, whoever asks).
+        match node {
+            Node::Root if writing && uid != 0 => return Err(Errno::EACCES),
+            Node::Root => return Ok(()),
+            Node::Pid { rel, .. } if rel.is_empty() && writing => return Err(Errno::EPERM),
+            Node::Pid { rel, .. } if rel.is_empty() => return Ok(()),
+            Node::SelfLink | Node::ThreadSelf => return Ok(()),
+            _ => {}
         }
-        if matches!(node, Node::SelfLink | Node::ThreadSelf) {
-            return Ok(());
+        // The object behind a magic link (`ns/pid` → `pid:[…]`, a pipe): its own mode,
+        // and a namespace is immutable, as nsfs makes it.
+        if let Some(obj) = super::links::object_path(node) {
+            if writing && super::links::is_namespace(node) {
+                return Err(Errno::EPERM);
+            }
+            let md = fs::metadata(obj).map_err(|e| self.gone_or(node, errno(&e)))?;
+            return match permits(&md, uid, gid, reader, mask) {
+                true => Ok(()),
+                false => Err(Errno::EACCES),
+            };
         }
         let md =
             fs::symlink_metadata(node.real_path()).map_err(|e| self.gone_or(node, errno(&e)))?;

@@ -54,6 +54,13 @@ def reads(p):
         os.close(fd)
 
 
+def access(p):
+    # access(2) in each mode: procfs's mode bits, its immutable process directories
+    # and namespaces (EPERM to a write, root's too), nsfs's modes behind ns/ links.
+    return "".join("1" if os.access(p, m) else "0"
+                   for m in (os.F_OK, os.R_OK, os.W_OK, os.X_OK, os.R_OK | os.W_OK))
+
+
 def calls(who):
     paths = ["/proc/self/", "/proc/1/", "/proc/1/task/1", "/proc/self/stat", "/proc/1/stat",
              "/proc/self/comm", "/proc/1/comm", "/proc/self/fd", "/proc/self/ns",
@@ -64,6 +71,10 @@ def calls(who):
         print(who, p, "attrs", attrs(p), "xattrs", xattrs(p, who))
     print(who, "reads", [reads(p) for p in ("/proc/self/ns/pid", "/proc/self/attr/current",
                                              "/proc/1/ns/net", "/proc/self/stat")])
+    print(who, "access", [access(p) for p in (
+        "/proc", "/proc/1", "/proc/1/task/1", "/proc/1/task", "/proc/1/stat", "/proc/1/environ",
+        "/proc/1/comm", "/proc/1/mem", "/proc/1/fd", "/proc/1/exe", "/proc/1/ns/pid",
+        "/proc/self/ns/pid", "/proc/self/environ", "/proc/uptime", "/proc/sys/kernel/pid_max")])
     stat = "/proc/self/stat"
     print(who, "mkdir", call(lambda: os.mkdir("/proc/self/x")),
           "rmdir", call(lambda: os.rmdir("/proc/self/fd")),
