@@ -115,9 +115,10 @@ impl View {
     /// the listing anew, as procfs lists what is there when it is read: the reader's
     /// own descriptor of `fd/` is in it, and a process forked since the last listing
     /// too; later positions page through that listing, but in `/proc` itself, whose
-    /// processes are placed by number ([`root_positions`]): there a later read lists
+    /// processes are placed by number ([`RootPositions`]): there a later read lists
     /// the processes there are now from that number on, as procfs does, so that one
-    /// reaped meanwhile is not listed and one forked meanwhile is. A handle whose
+    /// reaped meanwhile is not listed and one forked meanwhile is; `fd/` and `fdinfo/`
+    /// likewise go on from a descriptor number in the real directory. A handle whose
     /// listing the kernel may keep pages through the listing taken at its open, the
     /// one the kernel keeps ([`DirCaching`]).
     pub fn readdir(
@@ -181,44 +182,13 @@ impl View {
                 .collect());
         }
         let handles = lock(&self.handles);
-        let entries = match handles.get(&fh) {
-            Some(Handle::Dir(Listing { entries, .. }) | Handle::Listed(entries)) => entries,
-            Some(_) => return Err(Errno::ENOTDIR),
-            None => return Err(Errno::EBADF),
-        };
-        let page = |from: usize, at: &dyn Fn(usize) -> u64| {
-            entries[from.min(entries.len())..]
-                .iter()
-                .take(MOST_A_READ)
-                .enumerate()
-                .map(|(i, e)| (at(from + i) + 1, e.clone()))
-                .collect()
-        };
-        if numbered(&node) {
-            let at = |i: usize| match i {
-                0 | 1 => i as u64,
-                i => number_position(&entries[i]).unwrap_or(i as u64),
-            };
-            return Ok(page(0, &at));
-        }
-        if node != Node::Root {
-            return Ok(page(usize::try_from(offset).unwrap_or(usize::MAX), &|i| {
-                i as u64
-            }));
-        }
-        let positions = RootPositions::of(entries);
-        let at = |i| positions.at(i, entries);
-        // Positions rise along the listing: the first at or past `offset`.
-        let (mut lo, mut hi) = (0, entries.len());
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            if at(mid) < offset {
-                lo = mid + 1;
-            } else {
-                hi = mid;
+        match handles.get(&fh) {
+            Some(Handle::Dir(Listing { entries, .. }) | Handle::Listed(entries)) => {
+                Ok(page(&node, entries, offset))
             }
+            Some(_) => Err(Errno::ENOTDIR),
+            None => Err(Errno::EBADF),
         }
-        Ok(page(lo, &at))
     }
 
     /// The VPS's count of changes to its processes ([`crate::engine::Vps::groups_changed`])
@@ -414,6 +384,48 @@ impl View {
     }
 }
 
+/// The entries of listing `entries` of directory `node` from position `offset` on (at
+/// most [`MOST_A_READ`]), each with the position of the entry after it: procfs's
+/// positions, by index but in `/proc` ([`RootPositions`]) and in `fd/`, `fdinfo/`
+/// ([`numbered`]), which place their entries by number.
+fn page(node: &Node, entries: &[DirEntry], offset: u64) -> Vec<(u64, DirEntry)> {
+    let from_with = |from: usize, at: &dyn Fn(usize) -> u64| {
+        entries[from.min(entries.len())..]
+            .iter()
+            .take(MOST_A_READ)
+            .enumerate()
+            .map(|(i, e)| (at(from + i) + 1, e.clone()))
+            .collect()
+    };
+    let by_index = |i: usize| i as u64;
+    let (root, by_number);
+    let at: &dyn Fn(usize) -> u64 = match node {
+        Node::Root => {
+            root = RootPositions::of(entries);
+            &|i| root.at(i, entries)
+        }
+        _ if numbered(node) => {
+            by_number = |i: usize| match i {
+                0 | 1 => i as u64,
+                i => number_position(&entries[i]).unwrap_or(i as u64),
+            };
+            &by_number
+        }
+        _ => return from_with(usize::try_from(offset).unwrap_or(usize::MAX), &by_index),
+    };
+    // Positions rise along the listing: the first at or past `offset`.
+    let (mut lo, mut hi) = (0, entries.len());
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if at(mid) < offset {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    from_with(lo, at)
+}
+
 /// The entry `name` of a real directory, as node `node`'s listing shows it.
 fn real_entry(node: &Node, name: OsString, kind: Kind) -> DirEntry {
     let child = node.child(&name.to_string_lossy());
@@ -570,6 +582,38 @@ mod tests {
         ];
         let want: Vec<(u64, String)> = want.iter().map(|&(p, n)| (p, n.into())).collect();
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn a_later_read_goes_on_from_the_position_asked() {
+        let fd = Node::Pid {
+            n: 1,
+            tid: None,
+            start: 0,
+            rel: "fd".into(),
+        };
+        let list: Vec<DirEntry> = [".", "..", "0", "1", "7"].into_iter().map(named).collect();
+        let page = |node: &Node, offset| -> Vec<(u64, String)> {
+            page(node, &list, offset)
+                .into_iter()
+                .map(|(next, e)| (next, e.name.to_string_lossy().into_owned()))
+                .collect()
+        };
+        let want = |v: &[(u64, &str)]| -> Vec<(u64, String)> {
+            v.iter().map(|&(p, n)| (p, n.into())).collect()
+        };
+        // Descriptor n at n + 2: the read after `1` (next 4) goes on at 7.
+        assert_eq!(page(&fd, 4), want(&[(10, "7")]));
+        assert_eq!(page(&fd, 9), want(&[(10, "7")]));
+        assert_eq!(page(&fd, 10), want(&[]));
+        // Elsewhere by index.
+        let attr = Node::Pid {
+            n: 1,
+            tid: None,
+            start: 0,
+            rel: "attr".into(),
+        };
+        assert_eq!(page(&attr, 3), want(&[(4, "1"), (5, "7")]));
     }
 
     #[test]

@@ -34,6 +34,16 @@ def getdents(fd, size=1024):
     return names
 
 
+def rest(fd):
+    """The names of the calls that follow, to the end of the listing."""
+    names = []
+    while True:
+        more = getdents(fd)
+        if not more:
+            return names
+        names += more
+
+
 def sleeper():
     pid = os.fork()
     if pid == 0:
@@ -58,11 +68,7 @@ def main():
     for p in victims:
         os.waitpid(p, 0)
     born = [sleeper() for _ in range(5)]
-    while True:
-        more = getdents(fd)
-        if not more:
-            break
-        seen += more
+    seen += rest(fd)
     os.close(fd)
     pids = [int(n) for n in seen if n.isdigit()]
     print("processes listed", len(pids), "in order", pids == sorted(set(pids)))
@@ -85,11 +91,7 @@ def descriptors():
         for f in closed:
             os.close(f)
         opened = [os.dup2(0, 900 + i) for i in range(3)]
-        while True:
-            more = getdents(dfd)
-            if not more:
-                break
-            seen += more
+        seen += rest(dfd)
         os.close(dfd)
         n = [int(x) for x in seen if x.isdigit()]
         print(d, "listed", len(n), "in order", n == sorted(set(n)),
