@@ -165,7 +165,7 @@ impl View {
             };
             if let Some((now, count)) = self.processes_now(reader, seen) {
                 if let Some(Handle::Dir(l)) = lock(&self.handles).get_mut(&fh) {
-                    let fixed = l.entries.iter().take_while(|e| !names_a_process(e)).count();
+                    let fixed = RootPositions::of(&l.entries).fixed;
                     l.entries.truncate(fixed);
                     l.entries.extend(now);
                     l.groups_changed = Some(count);
@@ -191,15 +191,19 @@ impl View {
         }
     }
 
+    /// The VPS of `reader` when the process events keep its members; `None` for a
+    /// reader outside every VPS, or where no events are followed.
+    fn followed_vps(&self, reader: Reader) -> Option<crate::engine::VpsId> {
+        match reader {
+            Reader::Vps { id, .. } if self.follows_events() => Some(id),
+            _ => None,
+        }
+    }
+
     /// The VPS's count of changes to its processes ([`crate::engine::Vps::groups_changed`])
     /// for a reader of a VPS whose members the process events keep; `None` elsewhere.
     fn groups_changed(&self, reader: Reader) -> Option<u64> {
-        let Reader::Vps { id, .. } = reader else {
-            return None;
-        };
-        if !self.follows_events() {
-            return None;
-        }
+        let id = self.followed_vps(reader)?;
         lock(&self.shared.tracker)
             .vps(id)
             .map(|v| v.groups_changed())
@@ -210,12 +214,7 @@ impl View {
     /// at the real `/proc` that a listing from its start makes ([`View::list_root`]).
     /// `None` where they have not changed since count `seen`, and for other readers.
     fn processes_now(&self, reader: Reader, seen: Option<u64>) -> Option<(Vec<DirEntry>, u64)> {
-        let Reader::Vps { id, .. } = reader else {
-            return None;
-        };
-        if !self.follows_events() {
-            return None;
-        }
+        let id = self.followed_vps(reader)?;
         self.catch_up();
         let mut tracker = lock(&self.shared.tracker);
         tracker.reap();
