@@ -22,9 +22,15 @@ pub struct Stat<'a> {
     pub session: i32,
     pub tty_nr: i32,
     pub tpgid: i32,
+    /// The task's `PF_*` flags (field 9).
+    pub flags: u64,
     pub num_threads: i64,
     pub starttime: u64,
 }
+
+/// The flag of a task in `do_exit` (`include/linux/sched.h`): set before its exit event
+/// is sent, and kept while it is a zombie.
+pub const PF_EXITING: u64 = 0x4;
 
 /// Where the pieces of a stat line are: the pid's range, the comm's range and
 /// the ranges of fields 3.. up to the last one asked for (index 0 is field 3, the
@@ -142,6 +148,7 @@ pub fn parse_stat(raw: &[u8]) -> Result<Stat<'_>, ParseError> {
         session: num(raw, &l, 6)?,
         tty_nr: num(raw, &l, 7)?,
         tpgid: num(raw, &l, 8)?,
+        flags: num(raw, &l, 9)?,
         num_threads: num(raw, &l, 20)?,
         starttime: num(raw, &l, 22)?,
     })
@@ -245,6 +252,12 @@ mod tests {
             assert!(s.pid > 0 && s.ppid > 0 && s.num_threads == 1, "{tag}");
             assert_eq!(s.tpgid, -1, "{tag}");
             assert_eq!(s.tty_nr, 0, "{tag}");
+            assert_eq!(
+                s.flags.to_string().into_bytes(),
+                tail_fields(raw)[7],
+                "{tag}"
+            );
+            assert_eq!(s.flags & PF_EXITING, 0, "{tag}: captured alive");
         }
     }
 
@@ -389,13 +402,13 @@ mod tests {
             assert!(render_stat(bad, &Identity, false).is_err(), "{:?}", bad);
             assert!(parse_stat(bad).is_err(), "{:?}", bad);
         }
-        // fields up to tpgid are enough to render, parse needs starttime
+        // fields up to tpgid are enough to render, parse needs flags and starttime
         assert!(render_stat(b"12 (x) S 1 1 1 0 -1", &Identity, false).is_ok());
         assert_eq!(
             parse_stat(b"12 (x) S 1 1 1 0 -1"),
             Err(ParseError::Missing {
                 file: "stat",
-                field: "num_threads"
+                field: "flags"
             })
         );
     }

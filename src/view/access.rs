@@ -388,8 +388,8 @@ impl View {
         ino: u64,
         mask: u32,
     ) -> Result<(), Errno> {
-        let node = self.node_named(ino)?;
-        self.check_alive(&node)?;
+        let node = self.node_named(reader, ino)?;
+        self.check_alive(reader, &node)?;
         if mask == libc::F_OK as u32 {
             return Ok(());
         }

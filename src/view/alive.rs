@@ -9,9 +9,10 @@
 use std::fs;
 
 use super::nodes::Node;
-use super::{kept, lock, Errno, View};
+use super::{kept, lock, Errno, Reader, View};
 use crate::engine::Pid;
 use crate::host;
+use crate::render::stat::PF_EXITING;
 
 /// How many pidfds the view may keep ([`View::keep_pidfd`]): their share
 /// ([`crate::fds`]); past it, liveness is read from `stat`.
@@ -24,7 +25,7 @@ impl View {
     /// node's process is gone ([`View::check_alive`]).
     pub(super) fn gone_or(&self, node: &Node, e: Errno) -> Errno {
         match e {
-            Errno::ENOENT => self.check_alive(node).err().unwrap_or(e),
+            Errno::ENOENT => self.check_alive_by_handle(node).err().unwrap_or(e),
             _ => e,
         }
     }
@@ -37,8 +38,8 @@ impl View {
     ///
     /// A request about a gone process that may have come through a name the kernel
     /// still holds is `ESTALE` instead, once ([`super::cache`]).
-    pub(super) fn check_alive(&self, node: &Node) -> Result<(), Errno> {
-        self.check_alive_as(node, true)
+    pub(super) fn check_alive(&self, reader: Reader, node: &Node) -> Result<(), Errno> {
+        self.check_alive_as(node, Some(reader.tid()))
     }
 
     /// Process `n` started at `start` was just found alive, but the pidfd kept for a
@@ -96,37 +97,56 @@ impl View {
         }
     }
 
-    /// Whether process `n`, alive now with start time `start` and state `state`, is
-    /// another process than the node's of the same start time: a number taken again
-    /// within the clock tick, before its fork event was applied. Where events feed
-    /// membership, a member the applied events show exited is gone unless its zombie is
-    /// what is there; in a mount of one VPS, which shows members only, one they do not
-    /// know was forgotten (reaped). (A shared mount shows a host reader non-members,
-    /// which membership does not follow.)
-    pub(super) fn reused_in_tick(&self, n: Pid, start: u64, state: u8) -> bool {
+    /// Whether process `n`, whose `stat` was just read showing start time `start`, is
+    /// the node's process of that start time rather than one that took the number
+    /// within the clock tick. A kept pidfd says exactly (alive after the read: the
+    /// number was never free since). Else the events are the witness: the kernel
+    /// queues the node's process's exit event before its number can be free again, so
+    /// the events are applied first (after the read), and then a process the applied
+    /// events show exited is the node's only while it still is in `do_exit` or a zombie
+    /// (`PF_EXITING` in `flags`); one that took the number since is not.
+    pub(super) fn same_in_tick(&self, n: Pid, start: u64, flags: u64) -> bool {
+        let by_pidfd = lock(&self.shared.pidfds)
+            .get(&(n, start))
+            .and_then(kept::Kept::alive);
+        if let Some(alive) = by_pidfd {
+            return alive;
+        }
+        self.catch_up();
+        !self.reused_in_tick(n, start, flags)
+    }
+
+    /// [`View::same_in_tick`] after the events are applied: whether process `n`, alive
+    /// now with start time `start` and flags `flags`, is another process than the
+    /// node's of the same start time, a number taken again within the clock tick before
+    /// its fork event was applied. Where events feed membership, a member the applied
+    /// events show exited is gone unless it is what is there, exiting; in a mount of one
+    /// VPS, which shows members only, one they do not know was forgotten (reaped). (A
+    /// shared mount shows a host reader non-members, which membership does not
+    /// follow.)
+    fn reused_in_tick(&self, n: Pid, start: u64, flags: u64) -> bool {
         if !self.follows_events() {
             return false;
         }
         let tracker = lock(&self.shared.tracker);
-        if tracker.known_alive(n, start) {
-            return false;
-        }
-        let exited_here = tracker.has_exited(n) && tracker.start_of(n) == Some(start);
-        if self.single.is_none() && !exited_here {
-            return false;
-        }
-        !(exited_here && matches!(state, b'Z' | b'X'))
+        let seen = Seen {
+            alive: tracker.known_alive(n, start),
+            exited: tracker.has_exited(n) && tracker.start_of(n) == Some(start),
+            members_only: self.single.is_some(),
+            exiting: flags & PF_EXITING != 0,
+        };
+        seen.newcomer()
     }
 
     /// [`View::check_alive`] for a request through a handle, which cannot have come
     /// through a stale name (a read, a readdir): never `ESTALE`.
     pub(super) fn check_alive_by_handle(&self, node: &Node) -> Result<(), Errno> {
-        self.check_alive_as(node, false)
+        self.check_alive_as(node, None)
     }
 
-    /// [`View::check_alive`]; `through_name` false for a request that cannot have come
-    /// through a stale name (never `ESTALE`).
-    pub(super) fn check_alive_as(&self, node: &Node, through_name: bool) -> Result<(), Errno> {
+    /// [`View::check_alive`] for a request of task `named_by` that may have come through
+    /// a stale name; `None` for one that cannot have (never `ESTALE`).
+    pub(super) fn check_alive_as(&self, node: &Node, named_by: Option<Pid>) -> Result<(), Errno> {
         let Node::Pid { n, tid, start, .. } = node else {
             return Ok(());
         };
@@ -142,11 +162,9 @@ impl View {
                     .as_deref()
                     .ok()
                     .and_then(|raw| crate::render::stat::parse_stat(raw).ok())
-                    .map(|st| (st.starttime, st.state));
+                    .map(|st| (st.starttime, st.flags));
                 match now {
-                    Some((s, state)) if s == *start && !self.reused_in_tick(*n, *start, state) => {
-                        None
-                    }
+                    Some((s, flags)) if s == *start && self.same_in_tick(*n, s, flags) => None,
                     _ => Some(Errno::ESRCH),
                 }
             }
@@ -162,8 +180,10 @@ impl View {
         match gone {
             None => Ok(()),
             Some(e) => {
-                let stale =
-                    through_name && node.dir_key().is_some_and(|k| self.held.take_stale(&k));
+                let stale = named_by.is_some_and(|tid| {
+                    node.dir_key()
+                        .is_some_and(|k| self.held.take_stale(&k, tid))
+                });
                 if stale {
                     // Its exit is still queued: apply it, so that its names go.
                     self.catch_up();
@@ -173,5 +193,72 @@ impl View {
                 }
             }
         }
+    }
+}
+
+/// What the applied events say of the process found under a node's number with the
+/// node's start time, and what it shows of itself.
+struct Seen {
+    /// A member of that number and start time is alive.
+    alive: bool,
+    /// The member of that number and start time has exited.
+    exited: bool,
+    /// The mount shows members only (a mount of one VPS).
+    members_only: bool,
+    /// The process found is in `do_exit` or a zombie.
+    exiting: bool,
+}
+
+impl Seen {
+    /// Whether the process found took the number after the node's process was reaped.
+    fn newcomer(&self) -> bool {
+        if self.alive {
+            return false;
+        }
+        if !self.members_only && !self.exited {
+            // Not a member: a shared mount shows a host reader everyone, unfollowed.
+            return false;
+        }
+        // The exited member is what is there only while it still exits; one no event
+        // speaks of was forgotten (reaped), and the number is someone else's.
+        !(self.exited && self.exiting)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Seen;
+
+    fn seen(alive: bool, exited: bool, members_only: bool, exiting: bool) -> bool {
+        Seen {
+            alive,
+            exited,
+            members_only,
+            exiting,
+        }
+        .newcomer()
+    }
+
+    #[test]
+    fn a_process_of_the_nodes_number_and_start_time_is_judged_by_the_events() {
+        for members_only in [true, false] {
+            assert!(!seen(true, false, members_only, false), "the member alive");
+            assert!(
+                !seen(false, true, members_only, true),
+                "its zombie, or in do_exit"
+            );
+            assert!(
+                seen(false, true, members_only, false),
+                "exited, and what is there runs: the number went to a newcomer in the tick"
+            );
+        }
+        assert!(
+            seen(false, false, true, false),
+            "a mount of one VPS: a member no event speaks of was reaped"
+        );
+        assert!(
+            !seen(false, false, false, false),
+            "a shared mount: a host process membership does not follow"
+        );
     }
 }

@@ -30,9 +30,9 @@
 //! access, so a cached owner never lets anyone in.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use rustc_hash::FxHashSet;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::engine::Pid;
 
@@ -59,35 +59,79 @@ pub type DirKey = (Pid, Option<Pid>, u64);
 /// through a handle came through such a name: however late it arrives (a reader
 /// descheduled between its walk and its request, on a loaded machine, arrives long after
 /// the name was invalidated), it is answered `ESTALE`, once.
+///
+/// The kernel walks again after an `ESTALE` only once: a second `ESTALE` would reach the
+/// reader. The walk again looks the process's number up afresh, and may find it taken by
+/// another process, which may die before the walk's own request. So the name that a
+/// reader's walk again is given is not held ([`Held::walks_again`]): a request through
+/// it about a gone process gets the plain answer, `ESRCH`, as procfs answers a request
+/// whose walk found the process alive.
 #[derive(Clone, Default)]
-pub struct Held(Arc<Mutex<FxHashSet<DirKey>>>);
+pub struct Held(Arc<Mutex<HeldSets>>);
+
+#[derive(Default)]
+struct HeldSets {
+    /// Names given and not yet answered `ESTALE`.
+    held: FxHashSet<DirKey>,
+    /// The tasks answered `ESTALE`, and when, whose walk again is still to come.
+    walking_again: FxHashMap<Pid, Instant>,
+}
+
+/// How long after its `ESTALE` a reader's lookup of a process is taken for its walk
+/// again: the kernel walks again at once, but a loaded machine may hold the reader off
+/// the CPU for a while.
+const WALK_AGAIN: Duration = Duration::from_secs(1);
+
+/// At most this many readers' walks again are remembered; past it, those older than
+/// [`WALK_AGAIN`] go.
+const WALKING_MAX: usize = 1024;
 
 impl Held {
-    fn set(&self) -> std::sync::MutexGuard<'_, FxHashSet<DirKey>> {
+    fn sets(&self) -> std::sync::MutexGuard<'_, HeldSets> {
         crate::sync::lock(&self.0)
     }
 
     /// The kernel was given a long-lived name for `key`.
     pub fn insert(&self, key: DirKey) {
-        self.set().insert(key);
+        self.sets().held.insert(key);
     }
 
     /// The kernel forgot `key`'s directory.
     pub fn remove(&self, key: &DirKey) {
-        self.set().remove(key);
+        self.sets().held.remove(key);
     }
 
-    /// Whether a request about the gone process `key` may have come through a name the
-    /// kernel held: true once, so that the kernel's walk again (see the module's doc)
-    /// gets the plain answer.
-    pub fn take_stale(&self, key: &DirKey) -> bool {
-        self.set().remove(key)
+    /// Whether a lookup of a process by task `tid` is the walk again that follows its
+    /// `ESTALE` (the first such lookup since, within [`WALK_AGAIN`]); the name it gives
+    /// is then not held.
+    pub fn walks_again(&self, tid: Pid) -> bool {
+        self.sets()
+            .walking_again
+            .remove(&tid)
+            .is_some_and(|at| at.elapsed() < WALK_AGAIN)
+    }
+
+    /// Whether a request of task `tid` about the gone process `key` may have come
+    /// through a name the kernel held: true once, so that the kernel's walk again (see
+    /// the module's doc) gets the plain answer.
+    pub fn take_stale(&self, key: &DirKey, tid: Pid) -> bool {
+        let mut sets = self.sets();
+        if !sets.held.remove(key) {
+            return false;
+        }
+        let now = Instant::now();
+        if sets.walking_again.len() >= WALKING_MAX {
+            sets.walking_again
+                .retain(|_, at| now.saturating_duration_since(*at) < WALK_AGAIN);
+        }
+        sets.walking_again.insert(tid, now);
+        true
     }
 
     /// Whether no name is held.
     #[cfg(test)]
     fn is_empty(&self) -> bool {
-        self.set().is_empty()
+        self.sets().held.is_empty()
     }
 }
 
@@ -110,16 +154,32 @@ mod tests {
     fn a_stale_name_is_reported_once() {
         let held = Held::default();
         held.insert((10, None, 5));
-        assert!(held.take_stale(&(10, None, 5)));
+        assert!(held.take_stale(&(10, None, 5), 100));
         assert!(
-            !held.take_stale(&(10, None, 5)),
+            !held.take_stale(&(10, None, 5), 101),
             "the walk again gets the plain answer"
         );
-        assert!(!held.take_stale(&(11, None, 5)));
+        assert!(!held.take_stale(&(11, None, 5), 101));
         held.insert((12, Some(13), 7));
-        assert!(held.take_stale(&(12, Some(13), 7)), "a thread's");
+        assert!(held.take_stale(&(12, Some(13), 7), 101), "a thread's");
         held.insert((14, None, 7));
         held.remove(&(14, None, 7));
         assert!(held.is_empty());
+    }
+
+    #[test]
+    fn the_walk_again_after_a_stale_answer_is_given_a_name_not_held() {
+        let held = Held::default();
+        held.insert((10, None, 5));
+        assert!(!held.walks_again(100), "no ESTALE yet");
+        assert!(held.take_stale(&(10, None, 5), 100));
+        assert!(!held.walks_again(200), "another reader's lookup");
+        // The walk again finds the number taken by another process: its name is not
+        // held, so that its death before the walk's own request is no second ESTALE.
+        assert!(held.walks_again(100));
+        assert!(
+            !held.walks_again(100),
+            "only the first lookup after the ESTALE"
+        );
     }
 }

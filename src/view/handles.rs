@@ -147,12 +147,12 @@ impl View {
         flags: i32,
         snapshots: bool,
     ) -> Result<Opened, Errno> {
-        let node = self.node_named(ino)?;
+        let node = self.node_named(reader, ino)?;
         let writing = flags & libc::O_ACCMODE != libc::O_RDONLY;
         let object = links::object_path(&node);
         // A plain read is checked after it (below), which the read itself may be.
         if writing || object.is_some() {
-            self.check_alive(&node)?;
+            self.check_alive(reader, &node)?;
         }
         // procfs's files take no direct I/O: the open fails once it is allowed.
         let direct = flags & libc::O_DIRECT != 0 && object.is_none();
@@ -194,11 +194,12 @@ impl View {
         let (mut handle, text) = match self.open_to_read(reader, &node, (uid, gid), snapshots) {
             Ok((handle, text, bound)) => {
                 if !bound {
-                    self.check_alive(&node)?;
+                    self.check_alive(reader, &node)?;
                 }
+                self.retired_meanwhile(ino)?;
                 (handle, text)
             }
-            Err(e) => return Err(self.check_alive(&node).err().unwrap_or(e)),
+            Err(e) => return Err(self.check_alive(reader, &node).err().unwrap_or(e)),
         };
         if direct {
             return Err(Errno::EINVAL);
@@ -441,7 +442,7 @@ impl View {
         if !lock(&self.handles).contains_key(&fh) {
             self.adopt_handle(req, ino, fh)?;
         }
-        self.render_for_read(fh, offset)?;
+        self.render_for_read(ino, fh, offset)?;
         let file = {
             let mut handles = lock(&self.handles);
             match handles.get_mut(&fh) {
@@ -507,7 +508,7 @@ impl View {
     /// first read, a [`Seq`] one where procfs would make the text anew. Rendered
     /// outside the table's lock; of two reads at once, the last text stored is the one
     /// both serve, as two readers of one seq file share its buffer.
-    fn render_for_read(&self, fh: u64, offset: u64) -> Result<(), Errno> {
+    fn render_for_read(&self, ino: u64, fh: u64, offset: u64) -> Result<(), Errno> {
         let lazy = match lock(&self.handles).get(&fh) {
             Some(Handle::Lazy(l)) => l.clone(),
             Some(Handle::Seq(seq)) if seq.buf.renders_at(offset) => seq.lazy.clone(),
@@ -519,6 +520,7 @@ impl View {
             if !bound {
                 self.check_alive_by_handle(&lazy.node)?;
             }
+            self.retired_meanwhile(ino)?;
             Ok(text)
         });
         let text = match made {

@@ -89,8 +89,8 @@ impl View {
         ids: (u32, u32),
         ino: u64,
     ) -> Result<(u64, DirCaching), Errno> {
-        let node = self.node_named(ino)?;
-        self.check_alive(&node)?;
+        let node = self.node_named(reader, ino)?;
+        self.check_alive(reader, &node)?;
         self.permission(reader, ids, &node, libc::R_OK as u32)?;
         let keeps = self.caches_pids()
             && matches!(&node, Node::Pid { rel, .. } if rel.is_empty() || &**rel == "task");

@@ -83,6 +83,15 @@ pub enum Reader {
     },
 }
 
+impl Reader {
+    /// The reader's real thread id.
+    pub fn tid(&self) -> Pid {
+        match *self {
+            Reader::Host { tid } | Reader::Vps { tid, .. } => tid,
+        }
+    }
+}
+
 /// What kind of directory entry a node is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kind {
@@ -527,10 +536,10 @@ impl View {
     /// on its way), is `ESTALE` once, as in [`View::check_alive`], so that the kernel
     /// walks again and gets procfs's answer for a fresh walk (`ENOENT` at
     /// `/proc/<n>`); then, or for an inode a reader holds open, `ESRCH`.
-    fn node_named(&self, ino: u64) -> Result<Node, Errno> {
+    fn node_named(&self, reader: Reader, ino: u64) -> Result<Node, Errno> {
         let (node, retired) = self.node_or_retired(ino)?;
         match retired {
-            true if self.stale_once(&node, ino) => Err(Errno::ESTALE),
+            true if self.stale_once(reader, &node, ino) => Err(Errno::ESTALE),
             true => Err(Errno::ESRCH),
             false => Ok(node),
         }
@@ -539,9 +548,23 @@ impl View {
     /// Whether a request about retired `node` (inode `ino`) may have come through a name
     /// the kernel held, and is the first such since ([`cache::Held::take_stale`]): not
     /// for an inode a reader holds open, which is answered as a descriptor.
-    fn stale_once(&self, node: &Node, ino: u64) -> bool {
+    fn stale_once(&self, reader: Reader, node: &Node, ino: u64) -> bool {
         let held_open = lock(&self.open_inodes).contains_key(&ino);
-        !held_open && node.dir_key().is_some_and(|k| self.held.take_stale(&k))
+        !held_open
+            && node
+                .dir_key()
+                .is_some_and(|k| self.held.take_stale(&k, reader.tid()))
+    }
+
+    /// `ESRCH` if inode `ino` was retired while a request about it was served: the
+    /// events applied meanwhile (by the request's own checks, or the events thread)
+    /// showed its number taken again within the clock tick of its start, so what was
+    /// read may be the newcomer's.
+    fn retired_meanwhile(&self, ino: u64) -> Result<(), Errno> {
+        match lock(&self.nodes).is_retired(ino) {
+            true => Err(Errno::ESRCH),
+            false => Ok(()),
+        }
     }
 
     /// The node behind `ino`, and whether it is retired.
@@ -589,8 +612,16 @@ impl View {
         parent: u64,
         name: &str,
     ) -> Result<Attr, Errno> {
-        let parent = self.node_named(parent)?;
+        let parent = self.node_named(reader, parent)?;
         self.permission(reader, ids, &parent, libc::X_OK as u32)?;
+        // A process's number, maybe in the walk again that follows an `ESTALE`.
+        let by_number = host::parse_pid(name).is_some()
+            && match &parent {
+                Node::Root => true,
+                Node::Pid { rel, .. } => &**rel == "task",
+                _ => false,
+            };
+        let walks_again = by_number && self.held.walks_again(reader.tid());
         let found = self
             .resolve(reader, &parent, name)
             .and_then(|child| Ok((self.attr_of(reader, &child, 0)?, child)));
@@ -621,7 +652,7 @@ impl View {
                 }
                 if pid_dir {
                     self.refresh_owners(ino, &child);
-                    if attr.entry_ttl > Caching::NONE {
+                    if attr.entry_ttl > Caching::NONE && !walks_again {
                         if let Some(key) = child.dir_key() {
                             self.held.insert(key);
                         }
@@ -632,7 +663,7 @@ impl View {
             // Nothing is found in the directory of a process that is gone: procfs
             // refuses the walk itself (see [`View::check_alive`]).
             Err(Errno::ENOENT) if matches!(parent, Node::Pid { .. }) => {
-                self.check_alive(&parent)?;
+                self.check_alive(reader, &parent)?;
                 Err(Errno::ENOENT)
             }
             Err(e) => Err(e),
@@ -680,8 +711,8 @@ impl View {
         fsuid: u32,
         change: &writes::Change,
     ) -> Result<Attr, Errno> {
-        let node = self.node_named(ino)?;
-        self.check_alive(&node)?;
+        let node = self.node_named(reader, ino)?;
+        self.check_alive(reader, &node)?;
         self.change(reader, &node, fsuid, change)?;
         self.getattr(reader, ino)
     }
@@ -696,8 +727,8 @@ impl View {
         name: &std::ffi::OsStr,
         value: Option<(&[u8], i32)>,
     ) -> Result<(), Errno> {
-        let node = self.node_named(ino)?;
-        self.check_alive(&node)?;
+        let node = self.node_named(reader, ino)?;
+        self.check_alive(reader, &node)?;
         self.change_xattr(reader, fsuid, &node, name, value)
     }
 
@@ -711,13 +742,13 @@ impl View {
         let (node, retired) = self.node_or_retired(ino)?;
         if retired {
             // Reaped (or its number taken again): as in `node_named`.
-            if self.stale_once(&node, ino) {
+            if self.stale_once(reader, &node, ino) {
                 return Err(Errno::ESTALE);
             }
             return self.gone_attr(&node, ino).ok_or(Errno::ESRCH);
         }
         let held_open = lock(&self.open_inodes).contains_key(&ino);
-        let alive = match self.check_alive_as(&node, !held_open) {
+        let alive = match self.check_alive_as(&node, (!held_open).then_some(reader.tid())) {
             Err(Errno::ESTALE) if held_open => Err(Errno::ESRCH),
             r => r,
         };
@@ -774,7 +805,10 @@ impl View {
     /// [`View::read_real`], and whether the read itself showed the node's process
     /// alive then (a zombie counts): read through a file kept open for it, which procfs
     /// binds to its process (a reaped one reads `ESRCH`, never another's), or a `stat`
-    /// that shows its start time. Such a text needs no [`View::check_alive`] after it.
+    /// that shows its start time (read by path, and not of a process that took the
+    /// number within the clock tick: [`View::same_in_tick`]). Such a text needs no
+    /// [`View::check_alive`] after it, only a look at whether the events applied
+    /// meanwhile retired the inode ([`View::retired_meanwhile`]).
     fn read_real_bound(&self, node: &Node) -> Result<(Vec<u8>, bool), Errno> {
         let gone = || self.check_alive_by_handle(node).err();
         let kept = match node {
@@ -801,9 +835,16 @@ impl View {
                 (raw, false)
             }
         };
-        if let Some(start) = node.start_in_content() {
+        if let (Some(start), Node::Pid { n, .. }) = (node.start_in_content(), node) {
             match crate::render::stat::parse_stat(&raw) {
-                Ok(st) if st.starttime == start => bound = true,
+                Ok(st) if st.starttime == start => {
+                    // Read by path, the number may have gone to another process within
+                    // the clock tick, whose stat shows the same start time.
+                    if !bound && !self.same_in_tick(*n, start, st.flags) {
+                        return Err(Errno::ESRCH);
+                    }
+                    bound = true;
+                }
                 // Another process of the number: the answer for a gone one.
                 _ => return Err(gone().unwrap_or(Errno::ESRCH)),
             }
@@ -982,7 +1023,7 @@ impl View {
 
     /// The target of link `ino`.
     pub fn readlink(&self, reader: Reader, ino: u64) -> Result<Vec<u8>, Errno> {
-        let node = self.node_named(ino)?;
+        let node = self.node_named(reader, ino)?;
         let own = |thread: bool| -> Result<Vec<u8>, Errno> {
             let (tgid, tid) = self.reader_numbers(reader)?;
             Ok(if thread {
@@ -996,7 +1037,7 @@ impl View {
             Node::SelfLink => own(false),
             Node::ThreadSelf => own(true),
             _ => {
-                self.check_alive(&node)?;
+                self.check_alive(reader, &node)?;
                 if check_of(&node) == Some(Check::Link)
                     && !may_ptrace_as(reader, None, &node, Guard::Read)
                 {
