@@ -784,3 +784,33 @@ fn the_memory_of_snapshots_is_counted_and_bounded() {
         );
     }
 }
+
+/// A reader outside every VPS reads the shared mount's `/proc` in several `getdents64`
+/// calls while its own children are reaped and forked between them, as it reads the
+/// host's `/proc`: procfs goes on from the number where a call ended, with the processes
+/// there are then (the view listed the first call's processes to the end, the reaped
+/// ones too, and none forked since).
+#[test]
+fn a_host_reader_of_the_shared_mount_reads_proc_in_several_calls_as_procfs() {
+    if !privileged() {
+        return;
+    }
+    let tmp = TempDir::new("serve-host-listing");
+    let mnt = tmp.0.join("mnt");
+    fs::create_dir_all(&mnt).unwrap();
+    let (_daemon, _mount) = serve(&mnt, &tmp.0.join("ctl.sock"), &[]);
+    let churn = |root: &Path| {
+        let mut cmd = Command::new("python3");
+        cmd.arg(script("listing_churn.py")).arg(root);
+        let out = run_with_deadline(cmd, Duration::from_secs(60));
+        assert!(out.status.success(), "{root:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let kernel = churn(Path::new("/proc"));
+    assert!(
+        kernel.contains("reaped before the later calls, listed 0\n")
+            && kernel.contains("forked before the later calls, listed 5 of 5\n"),
+        "the host's procfs: {kernel}"
+    );
+    assert_eq!(churn(&mnt), kernel);
+}

@@ -168,7 +168,7 @@ impl View {
                     let fixed = RootPositions::of(&l.entries).fixed;
                     l.entries.truncate(fixed);
                     l.entries.extend(now);
-                    l.groups_changed = Some(count);
+                    l.groups_changed = count;
                 }
             }
         }
@@ -209,12 +209,22 @@ impl View {
             .map(|v| v.groups_changed())
     }
 
-    /// The process entries of `/proc` for a reader of a VPS whose members the process
-    /// events keep, with the VPS's count of changes: the members now, without the look
-    /// at the real `/proc` that a listing from its start makes ([`View::list_root`]).
-    /// `None` where they have not changed since count `seen`, and for other readers.
-    fn processes_now(&self, reader: Reader, seen: Option<u64>) -> Option<(Vec<DirEntry>, u64)> {
-        let id = self.followed_vps(reader)?;
+    /// The process entries of `/proc` for `reader` now, for a read that goes on from a
+    /// number. For a reader of a VPS whose members the process events keep, with the
+    /// VPS's count of changes: the members now, without the look at the real `/proc`
+    /// that a listing from its start makes ([`View::list_root`]), and `None` where they
+    /// have not changed since count `seen`. For any other reader (outside every VPS, or
+    /// where no events are followed), as a listing from the start takes them, with no
+    /// count.
+    fn processes_now(
+        &self,
+        reader: Reader,
+        seen: Option<u64>,
+    ) -> Option<(Vec<DirEntry>, Option<u64>)> {
+        let Some(id) = self.followed_vps(reader) else {
+            let real_tgids = host::list_tgids().ok()?;
+            return Some((self.process_entries(reader, &real_tgids).ok()?, None));
+        };
         self.catch_up();
         let mut tracker = lock(&self.shared.tracker);
         tracker.reap();
@@ -230,7 +240,7 @@ impl View {
             .collect();
         drop(tracker);
         vpids.sort_unstable();
-        Some((vpids.into_iter().map(process_entry).collect(), count))
+        Some((vpids.into_iter().map(process_entry).collect(), Some(count)))
     }
 
     pub(super) fn list(&self, reader: Reader, node: &Node) -> Result<Vec<DirEntry>, Errno> {
@@ -307,6 +317,13 @@ impl View {
                 name: name.into(),
             });
         }
+        out.extend(self.process_entries(reader, &real_tgids)?);
+        Ok(())
+    }
+
+    /// The entries of `/proc`'s processes for `reader`, in order, of the processes
+    /// `real_tgids` the real `/proc` lists now.
+    fn process_entries(&self, reader: Reader, real_tgids: &[Pid]) -> Result<Vec<DirEntry>, Errno> {
         let mut pids: Vec<(Pid, Pid)> = match reader {
             Reader::Host { .. } => real_tgids.iter().map(|&p| (p, p)).collect(),
             Reader::Vps { id, .. } => {
@@ -318,7 +335,7 @@ impl View {
                 } else {
                     tracker.reap();
                     // Tasks the connector has not reported yet are classified now.
-                    for &p in &real_tgids {
+                    for &p in real_tgids {
                         if tracker.start_of(p).is_none() {
                             tracker.vps_of(p);
                         }
@@ -335,8 +352,10 @@ impl View {
             }
         };
         pids.sort_unstable();
-        out.extend(pids.into_iter().map(|(v, _real)| process_entry(v)));
-        Ok(())
+        Ok(pids
+            .into_iter()
+            .map(|(v, _real)| process_entry(v))
+            .collect())
     }
 
     /// `/proc/<n>/task`: the group's threads, leader first, as vtids.

@@ -7,6 +7,12 @@ with the processes there are then. So a process reaped between two calls is not 
 by the later one, and one forked meanwhile is (its number is higher). Run as the init of
 a pid namespace and of a VPS: the outputs must be identical.
 
+With a directory argument (`listing_churn.py ROOT`), run by a host process: ROOT is read
+instead of `/proc`, either the host's `/proc` itself (the oracle) or a `vprocfs serve`
+shared mount, which shows a reader outside every VPS the host's processes; others come
+and go on the host meanwhile, so only the script's own children are counted, and the
+descriptors are not looked at.
+
 `fd/` and `fdinfo/` likewise place each descriptor at its number: a later call lists
 the descriptors open then, past the number where the last call ended.
 """
@@ -53,11 +59,12 @@ def sleeper():
 
 
 def main():
-    if os.readlink("/proc/self") != "1":
+    root = sys.argv[1] if len(sys.argv) > 1 else None
+    if root is None and os.readlink("/proc/self") != "1":
         print("must run as pid 1 of a namespace or VPS", file=sys.stderr)
         return 2
     kids = [sleeper() for _ in range(150)]
-    fd = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY)
+    fd = os.open(root or "/proc", os.O_RDONLY | os.O_DIRECTORY)
     seen = []
     # Read until the listing is among the processes, then change them.
     while not any(n.isdigit() for n in seen):
@@ -71,14 +78,21 @@ def main():
     seen += rest(fd)
     os.close(fd)
     pids = [int(n) for n in seen if n.isdigit()]
-    print("processes listed", len(pids), "in order", pids == sorted(set(pids)))
-    print("reaped before the later calls, listed", sorted(set(pids) & set(victims)))
-    print("forked before the later calls, listed", sorted(set(pids) & set(born)))
+    if root is None:
+        print("processes listed", len(pids), "in order", pids == sorted(set(pids)))
+        print("reaped before the later calls, listed", sorted(set(pids) & set(victims)))
+        print("forked before the later calls, listed", sorted(set(pids) & set(born)))
+    else:
+        print("in order", pids == sorted(set(pids)))
+        print("own children listed", len(set(pids) & set(kids)), "of", len(kids))
+        print("reaped before the later calls, listed", len(set(pids) & set(victims)))
+        print("forked before the later calls, listed", len(set(pids) & set(born)), "of 5")
     print("self and thread-self", [n for n in seen if n in ("self", "thread-self")])
     for p in kids + born:
         os.kill(p, signal.SIGKILL)
         os.waitpid(p, 0)
-    descriptors()
+    if root is None:
+        descriptors()
     return 0
 
 
