@@ -62,10 +62,10 @@ pub type DirKey = (Pid, Option<Pid>, u64);
 ///
 /// The kernel walks again after an `ESTALE` only once: a second `ESTALE` would reach the
 /// reader. The walk again looks the process's number up afresh, and may find it taken by
-/// another process, which may die before the walk's own request. So the name that a
-/// reader's walk again is given is not held ([`Held::walks_again`]): a request through
-/// it about a gone process gets the plain answer, `ESRCH`, as procfs answers a request
-/// whose walk found the process alive.
+/// another process, which may die before the walk's own request. So the first request
+/// of that reader about the process its walk again was given ([`Held::walked_again`])
+/// gets the plain answer, `ESRCH`, as procfs answers a request whose walk found the
+/// process alive; the name stays held for every later request.
 #[derive(Clone, Default)]
 pub struct Held(Arc<Mutex<HeldSets>>);
 
@@ -75,16 +75,26 @@ struct HeldSets {
     held: FxHashSet<DirKey>,
     /// The tasks answered `ESTALE`, and when, whose walk again is still to come.
     walking_again: FxHashMap<Pid, Instant>,
+    /// The processes a task's walk again was given, and when, whose first request
+    /// about them being gone is still to come.
+    walked_again: FxHashMap<(Pid, DirKey), Instant>,
 }
 
-/// How long after its `ESTALE` a reader's lookup of a process is taken for its walk
-/// again: the kernel walks again at once, but a loaded machine may hold the reader off
-/// the CPU for a while.
+/// How long after its `ESTALE` a reader's lookup of a process, and after that its
+/// request, are taken for its walk again: the kernel walks again at once, but a loaded
+/// machine may hold the reader off the CPU for a while.
 const WALK_AGAIN: Duration = Duration::from_secs(1);
 
 /// At most this many readers' walks again are remembered; past it, those older than
 /// [`WALK_AGAIN`] go.
 const WALKING_MAX: usize = 1024;
+
+/// Drops the entries of `map` older than [`WALK_AGAIN`] when it is full.
+fn bound<K: std::hash::Hash + Eq>(map: &mut FxHashMap<K, Instant>, now: Instant) {
+    if map.len() >= WALKING_MAX {
+        map.retain(|_, at| now.saturating_duration_since(*at) < WALK_AGAIN);
+    }
+}
 
 impl Held {
     fn sets(&self) -> std::sync::MutexGuard<'_, HeldSets> {
@@ -102,8 +112,7 @@ impl Held {
     }
 
     /// Whether a lookup of a process by task `tid` is the walk again that follows its
-    /// `ESTALE` (the first such lookup since, within [`WALK_AGAIN`]); the name it gives
-    /// is then not held.
+    /// `ESTALE` (the first such lookup since, within [`WALK_AGAIN`]).
     pub fn walks_again(&self, tid: Pid) -> bool {
         self.sets()
             .walking_again
@@ -111,19 +120,29 @@ impl Held {
             .is_some_and(|at| at.elapsed() < WALK_AGAIN)
     }
 
+    /// Task `tid`'s walk again was given process `key`'s name ([`Held::walks_again`]).
+    pub fn walked_again(&self, tid: Pid, key: DirKey) {
+        let mut sets = self.sets();
+        let now = Instant::now();
+        bound(&mut sets.walked_again, now);
+        sets.walked_again.insert((tid, key), now);
+    }
+
     /// Whether a request of task `tid` about the gone process `key` may have come
     /// through a name the kernel held: true once, so that the kernel's walk again (see
-    /// the module's doc) gets the plain answer.
+    /// the module's doc) gets the plain answer, as does the request of that walk.
     pub fn take_stale(&self, key: &DirKey, tid: Pid) -> bool {
         let mut sets = self.sets();
+        let now = Instant::now();
+        if let Some(at) = sets.walked_again.remove(&(tid, *key)) {
+            if now.saturating_duration_since(at) < WALK_AGAIN {
+                return false;
+            }
+        }
         if !sets.held.remove(key) {
             return false;
         }
-        let now = Instant::now();
-        if sets.walking_again.len() >= WALKING_MAX {
-            sets.walking_again
-                .retain(|_, at| now.saturating_duration_since(*at) < WALK_AGAIN);
-        }
+        bound(&mut sets.walking_again, now);
         sets.walking_again.insert(tid, now);
         true
     }
@@ -168,18 +187,28 @@ mod tests {
     }
 
     #[test]
-    fn the_walk_again_after_a_stale_answer_is_given_a_name_not_held() {
+    fn the_request_of_a_walk_again_gets_the_plain_answer() {
         let held = Held::default();
         held.insert((10, None, 5));
         assert!(!held.walks_again(100), "no ESTALE yet");
         assert!(held.take_stale(&(10, None, 5), 100));
         assert!(!held.walks_again(200), "another reader's lookup");
-        // The walk again finds the number taken by another process: its name is not
-        // held, so that its death before the walk's own request is no second ESTALE.
+        // The walk again finds the number taken by another process, which dies
+        // before the walk's own request.
         assert!(held.walks_again(100));
         assert!(
             !held.walks_again(100),
             "only the first lookup after the ESTALE"
+        );
+        held.insert((10, None, 9));
+        held.walked_again(100, (10, None, 9));
+        assert!(
+            !held.take_stale(&(10, None, 9), 100),
+            "a second ESTALE would reach the reader"
+        );
+        assert!(
+            held.take_stale(&(10, None, 9), 200),
+            "the name stays held for the requests after the walk's"
         );
     }
 }

@@ -652,9 +652,12 @@ impl View {
                 }
                 if pid_dir {
                     self.refresh_owners(ino, &child);
-                    if attr.entry_ttl > Caching::NONE && !walks_again {
+                    if attr.entry_ttl > Caching::NONE {
                         if let Some(key) = child.dir_key() {
                             self.held.insert(key);
+                            if walks_again {
+                                self.held.walked_again(reader.tid(), key);
+                            }
                         }
                     }
                 }
