@@ -180,10 +180,7 @@ impl View {
         match gone {
             None => Ok(()),
             Some(e) => {
-                let stale = named_by.is_some_and(|tid| {
-                    node.dir_key()
-                        .is_some_and(|k| self.held.take_stale(&k, tid))
-                });
+                let stale = named_by.is_some_and(|tid| self.take_stale(node, tid));
                 if stale {
                     // Its exit is still queued: apply it, so that its names go.
                     self.catch_up();

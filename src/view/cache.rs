@@ -90,7 +90,7 @@ const WALK_AGAIN: Duration = Duration::from_secs(1);
 const WALKING_MAX: usize = 1024;
 
 /// Drops the entries of `map` older than [`WALK_AGAIN`] when it is full.
-fn bound<K: std::hash::Hash + Eq>(map: &mut FxHashMap<K, Instant>, now: Instant) {
+fn drop_old_when_full<K: std::hash::Hash + Eq>(map: &mut FxHashMap<K, Instant>, now: Instant) {
     if map.len() >= WALKING_MAX {
         map.retain(|_, at| now.saturating_duration_since(*at) < WALK_AGAIN);
     }
@@ -124,7 +124,7 @@ impl Held {
     pub fn walked_again(&self, tid: Pid, key: DirKey) {
         let mut sets = self.sets();
         let now = Instant::now();
-        bound(&mut sets.walked_again, now);
+        drop_old_when_full(&mut sets.walked_again, now);
         sets.walked_again.insert((tid, key), now);
     }
 
@@ -142,7 +142,7 @@ impl Held {
         if !sets.held.remove(key) {
             return false;
         }
-        bound(&mut sets.walking_again, now);
+        drop_old_when_full(&mut sets.walking_again, now);
         sets.walking_again.insert(tid, now);
         true
     }

@@ -550,10 +550,13 @@ impl View {
     /// for an inode a reader holds open, which is answered as a descriptor.
     fn stale_once(&self, reader: Reader, node: &Node, ino: u64) -> bool {
         let held_open = lock(&self.open_inodes).contains_key(&ino);
-        !held_open
-            && node
-                .dir_key()
-                .is_some_and(|k| self.held.take_stale(&k, reader.tid()))
+        !held_open && self.take_stale(node, reader.tid())
+    }
+
+    /// [`cache::Held::take_stale`] of the process directory of `node`, for task `tid`.
+    fn take_stale(&self, node: &Node, tid: Pid) -> bool {
+        node.dir_key()
+            .is_some_and(|k| self.held.take_stale(&k, tid))
     }
 
     /// `ESRCH` if inode `ino` was retired while a request about it was served: the
