@@ -169,6 +169,17 @@ fn a_reaped_process_is_gone_at_once_whichever_way_it_is_reached() {
     }
 }
 
+/// A process `stat`ed alive and then as a zombie is gone at once when reaped: the
+/// attributes answered for the zombie, which may come through the name kept while it
+/// lived, are not kept (they answered a `stat` after the reap a few times in a
+/// thousand).
+#[test]
+fn a_zombie_looked_at_is_gone_at_once_when_reaped() {
+    if privileged() {
+        probe_matches_kernel("zombie_then_reaped.py", "reaped and still there: 0 of 1000");
+    }
+}
+
 /// A process's `cmdline`, which the view keeps open once read (`view/kept.rs`), read
 /// again after the process execs shows the new command, as procfs makes it at every
 /// read; a command line longer than a page, in one read and in small ones; a zombie's.

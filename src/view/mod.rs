@@ -900,14 +900,20 @@ impl View {
             Node::Root => (Caching::NONE, Caching::NONE),
             // `/proc/<n>`, `task/<tid>`: a mount of one VPS keeps the name of a live
             // process until its exit, never a zombie's; a shared mount asks every time
-            // (the name depends on the reader). The attributes are asked for every
-            // time: a reaped process's directory fails `stat` at once.
+            // (the name depends on the reader). In a mount of one VPS the attributes
+            // are asked for every time, a zombie's too: a `stat` of a zombie may come
+            // through the name kept while it lived (its invalidation is on its way),
+            // and attributes kept from it would answer a `stat` after the reap, through
+            // that name, where procfs fails the walk. A shared mount, which asks for
+            // the name at every walk, may keep them.
             Node::Pid { n, tid, rel, .. } if rel.is_empty() => {
                 let task = tid.unwrap_or(*n);
-                if single && !lock(&self.shared.tracker).has_exited(task) {
-                    (Caching::FIXED, Caching::NONE)
-                } else {
-                    (Caching::NONE, Caching::STABLE)
+                match single {
+                    true if lock(&self.shared.tracker).has_exited(task) => {
+                        (Caching::NONE, Caching::NONE)
+                    }
+                    true => (Caching::FIXED, Caching::NONE),
+                    false => (Caching::NONE, Caching::STABLE),
                 }
             }
             // Its link count is 2 + the number of threads, which change at any time.
