@@ -50,9 +50,15 @@ fn probe_matches_kernel(name: &str, kernel_shows: &str) {
     let probe = script(name).display().to_string();
     let kernel = in_kernel_ns(&[PY, &probe]);
     assert!(kernel.contains(kernel_shows), "{kernel}");
-    let (view, err, code) = in_vps(&["--full-view"], &[PY, &probe]);
-    assert_eq!(code, 0, "stderr: {err}");
-    assert_eq!(view, kernel, "stderr of the view: {err}");
+    view_matches(&["--full-view"], &probe, &kernel);
+}
+
+/// Runs `probe` in a VPS made with `flags` and checks that its output is `kernel`'s,
+/// byte for byte.
+fn view_matches(flags: &[&str], probe: &str, kernel: &str) {
+    let (view, err, code) = in_vps(flags, &[PY, probe]);
+    assert_eq!(code, 0, "{flags:?}: stderr: {err}");
+    assert_eq!(view, kernel, "{flags:?}: stderr of the view: {err}");
 }
 
 /// A reaped process, zombies, threads and held directories. Without FUSE passthrough
@@ -74,12 +80,7 @@ fn zombies_threads_and_held_directories_match_the_kernel() {
         kernel.contains("('first read after death', 'ESRCH')"),
         "{kernel}"
     );
-    let (view, err, code) = in_vps(&["--full-view", "--no-passthrough"], &[PY, &probe]);
-    assert_eq!(code, 0, "stderr: {err}");
-    assert_eq!(
-        view, kernel,
-        "without passthrough; stderr of the view: {err}"
-    );
+    view_matches(&["--full-view", "--no-passthrough"], &probe, &kernel);
 
     let (view, err, code) = in_vps(&["--full-view"], &[PY, &probe]);
     assert_eq!(code, 0, "stderr: {err}");
@@ -135,9 +136,7 @@ fn lseek_answers_as_procfs() {
     let kernel = in_kernel_ns(&[PY, &probe]);
     assert!(kernel.starts_with("stat ['EINVAL', 5, 3"), "{kernel}");
     for flags in [&["--full-view"][..], &["--full-view", "--no-passthrough"]] {
-        let (view, err, code) = in_vps(flags, &[PY, &probe]);
-        assert_eq!(code, 0, "{flags:?}: stderr: {err}");
-        assert_eq!(view, kernel, "{flags:?}: stderr: {err}");
+        view_matches(flags, &probe, &kernel);
     }
 }
 
