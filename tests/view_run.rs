@@ -408,6 +408,33 @@ fn unprivileged_reader_is_refused_what_the_kernel_refuses() {
     assert_eq!(in_kernel_ns(&["sh", "-c", script]), out);
 }
 
+/// Which reader may open, list, read or write which entry of which process, and the
+/// error and where it comes (at open or at the read), as procfs decides: root, the
+/// owner and a stranger, against live, undumpable and zombie processes
+/// (tests/scripts/reader_matrix.py). Both with and without passthrough: a read refused
+/// after its open is served by the daemon either way.
+#[test]
+fn each_reader_is_answered_each_entry_as_procfs_answers_it() {
+    if !privileged() {
+        return;
+    }
+    let probe = script("reader_matrix.py").display().to_string();
+    let kernel = in_kernel_ns(&[PY, &probe]);
+    // The probe did what it means to: a refusal at open, one at the read, a zombie
+    // without memory, a task's own write.
+    for shows in [
+        "read reader=2000 target=u1000 maps open:EACCES\n",
+        "read reader=1000 target=u1000 stack read:EACCES\n",
+        "read reader=1000 target=root-zombie maps empty\n",
+        "write reader=1000 target=self timerslack_ns wrote 5\n",
+    ] {
+        assert!(kernel.contains(shows), "{shows}{kernel}");
+    }
+    for flags in [&["--full-view"][..], &["--full-view", "--no-passthrough"]] {
+        view_matches(flags, &probe, &kernel);
+    }
+}
+
 #[test]
 fn host_processes_cannot_be_reached_by_any_number() {
     if !privileged() {

@@ -20,18 +20,44 @@ use super::{errno, Handle, Lazy, Reader, View};
 /// reads every file as root, so it makes the same check itself ([`may_ptrace`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Guard {
-    /// Refused with `EACCES` unless `PTRACE_MODE_READ` is allowed.
+    /// `mm_access` at open (`proc_mem_open`: `environ`, `auxv`, `maps`, `smaps`,
+    /// `pagemap`…): refused with `EACCES` unless `PTRACE_MODE_READ` is allowed. A
+    /// process without memory (a zombie, a thread group whose leader has exited) is
+    /// not checked: its file opens as it does for root (empty, or `ESRCH`).
+    Memory,
+    /// `mem`: the same with `PTRACE_MODE_ATTACH` (which Yama restricts).
+    MemoryAttach,
+    /// Refused with `EACCES` at open unless `PTRACE_MODE_READ` is allowed (`timers`,
+    /// `fdinfo/`).
     Read,
-    /// Refused with `EACCES` unless `PTRACE_MODE_ATTACH` (which Yama restricts) is.
-    Attach,
-    /// Refused with `EPERM` (procfs's `lock_trace`) unless `PTRACE_MODE_ATTACH` is.
+    /// `io`: opens, and its reads fail with `EACCES` unless `PTRACE_MODE_READ` is
+    /// allowed (procfs checks in the seq file's show).
+    ReadAtRead,
+    /// `personality`, `syscall`: open, and their reads fail with `EPERM` (procfs's
+    /// `lock_trace`) unless `PTRACE_MODE_ATTACH` is allowed.
     Trace,
-    /// `stack`: `CAP_SYS_ADMIN` too (`EACCES`).
+    /// `stack`: opens, and its reads fail with `EACCES` without `CAP_SYS_ADMIN`, then
+    /// as [`Guard::Trace`].
     Stack,
+    /// `timerslack_ns`: opens, and its reads fail with `EPERM` unless the reader is the
+    /// task itself or has `CAP_SYS_NICE` (`timerslack_ns_show`).
+    Nice,
     /// `stat`: shown to all, the fields about memory and kernel state zeroed.
     Stat,
     /// `wchan`: `0` for a reader that may not ptrace-read the process.
     Wchan,
+}
+
+impl Guard {
+    /// Whether the check is `PTRACE_MODE_ATTACH`'s rather than `PTRACE_MODE_READ`'s.
+    fn attach(self) -> bool {
+        matches!(self, Guard::MemoryAttach | Guard::Trace | Guard::Stack)
+    }
+
+    /// Whether the check is `mm_access`'s, which a process without memory passes.
+    fn memory(self) -> bool {
+        matches!(self, Guard::Memory | Guard::MemoryAttach)
+    }
 }
 
 /// The entry-table rule of `node`, when it is an entry of a process directory.
@@ -70,6 +96,7 @@ pub(super) fn permits(md: &Metadata, uid: u32, gid: u32, reader: Reader, mask: u
 /// Capability numbers (`linux/capability.h`).
 const CAP_SYS_PTRACE: u32 = 19;
 const CAP_SYS_ADMIN: u32 = 21;
+const CAP_SYS_NICE: u32 = 23;
 
 /// A task's credentials, from its `status`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -132,10 +159,18 @@ impl Creds {
 /// with credentials `r` and file-system ids `fsuid`/`fsgid` (`__ptrace_may_access`, then
 /// the commoncap and Yama checks): the same thread group may; otherwise every uid and
 /// gid of the target must be the reader's, the target must be dumpable (procfs owns a
-/// non-dumpable process's files as root, which is how it is told here), and its
+/// non-dumpable process's files as root, which is how it is told here; a zombie's
+/// flag is `zombie_dumped`'s to tell), and its
 /// permitted capabilities must be among the reader's effective ones, unless the reader
 /// has `CAP_SYS_PTRACE`; an attach is also subject to Yama's `ptrace_scope`.
-pub(super) fn may_ptrace(r: &Creds, fsuid: u32, fsgid: u32, target: Pid, attach: bool) -> bool {
+pub(super) fn may_ptrace(
+    r: &Creds,
+    fsuid: u32,
+    fsgid: u32,
+    target: Pid,
+    attach: bool,
+    zombie_dumped: impl FnOnce() -> bool,
+) -> bool {
     let cap = r.has(CAP_SYS_PTRACE);
     if cap && !attach {
         return true; // without reading the target: the common case of a root reader
@@ -160,6 +195,8 @@ pub(super) fn may_ptrace(r: &Creds, fsuid: u32, fsgid: u32, target: Pid, attach:
             if (md.uid(), md.gid()) != (t.uid[1], t.gid[1]) {
                 return false;
             }
+        } else if !zombie_dumped() {
+            return false;
         }
     }
     !attach || yama_allows(r, target, cap)
@@ -213,7 +250,7 @@ pub(super) fn may_ptrace_as(
     let Some(target) = node.shown_task() else {
         return true;
     };
-    let attach = matches!(guard, Guard::Attach | Guard::Trace | Guard::Stack);
+    let attach = guard.attach();
     // The common case, a reader with CAP_SYS_PTRACE reading: allowed without its
     // status (the read of which would cost most of the request).
     if !attach
@@ -222,11 +259,62 @@ pub(super) fn may_ptrace_as(
     {
         return true;
     }
+    if guard.memory() && Creds::of(target).is_some_and(|t| t.zombie) {
+        return true;
+    }
     let Some(r) = Creds::of(tid) else {
         return ids.is_some_and(|(uid, _)| uid == 0);
     };
     let (fsuid, fsgid) = ids.unwrap_or((r.uid[3], r.gid[3]));
-    may_ptrace(&r, fsuid, fsgid, target, attach) && (guard != Guard::Stack || r.has(CAP_SYS_ADMIN))
+    may_ptrace(&r, fsuid, fsgid, target, attach, || dumped(tid, target))
+}
+
+/// Whether zombie `target` was dumpable when it let its memory go, as procfs's
+/// `ptrace_may_access` for a reader of task `tid` says it: the kernel keeps that flag
+/// past the exit (an undumpable process's zombie stays closed to its own uid), and
+/// nothing the daemon can read shows it (a zombie's files are root's either way). So
+/// the reader's own access is tried, on a thread with its credentials: the link to the
+/// zombie's `cwd` fails `EACCES` where ptrace access is refused, and `ENOENT` where it
+/// is allowed (an exited task has no working directory).
+fn dumped(tid: Pid, target: Pid) -> bool {
+    let Ok((id, namespaces)) = crate::sys::creds::Identity::of_task(tid) else {
+        return false;
+    };
+    let link = host::proc_path(&format!("{target}/cwd"));
+    let tried = crate::sys::creds::run_as(&id, &namespaces, || fs::read_link(&link));
+    !matches!(tried, Err(e) if e.raw_os_error() == Some(libc::EACCES))
+}
+
+/// Whether `reader` has capability `cap` in effect. A reader the daemon cannot see
+/// (tid 0) has it if its uid (`ids`) is 0.
+fn reader_has(reader: Reader, ids: (u32, u32), cap: u32) -> bool {
+    let tid = match reader {
+        Reader::Host { tid } | Reader::Vps { tid, .. } => tid,
+    };
+    match tid > 0 {
+        true => crate::sys::creds::effective_caps(tid).is_ok_and(|e| e & (1 << cap) != 0),
+        false => ids.0 == 0,
+    }
+}
+
+/// What procfs answers the reads of a file [`Guard`] `guard` lets open but not read:
+/// `None` where the reads are allowed. `own` is whether the reader is the task shown.
+pub(super) fn refused_at_read(
+    reader: Reader,
+    ids: (u32, u32),
+    node: &Node,
+    guard: Guard,
+    own: bool,
+) -> Option<Errno> {
+    let may = || may_ptrace_as(reader, Some(ids), node, guard);
+    match guard {
+        Guard::ReadAtRead => (!may()).then_some(Errno::EACCES),
+        Guard::Trace => (!may()).then_some(Errno::EPERM),
+        Guard::Stack if !reader_has(reader, ids, CAP_SYS_ADMIN) => Some(Errno::EACCES),
+        Guard::Stack => (!may()).then_some(Errno::EPERM),
+        Guard::Nice => (!own && !reader_has(reader, ids, CAP_SYS_NICE)).then_some(Errno::EPERM),
+        _ => None,
+    }
 }
 
 /// `stat` as procfs shows it to a reader that may not ptrace-read the process
@@ -288,15 +376,19 @@ impl View {
         let Some(Check::File(guard)) = check_of(node) else {
             return Ok(None);
         };
-        let allowed = may_ptrace_as(reader, Some((uid, gid)), node, guard);
         let tid = match reader {
             Reader::Host { tid } | Reader::Vps { tid, .. } => tid,
         };
         let own = tid > 0 && node.shown_task() == Some(tid);
+        if matches!(
+            guard,
+            Guard::ReadAtRead | Guard::Trace | Guard::Stack | Guard::Nice
+        ) {
+            return Ok(refused_at_read(reader, (uid, gid), node, guard, own).map(Handle::Refused));
+        }
+        let allowed = may_ptrace_as(reader, Some((uid, gid)), node, guard);
         match guard {
             _ if allowed && !matches!(guard, Guard::Stat | Guard::Wchan) => Ok(None),
-            Guard::Trace => Err(Errno::EPERM),
-            Guard::Read | Guard::Attach | Guard::Stack => Err(Errno::EACCES),
             Guard::Wchan if allowed && !own => Ok(None),
             Guard::Wchan => Ok(Some(Handle::Buffer(b"0".to_vec()))),
             Guard::Stat if allowed && !own => Ok(None),
@@ -306,6 +398,7 @@ impl View {
                 render: Render::Stat,
                 masked: Some((!allowed, own)),
             }))),
+            _ => Err(Errno::EACCES),
         }
     }
 }

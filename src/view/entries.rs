@@ -140,8 +140,8 @@ pub const ENTRIES: &[Entry] = &[
     dir("ns", 0o511, Mode, Children::Fixed),
     dir("net", 0o555, Mode, Children::Fixed),
     dir("attr", 0o555, Mode, Children::Fixed),
-    e("environ", 0o400, Check::File(Guard::Read), Single),
-    e("auxv", 0o400, Check::File(Guard::Read), Snapshot),
+    e("environ", 0o400, Check::File(Guard::Memory), Single),
+    e("auxv", 0o400, Check::File(Guard::Memory), Snapshot),
     rendered("status", 0o444, Render::Status, Mode),
     e("personality", 0o400, Check::File(Guard::Trace), Single),
     e("limits", 0o444, Mode, Single),
@@ -153,9 +153,9 @@ pub const ENTRIES: &[Entry] = &[
     e("cmdline", 0o444, Mode, Single),
     rendered("stat", 0o444, Render::Stat, Check::File(Guard::Stat)),
     e("statm", 0o444, Mode, Single),
-    e("maps", 0o444, Check::File(Guard::Read), Snapshot),
-    e("numa_maps", 0o444, Check::File(Guard::Read), Snapshot),
-    e("mem", 0o600, Check::File(Guard::Attach), Direct),
+    e("maps", 0o444, Check::File(Guard::Memory), Snapshot),
+    e("numa_maps", 0o444, Check::File(Guard::Memory), Snapshot),
+    e("mem", 0o600, Check::File(Guard::MemoryAttach), Direct),
     e("cwd", 0o777, Link, Direct),
     e("root", 0o777, Link, Direct),
     e("exe", 0o777, Link, Direct),
@@ -163,9 +163,9 @@ pub const ENTRIES: &[Entry] = &[
     e("mounts", 0o444, Mode, Direct),
     e("mountinfo", 0o444, Mode, Direct),
     e("mountstats", 0o400, Mode, Direct),
-    e("smaps", 0o444, Check::File(Guard::Read), Snapshot),
-    e("smaps_rollup", 0o444, Check::File(Guard::Read), Snapshot),
-    e("pagemap", 0o400, Check::File(Guard::Read), Direct),
+    e("smaps", 0o444, Check::File(Guard::Memory), Snapshot),
+    e("smaps_rollup", 0o444, Check::File(Guard::Memory), Snapshot),
+    e("pagemap", 0o400, Check::File(Guard::Memory), Direct),
     e("wchan", 0o444, Check::File(Guard::Wchan), Single),
     e("stack", 0o400, Check::File(Guard::Stack), Single),
     e("schedstat", 0o444, Mode, Single),
@@ -177,15 +177,15 @@ pub const ENTRIES: &[Entry] = &[
     e("loginuid", 0o644, Mode, Snapshot),
     e("sessionid", 0o444, Mode, Snapshot),
     e("coredump_filter", 0o644, Mode, Snapshot),
-    e("io", 0o400, Check::File(Guard::Read), Single),
+    e("io", 0o400, Check::File(Guard::ReadAtRead), Single),
     Entry {
         read: Snapshot,
-        ..rendered("timers", 0o444, Render::Timers, Mode)
+        ..rendered("timers", 0o444, Render::Timers, Check::File(Guard::Read))
     },
-    e("timerslack_ns", 0o666, Mode, Snapshot),
+    e("timerslack_ns", 0o666, Check::File(Guard::Nice), Snapshot),
     e("arch_status", 0o444, Mode, Single),
-    e("ksm_merging_pages", 0o444, Mode, Single),
-    e("ksm_stat", 0o444, Mode, Single),
+    e("ksm_merging_pages", 0o400, Mode, Single),
+    e("ksm_stat", 0o400, Mode, Single),
     Entry {
         read: Snapshot,
         ..rendered("children", 0o444, Render::Children, Mode)
@@ -231,7 +231,7 @@ mod tests {
         assert_eq!(entry("fdinfo").render, None);
         assert_eq!(entry("fd/3").check, Check::Link);
         assert_eq!(entry("fd").check, Check::FdDir);
-        assert_eq!(entry("environ").check, Check::File(Guard::Read));
+        assert_eq!(entry("environ").check, Check::File(Guard::Memory));
         assert_eq!(entry("environ").read, Read::Single);
         assert_eq!(entry("stat").read, Read::Single);
         assert_eq!(entry("timers").read, Read::Snapshot);
@@ -250,6 +250,28 @@ mod tests {
             "varies: asked of the real link"
         );
         assert!(!PLAIN.readable_by_all(), "unknown: asked of the real file");
+    }
+
+    /// The table's modes are the kernel's: the daemon skips the look at the real file
+    /// for an entry the table says anyone may read, so a wrong mode there would let a
+    /// reader in where procfs refuses it.
+    #[test]
+    fn modes_are_the_kernels() {
+        use std::os::unix::fs::PermissionsExt;
+        let mut compared = 0;
+        for e in ENTRIES
+            .iter()
+            .filter(|e| e.mode != 0 && !e.name.ends_with('/'))
+        {
+            let path = format!("/proc/self/{}", e.name);
+            let Ok(md) = std::fs::symlink_metadata(&path) else {
+                continue; // not in this kernel's configuration
+            };
+            let mode = md.permissions().mode() & 0o777;
+            assert_eq!(mode, u32::from(e.mode), "{}: {mode:o}", e.name);
+            compared += 1;
+        }
+        assert!(compared > 30, "only {compared} entries found in /proc/self");
     }
 
     #[test]

@@ -20,6 +20,9 @@ pub(super) enum Handle {
     /// A text fixed for the handle's life: the snapshot the kernel serves
     /// (passthrough), or what was read as the reader.
     Buffer(Vec<u8>),
+    /// A file procfs lets open but whose reads fail (`stack` without `CAP_SYS_ADMIN`,
+    /// another's `timerslack_ns`…: [`super::access::refused_at_read`]), with this error.
+    Refused(Errno),
     /// A passed-through file: the real one, read at the reader's offsets. Shared so that
     /// a read that blocks (`/proc/kmsg`) does so outside the handle table's lock.
     File(std::sync::Arc<File>),
@@ -453,9 +456,18 @@ impl View {
                     let end = start.saturating_add(size as usize).min(b.len());
                     return Ok(b[start..end].to_vec());
                 }
+                Some(&mut Handle::Refused(e)) => {
+                    drop(handles);
+                    // procfs finds the process before it checks: gone, it says so.
+                    let (node, retired) = self.node_or_retired(ino)?;
+                    return match retired || self.check_alive_by_handle(&node).is_err() {
+                        true => Err(Errno::ESRCH),
+                        false => Err(e),
+                    };
+                }
                 Some(Handle::File(f)) => (std::sync::Arc::clone(f), true),
                 Some(Handle::Stream(f)) => (std::sync::Arc::clone(f), false),
-                Some(Handle::Write(writes::WriteTarget::Real { file, seekable })) => {
+                Some(Handle::Write(writes::WriteTarget::Real { file, seekable, .. })) => {
                     (std::sync::Arc::clone(file), *seekable)
                 }
                 Some(Handle::Write(_)) => return Err(Errno::EBADF),

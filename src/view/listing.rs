@@ -265,8 +265,10 @@ impl View {
                 start,
             } if &**rel == "task" => self.list_tasks(reader, *n, *start, &mut out)?,
             _ => {
+                // A failed read of the real directory is procfs's answer (`net/` of a
+                // process without a network namespace left: `EINVAL`).
                 for e in fs::read_dir(node.real_path()).map_err(|e| errno(&e))? {
-                    let Ok(e) = e else { continue };
+                    let e = e.map_err(|e| errno(&e))?;
                     let kind = e
                         .file_type()
                         .map(|t| {

@@ -47,6 +47,9 @@ pub enum WriteTarget {
         file: Arc<File>,
         /// Whether writes go at offsets.
         seekable: bool,
+        /// Whether the writes are made with the writer's credentials (else with the
+        /// daemon's: a task's own `timerslack_ns`, see [`View::open_for_write`]).
+        as_writer: bool,
     },
     /// `ns_last_pid` of VPS `id`.
     NsLastPid(VpsId),
@@ -207,9 +210,16 @@ impl View {
                 .open(&path)
         })
         .map_err(|e| self.gone_or(node, errno(&e)))?;
+        // procfs lets a task set its own `timerslack_ns` (the check is of `current`,
+        // which the daemon's thread is not); anyone else needs `CAP_SYS_NICE`, which
+        // the kernel checks on the writer's credentials.
+        let own_slack = tid > 0
+            && node.shown_task() == Some(tid)
+            && matches!(node, Node::Pid { rel, .. } if &**rel == "timerslack_ns");
         Ok(Handle::Write(WriteTarget::Real {
             file: Arc::new(file),
             seekable,
+            as_writer: !own_slack,
         }))
     }
 
@@ -226,9 +236,14 @@ impl View {
     ) -> Result<u32, Errno> {
         let tid = Pid::try_from(tid).unwrap_or(0);
         let target = match lock(&self.handles).get(&fh) {
-            Some(Handle::Write(WriteTarget::Real { file, seekable })) => WriteTarget::Real {
+            Some(Handle::Write(WriteTarget::Real {
+                file,
+                seekable,
+                as_writer,
+            })) => WriteTarget::Real {
                 file: Arc::clone(file),
                 seekable: *seekable,
+                as_writer: *as_writer,
             },
             Some(Handle::Write(WriteTarget::NsLastPid(id))) => WriteTarget::NsLastPid(*id),
             Some(Handle::Write(WriteTarget::OwnOnly { own, refused })) => WriteTarget::OwnOnly {
@@ -255,23 +270,31 @@ impl View {
                     .map(|()| len)
                     .map_err(|e| errno(&e))
             }
-            WriteTarget::Real { file, seekable } => {
+            WriteTarget::Real {
+                file,
+                seekable,
+                as_writer,
+            } => {
                 let (id, namespaces) = identity(tid)?;
+                let write = || {
+                    if !seekable {
+                        return io::Write::write(&mut &*file, data);
+                    }
+                    match file.write_at(data, offset) {
+                        // A seq file (uid_map, timerslack_ns…) takes no pwrite: it
+                        // is written where it stands, after a seek.
+                        Err(e) if e.raw_os_error() == Some(Errno::ESPIPE as i32) => {
+                            io::Seek::seek(&mut &*file, io::SeekFrom::Start(offset))?;
+                            io::Write::write(&mut &*file, data)
+                        }
+                        r => r,
+                    }
+                };
                 loop {
-                    let r = run_as(&id, &namespaces, || {
-                        if !seekable {
-                            return io::Write::write(&mut &*file, data);
-                        }
-                        match file.write_at(data, offset) {
-                            // A seq file (uid_map, timerslack_ns…) takes no pwrite: it
-                            // is written where it stands, after a seek.
-                            Err(e) if e.raw_os_error() == Some(Errno::ESPIPE as i32) => {
-                                io::Seek::seek(&mut &*file, io::SeekFrom::Start(offset))?;
-                                io::Write::write(&mut &*file, data)
-                            }
-                            r => r,
-                        }
-                    });
+                    let r = match as_writer {
+                        true => run_as(&id, &namespaces, write),
+                        false => write(),
+                    };
                     match r {
                         Ok(n) => return Ok(u32::try_from(n).unwrap_or(u32::MAX)),
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {

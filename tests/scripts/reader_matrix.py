@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+"""What each reader may do with each entry of each kind of process, as procfs decides it.
+
+Run as pid 1 of a pid namespace and of a VPS: the two outputs must be identical. Targets:
+a root process, an undumpable one, a process of uid 1000 (dumpable or not) and a zombie
+of each owner (of uid 1000, dumpable or not when it exited). Readers: root, uid 1000 (the owner of some) and uid 2000 (a stranger).
+For each entry: whether it opens, lists or reads, and the error if not, and where it
+comes (procfs refuses some at open, `maps` of a stranger's process; some at the read,
+`stack` without CAP_SYS_ADMIN, `io` without ptrace access, another's `timerslack_ns`
+without CAP_SYS_NICE). Then writes: the same readers write a few files of each target
+and their own. Contents are not printed (they differ from run to run); which call
+fails, with which error, is.
+"""
+import ctypes
+import errno
+import os
+import sys
+import time
+
+libc = ctypes.CDLL(None, use_errno=True)
+PR_SET_DUMPABLE = 4
+
+READS = ["timers", "timerslack_ns", "ksm_stat", "ksm_merging_pages", "maps", "numa_maps",
+         "smaps", "smaps_rollup", "environ", "auxv", "io", "stack", "syscall", "wchan",
+         "personality", "sched", "schedstat", "statm", "limits", "oom_score", "cgroup",
+         "mountinfo", "mountstats", "attr/current", "ns", "net", "net/dev", "fd", "fdinfo",
+         "map_files", "task", "cwd", "root", "exe", "sessionid", "loginuid",
+         "coredump_filter", "timens_offsets", "cpuset", "comm", "mem", "pagemap",
+         "clear_refs", "oom_adj", "setgroups", "uid_map", "mounts", "stat", "status",
+         "cmdline"]
+WRITES = [("comm", b"newname"), ("timerslack_ns", b"50000"), ("oom_score_adj", b"100"),
+          ("coredump_filter", b"0x33"), ("loginuid", b"1000"), ("clear_refs", b"1"),
+          ("sched", b"0"), ("setgroups", b"deny"), ("mem", b"x"), ("environ", b"x"),
+          ("stat", b"x")]
+
+
+def code(e):
+    return errno.errorcode.get(e.errno, str(e.errno))
+
+
+def try_read(path):
+    try:
+        os.readlink(path)
+        return "link"
+    except OSError as e:
+        if e.errno != errno.EINVAL:
+            return "readlink:" + code(e)
+    try:
+        if os.path.isdir(path):
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+            except OSError as e:
+                return "opendir:" + code(e)
+            os.close(fd)
+            try:
+                os.listdir(path)
+                return "listed"
+            except OSError as e:
+                return "list:" + code(e)
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as e:
+        return "open:" + code(e)
+    try:
+        return "read" if os.read(fd, 65536) else "empty"
+    except OSError as e:
+        return "read:" + code(e)
+    finally:
+        os.close(fd)
+
+
+def try_write(path, data):
+    try:
+        fd = os.open(path, os.O_WRONLY)
+    except OSError as e:
+        return "open:" + code(e)
+    try:
+        return "wrote %d" % os.write(fd, data)
+    except OSError as e:
+        return "write:" + code(e)
+    finally:
+        os.close(fd)
+
+
+def become(uid):
+    if uid:
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)
+
+
+def target(uid, dumpable, zombie=False):
+    pid = os.fork()
+    if pid == 0:
+        become(uid)
+        # A change of uid makes a process undumpable (suid_dumpable); the kernel keeps
+        # the flag past the exit, for its zombie.
+        libc.prctl(PR_SET_DUMPABLE, dumpable, 0, 0, 0)
+        if zombie:
+            os._exit(0)
+        time.sleep(100)
+        os._exit(0)
+    return pid
+
+
+def as_reader(uid, fn):
+    pid = os.fork()
+    if pid == 0:
+        try:
+            become(uid)
+            fn()
+            sys.stdout.flush()
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+
+
+def main():
+    if os.readlink("/proc/self") != "1":
+        print("must run as pid 1 of a namespace or VPS", file=sys.stderr)
+        return 2
+    targets = [("root", target(0, 1)), ("root-undumpable", target(0, 0)),
+               ("u1000", target(1000, 1)), ("u1000-undumpable", target(1000, 0)),
+               ("root-zombie", target(0, 1, True)), ("u1000-zombie", target(1000, 1, True)),
+               ("u1000-undumpable-zombie", target(1000, 0, True))]
+    time.sleep(0.3)
+    for reader in (0, 1000, 2000):
+        def reads():
+            for name, pid in targets:
+                for f in READS:
+                    print("read reader=%d target=%s %s %s" % (
+                        reader, name, f, try_read("/proc/%d/%s" % (pid, f))))
+        as_reader(reader, reads)
+    for reader in (0, 1000, 2000):
+        def writes():
+            for name, pid in targets[:4] + [("self", os.getpid())]:
+                for f, data in WRITES:
+                    print("write reader=%d target=%s %s %s" % (
+                        reader, name, f, try_write("/proc/%d/%s" % (pid, f), data)))
+            with open("/proc/self/timerslack_ns") as f:
+                print("own timerslack_ns after the write", f.read().strip())
+        as_reader(reader, writes)
+    for name, pid in targets:
+        if "zombie" not in name:
+            os.kill(pid, 9)
+    for name, pid in targets:
+        os.waitpid(pid, 0)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
