@@ -81,9 +81,7 @@ pub(super) fn permits(md: &Metadata, uid: u32, gid: u32, reader: Reader, mask: u
     let bits = if md.uid() == uid {
         mode >> 6
     } else {
-        let tid = match reader {
-            Reader::Host { tid } | Reader::Vps { tid, .. } => tid,
-        };
+        let tid = reader.tid();
         if md.gid() == gid || host::in_group(tid, md.gid()) {
             mode >> 3
         } else {
@@ -244,9 +242,7 @@ pub(super) fn may_ptrace_as(
     node: &Node,
     guard: Guard,
 ) -> bool {
-    let tid = match reader {
-        Reader::Host { tid } | Reader::Vps { tid, .. } => tid,
-    };
+    let tid = reader.tid();
     let Some(target) = node.shown_task() else {
         return true;
     };
@@ -288,9 +284,7 @@ fn dumped(tid: Pid, target: Pid) -> bool {
 /// Whether `reader` has capability `cap` in effect. A reader the daemon cannot see
 /// (tid 0) has it if its uid (`ids`) is 0.
 fn reader_has(reader: Reader, ids: (u32, u32), cap: u32) -> bool {
-    let tid = match reader {
-        Reader::Host { tid } | Reader::Vps { tid, .. } => tid,
-    };
+    let tid = reader.tid();
     match tid > 0 {
         true => crate::sys::creds::effective_caps(tid).is_ok_and(|e| e & (1 << cap) != 0),
         false => ids.0 == 0,
@@ -376,9 +370,7 @@ impl View {
         let Some(Check::File(guard)) = check_of(node) else {
             return Ok(None);
         };
-        let tid = match reader {
-            Reader::Host { tid } | Reader::Vps { tid, .. } => tid,
-        };
+        let tid = reader.tid();
         let own = tid > 0 && node.shown_task() == Some(tid);
         if matches!(
             guard,
@@ -455,9 +447,7 @@ impl View {
             }
             // `proc_fd_permission`: a process may always look at its own descriptors.
             Some(Check::FdDir) if !by_mode => {
-                let tid = match reader {
-                    Reader::Host { tid } | Reader::Vps { tid, .. } => tid,
-                };
+                let tid = reader.tid();
                 let own = tid > 0
                     && host::read_task(tid).is_ok_and(|t| Some(t.tgid) == node.shown_task());
                 if own {

@@ -76,13 +76,6 @@ pub enum WriteTarget {
     },
 }
 
-/// The thread id behind a reader.
-fn tid_of(reader: Reader) -> Pid {
-    match reader {
-        Reader::Host { tid } | Reader::Vps { tid, .. } => tid,
-    }
-}
-
 /// The identity of the task that asks, for a system call made as it.
 fn identity(tid: Pid) -> Result<(Identity, Vec<File>), Errno> {
     if tid <= 0 {
@@ -109,7 +102,7 @@ fn same_process(a: Pid, b: Pid) -> bool {
 fn identity_on(reader: Reader, node: &Node) -> Result<(Identity, Vec<File>), Errno> {
     const CAP_DAC_OVERRIDE: u32 = 1;
     const CAP_SYS_PTRACE: u32 = 19;
-    let tid = tid_of(reader);
+    let tid = reader.tid();
     let (mut id, namespaces) = identity(tid)?;
     if node.shown_task().is_some_and(|t| same_process(t, tid)) {
         let mut grant = 1u64 << CAP_SYS_PTRACE;
@@ -139,7 +132,7 @@ impl View {
     /// same from here, without a thread (`sysctl -a` opens a thousand); keys depend on
     /// the reader's credentials always.
     pub(super) fn read_as(&self, reader: Reader, node: &Node) -> Result<Vec<u8>, Errno> {
-        let tid = tid_of(reader);
+        let tid = reader.tid();
         let path = node.real_path();
         let by_credentials =
             matches!(node, Node::Global { rel } if matches!(&**rel, "keys" | "key-users"));
@@ -162,7 +155,7 @@ impl View {
         ids: (u32, u32),
         flags: i32,
     ) -> Result<Handle, Errno> {
-        let tid = tid_of(reader);
+        let tid = reader.tid();
         // Files the daemon answers itself, not opened as the writer: their mode bits,
         // which procfs checks first, are checked here.
         let answered = match (node, reader) {
