@@ -96,7 +96,7 @@ def target(uid, dumpable, zombie=False):
         # the flag past the exit, for its zombie.
         libc.prctl(PR_SET_DUMPABLE, dumpable, 0, 0, 0)
         if zombie:
-            os._exit(0)
+            os._exit(7)
         time.sleep(100)
         os._exit(0)
     return pid
@@ -129,6 +129,12 @@ def main():
                 for f in READS:
                     print("read reader=%d target=%s %s %s" % (
                         reader, name, f, try_read("/proc/%d/%s" % (pid, f))))
+                if "zombie" in name:
+                    # Its exit code, shown only to a reader that may ptrace it.
+                    with open("/proc/%d/stat" % pid) as f:
+                        text = f.read()
+                    print("read reader=%d target=%s stat exit_code %s" % (
+                        reader, name, text.split()[-1]))
         as_reader(reader, reads)
     for reader in (0, 1000, 2000):
         def writes():
