@@ -47,10 +47,20 @@ fn pidns_view_is_identical_to_the_kernel_on_a_hostile_tree() {
 /// that the kernel's output shows `kernel_shows` (the probe did what it means to) and
 /// that the view's output is the same, byte for byte.
 fn probe_matches_kernel(name: &str, kernel_shows: &str) {
+    probe_matches_kernel_with(name, &[kernel_shows], &[&["--full-view"]]);
+}
+
+/// [`probe_matches_kernel`] with several lines the kernel's output must show, and the
+/// view made with each of `flags` in turn.
+fn probe_matches_kernel_with(name: &str, kernel_shows: &[&str], flags: &[&[&str]]) {
     let probe = script(name).display().to_string();
     let kernel = in_kernel_ns(&[PY, &probe]);
-    assert!(kernel.contains(kernel_shows), "{kernel}");
-    view_matches(&["--full-view"], &probe, &kernel);
+    for shows in kernel_shows {
+        assert!(kernel.contains(shows), "{shows}: {kernel}");
+    }
+    for f in flags {
+        view_matches(f, &probe, &kernel);
+    }
 }
 
 /// Runs `probe` in a VPS made with `flags` and checks that its output is `kernel`'s,
@@ -132,12 +142,11 @@ fn lseek_answers_as_procfs() {
     if !privileged() {
         return;
     }
-    let probe = script("seeks.py").display().to_string();
-    let kernel = in_kernel_ns(&[PY, &probe]);
-    assert!(kernel.starts_with("stat ['EINVAL', 5, 3"), "{kernel}");
-    for flags in [&["--full-view"][..], &["--full-view", "--no-passthrough"]] {
-        view_matches(flags, &probe, &kernel);
-    }
+    probe_matches_kernel_with(
+        "seeks.py",
+        &["stat ['EINVAL', 5, 3"],
+        &[&["--full-view"], &["--full-view", "--no-passthrough"]],
+    );
 }
 
 /// `task/` and a process's directory listed while threads start, end and exec from a
@@ -418,21 +427,18 @@ fn each_reader_is_answered_each_entry_as_procfs_answers_it() {
     if !privileged() {
         return;
     }
-    let probe = script("reader_matrix.py").display().to_string();
-    let kernel = in_kernel_ns(&[PY, &probe]);
     // The probe did what it means to: a refusal at open, one at the read, a zombie
     // without memory, a task's own write.
-    for shows in [
-        "read reader=2000 target=u1000 maps open:EACCES\n",
-        "read reader=1000 target=u1000 stack read:EACCES\n",
-        "read reader=1000 target=root-zombie maps empty\n",
-        "write reader=1000 target=self timerslack_ns wrote 5\n",
-    ] {
-        assert!(kernel.contains(shows), "{shows}{kernel}");
-    }
-    for flags in [&["--full-view"][..], &["--full-view", "--no-passthrough"]] {
-        view_matches(flags, &probe, &kernel);
-    }
+    probe_matches_kernel_with(
+        "reader_matrix.py",
+        &[
+            "read reader=2000 target=u1000 maps open:EACCES\n",
+            "read reader=1000 target=u1000 stack read:EACCES\n",
+            "read reader=1000 target=root-zombie maps empty\n",
+            "write reader=1000 target=self timerslack_ns wrote 5\n",
+        ],
+        &[&["--full-view"], &["--full-view", "--no-passthrough"]],
+    );
 }
 
 #[test]
