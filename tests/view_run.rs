@@ -159,6 +159,21 @@ fn thread_listings_follow_threads_as_the_kernel_does() {
     }
 }
 
+/// `task/` of a hundred threads read in getdents calls of 320 bytes while threads end
+/// and start between the calls: each call lists what is there then, going on from the
+/// thread the last call could not return, or by count once it is gone (procfs's
+/// `first_tid`; tests/scripts/task_listing_calls.py).
+#[test]
+fn task_read_in_several_calls_goes_on_as_procfs_does() {
+    if privileged() {
+        probe_matches_kernel_with(
+            "task_listing_calls.py",
+            &["gone [11, 12, 13, 14, 15]\n", "'new', 'new', 'new']\n"],
+            &[&["--full-view"], &["--full-view", "--no-passthrough"]],
+        );
+    }
+}
+
 /// A process reached while alive (its file read, its directory or an entry stat'ed, its
 /// link read, its directory listed…), left to live a moment or not, killed and waited
 /// for, and reached the same way again: `ENOENT` at once, as procfs's walk fails, also

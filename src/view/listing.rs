@@ -101,6 +101,14 @@ impl View {
             ));
         }
         let entries = self.list(reader, &node)?;
+        if !fits_one_read(&entries) {
+            // Read in several calls, each of which procfs lists anew
+            // ([`View::readdir`]): a listing the kernel kept would be an old one.
+            return Ok((
+                self.new_handle(ino, Handle::Dir(Listing::default())),
+                DirCaching::None,
+            ));
+        }
         let caching = if self.listed.same_as_before(ino, &entries) {
             DirCaching::Keep
         } else {
@@ -170,6 +178,26 @@ impl View {
                     l.entries.extend(now);
                     l.groups_changed = count;
                 }
+            }
+        }
+        if offset >= 2 && matches!(&node, Node::Pid { rel, .. } if &**rel == "task") {
+            // procfs lists `task/` anew at each call, going on from the thread it could
+            // not return last, or by count where that thread is gone.
+            let now = self.list(reader, &node)?;
+            let mut handles = lock(&self.handles);
+            let listing = match handles.get_mut(&fh) {
+                Some(Handle::Dir(Listing { entries, .. }) | Handle::Listed(entries)) => entries,
+                Some(_) => return Err(Errno::ENOTDIR),
+                None => return Err(Errno::EBADF),
+            };
+            let from = usize::try_from(offset).unwrap_or(usize::MAX);
+            let next = tasks_from(listing, &now, from);
+            if listing.get(from..) != Some(&next[..]) {
+                listing.truncate(from);
+                listing.extend(next);
+                // The kernel keeps what it was given: no longer the listing recorded at
+                // the open, which a later open must not take for the kept one.
+                self.listed.forget(ino);
             }
         }
         if offset > 0 && numbered(&node) {
@@ -404,6 +432,39 @@ impl View {
     }
 }
 
+/// The smallest buffer a C library reads a directory with (musl's `readdir`, 2 KiB;
+/// glibc's is 32 KiB, Go's 8 KiB).
+const SMALLEST_READ: usize = 2048;
+
+/// Whether a reader gets all of `entries` in one `getdents64` of [`SMALLEST_READ`]
+/// bytes (a record takes 19 bytes and the name with its NUL, aligned to 8). Only such
+/// a listing may the kernel keep: procfs lists `task/` anew at each call, so a
+/// listing read in several calls must reach the daemon at each, not a kept one (which
+/// another open may have filled).
+fn fits_one_read(entries: &[DirEntry]) -> bool {
+    let bytes: usize = entries
+        .iter()
+        .map(|e| (19 + e.name.len() + 1).next_multiple_of(8))
+        .sum();
+    bytes <= SMALLEST_READ
+}
+
+/// Where procfs's `task/` goes on at position `from` (`first_tid`): from the thread at
+/// that position of the listing `before` (the one the last call could not return) if
+/// it is still in the process's listing `now`, else from the thread `from - 2` places
+/// past the leader in `now`, or nowhere past its end. Both listings start with `.` and
+/// `..`; what this returns goes at position `from`.
+fn tasks_from(before: &[DirEntry], now: &[DirEntry], from: usize) -> Vec<DirEntry> {
+    let threads = now.get(2..).unwrap_or_default();
+    let again = before
+        .get(from)
+        .and_then(|saved| threads.iter().position(|e| e.name == saved.name));
+    match again {
+        Some(i) => threads[i..].to_vec(),
+        None => threads.get(from - 2..).unwrap_or_default().to_vec(),
+    }
+}
+
 /// The entries of listing `entries` of directory `node` from position `offset` on (at
 /// most [`MOST_A_READ`]), each with the position of the entry after it: procfs's
 /// positions, by index but in `/proc` ([`RootPositions`]) and in `fd/`, `fdinfo/`
@@ -574,6 +635,55 @@ mod tests {
         (0..list.len())
             .map(|i| (p.at(i, &list), list[i].name.to_string_lossy().into_owned()))
             .collect()
+    }
+
+    fn listing(names: &[&str]) -> Vec<DirEntry> {
+        [".", ".."].iter().chain(names).map(|n| named(n)).collect()
+    }
+
+    fn names(entries: &[DirEntry]) -> Vec<String> {
+        entries
+            .iter()
+            .map(|e| e.name.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn a_listing_is_kept_only_when_any_reader_reads_it_in_one_call() {
+        let tids =
+            |n: usize| -> Vec<String> { (0..n).map(|i| (100_000 + i).to_string()).collect() };
+        // A record of a 6-digit name: 19 + 7 bytes, aligned to 32.
+        let of = |n: usize| listing(&tids(n).iter().map(|s| s.as_str()).collect::<Vec<_>>());
+        assert!(
+            fits_one_read(&of(62)),
+            "62 of 32 bytes, `.` and `..` of 24: 2,032"
+        );
+        assert!(!fits_one_read(&of(63)));
+    }
+
+    #[test]
+    fn task_goes_on_as_procfs_first_tid_does() {
+        let before = listing(&["10", "11", "12", "13", "14"]);
+        // Nothing changed: from the thread at that position on.
+        assert_eq!(names(&tasks_from(&before, &before, 4)), ["12", "13", "14"]);
+        // The thread the last call could not return lives: from it, with the threads
+        // started since (at the list's end); those gone before it do not shift it.
+        let now = listing(&["10", "12", "13", "14", "20"]);
+        assert_eq!(
+            names(&tasks_from(&before, &now, 4)),
+            ["12", "13", "14", "20"]
+        );
+        // It is gone: by count from the leader (two were returned: 10 and 11).
+        let now = listing(&["10", "11", "14", "20"]);
+        assert_eq!(names(&tasks_from(&before, &now, 4)), ["14", "20"]);
+        // ... which skips a thread that moved up past the count when one before went.
+        let now = listing(&["10", "13", "14", "20"]);
+        assert_eq!(names(&tasks_from(&before, &now, 4)), ["14", "20"]);
+        // Past the end of the listing before: the threads started since, by count.
+        let now = listing(&["10", "11", "12", "13", "14", "20"]);
+        assert_eq!(names(&tasks_from(&before, &now, 7)), ["20"]);
+        // Fewer threads than the position: nothing more.
+        assert!(tasks_from(&before, &listing(&["10"]), 4).is_empty());
     }
 
     #[test]
