@@ -280,6 +280,28 @@ pub fn cpu_columns(inp: &StatInputs, host_cpus: &[(u32, Vec<u64>)]) -> Vec<[u64;
     out
 }
 
+/// Raises one CPU's columns `c` (user, nice and system from the cgroup, idle the rest
+/// of `elapsed` ticks) to at least `floor`, the last shown, as the kernel's tick
+/// accounting moves them: each tick goes to one column, so a CPU's columns add up to
+/// the ticks elapsed. The cgroup counts its usage in ns and the clock is cut to the
+/// tick apart from it, so usage may cross a tick before the clock does; shown then,
+/// with idle held at its floor, the CPU's sum would run ahead of the clock (`top`
+/// started in an idle VPS read the tick as 100 % system). So the busy columns grow by
+/// no more than the ticks elapsed since the last shown, and what is held back shows at
+/// the next ticks.
+fn settle(c: &mut [u64; COLUMNS], floor: &[u64; COLUMNS], elapsed: u64) {
+    const IDLE: usize = 3;
+    let mut room = elapsed.saturating_sub(floor.iter().sum());
+    let mut busy = 0;
+    for i in (0..COLUMNS).filter(|&i| i != IDLE) {
+        let grow = c[i].saturating_sub(floor[i]).min(room);
+        room -= grow;
+        c[i] = floor[i] + grow;
+        busy += c[i];
+    }
+    c[IDLE] = floor[IDLE].max(elapsed.saturating_sub(busy));
+}
+
 /// The host CPUs that have a `cpuN` line (the online ones when it was read).
 pub fn online(host: &[u8]) -> Result<CpuSet, ResError> {
     let text = std::str::from_utf8(host).map_err(|_| malformed("not UTF-8".into()))?;
@@ -329,8 +351,12 @@ pub fn render(host: &[u8], inp: &StatInputs, floors: &mut StatFloors) -> Result<
     floors
         .cpus
         .resize(cols.len().max(floors.cpus.len()), [0; COLUMNS]);
+    let elapsed = inp.elapsed_ns / NS_PER_TICK;
     for (c, f) in cols.iter_mut().zip(floors.cpus.iter_mut()) {
-        max_into(c, f);
+        match inp.usage {
+            Some(_) => settle(c, f, elapsed),
+            None => max_into(c, f),
+        }
         *f = *c;
     }
     let mut total = [0u64; COLUMNS];
@@ -509,6 +535,32 @@ mod tests {
         let (a, b) = (cols(&a, "cpu"), cols(&b, "cpu"));
         assert_eq!(b[0] - a[0], 100);
         assert_eq!(b[3] - a[3], 100);
+    }
+
+    #[test]
+    fn a_cpu_adds_up_to_the_ticks_elapsed() {
+        let one = CpuSet::from_cpus([0]);
+        let mut f = StatFloors::default();
+        let at = |system_ms: u64, elapsed_ms: u64, f: &mut StatFloors| {
+            let usage = CpuUsage {
+                system_ns: system_ms * 1_000_000,
+                ..Default::default()
+            };
+            let mut inp = inputs(&one, Some(&usage), 0);
+            inp.elapsed_ns = elapsed_ms * 1_000_000;
+            cols(&render(HOST, &inp, f).unwrap(), "cpu0")[..4].to_vec()
+        };
+        assert_eq!(at(1000, 10_000, &mut f), [0, 0, 100, 900]);
+        // Usage crosses a tick, the clock does not yet: nothing moves, where the
+        // system column alone moving would read as a CPU 100 % busy.
+        assert_eq!(at(1010, 10_005, &mut f), [0, 0, 100, 900]);
+        // The clock's tick comes: it goes to the usage held back.
+        assert_eq!(at(1010, 10_010, &mut f), [0, 0, 101, 900]);
+        // An idle tick goes to idle.
+        assert_eq!(at(1010, 10_020, &mut f), [0, 0, 101, 901]);
+        // More usage than ticks since: the ticks there are, the rest later.
+        assert_eq!(at(1050, 10_030, &mut f), [0, 0, 102, 901]);
+        assert_eq!(at(1050, 10_100, &mut f), [0, 0, 105, 905]);
     }
 
     #[test]
