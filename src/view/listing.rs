@@ -101,9 +101,11 @@ impl View {
             ));
         }
         let entries = self.list(reader, &node)?;
-        if !fits_one_read(&entries) {
+        let threads = matches!(&node, Node::Pid { rel, .. } if &**rel == "task");
+        if threads && !fits_one_read(&entries) {
             // Read in several calls, each of which procfs lists anew
-            // ([`View::readdir`]): a listing the kernel kept would be an old one.
+            // ([`View::readdir`]): a listing the kernel kept would be an old one. (A
+            // process's own directory lists the same entries all its life.)
             return Ok((
                 self.new_handle(ino, Handle::Dir(Listing::default())),
                 DirCaching::None,
