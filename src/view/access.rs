@@ -155,28 +155,29 @@ impl Creds {
 
 /// The kernel's `ptrace_may_access(target, mode | PTRACE_MODE_FSCREDS)` for a reader
 /// with credentials `r` and file-system ids `fsuid`/`fsgid` (`__ptrace_may_access`, then
-/// the commoncap and Yama checks): the same thread group may; otherwise every uid and
-/// gid of the target must be the reader's, the target must be dumpable (procfs owns a
-/// non-dumpable process's files as root, which is how it is told here; a zombie's
-/// flag is `zombie_dumped`'s to tell), and its
-/// permitted capabilities must be among the reader's effective ones, unless the reader
-/// has `CAP_SYS_PTRACE`; an attach is also subject to Yama's `ptrace_scope`.
+/// the commoncap and Yama checks), in the mode `guard` asks: the same thread group may;
+/// otherwise every uid and gid of the target must be the reader's, the target must be
+/// dumpable (procfs owns a non-dumpable process's files as root, which is how it is
+/// told here; a zombie's flag is `zombie_dumped`'s to tell), and its permitted
+/// capabilities must be among the reader's effective ones, unless the reader has
+/// `CAP_SYS_PTRACE`; an attach is also subject to Yama's `ptrace_scope`. `mm_access`
+/// ([`Guard::memory`]) checks nothing of a process without memory (a zombie).
 pub(super) fn may_ptrace(
     r: &Creds,
     fsuid: u32,
     fsgid: u32,
     target: Pid,
-    attach: bool,
+    guard: Guard,
     zombie_dumped: impl FnOnce() -> bool,
 ) -> bool {
-    let cap = r.has(CAP_SYS_PTRACE);
+    let (cap, attach) = (r.has(CAP_SYS_PTRACE), guard.attach());
     if cap && !attach {
         return true; // without reading the target: the common case of a root reader
     }
     let Some(t) = Creds::of(target) else {
         return false;
     };
-    if t.tgid == r.tgid {
+    if t.tgid == r.tgid || guard.memory() && t.zombie {
         return true;
     }
     if !cap {
@@ -255,14 +256,11 @@ pub(super) fn may_ptrace_as(
     {
         return true;
     }
-    if guard.memory() && Creds::of(target).is_some_and(|t| t.zombie) {
-        return true;
-    }
     let Some(r) = Creds::of(tid) else {
         return ids.is_some_and(|(uid, _)| uid == 0);
     };
     let (fsuid, fsgid) = ids.unwrap_or((r.uid[3], r.gid[3]));
-    may_ptrace(&r, fsuid, fsgid, target, attach, || dumped(tid, target))
+    may_ptrace(&r, fsuid, fsgid, target, guard, || dumped(tid, target))
 }
 
 /// Whether zombie `target` was dumpable when it let its memory go, as procfs's
