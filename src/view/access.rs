@@ -58,6 +58,14 @@ impl Guard {
     fn memory(self) -> bool {
         matches!(self, Guard::Memory | Guard::MemoryAttach)
     }
+
+    /// Whether procfs checks at the read, not at the open ([`refused_at_read`]).
+    fn at_read(self) -> bool {
+        matches!(
+            self,
+            Guard::ReadAtRead | Guard::Trace | Guard::Stack | Guard::Nice
+        )
+    }
 }
 
 /// The entry-table rule of `node`, when it is an entry of a process directory.
@@ -370,10 +378,7 @@ impl View {
         };
         let tid = reader.tid();
         let own = tid > 0 && node.shown_task() == Some(tid);
-        if matches!(
-            guard,
-            Guard::ReadAtRead | Guard::Trace | Guard::Stack | Guard::Nice
-        ) {
+        if guard.at_read() {
             return Ok(refused_at_read(reader, (uid, gid), node, guard, own).map(Handle::Refused));
         }
         let allowed = may_ptrace_as(reader, Some((uid, gid)), node, guard);
