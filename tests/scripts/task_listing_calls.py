@@ -7,28 +7,13 @@ that ended are not listed, threads started since are. Run in a kernel pid namesp
 in a VPS: the outputs must be identical. Threads are named by their rank in the listing
 taken before the changes, so the output does not depend on the numbers.
 """
-import ctypes
 import os
 import sys
 import threading
 import time
 
-libc = ctypes.CDLL(None, use_errno=True)
-SYS_GETDENTS64 = 217  # x86_64
-
-
-def getdents(fd, size):
-    """One getdents64 call with a buffer of `size` bytes: the names it returns."""
-    buf = ctypes.create_string_buffer(size)
-    n = libc.syscall(SYS_GETDENTS64, fd, buf, size)
-    if n < 0:
-        raise OSError(ctypes.get_errno(), "getdents64")
-    names, off = [], 0
-    while off < n:
-        reclen = int.from_bytes(buf.raw[off + 16:off + 18], "little")
-        names.append(buf.raw[off + 19:off + reclen].split(b"\0", 1)[0].decode())
-        off += reclen
-    return names
+# The probe beside it: one getdents64 call of a given size.
+from listing_churn import getdents
 
 
 def tids():
