@@ -51,13 +51,31 @@ pub fn run_with_deadline(mut cmd: Command, limit: Duration) -> Output {
     wait_output(guard, limit)
 }
 
+/// Waits for the child `guard` holds, reading its output meanwhile: a child that
+/// writes more than a pipe holds (64 KiB) waits for its reader, and would never end.
 fn wait_output(mut guard: ChildGuard, limit: Duration) -> Output {
+    let child = guard.0.as_mut().expect("child");
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
     let start = Instant::now();
     loop {
         let child = guard.0.as_mut().expect("child");
-        if child.try_wait().expect("try_wait").is_some() {
-            let child = guard.0.take().expect("child");
-            return child.wait_with_output().expect("output");
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            guard.0.take();
+            return Output {
+                status,
+                stdout: stdout.join().expect("stdout reader"),
+                stderr: stderr.join().expect("stderr reader"),
+            };
         }
         if start.elapsed() > limit {
             panic!("command did not finish within {limit:?}");
