@@ -117,11 +117,28 @@ fn identity_on(reader: Reader, node: &Node) -> Result<(Identity, Vec<File>), Err
 
 /// Whether what a file shows depends on its reader's namespaces or credentials, which
 /// the kernel takes from the task that reads: sysctls (`/proc/sys`: UTS, IPC and
-/// network ones are per namespace), System V IPC (`/proc/sysvipc`: the IPC namespace)
-/// and keys (`/proc/keys`, `/proc/key-users`: those the reader may view).
+/// network ones are per namespace), System V IPC (`/proc/sysvipc`: the IPC namespace),
+/// and the files whose text [`by_credentials`] decides.
 pub fn read_as_reader(node: &Node) -> bool {
-    matches!(node, Node::Global { rel }
-        if rel.starts_with("sys/") || rel.starts_with("sysvipc/") || matches!(&**rel, "keys" | "key-users"))
+    by_credentials(node)
+        || matches!(node, Node::Global { rel } if rel.starts_with("sys/") || rel.starts_with("sysvipc/"))
+}
+
+/// Whether a file's text depends on its reader's credentials: keys (`/proc/keys`,
+/// `/proc/key-users`: those the reader may view) and kernel addresses, which procfs
+/// shows only to a reader with `CAP_SYSLOG` (`kallsyms`, `modules`, and the socket
+/// addresses that `net/` prints with `%pK` where `kptr_restrict` is 1) or
+/// `CAP_SYS_ADMIN` (`iomem`, `ioports`), and zeroes for everyone else. Read by the
+/// daemon, which has both, they would hand any reader the kernel's layout.
+fn by_credentials(node: &Node) -> bool {
+    match node {
+        Node::Global { rel } => matches!(
+            &**rel,
+            "keys" | "key-users" | "kallsyms" | "modules" | "iomem" | "ioports"
+        ),
+        Node::Pid { rel, .. } => rel.starts_with("net/"),
+        _ => false,
+    }
 }
 
 impl View {
@@ -129,14 +146,12 @@ impl View {
     /// taken on the reader's namespaces and credentials ([`read_as_reader`]).
     ///
     /// A sysctl or System V IPC file of a reader in the daemon's own namespaces reads the
-    /// same from here, without a thread (`sysctl -a` opens a thousand); keys depend on
-    /// the reader's credentials always.
+    /// same from here, without a thread (`sysctl -a` opens a thousand); the files
+    /// [`by_credentials`] names depend on the reader's credentials always.
     pub(super) fn read_as(&self, reader: Reader, node: &Node) -> Result<Vec<u8>, Errno> {
         let tid = reader.tid();
         let path = node.real_path();
-        let by_credentials =
-            matches!(node, Node::Global { rel } if matches!(&**rel, "keys" | "key-users"));
-        if !by_credentials
+        if !by_credentials(node)
             && tid > 0
             && crate::sys::creds::namespaces_of(tid).is_ok_and(|ns| ns.is_empty())
         {

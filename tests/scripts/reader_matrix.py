@@ -8,8 +8,9 @@ For each entry: whether it opens, lists or reads, and the error if not, and wher
 comes (procfs refuses some at open, `maps` of a stranger's process; some at the read,
 `stack` without CAP_SYS_ADMIN, `io` without ptrace access, another's `timerslack_ns`
 without CAP_SYS_NICE). Then writes: the same readers write a few files of each target
-and their own. Contents are not printed (they differ from run to run); which call
-fails, with which error, is.
+and their own; and the first lines of the global files that show kernel addresses to
+root only (`kallsyms`, `iomem`, `ioports`). Contents are not printed otherwise (they
+differ from run to run); which call fails, with which error, is.
 """
 import ctypes
 import errno
@@ -136,6 +137,17 @@ def main():
                     print("read reader=%d target=%s stat exit_code %s" % (
                         reader, name, text.split()[-1]))
         as_reader(reader, reads)
+    for reader in (0, 1000, 2000):
+        def kernel_addresses():
+            # Shown to root, zeroed for the others (CAP_SYSLOG, CAP_SYS_ADMIN).
+            for f, n in (("kallsyms", 1), ("iomem", 3), ("ioports", 3)):
+                try:
+                    with open("/proc/" + f) as fh:
+                        head = [fh.readline().rstrip("\n") for _ in range(n)]
+                except OSError as e:
+                    head = [code(e)]
+                print("global reader=%d %s %s" % (reader, f, head))
+        as_reader(reader, kernel_addresses)
     for reader in (0, 1000, 2000):
         def writes():
             for name, pid in targets[:4] + [("self", os.getpid())]:
