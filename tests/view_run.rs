@@ -443,7 +443,8 @@ fn each_reader_is_answered_each_entry_as_procfs_answers_it() {
         return;
     }
     // The probe did what it means to: a refusal at open, one at the read, a zombie
-    // without memory, a task's own write, kernel addresses hidden from a stranger.
+    // without memory, a task's own write, kernel addresses hidden from a stranger and
+    // page frames from uid 1000.
     probe_matches_kernel_with(
         "reader_matrix.py",
         &[
@@ -452,6 +453,7 @@ fn each_reader_is_answered_each_entry_as_procfs_answers_it() {
             "read reader=1000 target=root-zombie maps empty\n",
             "write reader=1000 target=self timerslack_ns wrote 5\n",
             "global reader=2000 iomem ['00000000-00000000 : ",
+            " frame zero\npagemap reader=2000 flags ",
         ],
         &[&["--full-view"], &["--full-view", "--no-passthrough"]],
     );

@@ -294,6 +294,9 @@ impl View {
             (None, _) | (_, Reader::Host { .. }) if writes::read_as_reader(node) => {
                 Handle::Buffer(self.read_as(reader, node)?)
             }
+            (None, _) if writes::opens_as_reader(node) => {
+                Handle::File(std::sync::Arc::new(self.open_as(reader, node)?))
+            }
             // The host view is the real file, but a reader of its own stat would see
             // itself asleep in this request: corrected as the kernel shows it.
             (Some(r), Reader::Host { tid }) if tid > 0 && node.shown_task() == Some(tid) => lazy(r),

@@ -124,6 +124,15 @@ pub fn read_as_reader(node: &Node) -> bool {
         || matches!(node, Node::Global { rel } if rel.starts_with("sys/") || rel.starts_with("sysvipc/"))
 }
 
+/// Whether a file must be opened with its reader's credentials, because the kernel
+/// decides what its reads show from the opener's (`file->f_cred`) and its reads go on
+/// through the daemon: `pagemap`, whose page frame numbers only an opener with
+/// `CAP_SYS_ADMIN` sees (zeroes for the others), and which is too large to read whole
+/// at open as [`by_credentials`]'s files are.
+pub fn opens_as_reader(node: &Node) -> bool {
+    matches!(node, Node::Pid { rel, .. } if &**rel == "pagemap")
+}
+
 /// Whether a file's text depends on its reader's credentials: keys (`/proc/keys`,
 /// `/proc/key-users`: those the reader may view) and kernel addresses, which procfs
 /// shows only to a reader with `CAP_SYSLOG` (`kallsyms`, `modules`, and the socket
@@ -159,6 +168,15 @@ impl View {
         }
         let (id, namespaces) = identity(tid)?;
         run_as(&id, &namespaces, || std::fs::read(&path)).map_err(|e| errno(&e))
+    }
+
+    /// `node` opened for reading on a thread with `reader`'s credentials (and what
+    /// procfs grants a task on its own entries), for a file whose reads show what its
+    /// opener may see ([`opens_as_reader`]).
+    pub(super) fn open_as(&self, reader: Reader, node: &Node) -> Result<File, Errno> {
+        let (id, namespaces) = identity_on(reader, node)?;
+        let path = node.real_path();
+        run_as(&id, &namespaces, || File::open(&path)).map_err(|e| self.gone_or(node, errno(&e)))
     }
 
     /// Opens `node` for writing (and reading too unless `flags` say write-only), for

@@ -9,11 +9,13 @@ comes (procfs refuses some at open, `maps` of a stranger's process; some at the 
 `stack` without CAP_SYS_ADMIN, `io` without ptrace access, another's `timerslack_ns`
 without CAP_SYS_NICE). Then writes: the same readers write a few files of each target
 and their own; and the first lines of the global files that show kernel addresses to
-root only (`kallsyms`, `iomem`, `ioports`). Contents are not printed otherwise (they
+root only (`kallsyms`, `iomem`, `ioports`), and whether each reader's own `pagemap`
+shows page frame numbers (root's only). Contents are not printed otherwise (they
 differ from run to run); which call fails, with which error, is.
 """
 import ctypes
 import errno
+import mmap
 import os
 import sys
 import time
@@ -148,6 +150,25 @@ def main():
                     head = [code(e)]
                 print("global reader=%d %s %s" % (reader, f, head))
         as_reader(reader, kernel_addresses)
+    for reader in (0, 1000, 2000):
+        def own_pagemap():
+            # Page frame numbers only for CAP_SYS_ADMIN: the flags, and whether a
+            # number is shown, of a page of its own it has just written.
+            # (Dumpable again after the change of uid, so that its files are its own.)
+            libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)
+            page = mmap.mmap(-1, mmap.PAGESIZE)
+            page[0:1] = b"x"
+            at = ctypes.addressof(ctypes.c_char.from_buffer(page))
+            try:
+                with open("/proc/self/pagemap", "rb") as f:
+                    f.seek(at // mmap.PAGESIZE * 8)
+                    entry = int.from_bytes(f.read(8), "little")
+            except OSError as e:
+                print("pagemap reader=%d %s" % (reader, code(e)))
+                return
+            print("pagemap reader=%d flags %#x frame %s" % (
+                reader, entry >> 55, "shown" if entry & ((1 << 55) - 1) else "zero"))
+        as_reader(reader, own_pagemap)
     for reader in (0, 1000, 2000):
         def writes():
             for name, pid in targets[:4] + [("self", os.getpid())]:
