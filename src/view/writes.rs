@@ -137,14 +137,19 @@ pub fn opens_as_reader(node: &Node) -> bool {
 /// `/proc/key-users`: those the reader may view) and kernel addresses, which procfs
 /// shows only to a reader with `CAP_SYSLOG` (`kallsyms`, `modules`, and the socket
 /// addresses that `net/` prints with `%pK` where `kptr_restrict` is 1) or
-/// `CAP_SYS_ADMIN` (`iomem`, `ioports`), and zeroes for everyone else. Read by the
-/// daemon, which has both, they would hand any reader the kernel's layout.
+/// `CAP_SYS_ADMIN` (`iomem`, `ioports`), and zeroes for everyone else; and a PCI
+/// device's configuration space (`bus/pci/*/*`), of which a reader without
+/// `CAP_SYS_ADMIN` gets the first 64 bytes. Read by the daemon, which has both
+/// capabilities, they would hand any reader the kernel's layout and the devices'
+/// registers.
 fn by_credentials(node: &Node) -> bool {
     match node {
-        Node::Global { rel } => matches!(
-            &**rel,
-            "keys" | "key-users" | "kallsyms" | "modules" | "iomem" | "ioports"
-        ),
+        Node::Global { rel } => {
+            matches!(
+                &**rel,
+                "keys" | "key-users" | "kallsyms" | "modules" | "iomem" | "ioports"
+            ) || rel.starts_with("bus/pci/")
+        }
         Node::Pid { rel, .. } => rel.starts_with("net/"),
         _ => false,
     }

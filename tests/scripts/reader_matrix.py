@@ -9,9 +9,10 @@ comes (procfs refuses some at open, `maps` of a stranger's process; some at the 
 `stack` without CAP_SYS_ADMIN, `io` without ptrace access, another's `timerslack_ns`
 without CAP_SYS_NICE). Then writes: the same readers write a few files of each target
 and their own; and the first lines of the global files that show kernel addresses to
-root only (`kallsyms`, `iomem`, `ioports`), and whether each reader's own `pagemap`
-shows page frame numbers (root's only). Contents are not printed otherwise (they
-differ from run to run); which call fails, with which error, is.
+root only (`kallsyms`, `iomem`, `ioports`) and the size of a PCI device's configuration
+space as each reads it, and whether each reader's own `pagemap` shows page frame
+numbers (root's only). Contents are not printed otherwise (they differ from run to
+run); which call fails, with which error, is.
 """
 import ctypes
 import errno
@@ -149,6 +150,13 @@ def main():
                 except OSError as e:
                     head = [code(e)]
                 print("global reader=%d %s %s" % (reader, f, head))
+            # A PCI device's configuration space: its first 64 bytes only, without
+            # CAP_SYS_ADMIN (where the machine has a PCI bus at all).
+            bus = "/proc/bus/pci/00"
+            devices = sorted(os.listdir(bus)) if os.path.isdir(bus) else []
+            for d in devices[:1]:
+                with open(os.path.join(bus, d), "rb") as fh:
+                    print("global reader=%d pci config %d bytes" % (reader, len(fh.read())))
         as_reader(reader, kernel_addresses)
     for reader in (0, 1000, 2000):
         def own_pagemap():
