@@ -137,9 +137,10 @@ pub fn opens_as_reader(node: &Node) -> bool {
 /// `/proc/key-users`: those the reader may view) and kernel addresses, which procfs
 /// shows only to a reader with `CAP_SYSLOG` (`kallsyms`, `modules`, and the socket
 /// addresses that `net/` prints with `%pK` where `kptr_restrict` is 1) or
-/// `CAP_SYS_ADMIN` (`iomem`, `ioports`), and zeroes for everyone else; and a PCI
+/// `CAP_SYS_ADMIN` (`iomem`, `ioports`), and zeroes for everyone else; a PCI
 /// device's configuration space (`bus/pci/*/*`), of which a reader without
-/// `CAP_SYS_ADMIN` gets the first 64 bytes. Read by the daemon, which has both
+/// `CAP_SYS_ADMIN` gets the first 64 bytes; and the memory type ranges (`mtrr`), which
+/// only `CAP_SYS_ADMIN` may open (`EPERM`, whatever the mode bits say). Read by the daemon, which has both
 /// capabilities, they would hand any reader the kernel's layout and the devices'
 /// registers.
 fn by_credentials(node: &Node) -> bool {
@@ -147,7 +148,7 @@ fn by_credentials(node: &Node) -> bool {
         Node::Global { rel } => {
             matches!(
                 &**rel,
-                "keys" | "key-users" | "kallsyms" | "modules" | "iomem" | "ioports"
+                "keys" | "key-users" | "kallsyms" | "modules" | "iomem" | "ioports" | "mtrr"
             ) || rel.starts_with("bus/pci/")
         }
         Node::Pid { rel, .. } => rel.starts_with("net/"),

@@ -9,10 +9,10 @@ comes (procfs refuses some at open, `maps` of a stranger's process; some at the 
 `stack` without CAP_SYS_ADMIN, `io` without ptrace access, another's `timerslack_ns`
 without CAP_SYS_NICE). Then writes: the same readers write a few files of each target
 and their own; and the first lines of the global files that show kernel addresses to
-root only (`kallsyms`, `iomem`, `ioports`) and the size of a PCI device's configuration
-space as each reads it, and whether each reader's own `pagemap` shows page frame
-numbers (root's only). Contents are not printed otherwise (they differ from run to
-run); which call fails, with which error, is.
+root only (`kallsyms`, `iomem`, `ioports`; `mtrr` opens for root only), the size of a
+PCI device's configuration space as each reads it, and whether each reader's own
+`pagemap` shows page frame numbers (root's only). Contents are not printed otherwise
+(they differ from run to run); which call fails, with which error, is.
 """
 import ctypes
 import errno
@@ -143,7 +143,7 @@ def main():
     for reader in (0, 1000, 2000):
         def kernel_addresses():
             # Shown to root, zeroed for the others (CAP_SYSLOG, CAP_SYS_ADMIN).
-            for f, n in (("kallsyms", 1), ("iomem", 3), ("ioports", 3)):
+            for f, n in (("kallsyms", 1), ("iomem", 3), ("ioports", 3), ("mtrr", 1)):
                 try:
                     with open("/proc/" + f) as fh:
                         head = [fh.readline().rstrip("\n") for _ in range(n)]
