@@ -194,9 +194,7 @@ impl super::View {
 /// prefix, as procfs shows them (`pwdx`, `ls -l /proc/*/exe`). A target outside the
 /// reader's root, and one that is not a path, stays as it is.
 pub fn from_reader_root(target: Vec<u8>, reader: super::Reader) -> Vec<u8> {
-    let tid = match reader {
-        super::Reader::Host { tid } | super::Reader::Vps { tid, .. } => tid,
-    };
+    let tid = reader.tid();
     if tid <= 0 || !target.starts_with(b"/") {
         return target;
     }
