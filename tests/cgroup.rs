@@ -92,8 +92,7 @@ fn a_cgroup_vps_follows_processes_moving_in_and_out() {
     cg.move_pid(&boxdir, pid(&init));
     cg.move_pid(&boxdir.join("inner"), pid(&deep));
 
-    let mnt = tmp.0.join("mnt");
-    fs::create_dir_all(&mnt).unwrap();
+    let mnt = tmp.subdir("mnt");
     let serve = Command::new(vprocfs())
         .arg("serve")
         .arg(&mnt)

@@ -263,8 +263,7 @@ fn an_unprivileged_reader_reads_the_same_bytes_as_from_the_kernel() {
     // The kernel's procfs of the VPS's own pid namespace, mounted inside the VPS: the
     // same processes, read at the same moment through both.
     let tmp = TempDir::new("iso-kproc");
-    let kproc = tmp.0.join("kproc");
-    fs::create_dir_all(&kproc).unwrap();
+    let kproc = tmp.subdir("kproc");
     let k = kproc.display().to_string();
     let args = format!("/proc {k}");
     let argv = env_args(&[("PROBE_ARGS", &args), ("KPROC", &k)]);
@@ -450,8 +449,7 @@ fn members_of_a_vps_added_after_another_are_all_visible() {
         return;
     }
     let tmp = TempDir::new("iso-order");
-    let mnt = tmp.0.join("mnt");
-    fs::create_dir_all(&mnt).unwrap();
+    let mnt = tmp.subdir("mnt");
     let tree = Command::new("sleep").arg("100").spawn().expect("sleep");
     let t_init = tree.id();
     let _tree = ChildGuard(Some(tree));

@@ -497,8 +497,7 @@ fn stopping_the_supervisor_unmounts_and_leaves_nothing() {
         return;
     }
     let tmp = TempDir::new("supervisor-stop");
-    let mnt = tmp.0.join("mnt");
-    fs::create_dir_all(&mnt).unwrap();
+    let mnt = tmp.subdir("mnt");
     let sock = tmp.0.join("ctl.sock");
     let (mut daemon, _mount) = serve(&mnt, &sock, &[]);
     let mut child = daemon.0.take().unwrap();

@@ -796,8 +796,7 @@ fn a_host_reader_of_the_shared_mount_reads_proc_in_several_calls_as_procfs() {
         return;
     }
     let tmp = TempDir::new("serve-host-listing");
-    let mnt = tmp.0.join("mnt");
-    fs::create_dir_all(&mnt).unwrap();
+    let mnt = tmp.subdir("mnt");
     let (_daemon, _mount) = serve(&mnt, &tmp.0.join("ctl.sock"), &[]);
     let churn = |root: &Path| {
         let mut cmd = Command::new("python3");

@@ -147,6 +147,13 @@ impl TempDir {
         std::fs::create_dir_all(&p).expect("temp dir");
         TempDir(p)
     }
+
+    /// A directory `name` made inside, for a test to mount on (`mnt`).
+    pub fn subdir(&self, name: &str) -> PathBuf {
+        let p = self.0.join(name);
+        std::fs::create_dir_all(&p).expect("subdirectory");
+        p
+    }
 }
 
 impl Drop for TempDir {
