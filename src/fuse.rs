@@ -168,6 +168,12 @@ impl Filesystem for ProcFs {
             log::info!("the kernel offers no FUSE passthrough: reads go through the daemon");
         }
         self.backings.set_enabled(on);
+        // The kernel may keep listings only if it asks for a directory's attributes
+        // before it serves one again (src/view/listing.rs).
+        let checked = config
+            .add_capabilities(fuser::InitFlags::FUSE_AUTO_INVAL_DATA)
+            .is_ok();
+        self.view.set_listings_checked(checked);
         Ok(())
     }
 

@@ -15,7 +15,7 @@ use crate::engine::Pid;
 use crate::host;
 
 use super::nodes::{self, Node};
-use super::{errno, lock, DirEntry, Handle, Kind, Reader, Requester, View};
+use super::{errno, lock, Attr, DirEntry, Handle, Kind, Reader, Requester, View};
 
 /// What the kernel may do with a directory's listing, answered at opendir.
 ///
@@ -24,9 +24,16 @@ use super::{errno, lock, DirEntry, Handle, Kind, Reader, Requester, View};
 /// listing in its page cache (`FOPEN_CACHE_DIR`) and serve it again to a later open
 /// that says it still holds (`FOPEN_KEEP_CACHE`). The daemon takes the listing at
 /// opendir and says it still holds only when it is the very listing given with the last
-/// open of that directory, so the kernel never serves a listing that differs from
-/// what the daemon would list now; where nothing changed, the open is the one round
-/// trip.
+/// open of that directory. A reader may also hold the directory open and list it again
+/// from its start (`rewinddir`) after a thread started or ended, which no open tells
+/// the daemon of: so the kernel asks for the directory's attributes before it serves a
+/// kept listing from its start (`FUSE_AUTO_INVAL_DATA`), and drops the listing when
+/// their modification time is not the one it kept it with; the daemon dates `task/`
+/// by its listing now ([`View::date_listing`]), and a process's or thread's directory,
+/// whose entries never change, fails (or dates otherwise) once the task is gone. So the
+/// kernel never serves a listing that differs from what the daemon would list now;
+/// where nothing changed, the open and that look at the attributes are the two round
+/// trips.
 ///
 /// Only in a mount of one VPS (whose listings do not depend on the reader), and only
 /// for a process's or thread's directory and its `task/`: `/proc` itself, `fd/` and the
@@ -57,8 +64,13 @@ impl Listed {
     /// Records `entries` as the listing of directory `ino` given with an open; whether it
     /// is the one given with the open before.
     fn same_as_before(&self, ino: u64, entries: &[DirEntry]) -> bool {
-        let print = self.keys.hash_one(entries);
+        let print = self.print(entries);
         lock(&self.by_ino).insert(ino, print) == Some(print)
+    }
+
+    /// The fingerprint of listing `entries`.
+    fn print(&self, entries: &[DirEntry]) -> u64 {
+        self.keys.hash_one(entries)
     }
 
     /// The kernel forgot directory `ino`.
@@ -92,7 +104,7 @@ impl View {
         let node = self.node_named(reader, ino)?;
         self.check_alive(reader, &node)?;
         self.permission(reader, ids, &node, libc::R_OK as u32)?;
-        let keeps = self.caches_pids()
+        let keeps = self.keeps_listings()
             && matches!(&node, Node::Pid { rel, .. } if rel.is_empty() || &**rel == "task");
         if !keeps {
             return Ok((
@@ -117,6 +129,54 @@ impl View {
             DirCaching::Fill
         };
         Ok((self.new_handle(ino, Handle::Listed(entries)), caching))
+    }
+
+    /// Whether the kernel may keep listings of process and thread directories and
+    /// their `task/` ([`DirCaching`]): in a mount of one VPS, where the kernel asks for
+    /// a directory's attributes before it serves a kept listing from its start
+    /// (`FUSE_AUTO_INVAL_DATA`, [`View::set_listings_checked`]).
+    pub(super) fn keeps_listings(&self) -> bool {
+        self.caches_pids()
+            && self
+                .listings_checked
+                .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Records whether the kernel agreed, at FUSE INIT, to ask for a directory's
+    /// attributes (its modification time) before it serves a listing it kept from its
+    /// start (`FUSE_AUTO_INVAL_DATA`): at `opendir` and at each `rewinddir`. Only then
+    /// may it keep listings: a reader holding `task/` open lists it again after a
+    /// thread started or ended (procfs lists what is there at each read), and the
+    /// events that would have the kernel drop the kept listing come a moment later.
+    pub fn set_listings_checked(&self, on: bool) {
+        self.listings_checked
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Gives `attr`, the attributes of directory `node` that the kernel asks for before
+    /// it serves a listing it kept, a modification time that tells that listing apart
+    /// from the one there is now (the kernel drops what it kept when the time differs
+    /// from the one it kept it with): its nanoseconds are a fingerprint of the listing
+    /// of `task/` now, or of the process or thread a live directory is (whose entries
+    /// never change), and never that fingerprint once the task is `gone` (procfs lists
+    /// nothing then). Any other node is left as it is.
+    pub(super) fn date_listing(&self, reader: Reader, node: &Node, gone: bool, attr: &mut Attr) {
+        let Node::Pid { n, tid, start, rel } = node else {
+            return;
+        };
+        if !self.keeps_listings() || !(rel.is_empty() || &**rel == "task") {
+            return;
+        }
+        let whose = self.listed.keys.hash_one((n, tid, start, rel));
+        let print = match (gone, rel.is_empty()) {
+            (true, _) => whose.wrapping_add(1),
+            (false, true) => whose,
+            (false, false) => match self.list(reader, node) {
+                Ok(entries) => self.listed.print(&entries),
+                Err(_) => whose.wrapping_add(1),
+            },
+        };
+        attr.mtime.1 = i64::try_from(print % 1_000_000_000).unwrap_or(0);
     }
 
     /// Entries of directory `ino`, open as handle `fh`, from position `offset` on, for
@@ -149,8 +209,7 @@ impl View {
             return Err(Errno::ENOENT);
         }
         let reader = self.reader(req.tid);
-        let listed_at_open = matches!(lock(&self.handles).get(&fh), Some(Handle::Listed(_)));
-        if offset == 0 && !listed_at_open {
+        if offset == 0 {
             // Counted before the listing: a change while it is taken shows at the next
             // read, which then lists the processes again.
             let groups_changed = match node {
@@ -164,6 +223,13 @@ impl View {
                         entries,
                         groups_changed,
                     }
+                }
+                // The kernel reads a listing it may keep from its start when it keeps
+                // none, or dropped the one it kept (a rewind after a change): what it
+                // keeps from now on is this one, of now, not the one taken at open.
+                Some(Handle::Listed(held)) => {
+                    self.listed.same_as_before(ino, &entries);
+                    *held = entries;
                 }
                 Some(_) => return Err(Errno::ENOTDIR),
                 None => return Err(Errno::EBADF),

@@ -232,6 +232,9 @@ pub struct View {
     open_inodes: Mutex<FxHashMap<u64, u32>>,
     /// The listings the kernel may keep of directories ([`listing::DirCaching`]).
     listed: listing::Listed,
+    /// Whether the kernel checks a kept listing with the daemon before serving it
+    /// ([`View::set_listings_checked`]).
+    listings_checked: std::sync::atomic::AtomicBool,
 }
 
 /// What a view is made with besides membership: what it is wired to that exists before
@@ -286,6 +289,7 @@ impl View {
             held: Held::default(),
             open_inodes: Mutex::new(FxHashMap::default()),
             listed: listing::Listed::default(),
+            listings_checked: std::sync::atomic::AtomicBool::new(false),
         });
         view.shared.register(&view);
         view
@@ -746,12 +750,17 @@ impl View {
     /// resolved just before the name was invalidated ([`cache`]).
     pub fn getattr(&self, reader: Reader, ino: u64) -> Result<Attr, Errno> {
         let (node, retired) = self.node_or_retired(ino)?;
+        let gone = |e: Errno| {
+            let mut attr = self.gone_attr(&node, ino).ok_or(e)?;
+            self.date_listing(reader, &node, true, &mut attr);
+            Ok(attr)
+        };
         if retired {
             // Reaped (or its number taken again): as in `node_named`.
             if self.stale_once(reader, &node, ino) {
                 return Err(Errno::ESTALE);
             }
-            return self.gone_attr(&node, ino).ok_or(Errno::ESRCH);
+            return gone(Errno::ESRCH);
         }
         let held_open = lock(&self.open_inodes).contains_key(&ino);
         let alive = match self.check_alive_as(&node, (!held_open).then_some(reader.tid())) {
@@ -763,10 +772,12 @@ impl View {
                 if matches!(&node, Node::Pid { rel, .. } if rel.is_empty()) {
                     self.refresh_owners(ino, &node);
                 }
-                self.attr_of(reader, &node, ino)
+                let mut attr = self.attr_of(reader, &node, ino)?;
+                self.date_listing(reader, &node, false, &mut attr);
+                Ok(attr)
             }
             Err(Errno::ESTALE) => Err(Errno::ESTALE),
-            Err(e) => self.gone_attr(&node, ino).ok_or(e),
+            Err(e) => gone(e),
         }
     }
 

@@ -74,6 +74,22 @@ except OSError as e:
     out.append(("held thread dir, gone", os.strerror(e.errno)))
 os.close(held)
 
+# task/ held open and listed again from its start (os.listdir of a descriptor rewinds
+# it) just after a thread started, and after the thread ended: procfs lists the threads
+# there are at each read, whatever a listing before showed.
+held = os.open(task, os.O_RDONLY | os.O_DIRECTORY)
+held_ls = lambda: ls(held)
+before = held_ls()
+stop = threading.Event()
+thread = threading.Thread(target=stop.wait)
+thread.start()
+during = held_ls()
+stop.set()
+thread.join()
+settle(task, len(before))
+out.append(("held task/ again", before, during, held_ls()))
+os.close(held)
+
 # A child with two threads, listed by its parent; then its second thread execs, which
 # leaves the group one task under the leader's number (de_thread).
 r, w = os.pipe()
