@@ -159,6 +159,25 @@ fn thread_listings_follow_threads_as_the_kernel_does() {
     }
 }
 
+/// The flag procfs sets on a task that used a superuser privilege (`PF_SUPERPRIV`, ps's
+/// `F` 4, which `ps -l` and `ps -elf` show of ps itself: it reads `pid_max`): set by the
+/// reads procfs grants by a capability (the sysctls whose permission hook asks one, a
+/// file the mode bits refuse, another task's `timerslack_ns`), not by the others, as
+/// the kernel sets it (tests/scripts/superpriv.py).
+#[test]
+fn a_reader_using_a_privilege_is_marked_as_the_kernel_marks_it() {
+    if privileged() {
+        probe_matches_kernel_with(
+            "superpriv.py",
+            &[
+                "pid_max: ok, marked True\n",
+                "vm/swappiness: ok, marked False\n",
+            ],
+            &[&["--full-view"], &["--full-view", "--no-passthrough"]],
+        );
+    }
+}
+
 /// `task/` of a hundred threads read in getdents calls of 320 bytes while threads end
 /// and start between the calls: each call lists what is there then, going on from the
 /// thread the last call could not return, or by count once it is gone (procfs's

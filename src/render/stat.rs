@@ -31,6 +31,8 @@ pub struct Stat<'a> {
 /// The flag of a task in `do_exit` (`include/linux/sched.h`): set before its exit event
 /// is sent, and kept while it is a zombie.
 pub const PF_EXITING: u64 = 0x4;
+/// `PF_SUPERPRIV`: the task used a superuser privilege (ps's `F` 4).
+pub const PF_SUPERPRIV: u64 = 0x100;
 
 /// Where the pieces of a stat line are: the pid's range, the comm's range and
 /// the ranges of fields 3.. up to the last one asked for (index 0 is field 3, the
@@ -171,7 +173,19 @@ const PROCESSOR: usize = 39;
 /// kept. `running`: the reader is the task shown, so the kernel would show
 /// it running: state becomes 'R'. All other bytes are copied unchanged.
 pub fn render_stat(raw: &[u8], map: &dyn PidMap, running: bool) -> Result<Vec<u8>, ParseError> {
-    let l = layout(raw, 8)?;
+    render_stat_marked(raw, map, running, false)
+}
+
+/// [`render_stat`], with `superpriv`: the task used a privilege that the kernel did not
+/// see it use (the daemon granted it), so its flags (field 9) carry `PF_SUPERPRIV` as
+/// the kernel's would.
+pub fn render_stat_marked(
+    raw: &[u8],
+    map: &dyn PidMap,
+    running: bool,
+    superpriv: bool,
+) -> Result<Vec<u8>, ParseError> {
+    let l = layout(raw, if superpriv { 9 } else { 8 })?;
     let pid: i32 =
         parse_num(raw.get(l.pid.0..l.pid.1).unwrap_or_default()).ok_or(ParseError::BadNumber {
             file: FILE,
@@ -196,6 +210,12 @@ pub fn render_stat(raw: &[u8], map: &dyn PidMap, running: bool) -> Result<Vec<u8
     edits.push(put(at(6), xlate(num(raw, &l, 6)?, |p| map.sid(p))));
     num::<i32>(raw, &l, 7)?;
     edits.push(put(at(8), xlate(num(raw, &l, 8)?, |p| map.pgid(p))));
+    if superpriv {
+        let flags: u64 = num(raw, &l, 9)?;
+        let mut b = Vec::new();
+        push_num(&mut b, flags | PF_SUPERPRIV);
+        edits.push((at(9).0, at(9).1, b));
+    }
     splice(raw, &edits, FILE)
 }
 

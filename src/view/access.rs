@@ -12,7 +12,7 @@ use crate::host;
 use super::entries::{self, Check};
 use super::files::Render;
 use super::nodes::Node;
-use super::{errno, Handle, Lazy, Reader, View};
+use super::{errno, lock, Handle, Lazy, Reader, View};
 
 /// What procfs checks, beyond the mode bits, before it shows an entry of a process
 /// (`fs/proc/base.c`, `fs/proc/fd.c`, `fs/proc/namespaces.c`): whether the reader may
@@ -76,33 +76,82 @@ pub(super) fn check_of(node: &Node) -> Option<Check> {
     }
 }
 
-/// The kernel's `generic_permission` over the real file's current owner and mode, for
-/// a reader with file-system ids `uid`/`gid` asking for `mask` (`R_OK`, `W_OK`, `X_OK`
-/// bits): root may, except execute a file no one may execute; the owner by the owner
-/// bits, a member of the file's group by the group bits, anyone else by the others.
-pub(super) fn permits(md: &Metadata, uid: u32, gid: u32, reader: Reader, mask: u32) -> bool {
+/// How the kernel lets a reader do something to a file by its mode bits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Dac {
+    /// The mode bits let it.
+    Bits,
+    /// A capability overrides the bits that do not (`CAP_DAC_READ_SEARCH`,
+    /// `CAP_DAC_OVERRIDE`): allowed, and the kernel marks the reader as having used a
+    /// superuser privilege (`PF_SUPERPRIV`, ps's `F` 4).
+    Capability,
+    /// Refused (`EACCES`).
+    Refused,
+}
+
+/// The kernel's permission check over the real file's current owner and mode, for a
+/// reader with file-system ids `uid`/`gid` asking for `mask` (`R_OK`, `W_OK`, `X_OK`
+/// bits) on `node`: the owner by the owner bits, a member of the file's group by the
+/// group bits, anyone else (root too) by the others. Where the bits refuse,
+/// `generic_permission` lets a reader with `CAP_DAC_READ_SEARCH` read and search
+/// (directories), and one with `CAP_DAC_OVERRIDE` do anything but execute a file no one
+/// may execute. A sysctl (`proc_sys_permission`) has no such override, and root is
+/// judged by the owner bits.
+pub(super) fn dac(
+    md: &Metadata,
+    uid: u32,
+    gid: u32,
+    reader: Reader,
+    node: &Node,
+    mask: u32,
+) -> Dac {
     let mask = mask & 0o7;
     let mode = md.mode();
-    if uid == 0 {
-        return mask & 0o1 == 0 || md.is_dir() || mode & 0o111 != 0;
-    }
-    let bits = if md.uid() == uid {
-        mode >> 6
-    } else {
-        let tid = reader.tid();
-        if md.gid() == gid || host::in_group(tid, md.gid()) {
+    let tid = reader.tid();
+    if matches!(node, Node::Global { rel } if rel.starts_with("sys/")) {
+        let bits = if uid == 0 {
+            mode >> 6
+        } else if gid == 0 || host::in_group(tid, 0) {
             mode >> 3
         } else {
             mode
-        }
+        };
+        return if bits & mask == mask {
+            Dac::Bits
+        } else {
+            Dac::Refused
+        };
+    }
+    let bits = if md.uid() == uid {
+        mode >> 6
+    } else if md.gid() == gid || host::in_group(tid, md.gid()) {
+        mode >> 3
+    } else {
+        mode
     };
-    bits & mask == mask
+    if bits & mask == mask {
+        return Dac::Bits;
+    }
+    let ids = (uid, gid);
+    let read_search = mask & 0o2 == 0 && (md.is_dir() || mask == 0o4);
+    if read_search && reader_has(reader, ids, CAP_DAC_READ_SEARCH) {
+        return Dac::Capability;
+    }
+    let may_override = md.is_dir() || mask & 0o1 == 0 || mode & 0o111 != 0;
+    if may_override && reader_has(reader, ids, CAP_DAC_OVERRIDE) {
+        return Dac::Capability;
+    }
+    Dac::Refused
 }
 
 /// Capability numbers (`linux/capability.h`).
+const CAP_DAC_OVERRIDE: u32 = 1;
+const CAP_DAC_READ_SEARCH: u32 = 2;
+const CAP_NET_ADMIN: u32 = 12;
 const CAP_SYS_PTRACE: u32 = 19;
 const CAP_SYS_ADMIN: u32 = 21;
 const CAP_SYS_NICE: u32 = 23;
+const CAP_CHECKPOINT_RESTORE: u32 = 40;
 
 /// A task's credentials, from its `status`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -379,7 +428,12 @@ impl View {
         let tid = reader.tid();
         let own = tid > 0 && node.shown_task() == Some(tid);
         if guard.at_read() {
-            return Ok(refused_at_read(reader, (uid, gid), node, guard, own).map(Handle::Refused));
+            let refused = refused_at_read(reader, (uid, gid), node, guard, own);
+            if guard == Guard::Nice && !own && refused.is_none() {
+                // Allowed by `CAP_SYS_NICE` (`timerslack_ns_show`).
+                self.used_privilege(reader);
+            }
+            return Ok(refused.map(Handle::Refused));
         }
         let allowed = may_ptrace_as(reader, Some((uid, gid)), node, guard);
         match guard {
@@ -399,6 +453,70 @@ impl View {
 }
 
 impl View {
+    /// Whether the mode bits of the real file (`md`) of `node` let `reader`, with
+    /// file-system ids `ids`, do `mask` ([`dac`]); a capability that overrides them is
+    /// recorded as a privilege the reader used ([`View::used_privilege`]).
+    pub(super) fn permits(
+        &self,
+        md: &Metadata,
+        ids: (u32, u32),
+        reader: Reader,
+        node: &Node,
+        mask: u32,
+    ) -> bool {
+        match dac(md, ids.0, ids.1, reader, node, mask) {
+            Dac::Bits => true,
+            Dac::Capability => {
+                self.used_privilege(reader);
+                true
+            }
+            Dac::Refused => false,
+        }
+    }
+
+    /// Records that `reader`'s task got what procfs grants by a capability, which the
+    /// kernel marks in the task's flags (`PF_SUPERPRIV`, shown in `stat` and as ps's
+    /// `F` 4): the daemon decides for it, so the kernel never does. Only a member's
+    /// (released with it, [`View::with_tracker`]).
+    pub(super) fn used_privilege(&self, reader: Reader) {
+        if let Reader::Vps { tid, .. } = reader {
+            if tid > 0 {
+                lock(&self.shared.superpriv).insert(tid);
+            }
+        }
+    }
+
+    /// Whether task `tid` used a privilege that procfs would have marked
+    /// ([`View::used_privilege`]).
+    pub(super) fn used_a_privilege(&self, tid: Pid) -> bool {
+        lock(&self.shared.superpriv).contains(&tid)
+    }
+
+    /// The sysctls whose permission procfs decides with a capability of the reader's
+    /// (a `permissions` hook of their table) and so marks a reader that has it: what
+    /// lies below `/proc/sys/net/<dir>` (`CAP_NET_ADMIN`, `net_ctl_permissions`),
+    /// `kernel/pid_max` (`CAP_SYS_ADMIN`, `pid_table_root_permissions`) and the SysV
+    /// IPC `*_next_id` (`checkpoint_restore_ns_capable`). Asked at open, opendir,
+    /// lookup (of a name in the directory) and `access`, as procfs asks.
+    pub(super) fn mark_sysctl_privilege(&self, reader: Reader, ids: (u32, u32), node: &Node) {
+        let Node::Global { rel } = node else {
+            return;
+        };
+        let caps: &[u32] = match rel.strip_prefix("sys/") {
+            Some(r) if r.strip_prefix("net/").is_some_and(|r| !r.is_empty()) => &[CAP_NET_ADMIN],
+            Some("kernel/pid_max") => &[CAP_SYS_ADMIN],
+            Some("kernel/msg_next_id" | "kernel/sem_next_id" | "kernel/shm_next_id") => {
+                &[CAP_SYS_ADMIN, CAP_CHECKPOINT_RESTORE]
+            }
+            _ => return,
+        };
+        if caps.iter().any(|&c| reader_has(reader, ids, c)) {
+            self.used_privilege(reader);
+        }
+    }
+}
+
+impl View {
     /// procfs's permission for `reader`, with file-system ids `ids`, to do `mask`
     /// (`R_OK`, `W_OK`, `X_OK` bits) on directory or file `node`: the mode bits of the
     /// real one, and for the directories the entry table guards ([`Check`]) the
@@ -413,7 +531,7 @@ impl View {
         node: &Node,
         mask: u32,
     ) -> Result<(), Errno> {
-        let (uid, gid) = ids;
+        let (uid, _) = ids;
         let writing = mask & libc::W_OK as u32 != 0;
         // `/proc` is `dr-xr-xr-x` for everyone; the process directories too, and
         // immutable (`EPERM` to a write, whoever asks).
@@ -432,14 +550,15 @@ impl View {
                 return Err(Errno::EPERM);
             }
             let md = fs::metadata(obj).map_err(|e| self.gone_or(node, errno(&e)))?;
-            return match permits(&md, uid, gid, reader, mask) {
+            return match self.permits(&md, ids, reader, node, mask) {
                 true => Ok(()),
                 false => Err(Errno::EACCES),
             };
         }
         let md =
             fs::symlink_metadata(node.real_path()).map_err(|e| self.gone_or(node, errno(&e)))?;
-        let by_mode = permits(&md, uid, gid, reader, mask);
+        self.mark_sysctl_privilege(reader, ids, node);
+        let by_mode = self.permits(&md, ids, reader, node, mask);
         match check_of(node) {
             Some(Check::Dir) if by_mode => {
                 if may_ptrace_as(reader, Some(ids), node, Guard::Read) {

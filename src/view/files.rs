@@ -93,6 +93,9 @@ pub fn global_file(rel: &str) -> Option<Render> {
 pub struct Context {
     /// The reader is the task this file shows: the kernel would show it running.
     pub running: bool,
+    /// The task this file shows got what procfs grants by a capability, which the
+    /// kernel marks in its flags (`PF_SUPERPRIV`).
+    pub superpriv: bool,
     /// The last vpid handed out in the reader's VPS.
     pub last_pid: i32,
     /// The `pid_max` of the reader's pid namespace, when the VPS has its own.
@@ -105,7 +108,7 @@ pub struct Context {
 /// Runs renderer `r` over the real bytes.
 pub fn render(r: Render, raw: &[u8], map: &dyn PidMap, cx: Context) -> Result<Vec<u8>, ParseError> {
     match r {
-        Render::Stat => render::stat::render_stat(raw, map, cx.running),
+        Render::Stat => render::stat::render_stat_marked(raw, map, cx.running, cx.superpriv),
         Render::Status => render::status::render_status(raw, map, cx.running),
         Render::Children => render::render_children(raw, map),
         Render::Comm => render::comm::render_comm(raw, map),

@@ -234,7 +234,8 @@ impl View {
         let by_all = matches!(node, Node::Pid { rel, .. } if entries::entry(rel).readable_by_all());
         if !by_all {
             let md = fs::metadata(node.real_path()).map_err(|e| errno(&e))?;
-            if !permits(&md, uid, gid, reader, libc::R_OK as u32) {
+            self.mark_sysctl_privilege(reader, (uid, gid), node);
+            if !self.permits(&md, (uid, gid), reader, node, libc::R_OK as u32) {
                 return Err(Errno::EACCES);
             }
         }
@@ -395,6 +396,8 @@ impl View {
         };
         let cx = Context {
             running: node.shown_task() == Some(reader_tid),
+            superpriv: matches!(r, Render::Stat)
+                && node.shown_task().is_some_and(|t| self.used_a_privilege(t)),
             last_pid: vps.last_vpid(),
             pid_max: own_ns.then_some(vps.config().pid_max),
             tasks: Some(u32::try_from(vps.tasks_num()).unwrap_or(u32::MAX)),

@@ -40,7 +40,7 @@ use crate::engine::{Pid, Vps, VpsId};
 use crate::host;
 use crate::membership::{Released, Tracker};
 use crate::render::{Identity, PidMap};
-use access::{check_of, mask_stat, may_ptrace_as, permits, Guard};
+use access::{check_of, mask_stat, may_ptrace_as, Guard};
 pub use cache::Flush;
 use cache::{Caching, FlushBatch, Held};
 use entries::Check;
@@ -481,6 +481,11 @@ impl View {
         let mut pidfds = lock(&self.shared.pidfds);
         for key in &gone {
             pidfds.remove(key);
+        }
+        drop(pidfds);
+        let mut superpriv = lock(&self.shared.superpriv);
+        for (tid, _) in &gone {
+            superpriv.remove(tid);
         }
         out
     }

@@ -12,7 +12,7 @@
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, Weak};
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::feed::Feed;
 use super::{lock, resource_files, Inputs, View};
@@ -37,6 +37,9 @@ pub(super) struct Shared {
     pub(super) pidfds: Mutex<FxHashMap<(Pid, u64), super::kept::Kept>>,
     /// `/proc`'s own link count without processes (the kernel adds one per process).
     pub(super) root_nlink_base: u32,
+    /// Member tasks that got what procfs grants by a capability
+    /// ([`View::used_privilege`]).
+    pub(super) superpriv: Mutex<FxHashSet<Pid>>,
     /// The mounts served, for fanning membership changes out.
     mounts: Mutex<Vec<Weak<View>>>,
 }
@@ -57,6 +60,7 @@ impl Shared {
             resources: Mutex::new(resource_files::Resources::with(inputs.resources)),
             pidfds: Mutex::new(FxHashMap::default()),
             root_nlink_base: super::root_nlink_base(),
+            superpriv: Mutex::new(FxHashSet::default()),
             mounts: Mutex::new(Vec::new()),
         }
     }

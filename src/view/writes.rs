@@ -216,7 +216,7 @@ impl View {
         };
         if let Some(target) = answered {
             let md = std::fs::metadata(node.real_path()).map_err(|e| errno(&e))?;
-            if !super::access::permits(&md, ids.0, ids.1, reader, libc::W_OK as u32) {
+            if !self.permits(&md, ids, reader, node, libc::W_OK as u32) {
                 return Err(Errno::EACCES);
             }
             return Ok(Handle::Write(target));
