@@ -213,6 +213,9 @@ struct State {
     /// When the load was last folded (host boottime ns); `None` before the first
     /// sample.
     last_sample_ns: Option<u64>,
+    /// The load average was restored from a daemon before this one
+    /// ([`VpsResources::restore_floors`]): its history goes on from the first sample.
+    load_restored: bool,
     counts: Option<TaskCounts>,
     floors: Floors,
 }
@@ -254,6 +257,7 @@ impl VpsResources {
             state: Mutex::new(State {
                 load: LoadAvg::default(),
                 last_sample_ns: None,
+                load_restored: false,
                 counts: None,
                 floors: Floors::default(),
             }),
@@ -423,24 +427,32 @@ impl VpsResources {
     }
 
     /// Called by the caller's sampler thread every 5 s: counts the VPS's R and D
-    /// threads and folds them into the load average. The first call only starts the
-    /// clock, as the kernel's first fold comes one period after boot; a late call
-    /// folds the periods it missed (`calc_load_n`), an early one (under half a
-    /// period) only refreshes the counts.
-    pub fn sample_load(&self, now_boottime_ns: u64) {
+    /// threads and folds them into the load average. The kernel folds every period
+    /// from boot on, the first one period after boot: so the first call folds the
+    /// periods since the VPS started at `vps_start_ns` (its init's start; none when it
+    /// started less than half a period ago), with the threads counted now, unless the
+    /// load was restored from the daemon before, whose history goes on from this call.
+    /// A late call folds the periods it missed (`calc_load_n`), an early one (under
+    /// half a period) only refreshes the counts.
+    pub fn sample_load(&self, now_boottime_ns: u64, vps_start_ns: u64) {
         let counts = cgroup::count_tasks(&self.paths, &mut lock(&self.scratch));
         let mut st = lock(&self.state);
         st.counts = Some(counts);
-        match st.last_sample_ns {
-            None => st.last_sample_ns = Some(now_boottime_ns),
-            Some(last) => {
-                let n = loadavg::periods_since(now_boottime_ns.saturating_sub(last));
-                if n > 0 {
-                    let active = u64::from(counts.running) + u64::from(counts.blocked);
-                    st.load.fold(active, n);
-                    st.last_sample_ns = Some(now_boottime_ns);
-                }
+        let last = match st.last_sample_ns {
+            Some(last) => last,
+            None if st.load_restored => {
+                st.last_sample_ns = Some(now_boottime_ns);
+                return;
             }
+            None => vps_start_ns.min(now_boottime_ns),
+        };
+        let n = loadavg::periods_since(now_boottime_ns.saturating_sub(last));
+        if n > 0 {
+            let active = u64::from(counts.running) + u64::from(counts.blocked);
+            st.load.fold(active, n);
+            st.last_sample_ns = Some(now_boottime_ns);
+        } else {
+            st.last_sample_ns.get_or_insert(last);
         }
     }
 
@@ -465,8 +477,9 @@ impl VpsResources {
                 *a = (*a).max(b);
             }
         }
-        if st.load == LoadAvg::default() {
+        if st.load == LoadAvg::default() && f.load != LoadAvg::default() {
             st.load = f.load;
+            st.load_restored = true;
         }
     }
 }

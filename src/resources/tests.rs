@@ -201,15 +201,15 @@ fn v2_vps_end_to_end() {
 fn load_average_from_the_sampler() {
     let tmp = TempDir::new("load");
     let res = VpsResources::new(fake_v2(&tmp));
-    // A fake clock: a sample every 5 s for 60 s after the first, which starts it.
-    // This thread is R while it samples; pid 1 is asleep.
+    // A fake clock: a VPS started at 1,000 s, sampled then (nothing to fold yet) and
+    // every 5 s for 60 s. This thread is R while it samples; pid 1 is asleep.
     for i in 0..=12u64 {
-        res.sample_load(1_000 * SEC + i * 5 * SEC);
+        res.sample_load(1_000 * SEC + i * 5 * SEC, 1_000 * SEC);
     }
     let out = res.render(ResFile::Loadavg, b"", &facts(), 0).unwrap();
     assert_eq!(out, b"0.63 0.18 0.06 1/2 42\n");
     // An early call (a second sampler tick) refreshes counts and folds nothing.
-    res.sample_load(1_061 * SEC);
+    res.sample_load(1_061 * SEC, 1_000 * SEC);
     assert_eq!(res.floors().load, {
         let mut l = LoadAvg::default();
         for _ in 0..12 {
@@ -228,13 +228,61 @@ fn load_average_from_the_sampler() {
     );
 }
 
+/// The kernel folds the load one period after boot, and every period after: a VPS's
+/// first sample, taken some time after its start, folds the periods since then (one
+/// 5 s after the start: the `loadavg` of a VPS busy from its start is 0.08 after 5 s,
+/// not after 10), and a VPS the daemon meets an hour into its life shows the load of
+/// the threads it has (the kernel's, which ran all along, is near it); a load restored
+/// from the daemon before goes on from the first sample instead.
+#[test]
+fn the_first_sample_folds_the_periods_since_the_vps_started() {
+    let tmp = TempDir::new("load-start");
+    let one = |start: u64, now: u64| {
+        let res = VpsResources::new(fake_v2(&tmp));
+        res.sample_load(now, start);
+        res.floors().load
+    };
+    let folded = |n: u32| {
+        let mut l = LoadAvg::default();
+        l.fold(1, n);
+        l
+    };
+    // This thread is R while it samples.
+    assert_eq!(one(1_000 * SEC, 1_001 * SEC), LoadAvg::default());
+    assert_eq!(one(1_000 * SEC, 1_005 * SEC), folded(1));
+    assert_eq!(one(1_000 * SEC, 4_600 * SEC), folded(720));
+    assert_eq!(
+        String::from_utf8(folded(720).render(1, 2, 42)).unwrap(),
+        "1.00 1.00 0.98 1/2 42\n"
+    );
+
+    let restored = VpsResources::new(fake_v2(&tmp));
+    let kept = folded(3);
+    restored.restore_floors(Floors {
+        load: kept,
+        ..Floors::default()
+    });
+    restored.sample_load(4_600 * SEC, 1_000 * SEC);
+    assert_eq!(
+        restored.floors().load,
+        kept,
+        "the first sample only starts the clock"
+    );
+    restored.sample_load(4_605 * SEC, 1_000 * SEC);
+    assert_eq!(restored.floors().load, {
+        let mut l = kept;
+        l.fold(1, 1);
+        l
+    });
+}
+
 #[test]
 fn floors_survive_a_restart() {
     let tmp = TempDir::new("floors");
     let paths = fake_v2(&tmp);
     let a = VpsResources::new(paths.clone());
-    a.sample_load(0);
-    a.sample_load(5 * SEC);
+    a.sample_load(0, 0);
+    a.sample_load(5 * SEC, 0);
     let first = a.render(ResFile::Stat, STAT, &facts(), 100 * SEC).unwrap();
     a.render(ResFile::Diskstats, DISKSTATS, &facts(), 0)
         .unwrap();
@@ -505,7 +553,7 @@ fn live_vps_cgroup() {
         (up_s - now as f64 / 1e9).abs() < 2.0,
         "no time namespace: host uptime"
     );
-    res.sample_load(now);
+    res.sample_load(now, now);
 
     let mut stdin = child.stdin.take().unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());

@@ -232,7 +232,7 @@ impl View {
             .collect();
         let now = resources::boottime_now_ns();
         for r in all {
-            r.res.sample_load(now);
+            r.res.sample_load(now, r.start_boottime_ns);
         }
     }
 
