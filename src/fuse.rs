@@ -112,7 +112,7 @@ fn file_attr(a: &Attr) -> FileAttr {
         uid: a.uid,
         gid: a.gid,
         rdev: 0,
-        blksize: 1024,
+        blksize: a.blksize,
         flags: 0,
     }
 }
@@ -203,6 +203,7 @@ impl Filesystem for ProcFs {
                         gid: 0,
                         size: 0,
                         mtime: (0, 0),
+                        blksize: 1024,
                         entry_ttl: ttl,
                         attr_ttl: Duration::ZERO,
                     };

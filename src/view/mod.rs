@@ -143,6 +143,9 @@ pub struct Attr {
     pub size: u64,
     /// Modification time, seconds and nanoseconds since the epoch.
     pub mtime: (i64, i64),
+    /// The preferred I/O size: procfs's 1 KiB, a page for what lies behind a magic
+    /// link (a namespace, a pipe, a socket).
+    pub blksize: u32,
     /// How long the kernel may keep the name → inode answer ([`Caching`]).
     pub entry_ttl: Duration,
     /// How long the kernel may keep these attributes.
@@ -160,6 +163,7 @@ impl Attr {
             gid: md.gid(),
             size: md.size(),
             mtime: (md.mtime(), md.mtime_nsec()),
+            blksize: u32::try_from(md.blksize()).unwrap_or(1024),
             entry_ttl: Caching::NONE,
             attr_ttl: Caching::NONE,
         }

@@ -69,6 +69,12 @@ def calls(who):
              "/proc/thread-self"]
     for p in paths:
         print(who, p, "attrs", attrs(p), "xattrs", xattrs(p, who))
+    # The preferred I/O size: procfs's 1 KiB, nsfs's and pipefs's a page.
+    r, w = os.pipe()
+    print(who, "blksize", [os.stat(p).st_blksize for p in (
+        "/proc", "/proc/self/stat", "/proc/self/ns/pid", "/proc/1/ns/net", f"/proc/self/fd/{r}")])
+    os.close(r)
+    os.close(w)
     print(who, "reads", [reads(p) for p in ("/proc/self/ns/pid", "/proc/self/attr/current",
                                              "/proc/1/ns/net", "/proc/self/stat")])
     print(who, "access", [access(p) for p in (

@@ -36,6 +36,7 @@ def main():
         print("link", text.split("[")[0])
         print("is socket", stat.S_ISSOCK(st.st_mode), "mode", oct(stat.S_IMODE(st.st_mode)))
         print("inode is the link's", f"socket:[{st.st_ino}]" == text)
+        print("blksize", st.st_blksize, "blocks", st.st_blocks)
         try:
             os.close(os.open(link, os.O_RDONLY))
             print("open ok")
