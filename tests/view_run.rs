@@ -178,6 +178,22 @@ fn a_reader_using_a_privilege_is_marked_as_the_kernel_marks_it() {
     }
 }
 
+/// The owner the kernel judges an `O_NOATIME` open by itself, from the attributes it
+/// keeps with a name: after a process looked at its own directory as root, dropped to
+/// another uid, then exec'd, as procfs recomputes it at every walk
+/// (tests/scripts/owner_after_setuid.py). The view kept the name, and the root owner
+/// with it, until the process ended.
+#[test]
+fn an_owner_the_kernel_checks_follows_credentials_as_on_procfs() {
+    if privileged() {
+        probe_matches_kernel_with(
+            "owner_after_setuid.py",
+            &["after exec ['ok', 'ok', 'ok']\n"],
+            &[&["--full-view"], &["--full-view", "--no-passthrough"]],
+        );
+    }
+}
+
 /// `task/` of a hundred threads read in getdents calls of 320 bytes while threads end
 /// and start between the calls: each call lists what is there then, going on from the
 /// thread the last call could not return, or by count once it is gone (procfs's

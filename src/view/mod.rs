@@ -433,12 +433,21 @@ impl View {
             }
             // The names of a process that exits go now, not when it is reaped: a
             // zombie's are never cached ([`cache`]), so its reaping needs no message.
+            // So do those of a task whose credentials changed (or may have, at an
+            // exec, which resets the dumpable flag): the kernel checks a file's owner
+            // itself for some opens (`O_NOATIME`) and leases, from the attributes it
+            // got with the name, where procfs recomputes the owner at every walk.
             events
                 .iter()
-                .filter_map(|e| match e {
-                    ProcEvent::Exit { pid, .. } => tracker.describe(*pid),
-                    _ => None,
+                .flat_map(|e| match *e {
+                    ProcEvent::Exit { pid, .. } => [Some(pid), None],
+                    ProcEvent::Uid { pid, tgid }
+                    | ProcEvent::Gid { pid, tgid }
+                    | ProcEvent::Exec { pid, tgid } => [Some(tgid), (pid != tgid).then_some(pid)],
+                    _ => [None, None],
                 })
+                .flatten()
+                .filter_map(|pid| tracker.describe(pid))
                 .collect::<Vec<_>>()
         });
         for mount in self.shared.mounts() {
@@ -446,8 +455,8 @@ impl View {
         }
     }
 
-    /// What a batch of `events`, in which the members `exited` exited, changes in this
-    /// mount's kernel caches.
+    /// What a batch of `events`, in which the members `exited` exited or changed
+    /// credentials, changes in this mount's kernel caches.
     fn after_events(&self, events: &[crate::events::ProcEvent], exited: &[Released]) {
         use crate::events::ProcEvent;
         if self.caches_pids() {
