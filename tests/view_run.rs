@@ -194,6 +194,24 @@ fn an_owner_the_kernel_checks_follows_credentials_as_on_procfs() {
     }
 }
 
+/// A listing's inode numbers (`d_ino`: `ls -i`, `find -inum`, `os.scandir`) are those
+/// `lstat` gives its entries, as procfs's are: the view made them from a hash of the
+/// path, unrelated to the inode a lookup then made (tests/scripts/entry_inodes.py).
+#[test]
+fn a_listing_shows_the_inode_numbers_of_its_entries() {
+    if privileged() {
+        probe_matches_kernel_with(
+            "entry_inodes.py",
+            &["/proc/self/task (0, 2)\n"],
+            &[
+                &["--full-view"],
+                &["--full-view", "--no-passthrough"],
+                &["--no-pidns"],
+            ],
+        );
+    }
+}
+
 /// `task/` of a hundred threads read in getdents calls of 320 bytes while threads end
 /// and start between the calls: each call lists what is there then, going on from the
 /// thread the last call could not return, or by count once it is gone (procfs's

@@ -329,14 +329,18 @@ impl View {
         if seen == Some(count) {
             return None;
         }
-        let mut vpids: Vec<Pid> = vps
+        let mut vpids: Vec<(Pid, Pid)> = vps
             .tgids()
             .filter(|&p| vps.tgid_of(p) == Some(p))
-            .filter_map(|p| vps.vpid_of(p))
+            .filter_map(|p| vps.vpid_of(p).map(|v| (v, p)))
             .collect();
         drop(tracker);
         vpids.sort_unstable();
-        Some((vpids.into_iter().map(process_entry).collect(), Some(count)))
+        let entries = vpids
+            .into_iter()
+            .map(|(v, real)| process_entry(v, real))
+            .collect();
+        Some((entries, Some(count)))
     }
 
     pub(super) fn list(&self, reader: Reader, node: &Node) -> Result<Vec<DirEntry>, Errno> {
@@ -452,7 +456,7 @@ impl View {
         pids.sort_unstable();
         Ok(pids
             .into_iter()
-            .map(|(v, _real)| process_entry(v))
+            .map(|(v, real)| process_entry(v, real))
             .collect())
     }
 
@@ -465,8 +469,8 @@ impl View {
         out: &mut Vec<DirEntry>,
     ) -> Result<(), Errno> {
         let tids = host::list_tids(n).map_err(|e| errno(&e))?;
-        let shown: Vec<Pid> = match reader {
-            Reader::Host { .. } => tids,
+        let shown: Vec<(Pid, Pid)> = match reader {
+            Reader::Host { .. } => tids.into_iter().map(|t| (t, t)).collect(),
             Reader::Vps { id, .. } => {
                 let mut tracker = lock(&self.shared.tracker);
                 for &t in &tids {
@@ -479,14 +483,14 @@ impl View {
                 };
                 tids.iter()
                     .filter(|&&t| vps.has_task(t))
-                    .filter_map(|&t| vps.vpid_of(t))
+                    .filter_map(|&t| vps.vpid_of(t).map(|v| (v, t)))
                     .collect()
             }
         };
-        for v in shown {
+        for (v, real) in shown {
             let node = Node::Pid {
                 n,
-                tid: Some(v),
+                tid: Some(real),
                 start,
                 rel: "".into(),
             };
@@ -623,11 +627,12 @@ fn real_entries_from(node: &Node, offset: u64) -> std::io::Result<Vec<DirEntry>>
     Ok(out)
 }
 
-/// The entry of process `v` in `/proc`.
-fn process_entry(v: Pid) -> DirEntry {
+/// The entry of process `v` in `/proc`, real number `real`: its inode number is the
+/// one a lookup gives the process's directory ([`nodes::dirent_ino`] of its real path).
+fn process_entry(v: Pid, real: Pid) -> DirEntry {
     DirEntry {
         ino: nodes::dirent_ino(&Node::Global {
-            rel: v.to_string().into(),
+            rel: real.to_string().into(),
         }),
         kind: Kind::Dir,
         name: v.to_string().into(),

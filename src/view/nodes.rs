@@ -152,7 +152,6 @@ pub struct Nodes {
     /// The inodes of each process (number, start time), for [`Nodes::retire`] and
     /// [`Nodes::entries_below`] without a walk over every inode.
     by_task: FxHashMap<(Pid, u64), Vec<u64>>,
-    next: u64,
     journal: Option<Journal>,
 }
 
@@ -163,7 +162,6 @@ impl Default for Nodes {
             by_node: FxHashMap::default(),
             retired: FxHashSet::default(),
             by_task: FxHashMap::default(),
-            next: ROOT_INO + 1,
             journal: None,
         };
         nodes.by_ino.insert(
@@ -224,12 +222,13 @@ impl Nodes {
             }
             return ino;
         }
-        // Past the numbers given at a namespace's or socket's own ([`Nodes::lookup_at`]).
-        while self.by_ino.contains_key(&self.next) {
-            self.next += 1;
+        // The number its entry shows in a listing ([`dirent_ino`]), or the next free one
+        // past it (another node's, or a namespace's or socket's own,
+        // [`Nodes::lookup_at`]).
+        let mut ino = dirent_ino(&node);
+        while self.by_ino.contains_key(&ino) {
+            ino = next_ino(ino);
         }
-        let ino = self.next;
-        self.next += 1;
         if let Some(j) = &mut self.journal {
             j.add(ino, &node);
         }
@@ -344,7 +343,6 @@ impl Nodes {
                                         lookups: RESTORED,
                                     },
                                 );
-                                nodes.next = nodes.next.max(ino + 1);
                             }
                             Record::Drop(ino) => {
                                 if let Some(slot) = nodes.by_ino.remove(&ino) {
@@ -537,15 +535,32 @@ impl Journal {
     }
 }
 
-/// A stable inode number for a directory entry's `d_ino`, without making a node: FNV-1a
-/// of the real path, kept clear of the small numbers the table hands out.
+/// Past the inode numbers nodes are given: from here on are the namespaces' own
+/// (`PROC_DYNAMIC_FIRST`, and the initial namespaces' just below), which a namespace's
+/// node is given ([`Nodes::lookup_at`]).
+const INO_END: u64 = 0xEFFF_FFF0;
+
+/// The inode number a node is given when it is made, and its entry's `d_ino` in a
+/// listing, which need not make the node: FNV-1a of the real path, in procfs's 32-bit
+/// range below the namespaces' numbers and past the root's. So a listing shows the
+/// `st_ino` that a `stat` of the entry gives, as procfs's does, unless another node had
+/// the number first (then the node is given the next free one).
 pub fn dirent_ino(node: &Node) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in node.real_path().as_os_str().as_encoded_bytes() {
         h ^= u64::from(*b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
-    h | (1 << 63)
+    ROOT_INO + 1 + h % (INO_END - ROOT_INO - 1)
+}
+
+/// The inode number tried after `ino` when `ino` is taken, within the nodes' range.
+fn next_ino(ino: u64) -> u64 {
+    if ino + 1 >= INO_END {
+        ROOT_INO + 1
+    } else {
+        ino + 1
+    }
 }
 
 #[cfg(test)]
@@ -632,13 +647,32 @@ mod tests {
         assert_eq!(back.get(b), Some(&weird));
         assert_eq!(back.get(c), None);
         assert_eq!(back.get(t).and_then(Node::shown_task), Some(7));
-        // New inodes do not reuse numbers the kernel may still hold.
+        // New inodes do not take numbers the kernel may still hold; a node forgotten
+        // and made again gets the number its listing entry shows.
         let d = back.lookup(pid(8, 1, ""));
-        assert!(d > a && d > b && d > c && d > t);
+        assert!(![a, b, t].contains(&d));
+        assert_eq!(back.lookup(pid(6, 1, "")), dirent_ino(&pid(6, 1, "")));
         // Restored nodes are not dropped by forgets the old daemon counted.
         back.forget(a, 1);
         assert!(back.get(a).is_some());
         let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    /// A node is given the number its entry shows in a listing (`d_ino` is `st_ino`,
+    /// as on procfs), in 32 bits below the namespaces' numbers; one whose number is
+    /// taken (by a namespace's own, here) gets the next free one.
+    #[test]
+    fn a_node_gets_the_number_its_entry_shows() {
+        let mut nodes = Nodes::default();
+        let n = pid(5, 9, "stat");
+        let want = dirent_ino(&n);
+        assert!(want > ROOT_INO && want < INO_END, "{want}");
+        let other = Node::Global { rel: "x".into() };
+        assert_eq!(nodes.lookup_at(other, want), want);
+        let got = nodes.lookup(n.clone());
+        assert_eq!(got, next_ino(want));
+        assert_eq!(nodes.lookup(n), got, "found again, not made");
+        assert_eq!(next_ino(INO_END - 1), ROOT_INO + 1);
     }
 
     #[test]
