@@ -29,8 +29,9 @@ use super::{errno, lock, Attr, DirEntry, Handle, Kind, Reader, Requester, View};
 /// the daemon of: so the kernel asks for the directory's attributes before it serves a
 /// kept listing from its start (`FUSE_AUTO_INVAL_DATA`), and drops the listing when
 /// their modification time is not the one it kept it with; the daemon dates `task/`
-/// by its listing now ([`View::date_listing`]), and a process's or thread's directory,
-/// whose entries never change, fails (or dates otherwise) once the task is gone. So the
+/// by the threads it lists now ([`View::date_listing`]), and a process's or thread's
+/// directory, whose entries never change, fails (or dates otherwise) once the task is
+/// gone. So the
 /// kernel never serves a listing that differs from what the daemon would list now;
 /// where nothing changed, the open and that look at the attributes are the two round
 /// trips.
@@ -156,11 +157,11 @@ impl View {
     /// Gives `attr`, the attributes of directory `node` that the kernel asks for before
     /// it serves a listing it kept, a modification time that tells that listing apart
     /// from the one there is now (the kernel drops what it kept when the time differs
-    /// from the one it kept it with): its nanoseconds are a fingerprint of the listing
-    /// of `task/` now, or of the process or thread a live directory is (whose entries
+    /// from the one it kept it with): its nanoseconds are a fingerprint of the threads
+    /// `task/` lists now, or of the process or thread a live directory is (whose entries
     /// never change), and never that fingerprint once the task is `gone` (procfs lists
     /// nothing then). Any other node is left as it is.
-    pub(super) fn date_listing(&self, reader: Reader, node: &Node, gone: bool, attr: &mut Attr) {
+    pub(super) fn date_listing(&self, node: &Node, gone: bool, attr: &mut Attr) {
         let Node::Pid { n, tid, start, rel } = node else {
             return;
         };
@@ -168,11 +169,14 @@ impl View {
             return;
         }
         let whose = self.listed.keys.hash_one((n, tid, start, rel));
+        // `task/` lists the group's threads there are (each a member: one the events
+        // have not brought yet is judged as it is listed), so its real thread ids
+        // date it, without the listing's making.
         let print = match (gone, rel.is_empty()) {
             (true, _) => whose.wrapping_add(1),
             (false, true) => whose,
-            (false, false) => match self.list(reader, node) {
-                Ok(entries) => self.listed.print(&entries),
+            (false, false) => match host::list_tids(*n) {
+                Ok(tids) => self.listed.keys.hash_one((whose, tids)),
                 Err(_) => whose.wrapping_add(1),
             },
         };

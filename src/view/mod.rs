@@ -770,7 +770,7 @@ impl View {
         let (node, retired) = self.node_or_retired(ino)?;
         let gone = |e: Errno| {
             let mut attr = self.gone_attr(&node, ino).ok_or(e)?;
-            self.date_listing(reader, &node, true, &mut attr);
+            self.date_listing(&node, true, &mut attr);
             Ok(attr)
         };
         if retired {
@@ -791,7 +791,7 @@ impl View {
                     self.refresh_owners(ino, &node);
                 }
                 let mut attr = self.attr_of(reader, &node, ino)?;
-                self.date_listing(reader, &node, false, &mut attr);
+                self.date_listing(&node, false, &mut attr);
                 Ok(attr)
             }
             Err(Errno::ESTALE) => Err(Errno::ESTALE),
