@@ -43,6 +43,10 @@ fn pidns_view_is_identical_to_the_kernel_on_a_hostile_tree() {
     assert_eq!(view, kernel, "stderr of the view: {err}");
 }
 
+/// The full view with each of the two ways reads are served: snapshots the kernel
+/// reads through FUSE passthrough (the default), and reads through the daemon.
+const BOTH_READ_PATHS: &[&[&str]] = &[&["--full-view"], &["--full-view", "--no-passthrough"]];
+
 /// Runs probe `name` (tests/scripts) in a kernel pid namespace and in a VPS, and checks
 /// that the kernel's output shows `kernel_shows` (the probe did what it means to) and
 /// that the view's output is the same, byte for byte.
@@ -142,11 +146,7 @@ fn lseek_answers_as_procfs() {
     if !privileged() {
         return;
     }
-    probe_matches_kernel_with(
-        "seeks.py",
-        &["stat ['EINVAL', 5, 3"],
-        &[&["--full-view"], &["--full-view", "--no-passthrough"]],
-    );
+    probe_matches_kernel_with("seeks.py", &["stat ['EINVAL', 5, 3"], BOTH_READ_PATHS);
 }
 
 /// `task/` and a process's directory listed while threads start, end and exec from a
@@ -173,7 +173,7 @@ fn a_reader_using_a_privilege_is_marked_as_the_kernel_marks_it() {
                 "pid_max: ok, marked True\n",
                 "vm/swappiness: ok, marked False\n",
             ],
-            &[&["--full-view"], &["--full-view", "--no-passthrough"]],
+            BOTH_READ_PATHS,
         );
     }
 }
@@ -189,7 +189,7 @@ fn an_owner_the_kernel_checks_follows_credentials_as_on_procfs() {
         probe_matches_kernel_with(
             "owner_after_setuid.py",
             &["after exec ['ok', 'ok', 'ok']\n"],
-            &[&["--full-view"], &["--full-view", "--no-passthrough"]],
+            BOTH_READ_PATHS,
         );
     }
 }
@@ -222,7 +222,7 @@ fn task_read_in_several_calls_goes_on_as_procfs_does() {
         probe_matches_kernel_with(
             "task_listing_calls.py",
             &["gone [11, 12, 13, 14, 15]\n", "'new', 'new', 'new']\n"],
-            &[&["--full-view"], &["--full-view", "--no-passthrough"]],
+            BOTH_READ_PATHS,
         );
     }
 }
@@ -508,7 +508,7 @@ fn each_reader_is_answered_each_entry_as_procfs_answers_it() {
             "global reader=2000 iomem ['00000000-00000000 : ",
             " frame zero\npagemap reader=2000 flags ",
         ],
-        &[&["--full-view"], &["--full-view", "--no-passthrough"]],
+        BOTH_READ_PATHS,
     );
 }
 

@@ -56,7 +56,7 @@ mod tests {
         let m = map();
         let stat =
             b"1235 (iou-wrk-1234) S 100 100 100 0 -1 4194368 0 0 0 0 0 0 0 0 20 0 2 0 5000 0 0\n";
-        let out = render_stat(stat, &m, false).unwrap();
+        let out = render_stat(stat, &m, false, false).unwrap();
         assert_eq!(
             &out[..],
             b"0 (iou-wrk-7) S 1 0 0 0 -1 4194368 0 0 0 0 0 0 0 0 20 0 2 0 5000 0 0\n"

@@ -172,14 +172,11 @@ const PROCESSOR: usize = 39;
 /// ≤ 0 are markers (0: none/not visible, -1: no controlling tty) and are
 /// kept. `running`: the reader is the task shown, so the kernel would show
 /// it running: state becomes 'R'. All other bytes are copied unchanged.
-pub fn render_stat(raw: &[u8], map: &dyn PidMap, running: bool) -> Result<Vec<u8>, ParseError> {
-    render_stat_marked(raw, map, running, false)
-}
-
-/// [`render_stat`], with `superpriv`: the task used a privilege that the kernel did not
-/// see it use (the daemon granted it), so its flags (field 9) carry `PF_SUPERPRIV` as
-/// the kernel's would.
-pub fn render_stat_marked(
+///
+/// `superpriv`: the task used a privilege that the kernel did not see it use (the
+/// daemon granted it), so its flags (field 9) carry `PF_SUPERPRIV` as the kernel's
+/// would.
+pub fn render_stat(
     raw: &[u8],
     map: &dyn PidMap,
     running: bool,
@@ -290,7 +287,7 @@ mod tests {
             fixture!("stat_nested2"),
         ];
         for raw in ALL.iter().map(|a| a.1).chain(more) {
-            assert_eq!(render_stat(raw, &Identity, false).unwrap(), raw);
+            assert_eq!(render_stat(raw, &Identity, false, false).unwrap(), raw);
         }
     }
 
@@ -302,7 +299,7 @@ mod tests {
                 .with_pids(&[(s.pid, 7), (s.ppid, 1)])
                 .with_pgids(&[(s.pgrp, 3)])
                 .with_sids(&[(s.session, 4)]);
-            let out = render_stat(raw, &map, false).unwrap();
+            let out = render_stat(raw, &map, false, false).unwrap();
             let r = parse_stat(&out).unwrap();
             assert_eq!(
                 (r.pid, r.ppid, r.pgrp, r.session, r.tpgid),
@@ -332,7 +329,7 @@ mod tests {
             .with_pids(&[(s.pid, 2), (s.ppid, 1)])
             .with_pgids(&[(s.tpgid, 2)])
             .with_sids(&[(s.session, 2)]);
-        let r = render_stat(raw, &map, false).unwrap();
+        let r = render_stat(raw, &map, false, false).unwrap();
         let r = parse_stat(&r).unwrap();
         assert_eq!(
             (r.pid, r.ppid, r.pgrp, r.session, r.tty_nr, r.tpgid),
@@ -347,15 +344,37 @@ mod tests {
             .with_pids(&[(100, 1), (101, 2)])
             .with_pgids(&[(100, 1)]);
         assert_eq!(
-            render_stat(raw, &map, false).unwrap(),
+            render_stat(raw, &map, false, false).unwrap(),
             b"1 (a) 1 2 (b) S 2 1 0 34816 1 4194368 0 0 0 0 0 0 0 0 20 0 1 0 93802 1 2 3\n"
                 .to_vec()
         );
         assert_eq!(
-            render_stat(raw, &map, true).unwrap(),
+            render_stat(raw, &map, true, false).unwrap(),
             b"1 (a) 1 2 (b) R 2 1 0 34816 1 4194368 0 0 0 0 0 0 0 0 20 0 1 0 93802 1 2 3\n"
                 .to_vec()
         );
+    }
+
+    /// A task marked as having used a privilege shows `PF_SUPERPRIV` in its flags
+    /// (field 9, after the last `)` whatever the comm holds), added to those it has,
+    /// and nothing else changes.
+    #[test]
+    fn a_marked_task_shows_pf_superpriv() {
+        for (tag, raw, _) in ALL {
+            let plain = render_stat(raw, &Identity, false, false).unwrap();
+            let marked = render_stat(raw, &Identity, false, true).unwrap();
+            let (a, b) = (tail_fields(&plain), tail_fields(&marked));
+            let flags: u64 = std::str::from_utf8(&a[7]).unwrap().parse().unwrap();
+            assert_eq!(
+                b[7],
+                (flags | PF_SUPERPRIV).to_string().into_bytes(),
+                "{tag}"
+            );
+            let others = |f: &[Vec<u8>]| [&f[..7], &f[8..]].concat();
+            assert_eq!(others(&a), others(&b), "{tag}");
+            let head = |l: &[u8]| l[..l.iter().rposition(|&c| c == b')').unwrap()].to_vec();
+            assert_eq!(head(&plain), head(&marked), "{tag}");
+        }
     }
 
     #[test]
@@ -369,6 +388,7 @@ mod tests {
                 levels: 0,
             },
             false,
+            false,
         )
         .unwrap();
         assert_eq!(
@@ -380,7 +400,7 @@ mod tests {
     #[test]
     fn self_fixture_running() {
         let raw = fixture!("stat_plain");
-        let out = render_stat(raw, &Identity, true).unwrap();
+        let out = render_stat(raw, &Identity, true, false).unwrap();
         assert_eq!(parse_stat(&out).unwrap().state, b'R');
         assert_eq!(out.len(), raw.len());
     }
@@ -419,11 +439,15 @@ mod tests {
             b"x2 (x) S 1 1 1 0 -1",
             b"12 (x) S 99999999999 1 1 0 -1",
         ] {
-            assert!(render_stat(bad, &Identity, false).is_err(), "{:?}", bad);
+            assert!(
+                render_stat(bad, &Identity, false, false).is_err(),
+                "{:?}",
+                bad
+            );
             assert!(parse_stat(bad).is_err(), "{:?}", bad);
         }
         // fields up to tpgid are enough to render, parse needs flags and starttime
-        assert!(render_stat(b"12 (x) S 1 1 1 0 -1", &Identity, false).is_ok());
+        assert!(render_stat(b"12 (x) S 1 1 1 0 -1", &Identity, false, false).is_ok());
         assert_eq!(
             parse_stat(b"12 (x) S 1 1 1 0 -1"),
             Err(ParseError::Missing {
@@ -454,10 +478,10 @@ mod tests {
         ) {
             rest[11] %= 1 << 40; // num_threads (field 20) is a signed long
             let raw = synth(pid, &comm, &n, &rest);
-            prop_assert_eq!(render_stat(&raw, &Identity, false).unwrap(), raw.clone());
+            prop_assert_eq!(render_stat(&raw, &Identity, false, false).unwrap(), raw.clone());
             let s = parse_stat(&raw).unwrap();
             prop_assert_eq!(s.comm, &comm[..]);
-            let out = render_stat(&raw, &Shift { off: 10, levels: 0 }, false).unwrap();
+            let out = render_stat(&raw, &Shift { off: 10, levels: 0 }, false, false).unwrap();
             let shift = |v: i32, o: i32| if v > 0 { v + o } else { v };
             let want = synth(shift(pid, 10), &comm, &[shift(n[0], 10), shift(n[1], 11), shift(n[2], 12), n[3], shift(n[4], 11)], &rest);
             prop_assert_eq!(out, want);
@@ -465,7 +489,7 @@ mod tests {
 
         #[test]
         fn never_panics(raw in proptest::collection::vec(any::<u8>(), 0..200), running: bool) {
-            let _ = render_stat(&raw, &Shift { off: 3, levels: 1 }, running);
+            let _ = render_stat(&raw, &Shift { off: 3, levels: 1 }, running, false);
             let _ = parse_stat(&raw);
         }
 
@@ -478,7 +502,7 @@ mod tests {
             raw.extend_from_slice(&comm);
             raw.extend_from_slice(b") S ");
             raw.extend_from_slice(&tail);
-            let _ = render_stat(&raw, &Shift { off: 3, levels: 1 }, true);
+            let _ = render_stat(&raw, &Shift { off: 3, levels: 1 }, true, false);
             let _ = parse_stat(&raw);
         }
     }

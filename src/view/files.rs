@@ -108,7 +108,7 @@ pub struct Context {
 /// Runs renderer `r` over the real bytes.
 pub fn render(r: Render, raw: &[u8], map: &dyn PidMap, cx: Context) -> Result<Vec<u8>, ParseError> {
     match r {
-        Render::Stat => render::stat::render_stat_marked(raw, map, cx.running, cx.superpriv),
+        Render::Stat => render::stat::render_stat(raw, map, cx.running, cx.superpriv),
         Render::Status => render::status::render_status(raw, map, cx.running),
         Render::Children => render::render_children(raw, map),
         Render::Comm => render::comm::render_comm(raw, map),

@@ -31,10 +31,9 @@ use super::{errno, lock, Attr, DirEntry, Handle, Kind, Reader, Requester, View};
 /// their modification time is not the one it kept it with; the daemon dates `task/`
 /// by the threads it lists now ([`View::date_listing`]), and a process's or thread's
 /// directory, whose entries never change, fails (or dates otherwise) once the task is
-/// gone. So the
-/// kernel never serves a listing that differs from what the daemon would list now;
-/// where nothing changed, the open and that look at the attributes are the two round
-/// trips.
+/// gone. So the kernel never serves a listing that differs from what the daemon would
+/// list now; where nothing changed, the open and that look at the attributes are the
+/// two round trips.
 ///
 /// Only in a mount of one VPS (whose listings do not depend on the reader), and only
 /// for a process's or thread's directory and its `task/`: `/proc` itself, `fd/` and the
@@ -65,13 +64,8 @@ impl Listed {
     /// Records `entries` as the listing of directory `ino` given with an open; whether it
     /// is the one given with the open before.
     fn same_as_before(&self, ino: u64, entries: &[DirEntry]) -> bool {
-        let print = self.print(entries);
+        let print = self.keys.hash_one(entries);
         lock(&self.by_ino).insert(ino, print) == Some(print)
-    }
-
-    /// The fingerprint of listing `entries`.
-    fn print(&self, entries: &[DirEntry]) -> u64 {
-        self.keys.hash_one(entries)
     }
 
     /// The kernel forgot directory `ino`.
