@@ -195,14 +195,15 @@ fn an_owner_the_kernel_checks_follows_credentials_as_on_procfs() {
 }
 
 /// A listing's inode numbers (`d_ino`: `ls -i`, `find -inum`, `os.scandir`) are those
-/// `lstat` gives its entries, as procfs's are: the view made them from a hash of the
-/// path, unrelated to the inode a lookup then made (tests/scripts/entry_inodes.py).
+/// `lstat` gives its entries, and `.` and `..` the directory's and its parent's, as
+/// procfs's are: the view made them from a hash of the path, unrelated to the inode a
+/// lookup then made, and 1 for `.` and `..` (tests/scripts/entry_inodes.py).
 #[test]
 fn a_listing_shows_the_inode_numbers_of_its_entries() {
     if privileged() {
         probe_matches_kernel_with(
             "entry_inodes.py",
-            &["/proc/self/task (0, 2)\n"],
+            &["/proc/self/task (0, 2) dots (True, True)\n"],
             &[
                 &["--full-view"],
                 &["--full-view", "--no-passthrough"],

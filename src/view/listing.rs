@@ -126,6 +126,17 @@ impl View {
         Ok((self.new_handle(ino, Handle::Listed(entries)), caching))
     }
 
+    /// The inode number of `node`: its inode's if it has one, else the one it will be
+    /// given ([`nodes::dirent_ino`]).
+    fn ino_of(&self, node: &Node) -> u64 {
+        if *node == Node::Root {
+            return nodes::ROOT_INO;
+        }
+        lock(&self.nodes)
+            .find(node)
+            .unwrap_or_else(|| nodes::dirent_ino(node))
+    }
+
     /// Whether the kernel may keep listings of process and thread directories and
     /// their `task/` ([`DirCaching`]): in a mount of one VPS, where the kernel asks for
     /// a directory's attributes before it serves a kept listing from its start
@@ -342,14 +353,16 @@ impl View {
     }
 
     pub(super) fn list(&self, reader: Reader, node: &Node) -> Result<Vec<DirEntry>, Errno> {
+        // `.` and `..` show the directory's and its parent's inode numbers, as procfs's
+        // (`/proc`'s parent is itself: the root of its file system).
         let mut out = vec![
             DirEntry {
-                ino: 1,
+                ino: self.ino_of(node),
                 kind: Kind::Dir,
                 name: ".".into(),
             },
             DirEntry {
-                ino: 1,
+                ino: node.parent().map_or(nodes::ROOT_INO, |p| self.ino_of(&p)),
                 kind: Kind::Dir,
                 name: "..".into(),
             },

@@ -110,6 +110,41 @@ impl Node {
         }
     }
 
+    /// The directory this node is an entry of: `/proc` for a process's directory and
+    /// `/proc`'s own entries, the process's `task/` for a thread's directory; `None`
+    /// for `/proc` itself.
+    pub fn parent(&self) -> Option<Node> {
+        match self {
+            Node::Root => None,
+            Node::SelfLink | Node::ThreadSelf => Some(Node::Root),
+            Node::Pid { n, tid, start, rel } => Some(match (rel.rsplit_once('/'), tid) {
+                (Some((up, _)), _) => Node::Pid {
+                    n: *n,
+                    tid: *tid,
+                    start: *start,
+                    rel: up.into(),
+                },
+                (None, _) if !rel.is_empty() => Node::Pid {
+                    n: *n,
+                    tid: *tid,
+                    start: *start,
+                    rel: "".into(),
+                },
+                (None, Some(_)) => Node::Pid {
+                    n: *n,
+                    tid: None,
+                    start: *start,
+                    rel: "task".into(),
+                },
+                (None, None) => Node::Root,
+            }),
+            Node::Global { rel } => Some(match rel.rsplit_once('/') {
+                Some((up, _)) => Node::Global { rel: up.into() },
+                None => Node::Root,
+            }),
+        }
+    }
+
     /// The child of this node called `name`, for nodes whose children are plain names.
     pub fn child(&self, name: &str) -> Option<Node> {
         let join = |rel: &str| -> std::sync::Arc<str> {
@@ -673,6 +708,40 @@ mod tests {
         assert_eq!(got, next_ino(want));
         assert_eq!(nodes.lookup(n), got, "found again, not made");
         assert_eq!(next_ino(INO_END - 1), ROOT_INO + 1);
+    }
+
+    /// Each node's parent is the directory it is listed in, as a walk reaches it.
+    #[test]
+    fn parents_are_the_directories_entries_are_listed_in() {
+        let thread = Node::Pid {
+            n: 5,
+            tid: Some(6),
+            start: 9,
+            rel: "".into(),
+        };
+        let cases = [
+            (pid(5, 9, ""), Some(Node::Root)),
+            (pid(5, 9, "stat"), Some(pid(5, 9, ""))),
+            (pid(5, 9, "fd/3"), Some(pid(5, 9, "fd"))),
+            (thread.clone(), Some(pid(5, 9, "task"))),
+            (thread.child("stat").unwrap(), Some(thread.clone())),
+            (
+                Node::Global {
+                    rel: "sys/kernel".into(),
+                },
+                Some(Node::Global { rel: "sys".into() }),
+            ),
+            (Node::Global { rel: "sys".into() }, Some(Node::Root)),
+            (Node::SelfLink, Some(Node::Root)),
+            (Node::Root, None),
+        ];
+        for (node, parent) in cases {
+            assert_eq!(node.parent(), parent, "{node:?}");
+            if let Some(p) = &parent {
+                let name = node.real_path();
+                assert_eq!(name.parent(), Some(p.real_path().as_path()), "{node:?}");
+            }
+        }
     }
 
     #[test]
