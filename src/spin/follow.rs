@@ -272,12 +272,12 @@ pub fn let_threads_go(pid: u32) {
 /// (`can_nice`), which is 0 by default, and a thread left at `SCHED_IDLE` would starve
 /// on a busy CPU for good. Root has the capability; a daemon without it never follows.
 pub(super) fn may_leave_idle() -> bool {
+    use crate::sys::creds::cap;
     use std::sync::OnceLock;
-    const CAP_SYS_NICE: u32 = 23;
     static MAY: OnceLock<bool> = OnceLock::new();
     *MAY.get_or_init(|| {
         let cap =
-            crate::sys::creds::effective_caps(0).is_ok_and(|caps| caps & (1 << CAP_SYS_NICE) != 0);
+            crate::sys::creds::effective_caps(0).is_ok_and(|caps| caps & (1 << cap::SYS_NICE) != 0);
         // Nice 0 needs a limit of 20 (`nice_to_rlimit`); the thread's nice is never
         // raised by the daemon.
         let rlimit = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NICE)

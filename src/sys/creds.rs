@@ -249,6 +249,18 @@ pub fn write_in_user_ns(userns: &File, path: &std::path::Path, data: &[u8]) -> i
     }
 }
 
+/// Capability numbers (`linux/capability.h`): bit `n` of a capability set, as
+/// [`effective_caps`] and a task's `status` give it.
+pub mod cap {
+    pub const DAC_OVERRIDE: u32 = 1;
+    pub const DAC_READ_SEARCH: u32 = 2;
+    pub const NET_ADMIN: u32 = 12;
+    pub const SYS_PTRACE: u32 = 19;
+    pub const SYS_ADMIN: u32 = 21;
+    pub const SYS_NICE: u32 = 23;
+    pub const CHECKPOINT_RESTORE: u32 = 40;
+}
+
 /// The effective capabilities of task `tid` (in the caller's pid namespace), from
 /// `capget(2)`: one system call, where reading the task's `status` costs ten times more.
 pub fn effective_caps(tid: i32) -> io::Result<u64> {

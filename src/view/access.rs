@@ -8,6 +8,7 @@ use std::os::unix::fs::MetadataExt;
 
 use crate::engine::Pid;
 use crate::host;
+use crate::sys::creds::cap;
 
 use super::entries::{self, Check};
 use super::files::Render;
@@ -134,24 +135,15 @@ pub(super) fn dac(
     }
     let ids = (uid, gid);
     let read_search = mask & 0o2 == 0 && (md.is_dir() || mask == 0o4);
-    if read_search && reader_has(reader, ids, CAP_DAC_READ_SEARCH) {
+    if read_search && reader_has(reader, ids, cap::DAC_READ_SEARCH) {
         return Dac::Capability;
     }
     let may_override = md.is_dir() || mask & 0o1 == 0 || mode & 0o111 != 0;
-    if may_override && reader_has(reader, ids, CAP_DAC_OVERRIDE) {
+    if may_override && reader_has(reader, ids, cap::DAC_OVERRIDE) {
         return Dac::Capability;
     }
     Dac::Refused
 }
-
-/// Capability numbers (`linux/capability.h`).
-const CAP_DAC_OVERRIDE: u32 = 1;
-const CAP_DAC_READ_SEARCH: u32 = 2;
-const CAP_NET_ADMIN: u32 = 12;
-const CAP_SYS_PTRACE: u32 = 19;
-const CAP_SYS_ADMIN: u32 = 21;
-const CAP_SYS_NICE: u32 = 23;
-const CAP_CHECKPOINT_RESTORE: u32 = 40;
 
 /// A task's credentials, from its `status`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -227,8 +219,8 @@ pub(super) fn may_ptrace(
     guard: Guard,
     zombie_dumped: impl FnOnce() -> bool,
 ) -> bool {
-    let (cap, attach) = (r.has(CAP_SYS_PTRACE), guard.attach());
-    if cap && !attach {
+    let (tracer, attach) = (r.has(cap::SYS_PTRACE), guard.attach());
+    if tracer && !attach {
         return true; // without reading the target: the common case of a root reader
     }
     let Some(t) = Creds::of(target) else {
@@ -237,7 +229,7 @@ pub(super) fn may_ptrace(
     if t.tgid == r.tgid || guard.memory() && t.zombie {
         return true;
     }
-    if !cap {
+    if !tracer {
         let ids = t.uid[..3].iter().all(|&u| u == fsuid) && t.gid[..3].iter().all(|&g| g == fsgid);
         if !ids || t.cap_prm & !r.cap_eff != 0 {
             return false;
@@ -255,7 +247,7 @@ pub(super) fn may_ptrace(
             return false;
         }
     }
-    !attach || yama_allows(r, target, cap)
+    !attach || yama_allows(r, target, tracer)
 }
 
 /// Yama's `ptrace_scope` for an attach: 1 lets a reader attach to its descendants only,
@@ -309,7 +301,7 @@ pub(super) fn may_ptrace_as(
     // status (the read of which would cost most of the request).
     if !attach
         && tid > 0
-        && crate::sys::creds::effective_caps(tid).is_ok_and(|e| e & (1 << CAP_SYS_PTRACE) != 0)
+        && crate::sys::creds::effective_caps(tid).is_ok_and(|e| e & (1 << cap::SYS_PTRACE) != 0)
     {
         return true;
     }
@@ -359,9 +351,9 @@ pub(super) fn refused_at_read(
     match guard {
         Guard::ReadAtRead => (!may()).then_some(Errno::EACCES),
         Guard::Trace => (!may()).then_some(Errno::EPERM),
-        Guard::Stack if !reader_has(reader, ids, CAP_SYS_ADMIN) => Some(Errno::EACCES),
+        Guard::Stack if !reader_has(reader, ids, cap::SYS_ADMIN) => Some(Errno::EACCES),
         Guard::Stack => (!may()).then_some(Errno::EPERM),
-        Guard::Nice => (!own && !reader_has(reader, ids, CAP_SYS_NICE)).then_some(Errno::EPERM),
+        Guard::Nice => (!own && !reader_has(reader, ids, cap::SYS_NICE)).then_some(Errno::EPERM),
         _ => None,
     }
 }
@@ -503,10 +495,10 @@ impl View {
             return;
         };
         let caps: &[u32] = match rel.strip_prefix("sys/") {
-            Some(r) if r.strip_prefix("net/").is_some_and(|r| !r.is_empty()) => &[CAP_NET_ADMIN],
-            Some("kernel/pid_max") => &[CAP_SYS_ADMIN],
+            Some(r) if r.strip_prefix("net/").is_some_and(|r| !r.is_empty()) => &[cap::NET_ADMIN],
+            Some("kernel/pid_max") => &[cap::SYS_ADMIN],
             Some("kernel/msg_next_id" | "kernel/sem_next_id" | "kernel/shm_next_id") => {
-                &[CAP_SYS_ADMIN, CAP_CHECKPOINT_RESTORE]
+                &[cap::SYS_ADMIN, cap::CHECKPOINT_RESTORE]
             }
             _ => return,
         };

@@ -33,7 +33,7 @@ use std::os::unix::fs::{FileExt as _, OpenOptionsExt as _};
 use std::sync::Arc;
 
 use crate::engine::{Pid, VpsId};
-use crate::sys::creds::{run_as, Identity};
+use crate::sys::creds::{cap, run_as, Identity};
 
 use super::nodes::Node;
 use super::{errno, lock, Handle, Reader, View};
@@ -100,14 +100,12 @@ fn same_process(a: Pid, b: Pid) -> bool {
 /// same: `ptrace` access to itself (`ptrace_may_access`: the magic links of its `fd/`
 /// and `ns/`, even when it is not dumpable) and its own `fd/` (`proc_fd_permission`).
 fn identity_on(reader: Reader, node: &Node) -> Result<(Identity, Vec<File>), Errno> {
-    const CAP_DAC_OVERRIDE: u32 = 1;
-    const CAP_SYS_PTRACE: u32 = 19;
     let tid = reader.tid();
     let (mut id, namespaces) = identity(tid)?;
     if node.shown_task().is_some_and(|t| same_process(t, tid)) {
-        let mut grant = 1u64 << CAP_SYS_PTRACE;
+        let mut grant = 1u64 << cap::SYS_PTRACE;
         if matches!(node, Node::Pid { rel, .. } if &**rel == "fd") {
-            grant |= 1 << CAP_DAC_OVERRIDE;
+            grant |= 1 << cap::DAC_OVERRIDE;
         }
         id.cap_eff |= grant;
         id.cap_prm |= grant;
@@ -140,9 +138,9 @@ pub fn opens_as_reader(node: &Node) -> bool {
 /// `CAP_SYS_ADMIN` (`iomem`, `ioports`), and zeroes for everyone else; a PCI
 /// device's configuration space (`bus/pci/*/*`), of which a reader without
 /// `CAP_SYS_ADMIN` gets the first 64 bytes; and the memory type ranges (`mtrr`), which
-/// only `CAP_SYS_ADMIN` may open (`EPERM`, whatever the mode bits say). Read by the daemon, which has both
-/// capabilities, they would hand any reader the kernel's layout and the devices'
-/// registers.
+/// only `CAP_SYS_ADMIN` may open (`EPERM`, whatever the mode bits say). Read by the
+/// daemon, which has both capabilities, they would hand any reader the kernel's layout
+/// and the devices' registers.
 fn by_credentials(node: &Node) -> bool {
     match node {
         Node::Global { rel } => {
@@ -368,7 +366,6 @@ impl View {
     /// writer writes as itself from the daemon's namespace, where the kernel grants
     /// what it would grant it (the namespace owner's rules follow its uid).
     fn own_id_map(&self, node: &Node, tid: Pid) -> Option<WriteTarget> {
-        const CAP_SYS_ADMIN: u32 = 21;
         let Node::Pid { rel, .. } = node else {
             return None;
         };
@@ -384,7 +381,7 @@ impl View {
         let status =
             std::fs::read_to_string(crate::host::proc_path(&format!("{tid}/status"))).ok()?;
         let id = Identity::parse(&status)?;
-        if id.uid[1] != 0 || id.cap_eff & (1 << CAP_SYS_ADMIN) == 0 {
+        if id.uid[1] != 0 || id.cap_eff & (1 << cap::SYS_ADMIN) == 0 {
             return None;
         }
         let userns = File::open(crate::host::proc_path(&format!("{tid}/ns/user"))).ok()?;
@@ -398,9 +395,8 @@ impl View {
     /// task with `CAP_SYS_ADMIN` (in the namespace's user namespace), a number from 0 to
     /// `pid_max - 1`.
     fn set_last_pid(&self, id: VpsId, tid: Pid, data: &[u8]) -> Result<(), Errno> {
-        const CAP_SYS_ADMIN: u32 = 21;
         let (who, _) = identity(tid)?;
-        if who.cap_eff & (1 << CAP_SYS_ADMIN) == 0 {
+        if who.cap_eff & (1 << cap::SYS_ADMIN) == 0 {
             return Err(Errno::EPERM);
         }
         let n: Pid = std::str::from_utf8(data)
