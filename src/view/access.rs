@@ -494,6 +494,11 @@ impl View {
         let Node::Global { rel } = node else {
             return;
         };
+        // Only a member is marked, once (`sysctl -a` opens a thousand of these).
+        let tid = reader.tid();
+        if !matches!(reader, Reader::Vps { .. }) || tid <= 0 || self.used_a_privilege(tid) {
+            return;
+        }
         let caps: &[u32] = match rel.strip_prefix("sys/") {
             Some(r) if r.strip_prefix("net/").is_some_and(|r| !r.is_empty()) => &[cap::NET_ADMIN],
             Some("kernel/pid_max") => &[cap::SYS_ADMIN],

@@ -363,7 +363,9 @@ impl View {
     /// memory, not correctness (a lookup of a dead process's name still answers
     /// `ENOENT`, and a request through a name still held is `ESTALE` once, [`cache`]).
     /// The listings the kernel keeps of their directories are dropped at once
-    /// ([`listing::DirCaching`]).
+    /// ([`listing::DirCaching`]). The same is sent for a live member whose credentials
+    /// changed or that exec'd ([`View::on_events`]): the next walk then gets the owner
+    /// of now with the name.
     fn flush_released(&self, released: &[Released]) {
         let Some(tx) = self.flush.get() else {
             return;
