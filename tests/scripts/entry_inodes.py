@@ -4,25 +4,17 @@ and os.scandir's inode() read) against the one `lstat` of the entry gives (`st_i
 procfs makes the entry's inode to list it, so the two are the same. Per directory, how
 many of its entries differ, out of how many; run in a kernel pid namespace and in a
 vprocfs VPS, the outputs must be identical (tests/view_run.rs)."""
-import ctypes, os, threading
+import os, threading
 
-libc = ctypes.CDLL(None, use_errno=True)
-SYS_GETDENTS64 = 217  # x86_64
+from listing_churn import records
 
 
 def dots(d):
     """Whether the `d_ino` of `.` and of `..` in the first getdents64 call on `d` are
     the `st_ino` of `d` and of its parent (procfs's `/proc` lists itself as `..`)."""
     fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
-    buf = ctypes.create_string_buffer(4096)
-    n = libc.syscall(SYS_GETDENTS64, fd, buf, 4096)
+    inos = {name: ino for ino, name in records(fd, 4096)}
     os.close(fd)
-    inos, at = {}, 0
-    while at < n:
-        reclen = int.from_bytes(buf.raw[at + 16 : at + 18], "little")
-        name = buf.raw[at + 19 : at + reclen].split(b"\0", 1)[0].decode()
-        inos[name] = int.from_bytes(buf.raw[at : at + 8], "little")
-        at += reclen
     up = os.stat(os.path.dirname(d.rstrip("/")) or "/").st_ino
     return inos.get(".") == os.stat(d).st_ino, inos.get("..") == up
 

@@ -25,19 +25,26 @@ libc = ctypes.CDLL(None, use_errno=True)
 SYS_GETDENTS64 = 217  # x86_64
 
 
-def getdents(fd, size=1024):
-    """One getdents64 call of `size` bytes: the names it returned."""
+def records(fd, size=1024):
+    """One getdents64 call of `size` bytes: the (inode number, name) of each entry it
+    returned."""
     buf = ctypes.create_string_buffer(size)
     n = libc.syscall(SYS_GETDENTS64, fd, buf, size)
     if n < 0:
         raise OSError(ctypes.get_errno(), "getdents64")
-    names, at = [], 0
+    out, at = [], 0
     while at < n:
+        ino = int.from_bytes(buf.raw[at : at + 8], "little")
         reclen = int.from_bytes(buf.raw[at + 16 : at + 18], "little")
         name = buf.raw[at + 19 : at + reclen].split(b"\0", 1)[0].decode()
-        names.append(name)
+        out.append((ino, name))
         at += reclen
-    return names
+    return out
+
+
+def getdents(fd, size=1024):
+    """One getdents64 call of `size` bytes: the names it returned."""
+    return [name for _, name in records(fd, size)]
 
 
 def rest(fd):
