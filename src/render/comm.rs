@@ -18,7 +18,12 @@ pub fn render_comm(raw: &[u8], map: &dyn PidMap) -> Result<Vec<u8>, ParseError> 
 
 #[cfg(test)]
 mod tests {
-    use super::super::{io_uring_comm, stat::render_stat, status::render_status, TableMap};
+    use super::super::{
+        io_uring_comm,
+        stat::{render_stat, Shown},
+        status::render_status,
+        TableMap,
+    };
     use super::*;
 
     fn map() -> TableMap {
@@ -56,7 +61,7 @@ mod tests {
         let m = map();
         let stat =
             b"1235 (iou-wrk-1234) S 100 100 100 0 -1 4194368 0 0 0 0 0 0 0 0 20 0 2 0 5000 0 0\n";
-        let out = render_stat(stat, &m, false, false).unwrap();
+        let out = render_stat(stat, &m, Shown::default()).unwrap();
         assert_eq!(
             &out[..],
             b"0 (iou-wrk-7) S 1 0 0 0 -1 4194368 0 0 0 0 0 0 0 0 20 0 2 0 5000 0 0\n"

@@ -166,23 +166,46 @@ pub fn processor(raw: &[u8]) -> Result<u32, ParseError> {
 /// Field number of `processor` (proc(5)).
 const PROCESSOR: usize = 39;
 
+/// How the kernel would show the task to this reader, beyond its numbers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Shown {
+    /// The reader is the task shown: the kernel would see it running (state `R`,
+    /// `wchan` 0), where the daemon sees it asleep in the reader's request.
+    pub running: bool,
+    /// The task got what procfs grants by a capability, which the kernel did not see it
+    /// use (the daemon granted it): its flags (field 9) carry `PF_SUPERPRIV`.
+    pub superpriv: bool,
+    /// The reader may not ptrace-read the task (`do_task_stat`'s `permitted`): the
+    /// fields of [`HIDDEN_ZERO`] read 0, `startcode` and `endcode` 1 (0 without memory).
+    pub hidden: bool,
+}
+
+/// Fields `do_task_stat` prints as 0 to a reader that may not ptrace-read the task:
+/// `startstack`, `kstkesp`, `kstkeip`, `wchan`, the data, brk, argument and environment
+/// bounds and `exit_code`.
+const HIDDEN_ZERO: [usize; 12] = [28, 29, 30, WCHAN, 45, 46, 47, 48, 49, 50, 51, 52];
+/// `startcode` and `endcode`, shown as 1 to such a reader when the task has memory.
+const HIDDEN_CODE: [usize; 2] = [26, 27];
+/// Field number of `wchan` (proc(5)): 1 for a task asleep, to a reader who may see it.
+const WCHAN: usize = 35;
+
 /// Renders a stat line for the reader's VPS.
 ///
 /// Rewrites pid (1), ppid (4), pgrp (5), session (6) and tpgid (8); numbers
 /// ≤ 0 are markers (0: none/not visible, -1: no controlling tty) and are
-/// kept. `running`: the reader is the task shown, so the kernel would show
-/// it running: state becomes 'R'. All other bytes are copied unchanged.
-///
-/// `superpriv`: the task used a privilege that the kernel did not see it use (the
-/// daemon granted it), so its flags (field 9) carry `PF_SUPERPRIV` as the kernel's
-/// would.
-pub fn render_stat(
-    raw: &[u8],
-    map: &dyn PidMap,
-    running: bool,
-    superpriv: bool,
-) -> Result<Vec<u8>, ParseError> {
-    let l = layout(raw, if superpriv { 9 } else { 8 })?;
+/// kept. What else the reader sees otherwise than the daemon read it is in `shown`.
+/// All other bytes are copied unchanged; a field the line does not have (an older
+/// kernel's shorter line) is left out of the masking.
+pub fn render_stat(raw: &[u8], map: &dyn PidMap, shown: Shown) -> Result<Vec<u8>, ParseError> {
+    let last = match shown {
+        Shown { hidden: true, .. } => HIDDEN_ZERO[HIDDEN_ZERO.len() - 1],
+        Shown { running: true, .. } => WCHAN,
+        Shown {
+            superpriv: true, ..
+        } => 9,
+        _ => 8,
+    };
+    let l = layout(raw, last)?;
     let pid: i32 =
         parse_num(raw.get(l.pid.0..l.pid.1).unwrap_or_default()).ok_or(ParseError::BadNumber {
             file: FILE,
@@ -199,7 +222,7 @@ pub fn render_stat(
     if let Some(name) = super::io_uring_comm(l.comm, map) {
         edits.push((l.pid.1 + 2, l.pid.1 + 2 + l.comm.len(), name));
     }
-    if running {
+    if shown.running {
         edits.push((at(3).0, at(3).1, vec![b'R']));
     }
     edits.push(put(at(4), xlate(num(raw, &l, 4)?, |p| map.pid(p))));
@@ -207,11 +230,28 @@ pub fn render_stat(
     edits.push(put(at(6), xlate(num(raw, &l, 6)?, |p| map.sid(p))));
     num::<i32>(raw, &l, 7)?;
     edits.push(put(at(8), xlate(num(raw, &l, 8)?, |p| map.pgid(p))));
-    if superpriv {
+    if shown.superpriv {
         let flags: u64 = num(raw, &l, 9)?;
         let mut b = Vec::new();
         push_num(&mut b, flags | PF_SUPERPRIV);
         edits.push((at(9).0, at(9).1, b));
+    }
+    // From field 26 on, in order: what this reader is shown instead, where the line
+    // has the field.
+    let instead = |n: usize, value: &[u8]| -> Option<&'static [u8]> {
+        if shown.hidden && HIDDEN_CODE.contains(&n) {
+            return (value != b"0").then_some(b"1");
+        }
+        let zero = (shown.hidden && HIDDEN_ZERO.contains(&n)) || (shown.running && n == WCHAN);
+        zero.then_some(b"0")
+    };
+    for n in HIDDEN_CODE[0]..=last {
+        let Ok(value) = field(raw, &l, n) else {
+            break;
+        };
+        if let Some(v) = instead(n, value) {
+            edits.push((at(n).0, at(n).1, v.to_vec()));
+        }
     }
     splice(raw, &edits, FILE)
 }
@@ -287,7 +327,7 @@ mod tests {
             fixture!("stat_nested2"),
         ];
         for raw in ALL.iter().map(|a| a.1).chain(more) {
-            assert_eq!(render_stat(raw, &Identity, false, false).unwrap(), raw);
+            assert_eq!(render_stat(raw, &Identity, Shown::default()).unwrap(), raw);
         }
     }
 
@@ -299,7 +339,7 @@ mod tests {
                 .with_pids(&[(s.pid, 7), (s.ppid, 1)])
                 .with_pgids(&[(s.pgrp, 3)])
                 .with_sids(&[(s.session, 4)]);
-            let out = render_stat(raw, &map, false, false).unwrap();
+            let out = render_stat(raw, &map, Shown::default()).unwrap();
             let r = parse_stat(&out).unwrap();
             assert_eq!(
                 (r.pid, r.ppid, r.pgrp, r.session, r.tpgid),
@@ -329,7 +369,7 @@ mod tests {
             .with_pids(&[(s.pid, 2), (s.ppid, 1)])
             .with_pgids(&[(s.tpgid, 2)])
             .with_sids(&[(s.session, 2)]);
-        let r = render_stat(raw, &map, false, false).unwrap();
+        let r = render_stat(raw, &map, Shown::default()).unwrap();
         let r = parse_stat(&r).unwrap();
         assert_eq!(
             (r.pid, r.ppid, r.pgrp, r.session, r.tty_nr, r.tpgid),
@@ -344,14 +384,66 @@ mod tests {
             .with_pids(&[(100, 1), (101, 2)])
             .with_pgids(&[(100, 1)]);
         assert_eq!(
-            render_stat(raw, &map, false, false).unwrap(),
+            render_stat(raw, &map, Shown::default()).unwrap(),
             b"1 (a) 1 2 (b) S 2 1 0 34816 1 4194368 0 0 0 0 0 0 0 0 20 0 1 0 93802 1 2 3\n"
                 .to_vec()
         );
         assert_eq!(
-            render_stat(raw, &map, true, false).unwrap(),
+            render_stat(
+                raw,
+                &map,
+                Shown {
+                    running: true,
+                    ..Shown::default()
+                }
+            )
+            .unwrap(),
             b"1 (a) 1 2 (b) R 2 1 0 34816 1 4194368 0 0 0 0 0 0 0 0 20 0 1 0 93802 1 2 3\n"
                 .to_vec()
+        );
+    }
+
+    /// What the kernel printed for a reader who may not ptrace-read a stopped process
+    /// is what the view makes of what it printed for root, and running (the reader's
+    /// own task) shows `wchan` 0 as well; a shorter line is masked as far as it goes.
+    #[test]
+    fn hidden_fields_as_the_kernel_hides_them() {
+        let permitted = fixture!("stat_stopped_permitted");
+        let hidden = Shown {
+            hidden: true,
+            ..Shown::default()
+        };
+        assert_eq!(
+            render_stat(permitted, &Identity, hidden).unwrap(),
+            fixture!("stat_stopped_hidden")
+        );
+        let running = render_stat(
+            permitted,
+            &Identity,
+            Shown {
+                running: true,
+                ..Shown::default()
+            },
+        )
+        .unwrap();
+        // tail_fields(line)[k - 2] is field k.
+        let wchan = |line: &[u8]| tail_fields(line)[WCHAN - 2].clone();
+        assert_eq!(
+            (wchan(permitted), wchan(&running)),
+            (b"1".to_vec(), b"0".to_vec())
+        );
+        assert_eq!(tail_fields(&running)[1], b"R");
+        let first_30 = |line: &[u8]| {
+            line.split(|&b| b == b' ')
+                .take(30)
+                .collect::<Vec<_>>()
+                .join(&b' ')
+        };
+        let out = render_stat(&first_30(permitted), &Identity, hidden).unwrap();
+        let want = first_30(fixture!("stat_stopped_hidden"));
+        assert_eq!(
+            out, want,
+            "startcode and endcode 1, startstack and kstkesp 0"
         );
     }
 
@@ -361,8 +453,16 @@ mod tests {
     #[test]
     fn a_marked_task_shows_pf_superpriv() {
         for (tag, raw, _) in ALL {
-            let plain = render_stat(raw, &Identity, false, false).unwrap();
-            let marked = render_stat(raw, &Identity, false, true).unwrap();
+            let plain = render_stat(raw, &Identity, Shown::default()).unwrap();
+            let marked = render_stat(
+                raw,
+                &Identity,
+                Shown {
+                    superpriv: true,
+                    ..Shown::default()
+                },
+            )
+            .unwrap();
             let (a, b) = (tail_fields(&plain), tail_fields(&marked));
             let flags: u64 = std::str::from_utf8(&a[7]).unwrap().parse().unwrap();
             assert_eq!(
@@ -387,8 +487,7 @@ mod tests {
                 off: 1000,
                 levels: 0,
             },
-            false,
-            false,
+            Shown::default(),
         )
         .unwrap();
         assert_eq!(
@@ -400,7 +499,15 @@ mod tests {
     #[test]
     fn self_fixture_running() {
         let raw = fixture!("stat_plain");
-        let out = render_stat(raw, &Identity, true, false).unwrap();
+        let out = render_stat(
+            raw,
+            &Identity,
+            Shown {
+                running: true,
+                ..Shown::default()
+            },
+        )
+        .unwrap();
         assert_eq!(parse_stat(&out).unwrap().state, b'R');
         assert_eq!(out.len(), raw.len());
     }
@@ -440,14 +547,14 @@ mod tests {
             b"12 (x) S 99999999999 1 1 0 -1",
         ] {
             assert!(
-                render_stat(bad, &Identity, false, false).is_err(),
+                render_stat(bad, &Identity, Shown::default()).is_err(),
                 "{:?}",
                 bad
             );
             assert!(parse_stat(bad).is_err(), "{:?}", bad);
         }
         // fields up to tpgid are enough to render, parse needs flags and starttime
-        assert!(render_stat(b"12 (x) S 1 1 1 0 -1", &Identity, false, false).is_ok());
+        assert!(render_stat(b"12 (x) S 1 1 1 0 -1", &Identity, Shown::default()).is_ok());
         assert_eq!(
             parse_stat(b"12 (x) S 1 1 1 0 -1"),
             Err(ParseError::Missing {
@@ -478,10 +585,10 @@ mod tests {
         ) {
             rest[11] %= 1 << 40; // num_threads (field 20) is a signed long
             let raw = synth(pid, &comm, &n, &rest);
-            prop_assert_eq!(render_stat(&raw, &Identity, false, false).unwrap(), raw.clone());
+            prop_assert_eq!(render_stat(&raw, &Identity, Shown::default()).unwrap(), raw.clone());
             let s = parse_stat(&raw).unwrap();
             prop_assert_eq!(s.comm, &comm[..]);
-            let out = render_stat(&raw, &Shift { off: 10, levels: 0 }, false, false).unwrap();
+            let out = render_stat(&raw, &Shift { off: 10, levels: 0 }, Shown::default()).unwrap();
             let shift = |v: i32, o: i32| if v > 0 { v + o } else { v };
             let want = synth(shift(pid, 10), &comm, &[shift(n[0], 10), shift(n[1], 11), shift(n[2], 12), n[3], shift(n[4], 11)], &rest);
             prop_assert_eq!(out, want);
@@ -489,7 +596,7 @@ mod tests {
 
         #[test]
         fn never_panics(raw in proptest::collection::vec(any::<u8>(), 0..200), running: bool) {
-            let _ = render_stat(&raw, &Shift { off: 3, levels: 1 }, running, false);
+            let _ = render_stat(&raw, &Shift { off: 3, levels: 1 }, Shown { running, ..Shown::default() });
             let _ = parse_stat(&raw);
         }
 
@@ -502,7 +609,7 @@ mod tests {
             raw.extend_from_slice(&comm);
             raw.extend_from_slice(b") S ");
             raw.extend_from_slice(&tail);
-            let _ = render_stat(&raw, &Shift { off: 3, levels: 1 }, true, false);
+            let _ = render_stat(&raw, &Shift { off: 3, levels: 1 }, Shown { running: true, ..Shown::default() });
             let _ = parse_stat(&raw);
         }
     }

@@ -1,6 +1,7 @@
 //! procfs's permission rules, applied by the daemon: the mode bits (`may_read`), and
 //! beyond them the `ptrace` access procfs asks of a reader of a process's entries
-//! (`Guard`, `may_ptrace_as`), with what it shows instead (`mask_stat`).
+//! (`Guard`, `may_ptrace_as`), with what it shows instead (a `stat` with its addresses
+//! hidden, `wchan` 0).
 
 use super::Errno;
 use std::fs::{self, Metadata};
@@ -358,51 +359,6 @@ pub(super) fn refused_at_read(
     }
 }
 
-/// `stat` as procfs shows it to a reader that may not ptrace-read the process
-/// (`do_task_stat`): `startcode` and `endcode` 1 (0 without memory), `startstack`,
-/// `kstkesp`, `kstkeip`, `wchan`, the data, brk, argument and environment bounds and
-/// `exit_code` 0. With `running` (the reader's own task), `wchan` is 0 as well: procfs
-/// sees its reader running, the daemon sees it asleep in this request.
-pub(super) fn mask_stat(raw: Vec<u8>, hidden: bool, running: bool) -> Vec<u8> {
-    if !hidden && !running {
-        return raw;
-    }
-    let Some(close) = raw.iter().rposition(|&b| b == b')') else {
-        return raw;
-    };
-    let (head, tail) = raw.split_at(close + 1);
-    let (body, nl) = match tail.strip_suffix(b"\n") {
-        Some(b) => (b, &b"\n"[..]),
-        None => (tail, &b""[..]),
-    };
-    // body is " S 1 0 …": part k - 2 is field k (1-based).
-    let mut parts: Vec<&[u8]> = body.split(|&b| b == b' ').collect();
-    let mut set = |k: usize, v: &'static [u8]| {
-        if let Some(p) = parts.get_mut(k - 2) {
-            *p = v;
-        }
-    };
-    if hidden {
-        for k in [26, 27] {
-            let zero = body
-                .split(|&b| b == b' ')
-                .nth(k - 2)
-                .is_none_or(|v| v == b"0");
-            set(k, if zero { b"0" } else { b"1" });
-        }
-        for k in [28, 29, 30, 35, 45, 46, 47, 48, 49, 50, 51, 52] {
-            set(k, b"0");
-        }
-    }
-    if running {
-        set(35, b"0");
-    }
-    let mut out = head.to_vec();
-    out.extend_from_slice(&parts.join(&b' '));
-    out.extend_from_slice(nl);
-    out
-}
-
 impl View {
     /// procfs's checks beyond the mode bits ([`Guard`]) on opening `node`, for `reader`
     /// with file-system ids `uid`/`gid`: a refusal, the handle of a file shown otherwise
@@ -429,15 +385,15 @@ impl View {
         }
         let allowed = may_ptrace_as(reader, Some((uid, gid)), node, guard);
         match guard {
-            _ if allowed && !matches!(guard, Guard::Stat | Guard::Wchan) => Ok(None),
+            _ if allowed && guard != Guard::Wchan => Ok(None),
             Guard::Wchan if allowed && !own => Ok(None),
             Guard::Wchan => Ok(Some(Handle::Buffer(b"0".to_vec()))),
-            Guard::Stat if allowed && !own => Ok(None),
+            // Shown with what procfs hides from a reader who may not ptrace-read it.
             Guard::Stat => Ok(Some(Handle::Lazy(Lazy {
                 node: node.clone(),
                 reader,
                 render: Render::Stat,
-                masked: Some((!allowed, own)),
+                hidden: true,
             }))),
             _ => Err(Errno::EACCES),
         }

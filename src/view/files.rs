@@ -96,6 +96,9 @@ pub struct Context {
     /// The task this file shows got what procfs grants by a capability, which the
     /// kernel marks in its flags (`PF_SUPERPRIV`).
     pub superpriv: bool,
+    /// The reader may not ptrace-read the task this file shows: procfs hides the
+    /// addresses and the exit code of its `stat` ([`render::stat::Shown::hidden`]).
+    pub hidden: bool,
     /// The last vpid handed out in the reader's VPS.
     pub last_pid: i32,
     /// The `pid_max` of the reader's pid namespace, when the VPS has its own.
@@ -108,7 +111,14 @@ pub struct Context {
 /// Runs renderer `r` over the real bytes.
 pub fn render(r: Render, raw: &[u8], map: &dyn PidMap, cx: Context) -> Result<Vec<u8>, ParseError> {
     match r {
-        Render::Stat => render::stat::render_stat(raw, map, cx.running, cx.superpriv),
+        Render::Stat => {
+            let shown = render::stat::Shown {
+                running: cx.running,
+                superpriv: cx.superpriv,
+                hidden: cx.hidden,
+            };
+            render::stat::render_stat(raw, map, shown)
+        }
         Render::Status => render::status::render_status(raw, map, cx.running),
         Render::Children => render::render_children(raw, map),
         Render::Comm => render::comm::render_comm(raw, map),

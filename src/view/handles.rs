@@ -47,9 +47,9 @@ pub(super) struct Lazy {
     pub(super) node: Node,
     pub(super) reader: Reader,
     pub(super) render: Render,
-    /// For a `stat` shown masked ([`mask_stat`]): whether the hidden fields are hidden,
-    /// and whether the reader reads its own.
-    pub(super) masked: Option<(bool, bool)>,
+    /// The reader may not ptrace-read the task: its `stat` hides what procfs hides
+    /// ([`Context::hidden`]).
+    pub(super) hidden: bool,
 }
 
 /// A rendered file read through the daemon, with procfs's seq-file semantics: a read
@@ -286,7 +286,7 @@ impl View {
                 node: node.clone(),
                 reader,
                 render,
-                masked: None,
+                hidden: false,
             })
         };
         Ok(match (renderer, reader) {
@@ -322,15 +322,14 @@ impl View {
             _ if writes::read_as_reader(&l.node) => (self.read_as(l.reader, &l.node)?, false),
             _ => self.read_real_bound(&l.node)?,
         };
-        let (raw, own) = match l.masked {
-            Some((hidden, own)) => (mask_stat(raw, hidden, own), own),
-            None => (raw, false),
-        };
         let text = match l.reader {
-            Reader::Vps { id, tid } => self.render_for(id, tid, &l.node, l.render, &raw)?,
+            Reader::Vps { id, tid } => {
+                self.render_for(id, tid, &l.node, l.render, &raw, l.hidden)?
+            }
             Reader::Host { tid } => {
                 let cx = Context {
-                    running: own || (tid > 0 && l.node.shown_task() == Some(tid)),
+                    running: tid > 0 && l.node.shown_task() == Some(tid),
+                    hidden: l.hidden,
                     ..Context::default()
                 };
                 files::render(l.render, &raw, &Identity, cx).unwrap_or(raw)
@@ -374,6 +373,7 @@ impl View {
         node: &Node,
         r: Render,
         raw: &[u8],
+        hidden: bool,
     ) -> Result<Vec<u8>, Errno> {
         if matches!(r, Render::Stat) && node.rel() == "stat" {
             self.sync_groups(id, node, raw);
@@ -398,6 +398,7 @@ impl View {
             running: node.shown_task() == Some(reader_tid),
             superpriv: matches!(r, Render::Stat)
                 && node.shown_task().is_some_and(|t| self.used_a_privilege(t)),
+            hidden,
             last_pid: vps.last_vpid(),
             pid_max: own_ns.then_some(vps.config().pid_max),
             tasks: Some(u32::try_from(vps.tasks_num()).unwrap_or(u32::MAX)),

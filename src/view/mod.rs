@@ -40,7 +40,7 @@ use crate::engine::{Pid, Vps, VpsId};
 use crate::host;
 use crate::membership::{Released, Tracker};
 use crate::render::{Identity, PidMap};
-use access::{check_of, mask_stat, may_ptrace_as, Guard};
+use access::{check_of, may_ptrace_as, Guard};
 pub use cache::Flush;
 use cache::{Caching, FlushBatch, Held};
 use entries::Check;

@@ -183,7 +183,7 @@ impl View {
         };
         match file {
             ResFile::Loadavg => {
-                self.render_for(id, tid, node, super::files::Render::Loadavg, &host)
+                self.render_for(id, tid, node, super::files::Render::Loadavg, &host, false)
             }
             _ => Ok(host),
         }

@@ -133,12 +133,19 @@ def main():
                 for f in READS:
                     print("read reader=%d target=%s %s %s" % (
                         reader, name, f, try_read("/proc/%d/%s" % (pid, f))))
+                with open("/proc/%d/stat" % pid) as f:
+                    text = f.read()
                 if "zombie" in name:
                     # Its exit code, shown only to a reader that may ptrace it.
-                    with open("/proc/%d/stat" % pid) as f:
-                        text = f.read()
                     print("read reader=%d target=%s stat exit_code %s" % (
                         reader, name, text.split()[-1]))
+                # The addresses, wchan and exit code (fields 26 to 52), shown only to a
+                # reader that may ptrace it: 0, 1 or another number (an address); not
+                # field 39, the CPU it last ran on.
+                tail = text[text.rindex(")") + 2:].split()[23:]
+                tail[39 - 26] = "-"
+                print("read reader=%d target=%s stat fields 26- %s" % (
+                    reader, name, " ".join(v if v in ("0", "1", "-") else "N" for v in tail)))
         as_reader(reader, reads)
     for reader in (0, 1000, 2000):
         def kernel_addresses():

@@ -259,4 +259,16 @@ for pr in hw:
     pr.wait()
 os.unlink(f"{d}/f")
 os.rmdir(d)
+# ---- stat as a reader who may not ptrace-read the process sees it ---------
+# procfs hides the addresses, wchan and exit code. Stopped, so that no counter moves
+# between the two reads.
+sp = subprocess.Popen(["sleep", "100"])
+os.kill(sp.pid, signal.SIGSTOP)
+os.waitid(os.P_PID, sp.pid, os.WSTOPPED | os.WNOWAIT)
+save("stat_stopped_permitted", read(f"/proc/{sp.pid}/stat"))
+save("stat_stopped_hidden", subprocess.run(
+    ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
+     "cat", f"/proc/{sp.pid}/stat"], check=True, stdout=subprocess.PIPE).stdout)
+end(sp.pid)
+
 print("done")
