@@ -263,23 +263,11 @@ pub fn process_group_exists(pgid: Pid) -> bool {
 /// is gone): a reader waiting in a FUSE request cannot take it until the daemon answers,
 /// and fuser does not pass the kernel's `FUSE_INTERRUPT` on.
 pub fn signal_pending(tid: Pid) -> bool {
-    match read_single(&proc_path(&format!("{tid}/status"))) {
-        Ok(status) => deliverable_signals(&status) != 0,
-        Err(_) => true,
+    let status = read_single(&proc_path(&format!("{tid}/status")));
+    match status.map(|s| parse_status(&s)) {
+        Ok(Ok(status)) => status.deliverable_signals() != 0,
+        _ => true,
     }
-}
-
-/// The signals a task's `status` shows pending (its own and its process's) and neither
-/// blocked nor ignored.
-pub fn deliverable_signals(status: &[u8]) -> u64 {
-    let text = String::from_utf8_lossy(status);
-    let mask = |key: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-            .unwrap_or(0)
-    };
-    (mask("SigPnd:") | mask("ShdPnd:")) & !mask("SigBlk:") & !mask("SigIgn:")
 }
 
 #[cfg(test)]
@@ -287,16 +275,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn deliverable_signals_from_status() {
-        let status = b"Name:\tcat\nSigQ:\t1/95636\nSigPnd:\t0000000000000000\n\
-            ShdPnd:\t0000000000004100\nSigBlk:\t0000000000000100\n\
-            SigIgn:\t0000000000000000\nSigCgt:\t0000000000000000\n";
-        // SIGTERM (15, bit 14) pending for the process; SIGKILL's bit blocked here only
-        // to show the mask applies.
-        assert_eq!(deliverable_signals(status), 1 << 14);
-        let ignored = b"ShdPnd:\t0000000000004000\nSigIgn:\t0000000000004000\n";
-        assert_eq!(deliverable_signals(ignored), 0);
-        assert_eq!(deliverable_signals(b""), 0);
+    fn own_thread_has_no_signal_pending() {
         // This test's own thread has nothing pending.
         assert!(!signal_pending(nix::unistd::gettid().as_raw()));
     }

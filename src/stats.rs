@@ -199,11 +199,8 @@ pub fn cpu_ms() -> Option<u64> {
 
 /// The daemon's resident set size, from its own `status`.
 pub fn rss_kb() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    let status = std::fs::read("/proc/self/status").ok()?;
+    crate::render::parse_status(&status).ok()?.vm_rss_kb
 }
 
 #[cfg(test)]

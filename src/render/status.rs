@@ -24,12 +24,35 @@ pub struct Status {
     pub tracer_pid: i32,
     pub uid: [u32; 4],
     pub gid: [u32; 4],
+    /// Supplementary groups and the inheritable, permitted and effective capabilities
+    /// (hexadecimal in the file), where the lines are there: what a task is allowed
+    /// ([`crate::sys::creds::Identity`]).
+    pub groups: Option<Vec<u32>>,
+    pub cap_inh: Option<u64>,
+    pub cap_prm: Option<u64>,
+    pub cap_eff: Option<u64>,
+    /// The signals pending for the task and for its process, blocked and ignored
+    /// (hexadecimal masks; 0 where a line is missing).
+    pub sig_pnd: u64,
+    pub shd_pnd: u64,
+    pub sig_blk: u64,
+    pub sig_ign: u64,
+    /// Resident set size in kB (`VmRSS`), where the task has memory.
+    pub vm_rss_kb: Option<u64>,
     /// NS* lists as printed (daemon level first); empty without CONFIG_PID_NS.
     pub nstgid: Vec<i32>,
     pub nspid: Vec<i32>,
     pub nspgid: Vec<i32>,
     pub nssid: Vec<i32>,
     pub threads: u32,
+}
+
+impl Status {
+    /// The signals pending (the task's own and its process's) and neither blocked nor
+    /// ignored: what the task takes when it returns to user space.
+    pub fn deliverable_signals(&self) -> u64 {
+        (self.sig_pnd | self.shd_pnd) & !self.sig_blk & !self.sig_ign
+    }
 }
 
 /// Splits a line (without its '\n') into key and the bytes after ':'.
@@ -66,6 +89,12 @@ fn four(value: &[u8], field: &'static str) -> Result<[u32; 4], ParseError> {
     }
 }
 
+/// A capability set: 16 hexadecimal digits.
+fn hex(value: &[u8], field: &'static str) -> Result<u64, ParseError> {
+    let digits = std::str::from_utf8(value.trim_ascii()).map_err(|_| bad(field))?;
+    u64::from_str_radix(digits, 16).map_err(|_| bad(field))
+}
+
 /// Undoes seq_escape_str(.., "\n\\"): only those two bytes are escaped.
 fn unescape_name(v: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(v.len());
@@ -90,7 +119,7 @@ fn unescape_name(v: &[u8]) -> Vec<u8> {
 }
 
 /// Parses the fields the view needs. Every line listed in [`Status`] except
-/// the NS* lines must be present.
+/// the NS* lines, `Groups` and the capabilities must be present.
 pub fn parse_status(raw: &[u8]) -> Result<Status, ParseError> {
     let mut name = None;
     let mut state = None;
@@ -105,6 +134,15 @@ pub fn parse_status(raw: &[u8]) -> Result<Status, ParseError> {
         tracer_pid: 0,
         uid: [0; 4],
         gid: [0; 4],
+        groups: None,
+        cap_inh: None,
+        cap_prm: None,
+        cap_eff: None,
+        sig_pnd: 0,
+        shd_pnd: 0,
+        sig_blk: 0,
+        sig_ign: 0,
+        vm_rss_kb: None,
         nstgid: Vec::new(),
         nspid: Vec::new(),
         nspgid: Vec::new(),
@@ -136,6 +174,28 @@ pub fn parse_status(raw: &[u8]) -> Result<Status, ParseError> {
             b"Uid" => uid = Some(four(value, "Uid")?),
             b"Gid" => gid = Some(four(value, "Gid")?),
             b"Threads" => threads = Some(one_num(value, "Threads")?),
+            b"Groups" => {
+                let groups = value
+                    .split(|c| c.is_ascii_whitespace())
+                    .filter(|g| !g.is_empty());
+                st.groups = Some(
+                    groups
+                        .map(parse_num)
+                        .collect::<Option<_>>()
+                        .ok_or(bad("Groups"))?,
+                );
+            }
+            b"CapInh" => st.cap_inh = Some(hex(value, "CapInh")?),
+            b"CapPrm" => st.cap_prm = Some(hex(value, "CapPrm")?),
+            b"CapEff" => st.cap_eff = Some(hex(value, "CapEff")?),
+            b"SigPnd" => st.sig_pnd = hex(value, "SigPnd")?,
+            b"ShdPnd" => st.shd_pnd = hex(value, "ShdPnd")?,
+            b"SigBlk" => st.sig_blk = hex(value, "SigBlk")?,
+            b"SigIgn" => st.sig_ign = hex(value, "SigIgn")?,
+            b"VmRSS" => {
+                let kb = value.trim_ascii().strip_suffix(b"kB").unwrap_or_default();
+                st.vm_rss_kb = Some(one_num(kb, "VmRSS")?);
+            }
             b"NStgid" => st.nstgid = parse_ns_list(value, FILE, "NStgid")?,
             b"NSpid" => st.nspid = parse_ns_list(value, FILE, "NSpid")?,
             b"NSpgid" => st.nspgid = parse_ns_list(value, FILE, "NSpgid")?,
@@ -309,6 +369,49 @@ mod tests {
             );
         }
         assert_eq!(parse_status(fixture!("status_threads")).unwrap().threads, 4);
+    }
+
+    /// The signal masks and the resident size of a real status, with its signal lines
+    /// set as a test needs them.
+    #[test]
+    fn signals_and_rss() {
+        let with = |masks: &[(&str, &str)]| -> Status {
+            let text = String::from_utf8(fixture!("status_plain").to_vec()).unwrap();
+            let lines: Vec<String> = text
+                .lines()
+                .map(
+                    |l| match masks.iter().find(|(k, _)| l.starts_with(&format!("{k}:"))) {
+                        Some((k, v)) => format!("{k}:\t{v}"),
+                        None => l.to_string(),
+                    },
+                )
+                .collect();
+            parse_status((lines.join("\n") + "\n").as_bytes()).unwrap()
+        };
+        let plain = with(&[]);
+        assert_eq!(plain.deliverable_signals(), 0);
+        assert!(plain.vm_rss_kb.is_some_and(|kb| kb > 0));
+        // SIGTERM (15, bit 14) pending for the process; SIGUSR1's (bit 9) for the task,
+        // blocked.
+        let pending = with(&[
+            ("SigPnd", "0000000000000100"),
+            ("ShdPnd", "0000000000004100"),
+            ("SigBlk", "0000000000000100"),
+        ]);
+        assert_eq!(pending.deliverable_signals(), 1 << 14);
+        let ignored = with(&[
+            ("ShdPnd", "0000000000004000"),
+            ("SigIgn", "0000000000004000"),
+        ]);
+        assert_eq!(ignored.deliverable_signals(), 0);
+        assert!(parse_status(
+            &fixture!("status_plain")
+                .to_vec()
+                .into_iter()
+                .chain(*b"SigBlk:\tzz\n")
+                .collect::<Vec<_>>()
+        )
+        .is_err());
     }
 
     #[test]

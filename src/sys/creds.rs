@@ -37,40 +37,23 @@ pub struct Identity {
 }
 
 impl Identity {
-    /// Parses the `Uid`, `Gid`, `Groups`, `CapInh`, `CapPrm` and `CapEff` lines of a
-    /// task's `status`.
-    pub fn parse(status: &str) -> Option<Identity> {
-        let mut id = Identity::default();
-        let mut seen = 0;
-        let four = |v: &str| -> Option<[u32; 4]> {
-            let n: Vec<u32> = v
-                .split_whitespace()
-                .map(|x| x.parse().ok())
-                .collect::<Option<_>>()?;
-            n.try_into().ok()
-        };
-        for line in status.lines() {
-            let Some((key, v)) = line.split_once(':') else {
-                continue;
-            };
-            let v = v.trim();
-            match key {
-                "Uid" => id.uid = four(v)?,
-                "Gid" => id.gid = four(v)?,
-                "Groups" => {
-                    id.groups = v
-                        .split_whitespace()
-                        .map(|g| g.parse().ok())
-                        .collect::<Option<_>>()?
-                }
-                "CapInh" => id.cap_inh = u64::from_str_radix(v, 16).ok()?,
-                "CapPrm" => id.cap_prm = u64::from_str_radix(v, 16).ok()?,
-                "CapEff" => id.cap_eff = u64::from_str_radix(v, 16).ok()?,
-                _ => continue,
-            }
-            seen += 1;
-        }
-        (seen == 6).then_some(id)
+    /// The identity a task's `status` shows, read by the one parser of that file;
+    /// `None` where a line is missing or malformed.
+    pub fn parse(status: &[u8]) -> Option<Identity> {
+        Identity::of_status(&crate::render::parse_status(status).ok()?)
+    }
+
+    /// The identity in a parsed `status`: `None` without its `Groups` and capability
+    /// lines.
+    pub fn of_status(s: &crate::render::Status) -> Option<Identity> {
+        Some(Identity {
+            uid: s.uid,
+            gid: s.gid,
+            groups: s.groups.clone()?,
+            cap_eff: s.cap_eff?,
+            cap_prm: s.cap_prm?,
+            cap_inh: s.cap_inh?,
+        })
     }
 
     /// The identity of task `tid`, and the namespaces (UTS, IPC, network) it has
@@ -78,7 +61,7 @@ impl Identity {
     /// namespace.
     pub fn of_task(tid: i32) -> io::Result<(Identity, Vec<File>)> {
         let proc = |rel: &str| crate::host::proc_path(&format!("{tid}/{rel}"));
-        let status = std::fs::read_to_string(proc("status"))?;
+        let status = std::fs::read(proc("status"))?;
         let mut id = Identity::parse(&status)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unreadable status"))?;
         if crate::host::ns_inode(tid, "user")? != crate::host::ns_inode("self", "user")? {
@@ -288,15 +271,21 @@ mod tests {
 
     #[test]
     fn status_lines() {
-        let status = "Name:\tsh\nUid:\t1000\t1000\t1000\t1000\nGid:\t100\t100\t100\t100\n\
-                      Groups:\t4 27 \nCapInh:\t0000000000000000\nCapPrm:\t0000000000000000\n\
-                      CapEff:\t0000000000000000\n";
-        let id = Identity::parse(status).expect("parses");
+        let head = "Name:\tsh\nState:\tS (sleeping)\nTgid:\t7\nPid:\t7\nPPid:\t1\n\
+                    TracerPid:\t0\nUid:\t1000\t1000\t1000\t1000\nGid:\t100\t100\t100\t100\n\
+                    Groups:\t4 27 \nThreads:\t1\n";
+        let caps = "CapInh:\t0000000000000000\nCapPrm:\t0000000000000000\n\
+                    CapEff:\t000001ffffffffff\n";
+        let id = Identity::parse(format!("{head}{caps}").as_bytes()).expect("parses");
         assert_eq!(id.uid, [1000; 4]);
         assert_eq!(id.gid, [100; 4]);
         assert_eq!(id.groups, [4, 27]);
-        assert_eq!(id.cap_eff, 0);
-        assert!(Identity::parse("Uid:\t1\n").is_none());
+        assert_eq!((id.cap_eff, id.cap_prm), (0x1ff_ffff_ffff, 0));
+        assert!(
+            Identity::parse(head.as_bytes()).is_none(),
+            "no capabilities"
+        );
+        assert!(Identity::parse(b"Uid:\t1\n").is_none());
     }
 
     #[test]

@@ -165,37 +165,24 @@ impl Creds {
         if task <= 0 {
             return None;
         }
-        // Lossy: a name (comm) may hold any bytes; the lines read here are ASCII.
         let raw = host::read_single(&host::proc_path(&format!("{task}/status"))).ok()?;
-        Creds::parse(&String::from_utf8_lossy(&raw))
+        Creds::parse(&raw)
     }
 
-    /// The process's ids and capabilities from the one parser of them
-    /// ([`crate::sys::creds::Identity::parse`]), with its state and its parent.
-    fn parse(status: &str) -> Option<Creds> {
-        let id = crate::sys::creds::Identity::parse(status)?;
-        let mut c = Creds {
+    /// The process's ids and capabilities ([`crate::sys::creds::Identity`]), its state
+    /// and its parent, from the one parser of `status`.
+    fn parse(raw: &[u8]) -> Option<Creds> {
+        let status = crate::render::parse_status(raw).ok()?;
+        let id = crate::sys::creds::Identity::of_status(&status)?;
+        Some(Creds {
+            tgid: status.tgid,
+            ppid: status.ppid,
             uid: id.uid,
             gid: id.gid,
             cap_prm: id.cap_prm,
             cap_eff: id.cap_eff,
-            ..Creds::default()
-        };
-        let mut seen = 0;
-        for line in status.lines() {
-            let Some((key, v)) = line.split_once(':') else {
-                continue;
-            };
-            let v = v.trim();
-            match key {
-                "State" => c.zombie = v.starts_with('Z') || v.starts_with('X'),
-                "Tgid" => c.tgid = v.parse().ok()?,
-                "PPid" => c.ppid = v.parse().ok()?,
-                _ => continue,
-            }
-            seen += 1;
-        }
-        (seen == 3).then_some(c)
+            zombie: matches!(status.state, b'Z' | b'X'),
+        })
     }
 
     fn has(&self, cap: u32) -> bool {

@@ -378,8 +378,7 @@ impl View {
         if writer_ns == user_ns(&"self")? || writer_ns != user_ns(&target)? {
             return None;
         }
-        let status =
-            std::fs::read_to_string(crate::host::proc_path(&format!("{tid}/status"))).ok()?;
+        let status = std::fs::read(crate::host::proc_path(&format!("{tid}/status"))).ok()?;
         let id = Identity::parse(&status)?;
         if id.uid[1] != 0 || id.cap_eff & (1 << cap::SYS_ADMIN) == 0 {
             return None;
