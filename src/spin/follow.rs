@@ -39,9 +39,9 @@ use nix::unistd::Pid;
 use crate::stats::{Follow as StatsFollow, Stats};
 use crate::sys::sched::{set_policy, Policy};
 
-/// Requests of one reader between two looks at its CPU: a look (open, read and close
-/// of its `stat`) costs about what one request does, and a reader left on another CPU
-/// costs a wake-up per request until the next look.
+/// Requests of one reader between two looks at its CPU: a look (a `pread` of its `stat`,
+/// kept open, and the daemon's affinity) costs a few µs, and a reader left on another
+/// CPU costs a wake-up per request until the next look.
 pub const SAMPLE_EVERY: u32 = 32;
 
 /// Requests between two looks at least, even when the reader changes: two readers
@@ -117,6 +117,10 @@ pub struct Follow {
     /// last look.
     previous: i32,
     turns: u32,
+    /// The `stat` of the reader last looked at, kept open: a look is then one `pread`
+    /// rather than an open, a read and a close (a `ps` is one reader for all its
+    /// requests).
+    reader_stat: Option<(i32, std::fs::File)>,
 }
 
 impl Follow {
@@ -155,7 +159,7 @@ impl Follow {
         if self.hold_off_until.is_some_and(|t| now < t) {
             return;
         }
-        let Some(cpu) = reader_cpu(reader) else {
+        let Some(cpu) = reader_cpu(&mut self.reader_stat, reader) else {
             return;
         };
         if let Err(e) = self.look(cpu, stats) {
@@ -331,26 +335,14 @@ impl WaitFiles {
 }
 
 /// Task `tid`'s `schedstat` (a file procfs writes in one go), through the file `kept`
-/// holds open for it (opened at `rel` when it holds another task's or none): time run,
-/// time waited for a CPU. `None` once the task is gone (the kept file then reads
-/// `ESRCH`, and is dropped).
+/// holds open for it ([`read_kept`]): time run, time waited for a CPU. `None` once the
+/// task is gone.
 fn schedstat(
     kept: &mut Option<(i32, std::fs::File)>,
     tid: i32,
     rel: &str,
 ) -> Option<(Duration, Duration)> {
-    if kept.as_ref().is_none_or(|(t, _)| *t != tid) {
-        *kept = None;
-        let file = std::fs::File::open(crate::host::proc_path(rel)).ok()?;
-        *kept = Some((tid, file));
-    }
-    let raw = kept
-        .as_ref()
-        .and_then(|(_, f)| crate::host::pread_whole(f, 256).ok().flatten());
-    let Some(raw) = raw else {
-        *kept = None;
-        return None;
-    };
+    let raw = read_kept(kept, tid, rel, 256)?;
     let text = std::str::from_utf8(&raw).ok()?;
     let mut f = text.split_whitespace().map(|w| w.parse::<u64>().ok());
     let ran = f.next()??;
@@ -358,11 +350,40 @@ fn schedstat(
     Some((Duration::from_nanos(ran), Duration::from_nanos(waited)))
 }
 
-/// The CPU thread `tid` last ran on; `None` if it is gone or unreadable.
-fn reader_cpu(tid: i32) -> Option<usize> {
-    let raw = crate::host::read_single(&crate::host::proc_path(&format!("{tid}/stat"))).ok()?;
+/// The CPU thread `tid` last ran on, from its `stat` kept open in `kept`; `None` if it
+/// is gone or unreadable.
+fn reader_cpu(kept: &mut Option<(i32, std::fs::File)>, tid: i32) -> Option<usize> {
+    let raw = read_kept(kept, tid, &format!("{tid}/stat"), 1024)?;
     let cpu = crate::render::stat::processor(&raw).ok()?;
     usize::try_from(cpu).ok()
+}
+
+/// The text (at most `cap` bytes) of a file procfs writes in one go and renders anew at
+/// each read from offset 0, of task `tid`, through the file `kept` holds open for it:
+/// opened at `rel` below `/proc` when it holds another task's or none. A task's file
+/// reads `ESRCH` once the task is gone, even when its number was taken again: then it
+/// is opened anew, once.
+fn read_kept(
+    kept: &mut Option<(i32, std::fs::File)>,
+    tid: i32,
+    rel: &str,
+    cap: usize,
+) -> Option<Vec<u8>> {
+    for fresh in [false, true] {
+        if fresh || kept.as_ref().is_none_or(|(t, _)| *t != tid) {
+            *kept = None;
+            let file = std::fs::File::open(crate::host::proc_path(rel)).ok()?;
+            *kept = Some((tid, file));
+        }
+        let raw = kept
+            .as_ref()
+            .and_then(|(_, f)| crate::host::pread_whole(f, cap).ok().flatten());
+        if raw.is_some() {
+            return raw;
+        }
+    }
+    *kept = None;
+    None
 }
 
 #[cfg(test)]
@@ -378,6 +399,33 @@ mod tests {
         assert_eq!(decide(0, None, &[0]), Move::Stay);
         assert_eq!(decide(3, None, &[0, 1]), Move::Stay);
         assert_eq!(decide(3, Some(1), &[0, 1]), Move::Stay);
+    }
+
+    /// A reader's `stat` is opened at the first look and read again through the same
+    /// descriptor; once the reader is gone the look finds nothing and keeps nothing.
+    #[test]
+    fn a_look_reads_the_kept_stat_until_the_reader_is_gone() {
+        use std::os::fd::AsRawFd as _;
+        let mut child = std::process::Command::new("sleep")
+            .arg("100")
+            .spawn()
+            .expect("sleep");
+        let tid = i32::try_from(child.id()).expect("pid");
+        let mut kept = None;
+        assert!(reader_cpu(&mut kept, tid).is_some());
+        let fd = kept
+            .as_ref()
+            .map(|(_, f): &(i32, std::fs::File)| f.as_raw_fd());
+        assert!(reader_cpu(&mut kept, tid).is_some());
+        assert_eq!(
+            kept.as_ref().map(|(_, f)| f.as_raw_fd()),
+            fd,
+            "not opened again"
+        );
+        child.kill().expect("kill");
+        child.wait().expect("reap");
+        assert_eq!(reader_cpu(&mut kept, tid), None);
+        assert!(kept.is_none());
     }
 
     #[test]
