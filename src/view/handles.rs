@@ -332,7 +332,16 @@ impl View {
                     hidden: l.hidden,
                     ..Context::default()
                 };
-                files::render(l.render, &raw, &Identity, cx).unwrap_or(raw)
+                match files::render(l.render, &raw, &Identity, cx) {
+                    Ok(text) => text,
+                    // Not a line the renderer knows: shown as the kernel wrote it, but
+                    // never with what a reader who may not see it would see.
+                    Err(_) if !l.hidden => raw,
+                    Err(e) => {
+                        log::warn!("cannot render {}: {e}", l.node.real_path().display());
+                        return Err(Errno::EIO);
+                    }
+                }
             }
         };
         Ok((text, bound))
