@@ -263,10 +263,9 @@ pub fn process_group_exists(pgid: Pid) -> bool {
 /// is gone): a reader waiting in a FUSE request cannot take it until the daemon answers,
 /// and fuser does not pass the kernel's `FUSE_INTERRUPT` on.
 pub fn signal_pending(tid: Pid) -> bool {
-    let status = read_single(&proc_path(&format!("{tid}/status")));
-    match status.map(|s| parse_status(&s)) {
-        Ok(Ok(status)) => status.deliverable_signals() != 0,
-        _ => true,
+    match read_single(&proc_path(&format!("{tid}/status"))) {
+        Ok(raw) => parse_status(&raw).is_ok_and(|s| s.deliverable_signals() != 0),
+        Err(_) => true,
     }
 }
 
