@@ -43,6 +43,31 @@ fn pidns_view_is_identical_to_the_kernel_on_a_hostile_tree() {
     assert_eq!(view, kernel, "stderr of the view: {err}");
 }
 
+/// Random trees (tests/scripts/random_tree.py: forks, sessions, process groups, names
+/// with spaces, parentheses and newlines, threads, exits, reaps, in an order drawn from
+/// a seed) show in the view as in the kernel's /proc: `ps`, the id lines of `status`,
+/// `stat` up to `tpgid`, `children` and the threads of every process. Four seeds, each
+/// read path twice.
+#[test]
+fn random_trees_match_the_kernel() {
+    if !privileged() {
+        return;
+    }
+    let probe = script("random_tree.py").display().to_string();
+    for (i, seed) in ["1", "2", "5", "8"].into_iter().enumerate() {
+        let kernel = in_kernel_ns(&[PY, &probe, seed]);
+        let processes = kernel.lines().filter(|l| l.contains(" ['Name:")).count();
+        assert!(processes >= 8, "seed {seed}: the tree was built: {kernel}");
+        let flags = BOTH_READ_PATHS[i % BOTH_READ_PATHS.len()];
+        let (view, err, code) = in_vps(flags, &[PY, &probe, seed]);
+        assert_eq!(code, 0, "seed {seed}, {flags:?}: stderr: {err}");
+        assert_eq!(
+            view, kernel,
+            "seed {seed}, {flags:?}: stderr of the view: {err}"
+        );
+    }
+}
+
 /// The full view with each of the two ways reads are served: snapshots the kernel
 /// reads through FUSE passthrough (the default), and reads through the daemon.
 const BOTH_READ_PATHS: &[&[&str]] = &[&["--full-view"], &["--full-view", "--no-passthrough"]];
