@@ -68,6 +68,34 @@ fn random_trees_match_the_kernel() {
     }
 }
 
+/// The same random trees in the seed's own model, a VPS without a pid namespace (tree
+/// membership), numbered by the engine: each numbering keeps the order of the kernel's
+/// numbers, so with every process id replaced by its rank (`--canonical`) the view must
+/// show what the kernel shows.
+#[test]
+fn random_trees_without_a_pid_namespace_match_the_kernel_up_to_numbering() {
+    if !privileged() {
+        return;
+    }
+    let probe = script("random_tree.py").display().to_string();
+    let runs: [(&str, &[&str]); 3] = [
+        ("3", &["--no-pidns"]),
+        ("4", &["--no-pidns", "--numbering", "ns"]),
+        ("6", &["--no-pidns", "--numbering", "sparse"]),
+    ];
+    for (seed, flags) in runs {
+        let kernel = in_kernel_ns(&[PY, &probe, seed, "--canonical"]);
+        let processes = kernel.lines().filter(|l| l.contains(" ['Name:")).count();
+        assert!(processes >= 8, "seed {seed}: the tree was built: {kernel}");
+        let (view, err, code) = in_vps(flags, &[PY, &probe, seed, "--canonical"]);
+        assert_eq!(code, 0, "seed {seed}, {flags:?}: stderr: {err}");
+        assert_eq!(
+            view, kernel,
+            "seed {seed}, {flags:?}: stderr of the view: {err}"
+        );
+    }
+}
+
 /// The full view with each of the two ways reads are served: snapshots the kernel
 /// reads through FUSE passthrough (the default), and reads through the daemon.
 const BOTH_READ_PATHS: &[&[&str]] = &[&["--full-view"], &["--full-view", "--no-passthrough"]];

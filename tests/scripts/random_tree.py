@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 """Builds a random process tree from a seed, prints what /proc shows of it, and ends it.
 
-Usage: random_tree.py SEED. Run as the init of a pid namespace (`unshare --pid --fork
---mount-proc`) and as the init of a vprocfs VPS (`vprocfs run`): the two outputs must be
-identical. Each step is one command to one process of the tree, answered before the
+Usage: random_tree.py SEED [--canonical]. Run as the init of a pid namespace (`unshare
+--pid --fork --mount-proc`) and as the init of a vprocfs VPS (`vprocfs run`): the two
+outputs must be identical. With `--canonical` every process id /proc shows is replaced
+by its rank among them (0 and -1 kept), so that a view numbered otherwise than the
+kernel (`--no-pidns`: linear vpids, `pid + 2^N`) can be compared too: its numbering
+keeps the order of the kernel's, and everything else must be the same. Each step is one command to one process of the tree, answered before the
 next is sent, and an exit is waited for (through a pidfd, not /proc) before the next
 step, so both runs allocate the same pids and reach the same states.
 
@@ -16,6 +19,7 @@ and a non-blocking reap.
 import ctypes
 import os
 import random
+import re
 import select
 import signal
 import socket
@@ -66,7 +70,9 @@ def worker(sock):
                 os.write(fd, reply)
                 os._exit(int(arg))
             elif op == b"reap":
-                reply = b"reaped %d" % os.waitpid(-1, os.WNOHANG)[0]
+                # Whether one was: its number is the kernel's, which a view without a
+                # pid namespace does not show.
+                reply = b"reaped %d" % (os.waitpid(-1, os.WNOHANG)[0] != 0)
         except ChildProcessError:
             reply = b"reaped none"
         except OSError as e:
@@ -100,7 +106,7 @@ def build(rnd):
             nodes.append(dict(pid=int(pid), sock=socket.socket(fileno=fds[0]), alive=True))
         elif step == "setpgid":
             group = rnd.choice([0, rnd.choice(nodes)["pid"]])
-            print("setpgid", node["pid"], group, call(node, b"setpgid %d" % group))
+            say(step, node, call(node, b"setpgid %d" % group), group)
         elif step == "name":
             call(node, b"name %d" % rnd.randrange(len(NAMES)))
         elif step == "exit":
@@ -113,12 +119,28 @@ def build(rnd):
             select.select([pidfd], [], [], 10)
             os.close(pidfd)
         else:
-            print(step, node["pid"], call(node, step.encode()))
+            say(step, node, call(node, step.encode()))
     return nodes
+
+
+CANONICAL = "--canonical" in sys.argv
+
+
+def say(step, node, reply, *numbers):
+    """A step's outcome; the numbers the probe got from fork() are the kernel's, which
+    a view without a pid namespace does not show, so they are left out of a canonical
+    run."""
+    shown = [] if CANONICAL else [node["pid"], *numbers]
+    print(step, *shown, reply)
 
 
 def numbered(names):
     return sorted((n for n in names if n.isdigit()), key=int)
+
+
+def ids(*numbers):
+    """Process ids, marked so that a canonical run can rank them."""
+    return " ".join("#%d#" % int(n) for n in numbers)
 
 
 def show():
@@ -126,9 +148,11 @@ def show():
     lines that carry ids, its stat fields up to tpgid, its children and threads."""
     ps = subprocess.run(["ps", "-eo", "pid,ppid,pgid,sid,tpgid,stat,nlwp,comm"],
                         stdout=subprocess.PIPE, check=True).stdout
-    sys.stdout.write(ps.decode("utf-8", "replace"))
-    keys = ("Name", "State", "Tgid", "Pid", "PPid", "TracerPid", "NStgid", "NSpid",
-            "NSpgid", "NSsid", "Threads")
+    out = []
+    for row in ps.decode("utf-8", "replace").splitlines()[1:]:
+        cols = row.split(None, 5)
+        out.append("ps %s %s" % (ids(*cols[:5]), cols[5]))
+    numeric = ("Tgid", "Pid", "PPid", "TracerPid", "NStgid", "NSpid", "NSpgid", "NSsid")
     for pid in numbered(os.listdir("/proc")):
         try:
             with open("/proc/%s/status" % pid, "rb") as f:
@@ -136,14 +160,29 @@ def show():
             with open("/proc/%s/stat" % pid, "rb") as f:
                 stat = f.read()
             with open("/proc/%s/task/%s/children" % (pid, pid)) as f:
-                children = f.read()
+                children = f.read().split()
             tasks = numbered(os.listdir("/proc/%s/task" % pid))
         except OSError as e:
-            print(pid, "error", e.errno)
+            out.append("%s error %d" % (ids(pid), e.errno))
             continue
-        lines = [l for l in status if l.split(":")[0] in keys]
-        fields = stat[stat.rindex(b")") + 2:].split()[:6]
-        print(pid, lines, fields, repr(children), len(tasks))
+        lines = []
+        for line in status:
+            key, _, value = line.partition(":")
+            if key in numeric:
+                lines.append("%s: %s" % (key, ids(*value.split())))
+            elif key in ("Name", "State", "Threads"):
+                lines.append(line)
+        # state, ppid, pgrp, session, tty_nr, tpgid
+        f = stat[stat.rindex(b")") + 2:].split()[:6]
+        fields = "%s %s %s %s" % (f[0].decode(), ids(*f[1:4]), f[4].decode(), ids(f[5]))
+        out.append("%s %r %s children %s threads %d" % (
+            ids(pid), lines, fields, ids(*children), len(tasks)))
+    text = "\n".join(out) + "\n"
+    marked = [int(n) for n in re.findall(r"#(-?\d+)#", text)]
+    rank = {n: i + 1 for i, n in enumerate(sorted({n for n in marked if n > 0}))}
+    shown = lambda m: str(rank.get(int(m.group(1)), int(m.group(1))) if CANONICAL
+                          else m.group(1))
+    sys.stdout.write(re.sub(r"#(-?\d+)#", shown, text))
 
 
 def main():
