@@ -34,14 +34,28 @@ def ids(pid):
 
 
 def settle(path, want):
-    """Lists `path` until it holds `want` entries: a thread's task goes a moment after
-    the Python thread's join returns. Gives up (and prints what it saw) after a while."""
+    """Lists `path` until it shows `want`: so many entries, or these names. A thread's
+    task goes a moment after the Python thread's join returns, and procfs's own listing
+    of `task/` taken while a thread exits may end at that thread and leave out the live
+    ones after it (`next_tid` stops at a task already unhashed), so a listing of the
+    right length may still be the wrong one. Gives up (and prints what it saw) after a
+    while."""
     end = time.monotonic() + DEADLINE
     while True:
         names = ls(path)
-        if isinstance(names, list) and len(names) == want or time.monotonic() > end:
+        done = names == want if isinstance(want, list) else len(names) == want
+        if isinstance(names, list) and done or time.monotonic() > end:
             return names
         time.sleep(0.01)
+
+
+def tasks(*threads):
+    """The names `task/` shows for this process's leader and `threads`."""
+    return ls_names([os.getpid()] + [t.native_id for t in threads])
+
+
+def ls_names(tids):
+    return sorted((str(t) for t in tids), key=int)
 
 
 out = []
@@ -56,7 +70,7 @@ stops = [threading.Event() for _ in range(3)]
 threads = [threading.Thread(target=e.wait) for e in stops]
 for i, t in enumerate(threads):
     t.start()
-    out.append(("started", i, settle(task, 2 + i), ls(task)))
+    out.append(("started", i, settle(task, tasks(*threads[:i + 1])), ls(task)))
 # A thread's directory held open and listed (twice: the second listing may be one the
 # kernel kept) while the thread lives, then listed again, through the same descriptor,
 # once it is gone: procfs lists nothing of a dead task.
@@ -66,7 +80,7 @@ out.append(("held thread dir, alive", held_ls() > 20, held_ls() > 20))
 for i in (1, 0, 2):
     stops[i].set()
     threads[i].join()
-    left = 1 + sum(1 for j in range(3) if not stops[j].is_set())
+    left = tasks(*(t for t, stop in zip(threads, stops) if not stop.is_set()))
     out.append(("ended", i, settle(task, left), ls(task)))
 try:
     out.append(("held thread dir, gone", len(os.listdir(held))))
@@ -86,7 +100,7 @@ thread.start()
 during = held_ls()
 stop.set()
 thread.join()
-settle(task, len(before))
+settle(task, before)
 out.append(("held task/ again", before, during, held_ls()))
 os.close(held)
 
