@@ -89,7 +89,7 @@ fn four(value: &[u8], field: &'static str) -> Result<[u32; 4], ParseError> {
     }
 }
 
-/// A capability set: 16 hexadecimal digits.
+/// A capability set or a signal mask: 16 hexadecimal digits.
 fn hex(value: &[u8], field: &'static str) -> Result<u64, ParseError> {
     let digits = std::str::from_utf8(value.trim_ascii()).map_err(|_| bad(field))?;
     u64::from_str_radix(digits, 16).map_err(|_| bad(field))
