@@ -44,10 +44,11 @@ fn pidns_view_is_identical_to_the_kernel_on_a_hostile_tree() {
 }
 
 /// Random trees (tests/scripts/random_tree.py: forks, sessions, process groups, names
-/// with spaces, parentheses and newlines, threads, exits, reaps, in an order drawn from
-/// a seed) show in the view as in the kernel's /proc: `ps`, the id lines of `status`,
-/// `stat` up to `tpgid`, `children` and the threads of every process. Four seeds, each
-/// read path twice.
+/// with spaces, parentheses and newlines, threads, exits, reaps, changes of user, in an
+/// order drawn from a seed) show in the view as in the kernel's /proc: `ps`, the id
+/// lines of `status`, `stat` up to `tpgid`, `children` and the threads of every
+/// process, and what two unprivileged readers are let read (`stat`'s hidden fields,
+/// `environ`, `maps`, `fd/`, `cwd`). Four seeds, each read path twice.
 #[test]
 fn random_trees_match_the_kernel() {
     if !privileged() {

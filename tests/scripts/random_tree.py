@@ -13,8 +13,10 @@ step, so both runs allocate the same pids and reach the same states.
 The steps, drawn at random: fork, setsid, setpgid (to its own group or to another
 process's, which may fail as the kernel decides), a name (comm) with spaces,
 parentheses, a newline, a backslash, a tab or bytes that are not UTF-8, a thread, an
-exit (leaving a zombie until its parent reaps it, or an orphan reparented to init),
-and a non-blocking reap.
+exit (leaving a zombie until its parent reaps it, or an orphan reparented to init), a
+non-blocking reap, and a change of user (which leaves the process not dumpable). Then
+root, and two unprivileged readers (one of them a user some processes may have
+become), look at every process.
 """
 import ctypes
 import os
@@ -32,8 +34,12 @@ libc = ctypes.CDLL(None, use_errno=True)
 PR_SET_NAME = 15
 NAMES = [b"a b", b"x)y", b"(", b")", b"n\nl", b"1 2 3", b"  ", b"\\\\", b"tab\tx",
          b"\xff\xfe", b"ok"]
-STEPS = ["fork", "setsid", "setpgid", "name", "thread", "exit", "reap"]
-WEIGHTS = [5, 1, 2, 2, 1, 1, 1]
+STEPS = ["fork", "setsid", "setpgid", "name", "thread", "exit", "reap", "setuid"]
+WEIGHTS = [5, 1, 2, 2, 1, 1, 1, 1]
+# The users a process may become (its files then belong to root while it is not
+# dumpable), and the readers that look at the tree besides root.
+USERS = [1000, 1001]
+READERS = [1000, 65534]
 
 
 def worker(sock):
@@ -64,6 +70,9 @@ def worker(sock):
                 os.setpgid(0, int(arg))
             elif op == b"name":
                 libc.prctl(PR_SET_NAME, ctypes.c_char_p(NAMES[int(arg)]), 0, 0, 0)
+            elif op == b"setuid":
+                os.setresgid(int(arg), int(arg), int(arg))
+                os.setresuid(int(arg), int(arg), int(arg))
             elif op == b"thread":
                 threading.Thread(target=threading.Event().wait, daemon=True).start()
             elif op == b"exit":
@@ -109,6 +118,8 @@ def build(rnd):
             say(step, node, call(node, b"setpgid %d" % group), group)
         elif step == "name":
             call(node, b"name %d" % rnd.randrange(len(NAMES)))
+        elif step == "setuid":
+            say(step, node, call(node, b"setuid %d" % rnd.choice(USERS)))
         elif step == "exit":
             if node is nodes[0]:
                 continue
@@ -143,9 +154,10 @@ def ids(*numbers):
     return " ".join("#%d#" % int(n) for n in numbers)
 
 
-def show():
+def show(more):
     """What /proc shows of every process: ps's columns, then each process's status
-    lines that carry ids, its stat fields up to tpgid, its children and threads."""
+    lines that carry ids, its stat fields up to tpgid, its children and threads; then
+    the lines `more` (with their ids marked)."""
     ps = subprocess.run(["ps", "-eo", "pid,ppid,pgid,sid,tpgid,stat,nlwp,comm"],
                         stdout=subprocess.PIPE, check=True).stdout
     out = []
@@ -177,12 +189,63 @@ def show():
         fields = "%s %s %s %s" % (f[0].decode(), ids(*f[1:4]), f[4].decode(), ids(f[5]))
         out.append("%s %r %s children %s threads %d" % (
             ids(pid), lines, fields, ids(*children), len(tasks)))
-    text = "\n".join(out) + "\n"
+    text = "\n".join(out + more) + "\n"
     marked = [int(n) for n in re.findall(r"#(-?\d+)#", text)]
     rank = {n: i + 1 for i, n in enumerate(sorted({n for n in marked if n > 0}))}
     shown = lambda m: str(rank.get(int(m.group(1)), int(m.group(1))) if CANONICAL
                           else m.group(1))
     sys.stdout.write(re.sub(r"#(-?\d+)#", shown, text))
+
+
+def code(f):
+    """What a read gives: its length class, or the error procfs answers."""
+    try:
+        return "read" if f() else "empty"
+    except OSError as e:
+        return errno_name(e.errno)
+
+
+def errno_name(n):
+    import errno
+    return errno.errorcode.get(n, str(n))
+
+
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def look_as(uid):
+    """What reader `uid` gets of every process, one line each: the shape of `stat`'s
+    fields 26 to 52 (0, 1 or another number; not 39, the CPU), and whether `environ`,
+    `maps`, `status`, `fd/` and `cwd` let it in. Read by a child that becomes `uid`."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.setresgid(uid, uid, uid)
+        os.setresuid(uid, uid, uid)
+        lines = []
+        for p in numbered(os.listdir("/proc")):
+            try:
+                stat = read("/proc/%s/stat" % p)
+                tail = [v.decode() for v in stat[stat.rindex(b")") + 2:].split()[23:]]
+                tail[39 - 26] = "-"
+                shape = "".join(v if v in ("0", "1", "-") else "N" for v in tail)
+            except OSError as e:
+                shape = errno_name(e.errno)
+            got = [code(lambda: read("/proc/%s/%s" % (p, f))) for f in ("environ", "maps", "status")]
+            got.append(code(lambda: os.listdir("/proc/%s/fd" % p)))
+            got.append(code(lambda: os.readlink("/proc/%s/cwd" % p)))
+            lines.append("as %d %s %s %s" % (uid, ids(p), shape, " ".join(got)))
+        os.close(r)
+        with os.fdopen(w, "w") as f:
+            f.write("\n".join(lines))
+        os._exit(0)
+    os.close(w)
+    with os.fdopen(r) as f:
+        text = f.read()
+    os.waitpid(pid, 0)
+    return text.splitlines()
 
 
 def main():
@@ -191,7 +254,7 @@ def main():
         return 2
     nodes = build(random.Random(int(sys.argv[1])))
     time.sleep(0.2)
-    show()
+    show([line for uid in READERS for line in look_as(uid)])
     for node in nodes:
         if node["alive"]:
             os.kill(node["pid"], signal.SIGKILL)
