@@ -389,8 +389,9 @@ impl View {
 
 impl View {
     /// Whether the mode bits of the real file (`md`) of `node` let `reader`, with
-    /// file-system ids `ids`, do `mask` ([`dac`]); a capability that overrides them is
-    /// recorded as a privilege the reader used ([`View::used_privilege`]).
+    /// file-system ids `ids`, do `mask` ([`dac`]); a capability that overrides them, or
+    /// that a sysctl's own permission hook asks for ([`View::mark_sysctl_privilege`]),
+    /// is recorded as a privilege the reader used ([`View::used_privilege`]).
     pub(super) fn permits(
         &self,
         md: &Metadata,
@@ -399,6 +400,7 @@ impl View {
         node: &Node,
         mask: u32,
     ) -> bool {
+        self.mark_sysctl_privilege(reader, ids, node);
         match dac(md, ids.0, ids.1, reader, node, mask) {
             Dac::Bits => true,
             Dac::Capability => {
@@ -433,7 +435,7 @@ impl View {
     /// `kernel/pid_max` (`CAP_SYS_ADMIN`, `pid_table_root_permissions`) and the SysV
     /// IPC `*_next_id` (`checkpoint_restore_ns_capable`). Asked at open, opendir,
     /// lookup (of a name in the directory) and `access`, as procfs asks.
-    pub(super) fn mark_sysctl_privilege(&self, reader: Reader, ids: (u32, u32), node: &Node) {
+    fn mark_sysctl_privilege(&self, reader: Reader, ids: (u32, u32), node: &Node) {
         let Node::Global { rel } = node else {
             return;
         };
@@ -497,7 +499,6 @@ impl View {
         }
         let md =
             fs::symlink_metadata(node.real_path()).map_err(|e| self.gone_or(node, errno(&e)))?;
-        self.mark_sysctl_privilege(reader, ids, node);
         let by_mode = self.permits(&md, ids, reader, node, mask);
         match check_of(node) {
             Some(Check::Dir) if by_mode => {

@@ -234,7 +234,6 @@ impl View {
         let by_all = matches!(node, Node::Pid { rel, .. } if entries::entry(rel).readable_by_all());
         if !by_all {
             let md = fs::metadata(node.real_path()).map_err(|e| errno(&e))?;
-            self.mark_sysctl_privilege(reader, (uid, gid), node);
             if !self.permits(&md, (uid, gid), reader, node, libc::R_OK as u32) {
                 return Err(Errno::EACCES);
             }
