@@ -147,7 +147,7 @@ pub(super) fn dac(
 }
 
 /// A task's credentials, from its `status`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct Creds {
     tgid: Pid,
     ppid: Pid,
