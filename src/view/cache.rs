@@ -58,21 +58,31 @@ pub type DirKey = (Pid, Option<Pid>, u64);
 /// process's exit). A request about such a process, once it is gone, that does not come
 /// through a handle came through such a name: however late it arrives (a reader
 /// descheduled between its walk and its request, on a loaded machine, arrives long after
-/// the name was invalidated), it is answered `ESTALE`, once.
+/// the name was invalidated), it is answered `ESTALE`, once for each reader task.
+///
+/// Once for each task, not once in all: several readers may walk the same stale name
+/// at once (a `ps` walking `/proc/<its vpid>` through the name a dead process left, and
+/// another `ps` listing every process), and the one whose request comes second needs
+/// its own walk again as much as the first.
 ///
 /// The kernel walks again after an `ESTALE` only once: a second `ESTALE` would reach the
-/// reader. The walk again looks the process's number up afresh, and may find it taken by
-/// another process, which may die before the walk's own request. So the first request
-/// of that reader about the process its walk again was given ([`Held::walked_again`])
-/// gets the plain answer, `ESRCH`, as procfs answers a request whose walk found the
-/// process alive; the name stays held for every later request.
+/// reader. So a task told `ESTALE` about a process gets the plain answer about it for a
+/// while ([`WALK_AGAIN`]): its walk again may come back to the same inode (a `stat(".")`
+/// in the gone process's directory). The walk again looks the process's number up
+/// afresh, and may find it taken by another process, which may die before the walk's
+/// own request: so the first request of that reader about the process its walk again
+/// was given ([`Held::walked_again`]) gets the plain answer, `ESRCH`, as procfs answers a
+/// request whose walk found the process alive. The name stays held until the kernel
+/// forgets it.
 #[derive(Clone, Default)]
 pub struct Held(Arc<Mutex<HeldSets>>);
 
 #[derive(Default)]
 struct HeldSets {
-    /// Names given and not yet answered `ESTALE`.
+    /// Names given and not yet forgotten.
     held: FxHashSet<DirKey>,
+    /// The tasks answered `ESTALE` about a process, and when.
+    told: FxHashMap<(Pid, DirKey), Instant>,
     /// The tasks answered `ESTALE`, and when, whose walk again is still to come.
     walking_again: FxHashMap<Pid, Instant>,
     /// The processes a task's walk again was given, and when, whose first request
@@ -129,19 +139,22 @@ impl Held {
     }
 
     /// Whether a request of task `tid` about the gone process `key` may have come
-    /// through a name the kernel held: true once, so that the kernel's walk again (see
-    /// the module's doc) gets the plain answer, as does the request of that walk.
+    /// through a name the kernel held: true once for each task, so that the kernel's
+    /// walk again (see [`Held`]) gets the plain answer, as does the request of that walk.
     pub fn take_stale(&self, key: &DirKey, tid: Pid) -> bool {
         let mut sets = self.sets();
         let now = Instant::now();
-        if let Some(at) = sets.walked_again.remove(&(tid, *key)) {
-            if now.saturating_duration_since(at) < WALK_AGAIN {
-                return false;
-            }
-        }
-        if !sets.held.remove(key) {
+        let recent = |at: Option<Instant>| {
+            at.is_some_and(|at| now.saturating_duration_since(at) < WALK_AGAIN)
+        };
+        if recent(sets.walked_again.remove(&(tid, *key))) {
             return false;
         }
+        if !sets.held.contains(key) || recent(sets.told.get(&(tid, *key)).copied()) {
+            return false;
+        }
+        drop_old_when_full(&mut sets.told, now);
+        sets.told.insert((tid, *key), now);
         drop_old_when_full(&mut sets.walking_again, now);
         sets.walking_again.insert(tid, now);
         true
@@ -170,20 +183,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_stale_name_is_reported_once() {
+    fn a_stale_name_is_reported_once_to_each_reader() {
         let held = Held::default();
         held.insert((10, None, 5));
         assert!(held.take_stale(&(10, None, 5), 100));
         assert!(
-            !held.take_stale(&(10, None, 5), 101),
+            !held.take_stale(&(10, None, 5), 100),
             "the walk again gets the plain answer"
         );
-        assert!(!held.take_stale(&(11, None, 5), 101));
+        assert!(
+            held.take_stale(&(10, None, 5), 101),
+            "another reader that walked the same stale name"
+        );
+        assert!(!held.take_stale(&(10, None, 5), 101));
+        assert!(!held.take_stale(&(11, None, 5), 101), "a name never given");
         held.insert((12, Some(13), 7));
         assert!(held.take_stale(&(12, Some(13), 7), 101), "a thread's");
-        held.insert((14, None, 7));
-        held.remove(&(14, None, 7));
-        assert!(held.is_empty());
+        held.remove(&(10, None, 5));
+        held.remove(&(12, Some(13), 7));
+        assert!(held.is_empty(), "held until the kernel forgets them");
     }
 
     #[test]
