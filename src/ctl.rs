@@ -208,13 +208,13 @@ impl Daemon {
                 version: crate::state::VERSION,
                 vpses: specs
                     .iter()
-                    .map(|(name, spec)| crate::state::SavedVps {
-                        spec: spec.clone(),
-                        mappings: t
-                            .engine()
-                            .vps_by_name(name)
-                            .map(|v| t.saved_mappings(v.id()))
-                            .unwrap_or_default(),
+                    .map(|(name, spec)| {
+                        let vps = t.engine().vps_by_name(name);
+                        crate::state::SavedVps {
+                            spec: spec.clone(),
+                            mappings: vps.map(|v| t.saved_mappings(v.id())).unwrap_or_default(),
+                            last_vpid: vps.map(|v| v.last_vpid()),
+                        }
                     })
                     .collect(),
             };

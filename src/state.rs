@@ -44,6 +44,12 @@ pub struct SavedVps {
     /// Task vpids to restore, each with the task's start time (a reused pid is not the
     /// same process).
     pub mappings: Vec<SavedMapping>,
+    /// The last vpid handed out (`ns_last_pid`): a restarted daemon goes on numbering
+    /// after it, as a kernel pid namespace does, rather than handing out again the vpids
+    /// of processes that just exited (whose names readers' kernels may still hold).
+    /// Absent from the states of older versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_vpid: Option<i32>,
 }
 
 /// A task's vpid.
@@ -253,6 +259,18 @@ pub fn remove_journals(state: &Path, upto: u64) -> io::Result<()> {
     Ok(())
 }
 
+/// The last vpid handed out, from the one `saved` with the state and the vpids
+/// `journaled` after it: the greatest. A journal also holds the older vpids a daemon
+/// restored and did not live to save; after a wrap past `pid_max` the greatest is
+/// before the wrap, and numbering goes on from there (vpids in use are skipped all the
+/// same).
+pub fn last_vpid(saved: Option<i32>, journaled: &[SavedMapping]) -> Option<i32> {
+    saved
+        .into_iter()
+        .chain(journaled.iter().map(|m| m.vpid))
+        .max()
+}
+
 /// `saved` followed by `later`, one mapping a pid: a later one replaces an earlier.
 pub fn merge(
     saved: &[SavedMapping],
@@ -293,6 +311,7 @@ mod tests {
                     vpid: 1,
                     start: 99,
                 }],
+                last_vpid: Some(17),
             }],
         };
         save(&p, &s).unwrap();
@@ -311,7 +330,26 @@ mod tests {
             assert!(e.contains("state file"), "{e}");
             assert_eq!(e.lines().count(), 1);
         }
+        // A state of a version without the last vpid loads, without it.
+        fs::write(&p, full.replace(",\n      \"last_vpid\": 17", "")).unwrap();
+        let old = load(&p).unwrap().unwrap();
+        assert_eq!(old.vpses[0].last_vpid, None, "{full}");
+        assert_eq!(old.vpses[0].mappings, s.vpses[0].mappings);
         let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn the_last_vpid_is_the_greatest_saved_or_journaled() {
+        let m = |vpid| SavedMapping {
+            pid: 100 + vpid,
+            vpid,
+            start: 1,
+        };
+        assert_eq!(last_vpid(None, &[]), None);
+        assert_eq!(last_vpid(Some(40), &[]), Some(40));
+        assert_eq!(last_vpid(Some(40), &[m(41), m(42), m(3)]), Some(42));
+        assert_eq!(last_vpid(Some(40), &[m(3)]), Some(40), "a restored vpid");
+        assert_eq!(last_vpid(None, &[m(7), m(5)]), Some(7));
     }
 
     #[test]

@@ -491,6 +491,63 @@ fn a_vpid_handed_out_just_before_a_crash_survives_it() {
     eprintln!("pid, vpid read before the crash, mapping after: {rounds:?}");
 }
 
+/// A kernel pid namespace numbers on from its last pid; so does a VPS with dense (`ns`)
+/// numbering, across an upgrade and a crash of its daemon: a new worker neither goes back
+/// to handing out the vpids of processes that exited just before (whose names readers'
+/// kernels may still hold for them), nor shows an older `ns_last_pid` (the last field of
+/// `loadavg`). Before the last vpid was saved, the first process after an upgrade got
+/// vpid 2 again, the number of an exited one.
+#[test]
+fn numbering_goes_on_across_upgrades_and_crashes() {
+    if !privileged() {
+        return;
+    }
+    let served = serve_sleeper("numbering");
+    // A new process in the VPS: its vpid, and the last vpid handed out that it reads.
+    let next = || -> (i32, i32) {
+        let out = exec_in(
+            &served.sock,
+            "t",
+            &[
+                "sh",
+                "-c",
+                "read -r me rest < /proc/self/stat; read -r l < /proc/loadavg; echo $me ${l##* }",
+            ],
+        )
+        .output()
+        .expect("exec");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let f: Vec<i32> = text
+            .split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        assert_eq!(
+            f.len(),
+            2,
+            "{text:?} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (f[0], f[1])
+    };
+    let mut last = 0;
+    let mut three_more = |after: &str| {
+        for _ in 0..3 {
+            let (vpid, shown_last) = next();
+            assert!(
+                vpid > last && shown_last >= vpid,
+                "{after}: vpid {vpid} (last shown {shown_last}) after {last}\n{}",
+                daemon_log(&served.sock)
+            );
+            last = shown_last;
+        }
+    };
+    three_more("the first worker");
+    replace_worker(&served, false);
+    three_more("an upgrade");
+    replace_worker(&served, true);
+    three_more("a crash");
+}
+
 #[test]
 fn stopping_the_supervisor_unmounts_and_leaves_nothing() {
     if !privileged() {

@@ -105,15 +105,14 @@ pub(super) fn serve(mut a: ServeArgs) -> Result<i32, String> {
     let event_stream = daemon::open_events();
     for spec in &specs {
         let (config, ns_numbers) = settings(spec)?;
-        let saved_mappings = saved
-            .iter()
-            .find(|v| saved_name(v) == spec.name)
-            .map(|v| v.mappings.as_slice())
-            .unwrap_or_default();
-        let later = journaled_vpids
+        let saved_vps = saved.iter().find(|v| saved_name(v) == spec.name);
+        let saved_mappings = saved_vps.map(|v| v.mappings.as_slice()).unwrap_or_default();
+        let later: Vec<_> = journaled_vpids
             .iter()
             .filter(|(name, _)| *name == spec.name)
-            .map(|&(_, m)| m);
+            .map(|&(_, m)| m)
+            .collect();
+        let last_vpid = crate::state::last_vpid(saved_vps.and_then(|v| v.last_vpid), &later);
         let mappings = crate::state::merge(saved_mappings, later);
         tracker
             .restore_vps(
@@ -122,6 +121,7 @@ pub(super) fn serve(mut a: ServeArgs) -> Result<i32, String> {
                 config,
                 ns_numbers,
                 &mappings,
+                last_vpid,
             )
             .map_err(|e| format!("--vps {}: {e}", spec.name))?;
     }

@@ -200,11 +200,13 @@ impl Tracker {
         config: VpsConfig,
         ns_numbers: bool,
     ) -> Result<VpsId, MembershipError> {
-        self.restore_vps(name, source, config, ns_numbers, &[])
+        self.restore_vps(name, source, config, ns_numbers, &[], None)
     }
 
     /// [`Tracker::add_vps`], first giving each task of `saved` that is still the same
-    /// process (same start time) the vpid it had (a restarted daemon's state).
+    /// process (same start time) the vpid it had, and then setting the last vpid handed
+    /// out to `last_vpid`, so that the newcomers the scan finds are numbered after it (a
+    /// restarted daemon's state).
     pub fn restore_vps(
         &mut self,
         name: &str,
@@ -212,6 +214,7 @@ impl Tracker {
         config: VpsConfig,
         ns_numbers: bool,
         saved: &[crate::state::SavedMapping],
+        last_vpid: Option<crate::engine::Vpid>,
     ) -> Result<VpsId, MembershipError> {
         let read =
             |pid: Pid| host::read_task(pid).map_err(|err| MembershipError::NoProcess { pid, err });
@@ -305,6 +308,9 @@ impl Tracker {
                     m.pid
                 );
             }
+        }
+        if let Some(last) = last_vpid {
+            self.set_last_vpid(id, last);
         }
         // A saved task was a member (also one that entered through `exec`): it is again,
         // before the scan, so that the scan counts its children in as well (they would
