@@ -548,6 +548,102 @@ fn numbering_goes_on_across_upgrades_and_crashes() {
     three_more("a crash");
 }
 
+/// Several readers may walk the same stale name at once: the kernel holds the name of
+/// a process that exited while no worker followed the events (nobody invalidated it),
+/// and its vpid is handed out again. Each reader's request through that name must be
+/// told `ESTALE`, so that each walks again and finds the new process: before, only the
+/// first was, and the others got the dead process's `ESRCH`.
+#[test]
+fn readers_walking_one_stale_name_at_once_each_walk_again() {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    if !privileged() {
+        return;
+    }
+    let (served, own) = serve_sleeper_with_own_mount("stale-at-once");
+    let (dir, sock) = (served.dir.clone(), served.sock.clone());
+    let d = dir.display();
+    // A process in the VPS, under a shell that reaps it.
+    let script = format!("sleep 120 & echo $! > {d}/p.tmp; mv {d}/p.tmp {d}/p; wait");
+    let _shell = ChildGuard(Some(
+        exec_in(&sock, "t", &["sh", "-c", &script])
+            .spawn()
+            .expect("exec"),
+    ));
+    let pid_in = |name: &str| -> i32 {
+        let file = dir.join(name);
+        assert!(
+            wait_until(Duration::from_secs(10), || file.exists()),
+            "{name}"
+        );
+        fs::read_to_string(file).unwrap().trim().parse().unwrap()
+    };
+    let p = pid_in("p");
+    let _p = PidsGuard(vec![p]);
+    let vpid_of = |pid: i32| -> i32 {
+        let line = mappings_of(&sock, &[pid as u32]);
+        line.first()
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no vpid for {pid}: {line:?}"))
+    };
+    let n = vpid_of(p);
+    // The kernel takes the process's names (held for long in a mount of one VPS).
+    let stat = own.join(format!("{n}/stat"));
+    assert!(fs::read_to_string(&stat).expect("stat").contains("(sleep)"));
+    // It exits while the worker is stopped, and the worker dies with its exit event
+    // unread: its names stay in the kernel.
+    let worker = worker_of(served.supervisor).expect("a worker");
+    kill(Pid::from_raw(worker), Signal::SIGSTOP).unwrap();
+    kill(Pid::from_raw(p), Signal::SIGKILL).unwrap();
+    assert!(wait_until(Duration::from_secs(10), || {
+        !std::path::Path::new(&format!("/proc/{p}")).exists()
+    }));
+    kill(Pid::from_raw(worker), Signal::SIGKILL).unwrap();
+    assert!(wait_until(Duration::from_secs(10), || worker_of(
+        served.supervisor
+    )
+    .is_some_and(|w| w != worker)));
+    assert!(wait_until(Duration::from_secs(10), || ctl(
+        &sock,
+        &["stats"]
+    )
+    .0 == Some(0)));
+    // Its vpid goes to a new process (a write of ns_last_pid steers the next one).
+    let script = format!(
+        "echo {} > /proc/sys/kernel/ns_last_pid; sleep 120 & echo $! > {d}/q.tmp; mv {d}/q.tmp {d}/q; wait",
+        n - 1
+    );
+    let _shell2 = ChildGuard(Some(
+        exec_in(&sock, "t", &["sh", "-c", &script])
+            .spawn()
+            .expect("exec"),
+    ));
+    let q = pid_in("q");
+    let _q = PidsGuard(vec![q]);
+    assert_eq!(vpid_of(q), n, "the new process takes the dead one's vpid");
+    // Readers read the stale name at once: each reads the new process's stat.
+    const READERS: usize = 8;
+    let barrier = std::sync::Barrier::new(READERS);
+    let results: Vec<std::io::Result<String>> = std::thread::scope(|s| {
+        let readers: Vec<_> = (0..READERS)
+            .map(|_| {
+                s.spawn(|| {
+                    barrier.wait();
+                    fs::read_to_string(&stat)
+                })
+            })
+            .collect();
+        readers.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    for r in &results {
+        match r {
+            Ok(text) => assert!(text.starts_with(&format!("{n} (sleep) ")), "{text}"),
+            Err(e) => panic!("{e}: {results:?}\n{}", daemon_log(&sock)),
+        }
+    }
+}
+
 #[test]
 fn stopping_the_supervisor_unmounts_and_leaves_nothing() {
     if !privileged() {
