@@ -246,7 +246,9 @@ fn readers_never_see_the_daemon_die() {
 /// `ns` numbering hands their vpids out again. A `ps` walking `/proc/self` through such a
 /// stale name got the dead process's answer (ESRCH, "Error, do this: mount -t proc proc
 /// /proc"), in 17 to 28 of 25 upgrades, before a worker that takes over took every name
-/// the kernel may hold as stale-able.
+/// the kernel may hold as stale-able; and once in CI since, when two readers walked the
+/// same stale name at once and only the first was told `ESTALE` (now each reader is,
+/// and numbering goes on after the last vpid, so a vpid is seldom handed out again).
 #[test]
 fn ps_survives_back_to_back_upgrades() {
     if !privileged() {
