@@ -110,6 +110,13 @@ impl Engine {
         Ok(())
     }
 
+    /// Passes over the next vpid of VPS `id` ([`Vps::pass_over_vpid`]).
+    pub fn pass_over_vpid(&mut self, id: VpsId, kernel_numbers: bool) -> Result<(), EngineError> {
+        let vps = self.vpses.get_mut(&id).ok_or(EngineError::NoSuchVps(id))?;
+        vps.pass_over_vpid(kernel_numbers);
+        Ok(())
+    }
+
     /// Attaches a task to a number already allocated in VPS `id` ([`Vps::attach`]).
     pub fn attach(&mut self, id: VpsId, ids: TaskIds) -> Result<(), EngineError> {
         if let Some(&vps) = self.owner.get(&ids.pid) {

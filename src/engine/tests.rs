@@ -433,6 +433,34 @@ fn alloc_vpid_ns_dense_numbering() {
 }
 
 #[test]
+fn alloc_vpid_ns_passes_over_the_number_of_a_task_gone_before_it_was_numbered() {
+    let mut vps = vps_with(cfg(Numbering::Ns));
+    assert_eq!(vps.fork(child(5000), Requested::Auto), Ok(2));
+    vps.fork(child(5002), Requested::Vpid(4)).unwrap();
+    // The kernel gave vpid 3 to a task reaped before anyone numbered it.
+    vps.pass_over_vpid(false);
+    assert_eq!(vps.last_vpid(), 3);
+    assert_eq!(
+        vps.fork(child(5003), Requested::Auto),
+        Ok(5),
+        "4 is taken, 3 was the gone task's"
+    );
+    // The other policies number from the real pid: nothing to pass over.
+    let mut linear = vps_with(cfg(Numbering::Linear));
+    let before = linear.last_vpid();
+    linear.pass_over_vpid(false);
+    assert_eq!(linear.last_vpid(), before);
+    // Numbered by a pid namespace: the last vpid shown moves on as the namespace's
+    // did, past the numbers in use.
+    let mut by_kernel = vps_with(cfg(Numbering::Sparse));
+    by_kernel.fork(child(6000), Requested::Vpid(2)).unwrap();
+    by_kernel.fork(child(6001), Requested::Vpid(4)).unwrap();
+    by_kernel.set_last_vpid(3);
+    by_kernel.pass_over_vpid(true);
+    assert_eq!(by_kernel.last_vpid(), 5);
+}
+
+#[test]
 fn alloc_vpid_ns_wraps_to_one_before_the_cursor_passes_300() {
     let mut vps = vps_with(VpsConfig {
         numbering: Numbering::Ns,

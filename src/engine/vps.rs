@@ -227,6 +227,29 @@ impl Vps {
         self.ns_cursor = vpid;
     }
 
+    /// Passes over the next number of the `ns` policy, for a task that took it in the
+    /// kernel and was gone before it could be numbered here (reaped before its fork
+    /// was reported): the numbers after it then stay those of a kernel pid namespace,
+    /// which handed that one out. With `kernel_numbers` (each vpid is the task's number
+    /// in its pid namespace) the namespace gave that task the next free number after
+    /// the last, which becomes the last vpid shown. The other policies number from the
+    /// real pid.
+    pub fn pass_over_vpid(&mut self, kernel_numbers: bool) {
+        if kernel_numbers {
+            if let Ok(v) = self.next_free_after(self.last_vpid) {
+                self.last_vpid = v;
+            }
+            return;
+        }
+        if self.config.numbering != Numbering::Ns {
+            return;
+        }
+        if let Ok(v) = self.dense_next() {
+            self.ns_cursor = v;
+            self.last_vpid = v;
+        }
+    }
+
     /// Every (real number, vpid) pair, sorted by real number.
     pub fn mappings(&self) -> Vec<Mapping> {
         let mut all: Vec<Mapping> = self
@@ -458,13 +481,18 @@ impl Vps {
     /// number after the cursor, below `pid_max`, wrapping to `RESERVED_PIDS` once the
     /// cursor has passed it (to 1 before).
     fn dense_next(&self) -> Result<Vpid, EngineError> {
+        self.next_free_after(self.ns_cursor)
+    }
+
+    /// [`Vps::dense_next`] from cursor `cursor`.
+    fn next_free_after(&self, cursor: Vpid) -> Result<Vpid, EngineError> {
         let pid_max = self.config.pid_max;
-        let min = if self.ns_cursor >= RESERVED_PIDS {
+        let min = if cursor >= RESERVED_PIDS {
             RESERVED_PIDS
         } else {
             1
         };
-        let start = (self.ns_cursor + 1).max(min);
+        let start = (cursor + 1).max(min);
         let free = |v: &Vpid| !self.vpid_hash.contains_key(v);
         (start..pid_max)
             .find(free)

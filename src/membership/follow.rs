@@ -4,6 +4,11 @@
 
 use super::*;
 
+/// At most this many exited members are looked at for a fork in a VPS of dense numbers
+/// (each look reads a `stat`, ~3 µs); past it, they wait for the next look
+/// ([`REAP_INTERVAL`]).
+const REAP_AT_FORK_MAX: usize = 128;
+
 impl Tracker {
     /// Whether the task membership knows as `tid` is still that process (same start
     /// time; a zombie counts).
@@ -167,6 +172,15 @@ impl Tracker {
                     return;
                 }
                 let Ok(info) = host::read_task(child_pid) else {
+                    // A member's child gone already (reaped before its fork was read)
+                    // took a number in the kernel all the same, unless a look numbered
+                    // it here before it went.
+                    if let Some(id) = parent_vps {
+                        if !self.known.contains_key(&child_pid) {
+                            let kernel = self.meta.get(&id).is_some_and(|m| m.ns_numbers);
+                            let _ = self.engine.pass_over_vpid(id, kernel);
+                        }
+                    }
                     return;
                 };
                 // A record of an earlier task of this number: that task was reaped (its
@@ -184,6 +198,15 @@ impl Tracker {
                 }
                 match parent_vps {
                     Some(id) => {
+                        // The kernel frees a pid when its task is reaped, and hands it
+                        // out again to the next fork that comes to it (a restore tool
+                        // writes ns_last_pid and forks to get a given number). The
+                        // connector does not report reaping: the members reaped before
+                        // this fork are released now, not at the next look (unless
+                        // zombies pile up, whose looks would slow every fork).
+                        if self.numbers_densely(id) && self.exited.len() <= REAP_AT_FORK_MAX {
+                            self.release_reaped();
+                        }
                         // The event is the authority: a rescan that ran first may have
                         // judged the child by its new parent after a reparenting.
                         let known = self.known.get(&info.tid).copied();
@@ -260,18 +283,32 @@ impl Tracker {
     pub fn reap(&mut self) {
         let now = Instant::now();
         self.last_reap = Some(now);
-        let exited: Vec<Pid> = self.exited.iter().copied().collect();
-        for tid in exited {
-            if !self.alive(tid) {
-                self.forget(tid);
-            }
-        }
+        self.release_reaped();
         if self
             .last_audit
             .is_none_or(|t| now.saturating_duration_since(t) >= self.audit_interval())
         {
             self.audit();
         }
+    }
+
+    /// Releases the exited members that have been reaped (their numbers are free in the
+    /// kernel).
+    fn release_reaped(&mut self) {
+        let exited: Vec<Pid> = self.exited.iter().copied().collect();
+        for tid in exited {
+            if !self.alive(tid) {
+                self.forget(tid);
+            }
+        }
+    }
+
+    /// Whether VPS `id` hands out dense numbers, the next free one after the last
+    /// (`ns`), which a number freed a moment ago may be.
+    fn numbers_densely(&self, id: VpsId) -> bool {
+        self.engine
+            .vps(id)
+            .is_some_and(|v| v.config().numbering == crate::engine::Numbering::Ns)
     }
 
     /// How often every member is checked: [`AUDIT_INTERVAL`], and no more often than
