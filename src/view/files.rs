@@ -42,6 +42,12 @@ pub enum Render {
 }
 
 impl Render {
+    /// Whether the file is an integer sysctl, whose text procfs gives only to a read
+    /// from offset 0 (`proc_dointvec`).
+    pub fn int_sysctl(self) -> bool {
+        matches!(self, Render::NsLastPid | Render::PidMax | Render::CadPid)
+    }
+
     /// Whether the file shows the VPS's last pid (`ns_last_pid`, `loadavg`): the kernel
     /// shows a fork the reader made before its read, so the view applies the process
     /// events queued by then before rendering it (read-your-own-forks).

@@ -20,6 +20,10 @@ pub(super) enum Handle {
     /// A text fixed for the handle's life: the snapshot the kernel serves
     /// (passthrough), or what was read as the reader.
     Buffer(Vec<u8>),
+    /// An integer sysctl, whose text procfs makes at each read from offset 0 and gives
+    /// to no read past it ([`View::read_sysctl_as`]): the kernel's read at 0, as its
+    /// reader, each time ([`View::read_sysctl_start_as`]).
+    Sysctl(Node, Reader),
     /// A file procfs lets open but whose reads fail (`stack` without `CAP_SYS_ADMIN`,
     /// another's `timerslack_ns`…: [`super::access::refused_at_read`]), with this error.
     Refused(Errno),
@@ -291,6 +295,13 @@ impl View {
         Ok(match (renderer, reader) {
             (Some(r), Reader::Vps { .. }) => lazy(r),
             // Shown as the reader's namespaces and credentials have it: read now, as it.
+            (None, _) | (_, Reader::Host { .. }) if matches!(node, Node::Global { rel } if rel.starts_with("sys/")) => {
+                match self.read_sysctl_as(reader, node)? {
+                    Ok((_, true)) => Handle::Sysctl(node.clone(), reader),
+                    Ok((text, false)) => Handle::Buffer(text),
+                    Err(e) => Handle::Refused(e),
+                }
+            }
             (None, _) | (_, Reader::Host { .. }) if writes::read_as_reader(node) => {
                 Handle::Buffer(self.read_as(reader, node)?)
             }
@@ -460,6 +471,18 @@ impl View {
         if !lock(&self.handles).contains_key(&fh) {
             self.adopt_handle(req, ino, fh)?;
         }
+        let from_zero_only = match lock(&self.handles).get(&fh) {
+            Some(Handle::Sysctl(node, reader)) => Some(Some((node.clone(), *reader))),
+            Some(Handle::Seq(seq)) if seq.lazy.render.int_sysctl() => Some(None),
+            Some(Handle::Lazy(l)) if l.render.int_sysctl() => Some(None),
+            _ => None,
+        };
+        match from_zero_only {
+            // An integer sysctl: nothing past offset 0 ([`Handle::Sysctl`]).
+            Some(_) if offset > 0 => return Ok(Vec::new()),
+            Some(Some((node, reader))) => return self.read_sysctl_start_as(reader, &node, size),
+            _ => {}
+        }
         self.render_for_read(ino, fh, offset)?;
         let file = {
             let mut handles = lock(&self.handles);
@@ -486,6 +509,7 @@ impl View {
                     (std::sync::Arc::clone(file), *seekable)
                 }
                 Some(Handle::Write(_)) => return Err(Errno::EBADF),
+                Some(Handle::Sysctl(..)) => return Err(Errno::EIO),
                 Some(Handle::Dir(_) | Handle::Listed(_)) => return Err(Errno::EISDIR),
                 None => return Err(Errno::EBADF),
             }

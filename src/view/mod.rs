@@ -25,6 +25,7 @@ pub mod nodes;
 pub mod resource_files;
 mod seek;
 mod shared;
+mod sysctl_int;
 pub mod writes;
 
 use std::ffi::OsString;

@@ -32,11 +32,11 @@ use std::io;
 use std::os::unix::fs::{FileExt as _, OpenOptionsExt as _};
 use std::sync::Arc;
 
-use crate::engine::{Pid, VpsId};
+use crate::engine::{Pid, VpsId, PID_MAX_LIMIT};
 use crate::sys::creds::{cap, run_as, Identity};
 
 use super::nodes::Node;
-use super::{errno, lock, Handle, Reader, View};
+use super::{errno, lock, sysctl_int, Handle, Reader, View};
 
 /// What a handle opened for writing writes to.
 pub enum WriteTarget {
@@ -162,16 +162,67 @@ impl View {
     /// same from here, without a thread (`sysctl -a` opens a thousand); the files
     /// [`by_credentials`] names depend on the reader's credentials always.
     pub(super) fn read_as(&self, reader: Reader, node: &Node) -> Result<Vec<u8>, Errno> {
+        self.read_as_with(reader, node, |path| std::fs::read(path))
+    }
+
+    /// [`View::read_as`] of a sysctl, and whether the kernel gives its text only to a
+    /// read from offset 0 (an integer sysctl: `proc_dointvec` and its kin answer a read
+    /// past 0 with nothing, where a string sysctl goes on in its text). Asked of the
+    /// kernel itself: a read at offset 1 of a text longer than one byte. A sysctl that
+    /// opens and fails its reads (`stable_secret` never set: `EIO`) gives the error of
+    /// its read inside.
+    pub(super) fn read_sysctl_as(
+        &self,
+        reader: Reader,
+        node: &Node,
+    ) -> Result<Result<(Vec<u8>, bool), Errno>, Errno> {
+        self.read_as_with(reader, node, |path| {
+            let file = File::open(path)?;
+            let mut text = Vec::new();
+            let read = io::Read::read_to_end(&mut &file, &mut text)
+                .and_then(|_| Ok(text.len() > 1 && file.read_at(&mut [0u8], 1)? == 0));
+            Ok(match read {
+                Ok(from_zero_only) => Ok((text, from_zero_only)),
+                Err(e) => Err(errno(&e)),
+            })
+        })
+    }
+
+    /// A read of `size` bytes at offset 0 of sysctl `node` as `reader`: what the kernel
+    /// gives to that read (an integer sysctl's handler writes nothing into a buffer too
+    /// small for its text, `rps_default_mask`'s, or cuts it short, `pid_max`'s).
+    pub(super) fn read_sysctl_start_as(
+        &self,
+        reader: Reader,
+        node: &Node,
+        size: u32,
+    ) -> Result<Vec<u8>, Errno> {
+        self.read_as_with(reader, node, |path| {
+            let mut buf = vec![0u8; size as usize];
+            let n = File::open(path)?.read_at(&mut buf, 0)?;
+            buf.truncate(n);
+            Ok(buf)
+        })
+    }
+
+    /// `read` of `node`'s real file on a thread with `reader`'s namespaces and
+    /// credentials (by the daemon itself where those are the daemon's).
+    fn read_as_with<T: Send>(
+        &self,
+        reader: Reader,
+        node: &Node,
+        read: impl FnOnce(&std::path::Path) -> io::Result<T> + Send,
+    ) -> Result<T, Errno> {
         let tid = reader.tid();
         let path = node.real_path();
         if !by_credentials(node)
             && tid > 0
             && crate::sys::creds::namespaces_of(tid).is_ok_and(|ns| ns.is_empty())
         {
-            return std::fs::read(&path).map_err(|e| errno(&e));
+            return read(&path).map_err(|e| errno(&e));
         }
         let (id, namespaces) = identity(tid)?;
-        run_as(&id, &namespaces, || std::fs::read(&path)).map_err(|e| errno(&e))
+        run_as(&id, &namespaces, move || read(&path)).map_err(|e| errno(&e))
     }
 
     /// `node` opened for reading on a thread with `reader`'s credentials (and what
@@ -294,7 +345,7 @@ impl View {
                 own: false,
                 refused,
             } => Err(refused),
-            WriteTarget::NsLastPid(id) => self.set_last_pid(id, tid, data).map(|()| len),
+            WriteTarget::NsLastPid(id) => self.set_last_pid(id, tid, offset, data),
             WriteTarget::IdMap { path, userns } => {
                 crate::sys::creds::write_in_user_ns(&userns, &path, data)
                     .map(|()| len)
@@ -390,36 +441,45 @@ impl View {
         })
     }
 
-    /// `ns_last_pid` written by task `tid` of VPS `id`: the kernel takes it from a
-    /// task with `CAP_SYS_ADMIN` (in the namespace's user namespace), a number from 0 to
-    /// `pid_max - 1`.
-    fn set_last_pid(&self, id: VpsId, tid: Pid, data: &[u8]) -> Result<(), Errno> {
+    /// `ns_last_pid` written by task `tid` of VPS `id` at `offset`, as the kernel's
+    /// `pid_ns_ctl_handler` takes it: from a task with `CAP_SYS_ADMIN` or
+    /// `CAP_CHECKPOINT_RESTORE` (whichever grants it marks the task, `PF_SUPERPRIV`),
+    /// one number from 0 to `PID_MAX_LIMIT` ([`sysctl_int`]); a write past offset 0 is
+    /// taken whole and ignored (strict sysctl writes). The bytes taken, which is what
+    /// the write returns.
+    fn set_last_pid(&self, id: VpsId, tid: Pid, offset: u64, data: &[u8]) -> Result<u32, Errno> {
+        let all = u32::try_from(data.len()).unwrap_or(u32::MAX);
         let (who, _) = identity(tid)?;
-        if who.cap_eff & (1 << cap::SYS_ADMIN) == 0 {
+        let granted = [cap::SYS_ADMIN, cap::CHECKPOINT_RESTORE]
+            .iter()
+            .any(|&c| who.cap_eff & (1 << c) != 0);
+        if !granted {
             return Err(Errno::EPERM);
         }
-        let n: Pid = std::str::from_utf8(data)
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .ok_or(Errno::EINVAL)?;
-        let (ns_member, pid_max) = {
+        self.used_privilege(Reader::Vps { id, tid });
+        if offset > 0 {
+            return Ok(all);
+        }
+        let (n, taken) = sysctl_int::parse(data, 0, i64::from(PID_MAX_LIMIT))?;
+        let n = Pid::try_from(n).map_err(|_| Errno::EINVAL)?;
+        let ns_init = {
             let tracker = lock(&self.shared.tracker);
-            let vps = tracker.vps(id).ok_or(Errno::ESRCH)?;
             let meta = tracker.meta(id).ok_or(Errno::ESRCH)?;
-            (meta.ns_inode.map(|_| vps.init_pid()), vps.config().pid_max)
+            meta.ns_inode.map(|_| tracker.vps(id).map(|v| v.init_pid()))
         };
-        if !(0..pid_max).contains(&n) {
-            return Err(Errno::EINVAL);
-        }
-        match ns_member {
+        match ns_init {
             // The kernel numbers a pid namespace's processes: its own ns_last_pid,
-            // written from inside the namespace.
-            Some(init) => write_ns_last_pid(init, n),
-            None => {
+            // written from inside the namespace. The process that writes it is
+            // numbered before the write: its fork is applied first, so that what the
+            // view shows as the last pid is the one written.
+            Some(init) => {
+                write_ns_last_pid(init.ok_or(Errno::ESRCH)?, n)?;
+                self.catch_up();
                 self.with_tracker(|t| t.set_last_vpid(id, n));
-                Ok(())
             }
+            None => self.with_tracker(|t| t.set_last_vpid(id, n)),
         }
+        Ok(u32::try_from(taken).unwrap_or(all))
     }
 }
 
