@@ -5,6 +5,7 @@
 mod common;
 
 use common::*;
+use std::fs;
 
 const PY: &str = "/usr/bin/python3";
 
@@ -272,6 +273,39 @@ fn ns_last_pid_takes_writes_as_the_kernel_does() {
             &["--no-pidns", "--numbering", "ns"],
         ],
     );
+}
+
+/// `pid_max` is a pid namespace's own (Linux 6.14 on), which the kernel answers for its
+/// writer's namespace: a write in the VPS sets the VPS's, as in the kernel's own
+/// namespace, and never the host's. Before, the daemon wrote it on a thread of its own
+/// (which no pid namespace can be entered by) and so set the host's `pid_max`, while
+/// the VPS went on showing its old one.
+#[test]
+fn pid_max_writes_stay_in_the_vps_namespace() {
+    if !privileged() {
+        return;
+    }
+    let host = || fs::read_to_string("/proc/sys/kernel/pid_max").unwrap();
+    // Puts the host's back if a write reached it, whatever the test's outcome.
+    struct Restore(String);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            if fs::read_to_string("/proc/sys/kernel/pid_max").ok().as_ref() != Some(&self.0) {
+                let _ = fs::write("/proc/sys/kernel/pid_max", &self.0);
+            }
+        }
+    }
+    let before = Restore(host());
+    probe_matches_kernel_with(
+        "pid_max_writes.py",
+        &[
+            "b'300' EINVAL 301\n",
+            "b'0x1000' 6 4096\n",
+            "b'5000 6000' 5 5000\n",
+        ],
+        BOTH_READ_PATHS,
+    );
+    assert_eq!(host(), before.0, "the host's pid_max moved");
 }
 
 /// `task/` and a process's directory listed while threads start, end and exec from a

@@ -110,6 +110,12 @@ impl Engine {
         Ok(())
     }
 
+    /// Sets the `pid_max` of VPS `id` ([`Vps::set_pid_max`]).
+    pub fn set_pid_max(&mut self, id: VpsId, pid_max: Vpid) -> Result<(), EngineError> {
+        let vps = self.vpses.get_mut(&id).ok_or(EngineError::NoSuchVps(id))?;
+        vps.set_pid_max(pid_max)
+    }
+
     /// Passes over the next vpid of VPS `id` ([`Vps::pass_over_vpid`]).
     pub fn pass_over_vpid(&mut self, id: VpsId, kernel_numbers: bool) -> Result<(), EngineError> {
         let vps = self.vpses.get_mut(&id).ok_or(EngineError::NoSuchVps(id))?;

@@ -227,6 +227,19 @@ impl Vps {
         self.ns_cursor = vpid;
     }
 
+    /// Sets `pid_max`, as a write of the kernel's sets it in a pid namespace: where dense
+    /// numbering wraps, and what the view shows. Refused out of its range
+    /// ([`VpsConfig::validate`]), leaving it as it was.
+    pub fn set_pid_max(&mut self, pid_max: Vpid) -> Result<(), EngineError> {
+        let config = VpsConfig {
+            pid_max,
+            ..self.config
+        };
+        config.validate()?;
+        self.config = config;
+        Ok(())
+    }
+
     /// Passes over the next number of the `ns` policy, for a task that took it in the
     /// kernel and was gone before it could be numbered here (reaped before its fork
     /// was reported): the numbers after it then stay those of a kernel pid namespace,

@@ -421,6 +421,13 @@ impl Tracker {
         }
     }
 
+    /// A write of `pid_max` in the pid namespace of VPS `id`.
+    pub fn set_pid_max(&mut self, id: VpsId, pid_max: crate::engine::Vpid) {
+        if let Err(e) = self.engine.set_pid_max(id, pid_max) {
+            log::debug!("cannot set the pid_max of VPS {id}: {e}");
+        }
+    }
+
     /// The restore path (`alloc_vpid(pid, vpid)`): real number `pid`, which no member
     /// uses yet, is given `vpid` in VPS `id`; the process that gets that pid joins the
     /// VPS with it. Refused with `PidInUse` when the number has a vpid already and with

@@ -186,31 +186,69 @@ fn set_caps(eff: u64, prm: u64, inh: u64) -> io::Result<()> {
     check(r)
 }
 
-/// Writes `data` to the file at `path` from inside the user namespace open at `userns`,
-/// with the full capabilities a task gets there on joining it and the daemon's ids: a
-/// forked child joins the namespace (which a multi-threaded process cannot) and writes
-/// without an `exec`, which would drop those capabilities. For a writer that is root
-/// inside the namespace it made: the kernel decides a write of its own `uid_map` by the
-/// opener's namespace ([`crate::view::writes`]).
+/// Writes `data` to `path` from inside the user namespace `userns` (an open
+/// `/proc/<pid>/ns/user`), with the full capabilities a task gets there on joining it
+/// and the daemon's ids: a forked child joins the namespace (which a multi-threaded
+/// process cannot) and writes without an `exec`, which would drop those capabilities.
+/// For a writer that is root inside the namespace it made: the kernel decides a write
+/// of its own `uid_map` by the opener's namespace ([`crate::view::writes`]).
 pub fn write_in_user_ns(userns: &File, path: &std::path::Path, data: &[u8]) -> io::Result<()> {
+    write_from_namespace(userns, libc::CLONE_NEWUSER, path, data)
+}
+
+/// Writes `data` to `path` from inside the pid namespace `pidns` (an open
+/// `/proc/<pid>/ns/pid`), for a sysctl the kernel answers for its writer's pid
+/// namespace (`ns_last_pid`, `pid_max`, `cad_pid`: `task_active_pid_ns(current)`),
+/// which no thread of the daemon can enter: joining a pid namespace moves only the
+/// joiner's children into it, so a forked child joins it and forks the writer, which
+/// takes a pid there for its moment.
+pub fn write_in_pid_ns(pidns: &File, path: &std::path::Path, data: &[u8]) -> io::Result<()> {
+    write_from_namespace(pidns, libc::CLONE_NEWPID, path, data)
+}
+
+/// [`write_in_user_ns`] and [`write_in_pid_ns`]: a forked child joins namespace `ns` of
+/// type `nstype` and writes (a pid namespace: through a child of its own, the first
+/// task there).
+fn write_from_namespace(
+    ns: &File,
+    nstype: libc::c_int,
+    path: &std::path::Path,
+    data: &[u8],
+) -> io::Result<()> {
     use std::os::fd::AsRawFd as _;
     let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
-    let ns = userns.as_raw_fd();
+    let ns = ns.as_raw_fd();
     // SAFETY: the child runs in a copy of a multi-threaded process, where only
-    // async-signal-safe calls are safe: it makes raw system calls only (setns, open,
-    // write, _exit) on memory prepared before the fork (`c`, `data`), allocates nothing
-    // and never returns into Rust code. The parent only waits for it.
+    // async-signal-safe calls are safe: it makes raw system calls only (setns, fork,
+    // open, write, waitpid, _exit) on memory prepared before the fork (`c`, `data`),
+    // allocates nothing and never returns into Rust code. The parent only waits for it.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
         return Err(io::Error::last_os_error());
     }
     if pid == 0 {
-        // SAFETY: see above; the exit status carries the errno (1..255) or 0.
+        // SAFETY: see above; each exit status carries the errno (1..255) or 0.
         unsafe {
             let errno = || *libc::__errno_location();
-            if libc::setns(ns, libc::CLONE_NEWUSER) != 0 {
+            if libc::setns(ns, nstype) != 0 {
                 libc::_exit(errno());
+            }
+            if nstype == libc::CLONE_NEWPID {
+                let writer = libc::fork();
+                if writer < 0 {
+                    libc::_exit(errno());
+                }
+                if writer > 0 {
+                    let mut status = 0;
+                    if libc::waitpid(writer, &mut status, 0) < 0 {
+                        libc::_exit(errno());
+                    }
+                    libc::_exit(match libc::WIFEXITED(status) {
+                        true => libc::WEXITSTATUS(status),
+                        false => libc::EIO,
+                    });
+                }
             }
             let fd = libc::open(c.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
             if fd < 0 {

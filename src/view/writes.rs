@@ -32,7 +32,7 @@ use std::io;
 use std::os::unix::fs::{FileExt as _, OpenOptionsExt as _};
 use std::sync::Arc;
 
-use crate::engine::{Pid, VpsId, PID_MAX_LIMIT};
+use crate::engine::{Pid, VpsId, PID_MAX_LIMIT, RESERVED_PIDS};
 use crate::sys::creds::{cap, run_as, Identity};
 
 use super::nodes::Node;
@@ -51,8 +51,8 @@ pub enum WriteTarget {
         /// daemon's: a task's own `timerslack_ns`, see [`View::open_for_write`]).
         as_writer: bool,
     },
-    /// `ns_last_pid` of VPS `id`.
-    NsLastPid(VpsId),
+    /// A sysctl of VPS `id`'s pid namespace ([`PidNsSysctl`]).
+    PidNs(VpsId, PidNsSysctl),
     /// An id map (`uid_map`, `gid_map`, `setgroups`, `projid_map`) of the user namespace
     /// its writer is root in, with `CAP_SYS_ADMIN` there: the kernel decides that write
     /// by the opener's own namespace (whether its creator could map root,
@@ -247,10 +247,9 @@ impl View {
         // Files the daemon answers itself, not opened as the writer: their mode bits,
         // which procfs checks first, are checked here.
         let answered = match (node, reader) {
-            (Node::Global { rel }, Reader::Vps { id, .. })
-                if &**rel == "sys/kernel/ns_last_pid" =>
-            {
-                Some(WriteTarget::NsLastPid(id))
+            (Node::Global { rel }, Reader::Vps { id, .. }) => {
+                PidNsSysctl::of(rel, self.has_own_pid_ns(id))
+                    .map(|which| WriteTarget::PidNs(id, which))
             }
             (Node::Pid { rel, .. }, _) if matches!(&**rel, "loginuid" | "comm") => {
                 let own = node.shown_task().is_some_and(|t| same_process(t, tid));
@@ -326,7 +325,7 @@ impl View {
                 seekable: *seekable,
                 as_writer: *as_writer,
             },
-            Some(Handle::Write(WriteTarget::NsLastPid(id))) => WriteTarget::NsLastPid(*id),
+            Some(Handle::Write(WriteTarget::PidNs(id, which))) => WriteTarget::PidNs(*id, *which),
             Some(Handle::Write(WriteTarget::OwnOnly { own, refused })) => WriteTarget::OwnOnly {
                 own: *own,
                 refused: *refused,
@@ -345,7 +344,7 @@ impl View {
                 own: false,
                 refused,
             } => Err(refused),
-            WriteTarget::NsLastPid(id) => self.set_last_pid(id, tid, offset, data),
+            WriteTarget::PidNs(id, which) => self.write_pid_ns_sysctl(id, tid, which, offset, data),
             WriteTarget::IdMap { path, userns } => {
                 crate::sys::creds::write_in_user_ns(&userns, &path, data)
                     .map(|()| len)
@@ -441,41 +440,66 @@ impl View {
         })
     }
 
-    /// `ns_last_pid` written by task `tid` of VPS `id` at `offset`, as the kernel's
-    /// `pid_ns_ctl_handler` takes it: from a task with `CAP_SYS_ADMIN` or
-    /// `CAP_CHECKPOINT_RESTORE` (whichever grants it marks the task, `PF_SUPERPRIV`),
-    /// one number from 0 to `PID_MAX_LIMIT` ([`sysctl_int`]); a write past offset 0 is
-    /// taken whole and ignored (strict sysctl writes). The bytes taken, which is what
-    /// the write returns.
-    fn set_last_pid(&self, id: VpsId, tid: Pid, offset: u64, data: &[u8]) -> Result<u32, Errno> {
+    /// Whether VPS `id` has a pid namespace of its own.
+    fn has_own_pid_ns(&self, id: VpsId) -> bool {
+        lock(&self.shared.tracker)
+            .meta(id)
+            .is_some_and(|m| m.ns_inode.is_some())
+    }
+
+    /// Sysctl `which` of VPS `id` written by task `tid` at `offset`, as procfs takes
+    /// it: one number ([`sysctl_int`]) in the sysctl's range, past offset 0 taken
+    /// whole and ignored (strict sysctl writes); `ns_last_pid` from a task with
+    /// `CAP_SYS_ADMIN` or `CAP_CHECKPOINT_RESTORE` (whichever grants it marks the task,
+    /// `PF_SUPERPRIV`). In a VPS with a pid namespace the kernel's own, written from
+    /// inside it; `ns_last_pid` of one without, the engine's. The bytes taken, which is
+    /// what the write returns.
+    fn write_pid_ns_sysctl(
+        &self,
+        id: VpsId,
+        tid: Pid,
+        which: PidNsSysctl,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<u32, Errno> {
         let all = u32::try_from(data.len()).unwrap_or(u32::MAX);
-        let (who, _) = identity(tid)?;
-        let granted = [cap::SYS_ADMIN, cap::CHECKPOINT_RESTORE]
-            .iter()
-            .any(|&c| who.cap_eff & (1 << c) != 0);
-        if !granted {
-            return Err(Errno::EPERM);
+        if which == PidNsSysctl::NsLastPid {
+            let (who, _) = identity(tid)?;
+            let granted = [cap::SYS_ADMIN, cap::CHECKPOINT_RESTORE]
+                .iter()
+                .any(|&c| who.cap_eff & (1 << c) != 0);
+            if !granted {
+                return Err(Errno::EPERM);
+            }
+            self.used_privilege(Reader::Vps { id, tid });
         }
-        self.used_privilege(Reader::Vps { id, tid });
         if offset > 0 {
             return Ok(all);
         }
-        let (n, taken) = sysctl_int::parse(data, 0, i64::from(PID_MAX_LIMIT))?;
-        let n = Pid::try_from(n).map_err(|_| Errno::EINVAL)?;
+        let (min, max) = which.range();
+        let (n, taken) = sysctl_int::parse(data, min, max)?;
+        let n = i32::try_from(n).map_err(|_| Errno::EINVAL)?;
         let ns_init = {
             let tracker = lock(&self.shared.tracker);
             let meta = tracker.meta(id).ok_or(Errno::ESRCH)?;
             meta.ns_inode.map(|_| tracker.vps(id).map(|v| v.init_pid()))
         };
         match ns_init {
-            // The kernel numbers a pid namespace's processes: its own ns_last_pid,
-            // written from inside the namespace. The process that writes it is
-            // numbered before the write: its fork is applied first, so that what the
-            // view shows as the last pid is the one written.
             Some(init) => {
-                write_ns_last_pid(init.ok_or(Errno::ESRCH)?, n)?;
+                let init = init.ok_or(Errno::ESRCH)?;
+                let pidns = File::open(crate::host::proc_path(&format!("{init}/ns/pid")))
+                    .map_err(|_| Errno::ESRCH)?;
+                let path = crate::host::proc_path(which.rel());
+                crate::sys::creds::write_in_pid_ns(&pidns, &path, n.to_string().as_bytes())
+                    .map_err(|e| errno(&e))?;
+                // The writer took a pid there before the write: its fork is applied
+                // first, so that what the view shows after is the value written.
                 self.catch_up();
-                self.with_tracker(|t| t.set_last_vpid(id, n));
+                match which {
+                    PidNsSysctl::NsLastPid => self.with_tracker(|t| t.set_last_vpid(id, n)),
+                    PidNsSysctl::PidMax => self.with_tracker(|t| t.set_pid_max(id, n)),
+                    PidNsSysctl::CadPid => {}
+                }
             }
             None => self.with_tracker(|t| t.set_last_vpid(id, n)),
         }
@@ -483,22 +507,49 @@ impl View {
     }
 }
 
-/// Writes `n` to the `ns_last_pid` of the pid namespace of process `init`: from a
-/// process in that namespace (`nsenter` forks one), as the kernel answers that sysctl
-/// for its writer's namespace.
-fn write_ns_last_pid(init: Pid, n: Pid) -> Result<(), Errno> {
-    let status = std::process::Command::new("nsenter")
-        .args(["--target", &init.to_string(), "--pid", "--", "sh", "-c"])
-        .arg(format!("echo {n} > /proc/sys/kernel/ns_last_pid"))
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .map_err(|_| Errno::EIO)?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(Errno::EPERM)
+/// A sysctl the kernel answers for its writer's pid namespace
+/// (`task_active_pid_ns(current)`), which no thread of the daemon can enter: written
+/// from inside the VPS's namespace ([`crate::sys::creds::write_in_pid_ns`]), never the
+/// host's. Without a namespace of its own, a VPS's `pid_max` and `cad_pid` are the
+/// host's, written as any sysctl; its `ns_last_pid` is the engine's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PidNsSysctl {
+    /// `kernel/ns_last_pid`: the namespace's last pid.
+    NsLastPid,
+    /// `kernel/pid_max`: the namespace's own (Linux 6.14 on).
+    PidMax,
+    /// `kernel/cad_pid`: the process told of Ctrl-Alt-Del, a number of the writer's
+    /// namespace.
+    CadPid,
+}
+
+impl PidNsSysctl {
+    /// The sysctl at `rel` (below `/proc`), if it is one, for a VPS with a pid
+    /// namespace of its own (`own_ns`).
+    fn of(rel: &str, own_ns: bool) -> Option<PidNsSysctl> {
+        match rel {
+            "sys/kernel/ns_last_pid" => Some(PidNsSysctl::NsLastPid),
+            "sys/kernel/pid_max" if own_ns => Some(PidNsSysctl::PidMax),
+            "sys/kernel/cad_pid" if own_ns => Some(PidNsSysctl::CadPid),
+            _ => None,
+        }
+    }
+
+    fn rel(self) -> &'static str {
+        match self {
+            PidNsSysctl::NsLastPid => "sys/kernel/ns_last_pid",
+            PidNsSysctl::PidMax => "sys/kernel/pid_max",
+            PidNsSysctl::CadPid => "sys/kernel/cad_pid",
+        }
+    }
+
+    /// The values procfs takes (`extra1`, `extra2` of its table).
+    fn range(self) -> (i64, i64) {
+        match self {
+            PidNsSysctl::NsLastPid => (0, i64::from(PID_MAX_LIMIT)),
+            PidNsSysctl::PidMax => (i64::from(RESERVED_PIDS) + 1, i64::from(PID_MAX_LIMIT)),
+            PidNsSysctl::CadPid => (i64::from(i32::MIN), i64::from(i32::MAX)),
+        }
     }
 }
 

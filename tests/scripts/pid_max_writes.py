@@ -1,0 +1,40 @@
+#!/usr/bin/env python3
+"""Writes to /proc/sys/kernel/pid_max from the init of a pid namespace or VPS.
+
+Since Linux 6.14 each pid namespace has its own pid_max, and the kernel answers the
+sysctl for its writer's namespace: a write changes that namespace's, never the host's.
+procfs takes one number in C's bases from 301 to PID_MAX_LIMIT, and only the bytes up
+to the white space after it. Prints, for each write, what it returned and the value
+then shown. Run as the init of a pid namespace and of a VPS with one: the outputs must
+be identical (and the host's pid_max must not move: the caller checks).
+"""
+import errno
+import os
+import sys
+
+P = "/proc/sys/kernel/pid_max"
+
+
+def write(data):
+    fd = os.open(P, os.O_WRONLY)
+    try:
+        return os.write(fd, data)
+    except OSError as e:
+        return errno.errorcode[e.errno]
+    finally:
+        os.close(fd)
+
+
+def main():
+    if os.readlink("/proc/self") != "1":
+        print("must run as pid 1 of a namespace or VPS", file=sys.stderr)
+        return 2
+    for data in [b"301", b"300", b"40000", b"4194304", b"4194305", b"0x1000",
+                 b"5000 6000", b"-1", b"7x", b"12345\n"]:
+        with open(P) as f:
+            print(repr(data), write(data), f.read().strip())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
