@@ -501,7 +501,12 @@ impl View {
                     PidNsSysctl::CadPid => {}
                 }
             }
-            None => self.with_tracker(|t| t.set_last_vpid(id, n)),
+            None if which == PidNsSysctl::NsLastPid => {
+                self.with_tracker(|t| t.set_last_vpid(id, n))
+            }
+            // The others are the host's in a VPS without a pid namespace, written as
+            // any sysctl: never this target ([`PidNsSysctl::of`]).
+            None => return Err(Errno::EIO),
         }
         Ok(u32::try_from(taken).unwrap_or(all))
     }
