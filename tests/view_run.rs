@@ -319,6 +319,27 @@ fn pid_max_writes_stay_in_the_vps_namespace() {
     assert_eq!(host(), before.0, "the host's pid_max moved");
 }
 
+/// A shell's short-lived processes take numbers as in a kernel pid namespace, also in
+/// the seed's model numbered densely, where most are reaped before the daemon reads
+/// them (tests/scripts/shell_numbering.sh): before, such a VPS numbered every later
+/// process one or more below the kernel's in two runs of three.
+#[test]
+fn short_lived_processes_are_numbered_as_the_kernel_numbers_them() {
+    if !privileged() {
+        return;
+    }
+    let probe = script("shell_numbering.sh").display().to_string();
+    let kernel = in_kernel_ns(&["sh", &probe]);
+    assert!(kernel.contains("== e: last "), "{kernel}");
+    for flags in [&["--full-view"][..], &["--no-pidns", "--numbering", "ns"]] {
+        for _ in 0..2 {
+            let (view, err, code) = in_vps(flags, &["sh", &probe]);
+            assert_eq!(code, 0, "{flags:?}: {err}");
+            assert_eq!(view, kernel, "{flags:?}: {err}");
+        }
+    }
+}
+
 /// `task/` and a process's directory listed while threads start, end and exec from a
 /// non-leader thread, each listed twice in a row: the second listing may be the one the
 /// kernel kept (`FOPEN_CACHE_DIR`), which must never lag behind a change.

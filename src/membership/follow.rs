@@ -157,7 +157,12 @@ impl Tracker {
                 // A task inherits its VPS at fork (the seed's model): decided by the
                 // parent at the time of the fork, not by whoever its parent is by the
                 // time the event is read (it may have been reparented already).
-                let parent_vps = self.known.get(&parent_tgid).and_then(|k| k.vps);
+                let vanished_parent = self.vanished.get(&parent_tgid).copied();
+                self.vanished.remove(&child_pid);
+                let parent_vps = match self.known.get(&parent_tgid) {
+                    Some(k) => k.vps,
+                    None => vanished_parent,
+                };
                 // Each fork event is a task of its own: a task of this number whose fork
                 // event came before was reaped, even if its exit is not applied yet and
                 // the newcomer started in the same clock tick (so no start time tells
@@ -179,6 +184,10 @@ impl Tracker {
                         if !self.known.contains_key(&child_pid) {
                             let kernel = self.meta.get(&id).is_some_and(|m| m.ns_numbers);
                             let _ = self.engine.pass_over_vpid(id, kernel);
+                            if self.vanished.len() >= VANISHED_MAX {
+                                self.vanished.clear();
+                            }
+                            self.vanished.insert(child_pid, id);
                         }
                     }
                     return;

@@ -149,7 +149,15 @@ pub struct Tracker {
     /// Tasks (number, start time) whose number a new task took within the same clock
     /// tick ([`Tracker::take_reused`]).
     reused: Vec<(Pid, u64)>,
+    /// Members' children gone before the daemon could read them, and their VPS: a fork
+    /// event of theirs that follows (a subshell's command, run in the background) is a
+    /// member's too, though no one knows them. Until their number is taken again (its
+    /// fork event comes before any fork of the new task's), bounded by [`VANISHED_MAX`].
+    vanished: FxHashMap<Pid, VpsId>,
 }
+
+/// At most this many members gone unread are remembered ([`Tracker::vanished`]).
+const VANISHED_MAX: usize = 4096;
 
 /// A member membership has let go of (reaped, or its pid found reused), with the numbers
 /// under which readers may have looked it up.
@@ -606,6 +614,52 @@ mod tests {
             exit_signal: 17,
             parent_pid: 0,
             parent_tgid: 0,
+        }
+    }
+
+    /// A pid that names no process now: a child's, reaped.
+    fn gone_pid() -> Pid {
+        let mut c = Command::new("true").spawn().expect("spawn true");
+        c.wait().unwrap();
+        pid_of(&c)
+    }
+
+    /// A shell's subshell forks a command and exits before the daemon reads either:
+    /// both took numbers in the kernel (dense numbering gives the next process the one
+    /// after them), and the command's fork event names a parent no one knew.
+    #[test]
+    fn children_gone_before_they_were_read_take_their_numbers() {
+        let mut init = sleeper();
+        let mut t = Tracker::new();
+        let config = VpsConfig {
+            numbering: crate::engine::Numbering::Ns,
+            ..VpsConfig::default()
+        };
+        let p = pid_of(&init);
+        let id = t
+            .add_vps("t", Source::Tree { init: p }, config, false)
+            .unwrap();
+        let fork = |parent: Pid, child: Pid| ProcEvent::Fork {
+            parent_pid: parent,
+            parent_tgid: parent,
+            child_pid: child,
+            child_tgid: child,
+        };
+        let (subshell, command) = (gone_pid(), gone_pid());
+        t.on_event(&fork(p, subshell));
+        t.on_event(&fork(subshell, command));
+        assert_eq!(
+            t.vps(id).unwrap().last_vpid(),
+            3,
+            "1 init, 2 and 3 the gone ones"
+        );
+        let mut member = sleeper();
+        let m = pid_of(&member);
+        t.on_event(&fork(p, m));
+        assert_eq!(t.vps(id).unwrap().vpid_of(m), Some(4));
+        for c in [&mut member, &mut init] {
+            c.kill().unwrap();
+            c.wait().unwrap();
         }
     }
 

@@ -1,0 +1,27 @@
+#!/bin/sh
+# A shell's everyday work (short commands, pipelines, subshells, command substitution,
+# background jobs, a session) and, at five points, the last pid (`loadavg`) and every
+# process with its parent, group and session. Run as the init of a pid namespace and of
+# a VPS: the outputs must be identical, numbers included, also in a VPS without a pid
+# namespace numbered densely (`--numbering ns`), where most of these processes are gone
+# before the daemon can look at them and must still take their numbers.
+show() { read -r l < /proc/loadavg; echo "== $1: last ${l##* }"; ps -o pid=,ppid=,pgid=,sid=,comm= -e | grep -v " ps$" | sed 's/  */ /g'; }
+for i in 1 2 3 4 5 6 7 8; do /bin/true; done
+show a
+echo x | cat | tr x y > /dev/null
+( ( /bin/true ) ) ; ( exit 3 ) || true
+show b
+sleep 30 & s1=$!; sleep 30 & s2=$!
+sh -c '/bin/true; /bin/true; exit 0'
+x=$(echo hi; /bin/true); y=`/bin/echo there`
+show c
+for i in $(seq 1 20); do (/bin/true &) ; done
+sleep 0.2
+show d
+setsid sh -c 'sleep 30 & sleep 30 & wait' & s3=$!
+sleep 0.2
+show e
+# Ended by pid: the jobs, and the session's group.
+kill $s1 $s2; kill -TERM -$s3
+wait
+exit 0
