@@ -210,11 +210,11 @@ impl Daemon {
                     .iter()
                     .map(|(name, spec)| {
                         let vps = t.engine().vps_by_name(name);
-                        crate::state::SavedVps {
-                            spec: spec.clone(),
-                            mappings: vps.map(|v| t.saved_mappings(v.id())).unwrap_or_default(),
-                            last_vpid: vps.map(|v| v.last_vpid()),
-                        }
+                        crate::state::SavedVps::new(
+                            spec.clone(),
+                            vps.map(|v| t.saved_mappings(v.id())).unwrap_or_default(),
+                            vps.map(|v| v.last_vpid()),
+                        )
                     })
                     .collect(),
             };

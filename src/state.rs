@@ -42,14 +42,47 @@ pub struct SavedVps {
     /// `NAME:SOURCE`, as `--vps` takes it.
     pub spec: String,
     /// Task vpids to restore, each with the task's start time (a reused pid is not the
-    /// same process).
+    /// same process), and the last vpid handed out ([`SavedVps::last_vpid`]).
     pub mappings: Vec<SavedMapping>,
+}
+
+/// The real pid of the mapping that carries a VPS's last vpid: no task has it, so a
+/// daemon of a version that saved no last vpid, reading this state after a rollback
+/// of a live upgrade, finds no such task and passes the mapping over, where a new
+/// field would have made it refuse the whole file.
+const LAST_VPID_PID: i32 = 0;
+
+impl SavedVps {
+    /// `spec` with the task vpids `tasks` and the last vpid handed out, `last`.
+    pub fn new(spec: String, tasks: Vec<SavedMapping>, last: Option<i32>) -> SavedVps {
+        let mut mappings = tasks;
+        mappings.extend(last.map(|vpid| SavedMapping {
+            pid: LAST_VPID_PID,
+            vpid,
+            start: 0,
+        }));
+        SavedVps { spec, mappings }
+    }
+
+    /// The task vpids to restore.
+    pub fn tasks(&self) -> Vec<SavedMapping> {
+        self.mappings
+            .iter()
+            .filter(|m| m.pid != LAST_VPID_PID)
+            .copied()
+            .collect()
+    }
+
     /// The last vpid handed out (`ns_last_pid`): a restarted daemon goes on numbering
     /// after it, as a kernel pid namespace does, rather than handing out again the vpids
     /// of processes that just exited (whose names readers' kernels may still hold).
-    /// Absent from the states of older versions.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_vpid: Option<i32>,
+    /// `None` in the states of older versions.
+    pub fn last_vpid(&self) -> Option<i32> {
+        self.mappings
+            .iter()
+            .find(|m| m.pid == LAST_VPID_PID)
+            .map(|m| m.vpid)
+    }
 }
 
 /// A task's vpid.
@@ -304,15 +337,15 @@ mod tests {
         assert_eq!(load(&p), Ok(None));
         let s = State {
             version: VERSION,
-            vpses: vec![SavedVps {
-                spec: "a:tree=5".into(),
-                mappings: vec![SavedMapping {
+            vpses: vec![SavedVps::new(
+                "a:tree=5".into(),
+                vec![SavedMapping {
                     pid: 5,
                     vpid: 1,
                     start: 99,
                 }],
-                last_vpid: Some(17),
-            }],
+                Some(17),
+            )],
         };
         save(&p, &s).unwrap();
         assert_eq!(load(&p), Ok(Some(s.clone())));
@@ -330,11 +363,15 @@ mod tests {
             assert!(e.contains("state file"), "{e}");
             assert_eq!(e.lines().count(), 1);
         }
-        // A state of a version without the last vpid loads, without it.
-        fs::write(&p, full.replace(",\n      \"last_vpid\": 17", "")).unwrap();
-        let old = load(&p).unwrap().unwrap();
-        assert_eq!(old.vpses[0].last_vpid, None, "{full}");
-        assert_eq!(old.vpses[0].mappings, s.vpses[0].mappings);
+        let saved = &s.vpses[0];
+        assert_eq!(saved.last_vpid(), Some(17));
+        assert_eq!(saved.tasks().len(), 1, "the last vpid is no task's");
+        // A state of a version without the last vpid loads, without it; and this
+        // version's carries it in the fields every version knows.
+        let old = SavedVps::new(saved.spec.clone(), saved.tasks(), None);
+        assert_eq!(old.last_vpid(), None);
+        assert_eq!(old.tasks(), saved.tasks());
+        assert!(!full.contains("last"), "{full}");
         let _ = fs::remove_dir_all(&d);
     }
 

@@ -106,14 +106,14 @@ pub(super) fn serve(mut a: ServeArgs) -> Result<i32, String> {
     for spec in &specs {
         let (config, ns_numbers) = settings(spec)?;
         let saved_vps = saved.iter().find(|v| saved_name(v) == spec.name);
-        let saved_mappings = saved_vps.map(|v| v.mappings.as_slice()).unwrap_or_default();
+        let saved_mappings = saved_vps.map(|v| v.tasks()).unwrap_or_default();
         let later: Vec<_> = journaled_vpids
             .iter()
             .filter(|(name, _)| *name == spec.name)
             .map(|&(_, m)| m)
             .collect();
-        let last_vpid = crate::state::last_vpid(saved_vps.and_then(|v| v.last_vpid), &later);
-        let mappings = crate::state::merge(saved_mappings, later);
+        let last_vpid = crate::state::last_vpid(saved_vps.and_then(|v| v.last_vpid()), &later);
+        let mappings = crate::state::merge(&saved_mappings, later);
         tracker
             .restore_vps(
                 &spec.name,
