@@ -155,6 +155,24 @@ fn global_files_read_again_from_offset_0_show_the_new_text() {
     }
 }
 
+/// The last pid of `loadavg` after a child that exited at once is reaped: the child's,
+/// though the daemon never saw it alive (it passes over the number the namespace gave
+/// it). Before, 1 to 7 of 300 such reads named the number before.
+#[test]
+fn loadavg_names_a_child_reaped_before_the_daemon_saw_it() {
+    if !privileged() {
+        return;
+    }
+    let probe = script("last_pid_after_reaping.py").display().to_string();
+    let kernel = in_kernel_ns(&["/usr/bin/python3", &probe]);
+    assert!(kernel.ends_with(" 0 of 300\n"), "{kernel}");
+    for flags in [&[][..], &["--full-view"]] {
+        let (view, err, code) = in_vps(flags, &["/usr/bin/python3", &probe]);
+        assert_eq!(code, 0, "{flags:?}: {err}");
+        assert_eq!(view, kernel, "{flags:?}: {err}");
+    }
+}
+
 #[test]
 fn without_limits_the_vps_sees_the_hosts_memory() {
     if !privileged() {

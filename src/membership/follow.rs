@@ -157,11 +157,13 @@ impl Tracker {
                 // A task inherits its VPS at fork (the seed's model): decided by the
                 // parent at the time of the fork, not by whoever its parent is by the
                 // time the event is read (it may have been reparented already).
+                // A parent gone unread is the latest task of its number (the entry goes
+                // when the number is taken again), newer than any record of it.
                 let vanished_parent = self.vanished.get(&parent_tgid).copied();
                 self.vanished.remove(&child_pid);
-                let parent_vps = match self.known.get(&parent_tgid) {
-                    Some(k) => k.vps,
-                    None => vanished_parent,
+                let parent_vps = match vanished_parent {
+                    Some(id) => Some(id),
+                    None => self.known.get(&parent_tgid).and_then(|k| k.vps),
                 };
                 // Each fork event is a task of its own: a task of this number whose fork
                 // event came before was reaped, even if its exit is not applied yet and
@@ -179,9 +181,16 @@ impl Tracker {
                 let Ok(info) = host::read_task(child_pid) else {
                     // A member's child gone already (reaped before its fork was read)
                     // took a number in the kernel all the same, unless a look numbered
-                    // it here before it went.
+                    // it here before it went: then it is known as a member, and has not
+                    // exited yet as far as the events go (a record of an earlier task
+                    // of its number, a host process's or an exited member's, is not it).
                     if let Some(id) = parent_vps {
-                        if !self.known.contains_key(&child_pid) {
+                        let numbered = self
+                            .known
+                            .get(&child_pid)
+                            .is_some_and(|k| k.vps == Some(id))
+                            && !self.exited.contains(&child_pid);
+                        if !numbered {
                             let kernel = self.meta.get(&id).is_some_and(|m| m.ns_numbers);
                             let _ = self.engine.pass_over_vpid(id, kernel);
                             if self.vanished.len() >= VANISHED_MAX {

@@ -663,6 +663,36 @@ mod tests {
         }
     }
 
+    /// A member's child gone unread whose number a host process had before, still on
+    /// record (its exit not applied): the child took its number all the same.
+    #[test]
+    fn a_record_of_an_earlier_task_does_not_number_a_child_gone_unread() {
+        let mut init = sleeper();
+        let mut t = Tracker::new();
+        let config = VpsConfig {
+            numbering: crate::engine::Numbering::Ns,
+            ..VpsConfig::default()
+        };
+        let p = pid_of(&init);
+        let id = t.add_vps("t", Source::Tree { init: p }, config, false).unwrap();
+        let mut host = sleeper();
+        let h = pid_of(&host);
+        t.rescan();
+        assert!(t.known.get(&h).is_some_and(|k| k.vps.is_none()), "a host process");
+        host.kill().unwrap();
+        host.wait().unwrap();
+        assert_eq!(t.vps(id).unwrap().last_vpid(), 1, "before: init only");
+        t.on_event(&ProcEvent::Fork {
+            parent_pid: p,
+            parent_tgid: p,
+            child_pid: h,
+            child_tgid: h,
+        });
+        assert_eq!(t.vps(id).unwrap().last_vpid(), 2, "the gone child's number");
+        init.kill().unwrap();
+        init.wait().unwrap();
+    }
+
     /// The soak's bug: a member exits (its event comes while it is a zombie) and is
     /// reaped, and events keep coming, as they do on a busy host since the connector
     /// reports every process of the machine. The daemon reaped only when no event had
