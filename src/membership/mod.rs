@@ -674,11 +674,16 @@ mod tests {
             ..VpsConfig::default()
         };
         let p = pid_of(&init);
-        let id = t.add_vps("t", Source::Tree { init: p }, config, false).unwrap();
+        let id = t
+            .add_vps("t", Source::Tree { init: p }, config, false)
+            .unwrap();
         let mut host = sleeper();
         let h = pid_of(&host);
         t.rescan();
-        assert!(t.known.get(&h).is_some_and(|k| k.vps.is_none()), "a host process");
+        assert!(
+            t.known.get(&h).is_some_and(|k| k.vps.is_none()),
+            "a host process"
+        );
         host.kill().unwrap();
         host.wait().unwrap();
         assert_eq!(t.vps(id).unwrap().last_vpid(), 1, "before: init only");
