@@ -264,7 +264,6 @@ fn ns_last_pid_takes_writes_as_the_kernel_does() {
             "b'70 80\\n' 3 then 3 -> 70\n",
             "b'7x' EINVAL then 3 -> 200\n",
             "next process: 61 last: 61\n",
-            "reaped children not shown as the last pid: 0 of 300\n",
             "nobody with CAP_CHECKPOINT_RESTORE: written",
         ],
         &[

@@ -624,38 +624,46 @@ mod tests {
         pid_of(&c)
     }
 
-    /// A shell's subshell forks a command and exits before the daemon reads either:
-    /// both took numbers in the kernel (dense numbering gives the next process the one
-    /// after them), and the command's fork event names a parent no one knew.
-    #[test]
-    fn children_gone_before_they_were_read_take_their_numbers() {
-        let mut init = sleeper();
+    /// A tree VPS of dense numbers (`ns`) whose init is a `sleep` of its own.
+    fn dense_vps() -> (Tracker, VpsId, Child) {
+        let init = sleeper();
         let mut t = Tracker::new();
         let config = VpsConfig {
             numbering: crate::engine::Numbering::Ns,
             ..VpsConfig::default()
         };
-        let p = pid_of(&init);
-        let id = t
-            .add_vps("t", Source::Tree { init: p }, config, false)
-            .unwrap();
-        let fork = |parent: Pid, child: Pid| ProcEvent::Fork {
+        let source = Source::Tree {
+            init: pid_of(&init),
+        };
+        let id = t.add_vps("t", source, config, false).unwrap();
+        (t, id, init)
+    }
+
+    /// The connector's event of `parent` forking `child`.
+    fn fork_event(parent: Pid, child: Pid) -> ProcEvent {
+        ProcEvent::Fork {
             parent_pid: parent,
             parent_tgid: parent,
             child_pid: child,
             child_tgid: child,
-        };
+        }
+    }
+
+    /// A shell's subshell forks a command and exits before the daemon reads either:
+    /// both took numbers in the kernel (dense numbering gives the next process the one
+    /// after them), and the command's fork event names a parent no one knew.
+    #[test]
+    fn children_gone_before_they_were_read_take_their_numbers() {
+        let (mut t, id, mut init) = dense_vps();
+        let p = pid_of(&init);
         let (subshell, command) = (gone_pid(), gone_pid());
-        t.on_event(&fork(p, subshell));
-        t.on_event(&fork(subshell, command));
-        assert_eq!(
-            t.vps(id).unwrap().last_vpid(),
-            3,
-            "1 init, 2 and 3 the gone ones"
-        );
+        t.on_event(&fork_event(p, subshell));
+        t.on_event(&fork_event(subshell, command));
+        let last = t.vps(id).unwrap().last_vpid();
+        assert_eq!(last, 3, "1 init, 2 and 3 the gone ones");
         let mut member = sleeper();
         let m = pid_of(&member);
-        t.on_event(&fork(p, m));
+        t.on_event(&fork_event(p, m));
         assert_eq!(t.vps(id).unwrap().vpid_of(m), Some(4));
         for c in [&mut member, &mut init] {
             c.kill().unwrap();
@@ -667,32 +675,16 @@ mod tests {
     /// record (its exit not applied): the child took its number all the same.
     #[test]
     fn a_record_of_an_earlier_task_does_not_number_a_child_gone_unread() {
-        let mut init = sleeper();
-        let mut t = Tracker::new();
-        let config = VpsConfig {
-            numbering: crate::engine::Numbering::Ns,
-            ..VpsConfig::default()
-        };
-        let p = pid_of(&init);
-        let id = t
-            .add_vps("t", Source::Tree { init: p }, config, false)
-            .unwrap();
+        let (mut t, id, mut init) = dense_vps();
         let mut host = sleeper();
         let h = pid_of(&host);
         t.rescan();
-        assert!(
-            t.known.get(&h).is_some_and(|k| k.vps.is_none()),
-            "a host process"
-        );
+        let on_record = t.known.get(&h).is_some_and(|k| k.vps.is_none());
+        assert!(on_record, "a host process");
         host.kill().unwrap();
         host.wait().unwrap();
         assert_eq!(t.vps(id).unwrap().last_vpid(), 1, "before: init only");
-        t.on_event(&ProcEvent::Fork {
-            parent_pid: p,
-            parent_tgid: p,
-            child_pid: h,
-            child_tgid: h,
-        });
+        t.on_event(&fork_event(pid_of(&init), h));
         assert_eq!(t.vps(id).unwrap().last_vpid(), 2, "the gone child's number");
         init.kill().unwrap();
         init.wait().unwrap();
