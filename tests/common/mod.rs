@@ -386,6 +386,30 @@ pub fn exec_in(sock: &Path, vps: &str, argv: &[&str]) -> Command {
     cmd
 }
 
+/// Runs `argv` in a VPS made with `flags` (`vprocfs run`), which must succeed, and
+/// checks that its output is `kernel`'s, byte for byte; a difference is reported as
+/// the lines apart, not as two long outputs whole.
+pub fn assert_view_matches(flags: &[&str], argv: &[&str], kernel: &str) {
+    let (view, err, code) = in_vps(flags, argv);
+    assert_eq!(code, 0, "{flags:?}: stderr: {err}");
+    if view != kernel {
+        let apart: Vec<String> = kernel
+            .lines()
+            .zip(view.lines())
+            .enumerate()
+            .filter(|(_, (k, v))| k != v)
+            .take(20)
+            .map(|(i, (k, v))| format!("line {}:\n  kernel: {k}\n  view:   {v}", i + 1))
+            .collect();
+        panic!(
+            "{flags:?}: the view differs from the kernel ({} lines against {}):\n{}\nstderr of the view: {err}",
+            kernel.lines().count(),
+            view.lines().count(),
+            apart.join("\n")
+        );
+    }
+}
+
 /// `vprocfs ctl --socket SOCK ARGS…`: exit code, standard output, standard error.
 pub fn ctl(sock: &Path, args: &[&str]) -> (Option<i32>, String, String) {
     let out = Command::new(vprocfs())
