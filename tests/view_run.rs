@@ -196,6 +196,28 @@ fn lseek_answers_as_procfs() {
     probe_matches_kernel_with("seeks.py", &["stat ['EINVAL', 5, 3"], BOTH_READ_PATHS);
 }
 
+/// A capability counts in its user namespace and below it (the kernel's
+/// `cap_capable`): root of a namespace of its own (`unshare -Ur`, a rootless container,
+/// a sandbox) opens no `environ`, `maps`, `cwd` or `exe` of a process above it, where
+/// the daemon counted its `CAP_SYS_PTRACE` everywhere (8 lines apart before); the
+/// owner of a namespace may ptrace-read its processes; root inside may read those of
+/// other uids there, but not one whose memory belongs to the namespace above (not
+/// dumpable). Readers inside and outside, with and without passthrough.
+#[test]
+fn capabilities_count_only_in_their_own_user_namespace() {
+    if !privileged() {
+        return;
+    }
+    probe_matches_kernel_with(
+        "user_namespaces.py",
+        &[
+            "as root of its own namespace\n   dumpable environ Permission denied, maps Permission denied",
+            "as uid 1000\n   dumpable environ Permission denied, maps ok",
+        ],
+        BOTH_READ_PATHS,
+    );
+}
+
 /// Every sysctl read in small pieces, as dash's `read` reads a file (a byte at a time),
 /// as root and as nobody: an integer sysctl makes its text at a read from offset 0 and
 /// gives nothing past it, a string sysctl goes on in its text, and one that opens and

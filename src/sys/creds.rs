@@ -270,6 +270,47 @@ fn write_from_namespace(
     }
 }
 
+/// The parent of user namespace `ns` (an open `/proc/<pid>/ns/user`, or a file an
+/// earlier call gave): `None` at the top the daemon sees, where the kernel refuses
+/// `NS_GET_PARENT` with `EPERM` (the initial namespace, or the parent of the daemon's
+/// own).
+pub fn user_ns_parent(ns: &File) -> io::Result<Option<File>> {
+    use std::os::fd::{AsRawFd as _, FromRawFd as _};
+    const NS_GET_PARENT: libc::c_ulong = 0xb702; // _IO(0xb7, 0x2)
+                                                 // SAFETY: NS_GET_PARENT takes no argument and returns a new descriptor or -1.
+    let fd = unsafe { libc::ioctl(ns.as_raw_fd(), NS_GET_PARENT) };
+    if fd < 0 {
+        let e = io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::EPERM) => Ok(None),
+            _ => Err(e),
+        };
+    }
+    // SAFETY: `fd` was just returned by the kernel and nothing else owns it.
+    Ok(Some(unsafe { File::from_raw_fd(fd) }))
+}
+
+/// The user id that owns user namespace `ns` (its creator's effective uid), as the
+/// daemon's namespace numbers it (`NS_GET_OWNER_UID`).
+pub fn user_ns_owner(ns: &File) -> io::Result<u32> {
+    use std::os::fd::AsRawFd as _;
+    const NS_GET_OWNER_UID: libc::c_ulong = 0xb704; // _IO(0xb7, 0x4)
+    let mut uid: libc::uid_t = 0;
+    // SAFETY: NS_GET_OWNER_UID writes one uid_t to the pointer given, valid and
+    // writable for the duration of the call.
+    let r = unsafe {
+        libc::ioctl(
+            ns.as_raw_fd(),
+            NS_GET_OWNER_UID,
+            &mut uid as *mut libc::uid_t,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(uid)
+}
+
 /// Capability numbers (`linux/capability.h`): bit `n` of a capability set, as
 /// [`effective_caps`] and a task's `status` give it.
 pub mod cap {

@@ -11,6 +11,7 @@ use crate::engine::Pid;
 use crate::host;
 use crate::sys::creds::cap;
 
+use super::capable::Standing;
 use super::entries::{self, Check};
 use super::files::Render;
 use super::nodes::Node;
@@ -97,7 +98,8 @@ pub(super) enum Dac {
 /// group bits, anyone else (root too) by the others. Where the bits refuse,
 /// `generic_permission` lets a reader with `CAP_DAC_READ_SEARCH` read and search
 /// (directories), and one with `CAP_DAC_OVERRIDE` do anything but execute a file no one
-/// may execute. A sysctl (`proc_sys_permission`) has no such override, and root is
+/// may execute, each held in the reader's own user namespace, where the file's owner
+/// and group must be mapped ([`Standing::has_over_inode`]). A sysctl (`proc_sys_permission`) has no such override, and root is
 /// judged by the owner bits.
 pub(super) fn dac(
     md: &Metadata,
@@ -134,13 +136,14 @@ pub(super) fn dac(
     if bits & mask == mask {
         return Dac::Bits;
     }
-    let ids = (uid, gid);
+    let standing = Standing::of(tid, uid);
+    let has = |cap: u32| standing.has_over_inode(cap, md.uid(), md.gid());
     let read_search = mask & 0o2 == 0 && (md.is_dir() || mask == 0o4);
-    if read_search && reader_has(reader, ids, cap::DAC_READ_SEARCH) {
+    if read_search && has(cap::DAC_READ_SEARCH) {
         return Dac::Capability;
     }
     let may_override = md.is_dir() || mask & 0o1 == 0 || mode & 0o111 != 0;
-    if may_override && reader_has(reader, ids, cap::DAC_OVERRIDE) {
+    if may_override && has(cap::DAC_OVERRIDE) {
         return Dac::Capability;
     }
     Dac::Refused
@@ -184,31 +187,29 @@ impl Creds {
             zombie: matches!(status.state, b'Z' | b'X'),
         })
     }
-
-    fn has(&self, cap: u32) -> bool {
-        self.cap_eff & (1 << cap) != 0
-    }
 }
 
 /// The kernel's `ptrace_may_access(target, mode | PTRACE_MODE_FSCREDS)` for a reader
-/// with credentials `r` and file-system ids `fsuid`/`fsgid` (`__ptrace_may_access`, then
-/// the commoncap and Yama checks), in the mode `guard` asks: the same thread group may;
-/// otherwise every uid and gid of the target must be the reader's, the target must be
-/// dumpable (procfs owns a non-dumpable process's files as root, which is how it is
-/// told here; a zombie's flag is `zombie_dumped`'s to tell), and its permitted
-/// capabilities must be among the reader's effective ones, unless the reader has
-/// `CAP_SYS_PTRACE`; an attach is also subject to Yama's `ptrace_scope`. `mm_access`
-/// ([`Guard::memory`]) checks nothing of a process without memory (a zombie).
+/// with credentials `r`, capabilities `standing` and file-system ids `fsuid`/`fsgid`
+/// (`__ptrace_may_access`, then the commoncap and Yama checks), in the mode `guard`
+/// asks: the same thread group may; so may a reader with `CAP_SYS_PTRACE` in the
+/// target's user namespace ([`Standing::has_over_task`]); otherwise every uid and gid
+/// of the target must be the reader's, the target must be dumpable (procfs owns a
+/// non-dumpable process's files as root, which is how it is told here; a zombie's flag
+/// is `zombie_dumped`'s to tell), and it must be in the reader's own user namespace
+/// with its permitted capabilities among the reader's effective ones. An attach is
+/// also subject to Yama's `ptrace_scope`. `mm_access` ([`Guard::memory`]) checks
+/// nothing of a process without memory (a zombie).
 pub(super) fn may_ptrace(
     r: &Creds,
-    fsuid: u32,
-    fsgid: u32,
+    standing: &Standing,
+    (fsuid, fsgid): (u32, u32),
     target: Pid,
     guard: Guard,
     zombie_dumped: impl FnOnce() -> bool,
 ) -> bool {
-    let (tracer, attach) = (r.has(cap::SYS_PTRACE), guard.attach());
-    if tracer && !attach {
+    let attach = guard.attach();
+    if !attach && standing.has_at_top(cap::SYS_PTRACE) {
         return true; // without reading the target: the common case of a root reader
     }
     let Some(t) = Creds::of(target) else {
@@ -217,25 +218,45 @@ pub(super) fn may_ptrace(
     if t.tgid == r.tgid || guard.memory() && t.zombie {
         return true;
     }
+    let tracer = standing.has_over_task(cap::SYS_PTRACE, target, || Some(r.uid[1]));
     if !tracer {
         let ids = t.uid[..3].iter().all(|&u| u == fsuid) && t.gid[..3].iter().all(|&g| g == fsgid);
-        if !ids || t.cap_prm & !r.cap_eff != 0 {
+        if !ids || t.cap_prm & !r.cap_eff != 0 || !standing.shares_ns_with(target) {
             return false;
         }
-        if !t.zombie {
-            // Not the directory: procfs keeps the process's owner on its world-readable
-            // directories, whatever its dumpable flag.
-            let Ok(md) = fs::metadata(host::proc_path(&format!("{target}/environ"))) else {
-                return false;
-            };
-            if (md.uid(), md.gid()) != (t.uid[1], t.gid[1]) {
-                return false;
-            }
-        } else if !zombie_dumped() {
+    }
+    if t.zombie {
+        if !tracer && !zombie_dumped() {
+            return false;
+        }
+    } else if !(tracer && standing.has_at_top(cap::SYS_PTRACE)) {
+        // Not the directory: procfs keeps the process's owner on its world-readable
+        // directories, whatever its dumpable flag.
+        let Ok(md) = fs::metadata(host::proc_path(&format!("{target}/environ"))) else {
+            return false;
+        };
+        let dumpable = (md.uid(), md.gid()) == (t.uid[1], t.gid[1]);
+        // A process that is not dumpable is open to a reader with CAP_SYS_PTRACE in the
+        // user namespace of its memory (`mm->user_ns`, where it last exec'ed), whose
+        // root procfs makes the owner of its files: the reader's capability in the
+        // process's own namespace counts if that is the one.
+        if !(dumpable || tracer && root_of(target) == Some(md.uid())) {
             return false;
         }
     }
     !attach || yama_allows(r, target, tracer)
+}
+
+/// The uid that is root in the user namespace of task `task`, in the daemon's
+/// namespace's numbers (its `uid_map`).
+fn root_of(task: Pid) -> Option<u32> {
+    let map = fs::read_to_string(host::proc_path(&format!("{task}/uid_map"))).ok()?;
+    map.lines().find_map(
+        |line| match line.split_whitespace().collect::<Vec<_>>()[..] {
+            ["0", outside, _] => outside.parse().ok(),
+            _ => None,
+        },
+    )
 }
 
 /// Yama's `ptrace_scope` for an attach: 1 lets a reader attach to its descendants only,
@@ -284,20 +305,21 @@ pub(super) fn may_ptrace_as(
     let Some(target) = node.shown_task() else {
         return true;
     };
-    let attach = guard.attach();
-    // The common case, a reader with CAP_SYS_PTRACE reading: allowed without its
-    // status (the read of which would cost most of the request).
-    if !attach
-        && tid > 0
-        && crate::sys::creds::effective_caps(tid).is_ok_and(|e| e & (1 << cap::SYS_PTRACE) != 0)
-    {
+    if tid <= 0 {
+        return ids.is_some_and(|(uid, _)| uid == 0);
+    }
+    // The common case, a reader with CAP_SYS_PTRACE in the daemon's user namespace
+    // reading: allowed without its status (the read of which would cost most of the
+    // request).
+    let standing = Standing::of(tid, 0);
+    if !guard.attach() && standing.has_at_top(cap::SYS_PTRACE) {
         return true;
     }
     let Some(r) = Creds::of(tid) else {
-        return ids.is_some_and(|(uid, _)| uid == 0);
+        return false;
     };
-    let (fsuid, fsgid) = ids.unwrap_or((r.uid[3], r.gid[3]));
-    may_ptrace(&r, fsuid, fsgid, target, guard, || dumped(tid, target))
+    let ids = ids.unwrap_or((r.uid[3], r.gid[3]));
+    may_ptrace(&r, &standing, ids, target, guard, || dumped(tid, target))
 }
 
 /// Whether zombie `target` was dumpable when it let its memory go, as procfs's
@@ -316,16 +338,6 @@ fn dumped(tid: Pid, target: Pid) -> bool {
     !matches!(tried, Err(e) if e.raw_os_error() == Some(libc::EACCES))
 }
 
-/// Whether `reader` has capability `cap` in effect. A reader the daemon cannot see
-/// (tid 0) has it if its uid (`ids`) is 0.
-fn reader_has(reader: Reader, ids: (u32, u32), cap: u32) -> bool {
-    let tid = reader.tid();
-    match tid > 0 {
-        true => crate::sys::creds::effective_caps(tid).is_ok_and(|e| e & (1 << cap) != 0),
-        false => ids.0 == 0,
-    }
-}
-
 /// What procfs answers the reads of a file [`Guard`] `guard` lets open but not read:
 /// `None` where the reads are allowed. `own` is whether the reader is the task shown.
 pub(super) fn refused_at_read(
@@ -336,12 +348,20 @@ pub(super) fn refused_at_read(
     own: bool,
 ) -> Option<Errno> {
     let may = || may_ptrace_as(reader, Some(ids), node, guard);
+    let standing = || Standing::of(reader.tid(), ids.0);
     match guard {
         Guard::ReadAtRead => (!may()).then_some(Errno::EACCES),
         Guard::Trace => (!may()).then_some(Errno::EPERM),
-        Guard::Stack if !reader_has(reader, ids, cap::SYS_ADMIN) => Some(Errno::EACCES),
+        // `file_ns_capable(file, &init_user_ns, CAP_SYS_ADMIN)`.
+        Guard::Stack if !standing().has_at_top(cap::SYS_ADMIN) => Some(Errno::EACCES),
         Guard::Stack => (!may()).then_some(Errno::EPERM),
-        Guard::Nice => (!own && !reader_has(reader, ids, cap::SYS_NICE)).then_some(Errno::EPERM),
+        // `ns_capable(the task's user namespace, CAP_SYS_NICE)`.
+        Guard::Nice if own => None,
+        Guard::Nice => {
+            let target = node.shown_task().unwrap_or(0);
+            let euid = || Creds::of(reader.tid()).map(|r| r.uid[1]);
+            (!standing().has_over_task(cap::SYS_NICE, target, euid)).then_some(Errno::EPERM)
+        }
         _ => None,
     }
 }
@@ -452,7 +472,8 @@ impl View {
             }
             _ => return,
         };
-        if caps.iter().any(|&c| reader_has(reader, ids, c)) {
+        let standing = Standing::of(tid, ids.0);
+        if caps.iter().any(|&c| standing.has(c)) {
             self.used_privilege(reader);
         }
     }

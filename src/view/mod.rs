@@ -11,6 +11,7 @@
 mod access;
 mod alive;
 pub mod cache;
+mod capable;
 mod entries;
 mod feed;
 pub mod files;

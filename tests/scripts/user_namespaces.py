@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""What readers in and around a user namespace may open of a process's entries.
+
+Run as root, as the init of a pid namespace (the kernel's oracle) and of a VPS: the two
+outputs must be identical. A capability is held in a user namespace (the kernel's
+`cap_capable`): root in a namespace of its own is root there and nothing above it, the
+owner of a namespace has every capability in it, and a process that is not dumpable is
+open only to a reader with CAP_SYS_PTRACE in the namespace of its memory.
+
+The tree: a user namespace mapping 0..65535 to 100000..165535, owned by uid 1000, whose
+root runs `sleep` as uid 1000 inside ("dumpable") and a fork that became uid 1000 inside
+without exec ("undumpable": its memory is the initial namespace's); outside it, the
+script itself (pid 1). Readers: root inside, uid 1000 and 1001 inside, root inside
+without the capabilities; then outside: root, the namespace's owner (uid 1000), uid
+1001, uid 100000, and root of a namespace of its own (`unshare -Ur`).
+"""
+import ctypes
+import os
+import subprocess
+import sys
+import time
+
+libc = ctypes.CDLL(None, use_errno=True)
+CLONE_NEWUSER = 0x10000000
+ENTRIES = ("environ", "maps", "fd", "cwd", "exe", "timerslack_ns", "io", "syscall", "stack", "mem")
+
+# Prints, for each pid of argv, what each entry answers (the first byte read).
+PROBE = """
+import os, sys
+for label, pid in zip(sys.argv[1::2], sys.argv[2::2]):
+    seen = []
+    for n in %r:
+        p = "/proc/" + pid + "/" + n
+        try:
+            if n in ("cwd", "exe"):
+                os.readlink(p)
+            elif n == "fd":
+                os.listdir(p)
+            else:
+                with open(p, "rb") as f:
+                    f.read(1)
+            seen.append(n + " ok")
+        except OSError as e:
+            seen.append(n + " " + (os.strerror(e.errno) if e.errno else "?"))
+    print("  ", label, ", ".join(seen), flush=True)
+""" % (ENTRIES,)
+
+AS = {
+    "root": [],
+    "uid 1000": ["setpriv", "--reuid", "1000", "--regid", "1000", "--clear-groups"],
+    "uid 1001": ["setpriv", "--reuid", "1001", "--regid", "1001", "--clear-groups"],
+    "uid 100000": ["setpriv", "--reuid", "100000", "--regid", "100000", "--clear-groups"],
+    "root without capabilities": [
+        "setpriv", "--inh-caps=-all",
+        "--bounding-set=-sys_ptrace,-dac_override,-dac_read_search,-sys_admin,-sys_nice",
+    ],
+    "root of its own namespace": ["unshare", "-Ur"],
+}
+
+
+def probe(who, targets):
+    print("as", who, flush=True)
+    args = [a for label, pid in targets for a in (label, str(pid))]
+    subprocess.run([*AS[who], "/usr/bin/python3", "-c", PROBE, *args], check=False)
+
+
+def inside(report):
+    """The namespace's root: starts its two processes, reads as its readers, tells
+    the parent their pids (`report`), waits for the parent's reads, and ends them."""
+    os.setresgid(0, 0, 0)
+    os.setresuid(0, 0, 0)
+    dumpable = os.fork()
+    if dumpable == 0:
+        os.setresgid(1000, 1000, 1000)
+        os.setresuid(1000, 1000, 1000)
+        os.execv("/bin/sleep", ["sleep", "60"])
+    undumpable = os.fork()
+    if undumpable == 0:
+        os.setresgid(1000, 1000, 1000)
+        os.setresuid(1000, 1000, 1000)
+        time.sleep(60)
+        os._exit(0)
+    time.sleep(0.3)  # the exec of sleep done
+    targets = [("dumpable", dumpable), ("undumpable", undumpable), ("outside", 1)]
+    print("inside the namespace", flush=True)
+    for who in ("root", "uid 1000", "uid 1001", "root without capabilities"):
+        probe(who, targets)
+    report(dumpable, undumpable)
+    return dumpable, undumpable
+
+
+def main():
+    if os.getpid() != 1:
+        print("must run as pid 1 of a namespace or VPS", file=sys.stderr)
+        return 2
+    made, mapped = os.pipe(), os.pipe()
+    told, done = os.pipe(), os.pipe()
+    child = os.fork()
+    if child == 0:
+        os.setgroups([])
+        os.setresgid(1000, 1000, 1000)
+        os.setresuid(1000, 1000, 1000)  # the namespace's owner
+        if libc.unshare(CLONE_NEWUSER) != 0:
+            os._exit(1)
+        os.write(made[1], b"x")
+        os.read(mapped[0], 1)
+        pids = inside(lambda a, b: os.write(told[1], f"{a} {b}".encode()))
+        os.read(done[0], 1)
+        for p in pids:
+            os.kill(p, 9)
+            os.waitpid(p, 0)
+        os._exit(0)
+    os.read(made[0], 1)
+    for m in ("uid_map", "gid_map"):
+        with open(f"/proc/{child}/{m}", "w") as f:
+            f.write("0 100000 65536")
+    os.write(mapped[1], b"x")
+    dumpable, undumpable = (int(w) for w in os.read(told[0], 64).split())
+    targets = [("dumpable", dumpable), ("undumpable", undumpable), ("outside", 1)]
+    print("outside it", flush=True)
+    for who in ("root", "uid 1000", "uid 1001", "uid 100000", "root of its own namespace"):
+        probe(who, targets)
+    os.write(done[1], b"x")
+    os.waitpid(child, 0)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
