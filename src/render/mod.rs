@@ -19,6 +19,7 @@ use std::collections::HashMap;
 pub mod children;
 pub mod comm;
 pub mod fdinfo;
+pub mod ids;
 pub mod loadavg;
 pub mod locks;
 pub mod sched;

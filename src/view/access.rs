@@ -11,10 +11,10 @@ use crate::engine::Pid;
 use crate::host;
 use crate::sys::creds::cap;
 
-use super::capable::Standing;
 use super::entries::{self, Check};
 use super::files::Render;
 use super::nodes::Node;
+use super::userns::Standing;
 use super::{errno, lock, Handle, Lazy, Reader, View};
 
 /// What procfs checks, beyond the mode bits, before it shows an entry of a process

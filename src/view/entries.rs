@@ -11,6 +11,7 @@
 
 use super::access::Guard;
 use super::files::Render;
+use crate::render::ids::MapKind;
 
 /// How a file's text reaches the reader.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -174,10 +175,25 @@ pub const ENTRIES: &[Entry] = &[
     e("oom_score", 0o444, Mode, Single),
     e("oom_adj", 0o644, Mode, Snapshot),
     e("oom_score_adj", 0o644, Mode, Snapshot),
-    e("loginuid", 0o644, Mode, Snapshot),
+    Entry {
+        read: Snapshot,
+        ..rendered("loginuid", 0o644, Render::LoginUid, Mode)
+    },
     e("sessionid", 0o444, Mode, Snapshot),
     e("coredump_filter", 0o644, Mode, Snapshot),
     e("io", 0o400, Check::File(Guard::ReadAtRead), Single),
+    Entry {
+        read: Snapshot,
+        ..rendered("uid_map", 0o644, Render::IdMap(MapKind::Uid), Mode)
+    },
+    Entry {
+        read: Snapshot,
+        ..rendered("gid_map", 0o644, Render::IdMap(MapKind::Gid), Mode)
+    },
+    Entry {
+        read: Snapshot,
+        ..rendered("projid_map", 0o644, Render::IdMap(MapKind::Projid), Mode)
+    },
     Entry {
         read: Snapshot,
         ..rendered("timers", 0o444, Render::Timers, Check::File(Guard::Read))

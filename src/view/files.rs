@@ -1,7 +1,9 @@
-//! The renderers of the files that carry pid numbers, and which files outside process
-//! directories have one (the entries of a process directory are in
-//! [`super::entries`]). Every other file, directory and link is the real one.
+//! The renderers of the files that carry pid numbers (or ids a reader in another user
+//! namespace sees otherwise), and which files outside process directories have one
+//! (the entries of a process directory are in [`super::entries`]). Every other file,
+//! directory and link is the real one.
 
+use crate::render::ids::{MapKind, ReaderIds};
 use crate::render::{self, ParseError, PidMap};
 use crate::resources::ResFile;
 use nix::errno::Errno;
@@ -36,6 +38,10 @@ pub enum Render {
     CadPid,
     /// `/proc/sys/kernel/pid_max`, which the kernel keeps per pid namespace.
     PidMax,
+    /// `uid_map`, `gid_map`, `projid_map`: lower ids in the reader's user namespace.
+    IdMap(MapKind),
+    /// `loginuid`: in the reader's user namespace.
+    LoginUid,
     /// A virtual global file computed from the VPS's cgroup ([`super::resource_files`]);
     /// rendered by the view, which holds the VPS's resource state, not by [`render`].
     Resource(ResFile),
@@ -96,7 +102,7 @@ pub fn global_file(rel: &str) -> Option<Render> {
 
 /// What a renderer may need beyond the file and the map.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Context {
+pub struct Context<'a> {
     /// The reader is the task this file shows: the kernel would show it running.
     pub running: bool,
     /// The task this file shows got what procfs grants by a capability, which the
@@ -112,6 +118,9 @@ pub struct Context {
     /// The number of the VPS's tasks (threads), for `loadavg`'s "running/total": the
     /// kernel counts every thread of the host there.
     pub tasks: Option<u32>,
+    /// The maps of the reader's user namespace, when it is not the daemon's: the ids
+    /// of `status`, the id maps and `loginuid` are shown in it ([`crate::render::ids`]).
+    pub ids: Option<&'a ReaderIds>,
 }
 
 /// Runs renderer `r` over the real bytes.
@@ -125,7 +134,21 @@ pub fn render(r: Render, raw: &[u8], map: &dyn PidMap, cx: Context) -> Result<Ve
             };
             render::stat::render_stat(raw, map, shown)
         }
-        Render::Status => render::status::render_status(raw, map, cx.running),
+        Render::Status => {
+            let text = render::status::render_status(raw, map, cx.running)?;
+            Ok(match cx.ids {
+                Some(ids) => render::ids::status_ids(&text, ids),
+                None => text,
+            })
+        }
+        Render::IdMap(kind) => Ok(match cx.ids {
+            Some(ids) => render::ids::id_map(raw, ids, kind),
+            None => raw.to_vec(),
+        }),
+        Render::LoginUid => Ok(match cx.ids {
+            Some(ids) => render::ids::loginuid(raw, ids),
+            None => raw.to_vec(),
+        }),
         Render::Children => render::render_children(raw, map),
         Render::Comm => render::comm::render_comm(raw, map),
         Render::Sched => render::render_sched(raw, map),

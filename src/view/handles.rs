@@ -9,6 +9,7 @@ use std::os::unix::fs::FileExt;
 use nix::poll::PollTimeout;
 
 use super::*;
+use crate::render::ids::ReaderIds;
 
 /// An open file or directory.
 pub(super) enum Handle {
@@ -413,6 +414,7 @@ impl View {
             levels,
             lookups: std::cell::Cell::new(0),
         };
+        let ids = self.ids_for(reader_tid, node, r);
         let cx = Context {
             running: node.shown_task() == Some(reader_tid),
             superpriv: matches!(r, Render::Stat)
@@ -421,6 +423,7 @@ impl View {
             last_pid: vps.last_vpid(),
             pid_max: own_ns.then_some(vps.config().pid_max),
             tasks: Some(u32::try_from(vps.tasks_num()).unwrap_or(u32::MAX)),
+            ids: ids.as_deref(),
         };
         let rendered = files::render(r, raw, &map, cx);
         self.shared
@@ -430,6 +433,25 @@ impl View {
             log::warn!("cannot render {}: {e}", node.real_path().display());
             Errno::EIO
         })
+    }
+
+    /// The maps of `reader_tid`'s user namespace, for a file whose ids procfs shows in
+    /// it (`status`, the id maps, `loginuid`), when it is not the daemon's. An id map
+    /// read from the namespace it shows gives its lower ids in the parent namespace
+    /// (`uid_m_show`), which is the daemon's numbering when the parent is the daemon's
+    /// namespace: shown as read (a deeper parent's maps are not known here, limits.md).
+    fn ids_for(&self, reader_tid: Pid, node: &Node, r: Render) -> Option<Arc<ReaderIds>> {
+        if !matches!(r, Render::Status | Render::IdMap(_) | Render::LoginUid) {
+            return None;
+        }
+        let ids = userns::reader_ids(reader_tid)?;
+        if let (Render::IdMap(_), Some(target)) = (r, node.shown_task()) {
+            let ns = |t: Pid| host::ns_inode(t, "user").ok();
+            if ns(target).is_some_and(|t| Some(t) == ns(reader_tid)) {
+                return None;
+            }
+        }
+        Some(ids)
     }
 
     /// The connector does not report setpgid: when a member's stat shows another group

@@ -11,7 +11,6 @@
 mod access;
 mod alive;
 pub mod cache;
-mod capable;
 mod entries;
 mod feed;
 pub mod files;
@@ -21,6 +20,7 @@ mod kept;
 pub mod links;
 mod listing;
 mod lookup;
+mod userns;
 pub use listing::DirCaching;
 pub mod nodes;
 pub mod resource_files;

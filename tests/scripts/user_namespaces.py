@@ -13,6 +13,10 @@ without exec ("undumpable": its memory is the initial namespace's); outside it, 
 script itself (pid 1). Readers: root inside, uid 1000 and 1001 inside, root inside
 without the capabilities; then outside: root, the namespace's owner (uid 1000), uid
 1001, uid 100000, and root of a namespace of its own (`unshare -Ur`).
+
+Then the ids each reader sees: procfs prints the ids of `status`, the lower ids of the
+id maps and `loginuid` in the reader's namespace (an id it does not map as the overflow
+id, or 4294967295), and `ps` names users by them.
 """
 import ctypes
 import os
@@ -64,6 +68,22 @@ def probe(who, targets):
     subprocess.run([*AS[who], "/usr/bin/python3", "-c", PROBE, *args], check=False)
 
 
+# The ids of every target and of the reader itself, as procfs prints them for it.
+IDS = """
+for p in "$@" self; do
+    grep -E '^(Uid|Gid|Groups):' /proc/$p/status | tr '\\n\\t' '  '; echo
+    cat /proc/$p/uid_map /proc/$p/gid_map /proc/$p/projid_map | tr -s ' ' | tr '\\n' '|'; echo
+    echo "loginuid $(cat /proc/$p/loginuid)"
+done
+ps -o user,uid,group,gid,euser,ruser,suser,fuser,supgrp,comm -p "$(echo "$@" | tr ' ' ,)"
+"""
+
+
+def ids(who, targets):
+    print("ids as", who, flush=True)
+    subprocess.run([*AS[who], "sh", "-c", IDS, "sh", *(str(p) for _, p in targets)], check=False)
+
+
 def inside(report):
     """The namespace's root: starts its two processes, reads as its readers, tells
     the parent their pids (`report`), waits for the parent's reads, and ends them."""
@@ -71,6 +91,7 @@ def inside(report):
     os.setresuid(0, 0, 0)
     dumpable = os.fork()
     if dumpable == 0:
+        os.setgroups([5, 100])
         os.setresgid(1000, 1000, 1000)
         os.setresuid(1000, 1000, 1000)
         os.execv("/bin/sleep", ["sleep", "60"])
@@ -85,6 +106,7 @@ def inside(report):
     print("inside the namespace", flush=True)
     for who in ("root", "uid 1000", "uid 1001", "root without capabilities"):
         probe(who, targets)
+    ids("root", targets)
     report(dumpable, undumpable)
     return dumpable, undumpable
 
@@ -120,6 +142,8 @@ def main():
     print("outside it", flush=True)
     for who in ("root", "uid 1000", "uid 1001", "uid 100000", "root of its own namespace"):
         probe(who, targets)
+    for who in ("root", "root of its own namespace"):
+        ids(who, targets)
     os.write(done[1], b"x")
     os.waitpid(child, 0)
     return 0

@@ -1,5 +1,5 @@
-//! Where a reader's capabilities count: the kernel's `cap_capable`
-//! (`security/commoncap.c`).
+//! A reader's user namespace: where its capabilities count (the kernel's
+//! `cap_capable`, `security/commoncap.c`), and how it numbers user and group ids.
 //!
 //! A capability is held in a user namespace. A task has its effective set in its own
 //! namespace and in every namespace below it; the owner of a namespace (by effective
@@ -12,6 +12,9 @@
 //! sandbox) is root there and nothing outside it: its `CAP_SYS_PTRACE` opens no
 //! `environ` of a process of the VPS's namespace.
 //!
+//! The ids procfs prints (`status`, the id maps, `loginuid`) are likewise the reader's
+//! namespace's ([`crate::render::ids`]); [`reader_ids`] gives its maps.
+//!
 //! The daemon's own namespace stands for the initial one: it is the top the daemon
 //! sees (`NS_GET_PARENT` goes no higher), and every process it shows lives in it or
 //! below it.
@@ -19,10 +22,11 @@
 use std::cell::OnceCell;
 use std::fs::File;
 use std::os::unix::fs::MetadataExt as _;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::engine::Pid;
 use crate::host;
+use crate::render::ids::{IdMap, ReaderIds};
 use crate::sys::creds::{effective_caps, user_ns_owner, user_ns_parent};
 
 /// A user namespace on the way from a process's up to the top the daemon sees.
@@ -58,6 +62,65 @@ const MAX_DEPTH: usize = 33;
 fn top() -> u64 {
     static TOP: OnceLock<u64> = OnceLock::new();
     *TOP.get_or_init(|| host::ns_inode("self", "user").unwrap_or(0))
+}
+
+/// The maps of the user namespace of reader task `tid`, `None` where it is the daemon's
+/// (ids are shown as the kernel has them). One look at the reader's namespace (3 µs);
+/// the maps of a namespace are read once (a map is written once, and never changes
+/// after), kept for the last [`MAPS_KEPT`] namespaces.
+pub(super) fn reader_ids(tid: Pid) -> Option<Arc<ReaderIds>> {
+    if tid <= 0 {
+        return None;
+    }
+    let ns = host::ns_inode(tid, "user").ok()?;
+    if ns == top() {
+        return None;
+    }
+    static KEPT: OnceLock<Mutex<lru::LruCache<u64, Arc<ReaderIds>>>> = OnceLock::new();
+    let kept = KEPT.get_or_init(|| Mutex::new(lru::LruCache::new(MAPS_KEPT)));
+    if let Some(ids) = crate::sync::lock(kept).get(&ns) {
+        return Some(Arc::clone(ids));
+    }
+    let map = |name: &str| {
+        std::fs::read(host::proc_path(&format!("{tid}/{name}")))
+            .map(|text| IdMap::parse(&text))
+            .unwrap_or_default()
+    };
+    let (overflow_uid, overflow_gid) = overflow_ids();
+    let ids = Arc::new(ReaderIds {
+        uid: map("uid_map"),
+        gid: map("gid_map"),
+        projid: map("projid_map"),
+        overflow_uid,
+        overflow_gid,
+    });
+    // Read again from the same task: it may have left the namespace meanwhile.
+    if host::ns_inode(tid, "user").ok()? != ns {
+        return None;
+    }
+    // Not kept before its maps are written (a namespace's first moments).
+    if !ids.uid.is_empty() && !ids.gid.is_empty() {
+        crate::sync::lock(kept).put(ns, Arc::clone(&ids));
+    }
+    Some(ids)
+}
+
+/// How many namespaces' maps [`reader_ids`] keeps.
+const MAPS_KEPT: std::num::NonZeroUsize = std::num::NonZeroUsize::new(64).unwrap();
+
+/// The ids procfs shows for an id the reader's namespace does not map
+/// (`kernel.overflowuid`, `kernel.overflowgid`; 65534 unless changed), read once.
+fn overflow_ids() -> (u32, u32) {
+    static IDS: OnceLock<(u32, u32)> = OnceLock::new();
+    *IDS.get_or_init(|| {
+        let read = |name: &str| {
+            std::fs::read_to_string(host::proc_path(&format!("sys/kernel/{name}")))
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(65534)
+        };
+        (read("overflowuid"), read("overflowgid"))
+    })
 }
 
 /// The user namespace of task `task` and its ancestors up to the top.

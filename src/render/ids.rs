@@ -1,0 +1,238 @@
+//! User and group ids as a reader in another user namespace sees them.
+//!
+//! procfs writes the ids of a `status` (`Uid:`, `Gid:`, `Groups:`), the lower ids of
+//! a `uid_map`/`gid_map`/`projid_map` and a `loginuid` in the user namespace of the
+//! reader (`seq_user_ns`, the opener's credentials), where the daemon, which reads as
+//! root of the initial namespace, gets the kernel's own ids. So a reader in a user
+//! namespace of its own (a rootless or unprivileged container inside a VPS) would see
+//! uid 100033 where procfs shows 33, and `ps` would name the user wrongly. These
+//! renderers map the kernel's ids through the reader's namespace's maps: an id with no
+//! mapping shows as the overflow id in `status` (`from_kuid_munged`) and as
+//! 4294967295 in the id maps and `loginuid` (`from_kuid`).
+
+/// One line of a `uid_map`: ids `first..first+count` of the namespace are the kernel's
+/// `lower..lower+count`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Extent {
+    first: u32,
+    lower: u32,
+    count: u32,
+}
+
+/// A user namespace's map of user (or group, or project) ids, as its `uid_map` reads
+/// to the daemon (lower ids in the kernel's numbers).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IdMap(Vec<Extent>);
+
+/// The id procfs prints for "no id" (`(uid_t)-1`).
+const INVALID: u32 = u32::MAX;
+
+impl IdMap {
+    /// Parses a map file's text; lines that are not three numbers are skipped.
+    pub fn parse(text: &[u8]) -> IdMap {
+        let text = String::from_utf8_lossy(text);
+        IdMap(
+            text.lines()
+                .filter_map(|line| {
+                    let v: Vec<u32> = line
+                        .split_whitespace()
+                        .filter_map(|w| w.parse().ok())
+                        .collect();
+                    match v[..] {
+                        [first, lower, count] => Some(Extent {
+                            first,
+                            lower,
+                            count,
+                        }),
+                        _ => None,
+                    }
+                })
+                .collect(),
+        )
+    }
+
+    /// Whether the map has no line yet (a namespace whose map was never written).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `from_kuid`: the namespace's id for the kernel's id `k`, if it has one.
+    pub fn from_kernel(&self, k: u32) -> Option<u32> {
+        self.0.iter().find_map(|e| {
+            let off = k.checked_sub(e.lower)?;
+            (off < e.count).then(|| e.first + off)
+        })
+    }
+}
+
+/// The maps of a reader's user namespace, and the overflow ids
+/// (`/proc/sys/kernel/overflowuid`, `overflowgid`) shown for ids it does not map.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReaderIds {
+    pub uid: IdMap,
+    pub gid: IdMap,
+    pub projid: IdMap,
+    pub overflow_uid: u32,
+    pub overflow_gid: u32,
+}
+
+/// Which map an id map file shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MapKind {
+    Uid,
+    Gid,
+    Projid,
+}
+
+impl ReaderIds {
+    fn map(&self, kind: MapKind) -> &IdMap {
+        match kind {
+            MapKind::Uid => &self.uid,
+            MapKind::Gid => &self.gid,
+            MapKind::Projid => &self.projid,
+        }
+    }
+}
+
+/// Rewrites every run of digits in `value` through `f`, keeping the other bytes.
+fn map_numbers(out: &mut Vec<u8>, value: &[u8], f: impl Fn(u32) -> u32) {
+    let mut i = 0;
+    while i < value.len() {
+        if !value[i].is_ascii_digit() {
+            out.push(value[i]);
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < value.len() && value[i].is_ascii_digit() {
+            i += 1;
+        }
+        let digits = &value[start..i];
+        match std::str::from_utf8(digits)
+            .ok()
+            .and_then(|s| s.parse::<u32>().ok())
+        {
+            Some(n) => out.extend_from_slice(f(n).to_string().as_bytes()),
+            None => out.extend_from_slice(digits),
+        }
+    }
+}
+
+/// A `status` with its `Uid:`, `Gid:` and `Groups:` in the reader's namespace.
+pub fn status_ids(text: &[u8], ids: &ReaderIds) -> Vec<u8> {
+    let uid = |k| ids.uid.from_kernel(k).unwrap_or(ids.overflow_uid);
+    let gid = |k| ids.gid.from_kernel(k).unwrap_or(ids.overflow_gid);
+    let mut out = Vec::with_capacity(text.len());
+    for line in text.split_inclusive(|&b| b == b'\n') {
+        if let Some(value) = line.strip_prefix(b"Uid:") {
+            out.extend_from_slice(b"Uid:");
+            map_numbers(&mut out, value, uid);
+        } else if let Some(value) = line.strip_prefix(b"Gid:") {
+            out.extend_from_slice(b"Gid:");
+            map_numbers(&mut out, value, gid);
+        } else if let Some(value) = line.strip_prefix(b"Groups:") {
+            out.extend_from_slice(b"Groups:");
+            map_numbers(&mut out, value, gid);
+        } else {
+            out.extend_from_slice(line);
+        }
+    }
+    out
+}
+
+/// An id map file (`uid_map`…, lines `"%10u %10u %10u\n"`) with its lower ids in the
+/// reader's namespace (`uid_m_show`: only the first id of each range is mapped).
+pub fn id_map(text: &[u8], ids: &ReaderIds, kind: MapKind) -> Vec<u8> {
+    let lower = ids.map(kind);
+    let mut out = Vec::with_capacity(text.len());
+    for line in text.split_inclusive(|&b| b == b'\n') {
+        let words: Vec<u32> = String::from_utf8_lossy(line)
+            .split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        match words[..] {
+            [first, k, count] => {
+                let shown = lower.from_kernel(k).unwrap_or(INVALID);
+                out.extend_from_slice(format!("{first:>10} {shown:>10} {count:>10}\n").as_bytes());
+            }
+            _ => out.extend_from_slice(line),
+        }
+    }
+    out
+}
+
+/// A `loginuid` (`"%u"`, no newline) in the reader's namespace; an unset one (4294967295)
+/// stays unset.
+pub fn loginuid(text: &[u8], ids: &ReaderIds) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len());
+    map_numbers(&mut out, text, |k| match k {
+        INVALID => INVALID,
+        k => ids.uid.from_kernel(k).unwrap_or(INVALID),
+    });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A namespace mapping 0..65535 to 100000..165535 (`unshare` with subordinate ids).
+    fn sub_ids() -> ReaderIds {
+        let map = IdMap::parse(b"         0     100000      65536\n");
+        ReaderIds {
+            uid: map.clone(),
+            gid: map.clone(),
+            projid: IdMap::parse(b"         0          0 4294967295\n"),
+            overflow_uid: 65534,
+            overflow_gid: 65534,
+        }
+    }
+
+    #[test]
+    fn maps_translate_inside_their_ranges_only() {
+        let ids = sub_ids();
+        assert_eq!(ids.uid.from_kernel(100_000), Some(0));
+        assert_eq!(ids.uid.from_kernel(165_535), Some(65535));
+        assert_eq!(ids.uid.from_kernel(165_536), None);
+        assert_eq!(ids.uid.from_kernel(0), None);
+        assert!(IdMap::parse(b"").is_empty());
+    }
+
+    /// The kernel's `status` of a process of uid 100033 with groups 100005 and 100100,
+    /// and what procfs shows a reader inside the namespace (captured on Linux 6.18).
+    #[test]
+    fn status_ids_are_the_readers() {
+        let raw = b"Name:\tsleep\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t3\nUid:\t100033\t100033\t100033\t100033\nGid:\t100033\t100033\t100033\t100033\nFDSize:\t64\nGroups:\t100005 100100 \nNStgid:\t3\n";
+        let want = b"Name:\tsleep\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t3\nUid:\t33\t33\t33\t33\nGid:\t33\t33\t33\t33\nFDSize:\t64\nGroups:\t5 100 \nNStgid:\t3\n";
+        assert_eq!(status_ids(raw, &sub_ids()), want.to_vec());
+        // Root of the initial namespace has no id there: the overflow id.
+        let root = b"Uid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nGroups:\t \n";
+        let shown =
+            b"Uid:\t65534\t65534\t65534\t65534\nGid:\t65534\t65534\t65534\t65534\nGroups:\t \n";
+        assert_eq!(status_ids(root, &sub_ids()), shown.to_vec());
+    }
+
+    #[test]
+    fn id_maps_show_lower_ids_in_the_readers_namespace() {
+        // The initial namespace's map, read from inside the namespace.
+        let init = b"         0          0 4294967295\n";
+        assert_eq!(
+            id_map(init, &sub_ids(), MapKind::Uid),
+            b"         0 4294967295 4294967295\n".to_vec()
+        );
+        // A nested namespace's map, its lower ids the reader's own.
+        let nested = b"         0     101000       1000\n";
+        assert_eq!(
+            id_map(nested, &sub_ids(), MapKind::Gid),
+            b"         0       1000       1000\n".to_vec()
+        );
+        assert_eq!(id_map(b"", &sub_ids(), MapKind::Projid), b"".to_vec());
+    }
+
+    #[test]
+    fn loginuid_is_mapped_or_unset() {
+        assert_eq!(loginuid(b"4294967295", &sub_ids()), b"4294967295".to_vec());
+        assert_eq!(loginuid(b"101000", &sub_ids()), b"1000".to_vec());
+        assert_eq!(loginuid(b"1000", &sub_ids()), b"4294967295".to_vec());
+    }
+}
