@@ -203,8 +203,9 @@ fn lseek_answers_as_procfs() {
 /// owner of a namespace may ptrace-read its processes; root inside may read those of
 /// other uids there, but not one whose memory belongs to the namespace above (not
 /// dumpable). And the ids procfs prints in the reader's namespace: `status`'s `Uid:`,
-/// `Gid:` and `Groups:`, the lower ids of the id maps, `loginuid`, and so `ps`'s user
-/// columns (the daemon showed the kernel's 101000 where procfs shows 1000 inside).
+/// `Gid:` and `Groups:`, the lower ids of the id maps, `loginuid`, the uid column of
+/// `net/tcp`, the ids of `sysvipc/shm`, and so `ps`'s user columns (the daemon showed
+/// the kernel's 101000 where procfs shows 1000 inside).
 /// Readers inside and outside, with and without passthrough.
 #[test]
 fn capabilities_count_only_in_their_own_user_namespace() {
@@ -218,6 +219,8 @@ fn capabilities_count_only_in_their_own_user_namespace() {
             "as uid 1000\n   dumpable environ Permission denied, maps ok",
             "ids as root\nUid: 1000 1000 1000 1000 Gid: 1000 1000 1000 1000 Groups: 5 100",
             " 0 4294967295 4294967295| 0 4294967295 4294967295|",
+            "00000000  1000        0\n",
+            "      0  1000  1000  1000  1000\n",
         ],
         BOTH_READ_PATHS,
     );

@@ -172,6 +172,133 @@ pub fn loginuid(text: &[u8], ids: &ReaderIds) -> Vec<u8> {
     out
 }
 
+/// Which socket table a `/proc/net` file is, for the column of its owner's uid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SocketTable {
+    /// `tcp`, `udp`, `raw`, `icmp`, `udplite` and their `6` twins: the uid is the
+    /// eighth field, `%5u` (right-aligned in five columns).
+    Inet,
+    /// `packet`: the `User` column, eighth too, `%-6u` (left-aligned in six).
+    Packet,
+}
+
+/// The uid column of a socket table in the reader's namespace (`from_kuid_munged`).
+pub fn socket_table_ids(text: &[u8], ids: &ReaderIds, table: SocketTable) -> Vec<u8> {
+    let (width, left) = match table {
+        SocketTable::Inet => (5, false),
+        SocketTable::Packet => (6, true),
+    };
+    let uid = |k| ids.uid.from_kernel(k).unwrap_or(ids.overflow_uid);
+    let mut out = Vec::with_capacity(text.len());
+    for (n, line) in text.split_inclusive(|&b| b == b'\n').enumerate() {
+        match (n, column(line, 7)) {
+            (0, _) | (_, None) => out.extend_from_slice(line),
+            (_, Some(span)) => put_column(&mut out, line, span, width, left, uid),
+        }
+    }
+    out
+}
+
+/// The byte span of the `index`th field of a line of space-separated fields.
+fn column(line: &[u8], index: usize) -> Option<(usize, usize)> {
+    let mut fields = 0;
+    let mut i = 0;
+    while i < line.len() {
+        while i < line.len() && matches!(line[i], b' ' | b'\n') {
+            i += 1;
+        }
+        let start = i;
+        while i < line.len() && !matches!(line[i], b' ' | b'\n') {
+            i += 1;
+        }
+        if start == i {
+            return None;
+        }
+        if fields == index {
+            return Some((start, i));
+        }
+        fields += 1;
+    }
+    None
+}
+
+/// Writes `line` with the number at `span` rewritten through `f`, printed as the
+/// kernel's `%<width>u` (`%-<width>u` when `left`) would print it: the padding is
+/// recomputed around the one separator, so a number longer than `width` widens its
+/// column as printf does. A field that is not a number is copied.
+fn put_column(
+    out: &mut Vec<u8>,
+    line: &[u8],
+    (s, e): (usize, usize),
+    width: usize,
+    left: bool,
+    f: impl Fn(u32) -> u32,
+) {
+    let Some(k) = std::str::from_utf8(&line[s..e])
+        .ok()
+        .and_then(|t| t.parse::<u32>().ok())
+    else {
+        out.extend_from_slice(line);
+        return;
+    };
+    let new = f(k).to_string();
+    let pad = |len: usize| width.saturating_sub(len);
+    if left {
+        let after = line[e..].iter().take_while(|&&b| b == b' ').count();
+        let sep = after.saturating_sub(pad(e - s)).max(1);
+        out.extend_from_slice(&line[..s]);
+        out.extend_from_slice(new.as_bytes());
+        out.resize(out.len() + pad(new.len()) + sep, b' ');
+        out.extend_from_slice(&line[e + after..]);
+    } else {
+        let before = line[..s].iter().rev().take_while(|&&b| b == b' ').count();
+        let sep = before.saturating_sub(pad(e - s)).max(1);
+        out.extend_from_slice(&line[..s - before]);
+        out.resize(out.len() + sep + pad(new.len()), b' ');
+        out.extend_from_slice(new.as_bytes());
+        out.extend_from_slice(&line[e..]);
+    }
+}
+
+/// The ids of a `/proc/sysvipc` table (`uid`, `gid`, `cuid`, `cgid`, each `%5u`), found
+/// by name in its header, in the reader's namespace (`from_kuid_munged`).
+pub fn sysvipc_ids(text: &[u8], ids: &ReaderIds) -> Vec<u8> {
+    let mut lines = text.split_inclusive(|&b| b == b'\n');
+    let Some(header) = lines.next() else {
+        return Vec::new();
+    };
+    let names: Vec<&[u8]> = header
+        .split(|&b| b == b' ' || b == b'\n')
+        .filter(|w| !w.is_empty())
+        .collect();
+    let mut out = header.to_vec();
+    for line in lines {
+        let mut row = line.to_vec();
+        for (i, name) in names.iter().enumerate() {
+            let map = match *name {
+                b"uid" | b"cuid" => &ids.uid,
+                b"gid" | b"cgid" => &ids.gid,
+                _ => continue,
+            };
+            let overflow = if map == &ids.uid {
+                ids.overflow_uid
+            } else {
+                ids.overflow_gid
+            };
+            let Some(span) = column(&row, i) else {
+                continue;
+            };
+            let mut next = Vec::with_capacity(row.len());
+            put_column(&mut next, &row, span, 5, false, |k| {
+                map.from_kernel(k).unwrap_or(overflow)
+            });
+            row = next;
+        }
+        out.extend_from_slice(&row);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,6 +354,34 @@ mod tests {
             b"         0       1000       1000\n".to_vec()
         );
         assert_eq!(id_map(b"", &sub_ids(), MapKind::Projid), b"".to_vec());
+    }
+
+    /// `/proc/net/tcp` and `packet` with a socket of uid 101000, and as procfs shows
+    /// them inside the namespace (Linux 6.18); a uid it does not map is 65534.
+    #[test]
+    fn socket_tables_show_the_readers_uids() {
+        let tcp = b"  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 0100007F:A1B3 00000000:0000 0A 00000000:00000000 00:00000000 00000000 101000        0 40963 1 0000000000000000 100 0 0 10 0\n   1: 0100007F:A1B4 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 40964 1 0000000000000000 100 0 0 10 0\n";
+        let want = b"  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 0100007F:A1B3 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 40963 1 0000000000000000 100 0 0 10 0\n   1: 0100007F:A1B4 00000000:0000 0A 00000000:00000000 00:00000000 00000000 65534        0 40964 1 0000000000000000 100 0 0 10 0\n";
+        assert_eq!(
+            String::from_utf8(socket_table_ids(tcp, &sub_ids(), SocketTable::Inet)).unwrap(),
+            String::from_utf8(want.to_vec()).unwrap()
+        );
+        let packet = b"sk               RefCnt Type Proto  Iface R Rmem   User   Inode\n0000000000000000 3      3    0003   0     1 0      101000 50123\n";
+        let want = b"sk               RefCnt Type Proto  Iface R Rmem   User   Inode\n0000000000000000 3      3    0003   0     1 0      1000   50123\n";
+        assert_eq!(
+            String::from_utf8(socket_table_ids(packet, &sub_ids(), SocketTable::Packet)).unwrap(),
+            String::from_utf8(want.to_vec()).unwrap()
+        );
+    }
+
+    #[test]
+    fn sysvipc_ids_are_the_readers() {
+        let shm = b"       key      shmid perms                  size  cpid  lpid nattch   uid   gid  cuid  cgid      atime      dtime      ctime                   rss                  swap\n         0          4   644                  4096     0     0      0 101000 100000     0 100033          0          0 1765000000                     0                     0\n";
+        let want = b"       key      shmid perms                  size  cpid  lpid nattch   uid   gid  cuid  cgid      atime      dtime      ctime                   rss                  swap\n         0          4   644                  4096     0     0      0  1000     0 65534    33          0          0 1765000000                     0                     0\n";
+        assert_eq!(
+            String::from_utf8(sysvipc_ids(shm, &sub_ids())).unwrap(),
+            String::from_utf8(want.to_vec()).unwrap()
+        );
     }
 
     #[test]

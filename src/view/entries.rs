@@ -11,7 +11,7 @@
 
 use super::access::Guard;
 use super::files::Render;
-use crate::render::ids::MapKind;
+use crate::render::ids::{MapKind, SocketTable};
 
 /// How a file's text reaches the reader.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -215,18 +215,40 @@ pub const ENTRIES: &[Entry] = &[
     },
     e("ns/", 0o777, Link, Direct),
     e("attr/", 0, Mode, Snapshot),
+    // The socket tables of the process's network namespace (`/proc/net` is
+    // `self/net`), whose uid column procfs shows in the reader's user namespace.
+    sockets("net/tcp", SocketTable::Inet),
+    sockets("net/tcp6", SocketTable::Inet),
+    sockets("net/udp", SocketTable::Inet),
+    sockets("net/udp6", SocketTable::Inet),
+    sockets("net/udplite", SocketTable::Inet),
+    sockets("net/udplite6", SocketTable::Inet),
+    sockets("net/raw", SocketTable::Inet),
+    sockets("net/raw6", SocketTable::Inet),
+    sockets("net/icmp", SocketTable::Inet),
+    sockets("net/icmp6", SocketTable::Inet),
+    sockets("net/packet", SocketTable::Packet),
 ];
+
+/// A socket table of `net/`: a seq file, read whole at open.
+const fn sockets(name: &'static str, table: SocketTable) -> Entry {
+    Entry {
+        read: Snapshot,
+        ..rendered(name, 0o444, Render::Sockets(table), Mode)
+    }
+}
 
 /// What every entry the table does not name is: the real one, read at the reader's
 /// offsets, behind the mode bits alone.
 const PLAIN: Entry = e("", 0, Mode, Direct);
 
-/// The entry at path `rel` below a process (or thread) directory: `stat`, `fd/3`…
-/// Deeper paths (`net/dev`, `attr/apparmor/current`) are [`PLAIN`]: real files read
-/// through the daemon.
+/// The entry at path `rel` below a process (or thread) directory: `stat`, `fd/3`…, and
+/// in `net/` the socket tables by their names. Other paths (`net/dev`,
+/// `attr/apparmor/current`) are [`PLAIN`]: real files read through the daemon.
 pub fn entry(rel: &str) -> &'static Entry {
     let key = match rel.split_once('/') {
         None => rel,
+        Some(("net", _)) => rel,
         Some((d, name)) if !name.contains('/') => &rel[..d.len() + 1],
         Some(_) => return &PLAIN,
     };
@@ -255,6 +277,11 @@ mod tests {
         assert_eq!(entry("mem").read, Read::Direct);
         assert_eq!(entry("mountinfo").read, Read::Direct);
         assert_eq!(entry("net/dev"), &PLAIN);
+        assert_eq!(
+            entry("net/tcp6").render,
+            Some(Render::Sockets(SocketTable::Inet))
+        );
+        assert_eq!(entry("net/dev_snmp6/lo"), &PLAIN);
         assert_eq!(entry("attr/apparmor/current"), &PLAIN);
         assert_eq!(entry("no-such-entry"), &PLAIN);
         assert_eq!(entry("task").children, Children::Changing);

@@ -3,7 +3,7 @@
 //! (the entries of a process directory are in [`super::entries`]). Every other file,
 //! directory and link is the real one.
 
-use crate::render::ids::{MapKind, ReaderIds};
+use crate::render::ids::{MapKind, ReaderIds, SocketTable};
 use crate::render::{self, ParseError, PidMap};
 use crate::resources::ResFile;
 use nix::errno::Errno;
@@ -42,6 +42,9 @@ pub enum Render {
     IdMap(MapKind),
     /// `loginuid`: in the reader's user namespace.
     LoginUid,
+    /// A socket table of `/proc/net` (`tcp`, `packet`…): its uid column in the
+    /// reader's user namespace.
+    Sockets(SocketTable),
     /// A virtual global file computed from the VPS's cgroup ([`super::resource_files`]);
     /// rendered by the view, which holds the VPS's resource state, not by [`render`].
     Resource(ResFile),
@@ -84,6 +87,7 @@ pub const GLOBAL_FILES: &[(&str, Render)] = &[
     ("locks", Render::Locks),
     ("sysvipc/shm", Render::Sysvipc),
     ("sysvipc/msg", Render::Sysvipc),
+    ("sysvipc/sem", Render::Sysvipc),
     ("sys/kernel/cad_pid", Render::CadPid),
     ("sys/kernel/ns_last_pid", Render::NsLastPid),
     ("sys/kernel/pid_max", Render::PidMax),
@@ -162,7 +166,17 @@ pub fn render(r: Render, raw: &[u8], map: &dyn PidMap, cx: Context) -> Result<Ve
             render::render_loadavg(raw, cx.last_pid, threads)
         }
         Render::Locks => render::render_locks(raw, map),
-        Render::Sysvipc => render::render_sysvipc(raw, map),
+        Render::Sysvipc => {
+            let text = render::render_sysvipc(raw, map)?;
+            Ok(match cx.ids {
+                Some(ids) => render::ids::sysvipc_ids(&text, ids),
+                None => text,
+            })
+        }
+        Render::Sockets(table) => Ok(match cx.ids {
+            Some(ids) => render::ids::socket_table_ids(raw, ids, table),
+            None => raw.to_vec(),
+        }),
         Render::CadPid => render::render_sysctl_pid(raw, map),
         Render::NsLastPid => Ok(format!("{}\n", cx.last_pid).into_bytes()),
         Render::PidMax => Ok(match cx.pid_max {
@@ -198,7 +212,8 @@ mod tests {
         );
         assert_eq!(global_file("sysvipc/shm"), Some(Render::Sysvipc));
         assert_eq!(global_file("sysvipc/msg"), Some(Render::Sysvipc));
-        assert_eq!(global_file("sysvipc/sem"), None);
+        // No pid column, but ids a reader in another user namespace sees otherwise.
+        assert_eq!(global_file("sysvipc/sem"), Some(Render::Sysvipc));
         assert_eq!(global_file("sys/kernel/cad_pid"), Some(Render::CadPid));
         assert_eq!(global_file("cpu_online"), None);
         for (rel, shows) in [

@@ -436,12 +436,20 @@ impl View {
     }
 
     /// The maps of `reader_tid`'s user namespace, for a file whose ids procfs shows in
-    /// it (`status`, the id maps, `loginuid`), when it is not the daemon's. An id map
+    /// it (`status`, the id maps, `loginuid`, `sysvipc/*`, the socket tables of
+    /// `net/`), when it is not the daemon's. An id map
     /// read from the namespace it shows gives its lower ids in the parent namespace
     /// (`uid_m_show`), which is the daemon's numbering when the parent is the daemon's
     /// namespace: shown as read (a deeper parent's maps are not known here, limits.md).
     fn ids_for(&self, reader_tid: Pid, node: &Node, r: Render) -> Option<Arc<ReaderIds>> {
-        if !matches!(r, Render::Status | Render::IdMap(_) | Render::LoginUid) {
+        if !matches!(
+            r,
+            Render::Status
+                | Render::IdMap(_)
+                | Render::LoginUid
+                | Render::Sysvipc
+                | Render::Sockets(_)
+        ) {
             return None;
         }
         let ids = userns::reader_ids(reader_tid)?;

@@ -15,11 +15,15 @@ without the capabilities; then outside: root, the namespace's owner (uid 1000), 
 1001, uid 100000, and root of a namespace of its own (`unshare -Ur`).
 
 Then the ids each reader sees: procfs prints the ids of `status`, the lower ids of the
-id maps and `loginuid` in the reader's namespace (an id it does not map as the overflow
-id, or 4294967295), and `ps` names users by them.
+id maps, `loginuid`, the uid column of the socket tables and the ids of SysV IPC
+objects in the reader's namespace (an id it does not map as the overflow id, or
+4294967295), and `ps` names users by them. The dumpable process holds a listening TCP
+socket and a shared memory segment; the script runs in network and IPC namespaces of
+its own, so that nothing else shows in those tables.
 """
 import ctypes
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -75,6 +79,9 @@ for p in "$@" self; do
     cat /proc/$p/uid_map /proc/$p/gid_map /proc/$p/projid_map | tr -s ' ' | tr '\\n' '|'; echo
     echo "loginuid $(cat /proc/$p/loginuid)"
 done
+# The fields up to the uid (tcp) or cgid (shm): the rest are inodes, addresses, times.
+sed -E 's/^(( *[^ ]+){9}).*/\\1/' /proc/self/net/tcp
+sed -E 's/^(( *[^ ]+){11}).*/\\1/' /proc/sysvipc/shm
 ps -o user,uid,group,gid,euser,ruser,suser,fuser,supgrp,comm -p "$(echo "$@" | tr ' ' ,)"
 """
 
@@ -94,6 +101,12 @@ def inside(report):
         os.setgroups([5, 100])
         os.setresgid(1000, 1000, 1000)
         os.setresuid(1000, 1000, 1000)
+        listener = socket.socket()
+        listener.bind(("0.0.0.0", 4242))
+        listener.listen()
+        listener.set_inheritable(True)
+        if libc.shmget(0, 4096, 0o600 | 0o1000) < 0:  # IPC_PRIVATE, IPC_CREAT
+            os._exit(1)
         os.execv("/bin/sleep", ["sleep", "60"])
     undumpable = os.fork()
     if undumpable == 0:
@@ -114,6 +127,9 @@ def inside(report):
 def main():
     if os.getpid() != 1:
         print("must run as pid 1 of a namespace or VPS", file=sys.stderr)
+        return 2
+    if libc.unshare(0x08000000 | 0x40000000) != 0:  # CLONE_NEWIPC, CLONE_NEWNET
+        print("unshare of IPC and network namespaces failed", file=sys.stderr)
         return 2
     made, mapped = os.pipe(), os.pipe()
     told, done = os.pipe(), os.pipe()
