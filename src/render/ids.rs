@@ -56,6 +56,14 @@ impl IdMap {
         self.0.is_empty()
     }
 
+    /// `make_kuid`: the kernel's id for the namespace's id `id`, if it maps it.
+    pub fn to_kernel(&self, id: u32) -> Option<u32> {
+        self.0.iter().find_map(|e| {
+            let off = id.checked_sub(e.first)?;
+            (off < e.count).then(|| e.lower + off)
+        })
+    }
+
     /// `from_kuid`: the namespace's id for the kernel's id `k`, if it has one.
     pub fn from_kernel(&self, k: u32) -> Option<u32> {
         self.0.iter().find_map(|e| {
@@ -322,6 +330,8 @@ mod tests {
         assert_eq!(ids.uid.from_kernel(165_535), Some(65535));
         assert_eq!(ids.uid.from_kernel(165_536), None);
         assert_eq!(ids.uid.from_kernel(0), None);
+        assert_eq!(ids.uid.to_kernel(0), Some(100_000));
+        assert_eq!(ids.uid.to_kernel(65536), None);
         assert!(IdMap::parse(b"").is_empty());
     }
 

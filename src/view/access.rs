@@ -99,8 +99,8 @@ pub(super) enum Dac {
 /// `generic_permission` lets a reader with `CAP_DAC_READ_SEARCH` read and search
 /// (directories), and one with `CAP_DAC_OVERRIDE` do anything but execute a file no one
 /// may execute, each held in the reader's own user namespace, where the file's owner
-/// and group must be mapped ([`Standing::has_over_inode`]). A sysctl (`proc_sys_permission`) has no such override, and root is
-/// judged by the owner bits.
+/// and group must be mapped ([`Standing::has_over_inode`]). A sysctl
+/// (`proc_sys_permission`) has no such override, and root is judged by the owner bits.
 pub(super) fn dac(
     md: &Metadata,
     uid: u32,
@@ -250,13 +250,8 @@ pub(super) fn may_ptrace(
 /// The uid that is root in the user namespace of task `task`, in the daemon's
 /// namespace's numbers (its `uid_map`).
 fn root_of(task: Pid) -> Option<u32> {
-    let map = fs::read_to_string(host::proc_path(&format!("{task}/uid_map"))).ok()?;
-    map.lines().find_map(
-        |line| match line.split_whitespace().collect::<Vec<_>>()[..] {
-            ["0", outside, _] => outside.parse().ok(),
-            _ => None,
-        },
-    )
+    let map = fs::read(host::proc_path(&format!("{task}/uid_map"))).ok()?;
+    crate::render::ids::IdMap::parse(&map).to_kernel(0)
 }
 
 /// Yama's `ptrace_scope` for an attach: 1 lets a reader attach to its descendants only,

@@ -140,22 +140,6 @@ fn chain_of(task: Pid) -> Option<Vec<Link>> {
     Some(chain)
 }
 
-/// Whether `id` (a uid or gid of the daemon's namespace) has a mapping in the user
-/// namespace of task `tid` (`map` is `uid_map` or `gid_map`, whose second column the
-/// daemon reads in its own namespace's numbers).
-fn mapped(tid: Pid, map: &str, id: u32) -> bool {
-    let Ok(text) = std::fs::read_to_string(host::proc_path(&format!("{tid}/{map}"))) else {
-        return false;
-    };
-    text.lines().any(|line| {
-        let v: Vec<u64> = line
-            .split_whitespace()
-            .filter_map(|w| w.parse().ok())
-            .collect();
-        matches!(v[..], [_, outside, count] if (outside..outside + count).contains(&u64::from(id)))
-    })
-}
-
 /// A reader's effective capabilities and the user namespace they hold in, for one
 /// request (the namespace is looked at only when a capability could count).
 #[derive(Debug)]
@@ -212,7 +196,9 @@ impl Standing {
     pub fn has_over_inode(&self, cap: u32, uid: u32, gid: u32) -> bool {
         self.has(cap)
             && (self.at_top()
-                || mapped(self.tid, "uid_map", uid) && mapped(self.tid, "gid_map", gid))
+                || reader_ids(self.tid).is_some_and(|ids| {
+                    ids.uid.from_kernel(uid).is_some() && ids.gid.from_kernel(gid).is_some()
+                }))
     }
 
     /// `ns_capable(user namespace of task target, cap)`; `euid` gives the reader's
