@@ -205,7 +205,8 @@ fn lseek_answers_as_procfs() {
 /// dumpable). And the ids procfs prints in the reader's namespace: `status`'s `Uid:`,
 /// `Gid:` and `Groups:`, the lower ids of the id maps, `loginuid`, the uid column of
 /// `net/tcp`, the ids of `sysvipc/shm`, and so `ps`'s user columns (the daemon showed
-/// the kernel's 101000 where procfs shows 1000 inside).
+/// the kernel's 101000 where procfs shows 1000 inside); `keys` lists only the keys of
+/// users the reader's namespace maps.
 /// Readers inside and outside, with and without passthrough.
 #[test]
 fn capabilities_count_only_in_their_own_user_namespace() {
@@ -221,6 +222,7 @@ fn capabilities_count_only_in_their_own_user_namespace() {
             " 0 4294967295 4294967295| 0 4294967295 4294967295|",
             "00000000  1000        0\n",
             "      0  1000  1000  1000  1000\n",
+            "keys 0 key-users 0\n",
         ],
         BOTH_READ_PATHS,
     );

@@ -2,7 +2,9 @@
 //!
 //! procfs writes the ids of a `status` (`Uid:`, `Gid:`, `Groups:`), the lower ids of
 //! a `uid_map`/`gid_map`/`projid_map` and a `loginuid` in the user namespace of the
-//! reader (`seq_user_ns`, the opener's credentials), where the daemon, which reads as
+//! reader (`seq_user_ns`, the opener's credentials), and so do the socket tables of
+//! `/proc/net`, `/proc/sysvipc` and `/proc/keys` (which lists only the keys of users
+//! the reader's namespace maps), where the daemon, which reads as
 //! root of the initial namespace, gets the kernel's own ids. So a reader in a user
 //! namespace of its own (a rootless or unprivileged container inside a VPS) would see
 //! uid 100033 where procfs shows 33, and `ps` would name the user wrongly. These
@@ -307,6 +309,57 @@ pub fn sysvipc_ids(text: &[u8], ids: &ReaderIds) -> Vec<u8> {
     out
 }
 
+/// `/proc/keys` for a reader in another user namespace: only the keys whose owner it
+/// maps (`find_ge_key` skips the others), with their owner and group (`%5d` each, the
+/// sixth and seventh fields) in its numbering.
+pub fn keys_ids(text: &[u8], ids: &ReaderIds) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len());
+    for line in text.split_inclusive(|&b| b == b'\n') {
+        let owner =
+            column(line, 5).and_then(|(s, e)| std::str::from_utf8(&line[s..e]).ok()?.parse().ok());
+        let Some(uid) = owner.and_then(|k| ids.uid.from_kernel(k)) else {
+            continue;
+        };
+        let Some(span) = column(line, 5) else {
+            continue;
+        };
+        let mut row = Vec::with_capacity(line.len());
+        put_column(&mut row, line, span, 5, false, |_| uid);
+        let gid = |k| ids.gid.from_kernel(k).unwrap_or(ids.overflow_gid);
+        match column(&row, 6) {
+            Some(span) => put_column(&mut out, &row, span, 5, false, gid),
+            None => out.extend_from_slice(&row),
+        }
+    }
+    out
+}
+
+/// `/proc/key-users` for a reader in another user namespace: only the users it maps,
+/// each numbered in its namespace (`"%5u:"`, the first field).
+pub fn key_users_ids(text: &[u8], ids: &ReaderIds) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len());
+    for line in text.split_inclusive(|&b| b == b'\n') {
+        let Some((s, e)) = column(line, 0) else {
+            continue;
+        };
+        let field = &line[s..e];
+        let number = field.strip_suffix(b":").unwrap_or(field);
+        let Some(uid) = std::str::from_utf8(number)
+            .ok()
+            .and_then(|t| t.parse().ok())
+            .and_then(|k| ids.uid.from_kernel(k))
+        else {
+            continue;
+        };
+        let shown = format!("{uid}:");
+        let pad = 6usize.saturating_sub(shown.len());
+        out.resize(out.len() + pad, b' ');
+        out.extend_from_slice(shown.as_bytes());
+        out.extend_from_slice(&line[e..]);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -390,6 +443,24 @@ mod tests {
         let want = b"       key      shmid perms                  size  cpid  lpid nattch   uid   gid  cuid  cgid      atime      dtime      ctime                   rss                  swap\n         0          4   644                  4096     0     0      0  1000     0 65534    33          0          0 1765000000                     0                     0\n";
         assert_eq!(
             String::from_utf8(sysvipc_ids(shm, &sub_ids())).unwrap(),
+            String::from_utf8(want.to_vec()).unwrap()
+        );
+    }
+
+    /// `/proc/keys` and `/proc/key-users` as the kernel prints them (Linux 6.18): a
+    /// reader inside the namespace sees the keys of the users it maps, renumbered.
+    #[test]
+    fn keys_of_unmapped_owners_are_not_listed() {
+        let keys = b"06497dee I------     1 perm 1f030000     0     0 keyring   .dns_resolver: empty\n1a2b3c4d I--Q---     1 perm 3f010000 101000 101000 user      secret: 6\n";
+        let want = b"1a2b3c4d I--Q---     1 perm 3f010000  1000  1000 user      secret: 6\n";
+        assert_eq!(
+            String::from_utf8(keys_ids(keys, &sub_ids())).unwrap(),
+            String::from_utf8(want.to_vec()).unwrap()
+        );
+        let users = b"    0:     9 8/8 5/1000000 46/25000000\n101000:     2 2/2 1/200 6/20000\n";
+        let want = b" 1000:     2 2/2 1/200 6/20000\n";
+        assert_eq!(
+            String::from_utf8(key_users_ids(users, &sub_ids())).unwrap(),
             String::from_utf8(want.to_vec()).unwrap()
         );
     }

@@ -45,6 +45,10 @@ pub enum Render {
     /// A socket table of `/proc/net` (`tcp`, `packet`…): its uid column in the
     /// reader's user namespace.
     Sockets(SocketTable),
+    /// `/proc/keys`: the keys of the users the reader's user namespace maps.
+    Keys,
+    /// `/proc/key-users`: the users the reader's user namespace maps.
+    KeyUsers,
     /// A virtual global file computed from the VPS's cgroup ([`super::resource_files`]);
     /// rendered by the view, which holds the VPS's resource state, not by [`render`].
     Resource(ResFile),
@@ -88,6 +92,8 @@ pub const GLOBAL_FILES: &[(&str, Render)] = &[
     ("sysvipc/shm", Render::Sysvipc),
     ("sysvipc/msg", Render::Sysvipc),
     ("sysvipc/sem", Render::Sysvipc),
+    ("keys", Render::Keys),
+    ("key-users", Render::KeyUsers),
     ("sys/kernel/cad_pid", Render::CadPid),
     ("sys/kernel/ns_last_pid", Render::NsLastPid),
     ("sys/kernel/pid_max", Render::PidMax),
@@ -173,6 +179,14 @@ pub fn render(r: Render, raw: &[u8], map: &dyn PidMap, cx: Context) -> Result<Ve
                 None => text,
             })
         }
+        Render::Keys => Ok(match cx.ids {
+            Some(ids) => render::ids::keys_ids(raw, ids),
+            None => raw.to_vec(),
+        }),
+        Render::KeyUsers => Ok(match cx.ids {
+            Some(ids) => render::ids::key_users_ids(raw, ids),
+            None => raw.to_vec(),
+        }),
         Render::Sockets(table) => Ok(match cx.ids {
             Some(ids) => render::ids::socket_table_ids(raw, ids, table),
             None => raw.to_vec(),

@@ -398,6 +398,8 @@ impl View {
         if matches!(r, Render::Stat) && node.rel() == "stat" {
             self.sync_groups(id, node, raw);
         }
+        // Looked up before the tracker is locked: a look at the reader's namespace.
+        let ids = self.ids_for(reader_tid, node, r);
         let tracker = lock(&self.shared.tracker);
         let vps = tracker.vps(id).ok_or(Errno::ENOENT)?;
         // Reaped and released between the read and now: the text shows a process the
@@ -414,7 +416,6 @@ impl View {
             levels,
             lookups: std::cell::Cell::new(0),
         };
-        let ids = self.ids_for(reader_tid, node, r);
         let cx = Context {
             running: node.shown_task() == Some(reader_tid),
             superpriv: matches!(r, Render::Stat)
@@ -436,8 +437,8 @@ impl View {
     }
 
     /// The maps of `reader_tid`'s user namespace, for a file whose ids procfs shows in
-    /// it (`status`, the id maps, `loginuid`, `sysvipc/*`, the socket tables of
-    /// `net/`), when it is not the daemon's. An id map
+    /// it (`status`, the id maps, `loginuid`, `sysvipc/*`, `keys`, the socket tables
+    /// of `net/`), when it is not the daemon's. An id map
     /// read from the namespace it shows gives its lower ids in the parent namespace
     /// (`uid_m_show`), which is the daemon's numbering when the parent is the daemon's
     /// namespace: shown as read (a deeper parent's maps are not known here, limits.md).
@@ -449,6 +450,8 @@ impl View {
                 | Render::LoginUid
                 | Render::Sysvipc
                 | Render::Sockets(_)
+                | Render::Keys
+                | Render::KeyUsers
         ) {
             return None;
         }

@@ -63,6 +63,7 @@ AS = {
         "--bounding-set=-sys_ptrace,-dac_override,-dac_read_search,-sys_admin,-sys_nice",
     ],
     "root of its own namespace": ["unshare", "-Ur"],
+    "unmapped in its own namespace": ["unshare", "-U"],
 }
 
 
@@ -83,12 +84,15 @@ done
 sed -E 's/^(( *[^ ]+){9}).*/\\1/' /proc/self/net/tcp
 sed -E 's/^(( *[^ ]+){11}).*/\\1/' /proc/sysvipc/shm
 ps -o user,uid,group,gid,euser,ruser,suser,fuser,supgrp,comm -p "$(echo "$@" | tr ' ' ,)"
+# The keys of the users the namespace maps (none, unmapped: the count is the host's else).
+[ -n "$KEYS" ] && echo "keys $(wc -l < /proc/keys) key-users $(wc -l < /proc/key-users)"
 """
 
 
-def ids(who, targets):
+def ids(who, targets, keys=False):
     print("ids as", who, flush=True)
-    subprocess.run([*AS[who], "sh", "-c", IDS, "sh", *(str(p) for _, p in targets)], check=False)
+    env = dict(os.environ, KEYS="1" if keys else "")
+    subprocess.run([*AS[who], "sh", "-c", IDS, "sh", *(str(p) for _, p in targets)], env=env, check=False)
 
 
 def inside(report):
@@ -160,6 +164,7 @@ def main():
         probe(who, targets)
     for who in ("root", "root of its own namespace"):
         ids(who, targets)
+    ids("unmapped in its own namespace", targets, keys=True)
     os.write(done[1], b"x")
     os.waitpid(child, 0)
     return 0
