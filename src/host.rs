@@ -203,20 +203,23 @@ pub fn parse_pid(name: &str) -> Option<Pid> {
 }
 
 fn numeric_entries(dir: &Path) -> io::Result<Vec<Pid>> {
-    let mut out: Vec<Pid> = fs::read_dir(dir)?
+    Ok(fs::read_dir(dir)?
         .filter_map(|e| e.ok())
         .filter_map(|e| e.file_name().to_str().and_then(parse_pid))
-        .collect();
-    out.sort_unstable();
-    Ok(out)
+        .collect())
 }
 
 /// The thread-group ids the real `/proc` lists, ascending.
 pub fn list_tgids() -> io::Result<Vec<Pid>> {
-    numeric_entries(Path::new(PROC))
+    let mut tgids = numeric_entries(Path::new(PROC))?;
+    tgids.sort_unstable();
+    Ok(tgids)
 }
 
-/// The thread ids of thread group `tgid`, ascending.
+/// The thread ids of thread group `tgid` in the kernel's order: the group's list of
+/// threads (the leader, then each thread as it was made), which is how procfs lists
+/// `task/` and counts positions in it (`first_tid`). Not by number: thread ids come
+/// round past `pid_max`, so a later thread may have a smaller one.
 pub fn list_tids(tgid: Pid) -> io::Result<Vec<Pid>> {
     numeric_entries(&proc_path(&format!("{tgid}/task")))
 }

@@ -294,13 +294,7 @@ fn pid_max_writes_stay_in_the_vps_namespace() {
     }
     // Before 6.14 pid_max is the host's for everyone: the kernel's own run of the probe
     // would set the host's, which no test may do.
-    let release = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
-    let mut version = release
-        .split(['.', '-'])
-        .map(|n| n.parse::<u32>().unwrap_or(0));
-    let (major, minor) = (version.next().unwrap_or(0), version.next().unwrap_or(0));
-    if (major, minor) < (6, 14) {
-        eprintln!("skipped: pid_max is per pid namespace from Linux 6.14, this is {release}");
+    if !pid_max_per_namespace() {
         return;
     }
     let host = || fs::read_to_string("/proc/sys/kernel/pid_max").unwrap();
@@ -324,6 +318,49 @@ fn pid_max_writes_stay_in_the_vps_namespace() {
         BOTH_READ_PATHS,
     );
     assert_eq!(host(), before.0, "the host's pid_max moved");
+}
+
+/// Whether this kernel keeps `pid_max` per pid namespace (Linux 6.14): before, a write
+/// in a namespace sets the host's, which no test may do. Says why when it does not.
+fn pid_max_per_namespace() -> bool {
+    let release = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    let mut version = release
+        .split(['.', '-'])
+        .map(|n| n.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (version.next().unwrap_or(0), version.next().unwrap_or(0));
+    if (major, minor) < (6, 14) {
+        eprintln!("skipped: pid_max is per pid namespace from Linux 6.14, this is {release}");
+        return false;
+    }
+    true
+}
+
+/// `task/` lists a group's threads in the kernel's order, the order they were made (the
+/// group's list), also when thread ids come round past `pid_max`. The daemon sorted them
+/// by their real ids, which at a wrap of the host's pids put the newest threads first:
+/// the probe, which names threads by their rank in the listing, then ended other
+/// threads than the ones it meant (it hung CI once, on a host of `pid_max` 32768). Here
+/// the daemon's "host" is a pid namespace whose `pid_max` is 1000 and last pid 950, so
+/// the probe's hundred threads come round at 1000 every time (there the daemon has no
+/// process events and rescans, which changes nothing in a listing).
+#[test]
+fn task_listing_keeps_the_kernels_order_when_thread_ids_come_round() {
+    if !privileged() || !pid_max_per_namespace() {
+        return;
+    }
+    let probe = script("task_listing_calls.py").display().to_string();
+    let kernel = in_kernel_ns(&[PY, &probe]);
+    for flags in BOTH_READ_PATHS {
+        let run = format!(
+            "echo 1000 > /proc/sys/kernel/pid_max && echo 950 > /proc/sys/kernel/ns_last_pid \
+             && '{}' run {} -- {PY} '{probe}' \
+             && [ \"$(cat /proc/sys/kernel/ns_last_pid)\" -lt 950 ] && echo came round",
+            vprocfs().display(),
+            flags.join(" "),
+        );
+        let view = in_kernel_ns(&["sh", "-c", &run]);
+        assert_eq!(view, format!("{kernel}came round\n"), "{flags:?}");
+    }
 }
 
 /// A shell's short-lived processes take numbers as in a kernel pid namespace, also in
