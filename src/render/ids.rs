@@ -364,6 +364,11 @@ pub fn key_users_ids(text: &[u8], ids: &ReaderIds) -> Vec<u8> {
 mod tests {
     use super::*;
 
+    /// `got` is `want`, compared as text (a failure shows the lines).
+    fn same(got: Vec<u8>, want: &[u8]) {
+        assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(want));
+    }
+
     /// A namespace mapping 0..65535 to 100000..165535 (`unshare` with subordinate ids).
     fn sub_ids() -> ReaderIds {
         let map = IdMap::parse(b"         0     100000      65536\n");
@@ -419,21 +424,19 @@ mod tests {
         assert_eq!(id_map(b"", &sub_ids(), MapKind::Projid), b"".to_vec());
     }
 
-    /// `/proc/net/tcp` and `packet` with a socket of uid 101000, and as procfs shows
-    /// them inside the namespace (Linux 6.18); a uid it does not map is 65534.
+    /// `/proc/net/tcp` and `packet` with a socket of uid 101000 and one of root, in the
+    /// kernel's formats (`%5u`, `%-6u`), and as a reader inside the namespace must see
+    /// them (tests/scripts/user_namespaces.py checks the tcp line against procfs).
     #[test]
     fn socket_tables_show_the_readers_uids() {
         let tcp = b"  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 0100007F:A1B3 00000000:0000 0A 00000000:00000000 00:00000000 00000000 101000        0 40963 1 0000000000000000 100 0 0 10 0\n   1: 0100007F:A1B4 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 40964 1 0000000000000000 100 0 0 10 0\n";
         let want = b"  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 0100007F:A1B3 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 40963 1 0000000000000000 100 0 0 10 0\n   1: 0100007F:A1B4 00000000:0000 0A 00000000:00000000 00:00000000 00000000 65534        0 40964 1 0000000000000000 100 0 0 10 0\n";
-        assert_eq!(
-            String::from_utf8(socket_table_ids(tcp, &sub_ids(), SocketTable::Inet)).unwrap(),
-            String::from_utf8(want.to_vec()).unwrap()
-        );
+        same(socket_table_ids(tcp, &sub_ids(), SocketTable::Inet), want);
         let packet = b"sk               RefCnt Type Proto  Iface R Rmem   User   Inode\n0000000000000000 3      3    0003   0     1 0      101000 50123\n";
         let want = b"sk               RefCnt Type Proto  Iface R Rmem   User   Inode\n0000000000000000 3      3    0003   0     1 0      1000   50123\n";
-        assert_eq!(
-            String::from_utf8(socket_table_ids(packet, &sub_ids(), SocketTable::Packet)).unwrap(),
-            String::from_utf8(want.to_vec()).unwrap()
+        same(
+            socket_table_ids(packet, &sub_ids(), SocketTable::Packet),
+            want,
         );
     }
 
@@ -441,28 +444,20 @@ mod tests {
     fn sysvipc_ids_are_the_readers() {
         let shm = b"       key      shmid perms                  size  cpid  lpid nattch   uid   gid  cuid  cgid      atime      dtime      ctime                   rss                  swap\n         0          4   644                  4096     0     0      0 101000 100000     0 100033          0          0 1765000000                     0                     0\n";
         let want = b"       key      shmid perms                  size  cpid  lpid nattch   uid   gid  cuid  cgid      atime      dtime      ctime                   rss                  swap\n         0          4   644                  4096     0     0      0  1000     0 65534    33          0          0 1765000000                     0                     0\n";
-        assert_eq!(
-            String::from_utf8(sysvipc_ids(shm, &sub_ids())).unwrap(),
-            String::from_utf8(want.to_vec()).unwrap()
-        );
+        same(sysvipc_ids(shm, &sub_ids()), want);
     }
 
-    /// `/proc/keys` and `/proc/key-users` as the kernel prints them (Linux 6.18): a
-    /// reader inside the namespace sees the keys of the users it maps, renumbered.
+    /// `/proc/keys` and `/proc/key-users` in the kernel's formats (the first key as
+    /// Linux 6.18 printed it here): a reader inside the namespace sees the keys of the
+    /// users it maps, renumbered.
     #[test]
     fn keys_of_unmapped_owners_are_not_listed() {
         let keys = b"06497dee I------     1 perm 1f030000     0     0 keyring   .dns_resolver: empty\n1a2b3c4d I--Q---     1 perm 3f010000 101000 101000 user      secret: 6\n";
         let want = b"1a2b3c4d I--Q---     1 perm 3f010000  1000  1000 user      secret: 6\n";
-        assert_eq!(
-            String::from_utf8(keys_ids(keys, &sub_ids())).unwrap(),
-            String::from_utf8(want.to_vec()).unwrap()
-        );
+        same(keys_ids(keys, &sub_ids()), want);
         let users = b"    0:     9 8/8 5/1000000 46/25000000\n101000:     2 2/2 1/200 6/20000\n";
         let want = b" 1000:     2 2/2 1/200 6/20000\n";
-        assert_eq!(
-            String::from_utf8(key_users_ids(users, &sub_ids())).unwrap(),
-            String::from_utf8(want.to_vec()).unwrap()
-        );
+        same(key_users_ids(users, &sub_ids()), want);
     }
 
     #[test]
