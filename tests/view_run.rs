@@ -320,6 +320,26 @@ fn pid_max_writes_stay_in_the_vps_namespace() {
     assert_eq!(host(), before.0, "the host's pid_max moved");
 }
 
+/// A process's `cgroup` shows its paths from the root of the reader's cgroup namespace:
+/// read from a new one (`unshare -C`, as a container runtime makes), every path is `/`
+/// on procfs; the daemon read it in its own namespace and showed the whole path from
+/// the host's root.
+#[test]
+fn cgroup_paths_are_the_readers_cgroup_namespaces() {
+    if !privileged() {
+        return;
+    }
+    let script = "unshare -C sh -c 'cat /proc/self/cgroup /proc/1/cgroup'";
+    let kernel = in_kernel_ns(&["sh", "-c", script]);
+    assert!(
+        !kernel.is_empty() && kernel.lines().all(|l| l.ends_with(":/")),
+        "{kernel}"
+    );
+    for flags in BOTH_READ_PATHS {
+        assert_view_matches(flags, &["sh", "-c", script], &kernel);
+    }
+}
+
 /// Whether this kernel keeps `pid_max` per pid namespace (Linux 6.14): before, a write
 /// in a namespace sets the host's, which no test may do. Says why when it does not.
 fn pid_max_per_namespace() -> bool {

@@ -1,6 +1,6 @@
 //! Doing a system call as another task would: on a thread of its own that has taken on
-//! that task's credentials (ids, supplementary groups, capabilities) and its UTS, IPC and
-//! network namespaces, so that the kernel itself decides whether a write through the
+//! that task's credentials (ids, supplementary groups, capabilities) and its UTS, IPC,
+//! network and cgroup namespaces, so that the kernel itself decides whether a write through the
 //! view is allowed, and where it lands (a per-namespace sysctl).
 //!
 //! Linux keeps credentials and these namespaces per thread; the C library's `setuid`
@@ -56,7 +56,7 @@ impl Identity {
         })
     }
 
-    /// The identity of task `tid`, and the namespaces (UTS, IPC, network) it has
+    /// The identity of task `tid`, and the namespaces (UTS, IPC, network, cgroup) it has
     /// apart from the daemon's; its capabilities count only in the daemon's user
     /// namespace.
     pub fn of_task(tid: i32) -> io::Result<(Identity, Vec<File>)> {
@@ -73,12 +73,13 @@ impl Identity {
     }
 }
 
-/// The namespaces of task `tid` that decide what `/proc/sys` and `/proc/sysvipc` show
-/// and where a write lands (UTS, IPC, network), those apart from the daemon's.
+/// The namespaces of task `tid` that decide what `/proc/sys`, `/proc/sysvipc` and a
+/// process's `cgroup` show and where a write lands (UTS, IPC, network, cgroup), those
+/// apart from the daemon's.
 pub fn namespaces_of(tid: i32) -> io::Result<Vec<File>> {
     use crate::host::ns_inode;
     let mut namespaces = Vec::new();
-    for name in ["uts", "ipc", "net"] {
+    for name in ["uts", "ipc", "net", "cgroup"] {
         if ns_inode(tid, name)? != ns_inode("self", name)? {
             namespaces.push(File::open(crate::host::proc_path(&format!(
                 "{tid}/ns/{name}"

@@ -116,10 +116,12 @@ fn identity_on(reader: Reader, node: &Node) -> Result<(Identity, Vec<File>), Err
 /// Whether what a file shows depends on its reader's namespaces or credentials, which
 /// the kernel takes from the task that reads: sysctls (`/proc/sys`: UTS, IPC and
 /// network ones are per namespace), System V IPC (`/proc/sysvipc`: the IPC namespace),
+/// a process's `cgroup` (its paths from the root of the reader's cgroup namespace),
 /// and the files whose text [`by_credentials`] decides.
 pub fn read_as_reader(node: &Node) -> bool {
     by_credentials(node)
         || matches!(node, Node::Global { rel } if rel.starts_with("sys/") || rel.starts_with("sysvipc/"))
+        || matches!(node, Node::Pid { rel, .. } if &**rel == "cgroup")
 }
 
 /// Whether a file must be opened with its reader's credentials, because the kernel
