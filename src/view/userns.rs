@@ -12,8 +12,9 @@
 //! sandbox) is root there and nothing outside it: its `CAP_SYS_PTRACE` opens no
 //! `environ` of a process of the VPS's namespace.
 //!
-//! The ids procfs prints (`status`, the id maps, `loginuid`) are likewise the reader's
-//! namespace's ([`crate::render::ids`]); [`reader_ids`] gives its maps.
+//! The ids procfs prints (`status`, the id maps, `loginuid`, socket tables, SysV IPC,
+//! keys) are likewise the reader's namespace's ([`crate::render::ids`]);
+//! [`reader_ids`] gives its maps.
 //!
 //! The daemon's own namespace stands for the initial one: it is the top the daemon
 //! sees (`NS_GET_PARENT` goes no higher), and every process it shows lives in it or
@@ -98,7 +99,9 @@ pub(super) fn reader_ids(tid: Pid) -> Option<Arc<ReaderIds>> {
     if host::ns_inode(tid, "user").ok()? != ns {
         return None;
     }
-    // Not kept before its maps are written (a namespace's first moments).
+    // Not kept before its maps are written (a namespace's first moments). A project id
+    // map written after both (rare: nothing but `projid_map` readers would see it) is
+    // not seen by a reader whose namespace's maps are kept.
     if !ids.uid.is_empty() && !ids.gid.is_empty() {
         crate::sync::lock(kept).put(ns, Arc::clone(&ids));
     }
