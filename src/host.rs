@@ -240,6 +240,20 @@ pub fn ns_inode(task: impl std::fmt::Display, ns: &str) -> io::Result<u64> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "not a namespace link"))
 }
 
+/// The daemon's own namespace of type `ns` (`user`, `uts`, `ipc`, `net`, `cgroup`), read
+/// once: `self` names the daemon's process, whose namespaces no thread changes (the
+/// threads that enter a reader's are threads of their own). Every check of a reader's
+/// namespaces against the daemon's asks for it.
+pub fn own_ns_inode(ns: &str) -> io::Result<u64> {
+    const KEPT: [&str; 5] = ["user", "uts", "ipc", "net", "cgroup"];
+    static OWN: std::sync::OnceLock<Vec<Option<u64>>> = std::sync::OnceLock::new();
+    let own = OWN.get_or_init(|| KEPT.iter().map(|n| ns_inode("self", n).ok()).collect());
+    match KEPT.iter().position(|&n| n == ns).and_then(|i| own[i]) {
+        Some(ino) => Ok(ino),
+        None => ns_inode("self", ns),
+    }
+}
+
 /// The number in a namespace link's text, `type:[number]`.
 fn ns_number(text: &[u8]) -> Option<u64> {
     let open = text.iter().position(|&b| b == b'[')?;
@@ -299,6 +313,7 @@ mod tests {
         assert_eq!(ns_number(b"/dev/null"), None);
         let own = std::os::unix::fs::MetadataExt::ino(&fs::metadata("/proc/self/ns/user").unwrap());
         assert_eq!(ns_inode("self", "user").unwrap(), own);
+        assert_eq!(own_ns_inode("user").unwrap(), own);
     }
 
     #[test]

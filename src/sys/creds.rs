@@ -64,7 +64,7 @@ impl Identity {
         let status = std::fs::read(proc("status"))?;
         let mut id = Identity::parse(&status)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unreadable status"))?;
-        if crate::host::ns_inode(tid, "user")? != crate::host::ns_inode("self", "user")? {
+        if crate::host::ns_inode(tid, "user")? != crate::host::own_ns_inode("user")? {
             id.cap_eff = 0;
             id.cap_prm = 0;
             id.cap_inh = 0;
@@ -77,10 +77,10 @@ impl Identity {
 /// process's `cgroup` show and where a write lands (UTS, IPC, network, cgroup), those
 /// apart from the daemon's.
 pub fn namespaces_of(tid: i32) -> io::Result<Vec<File>> {
-    use crate::host::ns_inode;
+    use crate::host::{ns_inode, own_ns_inode};
     let mut namespaces = Vec::new();
     for name in ["uts", "ipc", "net", "cgroup"] {
-        if ns_inode(tid, name)? != ns_inode("self", name)? {
+        if ns_inode(tid, name)? != own_ns_inode(name)? {
             namespaces.push(File::open(crate::host::proc_path(&format!(
                 "{tid}/ns/{name}"
             )))?);

@@ -58,11 +58,10 @@ pub(super) fn capable(own: u64, euid: u32, eff: u64, chain: &[Link], cap: u32) -
 /// The deepest nesting of user namespaces the kernel allows (32), and the top.
 const MAX_DEPTH: usize = 33;
 
-/// The daemon's own user namespace, read once (0 if it cannot be read: then no
-/// reader stands there, and capabilities count only in a reader's own namespace).
+/// The daemon's own user namespace (0 if it cannot be read: then no reader stands
+/// there, and capabilities count only in a reader's own namespace).
 fn top() -> u64 {
-    static TOP: OnceLock<u64> = OnceLock::new();
-    *TOP.get_or_init(|| host::ns_inode("self", "user").unwrap_or(0))
+    host::own_ns_inode("user").unwrap_or(0)
 }
 
 /// The maps of the user namespace of reader task `tid`, `None` where it is the daemon's
