@@ -3,8 +3,9 @@
 //! procfs writes the ids of a `status` (`Uid:`, `Gid:`, `Groups:`), the lower ids of
 //! a `uid_map`/`gid_map`/`projid_map` and a `loginuid` in the user namespace of the
 //! reader (`seq_user_ns`, the opener's credentials), and so do the socket tables of
-//! `/proc/net`, `/proc/sysvipc` and `/proc/keys` (which lists only the keys of users
-//! the reader's namespace maps), where the daemon, which reads as
+//! `/proc/net`, `/proc/sysvipc` (rendered with its pids, [`super::sysvipc`]) and
+//! `/proc/keys` (which lists only the keys of users the reader's namespace maps), where
+//! the daemon, which reads as
 //! root of the initial namespace, gets the kernel's own ids. So a reader in a user
 //! namespace of its own (a rootless or unprivileged container inside a VPS) would see
 //! uid 100033 where procfs shows 33, and `ps` would name the user wrongly. These
@@ -95,6 +96,16 @@ pub enum MapKind {
 }
 
 impl ReaderIds {
+    /// `from_kuid_munged`: the namespace's uid for the kernel's `k`, else the overflow uid.
+    pub fn uid_munged(&self, k: u32) -> u32 {
+        self.uid.from_kernel(k).unwrap_or(self.overflow_uid)
+    }
+
+    /// `from_kgid_munged`: the namespace's gid for the kernel's `k`, else the overflow gid.
+    pub fn gid_munged(&self, k: u32) -> u32 {
+        self.gid.from_kernel(k).unwrap_or(self.overflow_gid)
+    }
+
     fn map(&self, kind: MapKind) -> &IdMap {
         match kind {
             MapKind::Uid => &self.uid,
@@ -130,8 +141,8 @@ fn map_numbers(out: &mut Vec<u8>, value: &[u8], f: impl Fn(u32) -> u32) {
 
 /// A `status` with its `Uid:`, `Gid:` and `Groups:` in the reader's namespace.
 pub fn status_ids(text: &[u8], ids: &ReaderIds) -> Vec<u8> {
-    let uid = |k| ids.uid.from_kernel(k).unwrap_or(ids.overflow_uid);
-    let gid = |k| ids.gid.from_kernel(k).unwrap_or(ids.overflow_gid);
+    let uid = |k| ids.uid_munged(k);
+    let gid = |k| ids.gid_munged(k);
     let mut out = Vec::with_capacity(text.len());
     for line in text.split_inclusive(|&b| b == b'\n') {
         if let Some(value) = line.strip_prefix(b"Uid:") {
@@ -198,7 +209,7 @@ pub fn socket_table_ids(text: &[u8], ids: &ReaderIds, table: SocketTable) -> Vec
         SocketTable::Inet => (5, false),
         SocketTable::Packet => (6, true),
     };
-    let uid = |k| ids.uid.from_kernel(k).unwrap_or(ids.overflow_uid);
+    let uid = |k| ids.uid_munged(k);
     let mut out = Vec::with_capacity(text.len());
     for (n, line) in text.split_inclusive(|&b| b == b'\n').enumerate() {
         match (n, column(line, 7)) {
@@ -270,45 +281,6 @@ fn put_column(
     }
 }
 
-/// The ids of a `/proc/sysvipc` table (`uid`, `gid`, `cuid`, `cgid`, each `%5u`), found
-/// by name in its header, in the reader's namespace (`from_kuid_munged`).
-pub fn sysvipc_ids(text: &[u8], ids: &ReaderIds) -> Vec<u8> {
-    let mut lines = text.split_inclusive(|&b| b == b'\n');
-    let Some(header) = lines.next() else {
-        return Vec::new();
-    };
-    let names: Vec<&[u8]> = header
-        .split(|&b| b == b' ' || b == b'\n')
-        .filter(|w| !w.is_empty())
-        .collect();
-    let mut out = header.to_vec();
-    for line in lines {
-        let mut row = line.to_vec();
-        for (i, name) in names.iter().enumerate() {
-            let map = match *name {
-                b"uid" | b"cuid" => &ids.uid,
-                b"gid" | b"cgid" => &ids.gid,
-                _ => continue,
-            };
-            let overflow = if map == &ids.uid {
-                ids.overflow_uid
-            } else {
-                ids.overflow_gid
-            };
-            let Some(span) = column(&row, i) else {
-                continue;
-            };
-            let mut next = Vec::with_capacity(row.len());
-            put_column(&mut next, &row, span, 5, false, |k| {
-                map.from_kernel(k).unwrap_or(overflow)
-            });
-            row = next;
-        }
-        out.extend_from_slice(&row);
-    }
-    out
-}
-
 /// `/proc/keys` for a reader in another user namespace: only the keys whose owner it
 /// maps (`find_ge_key` skips the others), with their owner and group (`%5d` each, the
 /// sixth and seventh fields) in its numbering.
@@ -325,7 +297,7 @@ pub fn keys_ids(text: &[u8], ids: &ReaderIds) -> Vec<u8> {
         };
         let mut row = Vec::with_capacity(line.len());
         put_column(&mut row, line, span, 5, false, |_| uid);
-        let gid = |k| ids.gid.from_kernel(k).unwrap_or(ids.overflow_gid);
+        let gid = |k| ids.gid_munged(k);
         match column(&row, 6) {
             Some(span) => put_column(&mut out, &row, span, 5, false, gid),
             None => out.extend_from_slice(&row),
@@ -438,13 +410,6 @@ mod tests {
             socket_table_ids(packet, &sub_ids(), SocketTable::Packet),
             want,
         );
-    }
-
-    #[test]
-    fn sysvipc_ids_are_the_readers() {
-        let shm = b"       key      shmid perms                  size  cpid  lpid nattch   uid   gid  cuid  cgid      atime      dtime      ctime                   rss                  swap\n         0          4   644                  4096     0     0      0 101000 100000     0 100033          0          0 1765000000                     0                     0\n";
-        let want = b"       key      shmid perms                  size  cpid  lpid nattch   uid   gid  cuid  cgid      atime      dtime      ctime                   rss                  swap\n         0          4   644                  4096     0     0      0  1000     0 65534    33          0          0 1765000000                     0                     0\n";
-        same(sysvipc_ids(shm, &sub_ids()), want);
     }
 
     /// `/proc/keys` and `/proc/key-users` in the kernel's formats (the first key as

@@ -12,31 +12,51 @@
 //! `sem`, which has no pid column, passes unchanged). Objects are never hidden: the
 //! kernel lists every object of the IPC namespace, whoever made it.
 
+use super::ids::ReaderIds;
 use super::{lines, parse_num, push_num, tokens, xlate, ParseError, PidMap};
 
 const FILE: &str = "sysvipc";
 /// Header names of the columns that hold pids.
 const PID_COLUMNS: [&[u8]; 4] = [b"cpid", b"lpid", b"lspid", b"lrpid"];
-/// The kernel prints each pid with `%5u`.
-const PID_WIDTH: usize = 5;
+/// The kernel prints each pid, uid and gid with `%5u`.
+const WIDTH: usize = 5;
 
-/// Renders a `/proc/sysvipc/*` table for the reader's VPS (see the module docs).
-pub fn render_sysvipc(raw: &[u8], map: &dyn PidMap) -> Result<Vec<u8>, ParseError> {
+/// What a rewritten column holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Column {
+    Pid,
+    /// `uid`, `cuid`: in the reader's user namespace.
+    Uid,
+    /// `gid`, `cgid`: in the reader's user namespace.
+    Gid,
+}
+
+/// Renders a `/proc/sysvipc/*` table for the reader's VPS (see the module docs), with
+/// its ids in the reader's user namespace when `ids` gives that namespace's maps
+/// (`from_kuid_munged` in the opener's namespace, [`super::ids`]).
+pub fn render_sysvipc(
+    raw: &[u8],
+    map: &dyn PidMap,
+    ids: Option<&ReaderIds>,
+) -> Result<Vec<u8>, ParseError> {
     let mut all = lines(raw);
     let Some(header) = all.next() else {
         return Ok(Vec::new());
     };
     let names = tokens(header, 0, |c| c == b' ' || c == b'\n');
-    let pid_cols: Vec<usize> = names
+    let cols: Vec<Option<Column>> = names
         .iter()
-        .enumerate()
-        .filter(|(_, &(s, e))| PID_COLUMNS.contains(&header.get(s..e).unwrap_or_default()))
-        .map(|(i, _)| i)
+        .map(|&(s, e)| match header.get(s..e).unwrap_or_default() {
+            name if PID_COLUMNS.contains(&name) => Some(Column::Pid),
+            b"uid" | b"cuid" if ids.is_some() => Some(Column::Uid),
+            b"gid" | b"cgid" if ids.is_some() => Some(Column::Gid),
+            _ => None,
+        })
         .collect();
     let mut out = Vec::with_capacity(raw.len());
     out.extend_from_slice(header);
     for line in all {
-        if pid_cols.is_empty() {
+        if cols.iter().all(Option::is_none) {
             out.extend_from_slice(line);
             continue;
         }
@@ -50,21 +70,32 @@ pub fn render_sysvipc(raw: &[u8], map: &dyn PidMap) -> Result<Vec<u8>, ParseErro
         let mut at = 0;
         let mut prev_end = 0;
         for (i, &(s, e)) in toks.iter().enumerate() {
-            if pid_cols.contains(&i) {
+            if let Some(col) = cols.get(i).copied().flatten() {
                 let digits = line.get(s..e).unwrap_or_default();
-                let real: i32 = parse_num(digits).ok_or(ParseError::BadNumber {
-                    file: FILE,
-                    field: "pid column",
-                })?;
+                let bad = |field| ParseError::BadNumber { file: FILE, field };
+                let mut num = Vec::new();
+                match (col, ids) {
+                    (Column::Pid, _) => {
+                        let real: i32 = parse_num(digits).ok_or(bad("pid column"))?;
+                        push_num(&mut num, xlate(real, |p| map.pid(p)));
+                    }
+                    (Column::Uid, Some(ids)) => {
+                        let k: u32 = parse_num(digits).ok_or(bad("uid column"))?;
+                        push_num(&mut num, ids.uid_munged(k));
+                    }
+                    (Column::Gid, Some(ids)) => {
+                        let k: u32 = parse_num(digits).ok_or(bad("gid column"))?;
+                        push_num(&mut num, ids.gid_munged(k));
+                    }
+                    (_, None) => num.extend_from_slice(digits),
+                }
                 // The gap before the number is the format's literal separator plus
                 // the `%5u` padding; the separator is kept, the padding recomputed.
                 let gap = s - prev_end;
-                let pad = PID_WIDTH.saturating_sub(digits.len());
+                let pad = WIDTH.saturating_sub(digits.len());
                 let sep = gap.saturating_sub(pad).max(1);
                 out.extend_from_slice(line.get(at..prev_end).unwrap_or_default());
-                let mut num = Vec::new();
-                push_num(&mut num, xlate(real, |p| map.pid(p)));
-                out.resize(out.len() + sep + PID_WIDTH.saturating_sub(num.len()), b' ');
+                out.resize(out.len() + sep + WIDTH.saturating_sub(num.len()), b' ');
                 out.extend_from_slice(&num);
                 at = e;
             }
@@ -98,7 +129,7 @@ mod tests {
             fixture!("sysvipc_msg_host"),
             fixture!("sysvipc_msg_child_ns"),
         ] {
-            assert_eq!(render_sysvipc(raw, &Identity).unwrap(), raw);
+            assert_eq!(render_sysvipc(raw, &Identity, None).unwrap(), raw);
         }
     }
 
@@ -118,7 +149,7 @@ mod tests {
             ),
         ] {
             assert_eq!(
-                String::from_utf8(render_sysvipc(host, &map).unwrap()).unwrap(),
+                String::from_utf8(render_sysvipc(host, &map, None).unwrap()).unwrap(),
                 String::from_utf8(child.to_vec()).unwrap()
             );
         }
@@ -133,6 +164,7 @@ mod tests {
                 off: 4_194_304,
                 levels: 0,
             },
+            None,
         )
         .unwrap();
         let text = String::from_utf8(out).unwrap();
@@ -144,7 +176,7 @@ mod tests {
     #[test]
     fn sem_has_no_pid_column() {
         let raw = b"       key      semid perms      nsems   uid   gid  cuid  cgid      otime      ctime\n         0          0   600          1     0     0     0     0          0 1796469886\n";
-        assert_eq!(render_sysvipc(raw, &TableMap::new()).unwrap(), raw);
+        assert_eq!(render_sysvipc(raw, &TableMap::new(), None).unwrap(), raw);
     }
 
     #[test]
@@ -156,11 +188,14 @@ mod tests {
             "0 1 600 4096 12 -\n",
         ] {
             let raw = format!("{header}{row}");
-            assert!(render_sysvipc(raw.as_bytes(), &Identity).is_err(), "{row}");
+            assert!(
+                render_sysvipc(raw.as_bytes(), &Identity, None).is_err(),
+                "{row}"
+            );
         }
-        assert_eq!(render_sysvipc(b"", &Identity).unwrap(), b"");
+        assert_eq!(render_sysvipc(b"", &Identity, None).unwrap(), b"");
         assert_eq!(
-            render_sysvipc(header.as_bytes(), &Identity).unwrap(),
+            render_sysvipc(header.as_bytes(), &Identity, None).unwrap(),
             header.as_bytes()
         );
     }
@@ -168,14 +203,33 @@ mod tests {
     proptest! {
         #[test]
         fn never_panics(raw in proptest::collection::vec(any::<u8>(), 0..200)) {
-            let _ = render_sysvipc(&raw, &Shift { off: 7, levels: 0 });
+            let _ = render_sysvipc(&raw, &Shift { off: 7, levels: 0 }, None);
         }
 
         #[test]
         fn never_panics_near_valid(parts in proptest::collection::vec(prop_oneof![
             Just(&b"cpid"[..]), Just(&b"lrpid"[..]), Just(&b" "[..]), Just(&b"   "[..]),
             Just(&b"-1"[..]), Just(&b"123456"[..]), Just(&b"7"[..]), Just(&b"\n"[..])], 0..30)) {
-            let _ = render_sysvipc(&parts.concat(), &Shift { off: 7, levels: 0 });
+            let _ = render_sysvipc(&parts.concat(), &Shift { off: 7, levels: 0 }, None);
         }
+    }
+
+    /// A reader in a namespace mapping 0..65535 to 100000..165535 sees the ids in its
+    /// numbering, an id it does not map as 65534, each `%5u` as the kernel prints it.
+    #[test]
+    fn ids_are_shown_in_the_readers_user_namespace() {
+        use super::super::ids::IdMap;
+        let map = IdMap::parse(b"         0     100000      65536\n");
+        let ids = ReaderIds {
+            uid: map.clone(),
+            gid: map,
+            projid: IdMap::default(),
+            overflow_uid: 65534,
+            overflow_gid: 65534,
+        };
+        let shm = b"       key      shmid perms                  size  cpid  lpid nattch   uid   gid  cuid  cgid      atime      dtime      ctime                   rss                  swap\n         0          4   644                  4096     0     0      0 101000 100000     0 100033          0          0 1765000000                     0                     0\n";
+        let want = b"       key      shmid perms                  size  cpid  lpid nattch   uid   gid  cuid  cgid      atime      dtime      ctime                   rss                  swap\n         0          4   644                  4096     0     0      0  1000     0 65534    33          0          0 1765000000                     0                     0\n";
+        let got = render_sysvipc(shm, &Identity, Some(&ids)).unwrap();
+        assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(want));
     }
 }

@@ -172,13 +172,7 @@ pub fn render(r: Render, raw: &[u8], map: &dyn PidMap, cx: Context) -> Result<Ve
             render::render_loadavg(raw, cx.last_pid, threads)
         }
         Render::Locks => render::render_locks(raw, map),
-        Render::Sysvipc => {
-            let text = render::render_sysvipc(raw, map)?;
-            Ok(match cx.ids {
-                Some(ids) => render::ids::sysvipc_ids(&text, ids),
-                None => text,
-            })
-        }
+        Render::Sysvipc => render::render_sysvipc(raw, map, cx.ids),
         Render::Keys => Ok(match cx.ids {
             Some(ids) => render::ids::keys_ids(raw, ids),
             None => raw.to_vec(),
