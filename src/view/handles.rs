@@ -455,10 +455,9 @@ impl View {
         ) {
             return None;
         }
-        let ids = userns::reader_ids(reader_tid)?;
+        let (reader_ns, ids) = userns::reader_ids(reader_tid)?;
         if let (Render::IdMap(_), Some(target)) = (r, node.shown_task()) {
-            let ns = |t: Pid| host::ns_inode(t, "user").ok();
-            if ns(target).is_some_and(|t| Some(t) == ns(reader_tid)) {
+            if host::ns_inode(target, "user").ok() == Some(reader_ns) {
                 return None;
             }
         }

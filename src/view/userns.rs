@@ -64,11 +64,11 @@ fn top() -> u64 {
     host::own_ns_inode("user").unwrap_or(0)
 }
 
-/// The maps of the user namespace of reader task `tid`, `None` where it is the daemon's
-/// (ids are shown as the kernel has them). One look at the reader's namespace (3 µs);
+/// The user namespace of reader task `tid` and its maps, `None` where it is the
+/// daemon's (ids are shown as the kernel has them). One look at the reader's namespace (3 µs);
 /// the maps of a namespace are read once (a map is written once, and never changes
 /// after), kept for the last [`MAPS_KEPT`] namespaces.
-pub(super) fn reader_ids(tid: Pid) -> Option<Arc<ReaderIds>> {
+pub(super) fn reader_ids(tid: Pid) -> Option<(u64, Arc<ReaderIds>)> {
     if tid <= 0 {
         return None;
     }
@@ -79,7 +79,7 @@ pub(super) fn reader_ids(tid: Pid) -> Option<Arc<ReaderIds>> {
     static KEPT: OnceLock<Mutex<lru::LruCache<u64, Arc<ReaderIds>>>> = OnceLock::new();
     let kept = KEPT.get_or_init(|| Mutex::new(lru::LruCache::new(MAPS_KEPT)));
     if let Some(ids) = crate::sync::lock(kept).get(&ns) {
-        return Some(Arc::clone(ids));
+        return Some((ns, Arc::clone(ids)));
     }
     let map = |name: &str| {
         std::fs::read(host::proc_path(&format!("{tid}/{name}")))
@@ -104,7 +104,7 @@ pub(super) fn reader_ids(tid: Pid) -> Option<Arc<ReaderIds>> {
     if !ids.uid.is_empty() && !ids.gid.is_empty() {
         crate::sync::lock(kept).put(ns, Arc::clone(&ids));
     }
-    Some(ids)
+    Some((ns, ids))
 }
 
 /// How many namespaces' maps [`reader_ids`] keeps.
@@ -149,6 +149,8 @@ pub(super) struct Standing {
     tid: Pid,
     eff: u64,
     ns: OnceCell<u64>,
+    /// The user namespace of the task asked about, read once for the request.
+    theirs: OnceCell<(Pid, Option<u64>)>,
 }
 
 impl Standing {
@@ -161,12 +163,14 @@ impl Standing {
                 tid,
                 eff,
                 ns: OnceCell::from(top()),
+                theirs: OnceCell::new(),
             };
         }
         Standing {
             tid,
             eff: effective_caps(tid).unwrap_or(0),
             ns: OnceCell::new(),
+            theirs: OnceCell::new(),
         }
     }
 
@@ -198,7 +202,7 @@ impl Standing {
     pub fn has_over_inode(&self, cap: u32, uid: u32, gid: u32) -> bool {
         self.has(cap)
             && (self.at_top()
-                || reader_ids(self.tid).is_some_and(|ids| {
+                || reader_ids(self.tid).is_some_and(|(_, ids)| {
                     ids.uid.from_kernel(uid).is_some() && ids.gid.from_kernel(gid).is_some()
                 }))
     }
@@ -209,7 +213,7 @@ impl Standing {
         if self.has_at_top(cap) {
             return true;
         }
-        let Ok(theirs) = host::ns_inode(target, "user") else {
+        let Some(theirs) = self.ns_of(target) else {
             return false;
         };
         if theirs == self.ns() {
@@ -227,7 +231,17 @@ impl Standing {
     /// Whether task `target` is in the reader's own user namespace, where the kernel
     /// compares capability sets (`cap_ptrace_access_check`).
     pub fn shares_ns_with(&self, target: Pid) -> bool {
-        host::ns_inode(target, "user").is_ok_and(|t| t == self.ns())
+        self.ns_of(target) == Some(self.ns())
+    }
+
+    /// The user namespace of task `target`: read once for the task a request asks
+    /// about ([`Standing::has_over_task`], then [`Standing::shares_ns_with`]).
+    fn ns_of(&self, target: Pid) -> Option<u64> {
+        let read = || host::ns_inode(target, "user").ok();
+        match self.theirs.get_or_init(|| (target, read())) {
+            &(t, ns) if t == target => ns,
+            _ => read(),
+        }
     }
 }
 
