@@ -154,6 +154,14 @@ pub fn task_info(stat: &[u8], status: &[u8]) -> io::Result<TaskInfo> {
     if ss.pid != st.pid {
         return Err(invalid("stat and status describe different tasks"));
     }
+    // A task being reaped: its file still names it by the number it was opened for
+    // (`Pid:`), but `release_task` is unhashing it from its numbers, and procfs prints
+    // 0 for those it no longer has (its thread group, its `NS*` levels; seen: `NSpid`
+    // all 0 with `Tgid` still there). Gone, as a read a moment later finds it; not a
+    // task of thread group 0, nor one without a number in its namespace.
+    if ss.tgid == 0 || ss.nspid.contains(&0) {
+        return Err(io::Error::from_raw_os_error(libc::ESRCH));
+    }
     Ok(TaskInfo {
         tid: ss.pid,
         tgid: ss.tgid,
@@ -345,5 +353,41 @@ mod tests {
         assert!(list_tgids().unwrap().contains(&me));
         assert!(list_tids(me).unwrap().contains(&me));
         assert!(process_group_exists(info.pgid));
+    }
+
+    /// A task read while its parent reaps it: procfs still prints the number its files
+    /// were opened for as `Pid:` (and `stat`'s first field), and 0 for its thread group,
+    /// its parent and every `NS*` level, the numbers `release_task` has unhashed. Seen
+    /// under load as a member's child that the events named and a `wait` reaped at once:
+    /// taken for a task of thread group 0, it was numbered nowhere, and `ns_last_pid`
+    /// and `loadavg` named the child before it.
+    #[test]
+    fn a_task_read_while_it_is_reaped_is_gone() {
+        let me = std::process::id() as Pid;
+        let stat = read_single(&proc_path("self/stat")).unwrap();
+        let status = String::from_utf8(read_single(&proc_path("self/status")).unwrap()).unwrap();
+        // Zeroes for the thread group and parent and every `NS*` level (all unhashed),
+        // or for `NSpid` only (seen while `Tgid` still showed).
+        let zeroed = |keys: &[&str]| -> String {
+            status
+                .lines()
+                .map(|l| match l.split_once(":\t") {
+                    Some((k, v)) if keys.contains(&k) => {
+                        format!("{k}:{}\n", "\t0".repeat(v.split('\t').count()))
+                    }
+                    _ => format!("{l}\n"),
+                })
+                .collect()
+        };
+        let all = zeroed(&["Tgid", "Ngid", "PPid", "NStgid", "NSpid", "NSpgid", "NSsid"]);
+        assert!(all.contains(&format!("\nPid:\t{me}\n")), "{all}");
+        assert!(
+            task_info(&stat, status.as_bytes()).is_ok(),
+            "alive, as read"
+        );
+        for text in [all, zeroed(&["NSpid"])] {
+            let err = task_info(&stat, text.as_bytes()).expect_err("being reaped");
+            assert_eq!(err.raw_os_error(), Some(libc::ESRCH), "{text}");
+        }
     }
 }
