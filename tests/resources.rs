@@ -319,6 +319,24 @@ fn a_cpuset_of_one_cpu_shows_one_cpu_everywhere() {
     );
 }
 
+/// A `--cpuset` naming CPUs the machine does not have fails before the command starts,
+/// saying which CPUs there are (the kernel's refusal says only "out of range").
+#[test]
+fn a_cpuset_of_cpus_not_there_says_which_there_are() {
+    if !privileged() {
+        return;
+    }
+    let (out, err, code) = in_vps(&["--cpuset", "4095"], &["echo", "ran"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.is_empty(), "the command did not run: {out}");
+    let online = fs::read_to_string("/sys/devices/system/cpu/online").unwrap();
+    let first = online.trim().split([',', '-']).next().unwrap().to_string();
+    assert!(
+        err.contains("--cpuset 4095: this VPS may have CPUs ") && err.contains(&first),
+        "{err}"
+    );
+}
+
 #[test]
 fn half_a_cpu_shows_one_cpu_and_its_time_in_stat() {
     if !privileged() {

@@ -91,6 +91,24 @@ fn write_file(path: &Path, value: &str) -> Result<(), String> {
     fs::write(path, value).map_err(|e| format!("cannot write {value:?} to {}: {e}", path.display()))
 }
 
+/// Writes `--cpuset` into the VPS's cgroup `dir`. The kernel refuses CPUs its parent
+/// does not have (`ERANGE` on v1, `EINVAL` on v2) without saying which it has: the
+/// error names them.
+fn write_cpuset(dir: &Path, cpus: &str) -> Result<(), String> {
+    write_file(&dir.join("cpuset.cpus"), cpus).map_err(|e| {
+        let parent = dir.parent().unwrap_or(dir);
+        let has = ["cpuset.cpus.effective", "cpuset.cpus"]
+            .iter()
+            .find_map(|f| fs::read_to_string(parent.join(f)).ok())
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty());
+        match has {
+            Some(has) => format!("--cpuset {cpus}: this VPS may have CPUs {has} only ({e})"),
+            None => e,
+        }
+    })
+}
+
 impl VpsCgroup {
     /// Creates `<own cgroup>/vprocfs/<name>` in every hierarchy a limit or a view
     /// needs and writes the limits. Errors say which file and what to do; what was
@@ -355,8 +373,7 @@ impl VpsCgroup {
         }
         if let Some(cs) = &l.cpuset {
             match (v2("cpuset"), v1(&self.paths.cpuset)) {
-                (Some(d), _) => write_file(&d.join("cpuset.cpus"), cs)?,
-                (None, Some(d)) => write_file(&d.join("cpuset.cpus"), cs)?,
+                (Some(d), _) | (None, Some(d)) => write_cpuset(&d, cs)?,
                 _ => return Err(missing("--cpuset")),
             }
         }
