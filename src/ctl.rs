@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{Mode, VpsConfig};
+use crate::engine::{Mode, Pid, VpsConfig};
 use crate::stats::Stats;
 use crate::view::View;
 
@@ -427,6 +427,13 @@ fn carry_out(d: &Daemon, req: Request) -> Response {
                 Err(r) => *r,
             },
             Request::Alloc { vps, pid, vpid } => match find(&vps) {
+                Ok(_) if pid >= host_pid_max() => Response::refuse(
+                    format!(
+                        "pid {pid} is not below the kernel's pid_max ({}): no process can have it",
+                        host_pid_max()
+                    ),
+                    libc::EINVAL,
+                ),
                 Ok(id) => match t.alloc(id, pid, vpid) {
                     Ok(()) => Response::ok(),
                     Err(e) => Response::refuse(&e, e.errno()),
@@ -458,6 +465,15 @@ fn carry_out(d: &Daemon, req: Request) -> Response {
 
 /// Listens on `path` (made mode 0600, in a directory made 0700 if missing) and serves
 /// each connection on a thread of its own.
+/// The daemon's `pid_max`: the kernel hands out pids below it. `i32::MAX` where it
+/// cannot be read, refusing nothing.
+fn host_pid_max() -> Pid {
+    std::fs::read_to_string(crate::host::proc_path("sys/kernel/pid_max"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(Pid::MAX)
+}
+
 pub fn listen(path: &Path, daemon: Arc<Daemon>) -> io::Result<()> {
     if let Some(dir) = path.parent() {
         if !dir.exists() {

@@ -229,6 +229,15 @@ fn each_reader_sees_its_own_vps() {
         err.trim(),
         "vprocfs: vpid 777 is already in use in this VPS"
     );
+    // A pid the kernel cannot hand out is refused, and no mapping is made.
+    let pid_max = host_pid_max().to_string();
+    let (code, _, err) = ctl(&["alloc", "--vps", "a", "--pid", &pid_max, "--vpid", "778"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains(&format!("pid {pid_max} is not below the kernel's pid_max")),
+        "{err}"
+    );
+    assert!(!ctl(&["mappings", "a"]).1.contains(" 778"));
     let (_, list, _) = ctl(&["list"]);
     assert!(
         list.lines()
