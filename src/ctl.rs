@@ -463,8 +463,6 @@ fn carry_out(d: &Daemon, req: Request) -> Response {
     })
 }
 
-/// Listens on `path` (made mode 0600, in a directory made 0700 if missing) and serves
-/// each connection on a thread of its own.
 /// The daemon's `pid_max`: the kernel hands out pids below it. `i32::MAX` where it
 /// cannot be read, refusing nothing.
 fn host_pid_max() -> Pid {
@@ -474,6 +472,8 @@ fn host_pid_max() -> Pid {
         .unwrap_or(Pid::MAX)
 }
 
+/// Listens on `path` (made mode 0600, in a directory made 0700 if missing) and serves
+/// each connection on a thread of its own.
 pub fn listen(path: &Path, daemon: Arc<Daemon>) -> io::Result<()> {
     if let Some(dir) = path.parent() {
         if !dir.exists() {

@@ -92,8 +92,8 @@ fn write_file(path: &Path, value: &str) -> Result<(), String> {
 }
 
 /// Writes `--cpuset` into the VPS's cgroup `dir`. The kernel refuses CPUs its parent
-/// does not have (`ERANGE` on v1, `EINVAL` on v2) without saying which it has: the
-/// error names them.
+/// does not have with an errno alone (v1: `ERANGE`, "Numerical result out of range"):
+/// the error names the CPUs there are.
 fn write_cpuset(dir: &Path, cpus: &str) -> Result<(), String> {
     write_file(&dir.join("cpuset.cpus"), cpus).map_err(|e| {
         let parent = dir.parent().unwrap_or(dir);
