@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{Mode, Pid, VpsConfig};
+use crate::engine::{Mode, VpsConfig};
 use crate::stats::Stats;
 use crate::view::View;
 
@@ -426,19 +426,17 @@ fn carry_out(d: &Daemon, req: Request) -> Response {
                 },
                 Err(r) => *r,
             },
-            Request::Alloc { vps, pid, vpid } => match find(&vps) {
-                Ok(_) if pid >= host_pid_max() => Response::refuse(
-                    format!(
-                        "pid {pid} is not below the kernel's pid_max ({}): no process can have it",
-                        host_pid_max()
-                    ),
+            // A pid_max that cannot be read refuses nothing.
+            Request::Alloc { vps, pid, vpid } => match (find(&vps), crate::host::pid_max()) {
+                (Ok(_), Ok(max)) if pid >= max => Response::refuse(
+                    format!("pid {pid} is not below the kernel's pid_max ({max}): no process can have it"),
                     libc::EINVAL,
                 ),
-                Ok(id) => match t.alloc(id, pid, vpid) {
+                (Ok(id), _) => match t.alloc(id, pid, vpid) {
                     Ok(()) => Response::ok(),
                     Err(e) => Response::refuse(&e, e.errno()),
                 },
-                Err(r) => *r,
+                (Err(r), _) => *r,
             },
             Request::Stats => Response {
                 stats: Some(format!(
@@ -461,15 +459,6 @@ fn carry_out(d: &Daemon, req: Request) -> Response {
             },
         }
     })
-}
-
-/// The daemon's `pid_max`: the kernel hands out pids below it. `i32::MAX` where it
-/// cannot be read, refusing nothing.
-fn host_pid_max() -> Pid {
-    std::fs::read_to_string(crate::host::proc_path("sys/kernel/pid_max"))
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(Pid::MAX)
 }
 
 /// Listens on `path` (made mode 0600, in a directory made 0700 if missing) and serves

@@ -134,6 +134,12 @@ fn read_from(mut file: impl std::io::Read, single: bool) -> io::Result<Vec<u8>> 
     Ok(buf)
 }
 
+/// The kernel's `pid_max` in the daemon's pid namespace: it hands out pids below it.
+pub fn pid_max() -> io::Result<Pid> {
+    let text = fs::read_to_string(proc_path("sys/kernel/pid_max"))?;
+    text.trim().parse().map_err(invalid)
+}
+
 /// Reads `/proc/<tid>/stat` and `/proc/<tid>/status`.
 pub fn read_task(tid: Pid) -> io::Result<TaskInfo> {
     let stat = read_single(&proc_path(&format!("{tid}/stat")))?;

@@ -218,9 +218,8 @@ fn seed_model_warning(
 
 /// The kernel's pid_max, where numbering wraps.
 fn read_pid_max() -> i32 {
-    std::fs::read_to_string("/proc/sys/kernel/pid_max")
+    crate::host::pid_max()
         .ok()
-        .and_then(|s| s.trim().parse().ok())
         .filter(|&p| p > crate::engine::RESERVED_PIDS && p <= crate::engine::PID_MAX_LIMIT)
         .unwrap_or(crate::engine::PID_MAX_DEFAULT)
 }
