@@ -329,12 +329,30 @@ fn a_cpuset_of_cpus_not_there_says_which_there_are() {
     let (out, err, code) = in_vps(&["--cpuset", "4095"], &["echo", "ran"]);
     assert_eq!(code, 1, "{out}{err}");
     assert!(out.is_empty(), "the command did not run: {out}");
-    let online = fs::read_to_string("/sys/devices/system/cpu/online").unwrap();
-    let first = online.trim().split([',', '-']).next().unwrap().to_string();
+    let named = err
+        .split_once("--cpuset 4095: this VPS may have CPUs ")
+        .and_then(|(_, rest)| rest.split_once(" only"))
+        .map(|(list, _)| cpu_list(list))
+        .unwrap_or_else(|| panic!("no CPUs named: {err}"));
+    // Those of the cgroup the VPS would be made in: among them, this test's own.
+    let status = fs::read_to_string("/proc/self/status").unwrap();
+    let own = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .map(|l| cpu_list(l.trim()))
+        .unwrap();
     assert!(
-        err.contains("--cpuset 4095: this VPS may have CPUs ") && err.contains(&first),
-        "{err}"
+        !named.contains(&4095) && own.iter().all(|c| named.contains(c)),
+        "named {named:?}, this test may run on {own:?}: {err}"
     );
+}
+
+/// The CPUs of a kernel CPU list ("0-3,8").
+fn cpu_list(text: &str) -> Vec<u32> {
+    vprocfs::resources::cpus::CpuSet::parse(text)
+        .unwrap_or_else(|e| panic!("{text:?}: {e}"))
+        .cpus()
+        .to_vec()
 }
 
 #[test]
