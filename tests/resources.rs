@@ -190,6 +190,26 @@ fn loadavg_names_a_child_reaped_before_the_daemon_saw_it() {
     }
 }
 
+/// `loadavg`'s total follows the VPS's threads at once, as the kernel's `nr_threads`
+/// does: a fork, a zombie (counted until reaped), a reaping, a thread. Before, it was
+/// the load sampler's count, up to 5 s old: a VPS that forked ten sleepers showed 11
+/// still after reaping all of them.
+#[test]
+fn loadavg_counts_the_threads_of_now() {
+    if !privileged() {
+        return;
+    }
+    let probe = script("loadavg_counts.py").display().to_string();
+    for flags in [&[][..], &["--full-view"]] {
+        let (out, err, code) = in_vps(flags, &["/usr/bin/python3", &probe]);
+        assert_eq!(code, 0, "{flags:?}: {err}");
+        assert_eq!(
+            out, "forked 10: 11\n2 zombies: 11\n2 reaped: 9\na thread more: 10\nall reaped: 1\n",
+            "{flags:?}"
+        );
+    }
+}
+
 #[test]
 fn without_limits_the_vps_sees_the_hosts_memory() {
     if !privileged() {

@@ -310,6 +310,17 @@ impl Tracker {
         }
     }
 
+    /// The threads of VPS `id` now, as the kernel's `nr_threads` counts them (zombies
+    /// included, reaped ones not): its members, less those reaped since the last look,
+    /// released now (unless more than [`REAP_AT_FORK_MAX`] zombies wait, whose looks
+    /// would slow the read: then up to [`REAP_INTERVAL`] late).
+    pub fn threads_now(&mut self, id: VpsId) -> Option<usize> {
+        if self.exited.len() <= REAP_AT_FORK_MAX {
+            self.release_reaped();
+        }
+        self.engine.vps(id).map(|v| v.tasks_num())
+    }
+
     /// Releases the exited members that have been reaped (their numbers are free in the
     /// kernel).
     fn release_reaped(&mut self) {

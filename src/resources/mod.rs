@@ -187,9 +187,12 @@ pub struct VpsFacts {
     pub start_boottime_ns: u64,
     /// The last pid handed out in the VPS, for loadavg's last field.
     pub last_pid: i32,
-    /// (running, total) threads of the VPS when the caller knows them; else the
-    /// sampler's last count.
-    pub tasks: Option<(u32, u32)>,
+    /// The VPS's threads now, when the caller knows them (the view: its members, with
+    /// the events queued before the read applied), for the totals of `loadavg` and
+    /// `stat`; else the sampler's count, up to a period old. The kernel's
+    /// `nr_threads` counts a fork at once, and a reader that starts ten processes and
+    /// reads `loadavg` sees them there.
+    pub threads: Option<u32>,
     /// Forks since the VPS started, for `processes` in stat; else the thread count.
     pub forks: Option<u64>,
 }
@@ -290,16 +293,27 @@ impl VpsResources {
         Ok(cpus::visible(l.cpuset.as_ref(), l.quota, online))
     }
 
-    /// (running, blocked, total) to show: the caller's counts where it has them,
-    /// else the sampler's; the reader itself is running, so at least 1.
+    /// (running, blocked, total) to show: the sampler's running and blocked threads
+    /// (the reader itself is running, so at least 1), and the caller's total where it
+    /// has one, which they never exceed.
     fn counts(&self, facts: &VpsFacts) -> TaskCounts {
         let sampled = self.sampled_counts();
-        let (running, total) = facts.tasks.unwrap_or((sampled.running, sampled.total));
-        let running = running.max(1);
-        TaskCounts {
-            running,
-            blocked: sampled.blocked,
-            total: total.max(running + sampled.blocked),
+        let running = sampled.running.max(1);
+        match facts.threads {
+            Some(now) => {
+                let total = now.max(1);
+                let running = running.min(total);
+                TaskCounts {
+                    running,
+                    blocked: sampled.blocked.min(total - running),
+                    total,
+                }
+            }
+            None => TaskCounts {
+                running,
+                blocked: sampled.blocked,
+                total: sampled.total.max(running + sampled.blocked),
+            },
         }
     }
 

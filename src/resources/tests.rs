@@ -104,7 +104,7 @@ fn facts() -> VpsFacts {
         boot_offset_ns: 0,
         start_boottime_ns: 0,
         last_pid: 42,
-        tasks: None,
+        threads: None,
         forks: Some(9),
     }
 }
@@ -217,14 +217,19 @@ fn load_average_from_the_sampler() {
         }
         l
     });
-    // The caller's counts win where it has them.
-    let f = VpsFacts {
-        tasks: Some((3, 10)),
+    // The caller's total of now wins where it has one; the running ones are never
+    // more than it.
+    let with = |threads| VpsFacts {
+        threads: Some(threads),
         ..facts()
     };
     assert_eq!(
-        res.render(ResFile::Loadavg, b"", &f, 0).unwrap(),
-        b"0.63 0.18 0.06 3/10 42\n"
+        res.render(ResFile::Loadavg, b"", &with(10), 0).unwrap(),
+        b"0.63 0.18 0.06 1/10 42\n"
+    );
+    assert_eq!(
+        res.render(ResFile::Loadavg, b"", &with(0), 0).unwrap(),
+        b"0.63 0.18 0.06 1/1 42\n"
     );
 }
 

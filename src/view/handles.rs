@@ -400,7 +400,12 @@ impl View {
         }
         // Looked up before the tracker is locked: a look at the reader's namespace.
         let ids = self.ids_for(reader_tid, node, r);
-        let tracker = lock(&self.shared.tracker);
+        let mut tracker = lock(&self.shared.tracker);
+        // `loadavg`'s total: the threads of now, those reaped released first.
+        let threads = match r {
+            Render::Loadavg => tracker.threads_now(id),
+            _ => None,
+        };
         let vps = tracker.vps(id).ok_or(Errno::ENOENT)?;
         // Reaped and released between the read and now: the text shows a process the
         // VPS no longer has (its own number would read 0), as procfs answers a read of
@@ -423,7 +428,7 @@ impl View {
             hidden,
             last_pid: vps.last_vpid(),
             pid_max: own_ns.then_some(vps.config().pid_max),
-            tasks: Some(u32::try_from(vps.tasks_num()).unwrap_or(u32::MAX)),
+            tasks: threads.map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
             ids: ids.as_deref(),
         };
         let rendered = files::render(r, raw, &map, cx);

@@ -201,16 +201,19 @@ impl View {
         let Some(r) = self.resources_of(id) else {
             return Ok(None);
         };
-        let last_pid = lock(&self.shared.tracker)
-            .vps(id)
-            .ok_or(Errno::ENOENT)?
-            .last_vpid();
+        let (last_pid, threads) = {
+            let mut tracker = lock(&self.shared.tracker);
+            let threads = tracker.threads_now(id).ok_or(Errno::ENOENT)?;
+            let vps = tracker.vps(id).ok_or(Errno::ENOENT)?;
+            (vps.last_vpid(), threads)
+        };
         let facts = VpsFacts {
             boot_offset_ns: r.boot_offset_ns,
             start_boottime_ns: r.start_boottime_ns,
             last_pid,
-            // Running and total threads: the sampler's count, from the cgroup.
-            tasks: None,
+            // Running threads: the sampler's count, from the cgroup; all of them: the
+            // members of now.
+            threads: Some(u32::try_from(threads).unwrap_or(u32::MAX)),
             forks: None,
         };
         r.res
