@@ -152,6 +152,7 @@ impl Tracker {
             ProcEvent::Fork {
                 parent_tgid,
                 child_pid,
+                child_tgid,
                 ..
             } => {
                 // A task inherits its VPS at fork (the seed's model): decided by the
@@ -165,6 +166,16 @@ impl Tracker {
                     Some(id) => Some(id),
                     None => self.known.get(&parent_tgid).and_then(|k| k.vps),
                 };
+                // A task made: a process by a member, or a thread of one (whose event
+                // names its process's parent, `CLONE_THREAD` keeping the real parent).
+                let maker = if child_tgid != child_pid {
+                    self.known.get(&child_tgid).and_then(|k| k.vps)
+                } else {
+                    parent_vps
+                };
+                if let Some(n) = maker.and_then(|id| self.forks.get_mut(&id)) {
+                    *n += 1;
+                }
                 // Each fork event is a task of its own: a task of this number whose fork
                 // event came before was reaped, even if its exit is not applied yet and
                 // the newcomer started in the same clock tick (so no start time tells

@@ -154,6 +154,10 @@ pub struct Tracker {
     /// member's too, though no one knows them. Until their number is taken again (its
     /// fork event comes before any fork of the new task's), bounded by [`VANISHED_MAX`].
     vanished: FxHashMap<Pid, VpsId>,
+    /// Tasks each VPS has had since membership met it: the members found then, and
+    /// every fork of a member since (threads too, and children gone before they could
+    /// be read), as the kernel's `total_forks` (`processes` in `/proc/stat`) counts.
+    forks: FxHashMap<VpsId, u64>,
 }
 
 /// At most this many members gone unread are remembered ([`Tracker::vanished`]).
@@ -338,7 +342,16 @@ impl Tracker {
         // Tasks judged to be in no VPS may be in this one: they are judged again.
         self.known.retain(|_, k| k.vps.is_some());
         self.rescan();
+        let found = self.engine.vps(id).map_or(1, |v| v.tasks_num());
+        self.forks
+            .insert(id, u64::try_from(found).unwrap_or(u64::MAX));
         Ok(id)
+    }
+
+    /// The tasks VPS `id` has had ([`Tracker::forks`]'s count): what `/proc/stat`'s
+    /// `processes` shows, where the process events are followed.
+    pub fn forks(&self, id: VpsId) -> Option<u64> {
+        self.forks.get(&id).copied()
     }
 
     /// The vpids of VPS `id` to save: in sparse mode every member task's, with its start
@@ -418,6 +431,7 @@ impl Tracker {
     pub fn remove_vps(&mut self, id: VpsId) -> Result<(), EngineError> {
         self.engine.remove_vps(id)?;
         self.meta.remove(&id);
+        self.forks.remove(&id);
         self.known.retain(|_, k| k.vps != Some(id));
         Ok(())
     }

@@ -61,13 +61,18 @@ impl Render {
         matches!(self, Render::NsLastPid | Render::PidMax | Render::CadPid)
     }
 
-    /// Whether the file shows the VPS's last pid (`ns_last_pid`, `loadavg`): the kernel
-    /// shows a fork the reader made before its read, so the view applies the process
-    /// events queued by then before rendering it (read-your-own-forks).
-    pub fn shows_last_pid(self) -> bool {
+    /// Whether the file shows what the VPS's forks change: its last pid (`ns_last_pid`,
+    /// `loadavg`), its threads (`loadavg`'s total) and its forks (`processes` in
+    /// `stat`). The kernel shows a fork the reader made before its read, so the view
+    /// applies the process events queued by then before rendering it
+    /// (read-your-own-forks).
+    pub fn shows_forks(self) -> bool {
         matches!(
             self,
-            Render::NsLastPid | Render::Loadavg | Render::Resource(ResFile::Loadavg)
+            Render::NsLastPid
+                | Render::Loadavg
+                | Render::Resource(ResFile::Loadavg)
+                | Render::Resource(ResFile::Stat)
         )
     }
 
@@ -227,10 +232,11 @@ mod tests {
         for (rel, shows) in [
             ("sys/kernel/ns_last_pid", true),
             ("loadavg", true),
+            ("stat", true),
             ("meminfo", false),
             ("locks", false),
         ] {
-            assert_eq!(global_file(rel).unwrap().shows_last_pid(), shows, "{rel}");
+            assert_eq!(global_file(rel).unwrap().shows_forks(), shows, "{rel}");
         }
         assert_eq!(
             global_file("vmstat"),

@@ -322,7 +322,7 @@ impl View {
     /// With whether the read of the real file showed the process alive
     /// ([`View::read_real_bound`]).
     fn render_lazy_bound(&self, l: &Lazy) -> Result<(Vec<u8>, bool), Errno> {
-        if l.render.shows_last_pid() {
+        if l.render.shows_forks() {
             self.catch_up();
         }
         if let (Render::Resource(file), Reader::Vps { id, tid }) = (l.render, l.reader) {

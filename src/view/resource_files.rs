@@ -201,11 +201,14 @@ impl View {
         let Some(r) = self.resources_of(id) else {
             return Ok(None);
         };
-        let (last_pid, threads) = {
+        let follows = self.follows_events();
+        let (last_pid, threads, forks) = {
             let mut tracker = lock(&self.shared.tracker);
             let threads = tracker.threads_now(id).ok_or(Errno::ENOENT)?;
             let vps = tracker.vps(id).ok_or(Errno::ENOENT)?;
-            (vps.last_vpid(), threads)
+            // Forks are counted from the events; rescans would miss the short-lived.
+            let forks = tracker.forks(id).filter(|_| follows);
+            (vps.last_vpid(), threads, forks)
         };
         let facts = VpsFacts {
             boot_offset_ns: r.boot_offset_ns,
@@ -214,7 +217,7 @@ impl View {
             // Running threads: the sampler's count, from the cgroup; all of them: the
             // members of now.
             threads: Some(u32::try_from(threads).unwrap_or(u32::MAX)),
-            forks: None,
+            forks,
         };
         r.res
             .render(file, host, &facts, resources::boottime_now_ns())
