@@ -122,6 +122,24 @@ fn probe_matches_kernel_with(name: &str, kernel_shows: &[&str], flags: &[&[&str]
     }
 }
 
+/// Threads are numbered when they are made, as a pid namespace numbers them: the
+/// init's three threads 2, 3 and 4, then its child 5, also where the view numbers
+/// densely itself. Before, a thread's fork event was judged by the parent it names (the
+/// process's parent: for the init's threads, outside the VPS), so without a pid
+/// namespace the threads were numbered when first read, after the child (child 2,
+/// threads 3 to 5).
+#[test]
+fn threads_are_numbered_when_made() {
+    if !privileged() {
+        return;
+    }
+    probe_matches_kernel_with(
+        "thread_numbers.py",
+        &["processes: [1, 5]\nthreads of init: [1, 2, 3, 4]\nlast pid: 5\n"],
+        &[&["--full-view"], &["--no-pidns", "--numbering", "ns"]],
+    );
+}
+
 /// A reaped process, zombies, threads and held directories. Without FUSE passthrough
 /// the view answers as procfs, byte for byte. With it (the default), a file is rendered
 /// at open and every read is the kernel's, from that snapshot: a file opened before its

@@ -160,20 +160,20 @@ impl Tracker {
                 // time the event is read (it may have been reparented already).
                 // A parent gone unread is the latest task of its number (the entry goes
                 // when the number is taken again), newer than any record of it.
+                // A thread is its process's: its event names the process's parent
+                // (`CLONE_THREAD` keeps the real parent), which may be outside the VPS
+                // (its init's threads).
                 let vanished_parent = self.vanished.get(&parent_tgid).copied();
                 self.vanished.remove(&child_pid);
-                let parent_vps = match vanished_parent {
-                    Some(id) => Some(id),
-                    None => self.known.get(&parent_tgid).and_then(|k| k.vps),
-                };
-                // A task made: a process by a member, or a thread of one (whose event
-                // names its process's parent, `CLONE_THREAD` keeping the real parent).
-                let maker = if child_tgid != child_pid {
+                let parent_vps = if child_tgid != child_pid {
                     self.known.get(&child_tgid).and_then(|k| k.vps)
                 } else {
-                    parent_vps
+                    match vanished_parent {
+                        Some(id) => Some(id),
+                        None => self.known.get(&parent_tgid).and_then(|k| k.vps),
+                    }
                 };
-                if let Some(n) = maker.and_then(|id| self.forks.get_mut(&id)) {
+                if let Some(n) = parent_vps.and_then(|id| self.forks.get_mut(&id)) {
                     *n += 1;
                 }
                 // Each fork event is a task of its own: a task of this number whose fork
