@@ -227,6 +227,23 @@ fn stat_counts_every_fork() {
     }
 }
 
+/// A small VPS's running threads are those of the read, as the kernel's `nr_running`
+/// is: two spinners started after a first read, and the reader, are 3 in
+/// `procs_running` and `loadavg`. Before, they were the first read's count (1) until
+/// the sampler's next look, up to 5 s later.
+#[test]
+fn running_threads_are_counted_at_the_read() {
+    if !privileged() {
+        return;
+    }
+    let probe = script("running_now.py").display().to_string();
+    for flags in [&[][..], &["--full-view"]] {
+        let (out, err, code) = in_vps(flags, &["/usr/bin/python3", &probe]);
+        assert_eq!(code, 0, "{flags:?}: {err}");
+        assert_eq!(out, "procs_running: 3 loadavg running: 3\n", "{flags:?}");
+    }
+}
+
 #[test]
 fn without_limits_the_vps_sees_the_hosts_memory() {
     if !privileged() {

@@ -986,8 +986,9 @@ const MAX_DEPTH: usize = 32;
 /// between samples and re-read with `pread` at offset 0 (a seq_file regenerates its
 /// text then): 3.3 µs a thread, 0.65 % of one CPU (`tests::sampler_cost`). A cached file of a thread that has exited reads
 /// ESRCH (it holds the thread's `struct pid`, never a reused number) and is
-/// replaced; files of threads no longer listed are closed after each sample.
-pub fn count_tasks(paths: &CgroupPaths, scratch: &mut Scratch) -> TaskCounts {
+/// replaced; files of threads no longer listed are closed after each sample. Thread
+/// `skip` (a reader, which the caller counts itself) is left out.
+pub fn count_tasks(paths: &CgroupPaths, scratch: &mut Scratch, skip: Option<i32>) -> TaskCounts {
     let mut counts = TaskCounts::default();
     let Some((dir, list_name)) = paths.task_list() else {
         return counts;
@@ -1000,6 +1001,9 @@ pub fn count_tasks(paths: &CgroupPaths, scratch: &mut Scratch) -> TaskCounts {
     let mut buf = [0u8; 128];
     let tids = std::mem::take(&mut scratch.tids);
     for &tid in &tids {
+        if skip.is_some_and(|s| i64::from(s) == i64::from(tid)) {
+            continue;
+        }
         let mut n = None;
         if let Some((f, used)) = scratch.files.get_mut(&tid) {
             match f.read_at(&mut buf, 0) {
@@ -1282,7 +1286,7 @@ mod tests {
             return; // no cgroup hierarchy mounted here
         }
         let mut scratch = Scratch::default();
-        let c = count_tasks(&paths, &mut scratch);
+        let c = count_tasks(&paths, &mut scratch, None);
         assert!(c.total >= 1 && c.running >= 1, "{c:?}");
     }
 }

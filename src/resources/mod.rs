@@ -176,6 +176,11 @@ impl ResFile {
     }
 }
 
+/// Up to this many threads a VPS's running and blocked threads are counted at each read
+/// of `loadavg` and `stat` (a `pread` of each one's kept `stat`, ~3.3 µs: under 1 ms);
+/// a larger one shows the load sampler's count, taken every 5 s.
+pub const LIVE_COUNT_MAX: u32 = 256;
+
 /// Everything the renderers need about one VPS beyond its cgroup, supplied by the
 /// caller.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -195,6 +200,9 @@ pub struct VpsFacts {
     pub threads: Option<u32>,
     /// Forks since the VPS started, for `processes` in stat; else the thread count.
     pub forks: Option<u64>,
+    /// The reader's thread: counted among the running when the running are counted at
+    /// the read, whatever state it is found in on its way to waiting for the reply.
+    pub reader: Option<i32>,
 }
 
 /// The floors (last values shown) of one VPS and its load average, to persist across
@@ -293,27 +301,36 @@ impl VpsResources {
         Ok(cpus::visible(l.cpuset.as_ref(), l.quota, online))
     }
 
-    /// (running, blocked, total) to show: the sampler's running and blocked threads
-    /// (the reader itself is running, so at least 1), and the caller's total where it
-    /// has one, which they never exceed.
+    /// (running, blocked, total) to show. The total is the caller's where it has one
+    /// (the threads of now). Running and blocked threads are counted at the read in a
+    /// VPS of at most [`LIVE_COUNT_MAX`] threads, as the kernel's are of the moment
+    /// (`vmstat 1`'s `r` column, `loadavg`'s running), the reader among the running
+    /// (it waits for this reply asleep; procfs's reader is running); above that, and
+    /// without a total, they are the sampler's, up to a period old. Never more than
+    /// the total, and at least 1 running: the reader.
     fn counts(&self, facts: &VpsFacts) -> TaskCounts {
-        let sampled = self.sampled_counts();
-        let running = sampled.running.max(1);
-        match facts.threads {
-            Some(now) => {
-                let total = now.max(1);
-                let running = running.min(total);
-                TaskCounts {
-                    running,
-                    blocked: sampled.blocked.min(total - running),
-                    total,
-                }
-            }
-            None => TaskCounts {
+        let Some(now) = facts.threads else {
+            let sampled = self.sampled_counts();
+            let running = sampled.running.max(1);
+            return TaskCounts {
                 running,
                 blocked: sampled.blocked,
                 total: sampled.total.max(running + sampled.blocked),
-            },
+            };
+        };
+        let (running, blocked) = if now <= LIVE_COUNT_MAX {
+            let live = cgroup::count_tasks(&self.paths, &mut lock(&self.scratch), facts.reader);
+            (live.running + 1, live.blocked)
+        } else {
+            let sampled = self.sampled_counts();
+            (sampled.running.max(1), sampled.blocked)
+        };
+        let total = now.max(1);
+        let running = running.min(total);
+        TaskCounts {
+            running,
+            blocked: blocked.min(total - running),
+            total,
         }
     }
 
@@ -436,7 +453,7 @@ impl VpsResources {
         if let Some(c) = lock(&self.state).counts {
             return c;
         }
-        let now = cgroup::count_tasks(&self.paths, &mut lock(&self.scratch));
+        let now = cgroup::count_tasks(&self.paths, &mut lock(&self.scratch), None);
         *lock(&self.state).counts.get_or_insert(now)
     }
 
@@ -449,7 +466,7 @@ impl VpsResources {
     /// A late call folds the periods it missed (`calc_load_n`), an early one (under
     /// half a period) only refreshes the counts.
     pub fn sample_load(&self, now_boottime_ns: u64, vps_start_ns: u64) {
-        let counts = cgroup::count_tasks(&self.paths, &mut lock(&self.scratch));
+        let counts = cgroup::count_tasks(&self.paths, &mut lock(&self.scratch), None);
         let mut st = lock(&self.state);
         st.counts = Some(counts);
         let last = match st.last_sample_ns {

@@ -106,6 +106,7 @@ fn facts() -> VpsFacts {
         last_pid: 42,
         threads: None,
         forks: Some(9),
+        reader: None,
     }
 }
 
@@ -218,14 +219,22 @@ fn load_average_from_the_sampler() {
         l
     });
     // The caller's total of now wins where it has one; the running ones are never
-    // more than it.
+    // more than it. In a VPS of up to LIVE_COUNT_MAX threads they are counted at the
+    // read: this thread (R, counting) and the reader, whom a real read finds asleep
+    // waiting for the reply, and counts as running, as procfs's reader is (here the
+    // two are one, counted twice). Above, the sampler's count stands.
     let with = |threads| VpsFacts {
         threads: Some(threads),
         ..facts()
     };
     assert_eq!(
         res.render(ResFile::Loadavg, b"", &with(10), 0).unwrap(),
-        b"0.63 0.18 0.06 1/10 42\n"
+        b"0.63 0.18 0.06 2/10 42\n"
+    );
+    let many = super::LIVE_COUNT_MAX + 1;
+    assert_eq!(
+        res.render(ResFile::Loadavg, b"", &with(many), 0).unwrap(),
+        format!("0.63 0.18 0.06 1/{many} 42\n").into_bytes()
     );
     assert_eq!(
         res.render(ResFile::Loadavg, b"", &with(0), 0).unwrap(),
@@ -668,12 +677,12 @@ fn sampler_cost() {
         let t = clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID).unwrap();
         t.tv_sec() as f64 + t.tv_nsec() as f64 / 1e9
     };
-    cgroup::count_tasks(&paths, &mut scratch); // warm the dentry cache, as every later sample is
+    cgroup::count_tasks(&paths, &mut scratch, None); // warm the dentry cache, as every later sample is
     let rounds = 10;
     let (c0, w0) = (cpu(), std::time::Instant::now());
     let mut counts = TaskCounts::default();
     for _ in 0..rounds {
-        counts = cgroup::count_tasks(&paths, &mut scratch);
+        counts = cgroup::count_tasks(&paths, &mut scratch, None);
     }
     let per_sample = (cpu() - c0) / f64::from(rounds);
     let wall = w0.elapsed().as_secs_f64() / f64::from(rounds);
@@ -728,13 +737,13 @@ fn sampler_sees_state_changes() {
     };
     let mut scratch = cgroup::Scratch::default();
     // Spinning: R (on a loaded machine it may wait for a CPU, still R).
-    let c = cgroup::count_tasks(&paths, &mut scratch);
+    let c = cgroup::count_tasks(&paths, &mut scratch, None);
     assert_eq!((c.running, c.total), (1, 1));
     spin.store(false, Ordering::Relaxed);
     // Asleep in recv: S, read through the same cached file.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
-        let c = cgroup::count_tasks(&paths, &mut scratch);
+        let c = cgroup::count_tasks(&paths, &mut scratch, None);
         if c.running == 0 {
             assert_eq!(c.total, 1);
             break;
@@ -744,7 +753,7 @@ fn sampler_sees_state_changes() {
     }
     stop_tx.send(()).unwrap();
     worker.join().unwrap();
-    let c = cgroup::count_tasks(&paths, &mut scratch);
+    let c = cgroup::count_tasks(&paths, &mut scratch, None);
     assert_eq!(c.total, 0, "an exited thread is not counted");
 }
 

@@ -174,7 +174,7 @@ impl View {
         } else {
             Vec::new()
         };
-        if let Some(text) = self.render_resource(id, file, &host)? {
+        if let Some(text) = self.render_resource(id, tid, file, &host)? {
             return Ok(text);
         }
         let host = match host.is_empty() {
@@ -189,12 +189,13 @@ impl View {
         }
     }
 
-    /// `file` as a reader of VPS `id` sees it; `host` is the host's text of it. `None`
+    /// `file` as reader `reader` of VPS `id` sees it; `host` is the host's text of it. `None`
     /// when the VPS has no cgroup to read (the caller then shows the host's figures, as
     /// LXCFS does for a process it cannot place).
     fn render_resource(
         &self,
         id: VpsId,
+        reader: Pid,
         file: ResFile,
         host: &[u8],
     ) -> Result<Option<Vec<u8>>, Errno> {
@@ -218,6 +219,7 @@ impl View {
             // members of now.
             threads: Some(u32::try_from(threads).unwrap_or(u32::MAX)),
             forks,
+            reader: (reader > 0).then_some(reader),
         };
         r.res
             .render(file, host, &facts, resources::boottime_now_ns())
