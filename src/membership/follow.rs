@@ -326,10 +326,23 @@ impl Tracker {
     /// released now (unless more than [`REAP_AT_FORK_MAX`] zombies wait, whose looks
     /// would slow the read: then up to [`REAP_INTERVAL`] late).
     pub fn threads_now(&mut self, id: VpsId) -> Option<usize> {
+        self.release_reaped_now();
+        self.engine.vps(id).map(|v| v.tasks_num())
+    }
+
+    /// The processes of VPS `id` now, as the kernel's `nr_processes` counts them (the
+    /// link count of `/proc`): [`Tracker::threads_now`]'s, of thread groups.
+    pub fn processes_now(&mut self, id: VpsId) -> Option<usize> {
+        self.release_reaped_now();
+        self.engine.vps(id).map(|v| v.tgids().count())
+    }
+
+    /// [`Tracker::release_reaped`] for a count of now, unless more than
+    /// [`REAP_AT_FORK_MAX`] zombies wait.
+    fn release_reaped_now(&mut self) {
         if self.exited.len() <= REAP_AT_FORK_MAX {
             self.release_reaped();
         }
-        self.engine.vps(id).map(|v| v.tasks_num())
     }
 
     /// Releases the exited members that have been reaped (their numbers are free in the

@@ -165,28 +165,8 @@ impl View {
                 .filter_map(|pid| tracker.describe(pid))
                 .collect::<Vec<_>>()
         });
-        for mount in self.shared.mounts() {
-            mount.after_events(events, &exited);
-        }
-    }
-
-    /// What a batch of `events`, in which the members `exited` exited or changed
-    /// credentials, changes in this mount's kernel caches.
-    fn after_events(&self, events: &[crate::events::ProcEvent], exited: &[Released]) {
-        use crate::events::ProcEvent;
-        if self.caches_pids() {
-            self.flush_released(exited);
-        }
-        // `/proc`'s link count counts processes: a mount of one VPS lets the kernel keep
-        // `/proc`'s attributes (every path walk checks them), so it is told to drop them
-        // when processes come or go.
-        let churn = events
-            .iter()
-            .any(|e| matches!(e, ProcEvent::Fork { .. } | ProcEvent::Exit { .. }));
-        if churn && self.single.is_some() {
-            if let Some(n) = self.notifier.get() {
-                let _ = n.inval_inode(fuser::INodeNo(ROOT_INO), -1, 0);
-            }
+        for mount in self.shared.mounts().into_iter().filter(|m| m.caches_pids()) {
+            mount.flush_released(&exited);
         }
     }
 

@@ -604,10 +604,11 @@ impl View {
         attr.attr_ttl = attr_ttl;
         if *node == Node::Root {
             let processes = match reader {
-                Reader::Vps { id, .. } => lock(&self.shared.tracker)
-                    .vps(id)
-                    .map(|v| v.tgids().count())
-                    .unwrap_or(0),
+                // The reader's own forks count (read-your-own-forks), the reaped not.
+                Reader::Vps { id, .. } => {
+                    self.catch_up();
+                    lock(&self.shared.tracker).processes_now(id).unwrap_or(0)
+                }
                 Reader::Host { .. } => host::list_tgids().map(|t| t.len()).unwrap_or(0),
             };
             attr.nlink = self
@@ -628,10 +629,10 @@ impl View {
         };
         match node {
             Node::SelfLink | Node::ThreadSelf => (Caching::NONE, Caching::NONE),
-            // Its link count counts the VPS's processes: a mount of one VPS keeps it for
-            // a second, dropped when processes come or go ([`View::on_events`]); a
-            // shared mount's depends on the reader.
-            Node::Root if self.single.is_some() => (Caching::NONE, Caching::STABLE),
+            // Its link count counts the VPS's processes, which a fork changes at once
+            // and a reaping with no event to tell: asked for every time (only a `stat`
+            // of `/proc` itself asks: a walk through it, a listing, `ps` and `top` do
+            // not, measured).
             Node::Root => (Caching::NONE, Caching::NONE),
             // `/proc/<n>`, `task/<tid>`: a mount of one VPS keeps the name of a live
             // process until its exit, never a zombie's; a shared mount asks every time
