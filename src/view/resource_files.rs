@@ -202,22 +202,27 @@ impl View {
         let Some(r) = self.resources_of(id) else {
             return Ok(None);
         };
+        // Only `loadavg` and `stat` count the VPS's tasks: the members reaped since the
+        // last look are released (a look at each) for them alone.
+        let counts_tasks = matches!(file, ResFile::Loadavg | ResFile::Stat);
         let follows = self.follows_events();
         let (last_pid, threads, forks) = {
             let mut tracker = lock(&self.shared.tracker);
-            let threads = tracker.threads_now(id).ok_or(Errno::ENOENT)?;
+            let threads = match counts_tasks {
+                true => Some(tracker.threads_now(id).ok_or(Errno::ENOENT)?),
+                false => None,
+            };
             let vps = tracker.vps(id).ok_or(Errno::ENOENT)?;
             // Forks are counted from the events; rescans would miss the short-lived.
-            let forks = tracker.forks(id).filter(|_| follows);
+            let forks = tracker.forks(id).filter(|_| follows && counts_tasks);
             (vps.last_vpid(), threads, forks)
         };
         let facts = VpsFacts {
             boot_offset_ns: r.boot_offset_ns,
             start_boottime_ns: r.start_boottime_ns,
             last_pid,
-            // Running threads: the sampler's count, from the cgroup; all of them: the
-            // members of now.
-            threads: Some(u32::try_from(threads).unwrap_or(u32::MAX)),
+            // All threads: the members of now (running and blocked: counts()).
+            threads: threads.map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
             forks,
             reader: (reader > 0).then_some(reader),
         };
