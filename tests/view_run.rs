@@ -853,7 +853,7 @@ fn proc_link_count_counts_only_the_vps() {
 }
 
 /// The link count of `/proc` follows the VPS's processes at once: a fork, a zombie
-/// (counted until reaped), a reaping, with no event for the last. Before, the kernel
+/// (counted until reaped), a reaping, with no event for the last; a thread is none. Before, the kernel
 /// kept it for a second and was told to drop it only at forks and exits: after a
 /// reaping it stayed one too high until the next.
 #[test]
@@ -861,12 +861,13 @@ fn proc_link_count_follows_forks_and_reaping() {
     if !privileged() {
         return;
     }
-    let probe = script("proc_link_count.py").display().to_string();
+    let probe = script("task_counts.py").display().to_string();
     let (out, err, code) = in_vps(&["--full-view"], &[PY, &probe]);
     assert_eq!(code, 0, "{err}");
+    // Each line: "step: total base listed".
     let rows: Vec<Vec<&str>> = out.lines().map(|l| l.rsplitn(3, ' ').collect()).collect();
     let listed: Vec<&str> = rows.iter().map(|r| r[0]).collect();
-    assert_eq!(listed, ["1", "6", "6", "4", "1"], "{out}");
+    assert_eq!(listed, ["1", "11", "11", "9", "9", "1"], "{out}");
     let base = rows[0][1];
     assert!(rows.iter().all(|r| r[1] == base), "{out}");
 }
