@@ -41,8 +41,8 @@ enum Command {
 
 #[derive(Debug, clap::Args)]
 struct OciHookArgs {
-    /// The daemon's control socket.
-    #[arg(long, default_value = crate::ctl::DEFAULT_SOCKET)]
+    /// The daemon's control socket (`serve --ctl`).
+    #[arg(long, visible_alias = "ctl", default_value = crate::ctl::DEFAULT_SOCKET)]
     socket: PathBuf,
     /// Where the view goes inside the container [default: <bundle root>/proc from the
     /// bundle's config.json, as a createContainer hook sees it before pivot_root; else
@@ -60,8 +60,8 @@ struct OciHookArgs {
 
 #[derive(Debug, clap::Args)]
 struct ExecArgs {
-    /// The daemon's control socket.
-    #[arg(long, default_value = crate::ctl::DEFAULT_SOCKET)]
+    /// The daemon's control socket (`serve --ctl`).
+    #[arg(long, visible_alias = "ctl", default_value = crate::ctl::DEFAULT_SOCKET)]
     socket: PathBuf,
     /// The VPS.
     vps: String,
@@ -77,8 +77,8 @@ struct ExecArgs {
 
 #[derive(Debug, clap::Args)]
 struct CtlArgs {
-    /// The daemon's control socket.
-    #[arg(long, default_value = crate::ctl::DEFAULT_SOCKET)]
+    /// The daemon's control socket (`serve --ctl`).
+    #[arg(long, visible_alias = "ctl", default_value = crate::ctl::DEFAULT_SOCKET)]
     socket: PathBuf,
     #[command(subcommand)]
     op: CtlOp,
@@ -401,8 +401,8 @@ struct ServeArgs {
     engine: EngineArgs,
     #[command(flatten)]
     fuse: FuseArgs,
-    /// The control socket (`vprocfs ctl`), mode 0600.
-    #[arg(long, default_value = crate::ctl::DEFAULT_SOCKET)]
+    /// The control socket (`vprocfs ctl --socket`), mode 0600.
+    #[arg(long, visible_alias = "socket", default_value = crate::ctl::DEFAULT_SOCKET)]
     ctl: PathBuf,
     /// A file of VPSes, one NAME:SOURCE a line (`#` comments); re-read on SIGHUP.
     #[arg(long)]
@@ -629,6 +629,16 @@ mod tests {
         assert!(ok(&["vprocfs", "serve", "/mnt", "--vps", "a:tree=1"]));
         assert!(!ok(&["vprocfs", "serve", "/mnt", "--vps", "a:tree"]));
         assert!(ok(&["vprocfs", "run", "--vpid-bit", "24", "--", "true"]));
+        // One name for the control socket wherever it is given, the other taken too.
+        for name in ["--ctl", "--socket"] {
+            assert!(ok(&["vprocfs", "serve", "/mnt", name, "/s"]), "{name}");
+            assert!(ok(&["vprocfs", "ctl", name, "/s", "list"]), "{name}");
+            assert!(
+                ok(&["vprocfs", "exec", name, "/s", "web", "true"]),
+                "{name}"
+            );
+            assert!(ok(&["vprocfs", "oci-hook", name, "/s", "create"]), "{name}");
+        }
         assert!(!ok(&["vprocfs", "run", "--vpid-bit", "25", "--", "true"]));
     }
 
