@@ -89,7 +89,17 @@ fn random_trees_without_a_pid_namespace_match_the_kernel_up_to_numbering() {
         let kernel = in_kernel_ns(&[PY, &probe, seed, "--canonical"]);
         let processes = kernel.lines().filter(|l| l.contains(" ['Name:")).count();
         assert!(processes >= 8, "seed {seed}: the tree was built: {kernel}");
-        let (view, err, code) = in_vps(flags, &[PY, &probe, seed, "--canonical"]);
+        // The probe exits 75 when the host's pids came round during its run (a host
+        // forking fast: other tests, CI's neighbours), after which ranks cannot stand
+        // for vpids that follow them; such a run is made again, a few times at most.
+        let mut tries = 0;
+        let (view, err, code) = loop {
+            tries += 1;
+            let run = in_vps(flags, &[PY, &probe, seed, "--canonical"]);
+            if run.2 != 75 || tries == 4 {
+                break run;
+            }
+        };
         assert_eq!(code, 0, "seed {seed}, {flags:?}: stderr: {err}");
         assert_eq!(
             view, kernel,

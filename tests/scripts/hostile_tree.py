@@ -22,6 +22,8 @@ import tempfile
 import threading
 import time
 
+import settle
+
 libc = ctypes.CDLL(None, use_errno=True)
 PR_SET_NAME = 15
 SYS_EXIT = 60  # x86_64: exit of the calling thread only
@@ -95,9 +97,11 @@ def named(name):
 
 def zombie_parent(w):
     set_comm(b"zparent")
-    if os.fork() == 0:
+    z = os.fork()
+    if z == 0:
         os._exit(3)
-    time.sleep(0.2)  # the child is a zombie now: never waited for
+    # A zombie now, never reaped (a fixed sleep is not enough on a loaded machine).
+    os.waitid(os.P_PID, z, os.WEXITED | os.WNOWAIT)
 
 
 def threaded(w):
@@ -112,11 +116,13 @@ def orphan_group(w):
     leader = os.fork()
     if leader == 0:
         os.setpgid(0, 0)
+        named, named_w = os.pipe()
         if os.fork() == 0:
             set_comm(b"orphan member")
+            os.write(named_w, b"x")
             while True:
                 time.sleep(60)
-        time.sleep(0.2)
+        os.read(named, 1)  # the member has its name: the leader may go
         os._exit(0)
     os.waitpid(leader, 0)
 
@@ -136,7 +142,10 @@ def thread_exec(w):
 
     threading.Thread(target=run, daemon=True).start()
     ready.wait()
-    time.sleep(0.3)  # the exec happens, the process is now `sleep`
+    # The exec ends this thread (and closes `w`, which child() waits on): the process
+    # is now `sleep`.
+    while True:
+        time.sleep(60)
 
 
 def leader_exits(w):
@@ -248,7 +257,10 @@ def main():
     atexit.register(os.unlink, lockfile.name)
     import fcntl
     fcntl.flock(lockfile, fcntl.LOCK_EX)
-    time.sleep(0.5)
+    # Every process of the tree asleep (or a zombie), as the kernel tells it.
+    if not settle.wait_settled(settle.descendants(os.getpid())):
+        print("the tree did not settle", file=sys.stderr)
+        return 1
     probes = [
         ["ps", "-eo", "pid,ppid,pgid,sid,tpgid,stat,nlwp,comm"],
         ["ps", "-eLo", "pid,lwp,stat,comm"],

@@ -21,6 +21,8 @@ import os
 import sys
 import time
 
+import settle
+
 libc = ctypes.CDLL(None, use_errno=True)
 PR_SET_DUMPABLE = 4
 
@@ -126,7 +128,15 @@ def main():
                ("u1000", target(1000, 1)), ("u1000-undumpable", target(1000, 0)),
                ("root-zombie", target(0, 1, True)), ("u1000-zombie", target(1000, 1, True)),
                ("u1000-undumpable-zombie", target(1000, 0, True))]
-    time.sleep(0.3)
+    # Each target where it is meant to be: a zombie (not reaped), or asleep once its
+    # credentials and dumpable flag are set (a fixed sleep is not enough on a loaded
+    # machine), as the kernel tells it.
+    for name, pid in targets:
+        if name.endswith("zombie"):
+            os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+    if not settle.wait_settled([pid for _, pid in targets]):
+        print("the targets did not settle", file=sys.stderr)
+        return 1
     for reader in (0, 1000, 2000):
         def reads():
             for name, pid in targets:

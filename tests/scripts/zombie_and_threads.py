@@ -3,6 +3,7 @@
 open, and the self links, printed one per line: run in a kernel pid namespace and in a
 vprocfs VPS, the two outputs must be identical (tests/view_run.rs)."""
 import os, errno, threading, time, signal, ctypes
+import settle
 def tryf(f):
     try: return f()
     except OSError as e: return errno.errorcode[e.errno]
@@ -13,7 +14,8 @@ out=[]
 # zombie
 z = os.fork()
 if z == 0: os._exit(3)
-time.sleep(0.2)
+# A zombie now, not reaped (a fixed sleep is not enough on a loaded machine).
+os.waitid(os.P_PID, z, os.WEXITED | os.WNOWAIT)
 for f in ("cmdline","environ","comm","wchan","syscall","stack","personality","io","statm","limits","oom_score","loginuid","sessionid","cgroup","mountinfo","maps","smaps_rollup","auxv"):
     r = rd(f"/proc/{z}/{f}")
     # A VPS has a cgroup of its own (vprocfs run makes one), the oracle the caller's:
@@ -30,10 +32,14 @@ out.append(("reaped", tryf(lambda: os.stat(f"/proc/{z}").st_mode), rd(f"/proc/{z
 # open before the death, used after it: procfs makes a file's text at the first read
 # (ESRCH once the process is gone), keeps what it made for the later reads, and still
 # answers fstat on what a reader holds, after the view's attribute cache has expired.
+execd, child_end = os.pipe()  # closed in the child by its exec (O_CLOEXEC)
 p = os.fork()
 if p == 0:
     os.execvp("sleep", ["sleep", "100"])
-time.sleep(0.1)
+os.close(child_end)
+os.read(execd, 1)
+os.close(execd)
+settle.wait_settled([p])  # `sleep` asleep, as the partial read below shows it
 dirfd = os.open(f"/proc/{p}", os.O_RDONLY | os.O_DIRECTORY)
 unread = os.open(f"/proc/{p}/status", os.O_RDONLY)
 # Files procfs answers otherwise once their process is gone: `children` with no text,
@@ -101,7 +107,7 @@ out.append(("thread stat pid", rd(f"/proc/{tid}/stat").split()[0] == str(tid).en
 out.append(("thread status tgid", [l for l in rd(f"/proc/{tid}/status").split(b"\n") if l.startswith((b"Tgid",b"Pid"))]))
 out.append(("task list", ls(f"/proc/{me}/task") == sorted([str(me), str(tid)])))
 held = os.open(f"/proc/{me}/task/{tid}", os.O_RDONLY|os.O_DIRECTORY)
-done.set(); t.join(); time.sleep(0.1)
+done.set(); t.join(); settle.wait_threads_gone(me, [me])
 out.append(("held dead thread stat", tryf(lambda: os.open("stat", os.O_RDONLY, dir_fd=held))))
 out.append(("held dead thread ls", tryf(lambda: len(os.listdir(held)))))
 out.append(("held dead thread other", [tryf(lambda: os.open(n, os.O_RDONLY, dir_fd=held)) for n in ("status","nonexistent","cmdline")], tryf(lambda: os.readlink("exe", dir_fd=held))))
@@ -120,7 +126,7 @@ out.append(("plus sign", tryf(lambda: os.stat(f"/proc/+{me}"))))
 out.append(("0", tryf(lambda: os.stat("/proc/0"))))
 # nlink of /proc/self dir, task dir
 # 2 + the number of threads: the joined threads' kernel tasks may take a moment to go.
-time.sleep(0.2)
+settle.wait_threads_gone(me, [me])
 out.append(("nlink task", os.stat(f"/proc/{me}/task").st_nlink))
 out.append(("mode self dir", oct(os.stat(f"/proc/{me}").st_mode)))
 out.append(("fd dir mode", oct(os.stat(f"/proc/{me}/fd").st_mode)))
