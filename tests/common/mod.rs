@@ -189,14 +189,14 @@ pub fn in_vps(flags: &[&str], argv: &[&str]) -> (String, String, i32) {
     )
 }
 
-/// The same in a kernel pid namespace with its own procfs: the oracle.
+/// The same in a kernel pid namespace with its own procfs: the oracle. Started with
+/// a fresh signal state (tests/scripts/signal_state_exec.py), as `vprocfs run` starts
+/// its CMD, whatever the test's own: a test run in the background of a shell without
+/// job control has SIGINT and SIGQUIT ignored, which the oracle would pass on (and a
+/// probe's `stat` show, in `sigignore` and `sigcatch`) and the VPS would not.
 pub fn in_kernel_ns(argv: &[&str]) -> String {
-    let mut cmd = Command::new("unshare");
-    cmd.args(["--pid", "--fork", "--mount-proc", "--"])
-        .args(argv);
-    let out = run_with_deadline(cmd, Duration::from_secs(120));
-    assert!(out.status.success(), "unshare failed: {out:?}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    let state = script("signal_state_exec.py").display().to_string();
+    in_kernel_ns_via(&["/usr/bin/python3", &state, "fresh"], argv)
 }
 
 /// [`in_kernel_ns`] with `unshare` started through `wrapper` (a command that execs its
