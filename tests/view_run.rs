@@ -731,6 +731,28 @@ fn members_die_with_init_in_tree_mode() {
     );
 }
 
+/// Everyday tools, each reading /proc its own way (procps's `ps` formats, `pgrep`,
+/// `pidof`, `pwdx`; psmisc's `pstree`, `fuser`, `prtstat`; `lsns`, which compares the
+/// inodes `stat` gives through `ns/` links; `lsof` and the fd links followed), print
+/// what they print on the kernel's own procfs (tests/scripts/clients.py), with both
+/// read paths of the full view.
+#[test]
+fn everyday_tools_print_what_they_print_on_the_kernels_proc() {
+    if !privileged() {
+        return;
+    }
+    probe_matches_kernel_with(
+        "clients.py",
+        &[
+            "$ pidof -o 3 sleep\n7 4\n",
+            "NS1 pid       8   1\n",
+            "TMP/held.txt:\n                     root      f.... python3\n",
+            "$ pgrep -w -l python3\n1 python3\n5 python3\n9 python3\n10 python3\n",
+        ],
+        BOTH_READ_PATHS,
+    );
+}
+
 #[test]
 fn tools_see_exactly_the_vps() {
     if !privileged() {
