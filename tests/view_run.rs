@@ -753,6 +753,30 @@ fn everyday_tools_print_what_they_print_on_the_kernels_proc() {
     );
 }
 
+/// A reader in a pid namespace nested in the VPS's (`unshare --pid --fork` with no
+/// /proc of its own) is told its own namespace's last pid in `ns_last_pid` and
+/// `loadavg`, as procfs tells it, also after commands reaped before the daemon could
+/// look at them, and after it wrote `ns_last_pid`; the VPS's init, the VPS's, which the
+/// nested write leaves as it was (tests/scripts/nested_last_pid.py).
+#[test]
+fn a_nested_namespace_is_told_its_own_last_pid() {
+    if !privileged() {
+        return;
+    }
+    probe_matches_kernel_with(
+        "nested_last_pid.py",
+        &[
+            "after ten: ns_last_pid 24 loadavg 25\n",
+            "after a command: ns_last_pid 44 loadavg 45\n",
+        ],
+        &[
+            BOTH_READ_PATHS[0],
+            BOTH_READ_PATHS[1],
+            &["--no-pidns", "--numbering", "ns"],
+        ],
+    );
+}
+
 #[test]
 fn tools_see_exactly_the_vps() {
     if !privileged() {

@@ -204,6 +204,12 @@ impl Tracker {
                         if !numbered {
                             let kernel = self.meta.get(&id).is_some_and(|m| m.ns_numbers);
                             let _ = self.engine.pass_over_vpid(id, kernel);
+                            // A thread's number is taken in its process's namespace.
+                            let maker = match child_tgid != child_pid {
+                                true => child_tgid,
+                                false => parent_tgid,
+                            };
+                            self.pass_over_nested(id, maker);
                             if self.vanished.len() >= VANISHED_MAX {
                                 self.vanished.clear();
                             }
@@ -245,6 +251,7 @@ impl Tracker {
                         if !self.known.contains_key(&info.tid) && !self.admit(id, &info) {
                             self.classify(&info, 0);
                         }
+                        self.note_nested_fork(id, &info);
                     }
                     None => {
                         self.classify(&info, 0);

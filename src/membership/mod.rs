@@ -20,6 +20,7 @@
 pub mod cgroup;
 mod classify;
 mod follow;
+mod nested;
 
 use std::collections::BTreeMap;
 use std::io;
@@ -158,6 +159,9 @@ pub struct Tracker {
     /// every fork of a member since (threads too, and children gone before they could
     /// be read), as the kernel's `total_forks` (`processes` in `/proc/stat`) counts.
     forks: FxHashMap<VpsId, u64>,
+    /// The last number handed out in each pid namespace nested in a VPS, by the
+    /// namespace's inode, with the VPS ([`nested`]).
+    nested_last: FxHashMap<u64, (VpsId, Pid)>,
 }
 
 /// At most this many members gone unread are remembered ([`Tracker::vanished`]).

@@ -413,6 +413,12 @@ impl View {
         if node.shown_task().is_some_and(|t| vps.vpid_of(t).is_none()) {
             return Err(Errno::ESRCH);
         }
+        // A reader in a pid namespace nested in the VPS's is told its own's last pid.
+        let last_pid = match r {
+            Render::NsLastPid | Render::Loadavg => tracker.nested_last_pid(id, reader_tid),
+            _ => None,
+        }
+        .unwrap_or_else(|| vps.last_vpid());
         let meta = tracker.meta(id);
         let levels = meta.map(|m| m.ns_level).unwrap_or(0);
         let own_ns = meta.is_some_and(|m| m.ns_inode.is_some());
@@ -426,7 +432,7 @@ impl View {
             superpriv: matches!(r, Render::Stat)
                 && node.shown_task().is_some_and(|t| self.used_a_privilege(t)),
             hidden,
-            last_pid: vps.last_vpid(),
+            last_pid,
             pid_max: own_ns.then_some(vps.config().pid_max),
             tasks: threads.map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
             ids: ids.as_deref(),

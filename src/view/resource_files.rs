@@ -215,7 +215,13 @@ impl View {
             let vps = tracker.vps(id).ok_or(Errno::ENOENT)?;
             // Forks are counted from the events; rescans would miss the short-lived.
             let forks = tracker.forks(id).filter(|_| follows && counts_tasks);
-            (vps.last_vpid(), threads, forks)
+            // A reader in a pid namespace nested in the VPS's is told its own's.
+            let last = match file {
+                ResFile::Loadavg => tracker.nested_last_pid(id, reader),
+                _ => None,
+            }
+            .unwrap_or_else(|| vps.last_vpid());
+            (last, threads, forks)
         };
         let facts = VpsFacts {
             boot_offset_ns: r.boot_offset_ns,

@@ -481,6 +481,44 @@ impl View {
         let (min, max) = which.range();
         let (n, taken) = sysctl_int::parse(data, min, max)?;
         let n = i32::try_from(n).map_err(|_| Errno::EINVAL)?;
+        // A writer in a pid namespace nested in the VPS's sets its own namespace's last
+        // pid, as procfs does (`task_active_pid_ns(current)`), which membership keeps
+        // for that namespace's readers (src/membership/nested.rs).
+        let nested = match which {
+            PidNsSysctl::NsLastPid => lock(&self.shared.tracker).nested_ns_of(id, tid),
+            _ => None,
+        };
+        if let Some(ns) = nested {
+            let path = crate::host::proc_path(which.rel());
+            let open_ns = |task: Pid| {
+                File::open(crate::host::proc_path(&format!("{task}/ns/pid")))
+                    .map_err(|_| Errno::ESRCH)
+            };
+            // The helper that writes from inside the nested namespace takes a number
+            // in the VPS's namespace too (every level above its own): the VPS's last
+            // pid is written back after, so that its numbering goes on as the kernel's.
+            self.catch_up();
+            let vps_last = {
+                let tracker = lock(&self.shared.tracker);
+                let own_ns = tracker.meta(id).is_some_and(|m| m.ns_inode.is_some());
+                tracker
+                    .vps(id)
+                    .filter(|_| own_ns)
+                    .map(|v| (v.init_pid(), v.last_vpid()))
+            };
+            crate::sys::creds::write_in_pid_ns(&open_ns(tid)?, &path, n.to_string().as_bytes())
+                .map_err(|e| errno(&e))?;
+            if let Some((init, last)) = vps_last {
+                let back = last.to_string();
+                if let Err(e) =
+                    crate::sys::creds::write_in_pid_ns(&open_ns(init)?, &path, back.as_bytes())
+                {
+                    log::warn!("VPS {id}: cannot write its last pid {last} back: {e}");
+                }
+            }
+            self.with_tracker(|t| t.set_nested_last(ns, n));
+            return Ok(u32::try_from(taken).unwrap_or(all));
+        }
         let ns_init = {
             let tracker = lock(&self.shared.tracker);
             let meta = tracker.meta(id).ok_or(Errno::ESRCH)?;
