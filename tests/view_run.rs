@@ -368,6 +368,43 @@ fn cgroup_paths_are_the_readers_cgroup_namespaces() {
     }
 }
 
+/// `mountinfo` shows the root of each cgroup mount from the root of the reader's cgroup
+/// namespace (`/../..` from a namespace made two levels below a hierarchy's root, where
+/// `vprocfs run` puts its VPS), as the kernel's own procfs of the VPS's namespace,
+/// mounted inside it, shows the same reader; the daemon read it from its own namespace
+/// and showed `/`.
+#[test]
+fn cgroup_mount_roots_are_the_readers_cgroup_namespaces() {
+    if !privileged() {
+        return;
+    }
+    let script = r#"D=$(mktemp -d); mount -t proc proc $D
+for how in "" "unshare -C"; do
+  $how sh -c "awk '\$9 ~ /cgroup/ {print \$4, \$5}' /proc/self/mountinfo > $D.v
+    awk '\$9 ~ /cgroup/ {print \$4, \$5}' $D/self/mountinfo > $D.k"
+  if cmp -s $D.v $D.k; then echo "[$how] same $(cut -d' ' -f1 $D.v | sort -u | tr '
+' ' ')"
+  else echo "[$how] differs:"; diff $D.k $D.v; fi
+done
+umount $D; rmdir $D; rm -f $D.v $D.k"#;
+    for flags in [
+        BOTH_READ_PATHS[0],
+        BOTH_READ_PATHS[1],
+        &["--no-pidns", "--numbering", "ns"],
+    ] {
+        let (out, err, code) = in_vps(flags, &["sh", "-c", script]);
+        assert_eq!(code, 0, "{flags:?}: {err}");
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 2, "{flags:?}: {out}");
+        assert!(lines[0].starts_with("[] same / "), "{flags:?}: {out}");
+        // The hierarchies in which run made the VPS's cgroup show their root above.
+        assert!(
+            lines[1].starts_with("[unshare -C] same ") && lines[1].contains(" /../.. "),
+            "{flags:?}: {out}"
+        );
+    }
+}
+
 /// Whether this kernel keeps `pid_max` per pid namespace (Linux 6.14): before, a write
 /// in a namespace sets the host's, which no test may do. Says why when it does not.
 fn pid_max_per_namespace() -> bool {

@@ -303,7 +303,9 @@ impl View {
                     Err(e) => Handle::Refused(e),
                 }
             }
-            (None, _) | (_, Reader::Host { .. }) if writes::read_as_reader(node) => {
+            (None, _) | (_, Reader::Host { .. })
+                if writes::read_as_reader(node) || writes::shows_cgroup_roots(node, reader) =>
+            {
                 Handle::Buffer(self.read_as(reader, node)?)
             }
             (None, _) if writes::opens_as_reader(node) => {

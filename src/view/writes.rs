@@ -124,6 +124,18 @@ pub fn read_as_reader(node: &Node) -> bool {
         || matches!(node, Node::Pid { rel, .. } if &**rel == "cgroup")
 }
 
+/// Whether `node` is a process's `mountinfo`, whose cgroup mounts show their root from
+/// the root of the reader's cgroup namespace (`cgroup_show_path` of the task that
+/// reads), and which a reader in a cgroup namespace other than the daemon's is
+/// therefore given as read on a thread in its namespaces ([`View::read_as`]); the
+/// others read the daemon's open file, which polls for mount changes as procfs's does.
+pub fn shows_cgroup_roots(node: &Node, reader: Reader) -> bool {
+    let tid = reader.tid();
+    matches!(node, Node::Pid { rel, .. } if &**rel == "mountinfo")
+        && tid > 0
+        && crate::host::ns_inode(tid, "cgroup").ok() != crate::host::own_ns_inode("cgroup").ok()
+}
+
 /// Whether a file must be opened with its reader's credentials, because the kernel
 /// decides what its reads show from the opener's (`file->f_cred`) and its reads go on
 /// through the daemon: `pagemap`, whose page frame numbers only an opener with
