@@ -379,6 +379,7 @@ impl VpsResources {
                     running: counts.running,
                     blocked: counts.blocked,
                     processes: facts.forks.unwrap_or(u64::from(counts.total)),
+                    forks_counted: facts.forks.is_some(),
                 };
                 stat::render(host, &inp, &mut lock(&self.state).floors.stat)
             }

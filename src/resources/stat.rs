@@ -62,6 +62,9 @@ pub struct StatInputs<'a> {
     pub running: u32,
     pub blocked: u32,
     pub processes: u64,
+    /// Whether `processes` is the VPS's fork count, from the process events (else the
+    /// tasks it has now, which goes up and down).
+    pub forks_counted: bool,
 }
 
 /// `btime` for a reader whose boottime offset is `offset_ns`: the host's boot less the
@@ -84,6 +87,12 @@ pub struct StatFloors {
     pub cpu: [u64; COLUMNS],
     pub cpus: Vec<[u64; COLUMNS]>,
     pub processes: u64,
+    /// The fork count the last render was given, from which `processes` goes on: a
+    /// daemon counts the forks it sees, from the members it found at its start, so
+    /// after a restart its count starts again below the floor, and `processes` then
+    /// grows by the forks it counts from there ([`StatFloors::merge`] marks it).
+    #[serde(default)]
+    pub forks_seen: Option<u64>,
     /// The host's counts the VPS's `intr`, `ctxt` and `softirq` start from
     /// ([`HostCounts::base`]), fixed at the first render and kept across restarts.
     #[serde(default)]
@@ -207,6 +216,8 @@ impl StatFloors {
             max_into(a, b);
         }
         self.processes = self.processes.max(other.processes);
+        // This daemon's fork count did not start where the other's ended.
+        self.forks_seen = Some(u64::MAX);
         match (&mut self.base, &other.base) {
             (Some(a), Some(b)) => a.merge(b),
             (None, Some(b)) => self.base = Some(b.clone()),
@@ -367,7 +378,15 @@ pub fn render(host: &[u8], inp: &StatInputs, floors: &mut StatFloors) -> Result<
     }
     max_into(&mut total, &floors.cpu);
     floors.cpu = total;
-    floors.processes = floors.processes.max(inp.processes);
+    floors.processes = match (inp.forks_counted, floors.forks_seen) {
+        (true, Some(seen)) if inp.processes >= seen => {
+            floors.processes.saturating_add(inp.processes - seen)
+        }
+        // Counted anew since a restart: from the floor on.
+        (true, Some(_)) => floors.processes,
+        _ => floors.processes.max(inp.processes),
+    };
+    floors.forks_seen = inp.forks_counted.then_some(inp.processes);
     let base: &HostCounts = match floors.base {
         Some(ref b) => b,
         None => {
@@ -468,6 +487,7 @@ mod tests {
             running: 2,
             blocked: 1,
             processes: 7,
+            forks_counted: true,
         }
     }
 
@@ -593,7 +613,43 @@ mod tests {
         assert_eq!(f, g);
         let mut h = StatFloors::default();
         h.merge(&g);
-        assert_eq!(h, g);
+        // The restored floors, and the mark that this daemon's fork count starts anew.
+        assert_eq!(h.forks_seen, Some(u64::MAX));
+        assert_eq!(
+            StatFloors {
+                forks_seen: g.forks_seen,
+                ..h
+            },
+            g
+        );
+    }
+
+    /// `processes` counts every fork since the VPS began: a restarted daemon counts its
+    /// forks from the members it found, below the count shown before, and `processes`
+    /// goes on from the floor by the forks counted since (it stood still before).
+    #[test]
+    fn processes_goes_on_across_a_restart() {
+        let one = CpuSet::from_cpus([0]);
+        let shown = |f: &mut StatFloors, forks: u64, counted: bool| {
+            let mut inp = inputs(&one, None, 10);
+            inp.processes = forks;
+            inp.forks_counted = counted;
+            cols(&render(HOST, &inp, f).unwrap(), "processes")[0]
+        };
+        let mut f = StatFloors::default();
+        assert_eq!(shown(&mut f, 10, true), 10);
+        assert_eq!(shown(&mut f, 15, true), 15);
+        // A new daemon: the floors restored, its count begun at the 3 members it found.
+        let mut g = StatFloors::default();
+        g.merge(&f);
+        assert_eq!(shown(&mut g, 3, true), 15);
+        assert_eq!(shown(&mut g, 5, true), 17);
+        assert_eq!(shown(&mut g, 9, true), 21);
+        // Without the process events, the tasks of now: a floor, never a sum.
+        let mut h = StatFloors::default();
+        assert_eq!(shown(&mut h, 4, false), 4);
+        assert_eq!(shown(&mut h, 2, false), 4);
+        assert_eq!(shown(&mut h, 6, false), 6);
     }
 
     #[test]
