@@ -296,6 +296,18 @@ pub(super) fn may_ptrace_as(
     node: &Node,
     guard: Guard,
 ) -> bool {
+    may_ptrace_standing(reader, ids, node, guard, || Standing::of(reader.tid(), 0))
+}
+
+/// [`may_ptrace_as`] with the reader's [`Standing`] from `standing`, for a caller that
+/// has asked it something already (its capabilities and namespace read once).
+fn may_ptrace_standing<S: std::borrow::Borrow<Standing>>(
+    reader: Reader,
+    ids: Option<(u32, u32)>,
+    node: &Node,
+    guard: Guard,
+    standing: impl FnOnce() -> S,
+) -> bool {
     let tid = reader.tid();
     let Some(target) = node.shown_task() else {
         return true;
@@ -306,7 +318,8 @@ pub(super) fn may_ptrace_as(
     // The common case, a reader with CAP_SYS_PTRACE in the daemon's user namespace
     // reading: allowed without its status (the read of which would cost most of the
     // request).
-    let standing = Standing::of(tid, 0);
+    let standing = standing();
+    let standing = standing.borrow();
     if !guard.attach() && standing.has_at_top(cap::SYS_PTRACE) {
         return true;
     }
@@ -314,7 +327,7 @@ pub(super) fn may_ptrace_as(
         return false;
     };
     let ids = ids.unwrap_or((r.uid[3], r.gid[3]));
-    may_ptrace(&r, &standing, ids, target, guard, || dumped(tid, target))
+    may_ptrace(&r, standing, ids, target, guard, || dumped(tid, target))
 }
 
 /// Whether zombie `target` was dumpable when it let its memory go, as procfs's
@@ -342,8 +355,10 @@ pub(super) fn refused_at_read(
     guard: Guard,
     own: bool,
 ) -> Option<Errno> {
-    let may = || may_ptrace_as(reader, Some(ids), node, guard);
-    let standing = || Standing::of(reader.tid(), ids.0);
+    // Read once, for `stack`, which asks both.
+    let once = std::cell::OnceCell::new();
+    let standing = || once.get_or_init(|| Standing::of(reader.tid(), ids.0));
+    let may = || may_ptrace_standing(reader, Some(ids), node, guard, standing);
     match guard {
         Guard::ReadAtRead => (!may()).then_some(Errno::EACCES),
         Guard::Trace => (!may()).then_some(Errno::EPERM),
