@@ -436,6 +436,7 @@ impl Tracker {
         self.engine.remove_vps(id)?;
         self.meta.remove(&id);
         self.forks.remove(&id);
+        self.nested_last.retain(|_, (v, _)| *v != id);
         self.known.retain(|_, k| k.vps != Some(id));
         Ok(())
     }

@@ -20,8 +20,9 @@ use super::Tracker;
 use crate::engine::{Pid, VpsId};
 use crate::host::{self, TaskInfo};
 
-/// At most this many nested namespaces are remembered (the oldest are let go first
-/// only in that they are cleared all at once, as the members gone unread are).
+/// At most this many nested namespaces are remembered; past it all are forgotten at
+/// once, as the members gone unread are (their readers are then answered the VPS's
+/// last pid until a fork in their namespace is seen again).
 const NESTED_MAX: usize = 1024;
 
 impl Tracker {

@@ -501,34 +501,7 @@ impl View {
             _ => None,
         };
         if let Some(ns) = nested {
-            let path = crate::host::proc_path(which.rel());
-            let open_ns = |task: Pid| {
-                File::open(crate::host::proc_path(&format!("{task}/ns/pid")))
-                    .map_err(|_| Errno::ESRCH)
-            };
-            // The helper that writes from inside the nested namespace takes a number
-            // in the VPS's namespace too (every level above its own): the VPS's last
-            // pid is written back after, so that its numbering goes on as the kernel's.
-            self.catch_up();
-            let vps_last = {
-                let tracker = lock(&self.shared.tracker);
-                let own_ns = tracker.meta(id).is_some_and(|m| m.ns_inode.is_some());
-                tracker
-                    .vps(id)
-                    .filter(|_| own_ns)
-                    .map(|v| (v.init_pid(), v.last_vpid()))
-            };
-            crate::sys::creds::write_in_pid_ns(&open_ns(tid)?, &path, n.to_string().as_bytes())
-                .map_err(|e| errno(&e))?;
-            if let Some((init, last)) = vps_last {
-                let back = last.to_string();
-                if let Err(e) =
-                    crate::sys::creds::write_in_pid_ns(&open_ns(init)?, &path, back.as_bytes())
-                {
-                    log::warn!("VPS {id}: cannot write its last pid {last} back: {e}");
-                }
-            }
-            self.with_tracker(|t| t.set_nested_last(ns, n));
+            self.write_nested_last_pid(id, tid, ns, n)?;
             return Ok(u32::try_from(taken).unwrap_or(all));
         }
         let ns_init = {
@@ -561,6 +534,40 @@ impl View {
             None => return Err(Errno::EIO),
         }
         Ok(u32::try_from(taken).unwrap_or(all))
+    }
+
+    /// `ns_last_pid` set to `n` by task `tid` in `ns`, a pid namespace nested in VPS
+    /// `id`'s, from inside that namespace (a helper forked into it, as procfs takes the
+    /// writer's own namespace), and kept for its readers.
+    fn write_nested_last_pid(&self, id: VpsId, tid: Pid, ns: u64, n: Pid) -> Result<(), Errno> {
+        let path = crate::host::proc_path(PidNsSysctl::NsLastPid.rel());
+        let open_ns = |task: Pid| {
+            File::open(crate::host::proc_path(&format!("{task}/ns/pid"))).map_err(|_| Errno::ESRCH)
+        };
+        // The helper takes a number in the VPS's namespace too (every level above its
+        // own): the VPS's last pid is written back after, so that its numbering goes on
+        // as the kernel's.
+        self.catch_up();
+        let vps_last = {
+            let tracker = lock(&self.shared.tracker);
+            let own_ns = tracker.meta(id).is_some_and(|m| m.ns_inode.is_some());
+            tracker
+                .vps(id)
+                .filter(|_| own_ns)
+                .map(|v| (v.init_pid(), v.last_vpid()))
+        };
+        crate::sys::creds::write_in_pid_ns(&open_ns(tid)?, &path, n.to_string().as_bytes())
+            .map_err(|e| errno(&e))?;
+        if let Some((init, last)) = vps_last {
+            let back = last.to_string();
+            if let Err(e) =
+                crate::sys::creds::write_in_pid_ns(&open_ns(init)?, &path, back.as_bytes())
+            {
+                log::warn!("VPS {id}: cannot write its last pid {last} back: {e}");
+            }
+        }
+        self.with_tracker(|t| t.set_nested_last(ns, n));
+        Ok(())
     }
 }
 
