@@ -163,10 +163,13 @@ impl Tracker {
                 // A thread is its process's: its event names the process's parent
                 // (`CLONE_THREAD` keeps the real parent), which may be outside the VPS
                 // (its init's threads).
+                let thread = child_tgid != child_pid;
+                // The process whose namespace and VPS the new task's number is taken in.
+                let maker = if thread { child_tgid } else { parent_tgid };
                 let vanished_parent = self.vanished.get(&parent_tgid).copied();
                 self.vanished.remove(&child_pid);
-                let parent_vps = if child_tgid != child_pid {
-                    self.known.get(&child_tgid).and_then(|k| k.vps)
+                let parent_vps = if thread {
+                    self.known.get(&maker).and_then(|k| k.vps)
                 } else {
                     match vanished_parent {
                         Some(id) => Some(id),
@@ -204,11 +207,6 @@ impl Tracker {
                         if !numbered {
                             let kernel = self.meta.get(&id).is_some_and(|m| m.ns_numbers);
                             let _ = self.engine.pass_over_vpid(id, kernel);
-                            // A thread's number is taken in its process's namespace.
-                            let maker = match child_tgid != child_pid {
-                                true => child_tgid,
-                                false => parent_tgid,
-                            };
                             self.pass_over_nested(id, maker);
                             if self.vanished.len() >= VANISHED_MAX {
                                 self.vanished.clear();
