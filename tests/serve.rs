@@ -506,6 +506,53 @@ fn a_restarted_daemon_gives_every_surviving_process_its_vpid() {
     );
 }
 
+/// A pid-namespace VPS outlives its namespace (until `ctl remove`); nsfs gives a freed
+/// namespace's inode number to the next namespace made, so a container started after
+/// the VPS's had ended was taken for it, its processes made that VPS's members. The
+/// daemon holds the namespace while the VPS is.
+#[test]
+fn a_namespace_made_after_a_vps_ends_is_not_taken_for_it() {
+    if !privileged() {
+        return;
+    }
+    let tmp = TempDir::new("nsreuse");
+    let dir = tmp.0.clone();
+    let mnt = dir.join("mnt");
+    fs::create_dir_all(&mnt).unwrap();
+    let sock = dir.join("ctl.sock");
+    let container = || {
+        let c = Command::new("unshare")
+            .args(["--pid", "--fork", "--kill-child", "sleep", "60"])
+            .spawn()
+            .expect("unshare");
+        let pid = c.id();
+        let guard = ChildGuard(Some(c));
+        assert!(wait_until(Duration::from_secs(5), || !children_of(pid).is_empty()));
+        (children_of(pid)[0], guard)
+    };
+    let (old_init, mut old) = container();
+    let (_daemon, _mount) = serve(&mnt, &sock, &[format!("--vps=old:pidns={old_init}")]);
+    let members = ctl(&sock, &["mappings", "old"]).1;
+    assert!(members.contains(&format!("{old_init} ")), "{members}");
+
+    // The container ends; its namespace is freed (deferred) once nothing holds it.
+    let mut child = old.0.take().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(wait_until(Duration::from_secs(5), || !Path::new(&format!(
+        "/proc/{old_init}"
+    ))
+    .exists()));
+    std::thread::sleep(Duration::from_millis(500));
+    let (new_init, _new) = container();
+    std::thread::sleep(Duration::from_millis(300)); // the fork event's classification
+    let members = ctl(&sock, &["mappings", "old"]).1;
+    assert!(
+        !members.contains(&format!("{new_init} ")),
+        "a later container's init is not the ended VPS's member: {members}"
+    );
+}
+
 /// Reads `path` `n` times, each by a new `cat` (a new path walk).
 fn cat_times(path: &Path, n: usize) {
     for _ in 0..n {

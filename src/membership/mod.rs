@@ -86,6 +86,10 @@ pub struct VpsMeta {
     pub source: Source,
     /// For a pid-namespace VPS: the namespace's inode.
     pub ns_inode: Option<u64>,
+    /// That namespace, held open while the VPS is: nsfs hands a freed namespace's
+    /// inode number to the next namespace made, so without it a container started
+    /// after this one's end could be taken for it.
+    pub ns_held: Option<std::sync::Arc<std::fs::File>>,
     /// How many `NSpid` levels lie above the VPS's (0 for a tree VPS): the index of a
     /// member's number in its VPS within the kernel's `NSpid` list.
     pub ns_level: usize,
@@ -245,6 +249,7 @@ impl Tracker {
         let plain = |cgroup: Option<cgroup::Cgroup>| VpsMeta {
             source: source.clone(),
             ns_inode: None,
+            ns_held: None,
             ns_level: 0,
             ns_numbers: false,
             cgroup,
@@ -292,8 +297,13 @@ impl Tracker {
             }
             Source::Pidns { of } => {
                 let info = read(of)?;
-                let ns = host::pidns_inode(of)
+                let held = std::fs::File::open(host::proc_path(&format!("{of}/ns/pid")))
                     .map_err(|err| MembershipError::NoProcess { pid: of, err })?;
+                let ns = std::os::unix::fs::MetadataExt::ino(
+                    &held
+                        .metadata()
+                        .map_err(|err| MembershipError::NoProcess { pid: of, err })?,
+                );
                 let level = info.nspid.len().saturating_sub(1);
                 let init = self
                     .find_ns_init(ns, level)
@@ -301,6 +311,7 @@ impl Tracker {
                 let meta = VpsMeta {
                     source: source.clone(),
                     ns_inode: Some(ns),
+                    ns_held: Some(std::sync::Arc::new(held)),
                     ns_level: level,
                     ns_numbers,
                     cgroup: None,

@@ -67,7 +67,10 @@ fn top() -> u64 {
 /// The user namespace of reader task `tid` and its maps, `None` where it is the
 /// daemon's (ids are shown as the kernel has them). One look at the reader's namespace (3 µs);
 /// the maps of a namespace are read once (a map is written once, and never changes
-/// after), kept for the last [`MAPS_KEPT`] namespaces.
+/// after), kept for the last [`MAPS_KEPT`] namespaces. A kept namespace is held open:
+/// nsfs gives a freed namespace's inode number to the next one made, and a namespace
+/// without maps (`unshare -U`) must not be read with the maps of one gone before it
+/// (`unshare -Ur`).
 pub(super) fn reader_ids(tid: Pid) -> Option<(u64, Arc<ReaderIds>)> {
     if tid <= 0 {
         return None;
@@ -76,10 +79,17 @@ pub(super) fn reader_ids(tid: Pid) -> Option<(u64, Arc<ReaderIds>)> {
     if ns == top() {
         return None;
     }
-    static KEPT: OnceLock<Mutex<lru::LruCache<u64, Arc<ReaderIds>>>> = OnceLock::new();
+    /// A namespace's inode number, the namespace held open, and its maps.
+    type Kept = lru::LruCache<u64, (File, Arc<ReaderIds>)>;
+    static KEPT: OnceLock<Mutex<Kept>> = OnceLock::new();
     let kept = KEPT.get_or_init(|| Mutex::new(lru::LruCache::new(MAPS_KEPT)));
-    if let Some(ids) = crate::sync::lock(kept).get(&ns) {
+    if let Some((_, ids)) = crate::sync::lock(kept).get(&ns) {
         return Some((ns, Arc::clone(ids)));
+    }
+    // Held from before its maps are read to the end of its keeping.
+    let held = File::open(host::proc_path(&format!("{tid}/ns/user"))).ok()?;
+    if held.metadata().ok()?.ino() != ns {
+        return None; // it left the namespace: its next read looks again
     }
     let map = |name: &str| {
         std::fs::read(host::proc_path(&format!("{tid}/{name}")))
@@ -102,7 +112,7 @@ pub(super) fn reader_ids(tid: Pid) -> Option<(u64, Arc<ReaderIds>)> {
     // map written after both (rare: nothing but `projid_map` readers would see it) is
     // not seen by a reader whose namespace's maps are kept.
     if !ids.uid.is_empty() && !ids.gid.is_empty() {
-        crate::sync::lock(kept).put(ns, Arc::clone(&ids));
+        crate::sync::lock(kept).put(ns, (held, Arc::clone(&ids)));
     }
     Some((ns, ids))
 }
