@@ -234,7 +234,10 @@ fn lseek_answers_as_procfs() {
 /// `Gid:` and `Groups:`, the lower ids of the id maps, `loginuid`, the uid column of
 /// `net/tcp`, the ids of `sysvipc/shm`, and so `ps`'s user columns (the daemon showed
 /// the kernel's 101000 where procfs shows 1000 inside); `keys` lists only the keys of
-/// users the reader's namespace maps.
+/// users the reader's namespace maps. Namespaces two deep: the maps of an inner one
+/// written by root of the outer one, and by a uid of it without capabilities (its own
+/// id only), as the kernel takes them from the writer's namespace (refused before, the
+/// write being made from the daemon's), and read from inside in the outer's numbering.
 /// Readers inside and outside, with and without passthrough.
 #[test]
 fn capabilities_count_only_in_their_own_user_namespace() {
@@ -251,6 +254,8 @@ fn capabilities_count_only_in_their_own_user_namespace() {
             "00000000  1000        0\n",
             "      0  1000  1000  1000  1000\n",
             "keys 0 key-users 0\n",
+            "as root of the outer namespace\n   write uid_map '0 1000 1' ok\n   write gid_map '0 1000 1' ok\n 0 1000 1\n",
+            "   write uid_map '0 1000 2' Operation not permitted\n",
         ],
         BOTH_READ_PATHS,
     );

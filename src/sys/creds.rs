@@ -187,14 +187,24 @@ fn set_caps(eff: u64, prm: u64, inh: u64) -> io::Result<()> {
     check(r)
 }
 
-/// Writes `data` to `path` from inside the user namespace `userns` (an open
-/// `/proc/<pid>/ns/user`), with the full capabilities a task gets there on joining it
-/// and the daemon's ids: a forked child joins the namespace (which a multi-threaded
-/// process cannot) and writes without an `exec`, which would drop those capabilities.
-/// For a writer that is root inside the namespace it made: the kernel decides a write
-/// of its own `uid_map` by the opener's namespace ([`crate::view::writes`]).
-pub fn write_in_user_ns(userns: &File, path: &std::path::Path, data: &[u8]) -> io::Result<()> {
-    write_from_namespace(userns, libc::CLONE_NEWUSER, path, data)
+/// Opens `path` for writing, and writes `data` to it when given, as the task of
+/// identity `id` in user namespace `userns` (an open `/proc/<pid>/ns/user`) would: a
+/// forked child takes on the task's ids and groups (the kernel's numbering, while it is
+/// still in the daemon's namespace, where it keeps every capability), joins `userns`
+/// (which a multi-threaded process cannot), and takes the task's capabilities, which
+/// count there. Its credentials are then the task's, so the kernel decides an id map's
+/// write (`uid_map`, `gid_map`, `setgroups`, `projid_map`) by the writer's own: the
+/// opener's namespace (the map's own or its parent's), its capabilities in the map's
+/// namespace and its parent, the owner's rule for a single id of its own, and whether
+/// the creator of its own namespace could map root. Without `data`, only the open is
+/// made: the checks the kernel makes at open, at the writer's open.
+pub fn as_task_in_user_ns(
+    id: &Identity,
+    userns: &File,
+    path: &std::path::Path,
+    data: Option<&[u8]>,
+) -> io::Result<()> {
+    in_child(userns, libc::CLONE_NEWUSER, Some(id), path, data)
 }
 
 /// Writes `data` to `path` from inside the pid namespace `pidns` (an open
@@ -204,26 +214,44 @@ pub fn write_in_user_ns(userns: &File, path: &std::path::Path, data: &[u8]) -> i
 /// joiner's children into it, so a forked child joins it and forks the writer, which
 /// takes a pid there for its moment.
 pub fn write_in_pid_ns(pidns: &File, path: &std::path::Path, data: &[u8]) -> io::Result<()> {
-    write_from_namespace(pidns, libc::CLONE_NEWPID, path, data)
+    in_child(pidns, libc::CLONE_NEWPID, None, path, Some(data))
 }
 
-/// [`write_in_user_ns`] and [`write_in_pid_ns`]: a forked child joins namespace `ns` of
-/// type `nstype` and writes (a pid namespace: through a child of its own, the first
-/// task there).
-fn write_from_namespace(
+/// [`as_task_in_user_ns`] and [`write_in_pid_ns`]: a forked child takes on identity
+/// `id` if given, joins namespace `ns` of type `nstype`, opens `path` for writing and
+/// writes `data` if given (a pid namespace: through a child of its own, the first task
+/// there).
+fn in_child(
     ns: &File,
     nstype: libc::c_int,
+    id: Option<&Identity>,
     path: &std::path::Path,
-    data: &[u8],
+    data: Option<&[u8]>,
 ) -> io::Result<()> {
     use std::os::fd::AsRawFd as _;
     let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
     let ns = ns.as_raw_fd();
+    // The ids taken on in the daemon's namespace keep every capability (for `setns`,
+    // which asks for CAP_SYS_ADMIN in the namespace joined); the task's own are taken
+    // once there. Made before the fork: the child allocates nothing.
+    let own = match id {
+        Some(_) => effective_caps(0)?,
+        None => 0,
+    };
+    let ids = id.map(|id| Identity {
+        cap_eff: own,
+        cap_prm: own,
+        cap_inh: 0,
+        ..id.clone()
+    });
+    let caps = id.map(|id| (id.cap_eff, id.cap_prm, id.cap_inh));
     // SAFETY: the child runs in a copy of a multi-threaded process, where only
-    // async-signal-safe calls are safe: it makes raw system calls only (setns, fork,
-    // open, write, waitpid, _exit) on memory prepared before the fork (`c`, `data`),
-    // allocates nothing and never returns into Rust code. The parent only waits for it.
+    // async-signal-safe calls are safe: it makes raw system calls only (prctl,
+    // setgroups, setres[ug]id, setfs[ug]id, capset, setns, fork, open, write, waitpid,
+    // _exit) on memory prepared before the fork (`c`, `data`, `ids`, `caps`; an
+    // `io::Error` of an errno allocates nothing), and never returns into Rust code.
+    // The parent only waits for it.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
         return Err(io::Error::last_os_error());
@@ -232,8 +260,19 @@ fn write_from_namespace(
         // SAFETY: see above; each exit status carries the errno (1..255) or 0.
         unsafe {
             let errno = || *libc::__errno_location();
+            let fail = |e: io::Error| -> ! { libc::_exit(e.raw_os_error().unwrap_or(libc::EIO)) };
+            if let Some(ids) = &ids {
+                if let Err(e) = take_on(ids) {
+                    fail(e);
+                }
+            }
             if libc::setns(ns, nstype) != 0 {
                 libc::_exit(errno());
+            }
+            if let Some((eff, prm, inh)) = caps {
+                if let Err(e) = set_caps(eff, prm, inh) {
+                    fail(e);
+                }
             }
             if nstype == libc::CLONE_NEWPID {
                 let writer = libc::fork();
@@ -255,8 +294,10 @@ fn write_from_namespace(
             if fd < 0 {
                 libc::_exit(errno());
             }
-            if libc::write(fd, data.as_ptr().cast(), data.len()) < 0 {
-                libc::_exit(errno());
+            if let Some(data) = data {
+                if libc::write(fd, data.as_ptr().cast(), data.len()) < 0 {
+                    libc::_exit(errno());
+                }
             }
             libc::_exit(0);
         }

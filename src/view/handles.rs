@@ -451,10 +451,9 @@ impl View {
 
     /// The maps of `reader_tid`'s user namespace, for a file whose ids procfs shows in
     /// it (`status`, the id maps, `loginuid`, `sysvipc/*`, `keys`, the socket tables
-    /// of `net/`), when it is not the daemon's. An id map
-    /// read from the namespace it shows gives its lower ids in the parent namespace
-    /// (`uid_m_show`), which is the daemon's numbering when the parent is the daemon's
-    /// namespace: shown as read (a deeper parent's maps are not known here, limits.md).
+    /// of `net/`), when it is not the daemon's. An id map read from the namespace it
+    /// shows gives its lower ids in the parent namespace (`uid_m_show`): as read where
+    /// that is the daemon's, else in the parent's maps ([`userns::parent_ids`]).
     fn ids_for(&self, reader_tid: Pid, node: &Node, r: Render) -> Option<Arc<ReaderIds>> {
         if !matches!(
             r,
@@ -471,7 +470,7 @@ impl View {
         let (reader_ns, ids) = userns::reader_ids(reader_tid)?;
         if let (Render::IdMap(_), Some(target)) = (r, node.shown_task()) {
             if host::ns_inode(target, "user").ok() == Some(reader_ns) {
-                return None;
+                return userns::parent_ids(reader_tid, reader_ns);
             }
         }
         Some(ids)

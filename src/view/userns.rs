@@ -117,6 +117,39 @@ pub(super) fn reader_ids(tid: Pid) -> Option<(u64, Arc<ReaderIds>)> {
     Some((ns, ids))
 }
 
+/// The maps of the parent of reader `tid`'s user namespace `ns`, `None` where that
+/// parent is the daemon's namespace (ids are shown as the kernel has them) or no task
+/// of it is found. procfs shows the lower ids of an id map read from the map's own
+/// namespace in its parent's numbering (`uid_m_show`); the parent's maps are read from
+/// a task in it, looked for among the reader's ancestors (the namespace's creator and
+/// those before it, as a runtime or `unshare` leaves them).
+pub(super) fn parent_ids(tid: Pid, ns: u64) -> Option<Arc<ReaderIds>> {
+    let own = File::open(host::proc_path(&format!("{tid}/ns/user"))).ok()?;
+    if own.metadata().ok()?.ino() != ns {
+        return None;
+    }
+    let parent = user_ns_parent(&own).ok()??.metadata().ok()?.ino();
+    if parent == top() {
+        return None;
+    }
+    let mut task = tid;
+    for _ in 0..MAX_ANCESTORS {
+        task = host::read_task(task).ok()?.ppid;
+        if task <= 0 {
+            return None;
+        }
+        if host::ns_inode(task, "user").ok() == Some(parent) {
+            return reader_ids(task)
+                .filter(|&(n, _)| n == parent)
+                .map(|(_, ids)| ids);
+        }
+    }
+    None
+}
+
+/// How far up a reader's ancestry [`parent_ids`] looks.
+const MAX_ANCESTORS: usize = 64;
+
 /// How many namespaces' maps [`reader_ids`] keeps.
 const MAPS_KEPT: std::num::NonZeroUsize = std::num::NonZeroUsize::new(64).unwrap();
 

@@ -20,11 +20,12 @@
 //! - `attr/*` (LSM labels) goes to the kernel as any other file, which refuses a
 //!   writer that is not the task.
 //!
-//! Root writing an id map of the user namespace it is root in (`unshare -U -r` run as
-//! root) is decided by the kernel from the opener's own namespace (whether its creator
-//! could map root): that write is made from inside the namespace, by a forked child
-//! that joins it ([`WriteTarget::IdMap`]). An unprivileged `unshare -U -r` writes as
-//! itself (the namespace owner's rule follows the uid).
+//! A writer in a user namespace other than the daemon's writing an id map (`uid_map`,
+//! `gid_map`, `setgroups`, `projid_map`: `unshare -U -r`, a rootless runtime setting up
+//! a container inside its own namespace) is judged by the kernel from the opener's own
+//! namespace (the map's, or its parent's), its capabilities there and whether that
+//! namespace's creator could map root: the open and the write are made by a forked
+//! child with the writer's credentials inside its namespace ([`WriteTarget::IdMap`]).
 
 use super::Errno;
 use std::fs::{File, OpenOptions};
@@ -53,16 +54,17 @@ pub enum WriteTarget {
     },
     /// A sysctl of VPS `id`'s pid namespace ([`PidNsSysctl`]).
     PidNs(VpsId, PidNsSysctl),
-    /// An id map (`uid_map`, `gid_map`, `setgroups`, `projid_map`) of the user namespace
-    /// its writer is root in, with `CAP_SYS_ADMIN` there: the kernel decides that write
-    /// by the opener's own namespace (whether its creator could map root,
-    /// `parent_could_setfcap`), so it is made from inside the namespace
-    /// ([`crate::sys::creds::write_in_user_ns`]), as the writer itself would make it.
+    /// An id map (`uid_map`, `gid_map`, `setgroups`, `projid_map`) written by a task in
+    /// a user namespace other than the daemon's: the kernel decides that write by the
+    /// opener's namespace, so it is made from inside the writer's, with its credentials
+    /// ([`crate::sys::creds::as_task_in_user_ns`]), as the writer itself would make it.
     IdMap {
         /// The real file.
         path: std::path::PathBuf,
         /// The writer's user namespace.
         userns: Arc<File>,
+        /// The writer's credentials at its open.
+        writer: Arc<Identity>,
     },
     /// A file the kernel takes only from the task itself (`loginuid`, `comm`): the
     /// writer's own (`own`), taken without effect, or another's, refused with
@@ -283,8 +285,8 @@ impl View {
             }
             return Ok(Handle::Write(target));
         }
-        if let Some(target) = self.own_id_map(node, tid) {
-            return Ok(Handle::Write(target));
+        if let Some(target) = self.id_map_of_a_namespace(node, tid) {
+            return target.map(Handle::Write);
         }
         let object = super::links::object_path(node);
         let seekable = object.is_none();
@@ -344,9 +346,14 @@ impl View {
                 own: *own,
                 refused: *refused,
             },
-            Some(Handle::Write(WriteTarget::IdMap { path, userns })) => WriteTarget::IdMap {
+            Some(Handle::Write(WriteTarget::IdMap {
+                path,
+                userns,
+                writer,
+            })) => WriteTarget::IdMap {
                 path: path.clone(),
                 userns: Arc::clone(userns),
+                writer: Arc::clone(writer),
             },
             Some(_) => return Err(Errno::EBADF),
             None => return Err(Errno::EBADF),
@@ -359,11 +366,13 @@ impl View {
                 refused,
             } => Err(refused),
             WriteTarget::PidNs(id, which) => self.write_pid_ns_sysctl(id, tid, which, offset, data),
-            WriteTarget::IdMap { path, userns } => {
-                crate::sys::creds::write_in_user_ns(&userns, &path, data)
-                    .map(|()| len)
-                    .map_err(|e| errno(&e))
-            }
+            WriteTarget::IdMap {
+                path,
+                userns,
+                writer,
+            } => crate::sys::creds::as_task_in_user_ns(&writer, &userns, &path, Some(data))
+                .map(|()| len)
+                .map_err(|e| errno(&e)),
             WriteTarget::Real {
                 file,
                 seekable,
@@ -424,33 +433,39 @@ impl View {
         }
     }
 
-    /// [`WriteTarget::IdMap`] when `node` is an id map of the user namespace writer
-    /// `tid` is in, other than the daemon's, and the writer is root there (its uid is
-    /// the namespace's creator's, 0, and it has `CAP_SYS_ADMIN` in it). Any other
-    /// writer writes as itself from the daemon's namespace, where the kernel grants
-    /// what it would grant it (the namespace owner's rules follow its uid).
-    fn own_id_map(&self, node: &Node, tid: Pid) -> Option<WriteTarget> {
+    /// [`WriteTarget::IdMap`] when `node` is an id map and writer `tid` is in a user
+    /// namespace other than the daemon's, opened as the writer would open it there (an
+    /// error is the open's); `None` for a writer in the daemon's namespace, which writes
+    /// as itself from there like any other file.
+    fn id_map_of_a_namespace(&self, node: &Node, tid: Pid) -> Option<Result<WriteTarget, Errno>> {
         let Node::Pid { rel, .. } = node else {
             return None;
         };
-        if !matches!(&**rel, "uid_map" | "gid_map" | "setgroups" | "projid_map") {
+        if !matches!(&**rel, "uid_map" | "gid_map" | "setgroups" | "projid_map") || tid <= 0 {
             return None;
         }
-        let user_ns = |task: &dyn std::fmt::Display| crate::host::ns_inode(task, "user").ok();
-        let target = node.shown_task()?;
-        let writer_ns = user_ns(&tid)?;
-        if writer_ns == user_ns(&"self")? || writer_ns != user_ns(&target)? {
+        let ns = crate::host::ns_inode(tid, "user").ok()?;
+        if crate::host::own_ns_inode("user").ok() == Some(ns) {
             return None;
         }
-        let status = std::fs::read(crate::host::proc_path(&format!("{tid}/status"))).ok()?;
-        let id = Identity::parse(&status)?;
-        if id.uid[1] != 0 || id.cap_eff & (1 << cap::SYS_ADMIN) == 0 {
-            return None;
-        }
-        let userns = File::open(crate::host::proc_path(&format!("{tid}/ns/user"))).ok()?;
-        Some(WriteTarget::IdMap {
-            path: node.real_path(),
+        Some(self.open_id_map_as(node, tid))
+    }
+
+    /// The open of [`View::id_map_of_a_namespace`]: the writer's credentials as its
+    /// `status` shows them (its capabilities are those of its own namespace, where the
+    /// child that writes for it takes them on) and its namespace, held for the writes.
+    fn open_id_map_as(&self, node: &Node, tid: Pid) -> Result<WriteTarget, Errno> {
+        let proc = |rel: &str| crate::host::proc_path(&format!("{tid}/{rel}"));
+        let status = std::fs::read(proc("status")).map_err(|_| Errno::ESRCH)?;
+        let writer = Identity::parse(&status).ok_or(Errno::ESRCH)?;
+        let userns = File::open(proc("ns/user")).map_err(|_| Errno::ESRCH)?;
+        let path = node.real_path();
+        crate::sys::creds::as_task_in_user_ns(&writer, &userns, &path, None)
+            .map_err(|e| self.gone_or(node, errno(&e)))?;
+        Ok(WriteTarget::IdMap {
+            path,
             userns: Arc::new(userns),
+            writer: Arc::new(writer),
         })
     }
 

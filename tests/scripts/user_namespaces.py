@@ -128,6 +128,71 @@ def inside(report):
     return dumpable, undumpable
 
 
+def in_new_namespace(maps, then):
+    """Forks a child that makes a user namespace of its own; this process writes its
+    `maps` (file name, text) and prints what each write answered; the child, once
+    they are written, becomes root there if it can and runs `then`. Returns when the
+    child has ended."""
+    made, written = os.pipe(), os.pipe()
+    child = os.fork()
+    if child == 0:
+        if libc.unshare(CLONE_NEWUSER) != 0:
+            os._exit(1)
+        os.write(made[1], b"x")
+        os.read(written[0], 1)
+        try:
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
+            libc.prctl(4, 1, 0, 0, 0)  # PR_SET_DUMPABLE: its files stay its own
+        except OSError as e:
+            print("   root there:", os.strerror(e.errno), flush=True)
+        then()
+        os._exit(0)
+    os.read(made[0], 1)
+    for name, text in maps:
+        try:
+            with open(f"/proc/{child}/{name}", "w") as f:
+                f.write(text)
+            print("   write", name, repr(text), "ok", flush=True)
+        except OSError as e:
+            print("   write", name, repr(text), os.strerror(e.errno), flush=True)
+    os.write(written[1], b"x")
+    os.waitpid(child, 0)
+
+
+SHOW_OWN = "for f in uid_map gid_map; do tr -s ' ' < /proc/self/$f; done; " \
+    "grep -E '^(Uid|Gid):' /proc/self/status | tr '\\t' ' '"
+
+
+def two_deep():
+    """Namespaces two deep: the outer one mapping 0..65535 to 100000..165535, and in
+    it, written by its root, an inner one mapping its 0 to the outer's 1000 (procfs
+    takes the lower ids of a map written from the parent namespace in the parent's
+    numbering, and shows them so to a reader inside the inner one); then, as uid 1000
+    of the outer namespace without capabilities there, one mapping its 0 to that
+    uid itself (the owner's own id: allowed) and one mapping a range (refused)."""
+    def inner():
+        sys.stdout.flush()
+        subprocess.run(["sh", "-c", SHOW_OWN])
+
+    def unprivileged():
+        os.setresgid(1000, 1000, 1000)
+        os.setresuid(1000, 1000, 1000)
+        libc.prctl(4, 1, 0, 0, 0)
+        print("  as uid 1000 of the outer namespace", flush=True)
+        in_new_namespace([("setgroups", "deny"), ("uid_map", "0 1000 1"),
+                          ("gid_map", "0 1000 1")], inner)
+        in_new_namespace([("uid_map", "0 1000 2")], lambda: None)
+
+    def outer():
+        print("  as root of the outer namespace", flush=True)
+        in_new_namespace([("uid_map", "0 1000 1"), ("gid_map", "0 1000 1")], inner)
+        unprivileged()
+
+    print("two deep", flush=True)
+    in_new_namespace([("uid_map", "0 100000 65536"), ("gid_map", "0 100000 65536")], outer)
+
+
 def main():
     if os.getpid() != 1:
         print("must run as pid 1 of a namespace or VPS", file=sys.stderr)
@@ -171,6 +236,7 @@ def main():
     ids("unmapped in its own namespace", targets, keys=True)
     os.write(done[1], b"x")
     os.waitpid(child, 0)
+    two_deep()
     return 0
 
 
