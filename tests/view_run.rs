@@ -410,6 +410,25 @@ umount $D; rmdir $D; rm -f $D.v $D.k"#;
     }
 }
 
+/// A reader waiting in `poll` for its mount table to change (systemd, a container
+/// runtime) is woken with POLLPRI when it does, and reads the new table from offset 0,
+/// also from a cgroup namespace of its own, whose `mountinfo` is read as the reader:
+/// that one was the text of its open, always ready and never new.
+#[test]
+fn a_mount_table_change_wakes_its_poller_as_on_procfs() {
+    if !privileged() {
+        return;
+    }
+    probe_matches_kernel_with(
+        "mount_poll.py",
+        &[
+            "[own cgroup namespace: yes] poll after a mount: IN PRI ERR\n",
+            "[own cgroup namespace: yes] mounted after a read from 0: True\n",
+        ],
+        BOTH_READ_PATHS,
+    );
+}
+
 /// Whether this kernel keeps `pid_max` per pid namespace (Linux 6.14): before, a write
 /// in a namespace sets the host's, which no test may do. Says why when it does not.
 fn pid_max_per_namespace() -> bool {

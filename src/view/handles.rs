@@ -21,6 +21,8 @@ pub(super) enum Handle {
     /// A text fixed for the handle's life: the snapshot the kernel serves
     /// (passthrough), or what was read as the reader.
     Buffer(Vec<u8>),
+    /// A file read as its reader, made anew as procfs's seq file makes it ([`Reread`]).
+    Reread(Reread),
     /// An integer sysctl, whose text procfs makes at each read from offset 0 and gives
     /// to no read past it ([`View::read_sysctl_as`]): the kernel's read at 0, as its
     /// reader, each time ([`View::read_sysctl_start_as`]).
@@ -64,6 +66,19 @@ pub(super) struct Lazy {
 /// anew and starts there (seq_file's `traverse`).
 pub(super) struct Seq {
     pub(super) lazy: Lazy,
+    buf: SeqBuf,
+}
+
+/// A `mountinfo` whose cgroup mounts show their roots from the reader's cgroup
+/// namespace ([`writes::shows_cgroup_roots`]): read as the reader at its first read and
+/// at each read from offset 0 (or elsewhere than where the last one ended), as procfs's
+/// seq file makes its text; polled through the daemon's descriptor of the real file,
+/// which procfs wakes at a change of the mount table, so that a reader waiting for one
+/// (systemd, a container runtime) reads the new table when woken.
+pub(super) struct Reread {
+    node: Node,
+    reader: Reader,
+    poll: std::sync::Arc<File>,
     buf: SeqBuf,
 }
 
@@ -303,10 +318,20 @@ impl View {
                     Err(e) => Handle::Refused(e),
                 }
             }
-            (None, _) | (_, Reader::Host { .. })
-                if writes::read_as_reader(node) || writes::shows_cgroup_roots(node, reader) =>
-            {
+            (None, _) | (_, Reader::Host { .. }) if writes::read_as_reader(node) => {
                 Handle::Buffer(self.read_as(reader, node)?)
+            }
+            (None, _) | (_, Reader::Host { .. }) if writes::shows_cgroup_roots(node, reader) => {
+                Handle::Reread(Reread {
+                    node: node.clone(),
+                    reader,
+                    poll: std::sync::Arc::new(File::open(&path).map_err(|e| errno(&e))?),
+                    // Made at the first read, from offset 0 or wherever it is.
+                    buf: SeqBuf {
+                        text: Vec::new(),
+                        end: u64::MAX,
+                    },
+                })
             }
             (None, _) if writes::opens_as_reader(node) => {
                 Handle::File(std::sync::Arc::new(self.open_as(reader, node)?))
@@ -528,11 +553,13 @@ impl View {
             _ => {}
         }
         self.render_for_read(ino, fh, offset)?;
+        self.reread_for_read(fh, offset)?;
         let file = {
             let mut handles = lock(&self.handles);
             match handles.get_mut(&fh) {
                 Some(Handle::Lazy(_)) => return Err(Errno::EIO),
                 Some(Handle::Seq(seq)) => return Ok(seq.buf.read(offset, size)),
+                Some(Handle::Reread(r)) => return Ok(r.buf.read(offset, size)),
                 Some(Handle::Buffer(b)) => {
                     let start = usize::try_from(offset).unwrap_or(usize::MAX).min(b.len());
                     let end = start.saturating_add(size as usize).min(b.len());
@@ -594,9 +621,24 @@ impl View {
     pub fn pollable(&self, fh: u64) -> Result<Option<std::sync::Arc<File>>, Errno> {
         match lock(&self.handles).get(&fh) {
             Some(Handle::File(f) | Handle::Stream(f)) => Ok(Some(std::sync::Arc::clone(f))),
+            Some(Handle::Reread(r)) => Ok(Some(std::sync::Arc::clone(&r.poll))),
             Some(_) => Ok(None),
             None => Err(Errno::EBADF),
         }
+    }
+
+    /// Reads handle `fh`'s file again as its reader for a read at `offset`, where a
+    /// [`Reread`] one makes its text anew; outside the table's lock.
+    fn reread_for_read(&self, fh: u64, offset: u64) -> Result<(), Errno> {
+        let again = match lock(&self.handles).get(&fh) {
+            Some(Handle::Reread(r)) if r.buf.renders_at(offset) => (r.node.clone(), r.reader),
+            _ => return Ok(()),
+        };
+        let text = self.read_as(again.1, &again.0)?;
+        if let Some(Handle::Reread(r)) = lock(&self.handles).get_mut(&fh) {
+            r.buf = SeqBuf { text, end: offset };
+        }
+        Ok(())
     }
 
     /// Renders handle `fh` for a read at `offset` if it needs it: a [`Lazy`] one at its

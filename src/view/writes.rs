@@ -129,8 +129,9 @@ pub fn read_as_reader(node: &Node) -> bool {
 /// Whether `node` is a process's `mountinfo`, whose cgroup mounts show their root from
 /// the root of the reader's cgroup namespace (`cgroup_show_path` of the task that
 /// reads), and which a reader in a cgroup namespace other than the daemon's is
-/// therefore given as read on a thread in its namespaces ([`View::read_as`]); the
-/// others read the daemon's open file, which polls for mount changes as procfs's does.
+/// therefore given as read on a thread in its namespaces ([`View::read_as`]) at each
+/// read from offset 0; the others read the daemon's open file. Both poll the daemon's,
+/// which wakes at a change of the mount table as procfs's does.
 pub fn shows_cgroup_roots(node: &Node, reader: Reader) -> bool {
     let tid = reader.tid();
     matches!(node, Node::Pid { rel, .. } if &**rel == "mountinfo")
