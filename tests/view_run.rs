@@ -413,7 +413,8 @@ umount $D; rmdir $D; rm -f $D.v $D.k"#;
 /// A reader waiting in `poll` for its mount table to change (systemd, a container
 /// runtime) is woken with POLLPRI when it does, and reads the new table from offset 0,
 /// also from a cgroup namespace of its own, whose `mountinfo` is read as the reader:
-/// that one was the text of its open, always ready and never new.
+/// that one was the text of its open, always ready and never new. A reaped process's
+/// `mountinfo` opened before stays readable, as procfs's holds its mount namespace.
 #[test]
 fn a_mount_table_change_wakes_its_poller_as_on_procfs() {
     if !privileged() {
@@ -424,6 +425,7 @@ fn a_mount_table_change_wakes_its_poller_as_on_procfs() {
         &[
             "[own cgroup namespace: yes] poll after a mount: IN PRI ERR\n",
             "[own cgroup namespace: yes] mounted after a read from 0: True\n",
+            "[own cgroup namespace: yes] a reaped process's, read: True and again from 0: True\n",
         ],
         BOTH_READ_PATHS,
     );

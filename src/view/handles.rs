@@ -70,15 +70,16 @@ pub(super) struct Seq {
 }
 
 /// A `mountinfo` whose cgroup mounts show their roots from the reader's cgroup
-/// namespace ([`writes::shows_cgroup_roots`]): read as the reader at its first read and
-/// at each read from offset 0 (or elsewhere than where the last one ended), as procfs's
-/// seq file makes its text; polled through the daemon's descriptor of the real file,
-/// which procfs wakes at a change of the mount table, so that a reader waiting for one
-/// (systemd, a container runtime) reads the new table when woken.
+/// namespace ([`writes::shows_cgroup_roots`]): the real file opened as the reader,
+/// read on a thread in its namespaces at its first read and at each read from offset 0
+/// (or elsewhere than where the last one ended), as procfs's seq file makes its text
+/// (and as procfs's, still readable once its process is gone: it holds the mount
+/// namespace); and polled, which procfs wakes at a change of the mount table, so that a
+/// reader waiting for one (systemd, a container runtime) reads the new table when woken.
 pub(super) struct Reread {
     node: Node,
     reader: Reader,
-    poll: std::sync::Arc<File>,
+    file: std::sync::Arc<File>,
     buf: SeqBuf,
 }
 
@@ -325,7 +326,7 @@ impl View {
                 Handle::Reread(Reread {
                     node: node.clone(),
                     reader,
-                    poll: std::sync::Arc::new(File::open(&path).map_err(|e| errno(&e))?),
+                    file: std::sync::Arc::new(self.open_as(reader, node)?),
                     // Made at the first read, from offset 0 or wherever it is.
                     buf: SeqBuf {
                         text: Vec::new(),
@@ -621,7 +622,7 @@ impl View {
     pub fn pollable(&self, fh: u64) -> Result<Option<std::sync::Arc<File>>, Errno> {
         match lock(&self.handles).get(&fh) {
             Some(Handle::File(f) | Handle::Stream(f)) => Ok(Some(std::sync::Arc::clone(f))),
-            Some(Handle::Reread(r)) => Ok(Some(std::sync::Arc::clone(&r.poll))),
+            Some(Handle::Reread(r)) => Ok(Some(std::sync::Arc::clone(&r.file))),
             Some(_) => Ok(None),
             None => Err(Errno::EBADF),
         }
@@ -630,11 +631,13 @@ impl View {
     /// Reads handle `fh`'s file again as its reader for a read at `offset`, where a
     /// [`Reread`] one makes its text anew; outside the table's lock.
     fn reread_for_read(&self, fh: u64, offset: u64) -> Result<(), Errno> {
-        let again = match lock(&self.handles).get(&fh) {
-            Some(Handle::Reread(r)) if r.buf.renders_at(offset) => (r.node.clone(), r.reader),
+        let (node, reader, file) = match lock(&self.handles).get(&fh) {
+            Some(Handle::Reread(r)) if r.buf.renders_at(offset) => {
+                (r.node.clone(), r.reader, std::sync::Arc::clone(&r.file))
+            }
             _ => return Ok(()),
         };
-        let text = self.read_as(again.1, &again.0)?;
+        let text = self.read_as_with(reader, &node, |_| host::pread_all(&file))?;
         if let Some(Handle::Reread(r)) = lock(&self.handles).get_mut(&fh) {
             r.buf = SeqBuf { text, end: offset };
         }

@@ -224,7 +224,7 @@ impl View {
 
     /// `read` of `node`'s real file on a thread with `reader`'s namespaces and
     /// credentials (by the daemon itself where those are the daemon's).
-    fn read_as_with<T: Send>(
+    pub(super) fn read_as_with<T: Send>(
         &self,
         reader: Reader,
         node: &Node,

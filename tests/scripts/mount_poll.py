@@ -2,8 +2,10 @@
 """A reader waiting for a change of its mount table, as systemd and container runtimes
 wait: it opens its `mountinfo`, reads it, polls it, mounts a tmpfs, polls again (procfs
 wakes it with POLLPRI and POLLERR), reads it again from offset 0 (the new mount is
-there) and polls once more (nothing new). Then the same from a cgroup namespace of its
-own (`unshare -C`, a runtime's), whose `mountinfo` shows cgroup roots from there.
+there), polls once more (nothing new), and reads the `mountinfo` of a child it has
+reaped (procfs's open file holds the mount namespace, from offset 0 again too). Then
+the same from a cgroup namespace of its own (`unshare -C`, a runtime's), whose
+`mountinfo` shows cgroup roots from there.
 
 Run as root, as the init of a pid namespace (the kernel's oracle) and of a VPS: the two
 outputs must be identical. Each round runs in a mount namespace of its own, so that
@@ -58,6 +60,22 @@ def round_(label, flags):
     after = read_all(fd)
     print(label, "mounted after a read from 0:", where.encode() in after)
     print(label, "poll once read:", events(fd, 0))
+    print(label, "the same from 0 again:", read_all(fd) == after)
+    os.close(fd)
+    # A process's mountinfo stays readable, from 0 again too, once the process is gone:
+    # the open file holds its mount namespace.
+    child = os.fork()
+    if child == 0:
+        os.read(os.pipe()[0], 1)  # blocks until killed
+        os._exit(0)
+    fd = os.open(f"/proc/{child}/mountinfo", os.O_RDONLY)
+    os.kill(child, 9)
+    os.waitpid(child, 0)
+    try:
+        print(label, "a reaped process's, read:", where.encode() in read_all(fd),
+              "and again from 0:", where.encode() in read_all(fd))
+    except OSError as e:
+        print(label, "a reaped process's:", os.strerror(e.errno))
     os.close(fd)
     libc.umount2(where.encode(), 0)
     os.rmdir(where)
