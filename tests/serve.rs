@@ -869,3 +869,53 @@ fn a_host_reader_of_the_shared_mount_reads_proc_in_several_calls_as_procfs() {
     );
     assert_eq!(churn(&mnt), kernel);
 }
+
+/// A host reader of the shared mount in a user namespace of its own (`unshare -Ur`) is
+/// shown ids in its namespace, as procfs shows them: a uid it does not map as the
+/// overflow uid in `status`, the lower ids of an id map and `loginuid` in its
+/// numbering. The daemon showed the kernel's.
+#[test]
+fn a_host_reader_in_a_user_namespace_is_shown_ids_in_it() {
+    if !privileged() {
+        return;
+    }
+    let tmp = TempDir::new("serve-host-userns");
+    let mnt = tmp.subdir("mnt");
+    let (_daemon, _mount) = serve(&mnt, &tmp.0.join("ctl.sock"), &[]);
+    let sleeper = Command::new("setpriv")
+        .args([
+            "--reuid",
+            "1000",
+            "--regid",
+            "1000",
+            "--clear-groups",
+            "sleep",
+            "60",
+        ])
+        .spawn()
+        .expect("setpriv");
+    let pid = sleeper.id();
+    let _sleeper = ChildGuard(Some(sleeper));
+    assert!(wait_until(Duration::from_secs(5), || {
+        fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|s| s.contains("Uid:\t1000"))
+    }));
+    let read = |root: &Path| {
+        let script = format!(
+            "grep -E '^(Uid|Gid):' {r}/{pid}/status; cat {r}/{pid}/uid_map {r}/{pid}/gid_map; \
+             cat {r}/{pid}/loginuid; echo; grep -E '^(Uid|Gid):' {r}/self/status",
+            r = root.display()
+        );
+        let out = Command::new("unshare")
+            .args(["-Ur", "sh", "-c", &script])
+            .output()
+            .expect("unshare");
+        assert!(out.status.success(), "{root:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let kernel = read(Path::new("/proc"));
+    assert!(
+        kernel.contains("Uid:\t65534\t65534"),
+        "the host's procfs: {kernel}"
+    );
+    assert_eq!(read(&mnt), kernel);
+}

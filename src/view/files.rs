@@ -61,6 +61,23 @@ impl Render {
         matches!(self, Render::NsLastPid | Render::PidMax | Render::CadPid)
     }
 
+    /// Whether the file shows user or group ids, which procfs prints in its reader's
+    /// user namespace ([`crate::render::ids`]): `status`, the id maps, `loginuid`, the
+    /// ids of System V IPC objects, the socket tables' uid column, and the keys and key
+    /// users of the users that namespace maps.
+    pub fn shows_ids(self) -> bool {
+        matches!(
+            self,
+            Render::Status
+                | Render::IdMap(_)
+                | Render::LoginUid
+                | Render::Sysvipc
+                | Render::Sockets(_)
+                | Render::Keys
+                | Render::KeyUsers
+        )
+    }
+
     /// Whether the file shows what the VPS's forks change: its last pid (`ns_last_pid`,
     /// `loadavg`), its threads (`loadavg`'s total) and its forks (`processes` in
     /// `stat`). The kernel shows a fork the reader made before its read, so the view

@@ -319,6 +319,13 @@ impl View {
                     Err(e) => Handle::Refused(e),
                 }
             }
+            // A host reader (of `serve`'s shared mount) in a user namespace of its own
+            // is shown ids in it, as a VPS's reader is.
+            (Some(r), Reader::Host { tid })
+                if r.shows_ids() && userns::reader_ids(tid).is_some() =>
+            {
+                lazy(r)
+            }
             (None, _) | (_, Reader::Host { .. }) if writes::read_as_reader(node) => {
                 Handle::Buffer(self.read_as(reader, node)?)
             }
@@ -366,9 +373,11 @@ impl View {
                 self.render_for(id, tid, &l.node, l.render, &raw, l.hidden)?
             }
             Reader::Host { tid } => {
+                let ids = self.ids_for(tid, &l.node, l.render);
                 let cx = Context {
                     running: tid > 0 && l.node.shown_task() == Some(tid),
                     hidden: l.hidden,
+                    ids: ids.as_deref(),
                     ..Context::default()
                 };
                 match files::render(l.render, &raw, &Identity, cx) {
@@ -481,16 +490,7 @@ impl View {
     /// shows gives its lower ids in the parent namespace (`uid_m_show`): as read where
     /// that is the daemon's, else in the parent's maps ([`userns::parent_ids`]).
     fn ids_for(&self, reader_tid: Pid, node: &Node, r: Render) -> Option<Arc<ReaderIds>> {
-        if !matches!(
-            r,
-            Render::Status
-                | Render::IdMap(_)
-                | Render::LoginUid
-                | Render::Sysvipc
-                | Render::Sockets(_)
-                | Render::Keys
-                | Render::KeyUsers
-        ) {
+        if !r.shows_ids() {
             return None;
         }
         let (reader_ns, ids) = userns::reader_ids(reader_tid)?;
