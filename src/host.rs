@@ -238,6 +238,32 @@ pub fn list_tids(tgid: Pid) -> io::Result<Vec<Pid>> {
     numeric_entries(&proc_path(&format!("{tgid}/task")))
 }
 
+/// Task `task`'s pid namespace and its parents (`NS_GET_PARENT`), innermost first,
+/// `depth` of them at most (fewer where one cannot be had: the task gone, or the top
+/// the daemon sees reached), each with its inode number.
+pub fn pid_ns_chain(task: Pid, depth: usize) -> Vec<(fs::File, u64)> {
+    use std::os::unix::fs::MetadataExt as _;
+    let mut chain = Vec::new();
+    let Ok(mut ns) = fs::File::open(proc_path(&format!("{task}/ns/pid"))) else {
+        return chain;
+    };
+    while chain.len() < depth {
+        let Ok(ino) = ns.metadata().map(|m| m.ino()) else {
+            break;
+        };
+        let parent = match chain.len() + 1 < depth {
+            true => crate::sys::creds::ns_parent(&ns).ok().flatten(),
+            false => None,
+        };
+        chain.push((ns, ino));
+        match parent {
+            Some(p) => ns = p,
+            None => break,
+        }
+    }
+    chain
+}
+
 /// The inode of task `tid`'s pid namespace: two tasks are in the same namespace exactly
 /// when these are equal.
 pub fn pidns_inode(tid: Pid) -> io::Result<u64> {

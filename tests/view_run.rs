@@ -819,8 +819,11 @@ fn everyday_tools_print_what_they_print_on_the_kernels_proc() {
 /// A reader in a pid namespace nested in the VPS's (`unshare --pid --fork` with no
 /// /proc of its own) is told its own namespace's last pid in `ns_last_pid` and
 /// `loadavg`, as procfs tells it, also after commands reaped before the daemon could
-/// look at them, and after it wrote `ns_last_pid`; the VPS's init, the VPS's, which the
-/// nested write leaves as it was (tests/scripts/nested_last_pid.py).
+/// look at them, and after it wrote `ns_last_pid`; a reader in a namespace between the
+/// VPS's and a deeper one, its own (the deeper one's forks count there too: the VPS's
+/// was answered before), also after a write from the deeper one, which leaves it as it
+/// was; the VPS's init, the VPS's, which the nested writes leave as it was
+/// (tests/scripts/nested_last_pid.py).
 #[test]
 fn a_nested_namespace_is_told_its_own_last_pid() {
     if !privileged() {
@@ -831,6 +834,7 @@ fn a_nested_namespace_is_told_its_own_last_pid() {
         &[
             "after ten: ns_last_pid 24 loadavg 25\n",
             "after a command: ns_last_pid 44 loadavg 45\n",
+            "two deep, after writing 20: ns_last_pid 21 loadavg 22\n",
         ],
         &[
             BOTH_READ_PATHS[0],

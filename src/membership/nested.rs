@@ -7,14 +7,13 @@
 //! reading the VPS's `/proc` (it has no `/proc` of its own) is told its namespace's
 //! last number, not the VPS's. The daemon cannot ask the kernel for it (only a task of
 //! that namespace can read it, and making one would take a number there), so it keeps
-//! it from the process events: the innermost number of every member forked into a
-//! nested namespace, in the order the forks happened; a member's child gone before it
-//! could be read took the next one of its parent's namespace.
+//! it from the process events: the number in each namespace below the VPS's of every
+//! member forked there (a fork two levels down takes a number in both), in the order
+//! the forks happened; a member's child gone before it could be read took the next one
+//! in each of its parent's.
 //!
 //! A write of `ns_last_pid` from inside such a namespace sets its number there
-//! ([`crate::view::writes`]). Kept for the innermost namespace of each such member
-//! only: a reader in a namespace between the VPS's and a deeper one is answered the
-//! VPS's number (docs/limits.md).
+//! ([`crate::view::writes`]).
 
 use super::Tracker;
 use crate::engine::{Pid, VpsId};
@@ -26,29 +25,33 @@ use crate::host::{self, TaskInfo};
 const NESTED_MAX: usize = 1024;
 
 impl Tracker {
-    /// Notes the number in its own pid namespace of `info`, a member of VPS `id` just
-    /// made by a fork, when that namespace lies below the VPS's.
+    /// Notes the numbers in the pid namespaces below its VPS's of `info`, a member of
+    /// VPS `id` just made by a fork.
     pub(super) fn note_nested_fork(&mut self, id: VpsId, info: &TaskInfo) {
         let level = self.meta.get(&id).map_or(0, |m| m.ns_level);
         if info.nspid.len() <= level + 1 {
             return;
         }
-        let (Some(&number), Ok(ns)) = (info.nspid.last(), host::pidns_inode(info.tid)) else {
-            return;
-        };
-        if self.nested_last.len() >= NESTED_MAX && !self.nested_last.contains_key(&ns) {
-            self.nested_last.clear();
+        for (ns, number) in nested_levels(info.tid, &info.nspid, level) {
+            if self.nested_last.len() >= NESTED_MAX && !self.nested_last.contains_key(&ns) {
+                self.nested_last.clear();
+            }
+            self.nested_last.insert(ns, (id, number));
         }
-        self.nested_last.insert(ns, (id, number));
     }
 
     /// A child of member `parent` was gone before it could be read: when the parent
-    /// is in a nested namespace, the child took that namespace's next number.
+    /// is in a nested namespace, the child took the next number in it and in each
+    /// namespace between it and the VPS's.
     pub(super) fn pass_over_nested(&mut self, id: VpsId, parent: Pid) {
         if !self.nested_last.values().any(|&(v, _)| v == id) {
             return; // no nested namespace known in this VPS: no look at the parent
         }
-        if let Ok(ns) = host::pidns_inode(parent) {
+        let level = self.meta.get(&id).map_or(0, |m| m.ns_level);
+        let Ok(info) = host::read_task(parent) else {
+            return;
+        };
+        for (ns, _) in nested_levels(parent, &info.nspid, level) {
             if let Some((_, last)) = self.nested_last.get_mut(&ns) {
                 *last += 1;
             }
@@ -76,10 +79,27 @@ impl Tracker {
             .then_some(ns)
     }
 
+    /// The last number handed out in nested namespace `ns`, where membership keeps it.
+    pub fn nested_last(&self, ns: u64) -> Option<Pid> {
+        self.nested_last.get(&ns).map(|&(_, last)| last)
+    }
+
     /// Sets the last number of nested namespace `ns`: a write of its `ns_last_pid`.
     pub fn set_nested_last(&mut self, ns: u64, n: Pid) {
         if let Some((_, last)) = self.nested_last.get_mut(&ns) {
             *last = n;
         }
     }
+}
+
+/// The pid namespaces of task `task` below the VPS's (whose number is at index
+/// `level` of its `NSpid` list `nspid`), innermost first, each with the task's number
+/// there. Fewer where one cannot be read (the task gone meanwhile).
+fn nested_levels(task: Pid, nspid: &[Pid], level: usize) -> Vec<(u64, Pid)> {
+    let depth = nspid.len().saturating_sub(level + 1);
+    host::pid_ns_chain(task, depth)
+        .into_iter()
+        .zip(nspid.iter().rev())
+        .map(|((_, ino), &number)| (ino, number))
+        .collect()
 }

@@ -312,11 +312,11 @@ fn in_child(
     }
 }
 
-/// The parent of user namespace `ns` (an open `/proc/<pid>/ns/user`, or a file an
-/// earlier call gave): `None` at the top the daemon sees, where the kernel refuses
-/// `NS_GET_PARENT` with `EPERM` (the initial namespace, or the parent of the daemon's
-/// own).
-pub fn user_ns_parent(ns: &File) -> io::Result<Option<File>> {
+/// The parent of user or pid namespace `ns` (an open `/proc/<pid>/ns/user` or
+/// `ns/pid`, or a file an earlier call gave): `None` at the top the daemon sees, where
+/// the kernel refuses `NS_GET_PARENT` with `EPERM` (the initial namespace, or the
+/// parent of the daemon's own).
+pub fn ns_parent(ns: &File) -> io::Result<Option<File>> {
     use std::os::fd::{AsRawFd as _, FromRawFd as _};
     const NS_GET_PARENT: libc::c_ulong = 0xb702; // _IO(0xb7, 0x2)
                                                  // SAFETY: NS_GET_PARENT takes no argument and returns a new descriptor or -1.

@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use crate::engine::Pid;
 use crate::host;
 use crate::render::ids::{IdMap, ReaderIds};
-use crate::sys::creds::{effective_caps, user_ns_owner, user_ns_parent};
+use crate::sys::creds::{effective_caps, ns_parent, user_ns_owner};
 
 /// A user namespace on the way from a process's up to the top the daemon sees.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -128,7 +128,7 @@ pub(super) fn parent_ids(tid: Pid, ns: u64) -> Option<Arc<ReaderIds>> {
     if own.metadata().ok()?.ino() != ns {
         return None;
     }
-    let parent = user_ns_parent(&own).ok()??.metadata().ok()?.ino();
+    let parent = ns_parent(&own).ok()??.metadata().ok()?.ino();
     if parent == top() {
         return None;
     }
@@ -177,7 +177,7 @@ fn chain_of(task: Pid) -> Option<Vec<Link>> {
             ino: ns.metadata().ok()?.ino(),
             owner: user_ns_owner(&ns).ok()?,
         });
-        match user_ns_parent(&ns).ok()? {
+        match ns_parent(&ns).ok()? {
             Some(parent) => ns = parent,
             None => return Some(chain),
         }

@@ -560,20 +560,43 @@ impl View {
         let open_ns = |task: Pid| {
             File::open(crate::host::proc_path(&format!("{task}/ns/pid"))).map_err(|_| Errno::ESRCH)
         };
-        // The helper takes a number in the VPS's namespace too (every level above its
-        // own): the VPS's last pid is written back after, so that its numbering goes on
-        // as the kernel's.
+        // The helper takes a number in every namespace above its own: those between
+        // the writer's and the VPS's, and the VPS's, have their last pid written back
+        // after (innermost first, each write-back's helper taking one above it), so that
+        // their numbering goes on as the kernel's.
         self.catch_up();
-        let vps_last = {
+        let level = lock(&self.shared.tracker)
+            .meta(id)
+            .map_or(0, |m| m.ns_level);
+        let depth = crate::host::read_task(tid)
+            .map_err(|_| Errno::ESRCH)?
+            .nspid
+            .len()
+            .saturating_sub(level + 1);
+        let chain = crate::host::pid_ns_chain(tid, depth);
+        let (vps_last, between) = {
             let tracker = lock(&self.shared.tracker);
             let own_ns = tracker.meta(id).is_some_and(|m| m.ns_inode.is_some());
-            tracker
+            let vps_last = tracker
                 .vps(id)
                 .filter(|_| own_ns)
-                .map(|v| (v.init_pid(), v.last_vpid()))
+                .map(|v| (v.init_pid(), v.last_vpid()));
+            let between: Vec<(&File, Pid)> = chain
+                .iter()
+                .skip(1)
+                .filter_map(|(f, ino)| tracker.nested_last(*ino).map(|last| (f, last)))
+                .collect();
+            (vps_last, between)
         };
         crate::sys::creds::write_in_pid_ns(&open_ns(tid)?, &path, n.to_string().as_bytes())
             .map_err(|e| errno(&e))?;
+        for (ns, last) in between {
+            if let Err(e) =
+                crate::sys::creds::write_in_pid_ns(ns, &path, last.to_string().as_bytes())
+            {
+                log::warn!("VPS {id}: cannot write a nested namespace's last pid {last} back: {e}");
+            }
+        }
         if let Some((init, last)) = vps_last {
             let back = last.to_string();
             if let Err(e) =

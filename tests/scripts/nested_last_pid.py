@@ -5,15 +5,33 @@ and the last field of `loadavg` for the reader's own namespace, not for the name
 the /proc instance belongs to. Inside the nested namespace a shell forks commands that
 exit at once (reaped before a daemon could look at them), one in the background, and
 reads both after each, then writes `ns_last_pid` (a restore tool's way to choose the
-next number) and forks again; then the VPS's init reads them too. Run as the init of a pid
+next number) and forks again, then makes a namespace inside its own, whose forks take
+numbers in both (a reader in the middle one is told its last too) and which writes its
+own `ns_last_pid` (leaving the middle one's as it was); then the VPS's init reads them
+too. Run as the init of a pid
 namespace and of a VPS: the outputs must be identical.
 """
 import os
+import shlex
 import subprocess
 import sys
 
-INNER = r"""
-last() { n=$(cat /proc/sys/kernel/ns_last_pid); l=$(cut -d' ' -f5 /proc/loadavg); echo "$1: ns_last_pid $n loadavg $l"; }
+# `last` forks (cat, cut); `seen` reads with the shell's builtin `read`, forking
+# nothing, so it shows the forks of others.
+LAST = r"""last() { n=$(cat /proc/sys/kernel/ns_last_pid); l=$(cut -d' ' -f5 /proc/loadavg); echo "$1: ns_last_pid $n loadavg $l"; }
+seen() { read n < /proc/sys/kernel/ns_last_pid; read a b c d l < /proc/loadavg; echo "$1: ns_last_pid $n loadavg $l"; }
+"""
+
+# A namespace inside the nested one: its forks take numbers there and in the one above.
+TWO_DEEP = LAST + r"""
+true; true; sleep 30 & s=$!
+last "two deep"
+kill $s; wait $s 2>/dev/null
+last "two deep, the sleeper gone"
+echo 20 > /proc/sys/kernel/ns_last_pid; last "two deep, after writing 20"
+"""
+
+INNER = LAST + r"""
 last start
 true; last "after true"
 true; true; true; last "after three"
@@ -25,6 +43,10 @@ kill $s; wait $s 2>/dev/null
 last "after the sleeper"
 echo 40 > /proc/sys/kernel/ns_last_pid; last "after writing 40"
 /bin/true; last "after a command"
+seen "before a namespace inside this one"
+unshare --pid --fork sh -c """ + shlex.quote(TWO_DEEP) + r"""
+seen "after a namespace inside this one"
+/bin/true; last "then a command here"
 """
 
 
