@@ -280,12 +280,12 @@ pub fn ns_inode(task: impl std::fmt::Display, ns: &str) -> io::Result<u64> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "not a namespace link"))
 }
 
-/// The daemon's own namespace of type `ns` (`user`, `uts`, `ipc`, `net`, `cgroup`), read
+/// The daemon's own namespace of type `ns` (`user`, `uts`, `ipc`, `net`, `cgroup`, `time`), read
 /// once: `self` names the daemon's process, whose namespaces no thread changes (the
 /// threads that enter a reader's are threads of their own). Every check of a reader's
 /// namespaces against the daemon's asks for it.
 pub fn own_ns_inode(ns: &str) -> io::Result<u64> {
-    const KEPT: [&str; 5] = ["user", "uts", "ipc", "net", "cgroup"];
+    const KEPT: [&str; 6] = ["user", "uts", "ipc", "net", "cgroup", "time"];
     static OWN: std::sync::OnceLock<Vec<Option<u64>>> = std::sync::OnceLock::new();
     let own = OWN.get_or_init(|| KEPT.iter().map(|n| ns_inode("self", n).ok()).collect());
     match KEPT.iter().position(|&n| n == ns).and_then(|i| own[i]) {

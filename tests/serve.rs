@@ -919,3 +919,79 @@ fn a_host_reader_in_a_user_namespace_is_shown_ids_in_it() {
     );
     assert_eq!(read(&mnt), kernel);
 }
+
+/// A container in a time namespace of its own (`unshare --time --boottime 5000`, a
+/// restored checkpoint) reads the shared mount on its own clock, as it reads procfs:
+/// `uptime`, `btime` and its start time moved together by the offset. The view showed
+/// the host's uptime and start times.
+#[test]
+fn a_container_in_a_time_namespace_reads_its_own_clock() {
+    if !privileged() {
+        return;
+    }
+    let tmp = TempDir::new("serve-timens");
+    let dir = tmp.0.clone();
+    let mnt = tmp.subdir("mnt");
+    let sock = dir.join("ctl.sock");
+    // The container's shell reads each file once from procfs and once from the view,
+    // with its builtin `read` (no fork: the start time is its own).
+    let script = format!(
+        "until [ -e {d}/go ]; do sleep 0.05; done; M={m}
+         read line < /proc/self/stat; set -- $line; k=${{22}}
+         read line < $M/self/stat; set -- $line; v=${{22}}
+         read ku rest < /proc/uptime; read vu rest < $M/uptime
+         kb=$(grep '^btime' /proc/stat); vb=$(grep '^btime' $M/stat)
+         echo \"${{ku%.*}} $k $kb\" > {d}/kernel.tmp; echo \"${{vu%.*}} $v $vb\" > {d}/view.tmp
+         mv {d}/kernel.tmp {d}/kernel; mv {d}/view.tmp {d}/view",
+        d = dir.display(),
+        m = mnt.display()
+    );
+    let c = Command::new("unshare")
+        .args([
+            "--pid",
+            "--fork",
+            "--time",
+            "--boottime",
+            "5000",
+            "--kill-child",
+        ])
+        .args(["sh", "-c", &script])
+        .spawn()
+        .expect("unshare");
+    let unshare = c.id();
+    let _c = ChildGuard(Some(c));
+    assert!(wait_until(Duration::from_secs(5), || !children_of(unshare).is_empty()));
+    let init = children_of(unshare)[0];
+    let (_daemon, _mount) = serve(&mnt, &sock, &[format!("--vps=c:pidns={init}")]);
+    fs::write(dir.join("go"), "").unwrap();
+    assert!(wait_until(Duration::from_secs(10), || dir
+        .join("view")
+        .exists()));
+    let kernel = fs::read_to_string(dir.join("kernel")).unwrap();
+    let view = fs::read_to_string(dir.join("view")).unwrap();
+    let host_up: f64 = fs::read_to_string("/proc/uptime")
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let up: f64 = kernel.split(' ').next().unwrap().parse().unwrap();
+    assert!(
+        up >= host_up + 4990.0,
+        "the kernel moved the clock: {kernel} (host {host_up})"
+    );
+    // The same start time and boot time; uptimes read a moment apart, within a second.
+    let fields = |t: &str| t.split_whitespace().map(String::from).collect::<Vec<_>>();
+    let (k, v) = (fields(&kernel), fields(&view));
+    assert_eq!(
+        (k.len(), &k[1..]),
+        (4, &v[1..]),
+        "kernel {kernel:?}, view {view:?}"
+    );
+    let (ku, vu): (i64, i64) = (k[0].parse().unwrap(), v[0].parse().unwrap());
+    assert!(
+        (0..=1).contains(&(vu - ku)),
+        "kernel {kernel:?}, view {view:?}"
+    );
+}

@@ -410,6 +410,24 @@ umount $D; rmdir $D; rm -f $D.v $D.k"#;
     }
 }
 
+/// A reader in a time namespace of its own (`unshare -T --boottime 100000`, as a
+/// checkpoint restore makes one) is shown its own clock in `uptime`, `btime` and every
+/// start time, as procfs shows it, so `ps` shows true elapsed times. Before, the kernel
+/// pid view showed the VPS's uptime beside the kernel's start times on the reader's
+/// clock (`ps` elapsed 4123039872 s), and the full view the daemon's uptime.
+#[test]
+fn a_reader_in_a_time_namespace_of_its_own_is_shown_its_clock() {
+    if !privileged() {
+        return;
+    }
+    let probe = script("time_namespace.sh").display().to_string();
+    let kernel = in_kernel_ns(&["sh", &probe]);
+    assert_eq!(kernel.matches(": yes\n").count(), 4, "the kernel: {kernel}");
+    for flags in [&[][..], BOTH_READ_PATHS[0], BOTH_READ_PATHS[1]] {
+        assert_view_matches(flags, &["sh", &probe], &kernel);
+    }
+}
+
 /// A reader waiting in `poll` for its mount table to change (systemd, a container
 /// runtime) is woken with POLLPRI when it does, and reads the new table from offset 0,
 /// also from a cgroup namespace of its own, whose `mountinfo` is read as the reader:

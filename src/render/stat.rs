@@ -178,6 +178,22 @@ pub struct Shown {
     /// The reader may not ptrace-read the task (`do_task_stat`'s `permitted`): the
     /// fields of [`HIDDEN_ZERO`] read 0, `startcode` and `endcode` 1 (0 without memory).
     pub hidden: bool,
+    /// How far the reader's time namespace's boottime is from the one the line was
+    /// read in, in ns: procfs shows `starttime` (field 22) on the reader's clock.
+    pub clock_shift_ns: i64,
+}
+
+/// Field number of `starttime`, in clock ticks since boot.
+const STARTTIME: usize = 22;
+
+/// `starttime` of `ticks` on a clock `shift_ns` away: the kernel adds the reader's
+/// offset to the start in ns, in unsigned arithmetic, and divides by the tick (the
+/// start's fraction of a tick is not in the line: exact for offsets of whole ticks,
+/// as `unshare -T` takes seconds).
+fn shifted_start(ticks: u64, shift_ns: i64) -> u64 {
+    /// A clock tick of `USER_HZ` (100 wherever Linux runs), in ns.
+    const TICK_NS: u64 = 10_000_000;
+    ticks.wrapping_mul(TICK_NS).wrapping_add_signed(shift_ns) / TICK_NS
 }
 
 /// Fields `do_task_stat` prints as 0 to a reader that may not ptrace-read the task:
@@ -204,6 +220,10 @@ pub fn render_stat(raw: &[u8], map: &dyn PidMap, shown: Shown) -> Result<Vec<u8>
             superpriv: true, ..
         } => 9,
         _ => 8,
+    };
+    let last = match shown.clock_shift_ns {
+        0 => last,
+        _ => last.max(STARTTIME),
     };
     let l = layout(raw, last)?;
     let pid: i32 =
@@ -235,6 +255,12 @@ pub fn render_stat(raw: &[u8], map: &dyn PidMap, shown: Shown) -> Result<Vec<u8>
         let mut b = Vec::new();
         push_num(&mut b, flags | PF_SUPERPRIV);
         edits.push((at(9).0, at(9).1, b));
+    }
+    if shown.clock_shift_ns != 0 {
+        let start: u64 = num(raw, &l, STARTTIME)?;
+        let mut b = Vec::new();
+        push_num(&mut b, shifted_start(start, shown.clock_shift_ns));
+        edits.push((at(STARTTIME).0, at(STARTTIME).1, b));
     }
     // From field 26 on, in order: what this reader is shown instead, where the line
     // has the field.

@@ -188,6 +188,11 @@ pub struct VpsFacts {
     /// The VPS's time-namespace boottime offset in ns (0 without one; see
     /// [`boot_offset_of`]).
     pub boot_offset_ns: i64,
+    /// The reader's time-namespace boottime offset in ns: the VPS's, unless the reader
+    /// made or joined one of its own (`unshare -T`). procfs shifts by it the clock it
+    /// shows (`uptime`'s first field, `stat`'s `btime`), not the CPU times, which stay
+    /// the VPS's.
+    pub reader_offset_ns: i64,
     /// The VPS's start (its init's start) in host `CLOCK_BOOTTIME` ns.
     pub start_boottime_ns: u64,
     /// The last pid handed out in the VPS, for loadavg's last field.
@@ -375,6 +380,7 @@ impl VpsResources {
                     usage: usage.as_ref(),
                     elapsed_ns: uptime::reader_boottime(now_boottime_ns, facts.boot_offset_ns),
                     boot_offset_ns: facts.boot_offset_ns,
+                    reader_offset_ns: facts.reader_offset_ns,
                     host_boot_wall_ns: host_boot_wall_ns(),
                     running: counts.running,
                     blocked: counts.blocked,
@@ -387,9 +393,11 @@ impl VpsResources {
                 let online = self.cpu_limits()?.host_online;
                 let vis = self.visible(&online)?;
                 let usage = cgroup::read_cpu_usage(p)?;
-                let up = uptime::reader_boottime(now_boottime_ns, facts.boot_offset_ns);
+                // The VPS's age counts its idle time; the reader is shown its own clock.
+                let age = uptime::reader_boottime(now_boottime_ns, facts.boot_offset_ns);
+                let up = uptime::reader_boottime(now_boottime_ns, facts.reader_offset_ns);
                 let used = usage.as_ref().map_or(0, cgroup::CpuUsage::total_ns);
-                let idle = uptime::idle_ns(up, vis.len(), used);
+                let idle = uptime::idle_ns(age, vis.len(), used);
                 let mut st = lock(&self.state);
                 let idle = idle.max(st.floors.uptime_idle_ns);
                 st.floors.uptime_idle_ns = idle;

@@ -55,6 +55,8 @@ pub struct StatInputs<'a> {
     pub elapsed_ns: u64,
     /// The VPS's time-namespace boottime offset.
     pub boot_offset_ns: i64,
+    /// The reader's, which `btime` is shifted by ([`crate::resources::VpsFacts`]).
+    pub reader_offset_ns: i64,
     /// The host's boot as a wall-clock time in ns (`CLOCK_REALTIME − CLOCK_BOOTTIME`),
     /// whose fraction of a second the host's `btime` line has lost; `None`: that line's
     /// whole seconds are used.
@@ -79,6 +81,30 @@ fn shifted_btime(btime: i64, boot_wall_ns: Option<i128>, offset_ns: i64) -> i64 
         }
         _ => btime - offset_ns.div_euclid(1_000_000_000),
     }
+}
+
+/// The host's `/proc/stat` text `host` with its `btime` for a reader whose clock is
+/// `offset_ns` from the host's (a VPS with no cgroup to read, whose other lines are the
+/// host's): every other line as it is.
+pub fn host_with_btime(host: &[u8], boot_wall_ns: Option<i128>, offset_ns: i64) -> Vec<u8> {
+    if offset_ns == 0 {
+        return host.to_vec();
+    }
+    let text = String::from_utf8_lossy(host);
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        match line
+            .strip_prefix("btime ")
+            .and_then(|v| v.trim().parse::<i64>().ok())
+        {
+            Some(b) => out.push_str(&format!(
+                "btime {}\n",
+                shifted_btime(b, boot_wall_ns, offset_ns)
+            )),
+            None => out.push_str(line),
+        }
+    }
+    out.into_bytes()
 }
 
 /// The last values shown, which later renders never go below.
@@ -426,7 +452,7 @@ pub fn render(host: &[u8], inp: &StatInputs, floors: &mut StatFloors) -> Result<
                     .trim()
                     .parse()
                     .map_err(|_| malformed(format!("bad btime {value:?}")))?;
-                let shifted = shifted_btime(b, inp.host_boot_wall_ns, inp.boot_offset_ns);
+                let shifted = shifted_btime(b, inp.host_boot_wall_ns, inp.reader_offset_ns);
                 out.push_str(&format!("btime {shifted}\n"));
             }
             "intr" => since(&mut out, line, &base.intr)?,
@@ -483,6 +509,7 @@ mod tests {
             usage,
             elapsed_ns: secs * SEC,
             boot_offset_ns: 0,
+            reader_offset_ns: 0,
             host_boot_wall_ns: None,
             running: 2,
             blocked: 1,
@@ -765,8 +792,10 @@ mod tests {
         let one = CpuSet::from_cpus([0]);
         let mut f = StatFloors::default();
         let mut inp = inputs(&one, None, 1);
-        // The VPS started 1000.5 s after the host booted: offset −1000.5 s.
+        // The VPS started 1000.5 s after the host booted: offset −1000.5 s, its
+        // readers' too.
         inp.boot_offset_ns = -1_000_500_000_000;
+        inp.reader_offset_ns = inp.boot_offset_ns;
         let out = render(HOST, &inp, &mut f).unwrap();
         assert_eq!(cols(&out, "btime"), vec![1796468071 + 1001]);
         // The kernel subtracts from the exact boot: booted at …071.4 s, the VPS's boot
@@ -778,6 +807,30 @@ mod tests {
         inp.host_boot_wall_ns = Some(1_796_468_091_400_000_000);
         let out = render(HOST, &inp, &mut f).unwrap();
         assert_eq!(cols(&out, "btime"), vec![1796468071 + 1001]);
+        // A reader in a time namespace of its own (`unshare -T --boottime 100000`) is
+        // told its own boot, 100000 s before the host's; the CPU lines stay the VPS's.
+        let vps_cpu = cols(&out, "cpu");
+        inp.reader_offset_ns = 100_000 * SEC as i64;
+        inp.host_boot_wall_ns = None;
+        let out = render(HOST, &inp, &mut f).unwrap();
+        assert_eq!(cols(&out, "btime"), vec![1796468071 - 100_000]);
+        assert_eq!(cols(&out, "cpu"), vps_cpu);
+    }
+
+    #[test]
+    fn a_host_btime_is_shifted_alone() {
+        let out = host_with_btime(HOST, None, 100 * SEC as i64);
+        assert_eq!(cols(&out, "btime"), vec![1796468071 - 100]);
+        let host = String::from_utf8_lossy(HOST);
+        let out = String::from_utf8(out).unwrap();
+        let others = |t: &str| {
+            t.lines()
+                .filter(|l| !l.starts_with("btime"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        assert_eq!(others(&out), others(&host));
+        assert_eq!(host_with_btime(HOST, None, 0), HOST);
     }
 
     #[test]

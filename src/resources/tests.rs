@@ -102,6 +102,7 @@ fn fake_v2(tmp: &TempDir) -> CgroupPaths {
 fn facts() -> VpsFacts {
     VpsFacts {
         boot_offset_ns: 0,
+        reader_offset_ns: 0,
         start_boottime_ns: 0,
         last_pid: 42,
         threads: None,
@@ -176,12 +177,23 @@ fn v2_vps_end_to_end() {
     assert_eq!(r(ResFile::Uptime, b""), b"100.00 96.00\n");
     let g = VpsFacts {
         boot_offset_ns: -(99 * SEC as i64),
+        reader_offset_ns: -(99 * SEC as i64),
         ..facts()
     };
     assert_eq!(
         res.render(ResFile::Uptime, b"", &g, now).unwrap(),
         // Idle never goes back: the floor from the previous read holds.
         b"1.00 96.00\n"
+    );
+    // A reader in a time namespace of its own is shown its own clock; the idle time
+    // stays the VPS's.
+    let own = VpsFacts {
+        reader_offset_ns: 1_000 * SEC as i64,
+        ..g
+    };
+    assert_eq!(
+        res.render(ResFile::Uptime, b"", &own, now).unwrap(),
+        b"1100.00 96.00\n"
     );
 
     assert_eq!(r(ResFile::Swaps, SWAPS), SWAPS);

@@ -25,6 +25,25 @@ pub fn render(uptime_ns: u64, idle_ns: u64) -> Vec<u8> {
     format!("{} {}\n", fmt(uptime_ns), fmt(idle_ns)).into_bytes()
 }
 
+/// The host's `/proc/uptime` text `host` for a reader whose clock is `offset_ns` from
+/// the host's: its first field moved by the offset (not below 0), the idle time as it
+/// is, as procfs shifts only the clock; a text it cannot read, as it is.
+pub fn host_shifted(host: &[u8], offset_ns: i64) -> Vec<u8> {
+    if offset_ns == 0 {
+        return host.to_vec();
+    }
+    let text = String::from_utf8_lossy(host);
+    let mut fields = text.split_whitespace();
+    let parse = |f: &str| -> Option<u64> {
+        let (s, h) = f.split_once('.')?;
+        Some(s.parse::<u64>().ok()? * 1_000_000_000 + h.parse::<u64>().ok()? * 10_000_000)
+    };
+    match (fields.next().and_then(parse), fields.next().and_then(parse)) {
+        (Some(up), Some(idle)) => render(reader_boottime(up, offset_ns), idle),
+        _ => host.to_vec(),
+    }
+}
+
 /// The reader's boottime: host boottime shifted by the namespace's offset, not below 0.
 pub fn reader_boottime(now_boottime_ns: u64, boot_offset_ns: i64) -> u64 {
     let v = i128::from(now_boottime_ns) + i128::from(boot_offset_ns);
@@ -47,6 +66,19 @@ mod tests {
         assert_eq!(render(228_290_000_000, 206_309_999_999), b"228.29 206.30\n");
         assert_eq!(render(0, 0), b"0.00 0.00\n");
         assert_eq!(render(5_009_999_999, 1), b"5.00 0.00\n");
+    }
+
+    #[test]
+    fn a_host_uptime_moves_its_clock_alone() {
+        assert_eq!(
+            host_shifted(b"228.29 206.30\n", 1_000_000_000_000),
+            b"1228.29 206.30\n"
+        );
+        assert_eq!(
+            host_shifted(b"228.29 206.30\n", -300_000_000_000),
+            b"0.00 206.30\n"
+        );
+        assert_eq!(host_shifted(b"nonsense\n", 5), b"nonsense\n");
     }
 
     #[test]

@@ -150,6 +150,9 @@ pub struct Context<'a> {
     /// The number of the VPS's tasks (threads), for `loadavg`'s "running/total": the
     /// kernel counts every thread of the host there.
     pub tasks: Option<u32>,
+    /// How far the reader's time namespace's boottime is from the daemon's, in ns: the
+    /// start times of `stat` are shown on the reader's clock ([`super::timens`]).
+    pub clock_shift_ns: i64,
     /// The maps of the reader's user namespace, when it is not the daemon's: the ids
     /// of `status`, the id maps and `loginuid` are shown in it ([`crate::render::ids`]).
     pub ids: Option<&'a ReaderIds>,
@@ -163,6 +166,7 @@ pub fn render(r: Render, raw: &[u8], map: &dyn PidMap, cx: Context) -> Result<Ve
                 running: cx.running,
                 superpriv: cx.superpriv,
                 hidden: cx.hidden,
+                clock_shift_ns: cx.clock_shift_ns,
             };
             render::stat::render_stat(raw, map, shown)
         }

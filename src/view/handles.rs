@@ -464,7 +464,14 @@ impl View {
             levels,
             lookups: std::cell::Cell::new(0),
         };
+        let clock_shift_ns = match r {
+            Render::Stat => self
+                .reader_boot_offset(reader_tid)
+                .saturating_sub(super::timens::own_offset()),
+            _ => 0,
+        };
         let cx = Context {
+            clock_shift_ns,
             running: node.shown_task() == Some(reader_tid),
             superpriv: matches!(r, Render::Stat)
                 && node.shown_task().is_some_and(|t| self.used_a_privilege(t)),

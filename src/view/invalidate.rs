@@ -142,6 +142,17 @@ impl View {
     /// Follows a batch of kernel process events, in every mount of the daemon.
     pub fn on_events(&self, events: &[crate::events::ProcEvent]) {
         use crate::events::ProcEvent;
+        // An exec may have entered another time namespace; an exit frees the number.
+        self.shared.clocks.forget(
+            events
+                .iter()
+                .flat_map(|e| match *e {
+                    ProcEvent::Exit { pid, .. } => [Some(pid), None],
+                    ProcEvent::Exec { pid, tgid } => [Some(pid), Some(tgid)],
+                    _ => [None, None],
+                })
+                .flatten(),
+        );
         let exited = self.with_tracker(|tracker| {
             for ev in events {
                 tracker.on_event(ev);

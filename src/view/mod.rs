@@ -27,6 +27,7 @@ pub mod resource_files;
 mod seek;
 mod shared;
 mod sysctl_int;
+mod timens;
 pub mod writes;
 
 use std::ffi::OsString;

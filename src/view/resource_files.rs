@@ -181,10 +181,21 @@ impl View {
             true => self.read_real(node)?,
             false => host,
         };
+        // The host's clock, on the reader's, as the start times in `stat` are shown.
+        let shift = || {
+            self.reader_boot_offset(tid)
+                .saturating_sub(super::timens::own_offset())
+        };
         match file {
             ResFile::Loadavg => {
                 self.render_for(id, tid, node, super::files::Render::Loadavg, &host, false)
             }
+            ResFile::Uptime if tid > 0 => Ok(resources::uptime::host_shifted(&host, shift())),
+            ResFile::Stat if tid > 0 => Ok(resources::stat::host_with_btime(
+                &host,
+                resources::host_boot_wall_ns(),
+                shift(),
+            )),
             _ => Ok(host),
         }
     }
@@ -223,8 +234,14 @@ impl View {
             .unwrap_or_else(|| vps.last_vpid());
             (last, threads, forks)
         };
+        // The clock the reader is shown is its own time namespace's ([`super::timens`]).
+        let reader_offset_ns = match file {
+            ResFile::Uptime | ResFile::Stat if reader > 0 => self.reader_boot_offset(reader),
+            _ => r.boot_offset_ns,
+        };
         let facts = VpsFacts {
             boot_offset_ns: r.boot_offset_ns,
+            reader_offset_ns,
             start_boottime_ns: r.start_boottime_ns,
             last_pid,
             // All threads: the members of now (running and blocked: counts()).

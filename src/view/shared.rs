@@ -40,6 +40,8 @@ pub(super) struct Shared {
     /// Member tasks that got what procfs grants by a capability
     /// ([`View::used_privilege`]).
     pub(super) superpriv: Mutex<FxHashSet<Pid>>,
+    /// The time-namespace offsets of readers ([`super::timens`]).
+    pub(super) clocks: super::timens::ReaderClocks,
     /// The mounts served, for fanning membership changes out.
     mounts: Mutex<Vec<Weak<View>>>,
 }
@@ -61,6 +63,7 @@ impl Shared {
             pidfds: Mutex::new(FxHashMap::default()),
             root_nlink_base: super::root_nlink_base(),
             superpriv: Mutex::new(FxHashSet::default()),
+            clocks: super::timens::ReaderClocks::default(),
             mounts: Mutex::new(Vec::new()),
         }
     }
