@@ -6,8 +6,9 @@
 //!
 //! A task enters another time namespace only at an `exec` (into the one `unshare -T`
 //! made for its children) or by `setns`: its offset is kept from its first read until its
-//! next exec or its exit, as the process events report them ([`View::on_events`]); a
-//! `setns` without an exec is not seen (docs/limits.md).
+//! next exec or its exit, as the process events report them ([`View::on_events`]; looked
+//! up at every read where the events are not followed); a `setns` without an exec is
+//! not seen (docs/limits.md).
 
 use std::sync::{Mutex, OnceLock};
 
@@ -62,7 +63,10 @@ impl View {
             }
             _ => own_offset(),
         };
-        lock(&clocks.0).put(tid, offset);
+        // Kept only where the events that end its keeping are followed.
+        if self.follows_events() {
+            lock(&clocks.0).put(tid, offset);
+        }
         offset
     }
 }
