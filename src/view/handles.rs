@@ -435,8 +435,14 @@ impl View {
         if matches!(r, Render::Stat) && node.rel() == "stat" {
             self.sync_groups(id, node, raw);
         }
-        // Looked up before the tracker is locked: a look at the reader's namespace.
+        // Looked up before the tracker is locked: a look at the reader's namespaces.
         let ids = self.ids_for(reader_tid, node, r);
+        let clock_shift_ns = match r {
+            Render::Stat => self
+                .reader_boot_offset(reader_tid)
+                .saturating_sub(super::timens::own_offset()),
+            _ => 0,
+        };
         let mut tracker = lock(&self.shared.tracker);
         // `loadavg`'s total: the threads of now, those reaped released first.
         let threads = match r {
@@ -463,12 +469,6 @@ impl View {
             vps,
             levels,
             lookups: std::cell::Cell::new(0),
-        };
-        let clock_shift_ns = match r {
-            Render::Stat => self
-                .reader_boot_offset(reader_tid)
-                .saturating_sub(super::timens::own_offset()),
-            _ => 0,
         };
         let cx = Context {
             clock_shift_ns,
