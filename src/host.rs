@@ -238,6 +238,19 @@ pub fn list_tids(tgid: Pid) -> io::Result<Vec<Pid>> {
     numeric_entries(&proc_path(&format!("{tgid}/task")))
 }
 
+/// Whether the kernel keeps `pid_max` per pid namespace (Linux 6.14 on), where a new
+/// namespace starts at the kernel's limit; before, it is one global value.
+pub fn pid_max_per_namespace() -> bool {
+    static PER_NS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *PER_NS.get_or_init(|| {
+        let release = fs::read_to_string(proc_path("sys/kernel/osrelease")).unwrap_or_default();
+        let mut version = release
+            .split(['.', '-'])
+            .map(|n| n.trim().parse::<u32>().unwrap_or(0));
+        (version.next().unwrap_or(0), version.next().unwrap_or(0)) >= (6, 14)
+    })
+}
+
 /// Task `task`'s pid namespace and its parents (`NS_GET_PARENT`), innermost first,
 /// `depth` of them at most (fewer where one cannot be had: the task gone, or the top
 /// the daemon sees reached), each with its inode number.

@@ -353,6 +353,49 @@ fn pid_max_writes_stay_in_the_vps_namespace() {
     assert_eq!(host(), before.0, "the host's pid_max moved");
 }
 
+/// A pid namespace nested in the VPS's has a `pid_max` of its own (Linux 6.14 on), which
+/// its readers are told and its writers set: before, a write from inside set the VPS's
+/// (the host's, in a VPS without a pid namespace), and its readers were told the VPS's.
+#[test]
+fn a_nested_namespace_has_its_own_pid_max() {
+    if !privileged() || !pid_max_per_namespace() {
+        return;
+    }
+    let host = || fs::read_to_string("/proc/sys/kernel/pid_max").unwrap();
+    // Puts the host's back if a write reached it, whatever the test's outcome.
+    struct Restore(String);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            if fs::read_to_string("/proc/sys/kernel/pid_max").ok().as_ref() != Some(&self.0) {
+                let _ = fs::write("/proc/sys/kernel/pid_max", &self.0);
+            }
+        }
+    }
+    let before = Restore(host());
+    let probe = script("nested_pid_max.sh").display().to_string();
+    let kernel = in_kernel_ns(&["sh", &probe]);
+    assert!(
+        kernel.contains("inside after writing 6000: 6000\n")
+            && kernel.contains("two deep: 4194304\n"),
+        "the kernel: {kernel}"
+    );
+    for flags in BOTH_READ_PATHS {
+        assert_view_matches(flags, &["sh", &probe], &kernel);
+    }
+    // Without a pid namespace of its own the VPS's `pid_max` is the host's: the lines
+    // of the namespaces nested in it must be the kernel's.
+    let (view, err, code) = in_vps(&["--no-pidns", "--numbering", "ns"], &["sh", &probe]);
+    assert_eq!(code, 0, "{err}");
+    let nested = |t: &str| {
+        t.lines()
+            .filter(|l| !l.starts_with("outside"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(nested(&view), nested(&kernel), "{err}");
+    assert_eq!(host(), before.0, "the host's pid_max moved");
+}
+
 /// A process's `cgroup` shows its paths from the root of the reader's cgroup namespace:
 /// read from a new one (`unshare -C`, as a container runtime makes), every path is `/`
 /// on procfs; the daemon read it in its own namespace and showed the whole path from

@@ -166,6 +166,9 @@ pub struct Tracker {
     /// The last number handed out in each pid namespace nested in a VPS, by the
     /// namespace's inode, with the VPS ([`nested`]).
     nested_last: FxHashMap<u64, (VpsId, Pid)>,
+    /// The `pid_max` written in a nested namespace, by its inode, with the VPS
+    /// ([`nested`]); a namespace not here has the kernel's default.
+    nested_pid_max: FxHashMap<u64, (VpsId, Pid)>,
 }
 
 /// At most this many members gone unread are remembered ([`Tracker::vanished`]).
@@ -448,6 +451,7 @@ impl Tracker {
         self.meta.remove(&id);
         self.forks.remove(&id);
         self.nested_last.retain(|_, (v, _)| *v != id);
+        self.nested_pid_max.retain(|_, (v, _)| *v != id);
         self.known.retain(|_, k| k.vps != Some(id));
         Ok(())
     }

@@ -13,7 +13,9 @@
 //! in each of its parent's.
 //!
 //! A write of `ns_last_pid` from inside such a namespace sets its number there
-//! ([`crate::view::writes`]).
+//! ([`crate::view::writes`]). So does a write of `pid_max`, which each pid namespace
+//! has of its own (Linux 6.14 on: a new one starts at the kernel's limit, whatever
+//! its parent's): kept here for the namespace's readers.
 
 use super::Tracker;
 use crate::engine::{Pid, VpsId};
@@ -35,6 +37,12 @@ impl Tracker {
         for (ns, number) in nested_levels(info.tid, &info.nspid, level) {
             if self.nested_last.len() >= NESTED_MAX && !self.nested_last.contains_key(&ns) {
                 self.nested_last.clear();
+                self.nested_pid_max.clear();
+            }
+            // A namespace's first task: a new namespace (nsfs may have given it the
+            // inode number of one gone), with the kernel's `pid_max`.
+            if number == 1 {
+                self.nested_pid_max.remove(&ns);
             }
             self.nested_last.insert(ns, (id, number));
         }
@@ -82,6 +90,19 @@ impl Tracker {
     /// The last number handed out in nested namespace `ns`, where membership keeps it.
     pub fn nested_last(&self, ns: u64) -> Option<Pid> {
         self.nested_last.get(&ns).map(|&(_, last)| last)
+    }
+
+    /// The `pid_max` of nested namespace `ns`: the one written there, else the kernel's
+    /// default for a new namespace.
+    pub fn nested_pid_max(&self, ns: u64) -> Pid {
+        self.nested_pid_max
+            .get(&ns)
+            .map_or(crate::engine::PID_MAX_LIMIT, |&(_, n)| n)
+    }
+
+    /// Sets the `pid_max` of nested namespace `ns` of VPS `id`: a write from inside it.
+    pub fn set_nested_pid_max(&mut self, id: VpsId, ns: u64, n: Pid) {
+        self.nested_pid_max.insert(ns, (id, n));
     }
 
     /// Sets the last number of nested namespace `ns`: a write of its `ns_last_pid`.

@@ -456,12 +456,19 @@ impl View {
         if node.shown_task().is_some_and(|t| vps.vpid_of(t).is_none()) {
             return Err(Errno::ESRCH);
         }
-        // A reader in a pid namespace nested in the VPS's is told its own's last pid.
+        // A reader in a pid namespace nested in the VPS's is told its own's last pid,
+        // and its own's `pid_max` where the kernel keeps one per namespace.
         let last_pid = match r {
             Render::NsLastPid | Render::Loadavg => tracker.nested_last_pid(id, reader_tid),
             _ => None,
         }
         .unwrap_or_else(|| vps.last_vpid());
+        let nested_pid_max = match r {
+            Render::PidMax if host::pid_max_per_namespace() => tracker
+                .nested_ns_of(id, reader_tid)
+                .map(|ns| tracker.nested_pid_max(ns)),
+            _ => None,
+        };
         let meta = tracker.meta(id);
         let levels = meta.map(|m| m.ns_level).unwrap_or(0);
         let own_ns = meta.is_some_and(|m| m.ns_inode.is_some());
@@ -477,7 +484,7 @@ impl View {
                 && node.shown_task().is_some_and(|t| self.used_a_privilege(t)),
             hidden,
             last_pid,
-            pid_max: own_ns.then_some(vps.config().pid_max),
+            pid_max: nested_pid_max.or(own_ns.then_some(vps.config().pid_max)),
             tasks: threads.map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
             ids: ids.as_deref(),
         };

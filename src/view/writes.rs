@@ -265,8 +265,9 @@ impl View {
         // which procfs checks first, are checked here.
         let answered = match (node, reader) {
             (Node::Global { rel }, Reader::Vps { id, .. }) => {
-                PidNsSysctl::of(rel, self.has_own_pid_ns(id))
-                    .map(|which| WriteTarget::PidNs(id, which))
+                // A writer in a namespace nested in the VPS's writes its own's.
+                let own_ns = self.has_own_pid_ns(id) || self.nested_pid_max_writer(id, tid);
+                PidNsSysctl::of(rel, own_ns).map(|which| WriteTarget::PidNs(id, which))
             }
             (Node::Pid { rel, .. }, _) if matches!(&**rel, "loginuid" | "comm") => {
                 let own = node.shown_task().is_some_and(|t| same_process(t, tid));
@@ -514,10 +515,13 @@ impl View {
         // for that namespace's readers (src/membership/nested.rs).
         let nested = match which {
             PidNsSysctl::NsLastPid => lock(&self.shared.tracker).nested_ns_of(id, tid),
+            PidNsSysctl::PidMax if self.nested_pid_max_writer(id, tid) => {
+                lock(&self.shared.tracker).nested_ns_of(id, tid)
+            }
             _ => None,
         };
         if let Some(ns) = nested {
-            self.write_nested_last_pid(id, tid, ns, n)?;
+            self.write_nested(id, tid, ns, which, n)?;
             return Ok(u32::try_from(taken).unwrap_or(all));
         }
         let ns_init = {
@@ -552,18 +556,32 @@ impl View {
         Ok(u32::try_from(taken).unwrap_or(all))
     }
 
-    /// `ns_last_pid` set to `n` by task `tid` in `ns`, a pid namespace nested in VPS
-    /// `id`'s, from inside that namespace (a helper forked into it, as procfs takes the
-    /// writer's own namespace), and kept for its readers.
-    fn write_nested_last_pid(&self, id: VpsId, tid: Pid, ns: u64, n: Pid) -> Result<(), Errno> {
-        let path = crate::host::proc_path(PidNsSysctl::NsLastPid.rel());
+    /// Whether task `tid` of VPS `id` is in a pid namespace nested in the VPS's, whose
+    /// own `pid_max` the kernel keeps.
+    fn nested_pid_max_writer(&self, id: VpsId, tid: Pid) -> bool {
+        crate::host::pid_max_per_namespace()
+            && lock(&self.shared.tracker).nested_ns_of(id, tid).is_some()
+    }
+
+    /// Sysctl `which` (`ns_last_pid` or `pid_max`) set to `n` by task `tid` in `ns`, a
+    /// pid namespace nested in VPS `id`'s, from inside that namespace (a helper forked
+    /// into it, as procfs takes the writer's own namespace), and kept for its readers.
+    fn write_nested(
+        &self,
+        id: VpsId,
+        tid: Pid,
+        ns: u64,
+        which: PidNsSysctl,
+        n: Pid,
+    ) -> Result<(), Errno> {
+        let last_pid = crate::host::proc_path(PidNsSysctl::NsLastPid.rel());
         let open_ns = |task: Pid| {
             File::open(crate::host::proc_path(&format!("{task}/ns/pid"))).map_err(|_| Errno::ESRCH)
         };
-        // The helper takes a number in every namespace above its own: those between
-        // the writer's and the VPS's, and the VPS's, have their last pid written back
-        // after (innermost first, each write-back's helper taking one above it), so that
-        // their numbering goes on as the kernel's.
+        // The helper takes a number in every namespace from its own up: each has its
+        // last pid written back after (innermost first, each write-back's helper taking
+        // one above it), but the writer's own when the write set it, so that their
+        // numbering goes on as the kernel's.
         self.catch_up();
         let level = lock(&self.shared.tracker)
             .meta(id)
@@ -581,18 +599,20 @@ impl View {
                 .vps(id)
                 .filter(|_| own_ns)
                 .map(|v| (v.init_pid(), v.last_vpid()));
+            let skip = usize::from(which == PidNsSysctl::NsLastPid);
             let between: Vec<(&File, Pid)> = chain
                 .iter()
-                .skip(1)
+                .skip(skip)
                 .filter_map(|(f, ino)| tracker.nested_last(*ino).map(|last| (f, last)))
                 .collect();
             (vps_last, between)
         };
+        let path = crate::host::proc_path(which.rel());
         crate::sys::creds::write_in_pid_ns(&open_ns(tid)?, &path, n.to_string().as_bytes())
             .map_err(|e| errno(&e))?;
         for (ns, last) in between {
             if let Err(e) =
-                crate::sys::creds::write_in_pid_ns(ns, &path, last.to_string().as_bytes())
+                crate::sys::creds::write_in_pid_ns(ns, &last_pid, last.to_string().as_bytes())
             {
                 log::warn!("VPS {id}: cannot write a nested namespace's last pid {last} back: {e}");
             }
@@ -600,12 +620,15 @@ impl View {
         if let Some((init, last)) = vps_last {
             let back = last.to_string();
             if let Err(e) =
-                crate::sys::creds::write_in_pid_ns(&open_ns(init)?, &path, back.as_bytes())
+                crate::sys::creds::write_in_pid_ns(&open_ns(init)?, &last_pid, back.as_bytes())
             {
                 log::warn!("VPS {id}: cannot write its last pid {last} back: {e}");
             }
         }
-        self.with_tracker(|t| t.set_nested_last(ns, n));
+        match which {
+            PidNsSysctl::PidMax => self.with_tracker(|t| t.set_nested_pid_max(id, ns, n)),
+            _ => self.with_tracker(|t| t.set_nested_last(ns, n)),
+        }
         Ok(())
     }
 }
