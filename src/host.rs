@@ -255,11 +255,16 @@ pub fn pid_max_per_namespace() -> bool {
 /// `depth` of them at most (fewer where one cannot be had: the task gone, or the top
 /// the daemon sees reached), each with its inode number.
 pub fn pid_ns_chain(task: Pid, depth: usize) -> Vec<(fs::File, u64)> {
+    match fs::File::open(proc_path(&format!("{task}/ns/pid"))) {
+        Ok(ns) => pid_ns_chain_from(ns, depth),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// [`pid_ns_chain`] from pid namespace `ns` (an open `ns/pid` or `ns/pid_for_children`).
+pub fn pid_ns_chain_from(mut ns: fs::File, depth: usize) -> Vec<(fs::File, u64)> {
     use std::os::unix::fs::MetadataExt as _;
     let mut chain = Vec::new();
-    let Ok(mut ns) = fs::File::open(proc_path(&format!("{task}/ns/pid"))) else {
-        return chain;
-    };
     while chain.len() < depth {
         let Ok(ino) = ns.metadata().map(|m| m.ino()) else {
             break;

@@ -34,7 +34,7 @@ impl Tracker {
         if info.nspid.len() <= level + 1 {
             return;
         }
-        for (ns, number) in nested_levels(info.tid, &info.nspid, level) {
+        for (ns, number) in nested_levels(info.tid, Some(info.ppid), &info.nspid, level) {
             if self.nested_last.len() >= NESTED_MAX && !self.nested_last.contains_key(&ns) {
                 self.nested_last.clear();
                 self.nested_pid_max.clear();
@@ -59,7 +59,7 @@ impl Tracker {
         let Ok(info) = host::read_task(parent) else {
             return;
         };
-        for (ns, _) in nested_levels(parent, &info.nspid, level) {
+        for (ns, _) in nested_levels(parent, None, &info.nspid, level) {
             if let Some((_, last)) = self.nested_last.get_mut(&ns) {
                 *last += 1;
             }
@@ -115,10 +115,22 @@ impl Tracker {
 
 /// The pid namespaces of task `task` below the VPS's (whose number is at index
 /// `level` of its `NSpid` list `nspid`), innermost first, each with the task's number
-/// there. Fewer where one cannot be read (the task gone meanwhile).
-fn nested_levels(task: Pid, nspid: &[Pid], level: usize) -> Vec<(u64, Pid)> {
+/// there. A task that has exited has no namespaces to look at (a zombie's `ns/` links
+/// fail): a child just made is then in the namespace its `parent` makes children in
+/// (`ns/pid_for_children`). Fewer where none can be read (both gone meanwhile).
+fn nested_levels(task: Pid, parent: Option<Pid>, nspid: &[Pid], level: usize) -> Vec<(u64, Pid)> {
     let depth = nspid.len().saturating_sub(level + 1);
-    host::pid_ns_chain(task, depth)
+    let own = std::fs::File::open(host::proc_path(&format!("{task}/ns/pid")));
+    let ns = own.or_else(|e| match parent {
+        Some(p) if p > 0 => {
+            std::fs::File::open(host::proc_path(&format!("{p}/ns/pid_for_children")))
+        }
+        _ => Err(e),
+    });
+    let Ok(ns) = ns else {
+        return Vec::new();
+    };
+    host::pid_ns_chain_from(ns, depth)
         .into_iter()
         .zip(nspid.iter().rev())
         .map(|((_, ino), &number)| (ino, number))
