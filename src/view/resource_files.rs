@@ -43,6 +43,8 @@ pub struct VpsRes {
     pub res: VpsResources,
     /// The VPS's time-namespace boottime offset (0 without one).
     pub boot_offset_ns: i64,
+    /// The inode of its init's time namespace, where its readers are.
+    pub time_ns: Option<u64>,
     /// When its init started, in the host's `CLOCK_BOOTTIME`.
     pub start_boottime_ns: u64,
 }
@@ -60,6 +62,7 @@ impl VpsRes {
         VpsRes {
             res: VpsResources::new(paths),
             boot_offset_ns,
+            time_ns: crate::host::ns_inode(init, "time").ok(),
             start_boottime_ns,
         }
     }
@@ -236,7 +239,10 @@ impl View {
         };
         // The clock the reader is shown is its own time namespace's ([`super::timens`]).
         let reader_offset_ns = match file {
-            ResFile::Uptime | ResFile::Stat if reader > 0 => self.reader_boot_offset(reader),
+            ResFile::Uptime | ResFile::Stat if reader > 0 => {
+                let vps = r.time_ns.map(|ns| (ns, r.boot_offset_ns));
+                self.reader_boot_offset_near(reader, vps)
+            }
             _ => r.boot_offset_ns,
         };
         let facts = VpsFacts {

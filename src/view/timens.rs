@@ -50,6 +50,12 @@ impl View {
     /// namespace or cannot be looked at (one look at its namespace, 3 µs, at its first
     /// read after an exec).
     pub(super) fn reader_boot_offset(&self, tid: Pid) -> i64 {
+        self.reader_boot_offset_near(tid, None)
+    }
+
+    /// [`View::reader_boot_offset`], where a reader in time namespace `near.0` (its
+    /// VPS's) has offset `near.1` without a look at its offsets.
+    pub(super) fn reader_boot_offset_near(&self, tid: Pid, near: Option<(u64, i64)>) -> i64 {
         if tid <= 0 {
             return own_offset();
         }
@@ -58,6 +64,7 @@ impl View {
             return offset;
         }
         let offset = match host::ns_inode(tid, "time") {
+            Ok(ns) if near.is_some_and(|(n, _)| n == ns) => near.map_or(0, |(_, o)| o),
             Ok(ns) if host::own_ns_inode("time").ok() != Some(ns) => {
                 crate::resources::boot_offset_of(tid).unwrap_or_else(|_| own_offset())
             }
