@@ -315,6 +315,30 @@ fn ns_last_pid_takes_writes_as_the_kernel_does() {
     );
 }
 
+/// The host's `pid_max` as a test found it, put back when dropped if a write reached
+/// it, whatever the test's outcome.
+struct HostPidMax(String);
+
+impl HostPidMax {
+    const PATH: &'static str = "/proc/sys/kernel/pid_max";
+
+    fn read() -> String {
+        fs::read_to_string(Self::PATH).unwrap()
+    }
+
+    fn keep() -> HostPidMax {
+        HostPidMax(Self::read())
+    }
+}
+
+impl Drop for HostPidMax {
+    fn drop(&mut self) {
+        if fs::read_to_string(Self::PATH).ok().as_ref() != Some(&self.0) {
+            let _ = fs::write(Self::PATH, &self.0);
+        }
+    }
+}
+
 /// `pid_max` is a pid namespace's own (Linux 6.14 on), which the kernel answers for its
 /// writer's namespace: a write in the VPS sets the VPS's, as in the kernel's own
 /// namespace, and never the host's. Before, the daemon wrote it on a thread of its own
@@ -330,17 +354,7 @@ fn pid_max_writes_stay_in_the_vps_namespace() {
     if !pid_max_per_namespace() {
         return;
     }
-    let host = || fs::read_to_string("/proc/sys/kernel/pid_max").unwrap();
-    // Puts the host's back if a write reached it, whatever the test's outcome.
-    struct Restore(String);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            if fs::read_to_string("/proc/sys/kernel/pid_max").ok().as_ref() != Some(&self.0) {
-                let _ = fs::write("/proc/sys/kernel/pid_max", &self.0);
-            }
-        }
-    }
-    let before = Restore(host());
+    let before = HostPidMax::keep();
     probe_matches_kernel_with(
         "pid_max_writes.py",
         &[
@@ -350,7 +364,7 @@ fn pid_max_writes_stay_in_the_vps_namespace() {
         ],
         BOTH_READ_PATHS,
     );
-    assert_eq!(host(), before.0, "the host's pid_max moved");
+    assert_eq!(HostPidMax::read(), before.0, "the host's pid_max moved");
 }
 
 /// A pid namespace nested in the VPS's has a `pid_max` of its own (Linux 6.14 on), which
@@ -361,17 +375,7 @@ fn a_nested_namespace_has_its_own_pid_max() {
     if !privileged() || !pid_max_per_namespace() {
         return;
     }
-    let host = || fs::read_to_string("/proc/sys/kernel/pid_max").unwrap();
-    // Puts the host's back if a write reached it, whatever the test's outcome.
-    struct Restore(String);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            if fs::read_to_string("/proc/sys/kernel/pid_max").ok().as_ref() != Some(&self.0) {
-                let _ = fs::write("/proc/sys/kernel/pid_max", &self.0);
-            }
-        }
-    }
-    let before = Restore(host());
+    let before = HostPidMax::keep();
     let probe = script("nested_pid_max.sh").display().to_string();
     let kernel = in_kernel_ns(&["sh", &probe]);
     assert!(
@@ -393,7 +397,7 @@ fn a_nested_namespace_has_its_own_pid_max() {
             .join("\n")
     };
     assert_eq!(nested(&view), nested(&kernel), "{err}");
-    assert_eq!(host(), before.0, "the host's pid_max moved");
+    assert_eq!(HostPidMax::read(), before.0, "the host's pid_max moved");
 }
 
 /// A process's `cgroup` shows its paths from the root of the reader's cgroup namespace:
