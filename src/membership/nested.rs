@@ -70,8 +70,7 @@ impl Tracker {
     /// namespace nested in VPS `id`'s whose forks membership saw; `None` otherwise
     /// (the VPS's own last vpid is the answer then).
     pub fn nested_last_pid(&self, id: VpsId, reader: Pid) -> Option<Pid> {
-        let ns = self.nested_ns_of(id, reader)?;
-        self.nested_last.get(&ns).map(|&(_, last)| last)
+        self.nested_last(self.nested_ns_of(id, reader)?)
     }
 
     /// The inode of the pid namespace of task `task`, when that is a namespace nested

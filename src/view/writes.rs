@@ -129,9 +129,9 @@ pub fn read_as_reader(node: &Node) -> bool {
 /// Whether `node` is a process's `mountinfo`, whose cgroup mounts show their root from
 /// the root of the reader's cgroup namespace (`cgroup_show_path` of the task that
 /// reads), and which a reader in a cgroup namespace other than the daemon's is
-/// therefore given as read on a thread in its namespaces ([`View::read_as`]) at each
-/// read from offset 0; the others read the daemon's open file. Both poll the daemon's,
-/// which wakes at a change of the mount table as procfs's does.
+/// therefore given a descriptor opened as itself, read on a thread in its namespaces at
+/// each read from offset 0; the others read the daemon's open file. Either descriptor
+/// polls as procfs's does, waking at a change of the mount table.
 pub fn shows_cgroup_roots(node: &Node, reader: Reader) -> bool {
     let tid = reader.tid();
     matches!(node, Node::Pid { rel, .. } if &**rel == "mountinfo")
@@ -515,7 +515,7 @@ impl View {
         // for that namespace's readers (src/membership/nested.rs).
         let nested = match which {
             PidNsSysctl::NsLastPid => lock(&self.shared.tracker).nested_ns_of(id, tid),
-            PidNsSysctl::PidMax if self.nested_pid_max_writer(id, tid) => {
+            PidNsSysctl::PidMax if crate::host::pid_max_per_namespace() => {
                 lock(&self.shared.tracker).nested_ns_of(id, tid)
             }
             _ => None,
@@ -607,8 +607,10 @@ impl View {
                 .collect();
             (vps_last, between)
         };
+        // The writer's own namespace is the chain's first.
+        let (writer_ns, _) = chain.first().ok_or(Errno::ESRCH)?;
         let path = crate::host::proc_path(which.rel());
-        crate::sys::creds::write_in_pid_ns(&open_ns(tid)?, &path, n.to_string().as_bytes())
+        crate::sys::creds::write_in_pid_ns(writer_ns, &path, n.to_string().as_bytes())
             .map_err(|e| errno(&e))?;
         for (ns, last) in between {
             if let Err(e) =
