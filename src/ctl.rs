@@ -11,7 +11,7 @@
 //! | `{"cmd":"remove","vps":NAME}` | `{"ok":true}` |
 //! | `{"cmd":"alloc","vps":NAME,"pid":P,"vpid":V}` | `{"ok":true}` — the restore path |
 //! | `{"cmd":"stats"}` | `{"ok":true,"stats":"requests lookup=… rss_kb=… translations=… classify_hits=… …"}` |
-//! | `{"cmd":"enter","vps":NAME,"pid":P}` | `{"ok":true,"mount":PATH[,"pidns_of":P]}` (`vprocfs exec`) |
+//! | `{"cmd":"enter","vps":NAME,"pid":P}` | `{"ok":true,"mount":PATH[,"pidns_of":P][,"cpus":LIST]}` (`vprocfs exec`) |
 //!
 //! A refusal is `{"ok":false,"error":"one line","errno":N}`. A line longer than
 //! [`MAX_LINE`] or that is not a request is refused and, for an overlong line, the
@@ -137,6 +137,10 @@ pub struct Response {
     /// For `enter` into a pid-namespace VPS: a process whose namespace to join.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub pidns_of: Option<i32>,
+    /// For `enter`: the host CPUs the VPS sees, in its order, as a CPU list ("2,5"), for
+    /// its CPU directory in sysfs.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub cpus: Option<String>,
 }
 
 impl Response {
@@ -332,12 +336,20 @@ pub fn handle(d: &Daemon, req: Request) -> Response {
         if let Some(name) = &removed {
             mounts.remove(name);
         }
-        if let Some(path) = entered.and_then(|name| mounts.path(&name)) {
+        if let Some(path) = entered.as_ref().and_then(|name| mounts.path(name)) {
             resp.mount = Some(path.display().to_string());
         }
         for v in resp.vpses.iter_mut().flatten() {
             v.mount = mounts.path(&v.name).map(|p| p.display().to_string());
         }
+    }
+    if let (true, Some(name)) = (resp.ok, &entered) {
+        let id = d
+            .view
+            .with_tracker(|t| t.engine().vps_by_name(name).map(|v| v.id()));
+        resp.cpus = id
+            .and_then(|id| d.view.visible_host_cpus(id))
+            .map(|c| c.to_list());
     }
     if resp.ok && changes {
         {

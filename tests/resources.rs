@@ -380,6 +380,144 @@ fn a_cpuset_of_one_cpu_shows_one_cpu_everywhere() {
     );
 }
 
+/// The entries of the host's `/sys/devices/system/cpu`, sorted.
+fn host_cpu_dir() -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir("/sys/devices/system/cpu")
+        .expect("sysfs's CPU directory")
+        .map(|e| {
+            e.expect("an entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// Whether `name` is a CPU's directory ("cpu3", not "cpufreq").
+fn is_cpu_dir(name: &str) -> bool {
+    name.strip_prefix("cpu")
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// sysfs's CPU directory shows the VPS's CPUs, as a host of that many CPUs would:
+/// `cpu0` is the host CPU of the cpuset (its inode is that directory's), the other
+/// entries are the host's, the CPU lists the view's; so sysstat (which counts the
+/// `cpuN` directories), psutil (which reads their topology) and lscpu agree with
+/// `cpuinfo`. Nothing can be made there. Without limits the directory stays sysfs's.
+#[test]
+fn sysfs_shows_the_vps_cpus_as_its_own_numbered_from_0() {
+    if !privileged() {
+        return;
+    }
+    let host = host_cpu_dir();
+    let last = last_online_cpu();
+    if last == 0 {
+        eprintln!("one CPU only: cpu0 of the VPS is the host's own");
+    }
+    let ino = |p: &str| {
+        use std::os::unix::fs::MetadataExt;
+        fs::metadata(p).map(|m| m.ino()).expect(p)
+    };
+    let script = "ls /sys/devices/system/cpu | tr '\\n' ' '; echo; \
+         stat -c %i /sys/devices/system/cpu/cpu0; \
+         mpstat | sed -n '1s/.*(\\(.*\\))$/\\1/p'; iostat -c | sed -n '1s/.*(\\(.*\\))$/\\1/p'; \
+         cat /sys/devices/system/cpu/online /sys/devices/system/cpu/possible; \
+         /usr/bin/python3 -c 'import psutil; print(psutil.cpu_count(), psutil.cpu_count(logical=False))'; \
+         lscpu | sed -n 's/^CPU(s): *//p'; \
+         touch /sys/devices/system/cpu/made 2>/dev/null && echo made || echo refused";
+    let cpuset = last.to_string();
+    let out = run_sh(&["--cpuset", &cpuset], script);
+    let lines: Vec<&str> = out.lines().collect();
+    let shown: Vec<&str> = lines[0].split_whitespace().collect();
+    let mut want: Vec<&str> = host
+        .iter()
+        .map(String::as_str)
+        .filter(|n| !is_cpu_dir(n))
+        .chain(["cpu0"])
+        .collect();
+    want.sort();
+    assert_eq!(shown, want, "{out}");
+    let host_ino = ino(&format!("/sys/devices/system/cpu/cpu{last}"));
+    assert_eq!(
+        lines[1],
+        host_ino.to_string(),
+        "cpu0 is host CPU {last}: {out}"
+    );
+    assert_eq!(
+        &lines[2..],
+        ["1 CPU", "1 CPU", "0", "0", "1 1", "1", "refused"],
+        "{out}"
+    );
+
+    // No limits: the host's own directory.
+    let out = run_sh(
+        &[],
+        "stat -f -c %T /sys/devices/system/cpu; ls /sys/devices/system/cpu | tr '\\n' ' '",
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "sysfs", "{out}");
+    assert_eq!(
+        lines[1].split_whitespace().collect::<Vec<_>>(),
+        host,
+        "{out}"
+    );
+    assert_eq!(host_cpu_dir(), host, "the host's directory is as it was");
+}
+
+/// The highest CPU the host has online.
+fn last_online_cpu() -> u32 {
+    host_cpu_dir()
+        .iter()
+        .filter_map(|n| n.strip_prefix("cpu")?.parse::<u32>().ok())
+        .filter(|n| {
+            fs::read_to_string(format!("/sys/devices/system/cpu/cpu{n}/online"))
+                .map_or(*n == 0, |t| t.trim() == "1")
+        })
+        .max()
+        .expect("an online CPU")
+}
+
+/// `vprocfs exec` into a served VPS whose init has a cpuset of one CPU puts the VPS's
+/// CPU directory in place too (the daemon says which host CPUs the VPS sees).
+#[test]
+fn exec_into_a_served_vps_shows_its_cpus() {
+    if !privileged() {
+        return;
+    }
+    let last = last_online_cpu().to_string();
+    let one = TestCgroup::cpuset("exec", &last).expect("a cpuset cgroup");
+    let tmp = TempDir::new("exec-cpus");
+    let mnt = tmp.0.join("mnt");
+    fs::create_dir_all(&mnt).expect("mnt");
+    let sock = tmp.0.join("ctl.sock");
+    let init = Command::new("sleep").arg("60").spawn().expect("sleep");
+    let init_pid = init.id();
+    let _init = ChildGuard(Some(init));
+    fs::write(one.dir.join("cgroup.procs"), init_pid.to_string()).expect("into the cpuset");
+    let (_daemon, _mount) = serve(&mnt, &sock, &["--vps".into(), format!("c:tree={init_pid}")]);
+    let out = exec_in(
+        &sock,
+        "c",
+        &[
+            "sh",
+            "-c",
+            "ls -d /sys/devices/system/cpu/cpu[0-9]* | wc -l; cat /sys/devices/system/cpu/online; \
+             mpstat | sed -n '1s/.*(\\(.*\\))$/\\1/p'",
+        ],
+    )
+    .output()
+    .expect("exec");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        ["1", "0", "1 CPU"],
+        "{out:?}"
+    );
+}
+
 /// A `--cpuset` naming CPUs the machine does not have fails before the command starts,
 /// saying which CPUs there are (the kernel's refusal says only "out of range").
 #[test]
@@ -629,20 +767,37 @@ struct TestCgroup {
 }
 
 impl TestCgroup {
-    fn memory(tag: &str, limit: u64) -> Option<TestCgroup> {
+    /// A new cgroup in the v1 hierarchy of `controller`, below this process's own there.
+    fn under_own(controller: &str, tag: &str) -> Option<TestCgroup> {
         let own = fs::read_to_string("/proc/self/cgroup").ok()?;
         let rel = own.lines().find_map(|l| {
             let mut p = l.splitn(3, ':');
             let (_, c, path) = (p.next()?, p.next()?, p.next()?);
             c.split(',')
-                .any(|c| c == "memory")
+                .any(|c| c == controller)
                 .then(|| path.to_string())
         })?;
-        let parent = PathBuf::from("/sys/fs/cgroup/memory").join(rel.trim_start_matches('/'));
+        let parent = PathBuf::from("/sys/fs/cgroup")
+            .join(controller)
+            .join(rel.trim_start_matches('/'));
         let dir = parent.join(format!("vprocfs-test-{tag}-{}", std::process::id()));
         fs::create_dir_all(&dir).ok()?;
-        fs::write(dir.join("memory.limit_in_bytes"), limit.to_string()).ok()?;
         Some(TestCgroup { dir, parent })
+    }
+
+    fn memory(tag: &str, limit: u64) -> Option<TestCgroup> {
+        let made = TestCgroup::under_own("memory", tag)?;
+        fs::write(made.dir.join("memory.limit_in_bytes"), limit.to_string()).ok()?;
+        Some(made)
+    }
+
+    /// A cpuset cgroup of the CPUs `cpus` (v1: its memory nodes are its parent's).
+    fn cpuset(tag: &str, cpus: &str) -> Option<TestCgroup> {
+        let made = TestCgroup::under_own("cpuset", tag)?;
+        let mems = fs::read_to_string(made.parent.join("cpuset.mems")).ok()?;
+        fs::write(made.dir.join("cpuset.mems"), mems.trim()).ok()?;
+        fs::write(made.dir.join("cpuset.cpus"), cpus).ok()?;
+        Some(made)
     }
 }
 
@@ -893,10 +1048,13 @@ fn attach_puts_the_virtual_files_over_a_containers_own_procfs() {
     let script = format!(
         "mount -t proc proc /proc; until [ -e {d}/go ]; do sleep 0.02; done; \
          {{ head -1 /proc/meminfo; stat -f -c %T /proc; stat -f -c %T /proc/meminfo; \
-            readlink /proc/self | grep -c '^[0-9]*$'; }} > {d}/out.tmp; mv {d}/out.tmp {d}/out; sleep 30"
+            readlink /proc/self | grep -c '^[0-9]*$'; ls -d /sys/devices/system/cpu/cpu[0-9]* | wc -l; \
+            cat /sys/devices/system/cpu/online; }} > {d}/out.tmp; mv {d}/out.tmp {d}/out; sleep 30"
     );
     let (_container, init) = container(&script, true);
     fs::write(cg.dir.join("cgroup.procs"), init.to_string()).expect("into the cgroup");
+    let one = TestCgroup::cpuset("attach", "0").expect("a cpuset cgroup");
+    fs::write(one.dir.join("cgroup.procs"), init.to_string()).expect("into the cpuset");
     let (_daemon, _mount) = serve(
         &mnt,
         &dir.join("ctl.sock"),
@@ -922,6 +1080,8 @@ fn attach_puts_the_virtual_files_over_a_containers_own_procfs() {
     // stat(1) names FUSE's magic number "fuseblk".
     assert_eq!(lines[2], "fuseblk", "meminfo is vprocfs's: {seen}");
     assert_eq!(lines[3], "1", "{seen}");
+    // Its cpuset of one CPU: one CPU directory, one CPU on line.
+    assert_eq!(&lines[4..], ["1", "0"], "{seen}");
 }
 
 /// Without FUSE passthrough (`--no-passthrough`, as on a kernel before 6.9) every read

@@ -34,6 +34,7 @@ use crate::fuse::ProcFs;
 use crate::host;
 use crate::membership::{Source, Tracker};
 use crate::placement;
+use crate::resources::cpus::CpuSet;
 use crate::resources::VpsCgroup;
 use crate::stats::Stats;
 use crate::sys::process::{fork, Forked};
@@ -120,6 +121,11 @@ pub(super) fn run(a: RunArgs) -> Result<i32, String> {
         }
         Err(e) => return Err(format!("cannot make the VPS's cgroup: {e}")),
     };
+    // The CPUs its cgroup gives the VPS, for its CPU directory in sysfs; without a
+    // cgroup of its own it shows the host's.
+    let cpus = cgroup
+        .as_ref()
+        .and_then(|c| placement::visible_cpus(c.paths()));
     let fuse = super::open_dev_fuse()?;
     let (mut pid_r, pid_w) = pipe()?;
     let (mut st_r, st_w) = pipe()?;
@@ -128,7 +134,16 @@ pub(super) fn run(a: RunArgs) -> Result<i32, String> {
     let relay = match fork().map_err(|e| format!("cannot fork: {e}"))? {
         Forked::Child => {
             drop((pid_r, st_r, go_w));
-            let code = relay_side(pidns, placement, &fuse, pid_w, st_w, go_r, &argv);
+            let code = relay_side(
+                pidns,
+                placement,
+                cpus.as_ref(),
+                &fuse,
+                pid_w,
+                st_w,
+                go_r,
+                &argv,
+            );
             std::process::exit(code);
         }
         Forked::Parent(c) => c,
@@ -344,6 +359,9 @@ pub(super) fn exec(
     let view = resp
         .mount
         .ok_or("the daemon did not say where the view is")?;
+    let cpus = resp
+        .cpus
+        .and_then(|l| crate::resources::cpus::CpuSet::parse(&l).ok());
     let pidns = match resp.pidns_of {
         Some(of) => Some(
             File::open(format!("/proc/{of}/ns/pid"))
@@ -370,7 +388,7 @@ pub(super) fn exec(
             None::<&str>,
         )
         .map_err(|e| format!("cannot put the view ({view}) over /proc: {e}"))?;
-        placement::bind_files(Path::new("/proc"), Path::new("/proc"), false)?;
+        placement::bind_files(Path::new("/proc"), Path::new("/proc"), false, cpus.as_ref())?;
         exec_argv(&argv)
     };
     // The kernel pid view: the VPS's own procfs, mounted by a child in its pid
@@ -382,7 +400,9 @@ pub(super) fn exec(
             let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
             let placed = mount(Some("proc"), "/proc", Some("proc"), flags, None::<&str>)
                 .map_err(|e| format!("cannot mount the VPS's procfs on /proc: {e}"))
-                .and_then(|()| placement::bind_files(Path::new(&view), Path::new("/proc"), true));
+                .and_then(|()| {
+                    placement::bind_files(Path::new(&view), Path::new("/proc"), true, cpus.as_ref())
+                });
             if let Err(e) = placed {
                 eprintln!("vprocfs: {e}");
                 std::process::exit(126);
@@ -447,11 +467,13 @@ fn kill_members(view: &View, vps: crate::engine::VpsId) {
 /// With [`Placement::KernelPids`] init mounts the kernel's procfs of the new pid
 /// namespace on `/proc`; the relay mounts the daemon's view on a private directory and,
 /// once the daemon serves it, binds the virtual global files from it over `/proc`'s
-/// (and the CPU list over sysfs's), then detaches the view's own mount: the bound files
+/// (and the VPS's CPU directory, of the host CPUs `cpus`, over sysfs's), then detaches the view's own mount: the bound files
 /// keep it alive. With [`Placement::Full`] the view itself goes on `/proc`.
+#[allow(clippy::too_many_arguments)]
 fn relay_side(
     pidns: bool,
     placement: Placement,
+    cpus: Option<&CpuSet>,
     fuse: &File,
     mut pid_w: File,
     mut st_w: File,
@@ -546,7 +568,7 @@ fn relay_side(
         return 1;
     }
     drop(go_r);
-    if let Err(e) = placement::bind_files(at, Path::new("/proc"), staging.is_some()) {
+    if let Err(e) = placement::bind_files(at, Path::new("/proc"), staging.is_some(), cpus) {
         eprintln!("vprocfs: {e}");
         let _ = kill(NixPid::from_raw(init), Signal::SIGKILL);
         return 1;

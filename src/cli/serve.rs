@@ -372,25 +372,31 @@ fn place_view(pid: i32, mountpoint: &Path, target: &Path, full_view: bool) -> Re
         .map_err(|e| format!("cannot take the mount at {}: {e}", mountpoint.display()))?;
     let mut files = Vec::new();
     if !full_view && has_own_pidns(pid) {
-        for f in placement::files_to_place(true) {
+        for f in placement::proc_files() {
             let source = mountpoint.join(resource_files::view_name(f));
             let tree = open_tree_clone(&source)
                 .map_err(|e| format!("cannot take {}: {e}", source.display()))?;
             files.push((placement::target_of(f, target), tree));
         }
     }
+    let lists = placement::cpu_dir::take_lists(mountpoint)?;
+    // The view's resource files follow the cgroup of the container's init: so do its CPUs.
+    let cpus = crate::resources::cgroup::CgroupPaths::of_pid(pid)
+        .ok()
+        .and_then(placement::visible_cpus);
     in_mount_ns(pid, || {
         if files.is_empty() || !placement::is_foreign_procfs(target) {
-            return move_mount_to(&whole, target)
-                .map_err(|e| format!("cannot mount on {}: {e}", target.display()));
-        }
-        for (to, tree) in &files {
-            if to.exists() {
-                move_mount_to(tree, to)
-                    .map_err(|e| format!("cannot mount on {}: {e}", to.display()))?;
+            move_mount_to(&whole, target)
+                .map_err(|e| format!("cannot mount on {}: {e}", target.display()))?;
+        } else {
+            for (to, tree) in &files {
+                if to.exists() {
+                    move_mount_to(tree, to)
+                        .map_err(|e| format!("cannot mount on {}: {e}", to.display()))?;
+                }
             }
         }
-        Ok(())
+        placement::cpu_dir::place(&placement::sys_cpu_dir(target), lists, cpus.as_ref())
     })
 }
 

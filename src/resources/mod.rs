@@ -300,6 +300,13 @@ impl VpsResources {
         Ok(l)
     }
 
+    /// The host CPUs the VPS sees, ascending: the N-th is the VPS's CPU N, in every file
+    /// that numbers them. Placement shows sysfs's `cpuN` directories by it.
+    pub fn visible_host_cpus(&self) -> Result<CpuSet, ResError> {
+        let l = self.cpu_limits()?;
+        Ok(cpus::visible(l.cpuset.as_ref(), l.quota, &l.host_online))
+    }
+
     /// The CPUs the VPS sees, of those in `online` (the host's, as its file lists them).
     fn visible(&self, online: &CpuSet) -> Result<CpuSet, ResError> {
         let l = self.cpu_limits()?;

@@ -137,6 +137,12 @@ impl View {
         }
     }
 
+    /// The host CPUs VPS `id` sees, in its order (see [`crate::placement::cpu_dir`]);
+    /// `None` without a cgroup to read.
+    pub fn visible_host_cpus(&self, id: VpsId) -> Option<resources::cpus::CpuSet> {
+        self.resources_of(id)?.res.visible_host_cpus().ok()
+    }
+
     /// The resource view of VPS `id`, made from its init's cgroup on first use.
     fn resources_of(&self, id: VpsId) -> Option<Arc<VpsRes>> {
         if let Some(r) = lock(&self.shared.resources).by_vps.get(&id) {

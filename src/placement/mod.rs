@@ -1,13 +1,17 @@
 //! Putting a view in place over a VPS's `/proc` (SPEC section 4): the virtual global
 //! files bound over the kernel's own procfs of the VPS's pid namespace (the kernel pid
-//! view, as LXCFS does it), or the whole view over `/proc` (the full view); the time
-//! namespace that starts a VPS's clock at 0.
+//! view, as LXCFS does it), or the whole view over `/proc` (the full view); the VPS's
+//! CPU directory in sysfs ([`cpu_dir`]); the time namespace that starts a VPS's clock
+//! at 0.
+
+pub mod cpu_dir;
 
 use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, MsFlags};
 use nix::sched::{unshare, CloneFlags};
 
+use crate::resources::cpus::CpuSet;
 use crate::resources::ResFile;
 use crate::view::resource_files;
 
@@ -31,22 +35,30 @@ pub fn is_foreign_procfs(proc_dir: &Path) -> bool {
     is_procfs && std::fs::read_link(proc_dir.join("self")).is_err()
 }
 
-/// The files the view puts in place: every resource file over the kernel's procfs
-/// (`over_proc`, the kernel pid view), or only the CPU lists (the full view, which
-/// serves the rest itself).
-pub fn files_to_place(over_proc: bool) -> impl Iterator<Item = ResFile> {
-    ResFile::ALL
-        .iter()
-        .copied()
-        .filter(move |&f| over_proc || f.is_cpu_list())
+/// The files the view puts over the kernel's own procfs in the kernel pid view: every
+/// resource file below `/proc` (the CPU lists go to sysfs, by [`cpu_dir`]).
+pub fn proc_files() -> impl Iterator<Item = ResFile> {
+    ResFile::ALL.iter().copied().filter(|f| !f.is_cpu_list())
+}
+
+/// sysfs's CPU directory beside a procfs at `proc_dir` (`<proc_dir>/../sys/devices/system/cpu`).
+pub fn sys_cpu_dir(proc_dir: &Path) -> PathBuf {
+    let online = target_of(ResFile::CpuOnline, proc_dir);
+    online.parent().map_or(online.clone(), Path::to_path_buf)
 }
 
 /// Binds the view's virtual global files, mounted at `view`, where the readers of a
-/// procfs at `proc_dir` look for them: over the kernel's own files in `/proc` when `over_proc` (the kernel
-/// pid view), and, in every placement, the CPU lists over sysfs's. A file the kernel lacks
-/// here (`/proc/pressure/*` without PSI) is left out.
-pub fn bind_files(view: &Path, proc_dir: &Path, over_proc: bool) -> Result<(), String> {
-    for f in files_to_place(over_proc) {
+/// procfs at `proc_dir` look for them: over the kernel's own files in `/proc` when
+/// `over_proc` (the kernel pid view), and, in every placement, the VPS's CPU directory
+/// over sysfs's ([`cpu_dir::place`], for a VPS that sees the host CPUs `cpus`). A file
+/// the kernel lacks here (`/proc/pressure/*` without PSI) is left out.
+pub fn bind_files(
+    view: &Path,
+    proc_dir: &Path,
+    over_proc: bool,
+    cpus: Option<&CpuSet>,
+) -> Result<(), String> {
+    for f in proc_files().filter(|_| over_proc) {
         let target = target_of(f, proc_dir);
         if !target.exists() {
             log::info!("{} does not exist here: not virtualized", target.display());
@@ -68,7 +80,16 @@ pub fn bind_files(view: &Path, proc_dir: &Path, over_proc: bool) -> Result<(), S
             )
         })?;
     }
-    Ok(())
+    cpu_dir::place(&sys_cpu_dir(proc_dir), cpu_dir::take_lists(view)?, cpus)
+}
+
+/// The host CPUs that the VPS whose cgroup is `paths` sees, in its order (see
+/// [`cpu_dir`]); `None` when its limits cannot be read (the host's directory stays).
+pub fn visible_cpus(paths: crate::resources::cgroup::CgroupPaths) -> Option<CpuSet> {
+    crate::resources::VpsResources::new(paths)
+        .visible_host_cpus()
+        .map_err(|e| log::warn!("cannot read the VPS's CPU limits: {e}"))
+        .ok()
 }
 
 /// A private directory where the view is mounted until its files are bound; detached
