@@ -426,7 +426,9 @@ fn sysfs_shows_the_vps_cpus_as_its_own_numbered_from_0() {
          cat /sys/devices/system/cpu/online /sys/devices/system/cpu/possible; \
          /usr/bin/python3 -c 'import psutil; print(psutil.cpu_count(), psutil.cpu_count(logical=False))'; \
          lscpu | sed -n 's/^CPU(s): *//p'; \
-         touch /sys/devices/system/cpu/made 2>/dev/null && echo made || echo refused";
+         touch /sys/devices/system/cpu/made 2>/dev/null && echo made || echo refused; \
+         cat /sys/devices/system/node/node0/cpulist /sys/devices/system/node/node0/cpumap; \
+         lscpu | sed -n 's/^NUMA node0 CPU(s): *//p'";
     let cpuset = last.to_string();
     let out = run_sh(&["--cpuset", &cpuset], script);
     let lines: Vec<&str> = out.lines().collect();
@@ -446,10 +448,20 @@ fn sysfs_shows_the_vps_cpus_as_its_own_numbered_from_0() {
         "cpu0 is host CPU {last}: {out}"
     );
     assert_eq!(
-        &lines[2..],
+        &lines[2..9],
         ["1 CPU", "1 CPU", "0", "0", "1 1", "1", "refused"],
         "{out}"
     );
+    // NUMA node 0 holds the VPS's one CPU (where the kernel has NUMA nodes in sysfs;
+    // every host CPU is on some node, and this one is on node 0 on a one-node host).
+    let node0 = fs::read_to_string("/sys/devices/system/node/node0/cpulist");
+    match node0 {
+        Ok(list) if cpu_list(&list).contains(&last) => {
+            assert_eq!(&lines[9..], ["0", "1", "0"], "{out}")
+        }
+        Ok(_) => assert_eq!(&lines[9..11], ["", "0"], "{out}"),
+        Err(_) => eprintln!("no NUMA nodes in sysfs here"),
+    }
 
     // No limits: the host's own directory.
     let out = run_sh(

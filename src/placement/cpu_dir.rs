@@ -12,16 +12,17 @@
 //! every read. The directories are fixed when the view is put in place: a later change
 //! of the cpuset or the quota shows in the lists, `cpuinfo` and `stat`, not in them; and
 //! inside a `cpuN` the host's numbers stay (`topology/*_list`, `cpufreq` policies), as
-//! `docs/limits.md` says.
+//! `docs/limits.md` says. The NUMA nodes' CPU lists (`node/nodeN/cpulist`, `cpumap`)
+//! are renumbered alike, at placement.
 
 use std::os::fd::OwnedFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
-use crate::resources::cpus::CpuSet;
+use crate::resources::cpus::{self, CpuSet};
 use crate::resources::ResFile;
-use crate::sys::process::{move_mount_to, open_tree_clone};
+use crate::sys::process::{detached_tmpfs, move_mount_to, open_tree_clone, open_tree_clone_at};
 
 /// The number of a `cpuN` entry ("cpu12" → 12); `None` for the others ("cpufreq").
 fn cpu_number(name: &str) -> Option<u32> {
@@ -100,9 +101,17 @@ pub fn place(
             .collect::<Vec<_>>(),
         Err(e) => return Err(format!("cannot list {}: {e}", sys_cpu.display())),
     };
-    if let Some(entries) = visible.and_then(|v| plan(&host_names, v)) {
+    if let Some((v, entries)) = visible.and_then(|v| Some((v, plan(&host_names, v)?))) {
         match overlay(sys_cpu, &entries, &host_names) {
-            Ok(()) => {}
+            Ok(()) => {
+                let sys_node = sys_cpu.with_file_name("node");
+                if let Err(e) = place_node_lists(&sys_node, v) {
+                    log::warn!(
+                        "{}: {e}; the VPS sees the host's NUMA CPU lists",
+                        sys_node.display()
+                    );
+                }
+            }
             Err(e) => {
                 log::warn!(
                     "{}: {e}; the VPS sees the host's CPU directories",
@@ -177,6 +186,72 @@ fn overlay(
         let target = sys_cpu.join(to);
         move_mount_to(tree, &target)
             .map_err(|e| format!("cannot mount on {}: {e}", target.display()))?;
+    }
+    Ok(())
+}
+
+/// Binds over each NUMA node's `cpulist` and `cpumap` (`<sys_node>/nodeN/`) the node's
+/// CPUs among `visible`, renumbered as the VPS's `cpuN` directories are, on a machine of
+/// as many CPUs as the VPS sees (libnuma, hwloc, `lscpu`'s "NUMA node0 CPU(s)"). The
+/// texts are fixed here, as the directories are, in files of a tmpfs mounted nowhere.
+fn place_node_lists(sys_node: &Path, visible: &CpuSet) -> Result<(), String> {
+    let Ok(dir) = std::fs::read_dir(sys_node) else {
+        return Ok(()); // a kernel without NUMA nodes in sysfs
+    };
+    let tmp = detached_tmpfs().map_err(|e| format!("cannot make a tmpfs: {e}"))?;
+    let mut nodes: Vec<String> = dir
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| {
+            n.strip_prefix("node")
+                .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .collect();
+    nodes.sort();
+    for node in nodes {
+        let host_list = sys_node.join(&node).join("cpulist");
+        let Ok(text) = std::fs::read_to_string(&host_list) else {
+            continue;
+        };
+        let host = CpuSet::parse(&text).map_err(|e| format!("{}: {e}", host_list.display()))?;
+        let shown = cpus::renumbered(&host, visible);
+        let texts = [
+            ("cpulist", format!("{}\n", shown.to_list())),
+            (
+                "cpumap",
+                format!("{}\n", cpus::render_mask(&shown, visible.len())),
+            ),
+        ];
+        for (file, text) in texts {
+            let name = PathBuf::from(format!("{node}-{file}"));
+            write_at(&tmp, &name, text.as_bytes())
+                .map_err(|e| format!("cannot write {}: {e}", name.display()))?;
+            let tree = open_tree_clone_at(&tmp, &name)
+                .map_err(|e| format!("cannot take {}: {e}", name.display()))?;
+            let target = sys_node.join(&node).join(file);
+            move_mount_to(&tree, &target)
+                .map_err(|e| format!("cannot mount on {}: {e}", target.display()))?;
+            let ro = MsFlags::MS_REMOUNT
+                | MsFlags::MS_BIND
+                | MsFlags::MS_RDONLY
+                | MsFlags::MS_NOSUID
+                | MsFlags::MS_NODEV
+                | MsFlags::MS_NOEXEC;
+            mount(None::<&str>, &target, None::<&str>, ro, None::<&str>)
+                .map_err(|e| format!("cannot make {} read-only: {e}", target.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Makes file `name` (mode 0444) in directory `dir` with `text` in it.
+fn write_at(dir: &OwnedFd, name: &Path, text: &[u8]) -> nix::Result<()> {
+    use nix::fcntl::OFlag;
+    use nix::sys::stat::Mode;
+    let flags = OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_EXCL | OFlag::O_CLOEXEC;
+    let fd = nix::fcntl::openat(dir, name, flags, Mode::from_bits_truncate(0o444))?;
+    let mut at = 0;
+    while at < text.len() {
+        at += nix::unistd::write(&fd, &text[at..])?;
     }
     Ok(())
 }

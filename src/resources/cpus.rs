@@ -165,6 +165,46 @@ pub fn render_online(visible_count: usize) -> Vec<u8> {
     }
 }
 
+/// The CPUs of `of` (host numbers, as a NUMA node's `cpulist`) as a VPS that sees the
+/// host CPUs `visible` numbers them: the position in `visible` of each it sees.
+pub fn renumbered(of: &CpuSet, visible: &CpuSet) -> CpuSet {
+    CpuSet::from_cpus(
+        visible
+            .cpus()
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| of.contains(**c))
+            .filter_map(|(i, _)| u32::try_from(i).ok()),
+    )
+}
+
+/// The kernel's text of a CPU mask (`%*pb`, as in a NUMA node's `cpumap`) of `set` on a
+/// machine of `nbits` CPUs: lowercase hex, high CPUs first, a comma between 32-bit
+/// words, the top word as many digits wide as its bits need, the others eight.
+pub fn render_mask(set: &CpuSet, nbits: usize) -> String {
+    let nbits = nbits.max(1);
+    let mut words = Vec::new();
+    let mut low = 0usize;
+    while low < nbits {
+        let bits = (nbits - low).min(32);
+        let mut word: u32 = 0;
+        for c in set.cpus() {
+            let c = *c as usize;
+            if (low..low + bits).contains(&c) {
+                word |= 1 << (c - low);
+            }
+        }
+        words.push((word, bits));
+        low += 32;
+    }
+    words
+        .iter()
+        .rev()
+        .map(|&(w, bits)| format!("{w:0width$x}", width = bits.div_ceil(4)))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,6 +265,26 @@ mod tests {
         assert_eq!(visible(None, Some(half), &online).cpus(), &[0]);
         // Only offline CPUs in the cpuset: the host's online ones rather than none.
         assert_eq!(visible(Some(&set("9")), None, &online), online);
+    }
+
+    #[test]
+    fn a_nodes_cpus_are_renumbered_as_the_vps_sees_them() {
+        let visible = set("2,4-5");
+        assert_eq!(renumbered(&set("0-3"), &visible).to_list(), "0");
+        assert_eq!(renumbered(&set("4-7"), &visible).to_list(), "1-2");
+        assert!(renumbered(&set("8-9"), &visible).is_empty());
+    }
+
+    #[test]
+    fn masks_are_printed_as_the_kernel_prints_them() {
+        // As this machine's node0/cpumap ("3" on two CPUs) and bitmap_string's chunks.
+        assert_eq!(render_mask(&set("0-1"), 2), "3");
+        assert_eq!(render_mask(&set("0"), 1), "1");
+        assert_eq!(render_mask(&set(""), 4), "0");
+        assert_eq!(render_mask(&set("0-3"), 8), "0f");
+        assert_eq!(render_mask(&set("0-35"), 36), "f,ffffffff");
+        assert_eq!(render_mask(&set("32"), 40), "01,00000000");
+        assert_eq!(render_mask(&set("0,63"), 64), "80000000,00000001");
     }
 
     #[test]

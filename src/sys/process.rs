@@ -40,17 +40,67 @@ fn cpath(p: &Path) -> io::Result<CString> {
 /// `open_tree(path, OPEN_TREE_CLONE | AT_RECURSIVE)`: a detached copy of the mount at
 /// `path`, which can be attached in another mount namespace with [`move_mount_to`].
 pub fn open_tree_clone(path: &Path) -> io::Result<OwnedFd> {
+    open_tree_clone_in(libc::AT_FDCWD, path)
+}
+
+/// [`open_tree_clone`] of `name` in directory `dir`: a bind of a file made in a
+/// [`detached_tmpfs`].
+pub fn open_tree_clone_at(dir: &OwnedFd, name: &Path) -> io::Result<OwnedFd> {
+    open_tree_clone_in(dir.as_raw_fd(), name)
+}
+
+fn open_tree_clone_in(dirfd: i32, path: &Path) -> io::Result<OwnedFd> {
     let c = cpath(path)?;
     let flags = libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC | libc::AT_RECURSIVE as u32;
-    // SAFETY: `c` is a valid NUL-terminated string that outlives the call; the syscall
-    // takes (int dirfd, const char *path, unsigned flags) and returns a new fd or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c.as_ptr(), flags) };
+    // SAFETY: `c` is a valid NUL-terminated string that outlives the call; `dirfd` is
+    // AT_FDCWD or a descriptor the caller keeps open; the syscall takes (int dirfd,
+    // const char *path, unsigned flags) and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, dirfd, c.as_ptr(), flags) };
+    owned(fd)
+}
+
+/// A descriptor the kernel just returned (or -1 with errno) as an owned one.
+fn owned(fd: libc::c_long) -> io::Result<OwnedFd> {
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
     let fd = i32::try_from(fd).map_err(|_| io::Error::other("fd out of range"))?;
     // SAFETY: the kernel just returned `fd` as a new descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// A new tmpfs mounted nowhere (`fsopen`, `fsconfig(FSCONFIG_CMD_CREATE)`, `fsmount`):
+/// the descriptor of its root, where files are made with `openat` and bound elsewhere
+/// with [`open_tree_clone_at`]. It leaves no trace in any mount table and goes with
+/// its last bind.
+pub fn detached_tmpfs() -> io::Result<OwnedFd> {
+    const FSOPEN_CLOEXEC: u32 = 1;
+    const FSCONFIG_CMD_CREATE: u32 = 6;
+    const FSMOUNT_CLOEXEC: u32 = 1;
+    const MOUNT_ATTR_NOSUID: u32 = 0x2;
+    const MOUNT_ATTR_NODEV: u32 = 0x4;
+    const MOUNT_ATTR_NOEXEC: u32 = 0x8;
+    // SAFETY: a valid NUL-terminated name that outlives the call; returns a new fd or -1.
+    let fs = owned(unsafe { libc::syscall(libc::SYS_fsopen, c"tmpfs".as_ptr(), FSOPEN_CLOEXEC) })?;
+    // SAFETY: `fs` is an open fs-context descriptor; CMD_CREATE takes no key or value
+    // (null pointers, aux 0) and reads nothing of ours.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_void>(),
+            0,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
+    // SAFETY: `fs` is a created fs context; the syscall takes (int, unsigned, unsigned)
+    // and returns a new mount fd or -1.
+    owned(unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, attrs) })
 }
 
 /// `move_mount(tree, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH)`: attaches a mount
