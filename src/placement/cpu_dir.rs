@@ -112,13 +112,10 @@ pub fn place(
                     );
                 }
             }
-            Err(e) => {
-                log::warn!(
-                    "{}: {e}; the VPS sees the host's CPU directories",
-                    sys_cpu.display()
-                );
-                let _ = umount2(sys_cpu, MntFlags::MNT_DETACH);
-            }
+            Err(e) => log::warn!(
+                "{}: {e}; the VPS sees the host's CPU directories",
+                sys_cpu.display()
+            ),
         }
     }
     for (f, tree) in lists {
@@ -157,6 +154,23 @@ fn overlay(
         Some("mode=755"),
     )
     .map_err(|e| format!("cannot mount a tmpfs: {e}"))?;
+    let filled = fill(sys_cpu, &trees, host_names);
+    if filled.is_err() {
+        // Half made: taken down with whatever was bound on it.
+        let _ = umount2(sys_cpu, MntFlags::MNT_DETACH);
+    }
+    filled
+}
+
+/// Makes the placeholders on the tmpfs just mounted over `sys_cpu`, makes it read-only
+/// and binds the host's entries (`trees`, each with its shown name and whether it is a
+/// directory) onto them.
+fn fill(
+    sys_cpu: &Path,
+    trees: &[(&String, bool, OwnedFd)],
+    host_names: &[String],
+) -> Result<(), String> {
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     let placeholder = |name: &str, dir: bool| {
         let p = sys_cpu.join(name);
         let made = if dir {
@@ -166,7 +180,7 @@ fn overlay(
         };
         made.map_err(|e| format!("cannot make {}: {e}", p.display()))
     };
-    for (to, is_dir, _) in &trees {
+    for (to, is_dir, _) in trees {
         placeholder(to, *is_dir)?;
     }
     for f in ResFile::ALL.iter().filter_map(|&f| list_name(f)) {
@@ -182,7 +196,7 @@ fn overlay(
         None::<&str>,
     )
     .map_err(|e| format!("cannot make the tmpfs read-only: {e}"))?;
-    for (to, _, tree) in &trees {
+    for (to, _, tree) in trees {
         let target = sys_cpu.join(to);
         move_mount_to(tree, &target)
             .map_err(|e| format!("cannot mount on {}: {e}", target.display()))?;
