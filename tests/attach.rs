@@ -75,3 +75,37 @@ fn attach_puts_the_view_over_a_running_containers_proc() {
     assert_eq!(jl[1], "1 (sh)");
     assert_eq!(jl[2], "task-ok");
 }
+
+/// A directory that is not a vprocfs mount, or a process that is not there, is refused
+/// with a line that says so, before anything is mounted: a mistaken mount point would
+/// otherwise have gone over the container's `/proc`.
+#[test]
+fn attach_refuses_what_is_not_a_view_or_not_a_process() {
+    if !privileged() {
+        return;
+    }
+    let tmp = TempDir::new("attach-bad");
+    let (_container, init) = container("sleep 30", true);
+    let mounts_before = fs::read_to_string(format!("/proc/{init}/mountinfo")).unwrap();
+    let out = Command::new(vprocfs())
+        .args(["attach", "--pid", &init.to_string()])
+        .arg(&tmp.0)
+        .output()
+        .expect("vprocfs attach");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("is not a vprocfs mount"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let mounts_after = fs::read_to_string(format!("/proc/{init}/mountinfo")).unwrap();
+    assert_eq!(mounts_before, mounts_after, "nothing was mounted");
+
+    // A pid no process has (pid_max is at most 2^22).
+    let out = Command::new(vprocfs())
+        .args(["attach", "--pid", "99999999"])
+        .arg(&tmp.0)
+        .output()
+        .expect("vprocfs attach");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("there is no process 99999999"), "{err}");
+}

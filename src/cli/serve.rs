@@ -368,6 +368,16 @@ fn has_own_pidns(pid: i32) -> bool {
 /// the mount is visible, and moved there (`move_mount`) by a child that has entered the
 /// container's mount namespace.
 fn place_view(pid: i32, mountpoint: &Path, target: &Path, full_view: bool) -> Result<(), String> {
+    if !Path::new(&format!("/proc/{pid}")).exists() {
+        return Err(format!("there is no process {pid}"));
+    }
+    let marker = resource_files::view_name(crate::resources::ResFile::CpuOnline);
+    if !mountpoint.join(marker).exists() {
+        return Err(format!(
+            "{} is not a vprocfs mount: give the mount point of `vprocfs serve`, or a VPS's own mount (`vprocfs ctl list`)",
+            mountpoint.display()
+        ));
+    }
     let whole = open_tree_clone(mountpoint)
         .map_err(|e| format!("cannot take the mount at {}: {e}", mountpoint.display()))?;
     let mut files = Vec::new();
