@@ -463,6 +463,26 @@ fn sysfs_shows_the_vps_cpus_as_its_own_numbered_from_0() {
         Err(_) => eprintln!("no NUMA nodes in sysfs here"),
     }
 
+    // Inside cpu0 (host CPU `last`) every CPU list and mask names the VPS's one CPU, and
+    // its caches are the first of their level: as on a machine of one CPU, `lscpu -e`
+    // gives it core 0 (it printed "-" for a core whose sibling was not there).
+    let has_caches =
+        fs::metadata(format!("/sys/devices/system/cpu/cpu{last}/cache/index0")).is_ok();
+    let out = run_sh(
+        &["--cpuset", &cpuset],
+        "cd /sys/devices/system/cpu/cpu0; \
+         cat topology/*_list cache/index*/shared_cpu_list 2>/dev/null | sort -u; \
+         cat topology/core_cpus topology/thread_siblings cache/index*/shared_cpu_map 2>/dev/null | sort -u; \
+         cat cache/index*/id 2>/dev/null | sort -u; \
+         lscpu -e=CPU,CORE,SOCKET | tail -n +2 | tr -s ' '",
+    );
+    let mut want = vec!["0", "1"];
+    if has_caches {
+        want.push("0");
+    }
+    want.push(" 0 0 0");
+    assert_eq!(out.lines().collect::<Vec<_>>(), want, "{out}");
+
     // No limits: the host's own directory.
     let out = run_sh(
         &[],

@@ -10,15 +10,17 @@
 //! which `cpuinfo` and `stat` number them), the other entries as they are, and the
 //! lists (`online`, `possible`, `present`) from the view, which follow the cgroup at
 //! every read. The directories are fixed when the view is put in place: a later change
-//! of the cpuset or the quota shows in the lists, `cpuinfo` and `stat`, not in them; and
-//! inside a `cpuN` the host's numbers stay (`topology/*_list`, `cpufreq` policies), as
-//! `docs/limits.md` says. The NUMA nodes' CPU lists (`node/nodeN/cpulist`, `cpumap`)
-//! are renumbered alike, at placement.
+//! of the cpuset or the quota shows in the lists, `cpuinfo` and `stat`, not in them.
+//! Inside a `cpuN`, `topology/` and `cache/` are bound over with renumbered copies
+//! ([`super::cpu_topology`]), and the NUMA nodes' CPU lists (`node/nodeN/cpulist`,
+//! `cpumap`) are renumbered alike; the rest keeps the host's numbers (`cpufreq`
+//! policies), as `docs/limits.md` says.
 
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::stat::Mode;
 
 use crate::resources::cpus::{self, CpuSet};
 use crate::resources::ResFile;
@@ -103,15 +105,7 @@ pub fn place(
     };
     if let Some((v, entries)) = visible.and_then(|v| Some((v, plan(&host_names, v)?))) {
         match overlay(sys_cpu, &entries, &host_names) {
-            Ok(()) => {
-                let sys_node = sys_cpu.with_file_name("node");
-                if let Err(e) = place_node_lists(&sys_node, v) {
-                    log::warn!(
-                        "{}: {e}; the VPS sees the host's NUMA CPU lists",
-                        sys_node.display()
-                    );
-                }
-            }
+            Ok(()) => renumber_the_rest(sys_cpu, v),
             Err(e) => log::warn!(
                 "{}: {e}; the VPS sees the host's CPU directories",
                 sys_cpu.display()
@@ -204,15 +198,38 @@ fn fill(
     Ok(())
 }
 
+/// With the overlay in place, what else names CPUs by the host's numbers is bound over
+/// with copies renumbered (in a tmpfs mounted nowhere, fixed here as the directories
+/// are): each visible CPU's topology and caches ([`super::cpu_topology`]) and the NUMA
+/// nodes' CPU lists. What cannot be is left as the host's, with a warning.
+fn renumber_the_rest(sys_cpu: &Path, visible: &CpuSet) {
+    let tmp = match detached_tmpfs() {
+        Ok(t) => t,
+        Err(e) => {
+            log::warn!("cannot make a tmpfs ({e}): topology and NUMA lists stay the host's");
+            return;
+        }
+    };
+    if let Err(e) = super::cpu_topology::place(sys_cpu, visible, &tmp) {
+        log::warn!("{e}; the VPS sees the host's CPU topology there");
+    }
+    let sys_node = sys_cpu.with_file_name("node");
+    if let Err(e) = place_node_lists(&sys_node, visible, &tmp) {
+        log::warn!(
+            "{}: {e}; the VPS sees the host's NUMA CPU lists",
+            sys_node.display()
+        );
+    }
+}
+
 /// Binds over each NUMA node's `cpulist` and `cpumap` (`<sys_node>/nodeN/`) the node's
 /// CPUs among `visible`, renumbered as the VPS's `cpuN` directories are, on a machine of
-/// as many CPUs as the VPS sees (libnuma, hwloc, `lscpu`'s "NUMA node0 CPU(s)"). The
-/// texts are fixed here, as the directories are, in files of a tmpfs mounted nowhere.
-fn place_node_lists(sys_node: &Path, visible: &CpuSet) -> Result<(), String> {
+/// as many CPUs as the VPS sees (libnuma, hwloc, `lscpu`'s "NUMA node0 CPU(s)"), made
+/// in `tmp`.
+fn place_node_lists(sys_node: &Path, visible: &CpuSet, tmp: &OwnedFd) -> Result<(), String> {
     let Ok(dir) = std::fs::read_dir(sys_node) else {
         return Ok(()); // a kernel without NUMA nodes in sysfs
     };
-    let tmp = detached_tmpfs().map_err(|e| format!("cannot make a tmpfs: {e}"))?;
     let mut nodes: Vec<String> = dir
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .filter(|n| {
@@ -237,32 +254,36 @@ fn place_node_lists(sys_node: &Path, visible: &CpuSet) -> Result<(), String> {
         ];
         for (file, text) in texts {
             let name = PathBuf::from(format!("{node}-{file}"));
-            write_at(&tmp, &name, text.as_bytes())
+            write_at(tmp, &name, text.as_bytes(), Mode::from_bits_truncate(0o444))
                 .map_err(|e| format!("cannot write {}: {e}", name.display()))?;
-            let tree = open_tree_clone_at(&tmp, &name)
+            let tree = open_tree_clone_at(tmp, &name)
                 .map_err(|e| format!("cannot take {}: {e}", name.display()))?;
             let target = sys_node.join(&node).join(file);
             move_mount_to(&tree, &target)
                 .map_err(|e| format!("cannot mount on {}: {e}", target.display()))?;
-            let ro = MsFlags::MS_REMOUNT
-                | MsFlags::MS_BIND
-                | MsFlags::MS_RDONLY
-                | MsFlags::MS_NOSUID
-                | MsFlags::MS_NODEV
-                | MsFlags::MS_NOEXEC;
-            mount(None::<&str>, &target, None::<&str>, ro, None::<&str>)
-                .map_err(|e| format!("cannot make {} read-only: {e}", target.display()))?;
+            make_read_only(&target)?;
         }
     }
     Ok(())
 }
 
-/// Makes file `name` (mode 0444) in directory `dir` with `text` in it.
-fn write_at(dir: &OwnedFd, name: &Path, text: &[u8]) -> nix::Result<()> {
+/// Makes the bind mount at `target` read-only (and nosuid, nodev, noexec).
+pub(super) fn make_read_only(target: &Path) -> Result<(), String> {
+    let ro = MsFlags::MS_REMOUNT
+        | MsFlags::MS_BIND
+        | MsFlags::MS_RDONLY
+        | MsFlags::MS_NOSUID
+        | MsFlags::MS_NODEV
+        | MsFlags::MS_NOEXEC;
+    mount(None::<&str>, target, None::<&str>, ro, None::<&str>)
+        .map_err(|e| format!("cannot make {} read-only: {e}", target.display()))
+}
+
+/// Makes file `name` (of `mode`) in directory `dir` with `text` in it.
+pub(super) fn write_at(dir: &OwnedFd, name: &Path, text: &[u8], mode: Mode) -> nix::Result<()> {
     use nix::fcntl::OFlag;
-    use nix::sys::stat::Mode;
     let flags = OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_EXCL | OFlag::O_CLOEXEC;
-    let fd = nix::fcntl::openat(dir, name, flags, Mode::from_bits_truncate(0o444))?;
+    let fd = nix::fcntl::openat(dir, name, flags, mode)?;
     let mut at = 0;
     while at < text.len() {
         at += nix::unistd::write(&fd, &text[at..])?;

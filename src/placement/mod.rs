@@ -5,6 +5,7 @@
 //! at 0.
 
 pub mod cpu_dir;
+pub mod cpu_topology;
 
 use std::path::{Path, PathBuf};
 
