@@ -438,8 +438,8 @@ struct AttachArgs {
     #[arg(long, default_value = "/proc")]
     target: PathBuf,
     /// Put the whole view over the container's /proc even when it has its own pid
-    /// namespace (by default only the virtual global files go over its procfs, and its
-    /// own CPU list over its sysfs).
+    /// namespace (by default only the virtual global files go over its procfs; its CPU
+    /// directory goes over its sysfs either way).
     #[arg(long)]
     full_view: bool,
 }

@@ -467,8 +467,9 @@ fn kill_members(view: &View, vps: crate::engine::VpsId) {
 /// With [`Placement::KernelPids`] init mounts the kernel's procfs of the new pid
 /// namespace on `/proc`; the relay mounts the daemon's view on a private directory and,
 /// once the daemon serves it, binds the virtual global files from it over `/proc`'s
-/// (and the VPS's CPU directory, of the host CPUs `cpus`, over sysfs's), then detaches the view's own mount: the bound files
-/// keep it alive. With [`Placement::Full`] the view itself goes on `/proc`.
+/// (and the VPS's CPU directory, of the host CPUs `cpus`, over sysfs's), then detaches
+/// the view's own mount: the bound files keep it alive. With [`Placement::Full`] the
+/// view itself goes on `/proc`.
 #[allow(clippy::too_many_arguments)]
 fn relay_side(
     pidns: bool,

@@ -359,10 +359,11 @@ fn has_own_pidns(pid: i32) -> bool {
 /// Puts the served mount at `mountpoint` in place for the container of process `pid`,
 /// whose `/proc` is at `target` in its mount namespace (SPEC section 4):
 /// - where that is the kernel's procfs of the container's own pid namespace, the
-///   virtual global files go over it (and the CPU list over the sysfs beside it), as
-///   LXCFS's hooks do: the kernel pid view;
+///   virtual global files go over it, as LXCFS's hooks do: the kernel pid view;
 /// - otherwise (no pid namespace of its own, or `/proc` still the host's), or with
-///   `full_view`, the whole view goes over `target`.
+///   `full_view`, the whole view goes over `target`;
+/// - either way, the container's CPU directory over the sysfs beside it
+///   ([`placement::cpu_dir`]), for the CPUs of its init's cgroup.
 ///
 /// Detached copies of the mount and of its files (`open_tree`) are taken here, where
 /// the mount is visible, and moved there (`move_mount`) by a child that has entered the

@@ -42,7 +42,8 @@ pub fn proc_files() -> impl Iterator<Item = ResFile> {
     ResFile::ALL.iter().copied().filter(|f| !f.is_cpu_list())
 }
 
-/// sysfs's CPU directory beside a procfs at `proc_dir` (`<proc_dir>/../sys/devices/system/cpu`).
+/// sysfs's CPU directory beside a procfs at `proc_dir`:
+/// `<proc_dir>/../sys/devices/system/cpu`.
 pub fn sys_cpu_dir(proc_dir: &Path) -> PathBuf {
     let online = target_of(ResFile::CpuOnline, proc_dir);
     online.parent().map_or(online.clone(), Path::to_path_buf)
