@@ -511,6 +511,51 @@ fn last_online_cpu() -> u32 {
         .expect("an online CPU")
 }
 
+/// The count of softirq `name` on host CPU `cpu`, from the host's `/proc/softirqs`.
+fn host_softirq(name: &str, cpu: u32) -> u64 {
+    let text = fs::read_to_string("/proc/softirqs").expect("softirqs");
+    let mut lines = text.lines();
+    let col = lines
+        .next()
+        .expect("a header")
+        .split_whitespace()
+        .position(|c| c == format!("CPU{cpu}"))
+        .expect("the CPU's column");
+    lines
+        .find_map(|l| l.trim_start().strip_prefix(&format!("{name}:")))
+        .and_then(|counts| counts.split_whitespace().nth(col)?.parse().ok())
+        .expect("the count")
+}
+
+/// `/proc/interrupts` and `/proc/softirqs` have a column for each of the VPS's CPUs,
+/// named from CPU0, with the counts of the host CPU behind it (a VPS on host CPU
+/// `last` is shown that CPU's timer softirqs as its CPU0's, between two host reads),
+/// as `mpstat -I` reads them.
+#[test]
+fn interrupt_columns_are_the_vps_cpus() {
+    if !privileged() {
+        return;
+    }
+    let last = last_online_cpu();
+    let before = host_softirq("TIMER", last);
+    let out = run_sh(
+        &["--cpuset", &last.to_string()],
+        "head -1 /proc/interrupts | wc -w; head -1 /proc/softirqs; \
+         sed -n 's/^ *TIMER: *//p' /proc/softirqs; \
+         mpstat -I SCPU 1 1 | sed -n '$s/^Average: *\\([0-9a-z]*\\) .*/\\1/p'",
+    );
+    let after = host_softirq("TIMER", last);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0].trim(), "1", "{out}");
+    assert_eq!(lines[1].trim(), "CPU0", "{out}");
+    let shown: u64 = lines[2].trim().parse().expect("one count");
+    assert!(
+        (before..=after).contains(&shown),
+        "host CPU {last}'s timer softirqs went {before}..{after}, the VPS's CPU0 shows {shown}"
+    );
+    assert_eq!(lines[3], "0", "mpstat's one CPU: {out}");
+}
+
 /// `vprocfs exec` into a served VPS whose init has a cpuset of one CPU puts the VPS's
 /// CPU directory in place too (the daemon says which host CPUs the VPS sees).
 #[test]

@@ -48,6 +48,7 @@ pub mod cgroup;
 pub mod cpuinfo;
 pub mod cpus;
 pub mod diskstats;
+pub mod irqs;
 pub mod loadavg;
 pub mod meminfo;
 pub mod pressure;
@@ -101,6 +102,8 @@ pub enum ResFile {
     PressureCpu,
     PressureMemory,
     PressureIo,
+    Interrupts,
+    Softirqs,
     CpuOnline,
     CpuPossible,
     CpuPresent,
@@ -120,6 +123,8 @@ impl ResFile {
         ResFile::PressureCpu,
         ResFile::PressureMemory,
         ResFile::PressureIo,
+        ResFile::Interrupts,
+        ResFile::Softirqs,
         ResFile::CpuOnline,
         ResFile::CpuPossible,
         ResFile::CpuPresent,
@@ -146,6 +151,8 @@ impl ResFile {
             ResFile::PressureCpu => "/proc/pressure/cpu",
             ResFile::PressureMemory => "/proc/pressure/memory",
             ResFile::PressureIo => "/proc/pressure/io",
+            ResFile::Interrupts => "/proc/interrupts",
+            ResFile::Softirqs => "/proc/softirqs",
             ResFile::CpuOnline => cgroup::HOST_ONLINE,
             ResFile::CpuPossible => "/sys/devices/system/cpu/possible",
             ResFile::CpuPresent => "/sys/devices/system/cpu/present",
@@ -373,6 +380,10 @@ impl VpsResources {
             ResFile::Cpuinfo => {
                 let vis = self.visible(&cpuinfo::processors(host)?)?;
                 cpuinfo::render(host, &vis)
+            }
+            ResFile::Interrupts | ResFile::Softirqs => {
+                let online = self.cpu_limits()?.host_online;
+                irqs::render(host, &self.visible(&online)?)
             }
             ResFile::CpuOnline | ResFile::CpuPossible | ResFile::CpuPresent => {
                 let vis = self.visible(&CpuSet::parse(&String::from_utf8_lossy(host))?)?;

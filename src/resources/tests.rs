@@ -113,7 +113,7 @@ fn facts() -> VpsFacts {
 
 #[test]
 fn file_table() {
-    assert_eq!(ResFile::ALL.len(), 14);
+    assert_eq!(ResFile::ALL.len(), 16);
     // Names are distinct: each file has one place in the view (view::resource_files).
     let mut names: Vec<&str> = ResFile::ALL.iter().map(|f| f.name()).collect();
     names.sort_unstable();
@@ -123,6 +123,8 @@ fn file_table() {
     assert_eq!(ResFile::PressureIo.host_path(), "/proc/pressure/io");
     assert_eq!(ResFile::Vmstat.name(), "vmstat");
     assert_eq!(ResFile::Vmstat.host_path(), "/proc/vmstat");
+    assert_eq!(ResFile::Softirqs.name(), "softirqs");
+    assert_eq!(ResFile::Interrupts.host_path(), "/proc/interrupts");
     assert_eq!(ResFile::CpuOnline.name(), "cpu_online");
     assert_eq!(
         ResFile::CpuOnline.host_path(),
