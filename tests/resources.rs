@@ -465,7 +465,8 @@ fn sysfs_shows_the_vps_cpus_as_its_own_numbered_from_0() {
 
     // Inside cpu0 (host CPU `last`) every CPU list and mask names the VPS's one CPU, and
     // its caches are the first of their level: as on a machine of one CPU, `lscpu -e`
-    // gives it core 0 (it printed "-" for a core whose sibling was not there).
+    // gives it core 0 (it printed "-" for a core whose sibling was not there), and
+    // cpuinfo counts one sibling and one core in its package.
     let has_caches =
         fs::metadata(format!("/sys/devices/system/cpu/cpu{last}/cache/index0")).is_ok();
     let out = run_sh(
@@ -474,13 +475,19 @@ fn sysfs_shows_the_vps_cpus_as_its_own_numbered_from_0() {
          cat topology/*_list cache/index*/shared_cpu_list 2>/dev/null | sort -u; \
          cat topology/core_cpus topology/thread_siblings cache/index*/shared_cpu_map 2>/dev/null | sort -u; \
          cat cache/index*/id 2>/dev/null | sort -u; \
-         lscpu -e=CPU,CORE,SOCKET | tail -n +2 | tr -s ' '",
+         lscpu -e=CPU,CORE,SOCKET | tail -n +2 | tr -s ' '; \
+         grep -E '^(siblings|cpu cores)' /proc/cpuinfo | cut -d: -f2 | sort -u",
     );
     let mut want = vec!["0", "1"];
     if has_caches {
         want.push("0");
     }
     want.push(" 0 0 0");
+    // cpuinfo's package counts (x86) agree: one sibling, one core.
+    let host_cpuinfo = fs::read_to_string("/proc/cpuinfo").expect("cpuinfo");
+    if host_cpuinfo.contains("\nsiblings") {
+        want.push(" 1");
+    }
     assert_eq!(out.lines().collect::<Vec<_>>(), want, "{out}");
 
     // No limits: the host's own directory.

@@ -5,10 +5,11 @@
 //! kept when N is visible, with N replaced by its rank among the visible CPUs, and
 //! dropped with its blank line otherwise. Other paragraphs (arm's trailing
 //! "Hardware/Revision/Serial", s390's header) are kept as they are. The rest of each
-//! block is the host's: `siblings`, `cpu cores`, `core id` and `apicid` describe the
-//! physical package and are left alone, as LXCFS does, since rewriting them would
-//! invent a topology; `nproc`, `lscpu`-style counting and runtimes count `processor`
-//! entries.
+//! block is the host's, but for the two counts of a package (x86): `siblings` (the
+//! package's logical CPUs) and `cpu cores` (its distinct `core id`s) count the VPS's
+//! CPUs only, as on a machine that had just those and as sysfs's topology shows them
+//! to the VPS ([`crate::placement::cpu_topology`]); the hardware's ids (`physical id`,
+//! `core id`, `apicid`) stay. LXCFS leaves the counts at the host's.
 
 use super::cpus::CpuSet;
 use super::ResError;
@@ -28,12 +29,23 @@ pub fn processors(host: &[u8]) -> Result<CpuSet, ResError> {
     Ok(CpuSet::from_cpus(cpus))
 }
 
-/// Keeps the blocks of `visible` (host numbering), renumbered 0, 1, … in order.
+/// Keeps the blocks of `visible` (host numbering), renumbered 0, 1, … in order, with
+/// their packages' counts cut to them.
 pub fn render(host: &[u8], visible: &CpuSet) -> Result<Vec<u8>, ResError> {
     let text = utf8(host)?;
+    let paras = paragraphs(text);
+    // The (physical id, core id) of every visible block, for the packages' counts.
+    let mut placed: Vec<(Option<&str>, Option<&str>)> = Vec::new();
+    for para in &paras {
+        if let Some((_, n)) = processor_line(para)? {
+            if visible.contains(n) {
+                placed.push((value(para, "physical id"), value(para, "core id")));
+            }
+        }
+    }
     let mut out = String::with_capacity(text.len());
     let mut rank = 0u32;
-    for para in paragraphs(text) {
+    for para in paras {
         match processor_line(para)? {
             None => out.push_str(para),
             Some((prefix_len, n)) => {
@@ -43,12 +55,44 @@ pub fn render(host: &[u8], visible: &CpuSet) -> Result<Vec<u8>, ResError> {
                 let first_end = para.find('\n').unwrap_or(para.len());
                 out.push_str(&para[..prefix_len]);
                 out.push_str(&rank.to_string());
-                out.push_str(&para[first_end..]);
+                let package = value(para, "physical id");
+                let in_package = || placed.iter().filter(move |(p, _)| *p == package);
+                let siblings = in_package().count();
+                let mut cores: Vec<Option<&str>> = in_package().map(|(_, c)| *c).collect();
+                cores.sort_unstable();
+                cores.dedup();
+                for line in para[first_end..].split_inclusive('\n') {
+                    let count = match key(line) {
+                        Some("siblings") if package.is_some() => Some(siblings),
+                        Some("cpu cores") if package.is_some() => Some(cores.len()),
+                        _ => None,
+                    };
+                    match (count, line.find(':')) {
+                        (Some(c), Some(colon)) => {
+                            out.push_str(&line[..=colon]);
+                            out.push_str(&format!(" {c}\n"));
+                        }
+                        _ => out.push_str(line),
+                    }
+                }
                 rank += 1;
             }
         }
     }
     Ok(out.into_bytes())
+}
+
+/// The key of a `key<tabs>: value` line ("cpu cores").
+fn key(line: &str) -> Option<&str> {
+    line.split_once(':').map(|(k, _)| k.trim_end())
+}
+
+/// The value of line `name` in a block.
+fn value<'a>(para: &'a str, name: &str) -> Option<&'a str> {
+    para.lines()
+        .find(|l| key(l) == Some(name))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.trim())
 }
 
 fn utf8(host: &[u8]) -> Result<&str, ResError> {
@@ -133,8 +177,40 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         // The whole block of CPU 1 (its apicid is 1), ending with one blank line.
         assert!(text.contains("apicid\t\t: 1\n"));
+        // A package of one CPU: one sibling, one core (its core id stays the host's).
+        assert!(text.contains("siblings\t: 1\n"), "{text}");
+        assert!(text.contains("cpu cores\t: 1\n"), "{text}");
+        assert!(text.contains("core id\t\t: 1\n"), "{text}");
         assert!(text.ends_with("power management:\n\n"));
         assert_eq!(text.matches("vendor_id").count(), 1);
+    }
+
+    #[test]
+    fn package_counts_are_cut_to_the_visible_cpus() {
+        // Two packages: CPUs 0 and 1 are the two threads of core 0 of package 0, CPUs 2
+        // and 3 cores 0 and 1 of package 1.
+        let block = |n: u32, pkg: u32, core: u32| {
+            format!(
+                "processor\t: {n}\nphysical id\t: {pkg}\nsiblings\t: 2\n\
+                 core id\t\t: {core}\ncpu cores\t: 2\n\n"
+            )
+        };
+        let host = [
+            block(0, 0, 0),
+            block(1, 0, 0),
+            block(2, 1, 0),
+            block(3, 1, 1),
+        ]
+        .concat();
+        let out = render(host.as_bytes(), &CpuSet::from_cpus([0, 1, 3])).unwrap();
+        let counts: Vec<String> = String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .filter(|l| l.starts_with("siblings") || l.starts_with("cpu cores"))
+            .map(|l| l.split(':').nth(1).unwrap().trim().to_string())
+            .collect();
+        // Package 0: two threads of one core; package 1: one CPU.
+        assert_eq!(counts, ["2", "1", "2", "1", "1", "1"]);
     }
 
     #[test]
