@@ -141,11 +141,11 @@ fn overlay(
     }
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     mount(
-        Some("tmpfs"),
+        Some("vprocfs"),
         sys_cpu,
         Some("tmpfs"),
         flags,
-        Some("mode=755"),
+        Some("mode=755,size=64k"),
     )
     .map_err(|e| format!("cannot mount a tmpfs: {e}"))?;
     let filled = fill(sys_cpu, &trees, host_names);

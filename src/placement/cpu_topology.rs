@@ -9,10 +9,12 @@
 //! into a tmpfs mounted nowhere, and bound read-only over the host's: one mount a
 //! directory and CPU.
 
+use std::cell::RefCell;
+use std::collections::hash_map::{Entry, HashMap};
 use std::os::fd::OwnedFd;
 use std::path::Path;
 
-use nix::fcntl::OFlag;
+use nix::fcntl::{AtFlags, OFlag};
 use nix::sys::stat::Mode;
 
 use crate::resources::cpus::{self, CpuSet};
@@ -105,6 +107,13 @@ impl CacheIds {
 /// are made in `tmp`, a tmpfs mounted nowhere.
 pub fn place(sys_cpu: &Path, visible: &CpuSet, tmp: &OwnedFd) -> Result<(), String> {
     let cache_ids = CacheIds::read(sys_cpu, visible.len());
+    let pool = make_dir_at(tmp, "pool").map_err(|e| format!("cannot make pool: {e}"))?;
+    let copier = Copier {
+        visible,
+        cache_ids: &cache_ids,
+        pool: &pool,
+        written: RefCell::new(HashMap::new()),
+    };
     for i in 0..visible.len() {
         for dir in NAMED {
             let target = sys_cpu.join(format!("cpu{i}")).join(dir);
@@ -113,10 +122,6 @@ pub fn place(sys_cpu: &Path, visible: &CpuSet, tmp: &OwnedFd) -> Result<(), Stri
             }
             let copy = format!("cpu{i}-{dir}");
             let at = make_dir_at(tmp, &copy).map_err(|e| format!("cannot make {copy}: {e}"))?;
-            let copier = Copier {
-                visible,
-                cache_ids: &cache_ids,
-            };
             copier
                 .copy_dir(&target, &at)
                 .map_err(|e| format!("{}: {e}", target.display()))?;
@@ -138,12 +143,36 @@ fn make_dir_at(dir: &OwnedFd, name: &str) -> nix::Result<OwnedFd> {
 }
 
 /// Copies sysfs directories with their CPU numbers renumbered.
+///
+/// A file is written once per text (and mode), in `pool`, and linked where it stands:
+/// most of a CPU's 60-odd files (cache sizes and types, ids, the lists of a shared
+/// cache) read the same on every CPU, and a tmpfs file holds a page, so a VPS of 64
+/// CPUs took 15 MiB of copies, and takes a few hundred KiB this way.
 struct Copier<'a> {
     visible: &'a CpuSet,
     cache_ids: &'a CacheIds,
+    /// The directory of the tmpfs where each text is written once.
+    pool: &'a OwnedFd,
+    /// The texts written to `pool`, with the name each has there.
+    written: RefCell<HashMap<(Vec<u8>, u32), String>>,
 }
 
 impl Copier<'_> {
+    /// Puts file `name` with `text` and `mode` in directory `to`: a link to the pool's
+    /// file of that text, written there the first time.
+    fn put(&self, to: &OwnedFd, name: &str, text: &[u8], mode: Mode) -> nix::Result<()> {
+        let mut written = self.written.borrow_mut();
+        let next = written.len().to_string();
+        let pooled = match written.entry((text.to_vec(), mode.bits())) {
+            Entry::Occupied(e) => e.get().clone(),
+            Entry::Vacant(e) => {
+                super::cpu_dir::write_at(self.pool, Path::new(&next), text, mode)?;
+                e.insert(next).clone()
+            }
+        };
+        nix::unistd::linkat(self.pool, pooled.as_str(), to, name, AtFlags::empty())
+    }
+
     /// Copies directory `from` into `to` (a directory of the tmpfs), renumbered; a file
     /// the host does not let root read (none in these directories today) is left out.
     fn copy_dir(&self, from: &Path, to: &OwnedFd) -> std::io::Result<()> {
@@ -178,9 +207,9 @@ impl Copier<'_> {
                 use std::os::unix::fs::PermissionsExt;
                 Mode::from_bits_truncate(meta.permissions().mode() & 0o444)
             };
-            super::cpu_dir::write_at(
+            self.put(
                 to,
-                Path::new(name),
+                name,
                 shown.as_ref().map_or(&bytes[..], |s| s.as_bytes()),
                 mode,
             )?;

@@ -69,38 +69,45 @@ fn owned(fd: libc::c_long) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// A new tmpfs mounted nowhere (`fsopen`, `fsconfig(FSCONFIG_CMD_CREATE)`, `fsmount`):
-/// the descriptor of its root, where files are made with `openat` and bound elsewhere
-/// with [`open_tree_clone_at`]. It leaves no trace in any mount table and goes with
-/// its last bind.
+/// A new tmpfs of at most 32 MiB, named `vprocfs` (as `df` shows its binds), mounted
+/// nowhere (`fsopen`, `fsconfig`, `fsmount`): the descriptor of its root, where files
+/// are made with `openat` and bound elsewhere with [`open_tree_clone_at`]. It leaves no
+/// trace in any mount table and goes with its last bind.
 pub fn detached_tmpfs() -> io::Result<OwnedFd> {
     const FSOPEN_CLOEXEC: u32 = 1;
-    const FSCONFIG_CMD_CREATE: u32 = 6;
     const FSMOUNT_CLOEXEC: u32 = 1;
     const MOUNT_ATTR_NOSUID: u32 = 0x2;
     const MOUNT_ATTR_NODEV: u32 = 0x4;
     const MOUNT_ATTR_NOEXEC: u32 = 0x8;
     // SAFETY: a valid NUL-terminated name that outlives the call; returns a new fd or -1.
     let fs = owned(unsafe { libc::syscall(libc::SYS_fsopen, c"tmpfs".as_ptr(), FSOPEN_CLOEXEC) })?;
-    // SAFETY: `fs` is an open fs-context descriptor; CMD_CREATE takes no key or value
-    // (null pointers, aux 0) and reads nothing of ours.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_fsconfig,
-            fs.as_raw_fd(),
-            FSCONFIG_CMD_CREATE,
-            std::ptr::null::<libc::c_char>(),
-            std::ptr::null::<libc::c_void>(),
-            0,
-        )
-    };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    fsconfig(&fs, Some((c"source", c"vprocfs")))?;
+    fsconfig(&fs, Some((c"size", c"32m")))?;
+    fsconfig(&fs, None)?;
     let attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
     // SAFETY: `fs` is a created fs context; the syscall takes (int, unsigned, unsigned)
     // and returns a new mount fd or -1.
     owned(unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, attrs) })
+}
+
+/// `fsconfig` of fs context `fs`: sets option `key` to `value`
+/// (`FSCONFIG_SET_STRING`), or with `None` makes the file system
+/// (`FSCONFIG_CMD_CREATE`).
+fn fsconfig(fs: &OwnedFd, set: Option<(&std::ffi::CStr, &std::ffi::CStr)>) -> io::Result<()> {
+    const FSCONFIG_SET_STRING: u32 = 1;
+    const FSCONFIG_CMD_CREATE: u32 = 6;
+    let (cmd, key, value) = match set {
+        Some((k, v)) => (FSCONFIG_SET_STRING, k.as_ptr(), v.as_ptr()),
+        None => (FSCONFIG_CMD_CREATE, std::ptr::null(), std::ptr::null()),
+    };
+    // SAFETY: `fs` is an open fs-context descriptor; `key` and `value` are null (for
+    // CMD_CREATE, which reads neither) or NUL-terminated strings that outlive the call,
+    // which only reads them; aux is 0.
+    let r = unsafe { libc::syscall(libc::SYS_fsconfig, fs.as_raw_fd(), cmd, key, value, 0) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// `move_mount(tree, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH)`: attaches a mount
