@@ -26,13 +26,28 @@ use crate::resources::cpus::{self, CpuSet};
 use crate::resources::ResFile;
 use crate::sys::process::{detached_tmpfs, move_mount_to, open_tree_clone, open_tree_clone_at};
 
-/// The number of a `cpuN` entry ("cpu12" → 12); `None` for the others ("cpufreq").
-fn cpu_number(name: &str) -> Option<u32> {
-    let digits = name.strip_prefix("cpu")?;
+/// The number of entry `name` of the form `<prefix>N` ("cpu12" → 12 for "cpu");
+/// `None` for the others ("cpufreq").
+fn numbered(name: &str, prefix: &str) -> Option<u32> {
+    let digits = name.strip_prefix(prefix)?;
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     digits.parse().ok()
+}
+
+/// The number of a `cpuN` entry.
+fn cpu_number(name: &str) -> Option<u32> {
+    numbered(name, "cpu")
+}
+
+/// The names in directory `dir`, sorted (sysfs's are ASCII; another is left out).
+pub(super) fn names_in(dir: &Path) -> std::io::Result<Vec<String>> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect();
+    names.sort();
+    Ok(names)
 }
 
 /// The name of a CPU list in the directory ("online"), for a list file.
@@ -97,12 +112,8 @@ pub fn place(
         log::info!("{} does not exist here: not virtualized", sys_cpu.display());
         return Ok(());
     }
-    let host_names = match std::fs::read_dir(sys_cpu) {
-        Ok(d) => d
-            .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .collect::<Vec<_>>(),
-        Err(e) => return Err(format!("cannot list {}: {e}", sys_cpu.display())),
-    };
+    let host_names =
+        names_in(sys_cpu).map_err(|e| format!("cannot list {}: {e}", sys_cpu.display()))?;
     if let Some((v, entries)) = visible.and_then(|v| Some((v, plan(&host_names, v)?))) {
         match overlay(sys_cpu, &entries, &host_names) {
             Ok(()) => renumber_the_rest(sys_cpu, v),
@@ -227,19 +238,11 @@ fn renumber_the_rest(sys_cpu: &Path, visible: &CpuSet) {
 /// as many CPUs as the VPS sees (libnuma, hwloc, `lscpu`'s "NUMA node0 CPU(s)"), made
 /// in `tmp`.
 fn place_node_lists(sys_node: &Path, visible: &CpuSet, tmp: &OwnedFd) -> Result<(), String> {
-    let Ok(dir) = std::fs::read_dir(sys_node) else {
+    let Ok(names) = names_in(sys_node) else {
         return Ok(()); // a kernel without NUMA nodes in sysfs
     };
-    let mut nodes: Vec<String> = dir
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| {
-            n.strip_prefix("node")
-                .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
-        })
-        .collect();
-    nodes.sort();
-    for node in nodes {
-        let host_list = sys_node.join(&node).join("cpulist");
+    for node in names.iter().filter(|n| numbered(n, "node").is_some()) {
+        let host_list = sys_node.join(node).join("cpulist");
         let Ok(text) = std::fs::read_to_string(&host_list) else {
             continue;
         };
@@ -258,7 +261,7 @@ fn place_node_lists(sys_node: &Path, visible: &CpuSet, tmp: &OwnedFd) -> Result<
                 .map_err(|e| format!("cannot write {}: {e}", name.display()))?;
             let tree = open_tree_clone_at(tmp, &name)
                 .map_err(|e| format!("cannot take {}: {e}", name.display()))?;
-            let target = sys_node.join(&node).join(file);
+            let target = sys_node.join(node).join(file);
             move_mount_to(&tree, &target)
                 .map_err(|e| format!("cannot mount on {}: {e}", target.display()))?;
             make_read_only(&target)?;

@@ -74,15 +74,10 @@ impl CacheIds {
         let mut ids = CacheIds::default();
         for i in 0..count {
             let cache = sys_cpu.join(format!("cpu{i}")).join("cache");
-            let Ok(dir) = std::fs::read_dir(&cache) else {
+            let Ok(names) = super::cpu_dir::names_in(&cache) else {
                 continue;
             };
-            let mut indexes: Vec<String> = dir
-                .filter_map(|e| e.ok()?.file_name().into_string().ok())
-                .filter(|n| n.starts_with("index"))
-                .collect();
-            indexes.sort();
-            for index in indexes {
+            for index in names.into_iter().filter(|n| n.starts_with("index")) {
                 let Ok(id) = std::fs::read_to_string(cache.join(&index).join("id")) else {
                     continue;
                 };
@@ -176,10 +171,7 @@ impl Copier<'_> {
     /// Copies directory `from` into `to` (a directory of the tmpfs), renumbered; a file
     /// the host does not let root read (none in these directories today) is left out.
     fn copy_dir(&self, from: &Path, to: &OwnedFd) -> std::io::Result<()> {
-        let mut names: Vec<String> = std::fs::read_dir(from)?
-            .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .collect();
-        names.sort();
+        let names = super::cpu_dir::names_in(from)?;
         for name in &names {
             let path = from.join(name);
             let meta = std::fs::symlink_metadata(&path)?;
