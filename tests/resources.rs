@@ -507,15 +507,8 @@ fn sysfs_shows_the_vps_cpus_as_its_own_numbered_from_0() {
 
 /// The highest CPU the host has online.
 fn last_online_cpu() -> u32 {
-    host_cpu_dir()
-        .iter()
-        .filter_map(|n| n.strip_prefix("cpu")?.parse::<u32>().ok())
-        .filter(|n| {
-            fs::read_to_string(format!("/sys/devices/system/cpu/cpu{n}/online"))
-                .map_or(*n == 0, |t| t.trim() == "1")
-        })
-        .max()
-        .expect("an online CPU")
+    let online = fs::read_to_string("/sys/devices/system/cpu/online").expect("online CPUs");
+    cpu_list(&online).into_iter().max().expect("an online CPU")
 }
 
 /// The count of softirq `name` on host CPU `cpu`, from the host's `/proc/softirqs`.

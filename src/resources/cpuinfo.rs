@@ -55,7 +55,8 @@ pub fn render(host: &[u8], visible: &CpuSet) -> Result<Vec<u8>, ResError> {
                 let first_end = para.find('\n').unwrap_or(para.len());
                 out.push_str(&para[..prefix_len]);
                 out.push_str(&rank.to_string());
-                let package = value(para, "physical id");
+                // Kept blocks come in the order `placed` was made in.
+                let package = placed.get(rank as usize).and_then(|(p, _)| *p);
                 let in_package = || placed.iter().filter(move |(p, _)| *p == package);
                 let siblings = in_package().count();
                 let mut cores: Vec<Option<&str>> = in_package().map(|(_, c)| *c).collect();

@@ -438,9 +438,7 @@ impl View {
         // Looked up before the tracker is locked: a look at the reader's namespaces.
         let ids = self.ids_for(reader_tid, node, r);
         let clock_shift_ns = match r {
-            Render::Stat => self
-                .reader_boot_offset(reader_tid)
-                .saturating_sub(super::timens::own_offset()),
+            Render::Stat => self.reader_clock_shift(reader_tid),
             _ => 0,
         };
         let mut tracker = lock(&self.shared.tracker);

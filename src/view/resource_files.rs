@@ -191,19 +191,18 @@ impl View {
             false => host,
         };
         // The host's clock, on the reader's, as the start times in `stat` are shown.
-        let shift = || {
-            self.reader_boot_offset(tid)
-                .saturating_sub(super::timens::own_offset())
-        };
         match file {
             ResFile::Loadavg => {
                 self.render_for(id, tid, node, super::files::Render::Loadavg, &host, false)
             }
-            ResFile::Uptime if tid > 0 => Ok(resources::uptime::host_shifted(&host, shift())),
+            ResFile::Uptime if tid > 0 => Ok(resources::uptime::host_shifted(
+                &host,
+                self.reader_clock_shift(tid),
+            )),
             ResFile::Stat if tid > 0 => Ok(resources::stat::host_with_btime(
                 &host,
                 resources::host_boot_wall_ns(),
-                shift(),
+                self.reader_clock_shift(tid),
             )),
             _ => Ok(host),
         }

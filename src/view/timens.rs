@@ -53,6 +53,13 @@ impl View {
         self.reader_boot_offset_near(tid, None)
     }
 
+    /// How far reader `tid`'s clock is from the daemon's, in ns: what procfs adds to a
+    /// clock the daemon reads (the host's `uptime`, `btime`, a task's start time) for
+    /// that reader.
+    pub(super) fn reader_clock_shift(&self, tid: Pid) -> i64 {
+        self.reader_boot_offset(tid).saturating_sub(own_offset())
+    }
+
     /// [`View::reader_boot_offset`], where a reader in time namespace `near.0` (its
     /// VPS's) has offset `near.1` without a look at its offsets.
     pub(super) fn reader_boot_offset_near(&self, tid: Pid, near: Option<(u64, i64)>) -> i64 {
