@@ -29,24 +29,6 @@ PR_SET_NAME = 15
 SYS_EXIT = 60  # x86_64: exit of the calling thread only
 
 
-# Runs a probe once this script (its parent) sleeps in wait: ps shows the script's state,
-# and on a busy machine it may still be running, just after the fork, when ps reads it,
-# on the kernel's /proc as on the view. The parent is found through /proc/self, which
-# names it the way the /proc being probed does.
-SETTLE = """
-import os, sys, time
-def state_and_ppid(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        s = f.read()
-    return s[s.rindex(")") + 2:].split()[:2]
-ppid = state_and_ppid("self")[1]
-for _ in range(2000):
-    if state_and_ppid(ppid)[0] == "S":
-        break
-    time.sleep(0.005)
-os.execvp(sys.argv[1], sys.argv[1:])
-"""
-
 # What psutil (Debian's python3-psutil, as monitoring agents use it) makes of every
 # process: its numbers, names (a 15-character comm is completed from cmdline), states,
 # threads, terminal, ids and children, each from the /proc files it parses.
@@ -268,7 +250,7 @@ def main():
         ["/usr/bin/python3", "-c", PSUTIL],
     ]
     for p in probes:
-        out = subprocess.run([sys.executable, "-c", SETTLE, *p], capture_output=True, text=True)
+        out = subprocess.run(settle.when_parent_sleeps(p), capture_output=True, text=True)
         print("$", " ".join(p))
         print(out.stdout, end="")
         if out.stderr:

@@ -163,8 +163,9 @@ def show(more):
     """What /proc shows of every process: ps's columns, then each process's status
     lines that carry ids, its stat fields up to tpgid, its children and threads; then
     the lines `more` (with their ids marked)."""
-    run = subprocess.Popen(["ps", "-eo", "pid,ppid,pgid,sid,tpgid,stat,nlwp,comm"],
-                           stdout=subprocess.PIPE)
+    run = subprocess.Popen(
+        settle.when_parent_sleeps(["ps", "-eo", "pid,ppid,pgid,sid,tpgid,stat,nlwp,comm"]),
+        stdout=subprocess.PIPE)
     BORN.append(run.pid)
     ps = run.communicate()[0]
     assert run.returncode == 0, "ps failed"

@@ -103,3 +103,32 @@ def descendants(pid):
             found.append(c)
             todo.append(c)
     return found
+
+
+# The wrapper `when_parent_sleeps` starts: argv[1] is the kernel procfs to look in,
+# argv[2:] the command to become once the parent (blocked reading our output) is `S`.
+_AFTER_PARENT_SLEEPS = """
+import os, sys, time
+proc, ppid = sys.argv[1], os.getppid()
+for _ in range(2000):
+    try:
+        with open(f"{proc}/{ppid}/stat", "rb") as f:
+            s = f.read()
+    except OSError:
+        break
+    if s[s.rindex(b")") + 2 : s.rindex(b")") + 3] == b"S":
+        break
+    time.sleep(0.005)
+os.execvp(sys.argv[2], sys.argv[2:])
+"""
+
+
+def when_parent_sleeps(argv):
+    """`argv`, wrapped so that it starts only once its parent (the caller, about to
+    wait for its output) is asleep as the kernel tells it. A tool that shows every
+    process's state, `ps` among them, then sees the caller as an idle machine shows it
+    (`S`) in both runs, rather than `R` when the caller was still on its way to the
+    wait: which of the two a tool sees is a race in the kernel itself."""
+    import sys
+
+    return [sys.executable, "-c", _AFTER_PARENT_SLEEPS, kernel_proc(), *argv]
