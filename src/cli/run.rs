@@ -490,9 +490,7 @@ fn relay_side(
         let _ = writeln!(st_w, "cannot make the VPS's namespaces: {e}");
         return 1;
     }
-    if placement == Placement::KernelPids {
-        placement::time_namespace();
-    }
+    placement::time_namespace();
     if let Err(e) = mount(
         None::<&str>,
         "/",

@@ -117,9 +117,19 @@ impl Drop for Staging {
     }
 }
 
-/// The `timens_offsets` line that takes the boottime `now` (seconds, ns) back to 0. The
-/// kernel wants the ns in [0, 1 s), so −12.3 s is written as −13 s + 0.7 s.
+/// A clock tick of `USER_HZ` (100 wherever Linux runs), in ns: the unit of a process's
+/// start time in `stat`.
+const TICK_NS: i64 = 10_000_000;
+
+/// The `timens_offsets` line that takes the boottime `now` (seconds, ns), cut to a whole
+/// clock tick, back to 0. Whole ticks: a start time in `stat` is whole ticks too, so the
+/// full view (which shifts the host's start times by the offset, src/render/stat.rs)
+/// shows exactly what procfs computes in ns; an offset with a fraction of a tick would
+/// put a process started in the namespace's first tick (its init) a tick before 0,
+/// which procfs's unsigned arithmetic shows as 1844674407370. The VPS starts at most a
+/// tick old. The kernel wants the ns in [0, 1 s), so −12.3 s is written as −13 s + 0.7 s.
 fn boottime_offset((secs, nsecs): (i64, i64)) -> String {
+    let nsecs = nsecs - nsecs % TICK_NS;
     if nsecs == 0 {
         format!("boottime {} 0", -secs)
     } else {
@@ -128,8 +138,9 @@ fn boottime_offset((secs, nsecs): (i64, i64)) -> String {
 }
 
 /// Puts the relay's future children in a new time namespace whose `CLOCK_BOOTTIME`
-/// starts now (0 to the ns when the offset is written), so that the VPS's `uptime`, `btime` and every
-/// process start time the kernel shows agree with its age (SPEC section 5). The offsets
+/// starts now (0 at the last clock tick before the offset is written), so that the VPS's
+/// `uptime`, `btime` and every process start time, as the kernel or the full view shows
+/// them, agree with its age (SPEC section 5). The offsets
 /// must be written before the first process enters the namespace. A kernel without time
 /// namespaces leaves the VPS on the host's clock, which stays coherent too.
 pub fn time_namespace() {
@@ -153,6 +164,8 @@ mod tests {
     fn the_offset_takes_boottime_back_to_zero() {
         assert_eq!(boottime_offset((12, 0)), "boottime -12 0");
         assert_eq!(boottime_offset((12, 300_000_000)), "boottime -13 700000000");
-        assert_eq!(boottime_offset((0, 1)), "boottime -1 999999999");
+        assert_eq!(boottime_offset((12, 305_000_001)), "boottime -13 700000000");
+        assert_eq!(boottime_offset((0, 9_999_999)), "boottime 0 0");
+        assert_eq!(boottime_offset((0, 10_000_001)), "boottime -1 990000000");
     }
 }

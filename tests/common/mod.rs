@@ -189,7 +189,9 @@ pub fn in_vps(flags: &[&str], argv: &[&str]) -> (String, String, i32) {
     )
 }
 
-/// The same in a kernel pid namespace with its own procfs: the oracle. Started with
+/// The same in a kernel pid namespace with its own procfs, and a time namespace of its
+/// own as `vprocfs run` gives its VPS (`lsns` lists it; start times count from its
+/// making): the oracle. Started with
 /// a fresh signal state (tests/scripts/signal_state_exec.py), as `vprocfs run` starts
 /// its CMD, whatever the test's own: a test run in the background of a shell without
 /// job control has SIGINT and SIGQUIT ignored, which the oracle would pass on (and a
@@ -204,7 +206,7 @@ pub fn in_kernel_ns(argv: &[&str]) -> String {
 pub fn in_kernel_ns_via(wrapper: &[&str], argv: &[&str]) -> String {
     let mut cmd = Command::new(wrapper[0]);
     cmd.args(&wrapper[1..])
-        .args(["unshare", "--pid", "--fork", "--mount-proc", "--"])
+        .args(["unshare", "--pid", "--time", "--fork", "--mount-proc", "--"])
         .args(argv);
     let out = run_with_deadline(cmd, Duration::from_secs(120));
     assert!(out.status.success(), "unshare failed: {out:?}");
