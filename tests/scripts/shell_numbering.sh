@@ -5,7 +5,13 @@
 # a VPS: the outputs must be identical, numbers included, also in a VPS without a pid
 # namespace numbered densely (`--numbering ns`), where most of these processes are gone
 # before the daemon can look at them and must still take their numbers.
-show() { read -r l < /proc/loadavg; echo "== $1: last ${l##* }"; ps -o pid=,ppid=,pgid=,sid=,comm= -e | grep -v " ps$" | sed 's/  */ /g'; }
+# ps runs alone (a command substitution, which the shell execs): grep and sed in a pipe
+# with it would be listed half made, `sh` before their exec or not yet forked, as a
+# loaded machine's scheduling decides, in the kernel's run as in the view's.
+show() {
+  read -r l < /proc/loadavg; echo "== $1: last ${l##* }"
+  p=$(ps -o pid=,ppid=,pgid=,sid=,comm= -e); echo "$p" | grep -v " ps$" | sed 's/  */ /g'
+}
 for i in 1 2 3 4 5 6 7 8; do /bin/true; done
 show a
 echo x | cat | tr x y > /dev/null
