@@ -338,3 +338,62 @@ fn a_low_descriptor_limit_never_fails_a_read() {
         "passthrough stays on: {stderr}"
     );
 }
+
+/// A walk through `/proc/self` in a mount of one VPS asks the daemon for the link's
+/// target only, every time (each reader has its own), not for the name as well: the
+/// name is the same for every reader, as procfs's is. Counted from the statistics
+/// `run` logs at its end: before, each of the 200 walks below cost a lookup of `self`.
+/// Each process is still shown its own number, also a child reading after its parent.
+#[test]
+fn a_walk_through_self_asks_for_the_target_only() {
+    if !privileged() {
+        return;
+    }
+    const WALKS: &str = r#"
+import os
+for _ in range(200):
+    with open("/proc/self/stat") as f:
+        assert f.read().split()[0] == str(os.getpid())
+pid = os.fork()
+if pid == 0:
+    os._exit(0 if os.readlink("/proc/self") == str(os.getpid()) else 1)
+_, status = os.waitpid(pid, 0)
+print("child sees itself:", status == 0, "parent sees itself:", os.readlink("/proc/self") == str(os.getpid()))
+"#;
+    let mut cmd = std::process::Command::new(vprocfs());
+    cmd.env("RUST_LOG", "vprocfs=info").args([
+        "run",
+        "--full-view",
+        "--",
+        "/usr/bin/python3",
+        "-c",
+        WALKS,
+    ]);
+    let out = run_with_deadline(cmd, std::time::Duration::from_secs(60));
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert_eq!(
+        stdout, "child sees itself: True parent sees itself: True\n",
+        "{stderr}"
+    );
+    let count = |key: &str| -> u64 {
+        let line = stderr
+            .lines()
+            .find(|l| l.contains("requests lookup="))
+            .unwrap_or_else(|| panic!("no statistics in: {stderr}"));
+        line.split_whitespace()
+            .find_map(|t| t.strip_prefix(&format!("{key}=")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in: {line}"))
+    };
+    // The interpreter's own start walks a few dozen names; 200 walks through `self`
+    // would add 200 lookups.
+    assert!(count("lookup") < 150, "{stderr}");
+    assert!(
+        count("readlink") >= 202,
+        "every walk asked for its target: {stderr}"
+    );
+}

@@ -629,7 +629,12 @@ impl View {
             Caching::STABLE
         };
         match node {
-            Node::SelfLink | Node::ThreadSelf => (Caching::NONE, Caching::NONE),
+            // The names are the same for every reader (procfs's `self` exists for a
+            // reader outside the namespace too, and fails at the following); their
+            // targets are asked for at every walk (the kernel keeps no link text of
+            // a FUSE mount without `FUSE_CACHE_SYMLINKS`), and their attributes are
+            // the daemon's procfs's fixed ones.
+            Node::SelfLink | Node::ThreadSelf => (names, Caching::STABLE),
             // Its link count counts the VPS's processes, which a fork changes at once
             // and a reaping with no event to tell: asked for every time (only a `stat`
             // of `/proc` itself asks: a walk through it, a listing, `ps` and `top` do
@@ -669,6 +674,12 @@ impl View {
                 _ if single => (names, Caching::NONE),
                 _ => (names, Caching::STABLE),
             },
+            // The files and directories of `/proc` itself are procfs's fixed table
+            // (`proc_root_init`): a mount of one VPS keeps their names. Deeper names
+            // come and go (`sys/net/ipv4/conf/<interface>`, per network namespace).
+            Node::Global { rel } if single && !rel.contains('/') => {
+                (Caching::FIXED, Caching::STABLE)
+            }
             Node::Global { .. } => (Caching::STABLE, Caching::STABLE),
         }
     }
