@@ -189,7 +189,7 @@ const STARTTIME: usize = 22;
 /// `starttime` of `ticks` on a clock `shift_ns` away: the kernel adds the reader's
 /// offset to the start in ns, in unsigned arithmetic, and divides by the tick (the
 /// start's fraction of a tick is not in the line: exact for offsets of whole ticks,
-/// as `unshare -T` takes seconds).
+/// as `unshare -T` takes seconds and `vprocfs run` cuts its VPS's offset to a tick).
 fn shifted_start(ticks: u64, shift_ns: i64) -> u64 {
     /// A clock tick of `USER_HZ` (100 wherever Linux runs), in ns.
     const TICK_NS: u64 = 10_000_000;

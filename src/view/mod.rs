@@ -630,7 +630,7 @@ impl View {
         };
         match node {
             // The names are the same for every reader (procfs's `self` exists for a
-            // reader outside the namespace too, and fails at the following); their
+            // reader outside the namespace too, and fails only when followed); their
             // targets are asked for at every walk (the kernel keeps no link text of
             // a FUSE mount without `FUSE_CACHE_SYMLINKS`), and their attributes are
             // the daemon's procfs's fixed ones.

@@ -14,6 +14,7 @@ numbers that fork returned.
 import atexit
 import os
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -129,6 +130,4 @@ def when_parent_sleeps(argv):
     process's state, `ps` among them, then sees the caller as an idle machine shows it
     (`S`) in both runs, rather than `R` when the caller was still on its way to the
     wait: which of the two a tool sees is a race in the kernel itself."""
-    import sys
-
     return [sys.executable, "-c", _AFTER_PARENT_SLEEPS, kernel_proc(), *argv]
