@@ -69,13 +69,15 @@ pub(super) struct Seq {
     buf: SeqBuf,
 }
 
-/// A `mountinfo` whose cgroup mounts show their roots from the reader's cgroup
-/// namespace ([`writes::shows_cgroup_roots`]): the real file opened as the reader,
-/// read on a thread in its namespaces at its first read and at each read from offset 0
-/// (or elsewhere than where the last one ended), as procfs's seq file makes its text
-/// (and as procfs's, still readable once its process is gone: it holds the mount
-/// namespace); and polled, which procfs wakes at a change of the mount table, so that a
-/// reader waiting for one (systemd, a container runtime) reads the new table when woken.
+/// A file whose text depends on the reader's cgroup namespace, read through the daemon:
+/// a `mountinfo` whose cgroup mounts show their roots from it
+/// ([`writes::shows_cgroup_roots`]), or a process's `cgroup` without snapshots. The
+/// real file opened as the reader, read on a thread in its namespaces at its first read
+/// and at each read from offset 0 (or elsewhere than where the last one ended), as
+/// procfs's seq file makes its text (a `mountinfo`, as procfs's, still readable once
+/// its process is gone: it holds the mount namespace; a `cgroup` then `ESRCH`); and
+/// polled, which procfs wakes at a change of the mount table, so that a reader waiting
+/// for one (systemd, a container runtime) reads the new table when woken.
 pub(super) struct Reread {
     node: Node,
     reader: Reader,
@@ -266,7 +268,7 @@ impl View {
             None => match whole.then(|| self.read_kept_as_is(node)).flatten() {
                 // Read through the file kept for it: bound to its process.
                 Some(text) => return Ok((Handle::Buffer(text.clone()), Some(text), true)),
-                None => self.handle_for(reader, node)?,
+                None => self.handle_for(reader, node, whole)?,
             },
         };
         let (text, bound) = match &handle {
@@ -294,7 +296,9 @@ impl View {
     }
 
     /// What a reader who opens `node` reads: a rendered snapshot or the real file.
-    fn handle_for(&self, reader: Reader, node: &Node) -> Result<Handle, Errno> {
+    /// `at_open`: the text is taken whole at the open (a snapshot the kernel serves),
+    /// rather than by reads through the daemon.
+    fn handle_for(&self, reader: Reader, node: &Node, at_open: bool) -> Result<Handle, Errno> {
         let path = node.real_path();
         let renderer = match node {
             Node::Pid { rel, .. } => entries::entry(rel).render,
@@ -326,10 +330,15 @@ impl View {
             {
                 lazy(r)
             }
-            (None, _) | (_, Reader::Host { .. }) if writes::read_as_reader(node) => {
-                Handle::Buffer(self.read_as(reader, node)?)
-            }
-            (None, _) | (_, Reader::Host { .. }) if writes::shows_cgroup_roots(node, reader) => {
+            // Made at each read from offset 0 as the reader, not at open: a `mountinfo`
+            // whose cgroup roots depend on the reader, and a process's `cgroup` where the
+            // reads come through the daemon (no snapshot at open), as procfs's seq file
+            // makes its text at the read (a process reaped since gives `ESRCH`).
+            (None, _) | (_, Reader::Host { .. })
+                if writes::shows_cgroup_roots(node, reader)
+                    || (!at_open
+                        && matches!(node, Node::Pid { rel, .. } if &**rel == "cgroup")) =>
+            {
                 Handle::Reread(Reread {
                     node: node.clone(),
                     reader,
@@ -340,6 +349,9 @@ impl View {
                         end: u64::MAX,
                     },
                 })
+            }
+            (None, _) | (_, Reader::Host { .. }) if writes::read_as_reader(node) => {
+                Handle::Buffer(self.read_as(reader, node)?)
             }
             (None, _) if writes::opens_as_reader(node) => {
                 Handle::File(std::sync::Arc::new(self.open_as(reader, node)?))
@@ -413,7 +425,9 @@ impl View {
         } else {
             match self.guarded_open(reader, &node, req.uid, req.gid)? {
                 Some(h) => h,
-                None => self.handle_for(reader, &node)?,
+                // Its reads come through the daemon (a snapshot taken at the first
+                // open would be the kernel's to serve).
+                None => self.handle_for(reader, &node, false)?,
             }
         };
         if let std::collections::hash_map::Entry::Vacant(slot) = lock(&self.handles).entry(fh) {

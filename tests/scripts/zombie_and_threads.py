@@ -43,9 +43,10 @@ settle.wait_settled([p])  # `sleep` asleep, as the partial read below shows it
 dirfd = os.open(f"/proc/{p}", os.O_RDONLY | os.O_DIRECTORY)
 unread = os.open(f"/proc/{p}/status", os.O_RDONLY)
 # Files procfs answers otherwise once their process is gone: `children` with no text,
-# `fdinfo/<n>` with ENOENT.
+# `fdinfo/<n>` with ENOENT; and `cgroup`, which the view reads as its reader (its paths
+# are seen from the reader's cgroup namespace), ESRCH as `status`.
 unread_too = [(name, os.open(f"/proc/{p}/{name}", os.O_RDONLY))
-              for name in (f"task/{p}/children", "fdinfo/0")]
+              for name in (f"task/{p}/children", "fdinfo/0", "cgroup")]
 partly = os.open(f"/proc/{p}/stat", os.O_RDONLY)
 head = os.read(partly, 4)
 os.kill(p, signal.SIGKILL)
