@@ -117,10 +117,6 @@ impl Drop for Staging {
     }
 }
 
-/// A clock tick of `USER_HZ` (100 wherever Linux runs), in ns: the unit of a process's
-/// start time in `stat`.
-const TICK_NS: i64 = 10_000_000;
-
 /// The `timens_offsets` line that takes the boottime `now` (seconds, ns), cut to a whole
 /// clock tick, back to 0. Whole ticks: a start time in `stat` is whole ticks too, so the
 /// full view (which shifts the host's start times by the offset, src/render/stat.rs)
@@ -129,6 +125,8 @@ const TICK_NS: i64 = 10_000_000;
 /// which procfs's unsigned arithmetic shows as 1844674407370. The VPS starts at most a
 /// tick old. The kernel wants the ns in [0, 1 s), so −12.3 s is written as −13 s + 0.7 s.
 fn boottime_offset((secs, nsecs): (i64, i64)) -> String {
+    // A clock tick of `USER_HZ`, the unit of a process's start time in `stat`.
+    const TICK_NS: i64 = crate::resources::stat::NS_PER_TICK as i64;
     let nsecs = nsecs - nsecs % TICK_NS;
     if nsecs == 0 {
         format!("boottime {} 0", -secs)

@@ -39,7 +39,8 @@ use super::ResError;
 const FILE: &str = "stat";
 /// USER_HZ: the unit of /proc/stat's CPU columns.
 pub const USER_HZ: u64 = 100;
-const NS_PER_TICK: u64 = 1_000_000_000 / USER_HZ;
+/// One USER_HZ tick in ns: the unit of those columns and of a process's start time.
+pub const NS_PER_TICK: u64 = 1_000_000_000 / USER_HZ;
 /// The kernel's columns: user nice system idle iowait irq softirq steal guest
 /// guest_nice.
 pub const COLUMNS: usize = 10;

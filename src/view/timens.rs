@@ -70,9 +70,9 @@ impl View {
         if let Some(&offset) = lock(&clocks.0).get(&tid) {
             return offset;
         }
-        let offset = match host::ns_inode(tid, "time") {
-            Ok(ns) if near.is_some_and(|(n, _)| n == ns) => near.map_or(0, |(_, o)| o),
-            Ok(ns) if host::own_ns_inode("time").ok() != Some(ns) => {
+        let offset = match (host::ns_inode(tid, "time"), near) {
+            (Ok(ns), Some((vps_ns, vps_offset))) if ns == vps_ns => vps_offset,
+            (Ok(ns), _) if host::own_ns_inode("time").ok() != Some(ns) => {
                 crate::resources::boot_offset_of(tid).unwrap_or_else(|_| own_offset())
             }
             _ => own_offset(),
