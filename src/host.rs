@@ -188,17 +188,6 @@ pub fn start_time(tid: Pid) -> io::Result<u64> {
     Ok(parse_stat(&stat).map_err(invalid)?.starttime)
 }
 
-/// `USER_HZ`, the unit of the start times in `stat` (100 on every Linux architecture
-/// but a few; asked, not assumed).
-pub fn clock_ticks() -> u64 {
-    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
-        .ok()
-        .flatten()
-        .and_then(|v| u64::try_from(v).ok())
-        .filter(|&v| v > 0)
-        .unwrap_or(100)
-}
-
 /// The start time and state letter of task `tid` (one read of its `stat`), or an error
 /// if it is gone. A zombie (`Z`) has exited but is not reaped yet.
 pub fn start_and_state(tid: Pid) -> io::Result<(u64, u8)> {

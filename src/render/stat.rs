@@ -191,9 +191,11 @@ const STARTTIME: usize = 22;
 /// start's fraction of a tick is not in the line: exact for offsets of whole ticks,
 /// as `unshare -T` takes seconds and `vprocfs run` cuts its VPS's offset to a tick).
 fn shifted_start(ticks: u64, shift_ns: i64) -> u64 {
-    /// A clock tick of `USER_HZ` (100 wherever Linux runs), in ns.
-    const TICK_NS: u64 = 10_000_000;
-    ticks.wrapping_mul(TICK_NS).wrapping_add_signed(shift_ns) / TICK_NS
+    use crate::resources::stat::NS_PER_TICK;
+    ticks
+        .wrapping_mul(NS_PER_TICK)
+        .wrapping_add_signed(shift_ns)
+        / NS_PER_TICK
 }
 
 /// Fields `do_task_stat` prints as 0 to a reader that may not ptrace-read the task:

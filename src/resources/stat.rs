@@ -37,7 +37,9 @@ use super::cpus::CpuSet;
 use super::ResError;
 
 const FILE: &str = "stat";
-/// USER_HZ: the unit of /proc/stat's CPU columns.
+/// USER_HZ: the unit of /proc/stat's CPU columns and of a process's start time in its
+/// `stat` (100 on every architecture Linux runs on but alpha). The one place the daemon
+/// states it: the start-time shift, placement's time offset and this file use it.
 pub const USER_HZ: u64 = 100;
 /// One USER_HZ tick in ns: the unit of those columns and of a process's start time.
 pub const NS_PER_TICK: u64 = 1_000_000_000 / USER_HZ;

@@ -57,7 +57,7 @@ impl VpsRes {
             0
         });
         let start_boottime_ns = crate::host::start_time(init)
-            .map(|ticks| ticks.saturating_mul(1_000_000_000 / crate::host::clock_ticks()))
+            .map(|ticks| ticks.saturating_mul(resources::stat::NS_PER_TICK))
             .unwrap_or_else(|_| resources::boottime_now_ns());
         VpsRes {
             res: VpsResources::new(paths),
