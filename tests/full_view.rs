@@ -6,9 +6,11 @@ mod common;
 
 use common::*;
 
-/// What shell scripts, procps and util-linux do with magic links, in the full view: every magic link whose target is not a path
-/// (a pipe behind `/dev/stdin` and `/dev/fd/N`, a namespace behind `ns/pid`) is followed
-/// back into the daemon. (A pidfd from a directory descriptor, which psmisc's `killall`
+/// What shell scripts, procps and util-linux do with magic links, in the full view: every
+/// magic link whose target is not a path (a pipe behind `/dev/stdin` and `/dev/fd/N`, a
+/// namespace behind `ns/pid`) is followed back into the daemon; a pipe a shell opened
+/// through the view (`exec 3< <(…)`, `done < <(…)`) is the pipe to its commands too;
+/// and another user's pipe is refused by its mode, as the kernel's open refuses it. (A pidfd from a directory descriptor, which psmisc's `killall`
 /// uses, and an nsfs descriptor for `nsenter`'s `setns` cannot be had through FUSE:
 /// docs/limits.md.)
 const LINKS: &str = r#"
@@ -17,6 +19,14 @@ cat <(echo x)
 diff <(echo a) <(echo a) && echo same
 while read -r line; do echo "read $line"; done < <(printf 'a\nb\n')
 echo written > >(cat); wait $!
+exec 3< <(echo held); cat /proc/self/fd/3; exec 3<&-
+exec 3< <(echo x); readlink /proc/self/fd/3 | tr -d 0-9; exec 3<&-
+while read -r line; do echo "$line, then $(tr '\n' ' ' < /dev/stdin)"; done < <(printf 'a\nb\nc\n')
+exec 4> >(cat); echo through fd 4 > /dev/fd/4; exec 4>&-; wait $!
+exec 5< /proc/self/ns/net; readlink /proc/self/fd/5 | tr -d 0-9
+[ "$(stat -L -c %i /proc/self/fd/5)" = "$(readlink /proc/self/ns/net | tr -dc 0-9)" ] && echo ns-fd-ok; exec 5<&-
+echo secret | setpriv --reuid 65534 --regid 65534 --clear-groups cat /dev/stdin 2>&1
+setpriv --reuid 65534 --regid 65534 --clear-groups sh -c 'echo mine | cat /dev/stdin'
 [ "$(ps -o pidns= -p 1)" = "$(readlink /proc/1/ns/pid | tr -dc 0-9)" ] && echo pidns-ok
 [ "$(stat -L -c %i /proc/self/ns/pid)" = "$(readlink /proc/self/ns/pid | tr -dc 0-9)" ] && echo ino-ok
 ns=$(lsns -t pid -n -o NS 2>&1); rc=$?
@@ -30,10 +40,16 @@ fn magic_links_in_the_full_view_behave_as_in_a_kernel_pid_namespace() {
         return;
     }
     let kernel = in_kernel_ns(&["bash", "-c", LINKS]);
-    assert!(
-        kernel.contains("lsns-ok") && kernel.contains("read b"),
-        "{kernel}"
-    );
+    for line in [
+        "lsns-ok",
+        "read b",
+        "held",
+        "ns-fd-ok",
+        "through fd 4",
+        "mine",
+    ] {
+        assert!(kernel.contains(line), "{line}: {kernel}");
+    }
     for flags in [&["--full-view"][..], &["--no-pidns"][..]] {
         let (view, err, code) = in_vps(flags, &["bash", "-c", LINKS]);
         assert_eq!(code, 0, "{flags:?}: {err}");

@@ -518,11 +518,11 @@ impl View {
         }
         // The object behind a magic link (`ns/pid` → `pid:[…]`, a pipe): its own mode,
         // and a namespace is immutable, as nsfs makes it.
-        if let Some(obj) = super::links::object_path(node) {
+        if let Some(obj) = self.object(reader, node) {
             if writing && super::links::is_namespace(node) {
                 return Err(Errno::EPERM);
             }
-            let md = fs::metadata(obj).map_err(|e| self.gone_or(node, errno(&e)))?;
+            let md = fs::metadata(obj.path()).map_err(|e| self.gone_or(node, errno(&e)))?;
             return match self.permits(&md, ids, reader, node, mask) {
                 true => Ok(()),
                 false => Err(Errno::EACCES),

@@ -175,7 +175,7 @@ impl View {
     ) -> Result<Opened, Errno> {
         let node = self.node_named(reader, ino)?;
         let writing = flags & libc::O_ACCMODE != libc::O_RDONLY;
-        let object = links::object_path(&node);
+        let object = self.object(reader, &node);
         // A plain read is checked after it (below), which the read itself may be.
         if writing || object.is_some() {
             self.check_alive(reader, &node)?;
@@ -188,8 +188,18 @@ impl View {
             if direct {
                 return Err(Errno::EINVAL);
             }
+            let relayed = match &handle {
+                Handle::Write(writes::WriteTarget::Real { file, .. }) if stream => {
+                    Some(std::sync::Arc::clone(file))
+                }
+                _ => None,
+            };
+            let fh = self.new_handle(ino, handle);
+            if let Some(file) = relayed {
+                self.relay_opened(ino, fh, file);
+            }
             return Ok(Opened {
-                fh: self.new_handle(ino, handle),
+                fh,
                 snapshot: None,
                 stream,
             });
@@ -199,16 +209,24 @@ impl View {
             if !may_ptrace_as(reader, Some((uid, gid)), &node, Guard::Read) {
                 return Err(Errno::EACCES);
             }
-            let f = links::open_object(&obj).map_err(|e| errno(&e))?;
+            // Then the open of the object checks its own mode (a pipe is its maker's,
+            // `0600`), as the kernel's open at the end of the link does.
+            let md = fs::metadata(obj.path()).map_err(|e| errno(&e))?;
+            if !self.permits(&md, (uid, gid), reader, &node, libc::R_OK as u32) {
+                return Err(Errno::EACCES);
+            }
+            let f = links::open_object(obj.path()).map_err(|e| errno(&e))?;
             let stream = links::is_stream(&f);
             let f = std::sync::Arc::new(f);
             let handle = if stream {
-                Handle::Stream(f)
+                Handle::Stream(std::sync::Arc::clone(&f))
             } else {
-                Handle::File(f)
+                Handle::File(std::sync::Arc::clone(&f))
             };
+            let fh = self.new_handle(ino, handle);
+            self.relay_opened(ino, fh, f);
             return Ok(Opened {
-                fh: self.new_handle(ino, handle),
+                fh,
                 snapshot: None,
                 stream,
             });
@@ -707,6 +725,7 @@ impl View {
 
     /// Closes handle `fh` of inode `ino`.
     pub fn release(&self, ino: u64, fh: u64) {
+        self.relay_released(ino, fh);
         if lock(&self.handles).remove(&fh).is_some() {
             let mut open = lock(&self.open_inodes);
             if let Some(n) = open.get_mut(&ino) {

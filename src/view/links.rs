@@ -12,6 +12,10 @@
 //!   are relayed: `cat /dev/stdin` on a pipe, and bash's `<(…)` (`/dev/fd/63`), work;
 //! - `stat(2)` shows the object's attributes, and for a namespace its inode number,
 //!   which is what `ps -o pidns` and `lsns` compare.
+//! - a process that opened such an object through the view holds a file of the view,
+//!   not the object (bash opens `/dev/fd/63` for `exec 3< <(…)`): its link reads as
+//!   the object's name again, and leads to the daemon's own open file of the object
+//!   ([`super::View::object`]).
 //!
 //! What a FUSE file cannot be is documented in docs/limits.md: the object shows as a
 //! regular file (a FIFO inode on FUSE would be the kernel's own, empty, FIFO), a socket
@@ -20,10 +24,16 @@
 
 use super::Errno;
 use std::fs;
+use std::os::fd::AsRawFd as _;
+use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::fs::OpenOptionsExt as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use super::access::{may_ptrace_as, Guard};
 use super::nodes::Node;
+use super::Reader;
+use crate::sync::lock;
 
 /// Directories of a pid directory whose links may name objects rather than paths.
 const OBJECT_DIRS: &[&str] = &["fd", "ns"];
@@ -48,9 +58,20 @@ pub fn is_object_lookup(parent: &Node, name: &str) -> bool {
     matches!(parent, Node::Pid { rel, .. } if OBJECT_DIRS.contains(&&**rel)) && is_object_name(name)
 }
 
-/// Whether `node` is a namespace behind an `ns/` link.
+/// The types of namespace, as their links name them (`ns/pid_for_children` →
+/// `pid:[…]`).
+const NAMESPACE_TYPES: &[&str] = &["cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts"];
+
+/// Whether `node` is a namespace behind a link: any of `ns/`, and one of `fd/` whose
+/// descriptor is a namespace (`net:[…]`: a file of nsfs held open, or opened through
+/// the view's `ns/` and inherited).
 pub fn is_namespace(node: &Node) -> bool {
-    split(node).is_some_and(|(dir, _)| dir == "ns")
+    split(node).is_some_and(|(dir, name)| {
+        dir == "ns"
+            || name
+                .split_once(":[")
+                .is_some_and(|(kind, _)| NAMESPACE_TYPES.contains(&kind))
+    })
 }
 
 /// The real magic link through which the object of `node` is reached now: the entry of
@@ -63,6 +84,46 @@ pub fn object_path(node: &Node) -> Option<PathBuf> {
         let target = fs::read_link(e.path()).ok()?;
         (target.as_os_str() == name).then(|| e.path())
     })
+}
+
+/// The daemon's open files of relayed objects: by inode, each handle's (handle, file).
+pub(super) type Relays = rustc_hash::FxHashMap<u64, Vec<(u64, Arc<fs::File>)>>;
+
+/// An object behind a link, and the path through which the daemon reaches it now.
+pub(super) struct Object {
+    path: PathBuf,
+    /// The daemon's own descriptor of the object when `path` names it (a relayed
+    /// object, [`super::View::object`]): held while the path is in use, so that its
+    /// number cannot go to another file meanwhile.
+    _held: Option<Arc<fs::File>>,
+}
+
+impl Object {
+    /// The path of the object: a real magic link (`/proc/<n>/fd/<k>`, `ns/<name>`).
+    pub(super) fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// The name of the object whose file of the view link text `target` is the path of:
+/// `/proc/1/fd/pipe:[123]` when bash opened `/dev/fd/63` through the view (`exec 3<
+/// <(…)`, `done < <(…)`) and the descriptor it got (a file of the view, through which
+/// the daemon relays the pipe) went on to be this link's. `None` for any other text.
+/// Whether the file really is the view's is for [`super::View::relay_behind`] to check.
+fn relayed_name(target: &[u8]) -> Option<&str> {
+    if !target.starts_with(b"/") {
+        return None;
+    }
+    let (dir, name) = std::str::from_utf8(target).ok()?.rsplit_once('/')?;
+    let parent = dir.rsplit('/').next()?;
+    (OBJECT_DIRS.contains(&parent) && is_object_name(name)).then_some(name)
+}
+
+/// The `ino:` line of an `fdinfo/<k>` text: the inode number of the descriptor's file.
+fn fdinfo_ino(text: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("ino:"))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// Opens the object at `path` (a real magic link) for reading, without waiting: reads
@@ -126,7 +187,38 @@ mod tests {
         assert!(!is_object_lookup(&pid(""), "pipe:[1]"));
         assert!(is_namespace(&pid("ns/pid:[4026531836]")));
         assert!(!is_namespace(&pid("fd/pipe:[1]")));
+        assert!(is_namespace(&pid("fd/net:[4026531840]")));
+        assert!(!is_namespace(&pid("fd/socket:[4026531840]")));
+        assert!(!is_namespace(&pid("fd/anon_inode:[pidfd]")));
         assert!(!is_namespace(&pid("ns/pid")));
+    }
+
+    #[test]
+    fn a_view_file_of_an_object_is_told_by_its_path() {
+        assert_eq!(relayed_name(b"/proc/1/fd/pipe:[123]"), Some("pipe:[123]"));
+        assert_eq!(
+            relayed_name(b"/proc/7/task/8/fd/pipe:[5]"),
+            Some("pipe:[5]")
+        );
+        assert_eq!(
+            relayed_name(b"/proc/1/ns/net:[4026531840]"),
+            Some("net:[4026531840]")
+        );
+        // The object's own text, a path that is no object of fd/ or ns/, a relative path.
+        assert_eq!(relayed_name(b"pipe:[123]"), None);
+        assert_eq!(relayed_name(b"/tmp/pipe:[123]"), None);
+        assert_eq!(relayed_name(b"/proc/1/fd/3"), None);
+        assert_eq!(relayed_name(b"/proc/1/fdinfo/pipe:[1]"), None);
+        assert_eq!(relayed_name(b"fd/pipe:[1]"), None);
+    }
+
+    #[test]
+    fn fdinfo_tells_the_inode() {
+        assert_eq!(
+            fdinfo_ino("pos:\t0\nflags:\t0100000\nmnt_id:\t24\nino:\t3\n"),
+            Some(3)
+        );
+        assert_eq!(fdinfo_ino("pos:\t0\nflags:\t02\n"), None);
     }
 
     #[test]
@@ -157,6 +249,84 @@ mod tests {
 }
 
 impl super::View {
+    /// Records handle `fh` of inode `ino` as the daemon's open `file` of the object
+    /// behind a link, which the view relays to its reader ([`super::View::object`]).
+    pub(super) fn relay_opened(&self, ino: u64, fh: u64, file: Arc<fs::File>) {
+        lock(&self.relays).entry(ino).or_default().push((fh, file));
+    }
+
+    /// Forgets handle `fh` of inode `ino` as a relay, if it was one.
+    pub(super) fn relay_released(&self, ino: u64, fh: u64) {
+        let mut relays = lock(&self.relays);
+        if let Some(open) = relays.get_mut(&ino) {
+            open.retain(|(h, _)| *h != fh);
+            if open.is_empty() {
+                relays.remove(&ino);
+            }
+        }
+    }
+
+    /// The node a relayed object was opened as, and the daemon's file of it, when the
+    /// real descriptor `fd` (`/proc/<n>/fd/<k>`), whose link text is `target`, is a file
+    /// of this view that relays an object: its text names an object of `fd/` or `ns/`,
+    /// and its inode (`fdinfo/<k>`) is one this view has such a handle open on, made
+    /// for an object of that very name.
+    fn relay_behind(&self, fd: &Path, target: &[u8]) -> Option<(Node, Arc<fs::File>)> {
+        let name = relayed_name(target)?;
+        let info = fd.parent()?.with_file_name("fdinfo").join(fd.file_name()?);
+        let ino = fdinfo_ino(&fs::read_to_string(info).ok()?)?;
+        let file = Arc::clone(&lock(&self.relays).get(&ino)?.first()?.1);
+        let node = lock(&self.nodes).get(ino)?.clone();
+        (split(&node)?.1 == name).then_some((node, file))
+    }
+
+    /// The text of link `node` (`fd/<k>`) whose real text is `target`, when the
+    /// descriptor is a file of this view relaying an object: the object's name, which
+    /// procfs shows for the object itself (the descriptor is the pipe there).
+    pub(super) fn relayed_link_text(&self, node: &Node, target: &[u8]) -> Option<Vec<u8>> {
+        let Node::Pid { rel, .. } = node else {
+            return None;
+        };
+        let (dir, _) = rel.split_once('/')?;
+        if dir != "fd" {
+            return None;
+        }
+        let (opened_as, _) = self.relay_behind(&node.real_path(), target)?;
+        Some(split(&opened_as)?.1.as_bytes().to_vec())
+    }
+
+    /// The object behind `node`, for `reader`: through the real link of its directory
+    /// that names it, or, for one of `fd/`, through the daemon's own file of it when
+    /// the process holds it as a file of this view only. A shell that opens
+    /// `/dev/fd/63` through the view (`exec 3< <(…)`, `while …; done < <(…)`) gets such
+    /// a file and closes the pipe itself; its commands then reach the pipe through
+    /// `/dev/fd/3` or `/dev/stdin` as on procfs. That second way also needs `reader`
+    /// to be let follow the links of the process the object was opened from, so that
+    /// it reaches nothing a real link would not have let it reach.
+    pub(super) fn object(&self, reader: Reader, node: &Node) -> Option<Object> {
+        if let Some(path) = object_path(node) {
+            return Some(Object { path, _held: None });
+        }
+        let (dir, name) = split(node)?;
+        if dir != "fd" {
+            return None;
+        }
+        let fds = node.real_path().parent()?.to_path_buf();
+        let (opened_as, file) = fs::read_dir(fds).ok()?.flatten().find_map(|e| {
+            let target = fs::read_link(e.path()).ok()?;
+            let (opened_as, file) = self.relay_behind(&e.path(), target.as_os_str().as_bytes())?;
+            (split(&opened_as)?.1 == name).then_some((opened_as, file))
+        })?;
+        if !may_ptrace_as(reader, None, &opened_as, Guard::Read) {
+            return None;
+        }
+        let path = crate::host::proc_path(&format!("self/fd/{}", file.as_raw_fd()));
+        Some(Object {
+            path,
+            _held: Some(file),
+        })
+    }
+
     /// The attributes of the object behind a link, reached through the real magic link
     /// `obj`: a regular file (see the module's doc) with the object's owner, mode and
     /// times, and for a namespace its own inode number.

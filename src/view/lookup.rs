@@ -114,7 +114,7 @@ impl View {
             }
             Node::Pid { .. } if links::is_object_lookup(parent, name) => {
                 let child = parent.child(name).ok_or(Errno::ENOENT)?;
-                links::object_path(&child)
+                self.object(reader, &child)
                     .map(|_| child)
                     .ok_or(Errno::ENOENT)
             }

@@ -244,6 +244,9 @@ pub struct View {
     /// Whether the kernel checks a kept listing with the daemon before serving it
     /// ([`View::set_listings_checked`]).
     listings_checked: std::sync::atomic::AtomicBool,
+    /// The daemon's open files of objects behind links (pipes…) that it relays, by
+    /// inode, with their handles ([`links`]).
+    relays: Mutex<links::Relays>,
 }
 
 /// What a view is made with besides membership: what it is wired to that exists before
@@ -299,6 +302,7 @@ impl View {
             open_inodes: Mutex::new(FxHashMap::default()),
             listed: listing::Listed::default(),
             listings_checked: std::sync::atomic::AtomicBool::new(false),
+            relays: Mutex::new(FxHashMap::default()),
         });
         view.shared.register(&view);
         view
@@ -595,8 +599,8 @@ impl View {
     }
 
     fn attr_of(&self, reader: Reader, node: &Node, ino: u64) -> Result<Attr, Errno> {
-        if let Some(obj) = links::object_path(node) {
-            return self.object_attr(node, &obj, ino);
+        if let Some(obj) = self.object(reader, node) {
+            return self.object_attr(node, obj.path(), ino);
         }
         let md = fs::symlink_metadata(node.real_path()).map_err(|e| errno(&e))?;
         let mut attr = Attr::from_md(ino, &md);
@@ -707,10 +711,11 @@ impl View {
                     return Err(Errno::EACCES);
                 }
                 let target = fs::read_link(node.real_path()).map_err(|e| errno(&e))?;
-                Ok(links::from_reader_root(
-                    target.into_os_string().into_vec(),
-                    reader,
-                ))
+                let target = target.into_os_string().into_vec();
+                if let Some(name) = self.relayed_link_text(&node, &target) {
+                    return Ok(name);
+                }
+                Ok(links::from_reader_root(target, reader))
             }
         }
     }

@@ -290,9 +290,11 @@ impl View {
         if let Some(target) = self.id_map_of_a_namespace(node, tid) {
             return target.map(Handle::Write);
         }
-        let object = super::links::object_path(node);
+        let object = self.object(reader, node);
         let seekable = object.is_none();
-        let path = object.unwrap_or_else(|| node.real_path());
+        let path = object
+            .as_ref()
+            .map_or_else(|| node.real_path(), |o| o.path().to_path_buf());
         let (id, namespaces) = identity(tid)?;
         let read = flags & libc::O_ACCMODE == libc::O_RDWR;
         let mut extra = 0;
@@ -786,15 +788,17 @@ impl View {
         match change_rule(node) {
             ChangeRule::Immutable => Err(Errno::EPERM),
             ChangeRule::Real => {
-                let object = super::links::object_path(node);
+                let object = self.object(reader, node);
                 let mut change = change.clone();
-                if object.as_ref().is_some_and(|o| !o.is_file()) {
+                if object.as_ref().is_some_and(|o| !o.path().is_file()) {
                     // The view shows a FIFO or socket behind `fd/N` as a regular file,
                     // so the kernel asks to truncate it for an `open(O_TRUNC)`
                     // (`> /dev/fd/63`), which it ignores for a FIFO.
                     change.size = None;
                 }
-                let path = object.unwrap_or_else(|| node.real_path());
+                let path = object
+                    .as_ref()
+                    .map_or_else(|| node.real_path(), |o| o.path().to_path_buf());
                 self.as_caller(reader, node, || apply(&path, &change))
             }
             ChangeRule::Shared => shared_change(fsuid, change),
@@ -819,7 +823,10 @@ impl View {
             ChangeRule::Shared => return Err(shared_xattr_change(fsuid, name)),
             ChangeRule::Real => {}
         }
-        let path = super::links::object_path(node).unwrap_or_else(|| node.real_path());
+        let object = self.object(reader, node);
+        let path = object
+            .as_ref()
+            .map_or_else(|| node.real_path(), |o| o.path().to_path_buf());
         self.as_caller(reader, node, || {
             match value {
                 Some((v, flags)) => {
