@@ -24,8 +24,17 @@ show c
 for i in $(seq 1 20); do (/bin/true &) ; done
 sleep 0.2
 show d
+# The session's sh forks its two sleeps while this shell goes on: a fork of this shell
+# meanwhile (a `sleep 0.2`) would take a number before or between theirs as the
+# scheduler decides. So this shell waits without forking (builtins only) until the two,
+# the numbers after the session's sh, run sleep.
+read -r l < /proc/loadavg; before=${l##* }
 setsid sh -c 'sleep 30 & sleep 30 & wait' & s3=$!
-sleep 0.2
+i=0
+until { read -r a < /proc/$((before + 2))/comm && read -r b < /proc/$((before + 3))/comm \
+        && [ "$a $b" = "sleep sleep" ]; } 2>/dev/null || [ $i -ge 200000 ]; do
+  i=$((i + 1))
+done
 show e
 # Ended by pid: the jobs, and the session's group.
 kill $s1 $s2; kill -TERM -$s3
