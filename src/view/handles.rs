@@ -184,7 +184,7 @@ impl View {
         let direct = flags & libc::O_DIRECT != 0 && object.is_none();
         if writing {
             let stream = object.is_some();
-            let handle = self.open_for_write(reader, &node, (uid, gid), flags)?;
+            let handle = self.open_for_write(reader, &node, object.as_ref(), (uid, gid), flags)?;
             if direct {
                 return Err(Errno::EINVAL);
             }

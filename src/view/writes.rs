@@ -252,11 +252,14 @@ impl View {
     }
 
     /// Opens `node` for writing (and reading too unless `flags` say write-only), for
-    /// `reader` with file-system ids `ids`, as described in the module's doc.
+    /// `reader` with file-system ids `ids`, as described in the module's doc. `object`
+    /// is the object behind `node` when it is one ([`View::object`], which the caller
+    /// has looked for already).
     pub(super) fn open_for_write(
         &self,
         reader: Reader,
         node: &Node,
+        object: Option<&super::links::Object>,
         ids: (u32, u32),
         flags: i32,
     ) -> Result<Handle, Errno> {
@@ -290,11 +293,8 @@ impl View {
         if let Some(target) = self.id_map_of_a_namespace(node, tid) {
             return target.map(Handle::Write);
         }
-        let object = self.object(reader, node);
         let seekable = object.is_none();
-        let path = object
-            .as_ref()
-            .map_or_else(|| node.real_path(), |o| o.path().to_path_buf());
+        let path = object.map_or_else(|| node.real_path(), |o| o.path().to_path_buf());
         let (id, namespaces) = identity(tid)?;
         let read = flags & libc::O_ACCMODE == libc::O_RDWR;
         let mut extra = 0;
