@@ -3,7 +3,7 @@
 # Idempotent: packages already present are not fetched again.
 set -euo pipefail
 
-packages=(fuse3 procps psmisc util-linux bsdutils lsof sysvinit-utils python3 python3-psutil python3-yaml sysstat)
+packages=(fuse3 procps psmisc util-linux bsdutils lsof sysvinit-utils python3 python3-psutil python3-yaml sysstat iproute2 net-tools)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -881,6 +881,29 @@ fn everyday_tools_print_what_they_print_on_the_kernels_proc() {
     );
 }
 
+/// Network tools find a socket's process as they find it on procfs
+/// (tests/scripts/net_clients.py): `ss -p`, `netstat -p`, `lsof -i`/`-U` and psutil
+/// match the `socket:[N]` text of every `fd/N` link to the kernel's socket tables, and
+/// psutil and `lsof` take the inode from `stat` through the link.
+#[test]
+fn network_tools_find_each_sockets_process() {
+    if !privileged() {
+        return;
+    }
+    probe_matches_kernel_with(
+        "net_clients.py",
+        &[
+            "ESTAB 0 0 127.0.0.1:PORT 127.0.0.1:CPORT users:((\"python3\",pid=3,fd=6))\n",
+            "tcp 0 0 127.0.0.1:PORT 0.0.0.0:* LISTEN 3/python3\n",
+            "unix 2 [ ACC ] STREAM LISTENING INO 3/python3 @NAME\n",
+            "p4\ncpython3\nPTCP\nn127.0.0.1:CPORT->127.0.0.1:PORT\n",
+            "(4, 3, 'AF_INET', 'SOCK_STREAM', addr(ip='127.0.0.1', port=CPORT)",
+            "$ link 5\nsocket:[INO] inode matches: True\n",
+        ],
+        BOTH_READ_PATHS,
+    );
+}
+
 /// A reader in a pid namespace nested in the VPS's (`unshare --pid --fork` with no
 /// /proc of its own) is told its own namespace's last pid in `ns_last_pid` and
 /// `loadavg`, as procfs tells it, also after commands reaped before the daemon could
