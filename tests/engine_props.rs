@@ -150,6 +150,8 @@ struct Stats {
     execs: u64,
     foreign_groups: u64,
     orphaned_held: u64,
+    /// Emptied foreground groups kept for a session that lives on.
+    terminal_holds: u64,
     vpid_bit_pids: u64,
     reused_pids: u64,
 }
@@ -179,6 +181,9 @@ enum Op {
     Thread(Index, Index, Req),
     ExitTask(Index, Index),
     ExitProcess(Index, Index),
+    /// A process exits; if that empties its group, its session's terminal keeps it as
+    /// the foreground group (`Vps::hold_foreground`).
+    ForegroundExit(Index, Index),
     Setsid(Index, Index),
     Setpgid(Index, Index, Index, bool),
     Exec(Index, Index),
@@ -553,6 +558,42 @@ impl World {
                 assert!(!self.kernel.procs.contains_key(&tgid));
                 Some(self.vpses[i].id)
             }
+            Op::ForegroundExit(v, p) => {
+                let i = self.pick_vps(v)?;
+                // A job: a process leading its own group inside another's session, the
+                // usual foreground group; any process where there is none.
+                let jobs = self.procs_of(i, |q| q.pgid == q.tgid && q.sid != q.tgid);
+                let procs = if jobs.is_empty() {
+                    self.procs_of(i, |_| true)
+                } else {
+                    jobs
+                };
+                if procs.is_empty() {
+                    return None;
+                }
+                let tgid = procs[p.index(procs.len())];
+                let pr = self.kernel.procs[&tgid].clone();
+                let held = self.vps(i).vpid_of(pr.pgid);
+                for t in pr.threads.iter().copied() {
+                    self.exit_task(t, tgid);
+                }
+                if pr.leader_alive {
+                    self.exit_task(tgid, tgid);
+                }
+                let id = self.vpses[i].id;
+                if let (Some(vpid), None) = (held, self.vps(i).vpid_of(pr.pgid)) {
+                    self.engine
+                        .hold_foreground(id, pr.sid, pr.pgid, vpid)
+                        .expect("hold");
+                    let session_lives = !self.procs_of(i, |q| q.sid == pr.sid).is_empty();
+                    self.stats.terminal_holds += u64::from(session_lives);
+                    let expect = session_lives.then_some(vpid);
+                    assert_eq!(self.vps(i).foreground_vpid(pr.pgid), expect);
+                    // One way only: the vpid leads to no number.
+                    assert_eq!(self.vps(i).vpid_to_pid(vpid), None);
+                }
+                Some(id)
+            }
             Op::Setsid(v, p) => {
                 let i = self.pick_vps(v)?;
                 let procs = self.procs_of(i, |p| p.leader_alive);
@@ -828,6 +869,15 @@ impl World {
             }
         }
         assert!(vps.sparse_entries() <= vps.config().max_mappings);
+        // One hold at most per session that has a member left.
+        let sessions: BTreeSet<Pid> = self
+            .kernel
+            .procs
+            .values()
+            .filter(|p| p.vps == Some(i))
+            .map(|p| p.sid)
+            .collect();
+        assert!(vps.foreground_holds() <= sessions.len(), "VPS {i}: holds");
 
         // Tasks and groups.
         let tasks: BTreeSet<(Pid, Pid)> = self.tasks_of(i).into_iter().collect();
@@ -948,6 +998,7 @@ impl World {
             assert_eq!(vps.tasks_num(), 0);
             assert_eq!(vps.numbers_in_use(), 0, "nothing leaked");
             assert_eq!(vps.sparse_entries(), 0, "no sparse entry leaked");
+            assert_eq!(vps.foreground_holds(), 0, "no terminal's hold leaked");
             assert!(vps.mappings().is_empty());
         }
     }
@@ -1035,6 +1086,7 @@ fn op() -> impl Strategy<Value = Op> {
         8 => (ix(), ix(), req()).prop_map(|(a, b, r)| Op::Thread(a, b, r)),
         8 => (ix(), ix()).prop_map(|(a, b)| Op::ExitTask(a, b)),
         7 => (ix(), ix()).prop_map(|(a, b)| Op::ExitProcess(a, b)),
+        3 => (ix(), ix()).prop_map(|(a, b)| Op::ForegroundExit(a, b)),
         5 => (ix(), ix()).prop_map(|(a, b)| Op::Setsid(a, b)),
         8 => (ix(), ix(), ix(), any::<bool>()).prop_map(|(a, b, c, o)| Op::Setpgid(a, b, c, o)),
         5 => (ix(), ix()).prop_map(|(a, b)| Op::Exec(a, b)),
@@ -1122,6 +1174,7 @@ fn the_interesting_paths_are_reached() {
         total.execs += s.execs;
         total.foreign_groups += s.foreign_groups;
         total.orphaned_held += s.orphaned_held;
+        total.terminal_holds += s.terminal_holds;
         total.vpid_bit_pids += s.vpid_bit_pids;
         total.reused_pids += s.reused_pids;
     }
@@ -1134,6 +1187,7 @@ fn the_interesting_paths_are_reached() {
     assert!(total.execs > 0, "{total:?}");
     assert!(total.foreign_groups > 0, "{total:?}");
     assert!(total.orphaned_held > 0, "{total:?}");
+    assert!(total.terminal_holds > 0, "{total:?}");
     assert!(total.vpid_bit_pids > 0, "{total:?}");
     assert!(total.reused_pids > 0, "{total:?}");
 }

@@ -881,6 +881,30 @@ fn everyday_tools_print_what_they_print_on_the_kernels_proc() {
     );
 }
 
+/// A terminal's foreground process group that loses its last member stays the
+/// terminal's foreground group, and every member of the session shows its number as
+/// `tpgid`, also once a new process has taken the number, until the foreground moves
+/// (tests/scripts/tty_foreground.py). The view showed 0 as soon as the group was gone.
+#[test]
+fn an_emptied_foreground_group_stays_the_terminals() {
+    if !privileged() {
+        return;
+    }
+    probe_matches_kernel_with(
+        "tty_foreground.py",
+        &[
+            "## 2 the foreground group's last member is gone\n",
+            "      3       1       3       3       4 pts/N    Ss   leader\n      5       3       5       3       4 pts/N    S    bg\n",
+            "newcomer took the old group's number: True\n",
+            "4 pgrp 0 session 0 no tty tpgid -1\n5 pgrp 5 session 3 tty tpgid 4\n",
+            "## 5 bg's group emptied in the foreground\n",
+            "6 pgrp 3 session 3 tty tpgid 5\n## 6",
+            "6 pgrp 3 session 3 no tty tpgid -1\n",
+        ],
+        BOTH_READ_PATHS,
+    );
+}
+
 /// Network tools find a socket's process as they find it on procfs
 /// (tests/scripts/net_clients.py): `ss -p`, `netstat -p`, `lsof -i`/`-U` and psutil
 /// match the `socket:[N]` text of every `fd/N` link to the kernel's socket tables, and

@@ -95,6 +95,10 @@ pub struct Vps {
     /// leaves, a thread takes its group over by `execve`): a list of the VPS's
     /// processes taken at one count still holds while the count is the same.
     groups_changed: u64,
+    /// Foreground process groups that a session's controlling terminal still names
+    /// after their last member left: session id → (the group's real number, its vpid).
+    /// See [`Vps::hold_foreground`].
+    terminals: FxHashMap<Pid, (Pid, Vpid)>,
 }
 
 impl Vps {
@@ -123,6 +127,7 @@ impl Vps {
             last_vpid: 0,
             ns_cursor: 0,
             groups_changed: 0,
+            terminals: FxHashMap::default(),
         };
         if config.numbering != Numbering::Linear {
             vps.mode = Mode::Sparse;
@@ -210,6 +215,12 @@ impl Vps {
         self.numbers.len()
     }
 
+    /// Number of foreground groups kept for sessions' terminals
+    /// ([`Vps::hold_foreground`]).
+    pub fn foreground_holds(&self) -> usize {
+        self.terminals.len()
+    }
+
     /// The last vpid handed out. The seed stores it into the kernel's `last_pid` to steer
     /// the next real allocation away from collisions; a user-space daemon cannot steer
     /// the kernel, so the view shows it where the kernel shows the namespace's last pid
@@ -281,6 +292,42 @@ impl Vps {
     #[inline]
     pub fn vpid_of(&self, pid: Pid) -> Option<Vpid> {
         self.numbers.get(&pid).map(|n| n.vnr)
+    }
+
+    /// The vpid of process group `pgid` as a terminal's foreground group: the group's
+    /// own while a member uses the number, else the one a session's terminal keeps for
+    /// it ([`Vps::hold_foreground`]). What `stat` shows as `tpgid`.
+    #[inline]
+    pub fn foreground_vpid(&self, pgid: Pid) -> Option<Vpid> {
+        self.vpid_of(pgid).or_else(|| {
+            self.terminals
+                .values()
+                .find(|&&(p, _)| p == pgid)
+                .map(|&(_, v)| v)
+        })
+    }
+
+    /// Process group `pgid` of session `sid` lost its last member while the session's
+    /// controlling terminal had it in the foreground: the terminal keeps the group's
+    /// `struct pid` (`tty->pgrp`), so procfs goes on showing its number as every
+    /// session member's `tpgid` until the foreground changes or the session ends, and
+    /// `vpid` (the number the group had) is kept for it here. The kernel frees the
+    /// number itself, so a new task may take it: the hold translates `pgid` one way
+    /// only ([`Vps::foreground_vpid`]); no vpid lookup finds it and it takes no vpid
+    /// from anyone. A terminal has one foreground group, so a session's new hold
+    /// replaces its old one; the hold goes with the session's last member
+    /// ([`Vps::exit`], [`Vps::setsid`]) and with a new task of the same real number.
+    pub fn hold_foreground(&mut self, sid: Pid, pgid: Pid, vpid: Vpid) {
+        if self.groups.values().any(|g| g.sid == sid) && !self.numbers.contains_key(&pgid) {
+            self.terminals.insert(sid, (pgid, vpid));
+        }
+    }
+
+    /// Drops session `sid`'s hold once no member is left in the session.
+    fn end_session(&mut self, sid: Pid) {
+        if self.terminals.contains_key(&sid) && !self.groups.values().any(|g| g.sid == sid) {
+            self.terminals.remove(&sid);
+        }
     }
 
     /// The seed's `__pid_type_to_vpid`: the vpid of `pid` if a member uses it in role
@@ -398,6 +445,11 @@ impl Vps {
         }
         if self.numbers.contains_key(&pid) {
             return Err(EngineError::PidInUse(pid));
+        }
+        if !self.terminals.is_empty() {
+            // The kernel gave the number to a new task: a terminal's old group of that
+            // number can no longer be told from it.
+            self.terminals.retain(|_, &mut (p, _)| p != pid);
         }
         let linear = pid + self.vpid_div();
         if self.mode == Mode::Linear {
@@ -681,6 +733,7 @@ impl Vps {
                 if g.sid_own {
                     self.drop_ref(g.sid, PidType::Sid);
                 }
+                self.end_session(g.sid);
             }
         }
         Ok(())
@@ -729,6 +782,7 @@ impl Vps {
             g.sid = tgid;
             g.sid_own = true;
         }
+        self.end_session(g.sid);
         Ok(())
     }
 

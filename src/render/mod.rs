@@ -48,6 +48,11 @@ pub trait PidMap {
     fn pgid(&self, real: i32) -> i32;
     /// vpid of a real session number; 0 when not visible.
     fn sid(&self, real: i32) -> i32;
+    /// vpid of a terminal's foreground process group (`tpgid`): as [`PidMap::pgid`],
+    /// and also for a group whose members are all gone, which the terminal still names.
+    fn tpgid(&self, real: i32) -> i32 {
+        self.pgid(real)
+    }
     /// Number of leading entries of the NS* lines (NStgid/NSpid/NSpgid/NSsid in status, NSpid in pidfd fdinfo)
     /// that belong to pid namespaces ABOVE the VPS's level (0 when the VPS has no kernel pid namespace).
     fn ns_levels_above(&self) -> usize;

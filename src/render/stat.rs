@@ -251,7 +251,7 @@ pub fn render_stat(raw: &[u8], map: &dyn PidMap, shown: Shown) -> Result<Vec<u8>
     edits.push(put(at(5), xlate(num(raw, &l, 5)?, |p| map.pgid(p))));
     edits.push(put(at(6), xlate(num(raw, &l, 6)?, |p| map.sid(p))));
     num::<i32>(raw, &l, 7)?;
-    edits.push(put(at(8), xlate(num(raw, &l, 8)?, |p| map.pgid(p))));
+    edits.push(put(at(8), xlate(num(raw, &l, 8)?, |p| map.tpgid(p))));
     if shown.superpriv {
         let flags: u64 = num(raw, &l, 9)?;
         let mut b = Vec::new();

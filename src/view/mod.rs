@@ -209,6 +209,13 @@ impl PidMap for VpsMap<'_> {
     fn sid(&self, real: i32) -> i32 {
         self.pid(real)
     }
+    fn tpgid(&self, real: i32) -> i32 {
+        if real <= 0 {
+            return real;
+        }
+        self.lookups.set(self.lookups.get() + 1);
+        self.vps.foreground_vpid(real).unwrap_or(0)
+    }
     fn ns_levels_above(&self) -> usize {
         self.levels
     }
