@@ -188,13 +188,6 @@ pub fn start_time(tid: Pid) -> io::Result<u64> {
     Ok(parse_stat(&stat).map_err(invalid)?.starttime)
 }
 
-/// The foreground process group of task `tid`'s controlling terminal (`stat`'s `tpgid`:
-/// -1 without a terminal).
-pub fn tpgid(tid: Pid) -> io::Result<Pid> {
-    let stat = read_single(&proc_path(&format!("{tid}/stat")))?;
-    Ok(parse_stat(&stat).map_err(invalid)?.tpgid)
-}
-
 /// The start time and state letter of task `tid` (one read of its `stat`), or an error
 /// if it is gone. A zombie (`Z`) has exited but is not reaped yet.
 pub fn start_and_state(tid: Pid) -> io::Result<(u64, u8)> {

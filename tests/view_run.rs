@@ -884,7 +884,8 @@ fn everyday_tools_print_what_they_print_on_the_kernels_proc() {
 /// A terminal's foreground process group that loses its last member stays the
 /// terminal's foreground group, and every member of the session shows its number as
 /// `tpgid`, also once a new process has taken the number, until the foreground moves
-/// (tests/scripts/tty_foreground.py). The view showed 0 as soon as the group was gone.
+/// (tests/scripts/tty_foreground.py). The view showed 0 once it had released the
+/// group's last member.
 #[test]
 fn an_emptied_foreground_group_stays_the_terminals() {
     if !privileged() {
@@ -900,6 +901,26 @@ fn an_emptied_foreground_group_stays_the_terminals() {
             "## 5 bg's group emptied in the foreground\n",
             "6 pgrp 3 session 3 tty tpgid 5\n## 6",
             "6 pgrp 3 session 3 no tty tpgid -1\n",
+        ],
+        BOTH_READ_PATHS,
+    );
+}
+
+/// A System V IPC object names its creator and last users after they are gone and
+/// reaped, also once a new process has the number (tests/scripts/ipc_pids.py), as
+/// procfs does (`/proc/sysvipc/*`, `ipcs -p`): the object holds their `struct pid`.
+/// The view showed 0 once it had released the process.
+#[test]
+fn an_ipc_object_names_its_creator_after_it_is_gone() {
+    if !privileged() {
+        return;
+    }
+    probe_matches_kernel_with(
+        "ipc_pids.py",
+        &[
+            "## 1 the creator is gone\nshm cpid=2 lpid=2 nattch=0\nmsg qnum=1 lspid=2 lrpid=0\n",
+            "newcomer took the creator's number: True\n",
+            "msg qnum=0 lspid=2 lrpid=1\n",
         ],
         BOTH_READ_PATHS,
     );

@@ -37,7 +37,7 @@ mod vps;
 
 pub use error::EngineError;
 pub use registry::{Engine, VpsId};
-pub use vps::{Mapping, Mode, Vps};
+pub use vps::{Mapping, Mode, Vps, KEPT_FREED};
 
 /// A real number as the kernel gives it (pid, tid, tgid, pgid or sid) in the daemon's pid
 /// namespace.

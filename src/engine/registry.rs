@@ -123,20 +123,6 @@ impl Engine {
         Ok(())
     }
 
-    /// Session `sid` of VPS `id` keeps its emptied foreground group `pgid` as `vpid`
-    /// ([`Vps::hold_foreground`]).
-    pub fn hold_foreground(
-        &mut self,
-        id: VpsId,
-        sid: Pid,
-        pgid: Pid,
-        vpid: Vpid,
-    ) -> Result<(), EngineError> {
-        let vps = self.vpses.get_mut(&id).ok_or(EngineError::NoSuchVps(id))?;
-        vps.hold_foreground(sid, pgid, vpid);
-        Ok(())
-    }
-
     /// Attaches a task to a number already allocated in VPS `id` ([`Vps::attach`]).
     pub fn attach(&mut self, id: VpsId, ids: TaskIds) -> Result<(), EngineError> {
         if let Some(&vps) = self.owner.get(&ids.pid) {

@@ -788,82 +788,60 @@ fn exit_orphaned_session_keeps_its_vpid() {
     }
 }
 
-/// A session (leader 200) whose terminal keeps its foreground group 300 after the
-/// group's only member left: the number translates as the terminal's foreground group
-/// only, a new task may take the number's vpid or the number itself, a new hold
-/// replaces the session's old one, and the session's end drops it.
+/// A freed number keeps, one way, the vpid it had, for the kernel objects that hold its
+/// `struct pid` (a terminal's emptied foreground group, an IPC object's creator): no
+/// vpid lookup finds it, a new task may take the vpid, and a new task of the same real
+/// number makes it forgotten.
 #[test]
-fn a_terminal_keeps_its_emptied_foreground_group() {
+fn a_freed_number_keeps_its_vpid_one_way() {
     for numbering in [Numbering::Linear, Numbering::Sparse, Numbering::Ns] {
         let what = format!("{numbering:?}");
         let mut vps = vps_with(cfg(numbering));
-        vps.fork(child(200), Requested::Auto).unwrap();
-        vps.setsid(200).unwrap();
         let v300 = vps
-            .fork(TaskIds::process(300, 300, 200), Requested::Auto)
+            .fork(TaskIds::process(300, 300, INIT), Requested::Auto)
             .unwrap();
-        let v400 = vps
-            .fork(TaskIds::process(400, 400, 200), Requested::Auto)
-            .unwrap();
+        assert_eq!(vps.kept_vpid(300), Some(v300), "{what}: in use");
         vps.exit(300).unwrap();
         assert_eq!(vps.vpid_of(300), None, "{what}");
-        assert_eq!(vps.foreground_vpid(300), None, "{what}: no hold yet");
-        vps.hold_foreground(200, 300, v300);
-        assert_eq!(vps.foreground_vpid(300), Some(v300), "{what}");
-        assert_eq!(vps.foreground_vpid(400), Some(v400), "{what}: a live group");
-        // One way only: no lookup of the vpid finds it, and no mapping shows it.
-        assert_eq!(vps.vpid_of(300), None, "{what}");
+        assert_eq!(vps.kept_vpid(300), Some(v300), "{what}: freed");
         assert_eq!(vps.vpid_to_pid(v300), None, "{what}");
         assert_eq!(vps.translate(PidType::Pgid, 300, Strays::Isolate), 0);
-        assert!(!pairs(&vps).iter().any(|&(p, _)| p == 300), "{what}");
+        assert_eq!(pairs(&vps), vec![(INIT, 1)], "{what}");
+        assert_eq!(vps.kept_vpid(999), None, "{what}: never a member's");
         // A new task may be given the vpid (a pid namespace hands the number out again).
         if numbering != Numbering::Linear {
             vps.fork(child(350), Requested::Vpid(v300)).unwrap();
             assert_eq!(vps.vpid_to_pid(v300), Some(350), "{what}");
-            assert_eq!(vps.foreground_vpid(300), Some(v300), "{what}");
+            assert_eq!(vps.kept_vpid(300), Some(v300), "{what}");
             vps.exit(350).unwrap();
         }
-        // The session's next emptied foreground group replaces the hold.
-        vps.exit(400).unwrap();
-        vps.hold_foreground(200, 400, v400);
-        assert_eq!(vps.foreground_vpid(300), None, "{what}");
-        assert_eq!(vps.foreground_vpid(400), Some(v400), "{what}");
-        assert_eq!(vps.foreground_holds(), 1);
-        // A new task of the same real number: the old group is no longer told apart.
-        vps.fork(child(400), Requested::Auto).unwrap();
-        assert_eq!(vps.foreground_holds(), 0, "{what}");
-        vps.exit(400).unwrap();
-        // Held again, then the session's last member goes, and the hold with it.
-        vps.hold_foreground(200, 400, v400);
-        assert_eq!(vps.foreground_holds(), 1);
-        vps.exit(200).unwrap();
-        assert_eq!(vps.foreground_holds(), 0, "{what}: the session ended");
-        assert_eq!(vps.foreground_vpid(400), None, "{what}");
-        // A session without members gets no hold.
-        vps.hold_foreground(200, 300, v300);
-        assert_eq!(vps.foreground_holds(), 0, "{what}");
-        assert_eq!(pairs(&vps), vec![(INIT, 1)], "{what}");
+        // A new task of the same real number: the old one is no longer told apart.
+        let again = vps.fork(child(300), Requested::Auto).unwrap();
+        assert_eq!(vps.kept_vpid(300), Some(again), "{what}");
+        vps.exit(300).unwrap();
+        assert_eq!(vps.kept_vpid(300), Some(again), "{what}");
     }
 }
 
-/// A session's hold goes when its last member makes a session of its own.
+/// The freed numbers remembered are the last [`KEPT_FREED`], oldest forgotten first.
 #[test]
-fn a_terminal_hold_goes_when_the_session_empties_by_setsid() {
+fn freed_numbers_are_remembered_up_to_a_bound() {
     let mut vps = sparse();
-    vps.fork(child(200), Requested::Auto).unwrap();
-    vps.setsid(200).unwrap();
-    let v300 = vps
-        .fork(TaskIds::process(300, 300, 200), Requested::Auto)
-        .unwrap();
-    vps.fork(TaskIds::process(400, 200, 200), Requested::Auto)
-        .unwrap();
-    vps.exit(300).unwrap();
+    let first = vps.fork(child(200), Requested::Auto).unwrap();
     vps.exit(200).unwrap();
-    vps.hold_foreground(200, 300, v300);
-    assert_eq!(vps.foreground_holds(), 1, "400 is still in session 200");
-    vps.setsid(400).unwrap();
-    assert_eq!(vps.foreground_holds(), 0);
-    assert_eq!(vps.foreground_vpid(300), None);
+    for pid in 1000..1000 + KEPT_FREED as Pid {
+        vps.fork(child(pid), Requested::Auto).unwrap();
+        vps.exit(pid).unwrap();
+        // Freed again and again: one entry, the newest.
+        if pid == 1000 {
+            vps.fork(child(pid), Requested::Auto).unwrap();
+            vps.exit(pid).unwrap();
+        }
+    }
+    assert_eq!(vps.kept_numbers(), KEPT_FREED);
+    assert_eq!(vps.kept_vpid(200), None, "the oldest is forgotten: {first}");
+    assert!(vps.kept_vpid(1000).is_some());
+    assert!(vps.kept_vpid(1000 + KEPT_FREED as Pid - 1).is_some());
 }
 
 #[test]

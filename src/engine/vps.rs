@@ -1,5 +1,7 @@
 //! One VPS: its members' numbers, their vpids, and the seed's conversion functions.
 
+use std::collections::VecDeque;
+
 use rustc_hash::FxHashMap;
 
 use super::{
@@ -95,10 +97,47 @@ pub struct Vps {
     /// leaves, a thread takes its group over by `execve`): a list of the VPS's
     /// processes taken at one count still holds while the count is the same.
     groups_changed: u64,
-    /// Foreground process groups that a session's controlling terminal still names
-    /// after their last member left: session id → (the group's real number, its vpid).
-    /// See [`Vps::hold_foreground`].
-    terminals: FxHashMap<Pid, (Pid, Vpid)>,
+    /// The numbers freed last, with the vpid each had: what a kernel object that holds
+    /// a dead task's `struct pid` still shows ([`Vps::kept_vpid`]).
+    kept: Kept,
+}
+
+/// How many freed numbers a VPS remembers ([`Vps::kept_vpid`]).
+pub const KEPT_FREED: usize = 4096;
+
+/// The last [`KEPT_FREED`] numbers freed, each with the vpid it had, oldest forgotten
+/// first. A number handed out again is forgotten at once.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Kept {
+    /// Real number → (its vpid, the serial of its freeing).
+    vpids: FxHashMap<Pid, (Vpid, u64)>,
+    /// Freeings in order; an entry whose serial is no longer its number's is stale.
+    order: VecDeque<(Pid, u64)>,
+    serial: u64,
+}
+
+impl Kept {
+    fn remember(&mut self, pid: Pid, vpid: Vpid) {
+        self.serial += 1;
+        self.vpids.insert(pid, (vpid, self.serial));
+        self.order.push_back((pid, self.serial));
+        while self.vpids.len() > KEPT_FREED {
+            if let Some((p, s)) = self.order.pop_front() {
+                if self.vpids.get(&p).is_some_and(|&(_, at)| at == s) {
+                    self.vpids.remove(&p);
+                }
+            }
+        }
+        if self.order.len() > 2 * KEPT_FREED {
+            let vpids = &self.vpids;
+            self.order
+                .retain(|(p, s)| vpids.get(p).is_some_and(|&(_, at)| at == *s));
+        }
+    }
+
+    fn forget(&mut self, pid: Pid) {
+        self.vpids.remove(&pid);
+    }
 }
 
 impl Vps {
@@ -127,7 +166,7 @@ impl Vps {
             last_vpid: 0,
             ns_cursor: 0,
             groups_changed: 0,
-            terminals: FxHashMap::default(),
+            kept: Kept::default(),
         };
         if config.numbering != Numbering::Linear {
             vps.mode = Mode::Sparse;
@@ -215,10 +254,9 @@ impl Vps {
         self.numbers.len()
     }
 
-    /// Number of foreground groups kept for sessions' terminals
-    /// ([`Vps::hold_foreground`]).
-    pub fn foreground_holds(&self) -> usize {
-        self.terminals.len()
+    /// Number of freed numbers remembered ([`Vps::kept_vpid`]), at most [`KEPT_FREED`].
+    pub fn kept_numbers(&self) -> usize {
+        self.kept.vpids.len()
     }
 
     /// The last vpid handed out. The seed stores it into the kernel's `last_pid` to steer
@@ -294,40 +332,19 @@ impl Vps {
         self.numbers.get(&pid).map(|n| n.vnr)
     }
 
-    /// The vpid of process group `pgid` as a terminal's foreground group: the group's
-    /// own while a member uses the number, else the one a session's terminal keeps for
-    /// it ([`Vps::hold_foreground`]). What `stat` shows as `tpgid`.
+    /// The vpid that a kernel object holding the `struct pid` of number `pid` shows:
+    /// the number's own while a member uses it, else the one it had when it was last
+    /// freed. The kernel frees a number with its last user, but an object that took a
+    /// reference to its `struct pid` goes on naming it (`pid_nr_ns` answers from the
+    /// struct): a terminal's foreground group that lost its last member (`tpgid`), the
+    /// creator and last users of a System V shared memory segment or message queue.
+    /// One way only: a freed number's vpid is no mapping (no vpid lookup finds it, a new
+    /// task may take it), and a number handed out again is forgotten; the last
+    /// [`KEPT_FREED`] freed numbers are remembered.
     #[inline]
-    pub fn foreground_vpid(&self, pgid: Pid) -> Option<Vpid> {
-        self.vpid_of(pgid).or_else(|| {
-            self.terminals
-                .values()
-                .find(|&&(p, _)| p == pgid)
-                .map(|&(_, v)| v)
-        })
-    }
-
-    /// Process group `pgid` of session `sid` lost its last member while the session's
-    /// controlling terminal had it in the foreground: the terminal keeps the group's
-    /// `struct pid` (`tty->pgrp`), so procfs goes on showing its number as every
-    /// session member's `tpgid` until the foreground changes or the session ends, and
-    /// `vpid` (the number the group had) is kept for it here. The kernel frees the
-    /// number itself, so a new task may take it: the hold translates `pgid` one way
-    /// only ([`Vps::foreground_vpid`]); no vpid lookup finds it and it takes no vpid
-    /// from anyone. A terminal has one foreground group, so a session's new hold
-    /// replaces its old one; the hold goes with the session's last member
-    /// ([`Vps::exit`], [`Vps::setsid`]) and with a new task of the same real number.
-    pub fn hold_foreground(&mut self, sid: Pid, pgid: Pid, vpid: Vpid) {
-        if self.groups.values().any(|g| g.sid == sid) && !self.numbers.contains_key(&pgid) {
-            self.terminals.insert(sid, (pgid, vpid));
-        }
-    }
-
-    /// Drops session `sid`'s hold once no member is left in the session.
-    fn end_session(&mut self, sid: Pid) {
-        if self.terminals.contains_key(&sid) && !self.groups.values().any(|g| g.sid == sid) {
-            self.terminals.remove(&sid);
-        }
+    pub fn kept_vpid(&self, pid: Pid) -> Option<Vpid> {
+        self.vpid_of(pid)
+            .or_else(|| self.kept.vpids.get(&pid).map(|&(v, _)| v))
     }
 
     /// The seed's `__pid_type_to_vpid`: the vpid of `pid` if a member uses it in role
@@ -446,11 +463,6 @@ impl Vps {
         if self.numbers.contains_key(&pid) {
             return Err(EngineError::PidInUse(pid));
         }
-        if !self.terminals.is_empty() {
-            // The kernel gave the number to a new task: a terminal's old group of that
-            // number can no longer be told from it.
-            self.terminals.retain(|_, &mut (p, _)| p != pid);
-        }
         let linear = pid + self.vpid_div();
         if self.mode == Mode::Linear {
             match requested {
@@ -499,6 +511,9 @@ impl Vps {
 
     /// Records `pid ↦ vpid` (and, in sparse mode, the caller has filled the table).
     fn insert_number(&mut self, pid: Pid, vpid: Vpid) -> Vpid {
+        // The kernel gave the number to a new task: the old one it named can no longer
+        // be told from it.
+        self.kept.forget(pid);
         self.numbers.insert(
             pid,
             Number {
@@ -624,6 +639,7 @@ impl Vps {
             if self.mode == Mode::Sparse {
                 self.vpid_hash.remove(&n.vnr);
             }
+            self.kept.remember(pid, n.vnr);
         }
     }
 
@@ -733,7 +749,6 @@ impl Vps {
                 if g.sid_own {
                     self.drop_ref(g.sid, PidType::Sid);
                 }
-                self.end_session(g.sid);
             }
         }
         Ok(())
@@ -782,7 +797,6 @@ impl Vps {
             g.sid = tgid;
             g.sid_own = true;
         }
-        self.end_session(g.sid);
         Ok(())
     }
 

@@ -95,42 +95,7 @@ impl Tracker {
                 }
             }
         }
-        let group = self.engine.vps(id).and_then(|vps| {
-            let (pgid, sid) = vps.group_ids(vps.tgid_of(tid)?)?;
-            Some((pgid, sid, vps.vpid_of(pgid)?))
-        });
         let _ = self.engine.exit(tid);
-        if let Some((pgid, sid, vpid)) = group {
-            self.hold_foreground(id, pgid, sid, vpid);
-        }
-    }
-
-    /// After a member left: if that emptied process group `pgid` (its number lost its
-    /// vpid) while its session's terminal had it in the foreground, which a member of
-    /// the session shows as its `tpgid`, the number keeps `vpid` for that
-    /// ([`crate::engine::Vps::hold_foreground`]). One `stat` read, only when a group
-    /// ends in a session with a member left.
-    fn hold_foreground(&mut self, id: VpsId, pgid: Pid, sid: Pid, vpid: Vpid) {
-        let Some(vps) = self.engine.vps(id) else {
-            return;
-        };
-        if vps.vpid_of(pgid).is_some() {
-            return;
-        }
-        let in_session = |g: Pid| vps.group_ids(g).is_some_and(|(_, s)| s == sid);
-        let peer = if in_session(sid) {
-            Some(sid) // the session's leader
-        } else if vps.vpid_of(sid).is_some() {
-            // A session of the VPS whose leader has exited: the kernel let the terminal
-            // go then (`disassociate_ctty`), every member shows `tpgid` -1.
-            None
-        } else {
-            // A session from outside (init's inherited one): any member tells.
-            vps.tgids().find(|&g| in_session(g))
-        };
-        if peer.is_some_and(|p| host::tpgid(p).ok() == Some(pgid)) {
-            let _ = self.engine.hold_foreground(id, sid, pgid, vpid);
-        }
     }
 
     /// Brings the engine's pgid/sid of a member up to date with what the kernel shows

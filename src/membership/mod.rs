@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::engine::{Engine, EngineError, Pid, Requested, TaskIds, Vpid, Vps, VpsConfig, VpsId};
+use crate::engine::{Engine, EngineError, Pid, Requested, TaskIds, Vps, VpsConfig, VpsId};
 use crate::events::ProcEvent;
 use crate::host::{self, TaskInfo};
 

@@ -48,10 +48,12 @@ pub trait PidMap {
     fn pgid(&self, real: i32) -> i32;
     /// vpid of a real session number; 0 when not visible.
     fn sid(&self, real: i32) -> i32;
-    /// vpid of a terminal's foreground process group (`tpgid`): as [`PidMap::pgid`],
-    /// and also for a group whose members are all gone, which the terminal still names.
-    fn tpgid(&self, real: i32) -> i32 {
-        self.pgid(real)
+    /// The vpid a real number had when its last user went, which a kernel object
+    /// holding its `struct pid` goes on showing (a terminal's foreground group as
+    /// `tpgid`; the creator and last users of a System V IPC object); `None` when not
+    /// known. Asked only for a number with no live user ([`held`]).
+    fn kept(&self, _real: i32) -> Option<i32> {
+        None
     }
     /// Number of leading entries of the NS* lines (NStgid/NSpid/NSpgid/NSsid in status, NSpid in pidfd fdinfo)
     /// that belong to pid namespaces ABOVE the VPS's level (0 when the VPS has no kernel pid namespace).
@@ -152,6 +154,15 @@ impl PidMap for TableMap {
     fn ns_levels_above(&self) -> usize {
         self.levels_above
     }
+}
+
+/// Translates a number that a kernel object holds the `struct pid` of: through `live`
+/// while it has a live user, else to the vpid it had ([`PidMap::kept`]).
+pub(crate) fn held(map: &dyn PidMap, v: i32, live: impl Fn(i32) -> i32) -> i32 {
+    xlate(v, |p| match live(p) {
+        0 => map.kept(p).unwrap_or(0),
+        n => n,
+    })
 }
 
 /// Translates a real number through `f` only when it names something.

@@ -7,7 +7,7 @@
 //! newlines. Everything after the LAST ')' is numbers, so that is where
 //! field splitting starts; the comm bytes are never interpreted.
 
-use super::{first_tokens, parse_num, push_num, splice, xlate, ParseError, PidMap};
+use super::{first_tokens, held, parse_num, push_num, splice, xlate, ParseError, PidMap};
 
 const FILE: &str = "stat";
 
@@ -251,7 +251,9 @@ pub fn render_stat(raw: &[u8], map: &dyn PidMap, shown: Shown) -> Result<Vec<u8>
     edits.push(put(at(5), xlate(num(raw, &l, 5)?, |p| map.pgid(p))));
     edits.push(put(at(6), xlate(num(raw, &l, 6)?, |p| map.sid(p))));
     num::<i32>(raw, &l, 7)?;
-    edits.push(put(at(8), xlate(num(raw, &l, 8)?, |p| map.tpgid(p))));
+    // A terminal's foreground group may have no member left (its `struct pid` is the
+    // terminal's).
+    edits.push(put(at(8), held(map, num(raw, &l, 8)?, |p| map.pgid(p))));
     if shown.superpriv {
         let flags: u64 = num(raw, &l, 9)?;
         let mut b = Vec::new();

@@ -13,7 +13,7 @@
 //! kernel lists every object of the IPC namespace, whoever made it.
 
 use super::ids::ReaderIds;
-use super::{lines, parse_num, push_num, tokens, xlate, ParseError, PidMap};
+use super::{held, lines, parse_num, push_num, tokens, ParseError, PidMap};
 
 const FILE: &str = "sysvipc";
 /// Header names of the columns that hold pids.
@@ -77,7 +77,8 @@ pub fn render_sysvipc(
                 match (col, ids) {
                     (Column::Pid, _) => {
                         let real: i32 = parse_num(digits).ok_or(bad("pid column"))?;
-                        push_num(&mut num, xlate(real, |p| map.pid(p)));
+                        // The object holds the `struct pid`: a creator gone is named.
+                        push_num(&mut num, held(map, real, |p| map.pid(p)));
                     }
                     (Column::Uid, Some(ids)) => {
                         let k: u32 = parse_num(digits).ok_or(bad("uid column"))?;

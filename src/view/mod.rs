@@ -209,12 +209,8 @@ impl PidMap for VpsMap<'_> {
     fn sid(&self, real: i32) -> i32 {
         self.pid(real)
     }
-    fn tpgid(&self, real: i32) -> i32 {
-        if real <= 0 {
-            return real;
-        }
-        self.lookups.set(self.lookups.get() + 1);
-        self.vps.foreground_vpid(real).unwrap_or(0)
+    fn kept(&self, real: i32) -> Option<i32> {
+        self.vps.kept_vpid(real)
     }
     fn ns_levels_above(&self) -> usize {
         self.levels
