@@ -841,7 +841,18 @@ fn freed_numbers_are_remembered_up_to_a_bound() {
     assert_eq!(vps.kept_numbers(), KEPT_FREED);
     assert_eq!(vps.kept_vpid(200), None, "the oldest is forgotten: {first}");
     assert!(vps.kept_vpid(1000).is_some());
-    assert!(vps.kept_vpid(1000 + KEPT_FREED as Pid - 1).is_some());
+    let newest = 1000 + KEPT_FREED as Pid - 1;
+    assert!(vps.kept_vpid(newest).is_some());
+    // One number handed out and freed over and over: one entry, and the order of
+    // freeings, stale entries and all, stays bounded (compacted).
+    let mut last = 0;
+    for _ in 0..3 * KEPT_FREED {
+        last = vps.fork(child(9000), Requested::Auto).unwrap();
+        vps.exit(9000).unwrap();
+    }
+    assert_eq!(vps.kept_vpid(9000), Some(last));
+    assert_eq!(vps.kept_numbers(), KEPT_FREED);
+    assert!(vps.kept_vpid(newest).is_some());
 }
 
 #[test]

@@ -121,11 +121,13 @@ impl Kept {
         self.serial += 1;
         self.vpids.insert(pid, (vpid, self.serial));
         self.order.push_back((pid, self.serial));
+        // Every number remembered has its entry in `order`, so this ends.
         while self.vpids.len() > KEPT_FREED {
-            if let Some((p, s)) = self.order.pop_front() {
-                if self.vpids.get(&p).is_some_and(|&(_, at)| at == s) {
-                    self.vpids.remove(&p);
-                }
+            let Some((p, s)) = self.order.pop_front() else {
+                break;
+            };
+            if self.vpids.get(&p).is_some_and(|&(_, at)| at == s) {
+                self.vpids.remove(&p);
             }
         }
         if self.order.len() > 2 * KEPT_FREED {
