@@ -926,6 +926,25 @@ fn an_ipc_object_names_its_creator_after_it_is_gone() {
     );
 }
 
+/// A POSIX timer aimed at a thread goes on naming that thread after it has ended, in
+/// `/proc/<pid>/timers`, as procfs does (tests/scripts/timer_target.py): one thread
+/// ended before the daemon could see it start, one after. The view showed 0 for both.
+#[test]
+fn a_timer_names_its_ended_target_thread() {
+    if !privileged() {
+        return;
+    }
+    probe_matches_kernel_with(
+        "timer_target.py",
+        &[
+            "ID: 1\nsignal: 10/0000000000000000\nnotify: signal/tid.3\n",
+            "ID: 0\nsignal: 10/0000000000000000\nnotify: signal/tid.2\n",
+            "read by a child: True\n",
+        ],
+        BOTH_READ_PATHS,
+    );
+}
+
 /// Network tools find a socket's process as they find it on procfs
 /// (tests/scripts/net_clients.py): `ss -p`, `netstat -p`, `lsof -i`/`-U` and psutil
 /// match the `socket:[N]` text of every `fd/N` link to the kernel's socket tables, and

@@ -116,10 +116,15 @@ impl Engine {
         vps.set_pid_max(pid_max)
     }
 
-    /// Passes over the next vpid of VPS `id` ([`Vps::pass_over_vpid`]).
-    pub fn pass_over_vpid(&mut self, id: VpsId, kernel_numbers: bool) -> Result<(), EngineError> {
+    /// Passes over the vpid task `pid` of VPS `id` had ([`Vps::pass_over_vpid`]).
+    pub fn pass_over_vpid(
+        &mut self,
+        id: VpsId,
+        pid: Pid,
+        kernel_numbers: bool,
+    ) -> Result<(), EngineError> {
         let vps = self.vpses.get_mut(&id).ok_or(EngineError::NoSuchVps(id))?;
-        vps.pass_over_vpid(kernel_numbers);
+        vps.pass_over_vpid(pid, kernel_numbers);
         Ok(())
     }
 

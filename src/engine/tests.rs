@@ -438,8 +438,10 @@ fn alloc_vpid_ns_passes_over_the_number_of_a_task_gone_before_it_was_numbered() 
     assert_eq!(vps.fork(child(5000), Requested::Auto), Ok(2));
     vps.fork(child(5002), Requested::Vpid(4)).unwrap();
     // The kernel gave vpid 3 to a task reaped before anyone numbered it.
-    vps.pass_over_vpid(false);
+    vps.pass_over_vpid(5001, false);
     assert_eq!(vps.last_vpid(), 3);
+    assert_eq!(vps.kept_vpid(5001), Some(3), "kept for what may name it");
+    assert_eq!(vps.vpid_to_pid(3), None);
     assert_eq!(
         vps.fork(child(5003), Requested::Auto),
         Ok(5),
@@ -448,16 +450,18 @@ fn alloc_vpid_ns_passes_over_the_number_of_a_task_gone_before_it_was_numbered() 
     // The other policies number from the real pid: nothing to pass over.
     let mut linear = vps_with(cfg(Numbering::Linear));
     let before = linear.last_vpid();
-    linear.pass_over_vpid(false);
+    linear.pass_over_vpid(5001, false);
     assert_eq!(linear.last_vpid(), before);
+    assert_eq!(linear.kept_vpid(5001), Some(5001 + DIV));
     // Numbered by a pid namespace: the last vpid shown moves on as the namespace's
     // did, past the numbers in use.
     let mut by_kernel = vps_with(cfg(Numbering::Sparse));
     by_kernel.fork(child(6000), Requested::Vpid(2)).unwrap();
     by_kernel.fork(child(6001), Requested::Vpid(4)).unwrap();
     by_kernel.set_last_vpid(3);
-    by_kernel.pass_over_vpid(true);
+    by_kernel.pass_over_vpid(6002, true);
     assert_eq!(by_kernel.last_vpid(), 5);
+    assert_eq!(by_kernel.kept_vpid(6002), Some(5));
 }
 
 #[test]

@@ -291,26 +291,34 @@ impl Vps {
         Ok(())
     }
 
-    /// Passes over the next number of the `ns` policy, for a task that took it in the
-    /// kernel and was gone before it could be numbered here (reaped before its fork
+    /// Passes over the next number of the `ns` policy, for task `pid` that took it in
+    /// the kernel and was gone before it could be numbered here (reaped before its fork
     /// was reported): the numbers after it then stay those of a kernel pid namespace,
     /// which handed that one out. With `kernel_numbers` (each vpid is the task's number
     /// in its pid namespace) the namespace gave that task the next free number after
     /// the last, which becomes the last vpid shown. The other policies number from the
-    /// real pid.
-    pub fn pass_over_vpid(&mut self, kernel_numbers: bool) {
-        if kernel_numbers {
-            if let Ok(v) = self.next_free_after(self.last_vpid) {
+    /// real pid. Either way the vpid the task had is kept for the objects that may still
+    /// name it ([`Vps::kept_vpid`]: a thread that set a timer and ended).
+    pub fn pass_over_vpid(&mut self, pid: Pid, kernel_numbers: bool) {
+        let had = if kernel_numbers {
+            let v = self.next_free_after(self.last_vpid).ok();
+            if let Some(v) = v {
                 self.last_vpid = v;
             }
-            return;
-        }
-        if self.config.numbering != Numbering::Ns {
-            return;
-        }
-        if let Ok(v) = self.dense_next() {
-            self.ns_cursor = v;
-            self.last_vpid = v;
+            v
+        } else if self.config.numbering == Numbering::Ns {
+            let v = self.dense_next().ok();
+            if let Some(v) = v {
+                self.ns_cursor = v;
+                self.last_vpid = v;
+            }
+            v
+        } else {
+            let linear = pid.checked_add(self.vpid_div());
+            linear.filter(|v| !self.vpid_hash.contains_key(v))
+        };
+        if let Some(v) = had.filter(|_| !self.numbers.contains_key(&pid)) {
+            self.kept.remember(pid, v);
         }
     }
 

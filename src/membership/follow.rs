@@ -206,7 +206,7 @@ impl Tracker {
                             && !self.exited.contains(&child_pid);
                         if !numbered {
                             let kernel = self.meta.get(&id).is_some_and(|m| m.ns_numbers);
-                            let _ = self.engine.pass_over_vpid(id, kernel);
+                            let _ = self.engine.pass_over_vpid(id, child_pid, kernel);
                             self.pass_over_nested(id, maker);
                             if self.vanished.len() >= VANISHED_MAX {
                                 self.vanished.clear();

@@ -50,8 +50,9 @@ pub trait PidMap {
     fn sid(&self, real: i32) -> i32;
     /// The vpid a real number had when its last user went, which a kernel object
     /// holding its `struct pid` goes on showing (a terminal's foreground group as
-    /// `tpgid`; the creator and last users of a System V IPC object); `None` when not
-    /// known. Asked only for a number with no live user ([`held`]).
+    /// `tpgid`; the creator and last users of a System V IPC object; a POSIX timer's
+    /// target thread); `None` when not known. Asked only for a number with no live user
+    /// ([`held`]).
     fn kept(&self, _real: i32) -> Option<i32> {
         None
     }

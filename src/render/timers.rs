@@ -4,9 +4,10 @@
 //! "ID: %d", "signal: %d/%px", "notify: %s/%s.%d" and "ClockID: %d". The
 //! notify line names the thread or process that gets the signal
 //! ("signal/pid.N", "signal/tid.N", "none/pid.N", "thread/pid.N"), with N
-//! in the reader's pid namespace, so N is translated.
+//! in the reader's pid namespace, so N is translated. The timer holds the target's
+//! `struct pid` (`it_pid`): a thread that exited goes on being named ([`held`]).
 
-use super::{lines, parse_num, push_num, splice, xlate, ParseError, PidMap};
+use super::{held, lines, parse_num, push_num, splice, ParseError, PidMap};
 
 const FILE: &str = "timers";
 const NOTIFY: &[u8] = b"notify: ";
@@ -45,7 +46,7 @@ pub fn render_timers(raw: &[u8], map: &dyn PidMap) -> Result<Vec<u8>, ParseError
         })?;
         let ns = start + NOTIFY.len() + slash + 1 + 4;
         let mut b = Vec::new();
-        push_num(&mut b, xlate(n, |p| map.pid(p)));
+        push_num(&mut b, held(map, n, |p| map.pid(p)));
         edits.push((ns, ns + num.len(), b));
     }
     splice(raw, &edits, FILE)
