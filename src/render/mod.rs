@@ -112,6 +112,8 @@ pub struct TableMap {
     pub pids: HashMap<i32, i32>,
     pub pgids: HashMap<i32, i32>,
     pub sids: HashMap<i32, i32>,
+    /// Numbers with no live user, with the vpid they had ([`PidMap::kept`]).
+    pub kept: HashMap<i32, i32>,
     pub levels_above: usize,
 }
 
@@ -135,6 +137,11 @@ impl TableMap {
         self.sids.extend(pairs.iter().copied());
         self
     }
+    /// Adds numbers with no live user, `real → the vpid they had`.
+    pub fn with_kept(mut self, pairs: &[(i32, i32)]) -> Self {
+        self.kept.extend(pairs.iter().copied());
+        self
+    }
     /// Sets how many NS* entries belong to namespaces above the VPS.
     pub fn with_levels_above(mut self, levels: usize) -> Self {
         self.levels_above = levels;
@@ -151,6 +158,9 @@ impl PidMap for TableMap {
     }
     fn sid(&self, real: i32) -> i32 {
         self.sids.get(&real).copied().unwrap_or(0)
+    }
+    fn kept(&self, real: i32) -> Option<i32> {
+        self.kept.get(&real).copied()
     }
     fn ns_levels_above(&self) -> usize {
         self.levels_above
@@ -397,6 +407,19 @@ mod tests {
             (m.pid(100), m.pid(101), m.pgid(100), m.sid(100)),
             (1, 0, 1, 0)
         );
+    }
+
+    #[test]
+    fn held_numbers_fall_back_to_the_vpid_kept() {
+        let m = TableMap::new()
+            .with_pids(&[(100, 1)])
+            .with_kept(&[(100, 9), (200, 2)]);
+        let live = |p| m.pid(p);
+        // A live user first, then the kept vpid, then 0; markers as they are.
+        assert_eq!(held(&m, 100, live), 1);
+        assert_eq!(held(&m, 200, live), 2);
+        assert_eq!(held(&m, 300, live), 0);
+        assert_eq!((held(&m, 0, live), held(&m, -1, live)), (0, -1));
     }
 
     #[test]

@@ -407,6 +407,28 @@ mod tests {
         );
     }
 
+    /// A terminal's foreground group whose members are gone is still named: by the
+    /// vpid it had; a number not known at all is 0.
+    #[test]
+    fn an_emptied_foreground_group_is_named_by_its_kept_vpid() {
+        let raw = fixture!("stat_tty");
+        let s = parse_stat(raw).unwrap();
+        let map = TableMap::new()
+            .with_pids(&[(s.pid, 2)])
+            .with_pgids(&[(s.pgrp, 2)])
+            .with_kept(&[(s.tpgid, 7)]);
+        let shown = |m: &TableMap| {
+            parse_stat(&render_stat(raw, m, Shown::default()).unwrap())
+                .unwrap()
+                .tpgid
+        };
+        if s.tpgid != s.pgrp {
+            assert_eq!(shown(&map), 7);
+        }
+        assert_eq!(shown(&TableMap::new().with_kept(&[(s.tpgid, 7)])), 7);
+        assert_eq!(shown(&TableMap::new()), 0);
+    }
+
     #[test]
     fn exact_bytes() {
         let raw = b"100 (a) 1 2 (b) S 101 100 100 34816 100 4194368 0 0 0 0 0 0 0 0 20 0 1 0 93802 1 2 3\n";

@@ -134,6 +134,18 @@ mod tests {
         }
     }
 
+    /// A creator that has exited is named by the vpid it had: the segment holds its
+    /// `struct pid`.
+    #[test]
+    fn a_creator_gone_is_named_by_its_kept_vpid() {
+        for raw in [fixture!("sysvipc_shm_host"), fixture!("sysvipc_msg_host")] {
+            let render = |m: &TableMap| render_sysvipc(raw, m, None).unwrap();
+            let kept = render(&TableMap::new().with_kept(&[(init(), 4)]));
+            assert_eq!(kept, render(&TableMap::new().with_pids(&[(init(), 4)])));
+            assert_ne!(kept, render(&TableMap::new()), "the fixture names the init");
+        }
+    }
+
     #[test]
     fn renders_what_the_kernel_shows_in_a_child_namespace() {
         // The child namespace's init (1 there) attached the segment and took a message;

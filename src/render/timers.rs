@@ -60,6 +60,16 @@ mod tests {
     use proptest::prelude::*;
 
     #[test]
+    fn an_ended_target_thread_is_named_by_its_kept_vpid() {
+        let raw = b"ID: 0\nsignal: 10/0000000000000000\nnotify: signal/tid.5123\nClockID: 1\n";
+        let kept = TableMap::new().with_kept(&[(5123, 2)]);
+        let want = b"ID: 0\nsignal: 10/0000000000000000\nnotify: signal/tid.2\nClockID: 1\n";
+        assert_eq!(render_timers(raw, &kept).unwrap(), want);
+        let gone = b"ID: 0\nsignal: 10/0000000000000000\nnotify: signal/tid.0\nClockID: 1\n";
+        assert_eq!(render_timers(raw, &TableMap::new()).unwrap(), gone);
+    }
+
+    #[test]
     fn fixture_signal_none_and_thread_id() {
         let raw = fixture!("timers");
         assert_eq!(render_timers(raw, &Identity).unwrap(), raw);
