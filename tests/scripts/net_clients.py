@@ -72,8 +72,10 @@ def main():
         return re.sub(r"\b\d{5,}\b", "INO", text)
 
     def ours(line):
-        return any(re.search(r"[:@]%s\b" % re.escape(v), line)
-                   for v in (port, udp, cport, name))
+        # A connection of an earlier run that lingers in TIME-WAIT (no process holds
+        # it) may have had one of these ports: not ours.
+        return "TIME" not in line and any(re.search(r"[:@]%s\b" % re.escape(v), line)
+                                          for v in (port, udp, cport, name))
 
     tools = [
         ["ss", "-tnp"], ["ss", "-tlnp"], ["ss", "-ulnp"], ["ss", "-xlp"],
@@ -97,8 +99,8 @@ def main():
     # each process's own sockets.
     rows = [(c.pid, c.fd, c.family.name, c.type.name, c.laddr, c.raddr, c.status)
             for c in psutil.net_connections("all")
-            if ours(":%s" % getattr(c.laddr, "port", "")) or
-            (isinstance(c.laddr, str) and ours(c.laddr))]
+            if c.pid is not None and (ours(":%s" % getattr(c.laddr, "port", "")) or
+                                      (isinstance(c.laddr, str) and ours(c.laddr)))]
     show(["psutil.net_connections"], mask("\n".join(str(r) for r in sorted(rows))) + "\n")
     for p in started:
         proc = psutil.Process(p.pid)
