@@ -147,17 +147,15 @@ fn a_reader_in_a_chroot_sees_link_targets_from_its_root() {
 }
 
 /// `ps -e -o pid,ppid,pgid,sid,comm` rows of the orphaned groups' tree, without the
-/// processes that only look (ps, and `vprocfs exec`).
+/// processes that only look (ps, and `vprocfs exec`), in the order of their names
+/// (each has its own): the host numbers a tree VPS, and its pids wrap at `pid_max`, so
+/// their order need not be the kernel namespace's.
 fn tree_rows(ps: &str) -> String {
     let mut rows: Vec<&str> = ps
         .lines()
         .filter(|l| !l.ends_with(" ps") && !l.ends_with(" vprocfs"))
         .collect();
-    rows.sort_by_key(|l| {
-        l.split_whitespace()
-            .next()
-            .and_then(|p| p.parse::<i64>().ok())
-    });
+    rows.sort_by_key(|l| l.split_whitespace().last().map(str::to_string));
     rows.iter().map(|l| format!("{l}\n")).collect()
 }
 

@@ -8,11 +8,25 @@ looked: run as a VPS's init (or a pid namespace's), it makes
 
 then prints "ready" and sleeps. With --report it waits a moment and prints
 `ps -e -o pid=,ppid=,pgid=,sid=,comm=` itself (the kernel's view, in a pid namespace).
+Each process that stays has a name of its own, so that rows can be matched by name:
+numbered by the host (a tree VPS) their order may differ from the kernel's, since the
+host's pids wrap at `pid_max`.
 """
+import ctypes
 import os
 import subprocess
 import sys
 import time
+
+
+PR_SET_NAME = 15
+
+
+def sleeper(name):
+    def body():
+        ctypes.CDLL(None).prctl(PR_SET_NAME, name, 0, 0, 0)
+        time.sleep(300)
+    return body
 
 
 def child(fn):
@@ -27,24 +41,23 @@ def child(fn):
 
 def group():
     os.setpgid(0, 0)
-    child(lambda: time.sleep(300))
+    child(sleeper(b"grp-member"))
     os._exit(0)  # the leader goes; its member stays in the group
 
 
 def session():
     os.setsid()
-    child(lambda: time.sleep(300))
+    child(sleeper(b"sess-member"))
     os._exit(0)
 
 
 # Orphans come back to init, as they do to a pid namespace's init.
 if os.getpid() != 1:
-    import ctypes
     PR_SET_CHILD_SUBREAPER = 36
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 os.waitpid(child(group), 0)
 os.waitpid(child(session), 0)
-child(lambda: time.sleep(300))
+child(sleeper(b"init-member"))
 time.sleep(0.2)
 if "--report" in sys.argv:
     out = subprocess.run(["ps", "-e", "-o", "pid=,ppid=,pgid=,sid=,comm="],
