@@ -105,6 +105,12 @@ impl Object {
     }
 }
 
+/// The real path a call on `node` acts on: the object's when `node` is one (keep the
+/// `Object` alive while the path is in use), else `node`'s own entry.
+pub(super) fn real_target(object: Option<&Object>, node: &Node) -> PathBuf {
+    object.map_or_else(|| node.real_path(), |o| o.path().to_path_buf())
+}
+
 /// The name of the object whose file of the view link text `target` is the path of:
 /// `/proc/1/fd/pipe:[123]` when bash opened `/dev/fd/63` through the view (`exec 3<
 /// <(…)`, `done < <(…)`) and the descriptor it got (a file of the view, through which

@@ -294,7 +294,7 @@ impl View {
             return target.map(Handle::Write);
         }
         let seekable = object.is_none();
-        let path = object.map_or_else(|| node.real_path(), |o| o.path().to_path_buf());
+        let path = super::links::real_target(object, node);
         let (id, namespaces) = identity(tid)?;
         let read = flags & libc::O_ACCMODE == libc::O_RDWR;
         let mut extra = 0;
@@ -796,9 +796,7 @@ impl View {
                     // (`> /dev/fd/63`), which it ignores for a FIFO.
                     change.size = None;
                 }
-                let path = object
-                    .as_ref()
-                    .map_or_else(|| node.real_path(), |o| o.path().to_path_buf());
+                let path = super::links::real_target(object.as_ref(), node);
                 self.as_caller(reader, node, || apply(&path, &change))
             }
             ChangeRule::Shared => shared_change(fsuid, change),
@@ -824,9 +822,7 @@ impl View {
             ChangeRule::Real => {}
         }
         let object = self.object(reader, node);
-        let path = object
-            .as_ref()
-            .map_or_else(|| node.real_path(), |o| o.path().to_path_buf());
+        let path = super::links::real_target(object.as_ref(), node);
         self.as_caller(reader, node, || {
             match value {
                 Some((v, flags)) => {
