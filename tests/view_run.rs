@@ -364,6 +364,13 @@ fn pid_max_writes_stay_in_the_vps_namespace() {
         ],
         BOTH_READ_PATHS,
     );
+    // Without a namespace, a VPS of dense numbers has one of its own all the same (its
+    // engine's, where its numbers wrap); it showed, and let root write, the host's.
+    probe_matches_kernel_with(
+        "pid_max_writes.py",
+        &["b'4194304' 7 4194304\n"],
+        &[&["--no-pidns", "--numbering", "ns"]],
+    );
     assert_eq!(HostPidMax::read(), before.0, "the host's pid_max moved");
 }
 
@@ -386,17 +393,25 @@ fn a_nested_namespace_has_its_own_pid_max() {
     for flags in BOTH_READ_PATHS {
         assert_view_matches(flags, &["sh", &probe], &kernel);
     }
-    // Without a pid namespace of its own the VPS's `pid_max` is the host's: the lines
-    // of the namespaces nested in it must be the kernel's.
-    let (view, err, code) = in_vps(&["--no-pidns", "--numbering", "ns"], &["sh", &probe]);
-    assert_eq!(code, 0, "{err}");
+    // Without a pid namespace, a VPS of dense numbers keeps a `pid_max` of its own as
+    // a namespace does (its engine wraps there); one of linear numbers shows the host's,
+    // so only the lines of the namespaces nested in it are the kernel's.
     let nested = |t: &str| {
         t.lines()
             .filter(|l| !l.starts_with("outside"))
             .collect::<Vec<_>>()
             .join("\n")
     };
+    let (view, err, code) = in_vps(&["--no-pidns", "--numbering", "ns"], &["sh", &probe]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(view, kernel, "{err}");
+    let (view, err, code) = in_vps(&["--no-pidns"], &["sh", &probe]);
+    assert_eq!(code, 0, "{err}");
     assert_eq!(nested(&view), nested(&kernel), "{err}");
+    assert!(
+        view.contains(&format!("outside: {}\n", before.0.trim())),
+        "a VPS of linear numbers shows the host's pid_max: {view}"
+    );
     assert_eq!(HostPidMax::read(), before.0, "the host's pid_max moved");
 }
 

@@ -160,13 +160,13 @@ struct EngineArgs {
 impl EngineArgs {
     /// The engine settings of a VPS with (`pidns`) or without a kernel pid namespace.
     fn config(&self, numbering: NumberingArg, pidns: bool) -> VpsConfig {
-        let pid_max = read_pid_max();
-        VpsConfig {
-            vpid_bit: vpid_bit(self.vpid_bit, pidns, pid_max),
-            numbering: numbering.engine(),
-            pid_max,
-            ..VpsConfig::default()
-        }
+        engine_config(
+            self.vpid_bit,
+            numbering.engine(),
+            pidns,
+            read_pid_max(),
+            crate::host::pid_max_per_namespace(),
+        )
     }
 
     /// The one-line warning a VPS without a pid namespace gets, if any
@@ -176,6 +176,32 @@ impl EngineArgs {
             return None;
         }
         seed_model_warning(numbering.engine(), self.vpid_bit, read_pid_max())
+    }
+}
+
+/// The engine settings of a VPS with (`pidns`) or without a kernel pid namespace, on a
+/// host whose `pid_max` is `host_pid_max` and whose kernel keeps one per namespace or
+/// not (`per_ns`, Linux 6.14 on). `pid_max`, where numbering wraps, is the host's but
+/// for dense numbers without a pid namespace where the kernel keeps one per namespace:
+/// they are numbered as a namespace's, whose own starts at the kernel's limit (`run`
+/// reads a namespace's own through its init).
+fn engine_config(
+    asked_bit: Option<u32>,
+    numbering: Numbering,
+    pidns: bool,
+    host_pid_max: i32,
+    per_ns: bool,
+) -> VpsConfig {
+    let own = !pidns && numbering == Numbering::Ns && per_ns;
+    VpsConfig {
+        vpid_bit: vpid_bit(asked_bit, pidns, host_pid_max),
+        numbering,
+        pid_max: if own {
+            crate::engine::PID_MAX_LIMIT
+        } else {
+            host_pid_max
+        },
+        ..VpsConfig::default()
     }
 }
 
@@ -661,6 +687,23 @@ mod tests {
             };
             assert!(config.validate().is_ok());
         }
+    }
+
+    #[test]
+    fn dense_numbers_without_a_namespace_wrap_at_a_new_namespaces_pid_max() {
+        let c = |n, pidns, per_ns| engine_config(None, n, pidns, 32768, per_ns).pid_max;
+        assert_eq!(c(Numbering::Ns, false, true), crate::engine::PID_MAX_LIMIT);
+        // Before Linux 6.14 every namespace's is the host's.
+        assert_eq!(c(Numbering::Ns, false, false), 32768);
+        // Linear and sparse vpids are pid + 2^bit: the host's is where they wrap.
+        assert_eq!(c(Numbering::Linear, false, true), 32768);
+        assert_eq!(c(Numbering::Sparse, false, true), 32768);
+        // With a namespace `run` reads the namespace's own later.
+        assert_eq!(c(Numbering::Ns, true, true), 32768);
+        assert_eq!(
+            engine_config(None, Numbering::Ns, false, 32768, true).vpid_bit,
+            15
+        );
     }
 
     #[test]

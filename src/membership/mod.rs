@@ -214,6 +214,19 @@ impl Tracker {
         self.meta.get(&id)
     }
 
+    /// Whether VPS `id` keeps a `pid_max` of its own, which its readers are shown and
+    /// its writers set: one with a kernel pid namespace, and, where the kernel keeps
+    /// one per namespace (`per_ns`, Linux 6.14 on), one without whose vpids are dense
+    /// as a namespace's (`--numbering ns`): its engine wraps there, as a namespace's
+    /// numbers do at its own. Any other VPS without a namespace sees the host's.
+    pub fn own_pid_max(&self, id: VpsId, per_ns: bool) -> bool {
+        let own_ns = self.meta(id).is_some_and(|m| m.ns_inode.is_some());
+        let dense = self
+            .vps(id)
+            .is_some_and(|v| v.config().numbering == crate::engine::Numbering::Ns);
+        own_ns || (per_ns && dense)
+    }
+
     /// Adds a VPS and admits its current members. `ns_numbers` (pid-namespace sources
     /// only) gives each member its namespace number as vpid.
     pub fn add_vps(

@@ -501,7 +501,8 @@ impl View {
         };
         let meta = tracker.meta(id);
         let levels = meta.map(|m| m.ns_level).unwrap_or(0);
-        let own_ns = meta.is_some_and(|m| m.ns_inode.is_some());
+        let own_pid_max =
+            matches!(r, Render::PidMax) && tracker.own_pid_max(id, host::pid_max_per_namespace());
         let map = VpsMap {
             vps,
             levels,
@@ -514,7 +515,7 @@ impl View {
                 && node.shown_task().is_some_and(|t| self.used_a_privilege(t)),
             hidden,
             last_pid,
-            pid_max: nested_pid_max.or(own_ns.then_some(vps.config().pid_max)),
+            pid_max: nested_pid_max.or(own_pid_max.then_some(vps.config().pid_max)),
             tasks: threads.map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
             ids: ids.as_deref(),
         };

@@ -270,7 +270,10 @@ impl View {
             (Node::Global { rel }, Reader::Vps { id, .. }) => {
                 // A writer in a namespace nested in the VPS's writes its own's.
                 let own_ns = self.has_own_pid_ns(id) || self.nested_pid_max_writer(id, tid);
-                PidNsSysctl::of(rel, own_ns).map(|which| WriteTarget::PidNs(id, which))
+                let own_pid_max = own_ns
+                    || lock(&self.shared.tracker)
+                        .own_pid_max(id, crate::host::pid_max_per_namespace());
+                PidNsSysctl::of(rel, own_ns, own_pid_max).map(|which| WriteTarget::PidNs(id, which))
             }
             (Node::Pid { rel, .. }, _) if matches!(&**rel, "loginuid" | "comm") => {
                 let own = node.shown_task().is_some_and(|t| same_process(t, tid));
@@ -485,8 +488,9 @@ impl View {
     /// whole and ignored (strict sysctl writes); `ns_last_pid` from a task with
     /// `CAP_SYS_ADMIN` or `CAP_CHECKPOINT_RESTORE` (whichever grants it marks the task,
     /// `PF_SUPERPRIV`). In a VPS with a pid namespace the kernel's own, written from
-    /// inside it; `ns_last_pid` of one without, the engine's. The bytes taken, which is
-    /// what the write returns.
+    /// inside it; `ns_last_pid` of one without, and `pid_max` of one without whose
+    /// numbers are dense, the engine's. The bytes taken, which is what the write
+    /// returns.
     fn write_pid_ns_sysctl(
         &self,
         id: VpsId,
@@ -551,8 +555,10 @@ impl View {
             None if which == PidNsSysctl::NsLastPid => {
                 self.with_tracker(|t| t.set_last_vpid(id, n))
             }
-            // The others are the host's in a VPS without a pid namespace, written as
-            // any sysctl: never this target ([`PidNsSysctl::of`]).
+            // Dense numbers without a namespace: the engine's, where they wrap.
+            None if which == PidNsSysctl::PidMax => self.with_tracker(|t| t.set_pid_max(id, n)),
+            // `cad_pid` is the host's in a VPS without a pid namespace, written as any
+            // sysctl: never this target ([`PidNsSysctl::of`]).
             None => return Err(Errno::EIO),
         }
         Ok(u32::try_from(taken).unwrap_or(all))
@@ -655,11 +661,12 @@ pub enum PidNsSysctl {
 
 impl PidNsSysctl {
     /// The sysctl at `rel` (below `/proc`), if it is one, for a VPS with a pid
-    /// namespace of its own (`own_ns`).
-    fn of(rel: &str, own_ns: bool) -> Option<PidNsSysctl> {
+    /// namespace of its own (`own_ns`) or a `pid_max` of its own (`own_pid_max`,
+    /// [`crate::membership::Tracker::own_pid_max`]).
+    fn of(rel: &str, own_ns: bool, own_pid_max: bool) -> Option<PidNsSysctl> {
         match rel {
             "sys/kernel/ns_last_pid" => Some(PidNsSysctl::NsLastPid),
-            "sys/kernel/pid_max" if own_ns => Some(PidNsSysctl::PidMax),
+            "sys/kernel/pid_max" if own_pid_max => Some(PidNsSysctl::PidMax),
             "sys/kernel/cad_pid" if own_ns => Some(PidNsSysctl::CadPid),
             _ => None,
         }
