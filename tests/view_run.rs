@@ -960,6 +960,30 @@ fn a_timer_names_its_ended_target_thread() {
     );
 }
 
+/// The paths procfs writes are its reader's, from the reader's root: a reader in a
+/// chroot sees the files below its root without the root's path in front, in the
+/// `exe`/`cwd`/`root`/`fd/N` links and in the mapped files' names of `maps`, `smaps`
+/// and `numa_maps` (tests/scripts/chroot_paths.sh), and a file outside it from the top.
+/// The view wrote the mapped files' names from the daemon's root (`/tmp/…/usr/bin/grep`).
+#[test]
+fn a_chrooted_reader_sees_paths_from_its_root() {
+    if !privileged() {
+        return;
+    }
+    let probe = script("chroot_paths.sh").display().to_string();
+    let kernel = in_kernel_ns(&["sh", &probe]);
+    assert!(
+        kernel.contains("self cwd: /\n")
+            && kernel.contains("maps:\n /usr/bin/grep\n")
+            && kernel.contains("numa_maps:\nfile=/usr/bin/grep\n")
+            && !kernel.contains("JAIL"),
+        "the kernel: {kernel}"
+    );
+    for flags in BOTH_READ_PATHS {
+        assert_view_matches(flags, &["sh", &probe], &kernel);
+    }
+}
+
 /// Network tools find a socket's process as they find it on procfs
 /// (tests/scripts/net_clients.py): `ss -p`, `netstat -p`, `lsof -i`/`-U` and psutil
 /// match the `socket:[N]` text of every `fd/N` link to the kernel's socket tables, and

@@ -22,6 +22,7 @@ pub mod fdinfo;
 pub mod ids;
 pub mod loadavg;
 pub mod locks;
+pub mod paths;
 pub mod sched;
 pub mod stat;
 pub mod status;

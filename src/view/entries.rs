@@ -154,8 +154,14 @@ pub const ENTRIES: &[Entry] = &[
     e("cmdline", 0o444, Mode, Single),
     rendered("stat", 0o444, Render::Stat, Check::File(Guard::Stat)),
     e("statm", 0o444, Mode, Single),
-    e("maps", 0o444, Check::File(Guard::Memory), Snapshot),
-    e("numa_maps", 0o444, Check::File(Guard::Memory), Snapshot),
+    Entry {
+        read: Snapshot,
+        ..rendered("maps", 0o444, Render::Maps, Check::File(Guard::Memory))
+    },
+    Entry {
+        read: Snapshot,
+        ..rendered("numa_maps", 0o444, Render::Maps, Check::File(Guard::Memory))
+    },
     e("mem", 0o600, Check::File(Guard::MemoryAttach), Direct),
     e("cwd", 0o777, Link, Direct),
     e("root", 0o777, Link, Direct),
@@ -164,7 +170,10 @@ pub const ENTRIES: &[Entry] = &[
     e("mounts", 0o444, Mode, Direct),
     e("mountinfo", 0o444, Mode, Direct),
     e("mountstats", 0o400, Mode, Direct),
-    e("smaps", 0o444, Check::File(Guard::Memory), Snapshot),
+    Entry {
+        read: Snapshot,
+        ..rendered("smaps", 0o444, Render::Maps, Check::File(Guard::Memory))
+    },
     e("smaps_rollup", 0o444, Check::File(Guard::Memory), Snapshot),
     e("pagemap", 0o400, Check::File(Guard::Memory), Direct),
     e("wchan", 0o444, Check::File(Guard::Wchan), Single),

@@ -45,6 +45,8 @@ pub enum Render {
     /// A socket table of `/proc/net` (`tcp`, `packet`…): its uid column in the
     /// reader's user namespace.
     Sockets(SocketTable),
+    /// `maps`, `smaps`, `numa_maps`: the mapped files' paths from the reader's root.
+    Maps,
     /// `/proc/keys`: the keys of the users the reader's user namespace maps.
     Keys,
     /// `/proc/key-users`: the users the reader's user namespace maps.
@@ -153,6 +155,9 @@ pub struct Context<'a> {
     /// How far the reader's time namespace's boottime is from the daemon's, in ns: the
     /// start times of `stat` are shown on the reader's clock ([`super::timens`]).
     pub clock_shift_ns: i64,
+    /// The reader's root as the daemon sees it, when it is not the daemon's: the paths
+    /// of `maps` are written from it ([`crate::render::paths`]).
+    pub root: Option<&'a [u8]>,
     /// The maps of the reader's user namespace, when it is not the daemon's: the ids
     /// of `status`, the id maps and `loginuid` are shown in it ([`crate::render::ids`]).
     pub ids: Option<&'a ReaderIds>,
@@ -183,6 +188,10 @@ pub fn render(r: Render, raw: &[u8], map: &dyn PidMap, cx: Context) -> Result<Ve
         }),
         Render::LoginUid => Ok(match cx.ids {
             Some(ids) => render::ids::loginuid(raw, ids),
+            None => raw.to_vec(),
+        }),
+        Render::Maps => Ok(match cx.root {
+            Some(root) => render::paths::maps_below_root(raw, root),
             None => raw.to_vec(),
         }),
         Render::Children => render::render_children(raw, map),

@@ -377,6 +377,12 @@ impl View {
             // The host view is the real file, but a reader of its own stat would see
             // itself asleep in this request: corrected as the kernel shows it.
             (Some(r), Reader::Host { tid }) if tid > 0 && node.shown_task() == Some(tid) => lazy(r),
+            // The mapped files' paths, for a reader in a chroot.
+            (Some(r @ Render::Maps), Reader::Host { .. })
+                if super::links::reader_root(reader).is_some() =>
+            {
+                lazy(r)
+            }
             _ => Handle::File(std::sync::Arc::new(
                 File::open(&path).map_err(|e| errno(&e))?,
             )),
@@ -404,9 +410,11 @@ impl View {
             }
             Reader::Host { tid } => {
                 let ids = self.ids_for(tid, &l.node, l.render);
+                let root = reader_root_for(l.reader, l.render);
                 let cx = Context {
                     running: tid > 0 && l.node.shown_task() == Some(tid),
                     hidden: l.hidden,
+                    root: root.as_deref(),
                     ids: ids.as_deref(),
                     ..Context::default()
                 };
@@ -469,6 +477,13 @@ impl View {
         }
         // Looked up before the tracker is locked: a look at the reader's namespaces.
         let ids = self.ids_for(reader_tid, node, r);
+        let root = reader_root_for(
+            Reader::Vps {
+                id,
+                tid: reader_tid,
+            },
+            r,
+        );
         let clock_shift_ns = match r {
             Render::Stat => self.reader_clock_shift(reader_tid),
             _ => 0,
@@ -517,6 +532,7 @@ impl View {
             last_pid,
             pid_max: nested_pid_max.or(own_pid_max.then_some(vps.config().pid_max)),
             tasks: threads.map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
+            root: root.as_deref(),
             ids: ids.as_deref(),
         };
         let rendered = files::render(r, raw, &map, cx);
@@ -736,6 +752,15 @@ impl View {
                 }
             }
         }
+    }
+}
+
+/// The root of `reader`, for a renderer that writes paths from it ([`Render::Maps`]),
+/// when it is not the daemon's.
+fn reader_root_for(reader: Reader, r: Render) -> Option<Vec<u8>> {
+    match r {
+        Render::Maps => super::links::reader_root(reader),
+        _ => None,
     }
 }
 

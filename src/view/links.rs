@@ -167,18 +167,6 @@ mod tests {
     }
 
     #[test]
-    fn paths_below_the_readers_root() {
-        let t =
-            |s: &str, root: &str| String::from_utf8(strip_root(s.into(), root.as_bytes())).unwrap();
-        assert_eq!(t("/srv/jail/bin/sh", "/srv/jail"), "/bin/sh");
-        assert_eq!(t("/srv/jail", "/srv/jail"), "/");
-        assert_eq!(t("/srv/jailer/x", "/srv/jail"), "/srv/jailer/x");
-        assert_eq!(t("/etc/passwd", "/srv/jail"), "/etc/passwd");
-        assert_eq!(t("/bin/sh", "/"), "/bin/sh");
-        assert_eq!(t("/srv/jail/a", "/srv/jail/"), "/a");
-    }
-
-    #[test]
     fn object_names() {
         assert!(is_object_name("pipe:[123]"));
         assert!(is_object_name("anon_inode:[eventfd]"));
@@ -370,30 +358,26 @@ impl super::View {
 /// prefix, as procfs shows them (`pwdx`, `ls -l /proc/*/exe`). A target outside the
 /// reader's root, and one that is not a path, stays as it is.
 pub fn from_reader_root(target: Vec<u8>, reader: super::Reader) -> Vec<u8> {
-    let tid = reader.tid();
-    if tid <= 0 || !target.starts_with(b"/") {
+    if !target.starts_with(b"/") {
         return target;
     }
-    let Ok(root) = fs::read_link(crate::host::proc_path(&format!("{tid}/root"))) else {
-        return target;
-    };
-    strip_root(
-        target,
-        std::os::unix::ffi::OsStrExt::as_bytes(root.as_os_str()),
-    )
+    match reader_root(reader) {
+        Some(root) => crate::render::paths::strip_root(target, &root),
+        None => target,
+    }
 }
 
-/// `target` relative to `root` (both absolute paths), when it lies there.
-fn strip_root(target: Vec<u8>, root: &[u8]) -> Vec<u8> {
-    let root = match root {
-        b"/" | b"" => return target,
-        r => r.strip_suffix(b"/").unwrap_or(r),
-    };
-    match target.strip_prefix(root) {
-        Some([]) => b"/".to_vec(),
-        Some(rest) if rest.starts_with(b"/") => rest.to_vec(),
-        _ => target,
+/// The root of `reader` as the daemon sees it (`/proc/<tid>/root`), when it is not the
+/// daemon's own (`/`): the paths procfs writes for that reader are relative to it
+/// ([`crate::render::paths`]).
+pub fn reader_root(reader: super::Reader) -> Option<Vec<u8>> {
+    let tid = reader.tid();
+    if tid <= 0 {
+        return None;
     }
+    let root = fs::read_link(crate::host::proc_path(&format!("{tid}/root"))).ok()?;
+    let root = std::os::unix::ffi::OsStringExt::into_vec(root.into_os_string());
+    (root != b"/").then_some(root)
 }
 
 /// `ioctl(2)` requests of nsfs (`linux/nsfs.h`), `_IO(0xb7, n)`.
