@@ -343,7 +343,8 @@ impl Drop for HostPidMax {
 /// writer's namespace: a write in the VPS sets the VPS's, as in the kernel's own
 /// namespace, and never the host's. Before, the daemon wrote it on a thread of its own
 /// (which no pid namespace can be entered by) and so set the host's `pid_max`, while
-/// the VPS went on showing its old one.
+/// the VPS went on showing its old one. The write takes no pid: the writer the daemon
+/// forks into the namespace took one, and the next process got the number after it.
 #[test]
 fn pid_max_writes_stay_in_the_vps_namespace() {
     if !privileged() {
@@ -358,9 +359,11 @@ fn pid_max_writes_stay_in_the_vps_namespace() {
     probe_matches_kernel_with(
         "pid_max_writes.py",
         &[
-            "b'300' EINVAL 301\n",
-            "b'0x1000' 6 4096\n",
-            "b'5000 6000' 5 5000\n",
+            "b'301' 3 301 next 2\n",
+            "b'300' EINVAL 301 next 3\n",
+            "b'0x1000' 6 4096 next 7\n",
+            "b'5000 6000' 5 5000 next 8\n",
+            "b'550' 3 550 next 300\n",
         ],
         BOTH_READ_PATHS,
     );
@@ -368,7 +371,7 @@ fn pid_max_writes_stay_in_the_vps_namespace() {
     // engine's, where its numbers wrap); it showed, and let root write, the host's.
     probe_matches_kernel_with(
         "pid_max_writes.py",
-        &["b'4194304' 7 4194304\n"],
+        &["b'4194304' 7 4194304 next 5\n"],
         &[&["--no-pidns", "--numbering", "ns"]],
     );
     assert_eq!(HostPidMax::read(), before.0, "the host's pid_max moved");

@@ -541,15 +541,23 @@ impl View {
                 let pidns = File::open(crate::host::proc_path(&format!("{init}/ns/pid")))
                     .map_err(|_| Errno::ESRCH)?;
                 let path = crate::host::proc_path(which.rel());
+                // The namespace's last pid before the writer takes one.
+                self.catch_up();
+                let last = self.with_tracker(|t| t.vps(id).map(|v| v.last_vpid()));
                 crate::sys::creds::write_in_pid_ns(&pidns, &path, n.to_string().as_bytes())
                     .map_err(|e| errno(&e))?;
                 // The writer took a pid there before the write: its fork is applied
                 // first, so that what the view shows after is the value written.
                 self.catch_up();
-                match which {
-                    PidNsSysctl::NsLastPid => self.with_tracker(|t| t.set_last_vpid(id, n)),
-                    PidNsSysctl::PidMax => self.with_tracker(|t| t.set_pid_max(id, n)),
-                    PidNsSysctl::CadPid => {}
+                if which == PidNsSysctl::NsLastPid {
+                    self.with_tracker(|t| t.set_last_vpid(id, n));
+                } else if let Some(last) = last {
+                    // procfs's write takes no pid: the namespace's last pid is given
+                    // back, so that its next fork gets the number it would have.
+                    self.give_back_last_pid(id, &pidns, last, which, n);
+                }
+                if which == PidNsSysctl::PidMax {
+                    self.with_tracker(|t| t.set_pid_max(id, n));
                 }
             }
             None if which == PidNsSysctl::NsLastPid => {
@@ -562,6 +570,26 @@ impl View {
             None => return Err(Errno::EIO),
         }
         Ok(u32::try_from(taken).unwrap_or(all))
+    }
+
+    /// Writes `last` back as the last pid of VPS `id`'s namespace `pidns`, after a
+    /// write of sysctl `which` (set to `n`) whose writer took a number there, through a
+    /// writer that takes one too. A `pid_max` lowered to `last` or below has the next
+    /// fork come round to the bottom, as the kernel's would: the last pid written back
+    /// is then the one before [`RESERVED_PIDS`].
+    fn give_back_last_pid(&self, id: VpsId, pidns: &File, last: Pid, which: PidNsSysctl, n: Pid) {
+        let last = match which {
+            PidNsSysctl::PidMax if last >= n - 1 => RESERVED_PIDS - 1,
+            _ => last,
+        };
+        let path = crate::host::proc_path(PidNsSysctl::NsLastPid.rel());
+        match crate::sys::creds::write_in_pid_ns(pidns, &path, last.to_string().as_bytes()) {
+            Ok(()) => {
+                self.catch_up();
+                self.with_tracker(|t| t.set_last_vpid(id, last));
+            }
+            Err(e) => log::warn!("VPS {id}: cannot write its last pid {last} back: {e}"),
+        }
     }
 
     /// Whether task `tid` of VPS `id` is in a pid namespace nested in the VPS's, whose
