@@ -380,6 +380,9 @@ fn pid_max_writes_stay_in_the_vps_namespace() {
 /// A pid namespace nested in the VPS's has a `pid_max` of its own (Linux 6.14 on), which
 /// its readers are told and its writers set: before, a write from inside set the VPS's
 /// (the host's, in a VPS without a pid namespace), and its readers were told the VPS's.
+/// The writes take no pid in any namespace: a second write from inside used to give
+/// back a last pid of the VPS's that counted the first write's helpers, and a
+/// `pid_max` set under the namespace's last pid could not have its last pid given back.
 #[test]
 fn a_nested_namespace_has_its_own_pid_max() {
     if !privileged() || !pid_max_per_namespace() {
@@ -390,6 +393,7 @@ fn a_nested_namespace_has_its_own_pid_max() {
     let kernel = in_kernel_ns(&["sh", &probe]);
     assert!(
         kernel.contains("inside after writing 6000: 6000\n")
+            && kernel.contains("under last pid 600, two commands then: 301\n")
             && kernel.contains("two deep: 4194304\n"),
         "the kernel: {kernel}"
     );

@@ -574,12 +574,10 @@ impl View {
 
     /// Writes `last` back as the last pid of VPS `id`'s namespace `pidns`, after a
     /// write of sysctl `which` (set to `n`) whose writer took a number there, through a
-    /// writer that takes one too. A `pid_max` lowered to `last` or below has the next
-    /// fork come round to the bottom, as the kernel's would: the last pid written back
-    /// is then the one before [`RESERVED_PIDS`].
+    /// writer that takes one too ([`after_pid_max`] for a `pid_max`).
     fn give_back_last_pid(&self, id: VpsId, pidns: &File, last: Pid, which: PidNsSysctl, n: Pid) {
         let last = match which {
-            PidNsSysctl::PidMax if last >= n - 1 => RESERVED_PIDS - 1,
+            PidNsSysctl::PidMax => after_pid_max(last, n),
             _ => last,
         };
         let path = crate::host::proc_path(PidNsSysctl::NsLastPid.rel());
@@ -636,10 +634,16 @@ impl View {
                 .filter(|_| own_ns)
                 .map(|v| (v.init_pid(), v.last_vpid()));
             let skip = usize::from(which == PidNsSysctl::NsLastPid);
-            let between: Vec<(&File, Pid)> = chain
+            let between: Vec<(&File, u64, Pid)> = chain
                 .iter()
+                .enumerate()
                 .skip(skip)
-                .filter_map(|(f, ino)| tracker.nested_last(*ino).map(|last| (f, last)))
+                .filter_map(|(i, (f, ino))| {
+                    let last = tracker.nested_last(*ino)?;
+                    // The writer's own, under a `pid_max` set there.
+                    let own = i == 0 && which == PidNsSysctl::PidMax;
+                    Some((f, *ino, if own { after_pid_max(last, n) } else { last }))
+                })
                 .collect();
             (vps_last, between)
         };
@@ -648,26 +652,52 @@ impl View {
         let path = crate::host::proc_path(which.rel());
         crate::sys::creds::write_in_pid_ns(writer_ns, &path, n.to_string().as_bytes())
             .map_err(|e| errno(&e))?;
-        for (ns, last) in between {
-            if let Err(e) =
-                crate::sys::creds::write_in_pid_ns(ns, &last_pid, last.to_string().as_bytes())
-            {
-                log::warn!("VPS {id}: cannot write a nested namespace's last pid {last} back: {e}");
+        // The writers were numbered as they forked: once their numbers are applied, each
+        // namespace's last pid is the one written back, for the next write's too.
+        let mut given_back = Vec::new();
+        for (ns, ino, last) in between {
+            match crate::sys::creds::write_in_pid_ns(ns, &last_pid, last.to_string().as_bytes()) {
+                Ok(()) => given_back.push((ino, last)),
+                Err(e) => log::warn!(
+                    "VPS {id}: cannot write a nested namespace's last pid {last} back: {e}"
+                ),
             }
         }
+        let mut vps_given_back = None;
         if let Some((init, last)) = vps_last {
             let back = last.to_string();
-            if let Err(e) =
-                crate::sys::creds::write_in_pid_ns(&open_ns(init)?, &last_pid, back.as_bytes())
-            {
-                log::warn!("VPS {id}: cannot write its last pid {last} back: {e}");
+            match crate::sys::creds::write_in_pid_ns(&open_ns(init)?, &last_pid, back.as_bytes()) {
+                Ok(()) => vps_given_back = Some(last),
+                Err(e) => log::warn!("VPS {id}: cannot write its last pid {last} back: {e}"),
             }
         }
+        self.catch_up();
+        self.with_tracker(|t| {
+            for (ino, last) in given_back {
+                t.set_nested_last(ino, last);
+            }
+            if let Some(last) = vps_given_back {
+                t.set_last_vpid(id, last);
+            }
+        });
         match which {
             PidNsSysctl::PidMax => self.with_tracker(|t| t.set_nested_pid_max(id, ns, n)),
             _ => self.with_tracker(|t| t.set_nested_last(ns, n)),
         }
         Ok(())
+    }
+}
+
+/// The last pid to write back in a namespace whose last pid was `last` when its
+/// `pid_max` was set to `pid_max`: `last`, or, where `pid_max` went to `last` or
+/// below, the one before [`RESERVED_PIDS`], so that the next fork comes round to the
+/// bottom as the kernel's does (`alloc_pid`: the cursor is past the top, so
+/// `idr_alloc_cyclic` starts again at `RESERVED_PIDS`).
+fn after_pid_max(last: Pid, pid_max: Pid) -> Pid {
+    if last >= pid_max - 1 {
+        RESERVED_PIDS - 1
+    } else {
+        last
     }
 }
 
@@ -981,5 +1011,18 @@ mod change_tests {
         assert_eq!(shared_change(1000, &touch), Err(Errno::EACCES));
         assert_eq!(shared_change(1000, &set), Err(Errno::EPERM));
         assert_eq!(shared_change(1000, &chown), Err(Errno::EPERM));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pid_max_at_or_below_the_last_pid_comes_round_to_the_bottom() {
+        assert_eq!(after_pid_max(354, 5000), 354);
+        assert_eq!(after_pid_max(354, 356), 354);
+        assert_eq!(after_pid_max(354, 355), RESERVED_PIDS - 1);
+        assert_eq!(after_pid_max(600, 550), RESERVED_PIDS - 1);
     }
 }
