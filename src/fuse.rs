@@ -516,6 +516,32 @@ impl Filesystem for ProcFs {
         reply.error(Errno::ENOSYS);
     }
 
+    fn fsync(
+        &self,
+        req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        self.begin(req, Op::Fsync);
+        // procfs has no fsync: vfs_fsync_range answers EINVAL, for a file or a
+        // directory alike. (ENOSYS would make the kernel answer 0 from now on.)
+        reply.error(Errno::EINVAL);
+    }
+
+    fn fsyncdir(
+        &self,
+        req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        self.begin(req, Op::Fsync);
+        reply.error(Errno::EINVAL);
+    }
+
     fn getxattr(&self, req: &Request, _ino: INodeNo, _name: &OsStr, _size: u32, reply: ReplyXattr) {
         self.begin(req, Op::Xattr);
         // procfs has no extended attributes; ENOSYS makes the kernel answer

@@ -46,11 +46,13 @@ pub enum Op {
     Namespace,
     /// `statfs`
     Statfs,
+    /// `fsync`, `fdatasync` and `fsyncdir`
+    Fsync,
 }
 
 impl Op {
     /// Every kind, in the order statistics print them.
-    pub const ALL: [Op; 20] = [
+    pub const ALL: [Op; 21] = [
         Op::Lookup,
         Op::Forget,
         Op::Getattr,
@@ -71,6 +73,7 @@ impl Op {
         Op::Access,
         Op::Namespace,
         Op::Statfs,
+        Op::Fsync,
     ];
 
     /// The request's name.
@@ -96,6 +99,7 @@ impl Op {
             Op::Access => "access",
             Op::Namespace => "names",
             Op::Statfs => "statfs",
+            Op::Fsync => "fsync",
         }
     }
 }

@@ -698,16 +698,21 @@ fn a_kept_cmdline_follows_an_exec_as_the_kernel_does() {
     }
 }
 
-/// chmod, chown, utime, truncate, the extended-attribute calls, statvfs and the calls
-/// that make or remove names, as root and as `nobody`, on process directories (which
-/// procfs marks immutable), their files, namespaces behind `ns/` links, sysctls and
-/// `/proc`'s global entries: each answers as procfs answers.
+/// chmod, chown, utime, truncate, the extended-attribute calls, statvfs, fsync and the
+/// calls that make or remove names, as root and as `nobody`, on process directories
+/// (which procfs marks immutable), their files, namespaces behind `ns/` links, sysctls
+/// and `/proc`'s global entries: each answers as procfs answers, in both read paths.
+/// fsync and fdatasync succeeded through the view, where procfs answers EINVAL.
 #[test]
 fn file_system_calls_answer_as_the_kernel() {
     if privileged() {
-        probe_matches_kernel(
+        probe_matches_kernel_with(
             "fs_calls.py",
-            "root /proc/self/ attrs ['EPERM', 'EPERM', 'EPERM'",
+            &[
+                "root /proc/self/ attrs ['EPERM', 'EPERM', 'EPERM'",
+                "root syncs [['EINVAL', 'EINVAL'], ['EINVAL', 'EINVAL'], ['EINVAL', 'EINVAL'],",
+            ],
+            BOTH_READ_PATHS,
         );
     }
 }

@@ -10,7 +10,7 @@ import sys
 
 KINDS = ["lookup", "forget", "getattr", "readlink", "open", "read", "release", "flush",
          "opendir", "readdir", "releasedir", "xattr", "ioctl", "lseek", "poll", "write", "setattr", "access",
-         "names", "statfs", "total"]
+         "names", "statfs", "fsync", "total"]
 
 
 def read_tsv(path):

@@ -57,7 +57,7 @@ MEASURES = [
 #: sent without waiting for the answer.
 KINDS = ["lookup", "forget", "getattr", "readlink", "open", "read", "release", "flush",
          "opendir", "readdir", "releasedir", "xattr", "ioctl", "lseek", "poll", "write", "setattr",
-         "access", "names", "statfs"]
+         "access", "names", "statfs", "fsync"]
 NOT_WAITED = {"release", "forget"}
 SIDES = ("kernel", "own", "shared")
 

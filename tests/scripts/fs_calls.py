@@ -54,6 +54,18 @@ def reads(p):
         os.close(fd)
 
 
+def syncs(p):
+    # procfs has no fsync: EINVAL to fsync and fdatasync, for a file or a directory.
+    try:
+        fd = os.open(p, os.O_RDONLY)
+    except OSError as e:
+        return errno.errorcode[e.errno]
+    try:
+        return [call(lambda: os.fsync(fd)), call(lambda: os.fdatasync(fd))]
+    finally:
+        os.close(fd)
+
+
 def access(p):
     # access(2) in each mode: procfs's mode bits, its immutable process directories
     # and namespaces (EPERM to a write, root's too), nsfs's modes behind ns/ links.
@@ -77,6 +89,9 @@ def calls(who):
     os.close(w)
     print(who, "reads", [reads(p) for p in ("/proc/self/ns/pid", "/proc/self/attr/current",
                                              "/proc/1/ns/net", "/proc/self/stat")])
+    print(who, "syncs", [syncs(p) for p in ("/proc", "/proc/self", "/proc/self/stat",
+                                             "/proc/self/fd", "/proc/uptime",
+                                             "/proc/sys/kernel/pid_max")])
     print(who, "access", [access(p) for p in (
         "/proc", "/proc/1", "/proc/1/task/1", "/proc/1/task", "/proc/1/stat", "/proc/1/environ",
         "/proc/1/comm", "/proc/1/mem", "/proc/1/fd", "/proc/1/exe", "/proc/1/ns/pid",
