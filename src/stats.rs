@@ -222,7 +222,7 @@ mod tests {
         assert!(line.starts_with("requests lookup=2 forget=0 "), "{line}");
         assert!(
             line.contains(
-                " ioctl=1 lseek=0 poll=0 write=0 setattr=0 access=0 names=0 statfs=0 total=3 \
+                " ioctl=1 lseek=0 poll=0 write=0 setattr=0 access=0 names=0 statfs=0 fsync=0 total=3 \
                  rss_kb="
             ),
             "{line}"
