@@ -349,13 +349,13 @@ impl View {
                 lazy(r)
             }
             // Made at each read from offset 0 as the reader, not at open: a `mountinfo`
-            // whose cgroup roots depend on the reader, and a process's `cgroup` where the
-            // reads come through the daemon (no snapshot at open), as procfs's seq file
-            // makes its text at the read (a process reaped since gives `ESRCH`).
+            // whose cgroup roots depend on the reader, and a process's `cgroup` or
+            // `cpuset` where the reads come through the daemon (no snapshot at open), as
+            // procfs's seq file makes its text at the read (a process reaped since gives
+            // `ESRCH`).
             (None, _) | (_, Reader::Host { .. })
                 if writes::shows_cgroup_roots(node, reader)
-                    || (!at_open
-                        && matches!(node, Node::Pid { rel, .. } if &**rel == "cgroup")) =>
+                    || (!at_open && writes::shows_cgroup_paths(node)) =>
             {
                 Handle::Reread(Reread {
                     node: node.clone(),

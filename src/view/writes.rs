@@ -118,12 +118,19 @@ fn identity_on(reader: Reader, node: &Node) -> Result<(Identity, Vec<File>), Err
 /// Whether what a file shows depends on its reader's namespaces or credentials, which
 /// the kernel takes from the task that reads: sysctls (`/proc/sys`: UTS, IPC and
 /// network ones are per namespace), System V IPC (`/proc/sysvipc`: the IPC namespace),
-/// a process's `cgroup` (its paths from the root of the reader's cgroup namespace),
-/// and the files whose text [`by_credentials`] decides.
+/// a process's cgroup paths ([`shows_cgroup_paths`]), and the files whose text
+/// [`by_credentials`] decides.
 pub fn read_as_reader(node: &Node) -> bool {
     by_credentials(node)
         || matches!(node, Node::Global { rel } if rel.starts_with("sys/") || rel.starts_with("sysvipc/"))
-        || matches!(node, Node::Pid { rel, .. } if &**rel == "cgroup")
+        || shows_cgroup_paths(node)
+}
+
+/// Whether `node` is a process's `cgroup` or `cpuset`, which show its cgroups' paths
+/// from the root of the reader's cgroup namespace (`proc_cgroup_show`,
+/// `proc_cpuset_show`: `current->nsproxy->cgroup_ns`).
+pub fn shows_cgroup_paths(node: &Node) -> bool {
+    matches!(node, Node::Pid { rel, .. } if matches!(&**rel, "cgroup" | "cpuset"))
 }
 
 /// Whether `node` is a process's `mountinfo`, whose cgroup mounts show their root from
