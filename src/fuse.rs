@@ -533,13 +533,12 @@ impl Filesystem for ProcFs {
     fn fsyncdir(
         &self,
         req: &Request,
-        _ino: INodeNo,
-        _fh: FileHandle,
-        _datasync: bool,
+        ino: INodeNo,
+        fh: FileHandle,
+        datasync: bool,
         reply: ReplyEmpty,
     ) {
-        self.begin(req, Op::Fsync);
-        reply.error(Errno::EINVAL);
+        self.fsync(req, ino, fh, datasync, reply);
     }
 
     fn getxattr(&self, req: &Request, _ino: INodeNo, _name: &OsStr, _size: u32, reply: ReplyXattr) {

@@ -41,29 +41,28 @@ def xattrs(p, who):
             call(lambda: os.setxattr(p, "user.x", b"1", follow_symlinks=False))]
 
 
-def reads(p):
-    # Where procfs fails a file's reads, not its open: a namespace (EINVAL, also to a
-    # positional read), `attr/current` without a security module that has it.
+def on_fd(p, *calls):
+    """Each of `calls` made on a descriptor of `p` opened for reading."""
     try:
         fd = os.open(p, os.O_RDONLY)
     except OSError as e:
         return errno.errorcode[e.errno]
     try:
-        return [call(lambda: os.read(fd, 4096) and "text"), call(lambda: os.pread(fd, 4096, 0) and "text")]
+        return [call(lambda: f(fd)) for f in calls]
     finally:
         os.close(fd)
+
+
+def reads(p):
+    # Where procfs fails a file's reads, not its open: a namespace (EINVAL, also to a
+    # positional read), `attr/current` without a security module that has it.
+    return on_fd(p, lambda fd: os.read(fd, 4096) and "text",
+                 lambda fd: os.pread(fd, 4096, 0) and "text")
 
 
 def syncs(p):
     # procfs has no fsync: EINVAL to fsync and fdatasync, for a file or a directory.
-    try:
-        fd = os.open(p, os.O_RDONLY)
-    except OSError as e:
-        return errno.errorcode[e.errno]
-    try:
-        return [call(lambda: os.fsync(fd)), call(lambda: os.fdatasync(fd))]
-    finally:
-        os.close(fd)
+    return on_fd(p, os.fsync, os.fdatasync)
 
 
 def access(p):
