@@ -275,12 +275,16 @@ impl View {
         // which procfs checks first, are checked here.
         let answered = match (node, reader) {
             (Node::Global { rel }, Reader::Vps { id, .. }) => {
+                let (own_ns, own_pid_max) = {
+                    let tracker = lock(&self.shared.tracker);
+                    let per_ns = crate::host::pid_max_per_namespace();
+                    let own_ns = tracker.meta(id).is_some_and(|m| m.ns_inode.is_some());
+                    (own_ns, tracker.own_pid_max(id, per_ns))
+                };
                 // A writer in a namespace nested in the VPS's writes its own's.
-                let own_ns = self.has_own_pid_ns(id) || self.nested_pid_max_writer(id, tid);
-                let own_pid_max = own_ns
-                    || lock(&self.shared.tracker)
-                        .own_pid_max(id, crate::host::pid_max_per_namespace());
-                PidNsSysctl::of(rel, own_ns, own_pid_max).map(|which| WriteTarget::PidNs(id, which))
+                let nested = self.nested_pid_max_writer(id, tid);
+                PidNsSysctl::of(rel, own_ns || nested, own_pid_max || nested)
+                    .map(|which| WriteTarget::PidNs(id, which))
             }
             (Node::Pid { rel, .. }, _) if matches!(&**rel, "loginuid" | "comm") => {
                 let own = node.shown_task().is_some_and(|t| same_process(t, tid));
@@ -481,13 +485,6 @@ impl View {
             userns: Arc::new(userns),
             writer: Arc::new(writer),
         })
-    }
-
-    /// Whether VPS `id` has a pid namespace of its own.
-    fn has_own_pid_ns(&self, id: VpsId) -> bool {
-        lock(&self.shared.tracker)
-            .meta(id)
-            .is_some_and(|m| m.ns_inode.is_some())
     }
 
     /// Sysctl `which` of VPS `id` written by task `tid` at `offset`, as procfs takes
