@@ -379,7 +379,7 @@ impl View {
             (Some(r), Reader::Host { tid }) if tid > 0 && node.shown_task() == Some(tid) => lazy(r),
             // The mapped files' paths, for a reader in a chroot.
             (Some(r @ Render::Maps), Reader::Host { .. })
-                if super::links::reader_root(reader).is_some() =>
+                if super::links::reader_root(reader.tid()).is_some() =>
             {
                 lazy(r)
             }
@@ -410,7 +410,7 @@ impl View {
             }
             Reader::Host { tid } => {
                 let ids = self.ids_for(tid, &l.node, l.render);
-                let root = reader_root_for(l.reader, l.render);
+                let root = reader_root_for(tid, l.render);
                 let cx = Context {
                     running: tid > 0 && l.node.shown_task() == Some(tid),
                     hidden: l.hidden,
@@ -477,13 +477,7 @@ impl View {
         }
         // Looked up before the tracker is locked: a look at the reader's namespaces.
         let ids = self.ids_for(reader_tid, node, r);
-        let root = reader_root_for(
-            Reader::Vps {
-                id,
-                tid: reader_tid,
-            },
-            r,
-        );
+        let root = reader_root_for(reader_tid, r);
         let clock_shift_ns = match r {
             Render::Stat => self.reader_clock_shift(reader_tid),
             _ => 0,
@@ -755,11 +749,11 @@ impl View {
     }
 }
 
-/// The root of `reader`, for a renderer that writes paths from it ([`Render::Maps`]),
-/// when it is not the daemon's.
-fn reader_root_for(reader: Reader, r: Render) -> Option<Vec<u8>> {
+/// The root of the reader `tid`, for a renderer that writes paths from it
+/// ([`Render::Maps`]), when it is not the daemon's.
+fn reader_root_for(tid: Pid, r: Render) -> Option<Vec<u8>> {
     match r {
-        Render::Maps => super::links::reader_root(reader),
+        Render::Maps => super::links::reader_root(tid),
         _ => None,
     }
 }

@@ -361,17 +361,16 @@ pub fn from_reader_root(target: Vec<u8>, reader: super::Reader) -> Vec<u8> {
     if !target.starts_with(b"/") {
         return target;
     }
-    match reader_root(reader) {
+    match reader_root(reader.tid()) {
         Some(root) => crate::render::paths::strip_root(target, &root),
         None => target,
     }
 }
 
-/// The root of `reader` as the daemon sees it (`/proc/<tid>/root`), when it is not the
-/// daemon's own (`/`): the paths procfs writes for that reader are relative to it
-/// ([`crate::render::paths`]).
-pub fn reader_root(reader: super::Reader) -> Option<Vec<u8>> {
-    let tid = reader.tid();
+/// The root of the reader `tid` as the daemon sees it (`/proc/<tid>/root`), when it is
+/// not the daemon's own (`/`): the paths procfs writes for that reader are relative to
+/// it ([`crate::render::paths`]).
+pub fn reader_root(tid: crate::engine::Pid) -> Option<Vec<u8>> {
     if tid <= 0 {
         return None;
     }
