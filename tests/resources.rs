@@ -1137,7 +1137,9 @@ fn attach_puts_the_virtual_files_over_a_containers_own_procfs() {
         "mount -t proc proc /proc; until [ -e {d}/go ]; do sleep 0.02; done; \
          {{ head -1 /proc/meminfo; stat -f -c %T /proc; stat -f -c %T /proc/meminfo; \
             readlink /proc/self | grep -c '^[0-9]*$'; ls -d /sys/devices/system/cpu/cpu[0-9]* | wc -l; \
-            cat /sys/devices/system/cpu/online; }} > {d}/out.tmp; mv {d}/out.tmp {d}/out; sleep 30"
+            cat /sys/devices/system/cpu/online; \
+            for f in /sys/dev/block/*/stat; do stat -f -c %T $f; done | sort -u; \
+            }} > {d}/out.tmp; mv {d}/out.tmp {d}/out; sleep 30"
     );
     let (_container, init) = container(&script, true);
     fs::write(cg.dir.join("cgroup.procs"), init.to_string()).expect("into the cgroup");
@@ -1169,7 +1171,11 @@ fn attach_puts_the_virtual_files_over_a_containers_own_procfs() {
     assert_eq!(lines[2], "fuseblk", "meminfo is vprocfs's: {seen}");
     assert_eq!(lines[3], "1", "{seen}");
     // Its cpuset of one CPU: one CPU directory, one CPU on line.
-    assert_eq!(&lines[4..], ["1", "0"], "{seen}");
+    assert_eq!(&lines[4..6], ["1", "0"], "{seen}");
+    // Every block device's I/O counters in sysfs are vprocfs's (the VPS's).
+    let devices = fs::read_dir("/sys/dev/block").map_or(0, Iterator::count);
+    let shown: &[&str] = if devices > 0 { &["fuseblk"] } else { &[] };
+    assert_eq!(&lines[6..], shown, "{seen}");
 }
 
 /// Without FUSE passthrough (`--no-passthrough`, as on a kernel before 6.9) every read
@@ -1189,4 +1195,65 @@ fn the_virtual_files_read_the_same_without_passthrough() {
         let out = run_sh(&all, script);
         assert_eq!(out, "268435456\n1\n0\n1\n1\n", "{flags:?}");
     }
+}
+
+/// The fields of a `"<label> <fields…>"` line of [`block_io.sh`]'s output.
+fn labelled<'a>(out: &'a str, label: &str) -> Vec<&'a str> {
+    out.lines()
+        .find_map(|l| l.strip_prefix(label)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {label} line in {out}"))
+        .split_whitespace()
+        .collect()
+}
+
+/// sysfs's I/O counters of each block device (`/sys/dev/block/*/stat`, which
+/// sysstat's `iostat` reads instead of `/proc/diskstats`) are the VPS's, in both
+/// placements: the disk it writes 4 MiB to with direct I/O shows its cgroup's count,
+/// the same in `diskstats`, and `iostat` that count, not the host's since boot (in a
+/// new VPS whose uptime is seconds, the host's read as millions of transfers a second).
+#[test]
+fn iostat_and_sysfs_show_the_vps_own_block_io() {
+    if !privileged() {
+        return;
+    }
+    // On the disk of the build, not a tmpfs.
+    let dir =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("block-io-{}", std::process::id()));
+    fs::create_dir_all(&dir).expect("a directory");
+    let script = script("block_io.sh");
+    for flags in [&[][..], &["--full-view"]] {
+        let (out, err, code) = in_vps(
+            flags,
+            &["sh", script.to_str().unwrap(), dir.to_str().unwrap()],
+        );
+        assert_eq!(code, 0, "{flags:?}: {err}\n{out}");
+        let disk = labelled(&out, "disk");
+        if disk == ["none"] {
+            // Where the build is on no block device, every device's counters are
+            // still the VPS's: none written to.
+            eprintln!("{} is on no block device: I/O not checked", dir.display());
+            break;
+        }
+        let field =
+            |label: &str, i: usize| -> u64 { labelled(&out, label)[i].parse().expect("a counter") };
+        // Sectors written (sysfs's 7th field), before and after 4 MiB: 8192 sectors.
+        let (before, after) = (field("before", 6), field("after", 6));
+        assert!(after - before >= 8192, "{flags:?}: {out}");
+        // Exactly the cgroup's own count, whatever else the VPS did.
+        assert_eq!(after, field("cgroup", 0) / 512, "{flags:?}: {out}");
+        assert_eq!(
+            field("iostat", 0),
+            after / 2,
+            "{flags:?}: iostat's kB written: {out}"
+        );
+        // Outside, the host's counters of the same disk, which count the VPS's I/O too.
+        let host: u64 = fs::read_to_string(format!("/sys/dev/block/{}/stat", disk[0]))
+            .expect("the host's counters")
+            .split_whitespace()
+            .nth(6)
+            .and_then(|v| v.parse().ok())
+            .expect("sectors written");
+        assert!(host >= after, "{flags:?}: host {host}: {out}");
+    }
+    let _ = fs::remove_dir_all(&dir);
 }

@@ -363,7 +363,8 @@ fn has_own_pidns(pid: i32) -> bool {
 /// - otherwise (no pid namespace of its own, or `/proc` still the host's), or with
 ///   `full_view`, the whole view goes over `target`;
 /// - either way, the container's CPU directory over the sysfs beside it
-///   ([`placement::cpu_dir`]), for the CPUs of its init's cgroup.
+///   ([`placement::cpu_dir`]), for the CPUs of its init's cgroup, and its block
+///   devices' I/O counters ([`placement::block_stats`]).
 ///
 /// Detached copies of the mount and of its files (`open_tree`) are taken here, where
 /// the mount is visible, and moved there (`move_mount`) by a child that has entered the
@@ -391,6 +392,7 @@ fn place_view(pid: i32, mountpoint: &Path, target: &Path, full_view: bool) -> Re
         }
     }
     let lists = placement::cpu_dir::take_lists(mountpoint)?;
+    let block_stats = placement::block_stats::take(mountpoint);
     // The view's resource files follow the cgroup of the container's init: so do its CPUs.
     let cpus = crate::resources::cgroup::CgroupPaths::of_pid(pid)
         .ok()
@@ -407,7 +409,9 @@ fn place_view(pid: i32, mountpoint: &Path, target: &Path, full_view: bool) -> Re
                 }
             }
         }
-        placement::cpu_dir::place(&placement::sys_cpu_dir(target), lists, cpus.as_ref())
+        placement::cpu_dir::place(&placement::sys_cpu_dir(target), lists, cpus.as_ref())?;
+        placement::block_stats::place(&placement::sys_dir(target), block_stats);
+        Ok(())
     })
 }
 

@@ -1,9 +1,11 @@
 //! Putting a view in place over a VPS's `/proc` (SPEC section 4): the virtual global
 //! files bound over the kernel's own procfs of the VPS's pid namespace (the kernel pid
 //! view, as LXCFS does it), or the whole view over `/proc` (the full view); the VPS's
-//! CPU directory in sysfs ([`cpu_dir`]); the time namespace that starts a VPS's clock
+//! CPU directory and its block devices' I/O counters in sysfs ([`cpu_dir`],
+//! [`block_stats`]); the time namespace that starts a VPS's clock
 //! at 0.
 
+pub mod block_stats;
 pub mod cpu_dir;
 pub mod cpu_topology;
 
@@ -52,7 +54,8 @@ pub fn sys_cpu_dir(proc_dir: &Path) -> PathBuf {
 /// Binds the view's virtual global files, mounted at `view`, where the readers of a
 /// procfs at `proc_dir` look for them: over the kernel's own files in `/proc` when
 /// `over_proc` (the kernel pid view), and, in every placement, the VPS's CPU directory
-/// over sysfs's ([`cpu_dir::place`], for a VPS that sees the host CPUs `cpus`). A file
+/// over sysfs's ([`cpu_dir::place`], for a VPS that sees the host CPUs `cpus`) and its
+/// block devices' I/O counters ([`block_stats`]). A file
 /// the kernel lacks here (`/proc/pressure/*` without PSI) is left out.
 pub fn bind_files(
     view: &Path,
@@ -82,7 +85,14 @@ pub fn bind_files(
             )
         })?;
     }
-    cpu_dir::place(&sys_cpu_dir(proc_dir), cpu_dir::take_lists(view)?, cpus)
+    cpu_dir::place(&sys_cpu_dir(proc_dir), cpu_dir::take_lists(view)?, cpus)?;
+    block_stats::place(&sys_dir(proc_dir), block_stats::take(view));
+    Ok(())
+}
+
+/// The sysfs beside a procfs at `proc_dir`: `<proc_dir>/../sys`.
+pub fn sys_dir(proc_dir: &Path) -> PathBuf {
+    proc_dir.parent().unwrap_or(Path::new("/")).join("sys")
 }
 
 /// The host CPUs that the VPS whose cgroup is `paths` sees, in its order (see

@@ -1,14 +1,18 @@
-//! `/proc/diskstats` of a VPS.
+//! `/proc/diskstats` of a VPS, and sysfs's `stat` of each block device
+//! (`/sys/block/<disk>/stat`, `/sys/dev/block/<major>:<minor>/stat`), which sysstat's
+//! `iostat` reads instead of `/proc/diskstats`.
 //!
-//! The host's lines of the devices the cgroup has done I/O on (a device listed in
-//! `io.stat` or blkio's statistics with a non-zero counter), in the host's order and
-//! with its layout (block/genhd.c: `%4d %7d %s` then the counters). From the cgroup:
-//! reads completed, sectors read, writes completed, sectors written, discards
-//! completed and sectors discarded (bytes / 512). Everything else (merges, times,
-//! in flight, io_ticks, flushes) is 0: no cgroup accounts it, and the host's figures
-//! would mix every tenant's I/O into this VPS's `iostat`. Partitions are not shown,
-//! since the cgroup counts I/O per whole disk. Counters never go back (floors kept
-//! per device by the caller).
+//! `diskstats`: the host's lines of the devices the cgroup has done I/O on (a device
+//! listed in `io.stat` or blkio's statistics with a non-zero counter), in the host's
+//! order and with its layout (block/genhd.c: `%4d %7d %s` then the counters). From the
+//! cgroup: reads completed, sectors read, writes completed, sectors written, discards
+//! completed and sectors discarded (bytes / 512). Everything else (merges, times, in
+//! flight, io_ticks, flushes) is 0: no cgroup accounts it, and the host's figures would
+//! mix every tenant's I/O into this VPS's `iostat`. Partitions are not shown, since the
+//! cgroup counts I/O per whole disk. Counters never go back (floors kept per device by
+//! the caller), and a device's sysfs `stat` shows the same counters as its line, with
+//! the same floors: a partition's, or a device's the VPS has not used, are all 0
+//! (`iostat` leaves such a device out, as it does one the host never used).
 
 use std::collections::BTreeMap;
 
@@ -16,6 +20,7 @@ use super::cgroup::IoState;
 use super::ResError;
 
 const FILE: &str = "diskstats";
+const SYSFS_FILE: &str = "a block device's stat in sysfs";
 
 /// Floors per device ("major:minor"): reads, sectors read, writes, sectors written,
 /// discards, sectors discarded.
@@ -42,39 +47,13 @@ pub fn render(
             (Ok(a), Ok(b)) => (a, b),
             _ => return Err(malformed(format!("bad device in {line:?}"))),
         };
-        let Some(c) = io.get(&dev) else { continue };
-        let counters = [
-            c.rios,
-            c.rbytes / 512,
-            c.wios,
-            c.wbytes / 512,
-            c.dios,
-            c.dbytes / 512,
-        ];
-        if counters.iter().all(|&v| v == 0) {
+        let v = shown(Some(io), dev, floors);
+        if v.iter().all(|&x| x == 0) {
             continue;
-        }
-        let floor = floors.entry(format!("{}:{}", dev.0, dev.1)).or_default();
-        let mut v = [0u64; 6];
-        for ((o, n), fl) in v.iter_mut().zip(counters).zip(floor.iter_mut()) {
-            *o = n.max(*fl);
-            *fl = *o;
         }
         // The host's column count (4 + 4 + 3 fields since 2.6, + 4 discard fields
         // since 4.18, + 2 flush fields since 5.5).
-        let ncols = f.count();
-        let mut cols = vec![0u64; ncols];
-        let mut set = |i: usize, x: u64| {
-            if let Some(slot) = cols.get_mut(i) {
-                *slot = x;
-            }
-        };
-        set(0, v[0]);
-        set(2, v[1]);
-        set(4, v[2]);
-        set(6, v[3]);
-        set(11, v[4]);
-        set(13, v[5]);
+        let cols = columns(f.count(), v);
         out.push_str(&format!("{:>4} {:>7} {name}", dev.0, dev.1));
         for x in cols {
             out.push(' ');
@@ -83,6 +62,78 @@ pub fn render(
         out.push('\n');
     }
     Ok(out.into_bytes())
+}
+
+/// Renders sysfs's `stat` of block device `dev` for the VPS: `host` is the host's text
+/// of it, whose field count is kept (11 before Linux 4.18, 15, 17 since 5.5), each
+/// field `%8` wide and separated by a space (block/genhd.c `part_stat_show`). Without
+/// I/O accounting the counters are 0, as in a VPS that has done no I/O.
+pub fn render_sysfs_stat(
+    host: &[u8],
+    io: Option<&IoState>,
+    dev: (u32, u32),
+    floors: &mut DiskFloors,
+) -> Result<Vec<u8>, ResError> {
+    let bad = |what: String| ResError::Malformed {
+        file: SYSFS_FILE,
+        what,
+    };
+    let text = std::str::from_utf8(host).map_err(|_| bad("not UTF-8".into()))?;
+    let ncols = text.split_whitespace().count();
+    if ncols == 0 || text.split_whitespace().any(|f| f.parse::<u64>().is_err()) {
+        return Err(bad(format!("not counters: {text:?}")));
+    }
+    let mut out = String::new();
+    for (i, x) in columns(ncols, shown(io, dev, floors))
+        .into_iter()
+        .enumerate()
+    {
+        if i > 0 {
+            out.push(' ');
+        }
+        out.push_str(&format!("{x:>8}"));
+    }
+    out.push('\n');
+    Ok(out.into_bytes())
+}
+
+/// The counters shown for device `dev` (see [`DiskFloors`]): the cgroup's, never below
+/// what was shown before; 0 for a device the cgroup has not used.
+fn shown(io: Option<&IoState>, dev: (u32, u32), floors: &mut DiskFloors) -> [u64; 6] {
+    let counters = io.and_then(|io| io.get(&dev)).map_or([0; 6], |c| {
+        [
+            c.rios,
+            c.rbytes / 512,
+            c.wios,
+            c.wbytes / 512,
+            c.dios,
+            c.dbytes / 512,
+        ]
+    });
+    let key = format!("{}:{}", dev.0, dev.1);
+    if counters.iter().all(|&v| v == 0) && !floors.contains_key(&key) {
+        return counters;
+    }
+    let floor = floors.entry(key).or_default();
+    let mut v = [0u64; 6];
+    for ((o, n), fl) in v.iter_mut().zip(counters).zip(floor.iter_mut()) {
+        *o = n.max(*fl);
+        *fl = *o;
+    }
+    v
+}
+
+/// The `ncols` counter columns of a device (diskstats' after its name, or sysfs's
+/// `stat`), with the cgroup's counters `v` in theirs and 0 elsewhere.
+fn columns(ncols: usize, v: [u64; 6]) -> Vec<u64> {
+    let mut cols = vec![0u64; ncols];
+    // reads, sectors read, writes, sectors written, discards, sectors discarded
+    for (i, x) in [0, 2, 4, 6, 11, 13].into_iter().zip(v) {
+        if let Some(slot) = cols.get_mut(i) {
+            *slot = x;
+        }
+    }
+    cols
 }
 
 fn malformed(what: String) -> ResError {
@@ -140,5 +191,65 @@ mod tests {
         let io = parse_io_stat("254:0 rios=1\n");
         assert!(render(b"x y\n", Some(&io), &mut f).is_err());
         assert!(render(b"a b vda 1\n", Some(&io), &mut f).is_err());
+    }
+
+    /// sysfs's `stat` of the host's `vda` (17 fields since Linux 5.5).
+    const SYSFS_VDA: &[u8] = b" 2994019    69732 155193434  5794810   755374   527073 407608336  2025018        0   519336  7957829   555915       44 396159168   128618   120698     9381\n";
+
+    #[test]
+    fn sysfs_stat_has_the_cgroups_counters_in_the_hosts_layout() {
+        let io = parse_io_stat(include_str!("testdata/io.stat.v2"));
+        let mut f = DiskFloors::new();
+        let out = render_sysfs_stat(SYSFS_VDA, Some(&io), (254, 0), &mut f).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        // The same counters as the device's line of diskstats, each `%8u`.
+        let mut g = DiskFloors::new();
+        let line = String::from_utf8(render(HOST, Some(&io), &mut g).unwrap()).unwrap();
+        let counters: Vec<&str> = line.split_whitespace().skip(3).collect();
+        assert_eq!(out.split_whitespace().collect::<Vec<_>>(), counters);
+        assert_eq!(
+            out,
+            "    5267        0  2693708        0     1673        0  1878544        0        0        0        0        0        0        0        0        0        0\n"
+        );
+        // An older kernel's 11 fields stay 11.
+        let old = render_sysfs_stat(b"1 2 3 4 5 6 7 8 9 10 11\n", Some(&io), (254, 0), &mut f);
+        assert_eq!(
+            String::from_utf8(old.unwrap())
+                .unwrap()
+                .split_whitespace()
+                .count(),
+            11
+        );
+    }
+
+    #[test]
+    fn sysfs_stat_of_an_unused_device_or_a_partition_is_zero_and_never_goes_back() {
+        let io = parse_blkio("254:0 Read 4096\n", "254:0 Read 2\n");
+        let mut f = DiskFloors::new();
+        let zero = render_sysfs_stat(SYSFS_VDA, Some(&io), (254, 1), &mut f).unwrap();
+        assert!(String::from_utf8(zero)
+            .unwrap()
+            .split_whitespace()
+            .all(|x| x == "0"));
+        assert!(f.is_empty(), "no floor kept for a device never used: {f:?}");
+        let none = render_sysfs_stat(SYSFS_VDA, None, (254, 0), &mut f).unwrap();
+        assert!(String::from_utf8(none)
+            .unwrap()
+            .split_whitespace()
+            .all(|x| x == "0"));
+        let a = render_sysfs_stat(SYSFS_VDA, Some(&io), (254, 0), &mut f).unwrap();
+        assert!(String::from_utf8(a.clone())
+            .unwrap()
+            .starts_with("       2        0        8 "));
+        // The cgroup recreated with nothing counted: both files keep the last figures.
+        let empty = parse_blkio("", "");
+        assert_eq!(
+            render_sysfs_stat(SYSFS_VDA, Some(&empty), (254, 0), &mut f).unwrap(),
+            a
+        );
+        let line = String::from_utf8(render(HOST, Some(&empty), &mut f).unwrap()).unwrap();
+        assert!(line.starts_with(" 254       0 vda 2 0 8 0 "), "{line}");
+        assert!(render_sysfs_stat(b"x\n", Some(&io), (254, 0), &mut f).is_err());
+        assert!(render_sysfs_stat(b"", Some(&io), (254, 0), &mut f).is_err());
     }
 }

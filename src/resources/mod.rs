@@ -353,6 +353,28 @@ impl VpsResources {
         }
     }
 
+    /// sysfs's `stat` of block device `dev` ("major:minor") as the VPS sees it, from
+    /// the host's text `host` ([`diskstats::render_sysfs_stat`]), with the floors of
+    /// the device's line in `diskstats`, so that the two agree.
+    pub fn render_block_stat(&self, host: &[u8], dev: (u32, u32)) -> Result<Vec<u8>, ResError> {
+        self.check_cgroup()?;
+        let io = cgroup::read_io(&self.paths)?;
+        diskstats::render_sysfs_stat(host, io.as_ref(), dev, &mut lock(&self.state).floors.disks)
+    }
+
+    /// An error when the VPS's cgroup is gone. A missing file in a live cgroup means
+    /// "controller off, show the host's"; in a removed one it would silently show the
+    /// host's figures to a VPS.
+    fn check_cgroup(&self) -> Result<(), ResError> {
+        match self.paths.dirs().next().map(|d| d.dir()) {
+            Some(dir) if !dir.exists() => Err(ResError::Io {
+                path: dir,
+                source: io::Error::new(io::ErrorKind::NotFound, "the VPS's cgroup is gone"),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// Renders `file` for a reader of this VPS: reads the cgroup now (the renderers
     /// stay pure); `host` is the host's text of that file, `now_boottime_ns` the host's
     /// `CLOCK_BOOTTIME`.
@@ -364,17 +386,7 @@ impl VpsResources {
         now_boottime_ns: u64,
     ) -> Result<Vec<u8>, ResError> {
         let p = &self.paths;
-        // A missing file in a live cgroup means "controller off, show the host's";
-        // in a removed one it would silently show the host's figures to a VPS.
-        if let Some(d) = p.dirs().next() {
-            let dir = d.dir();
-            if !dir.exists() {
-                return Err(ResError::Io {
-                    path: dir,
-                    source: io::Error::new(io::ErrorKind::NotFound, "the VPS's cgroup is gone"),
-                });
-            }
-        }
+        self.check_cgroup()?;
         match file {
             ResFile::Meminfo => meminfo::render(host, cgroup::read_memory(p)?.as_ref()),
             ResFile::Cpuinfo => {

@@ -54,6 +54,10 @@ pub enum Render {
     /// A virtual global file computed from the VPS's cgroup ([`super::resource_files`]);
     /// rendered by the view, which holds the VPS's resource state, not by [`render`].
     Resource(ResFile),
+    /// sysfs's `stat` of a block device (major, minor), bound over the host's for
+    /// `iostat` ([`super::resource_files::block_stat_at`]); rendered by the view, as
+    /// [`Render::Resource`].
+    BlockStat((u32, u32)),
 }
 
 impl Render {
@@ -127,6 +131,9 @@ pub const GLOBAL_FILES: &[(&str, Render)] = &[
 pub fn global_file(rel: &str) -> Option<Render> {
     if let Some(f) = super::resource_files::file_at(rel) {
         return Some(Render::Resource(f));
+    }
+    if let Some(dev) = super::resource_files::block_stat_at(rel) {
+        return Some(Render::BlockStat(dev));
     }
     GLOBAL_FILES
         .iter()
@@ -227,7 +234,7 @@ pub fn render(r: Render, raw: &[u8], map: &dyn PidMap, cx: Context) -> Result<Ve
             None => raw.to_vec(),
         }),
         // The view renders these with the VPS's resource state; here, the host's text.
-        Render::Resource(_) => Ok(raw.to_vec()),
+        Render::Resource(_) | Render::BlockStat(_) => Ok(raw.to_vec()),
     }
 }
 
@@ -273,5 +280,10 @@ mod tests {
             Some(Render::Resource(ResFile::Vmstat))
         );
         assert_eq!(global_file("zoneinfo"), None);
+        assert_eq!(
+            global_file(".vprocfs-block-254:16"),
+            Some(Render::BlockStat((254, 16)))
+        );
+        assert_eq!(global_file(".vprocfs-block-254"), None);
     }
 }

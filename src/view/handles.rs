@@ -292,7 +292,9 @@ impl View {
         let (text, bound) = match &handle {
             // A virtual global file is read through the daemon, never from a snapshot:
             // its readers keep it open and read it again from offset 0 ([`Seq`]).
-            Handle::Lazy(l) if whole && !matches!(l.render, Render::Resource(_)) => {
+            Handle::Lazy(l)
+                if whole && !matches!(l.render, Render::Resource(_) | Render::BlockStat(_)) =>
+            {
                 let (text, bound) = self.render_lazy_bound(l)?;
                 (Some(text), bound)
             }
@@ -398,6 +400,9 @@ impl View {
         }
         if let (Render::Resource(file), Reader::Vps { id, tid }) = (l.render, l.reader) {
             return Ok((self.render_virtual(id, tid, &l.node, file)?, false));
+        }
+        if let (Render::BlockStat(dev), Reader::Vps { id, .. }) = (l.render, l.reader) {
+            return Ok((self.render_block_stat(id, &l.node, dev)?, false));
         }
         let (raw, bound) = match l.render {
             Render::NsLastPid => (Vec::new(), false),

@@ -62,10 +62,14 @@ impl Node {
                 }
                 p
             }
-            // The CPU lists are sysfs's, served beside `/proc` for binding over them.
+            // The CPU lists and block devices' `stat` are sysfs's, served beside `/proc`
+            // for binding over them.
             Node::Global { rel } => match super::resource_files::file_at(rel) {
                 Some(f) if f.is_cpu_list() => PathBuf::from(f.host_path()),
-                _ => host::proc_path(rel),
+                _ => match super::resource_files::block_stat_at(rel) {
+                    Some(dev) => super::resource_files::host_block_stat(dev),
+                    None => host::proc_path(rel),
+                },
             },
         }
     }

@@ -1,7 +1,8 @@
 //! The virtual global files (SPEC section 5) in the view: `meminfo`, `cpuinfo`, `stat`,
-//! `uptime`, `loadavg`, `swaps`, `diskstats`, `vmstat`, `pressure/*` and the CPU `online` list,
-//! rendered for a reader of a VPS from that VPS's cgroup ([`crate::resources`]). A reader
-//! outside every VPS reads the host's files, passed through.
+//! `uptime`, `loadavg`, `swaps`, `diskstats`, `vmstat`, `pressure/*`, and in sysfs the
+//! CPU lists and each block device's `stat`, rendered for a reader of a VPS from that
+//! VPS's cgroup ([`crate::resources`]). A reader outside every VPS reads the host's
+//! files, passed through.
 //!
 //! Each VPS's resource state is made once, from its init's cgroup, or handed in by
 //! `vprocfs run`, which made the cgroup ([`super::Inputs::resources`]).
@@ -84,6 +85,27 @@ pub fn view_name(f: ResFile) -> &'static str {
         ResFile::CpuPresent => ".vprocfs-cpu-present",
         f => f.name(),
     }
+}
+
+/// The hidden name in the view's root of sysfs's `stat` of block device `dev`
+/// (`.vprocfs-block-254:0`), bound over the host's by [`crate::placement::block_stats`]
+/// and, like the CPU lists, never listed.
+pub fn block_stat_name((major, minor): (u32, u32)) -> String {
+    format!("{BLOCK_STAT_PREFIX}{major}:{minor}")
+}
+
+const BLOCK_STAT_PREFIX: &str = ".vprocfs-block-";
+
+/// The block device whose sysfs `stat` is at `rel` in the view ([`block_stat_name`]).
+pub fn block_stat_at(rel: &str) -> Option<(u32, u32)> {
+    let (major, minor) = rel.strip_prefix(BLOCK_STAT_PREFIX)?.split_once(':')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    (digits(major) && digits(minor)).then_some((major.parse().ok()?, minor.parse().ok()?))
+}
+
+/// Where the host's sysfs shows block device `dev`'s `stat`.
+pub fn host_block_stat((major, minor): (u32, u32)) -> PathBuf {
+    PathBuf::from(format!("/sys/dev/block/{major}:{minor}/stat"))
 }
 
 impl View {
@@ -206,6 +228,24 @@ impl View {
             )),
             _ => Ok(host),
         }
+    }
+
+    /// sysfs's `stat` of block device `dev` as a reader of VPS `id` sees it, at `node`;
+    /// the host's without a cgroup to read.
+    pub(super) fn render_block_stat(
+        &self,
+        id: VpsId,
+        node: &super::nodes::Node,
+        dev: (u32, u32),
+    ) -> Result<Vec<u8>, Errno> {
+        let host = self.read_real(node)?;
+        let Some(r) = self.resources_of(id) else {
+            return Ok(host);
+        };
+        r.res.render_block_stat(&host, dev).map_err(|e| {
+            log::warn!("cannot render the stat of block device {dev:?} for VPS {id}: {e}");
+            Errno::EIO
+        })
     }
 
     /// `file` as reader `reader` of VPS `id` sees it; `host` is the host's text of it. `None`
