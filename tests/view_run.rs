@@ -261,6 +261,32 @@ fn capabilities_count_only_in_their_own_user_namespace() {
     );
 }
 
+/// The sysctls the kernel keeps per user namespace (`/proc/sys/user/*`,
+/// tests/scripts/user_ns_sysctls.sh): a reader in a user namespace of its own reads
+/// its namespace's limits (2147483647 in a new one), and a writer there sets them where
+/// that namespace lets it (its root, mapped or not as the kernel decides, and nobody's
+/// own root), leaving the outer ones as they were. The view read and wrote the daemon's:
+/// the host's limits, and its root's write refused.
+#[test]
+fn user_namespace_sysctls_are_the_readers_namespaces() {
+    if !privileged() {
+        return;
+    }
+    let probe = script("user_ns_sysctls.sh").display().to_string();
+    let kernel = in_kernel_ns(&["sh", &probe]);
+    assert!(
+        kernel.contains("own namespace: 2147483647 2147483647 \n")
+            && kernel.contains(
+                "root of its own: write rc=0\n  reads 7\n  a namespace inside reads 2147483647\n"
+            )
+            && kernel.contains("nobody, root of its own: write rc=0 reads 5\n"),
+        "the kernel: {kernel}"
+    );
+    for flags in BOTH_READ_PATHS {
+        assert_view_matches(flags, &["sh", &probe], &kernel);
+    }
+}
+
 /// Every sysctl read in small pieces, as dash's `read` reads a file (a byte at a time),
 /// as root and as nobody: an integer sysctl makes its text at a read from offset 0 and
 /// gives nothing past it, a string sysctl goes on in its text, and one that opens and

@@ -312,6 +312,105 @@ fn in_child(
     }
 }
 
+/// `path` opened for reading from inside user namespace `userns` (an open
+/// `/proc/<pid>/ns/user`): a forked child joins it (which a multi-threaded process
+/// cannot), opens the file and hands the descriptor back over a socket pair. For the
+/// sysctls the kernel keeps per user namespace (`/proc/sys/user/*`), whose lookup
+/// finds the table of the opener's namespace: the file read is that namespace's.
+pub fn open_in_user_ns(userns: &File, path: &std::path::Path) -> io::Result<File> {
+    use nix::sys::socket::{
+        recvmsg, socketpair, AddressFamily, ControlMessageOwned, MsgFlags, SockFlag, SockType,
+    };
+    use std::os::fd::{AsRawFd as _, FromRawFd as _};
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
+    let (ours, theirs) = socketpair(
+        AddressFamily::Unix,
+        SockType::Datagram,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )?;
+    // The message the child sends, made before the fork: one byte, and room for one
+    // descriptor in the control buffer.
+    let mut byte = 0u8;
+    let mut iov = libc::iovec {
+        iov_base: (&raw mut byte).cast(),
+        iov_len: 1,
+    };
+    // SAFETY: CMSG_SPACE only computes a size.
+    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<libc::c_int>() as u32) } as usize;
+    let mut control = vec![0u64; space.div_ceil(8)];
+    // SAFETY: an all-zero msghdr is a valid empty one; its pointers are set below.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &raw mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = space;
+    // SAFETY: `msg` has a control buffer of CMSG_SPACE(int) bytes, aligned for a
+    // cmsghdr (u64s), so its first header and its data fit.
+    let data = unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<libc::c_int>() as u32) as usize;
+        libc::CMSG_DATA(cmsg).cast::<libc::c_int>()
+    };
+    let (ns, sock) = (userns.as_raw_fd(), theirs.as_raw_fd());
+    // SAFETY: the child runs in a copy of a multi-threaded process, where only
+    // async-signal-safe calls are safe: it makes raw system calls only (setns, open,
+    // sendmsg, _exit) on memory prepared before the fork (`c`, `msg` and the buffers it
+    // points to), and never returns into Rust code. The parent waits for it.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid == 0 {
+        // SAFETY: see above; the exit status carries the errno (1..255) or 0.
+        unsafe {
+            let errno = || *libc::__errno_location();
+            if libc::setns(ns, libc::CLONE_NEWUSER) != 0 {
+                libc::_exit(errno());
+            }
+            let fd = libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+            if fd < 0 {
+                libc::_exit(errno());
+            }
+            data.write_unaligned(fd);
+            if libc::sendmsg(sock, &msg, 0) < 0 {
+                libc::_exit(errno());
+            }
+            libc::_exit(0);
+        }
+    }
+    drop(theirs);
+    match nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None) {
+        Ok(nix::sys::wait::WaitStatus::Exited(_, 0)) => {}
+        Ok(nix::sys::wait::WaitStatus::Exited(_, errno)) => {
+            return Err(io::Error::from_raw_os_error(errno))
+        }
+        Ok(_) => return Err(io::Error::other("the opener child was killed")),
+        Err(e) => return Err(io::Error::from(e)),
+    }
+    let mut buf = [0u8; 1];
+    let mut iov = [io::IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!(libc::c_int);
+    let got = recvmsg::<()>(
+        ours.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )?;
+    for cmsg in got.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(fds) = cmsg {
+            if let Some(&fd) = fds.first() {
+                // SAFETY: the descriptor was just received and nothing else owns it.
+                return Ok(unsafe { File::from_raw_fd(fd) });
+            }
+        }
+    }
+    Err(io::Error::other("the opener child sent no descriptor"))
+}
+
 /// The parent of user or pid namespace `ns` (an open `/proc/<pid>/ns/user` or
 /// `ns/pid`, or a file an earlier call gave): `None` at the top the daemon sees, where
 /// the kernel refuses `NS_GET_PARENT` with `EPERM` (the initial namespace, or the

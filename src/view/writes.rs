@@ -25,7 +25,7 @@
 //! a container inside its own namespace) is judged by the kernel from the opener's own
 //! namespace (the map's, or its parent's), its capabilities there and whether that
 //! namespace's creator could map root: the open and the write are made by a forked
-//! child with the writer's credentials inside its namespace ([`WriteTarget::IdMap`]).
+//! child with the writer's credentials inside its namespace ([`WriteTarget::InUserNs`]).
 
 use super::Errno;
 use std::fs::{File, OpenOptions};
@@ -54,11 +54,13 @@ pub enum WriteTarget {
     },
     /// A sysctl of VPS `id`'s pid namespace ([`PidNsSysctl`]).
     PidNs(VpsId, PidNsSysctl),
-    /// An id map (`uid_map`, `gid_map`, `setgroups`, `projid_map`) written by a task in
-    /// a user namespace other than the daemon's: the kernel decides that write by the
-    /// opener's namespace, so it is made from inside the writer's, with its credentials
-    /// ([`crate::sys::creds::as_task_in_user_ns`]), as the writer itself would make it.
-    IdMap {
+    /// An id map (`uid_map`, `gid_map`, `setgroups`, `projid_map`) or a sysctl kept per
+    /// user namespace (`/proc/sys/user/*`) written by a task in a user namespace other
+    /// than the daemon's: the kernel decides that write by the opener's namespace (and
+    /// a sysctl's lookup finds that namespace's table), so it is made from inside the
+    /// writer's, with its credentials ([`crate::sys::creds::as_task_in_user_ns`]), as
+    /// the writer itself would make it.
+    InUserNs {
         /// The real file.
         path: std::path::PathBuf,
         /// The writer's user namespace.
@@ -165,6 +167,26 @@ pub fn opens_as_reader(node: &Node) -> bool {
 /// only `CAP_SYS_ADMIN` may open (`EPERM`, whatever the mode bits say). Read by the
 /// daemon, which has both capabilities, they would hand any reader the kernel's layout
 /// and the devices' registers.
+/// Whether `node` is a sysctl the kernel keeps per user namespace (`/proc/sys/user/*`,
+/// the limits of `ucounts`): the lookup finds the table of the opener's namespace, so
+/// a reader or writer in a namespace of its own (`unshare -U`) reads and writes that
+/// namespace's (2147483647 each in a new one) where the daemon's would be the host's.
+fn per_user_ns(node: &Node) -> bool {
+    matches!(node, Node::Global { rel } if rel.starts_with("sys/user/"))
+}
+
+/// The user namespace of task `tid` (open), when it is not the daemon's.
+fn other_user_ns(tid: Pid) -> Option<File> {
+    if tid <= 0 {
+        return None;
+    }
+    let ns = crate::host::ns_inode(tid, "user").ok()?;
+    if crate::host::own_ns_inode("user").ok() == Some(ns) {
+        return None;
+    }
+    File::open(crate::host::proc_path(&format!("{tid}/ns/user"))).ok()
+}
+
 fn by_credentials(node: &Node) -> bool {
     match node {
         Node::Global { rel } => {
@@ -239,6 +261,16 @@ impl View {
     ) -> Result<T, Errno> {
         let tid = reader.tid();
         let path = node.real_path();
+        if let Some(userns) = per_user_ns(node).then(|| other_user_ns(tid)).flatten() {
+            // Opened in the reader's user namespace, whose table it finds, and read
+            // (opened again) through the descriptor's magic link.
+            let file = crate::sys::creds::open_in_user_ns(&userns, &path).map_err(|e| errno(&e))?;
+            let link = std::path::PathBuf::from(format!(
+                "/proc/self/fd/{}",
+                std::os::fd::AsRawFd::as_raw_fd(&file)
+            ));
+            return read(&link).map_err(|e| errno(&e));
+        }
         if !by_credentials(node)
             && tid > 0
             && crate::sys::creds::namespaces_of(tid).is_ok_and(|ns| ns.is_empty())
@@ -304,7 +336,7 @@ impl View {
             }
             return Ok(Handle::Write(target));
         }
-        if let Some(target) = self.id_map_of_a_namespace(node, tid) {
+        if let Some(target) = self.write_in_user_ns(node, tid) {
             return target.map(Handle::Write);
         }
         let seekable = object.is_none();
@@ -364,11 +396,11 @@ impl View {
                 own: *own,
                 refused: *refused,
             },
-            Some(Handle::Write(WriteTarget::IdMap {
+            Some(Handle::Write(WriteTarget::InUserNs {
                 path,
                 userns,
                 writer,
-            })) => WriteTarget::IdMap {
+            })) => WriteTarget::InUserNs {
                 path: path.clone(),
                 userns: Arc::clone(userns),
                 writer: Arc::clone(writer),
@@ -384,7 +416,7 @@ impl View {
                 refused,
             } => Err(refused),
             WriteTarget::PidNs(id, which) => self.write_pid_ns_sysctl(id, tid, which, offset, data),
-            WriteTarget::IdMap {
+            WriteTarget::InUserNs {
                 path,
                 userns,
                 writer,
@@ -451,28 +483,25 @@ impl View {
         }
     }
 
-    /// [`WriteTarget::IdMap`] when `node` is an id map and writer `tid` is in a user
-    /// namespace other than the daemon's, opened as the writer would open it there (an
-    /// error is the open's); `None` for a writer in the daemon's namespace, which writes
-    /// as itself from there like any other file.
-    fn id_map_of_a_namespace(&self, node: &Node, tid: Pid) -> Option<Result<WriteTarget, Errno>> {
-        let Node::Pid { rel, .. } = node else {
-            return None;
-        };
-        if !matches!(&**rel, "uid_map" | "gid_map" | "setgroups" | "projid_map") || tid <= 0 {
-            return None;
-        }
-        let ns = crate::host::ns_inode(tid, "user").ok()?;
-        if crate::host::own_ns_inode("user").ok() == Some(ns) {
+    /// [`WriteTarget::InUserNs`] when `node` is an id map or a sysctl kept per user
+    /// namespace and writer `tid` is in a user namespace other than the daemon's,
+    /// opened as the writer would open it there (an error is the open's); `None` for a
+    /// writer in the daemon's namespace, which writes as itself from there like any
+    /// other file.
+    fn write_in_user_ns(&self, node: &Node, tid: Pid) -> Option<Result<WriteTarget, Errno>> {
+        let id_map = matches!(node, Node::Pid { rel, .. }
+            if matches!(&**rel, "uid_map" | "gid_map" | "setgroups" | "projid_map"));
+        if !id_map && !per_user_ns(node) {
             return None;
         }
-        Some(self.open_id_map_as(node, tid))
+        other_user_ns(tid)?;
+        Some(self.open_in_user_ns_as(node, tid))
     }
 
-    /// The open of [`View::id_map_of_a_namespace`]: the writer's credentials as its
+    /// The open of [`View::write_in_user_ns`]: the writer's credentials as its
     /// `status` shows them (its capabilities are those of its own namespace, where the
     /// child that writes for it takes them on) and its namespace, held for the writes.
-    fn open_id_map_as(&self, node: &Node, tid: Pid) -> Result<WriteTarget, Errno> {
+    fn open_in_user_ns_as(&self, node: &Node, tid: Pid) -> Result<WriteTarget, Errno> {
         let proc = |rel: &str| crate::host::proc_path(&format!("{tid}/{rel}"));
         let status = std::fs::read(proc("status")).map_err(|_| Errno::ESRCH)?;
         let writer = Identity::parse(&status).ok_or(Errno::ESRCH)?;
@@ -480,7 +509,7 @@ impl View {
         let path = node.real_path();
         crate::sys::creds::as_task_in_user_ns(&writer, &userns, &path, None)
             .map_err(|e| self.gone_or(node, errno(&e)))?;
-        Ok(WriteTarget::IdMap {
+        Ok(WriteTarget::InUserNs {
             path,
             userns: Arc::new(userns),
             writer: Arc::new(writer),
@@ -856,6 +885,18 @@ impl View {
     ) -> Result<(), Errno> {
         match change_rule(node) {
             ChangeRule::Immutable => Err(Errno::EPERM),
+            // The truncation of `open(O_TRUNC)` (`echo 5 > max_user_namespaces`) of a
+            // sysctl kept per user namespace, by a writer in one of its own: the kernel
+            // takes it where that namespace lets the writer write the sysctl, and it
+            // changes nothing.
+            ChangeRule::Real
+                if per_user_ns(node)
+                    && change.size.is_some()
+                    && (change.mode, change.uid, change.gid) == (None, None, None)
+                    && other_user_ns(reader.tid()).is_some() =>
+            {
+                self.open_in_user_ns_as(node, reader.tid()).map(drop)
+            }
             ChangeRule::Real => {
                 let object = self.object(reader, node);
                 let mut change = change.clone();
