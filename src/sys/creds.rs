@@ -229,8 +229,7 @@ fn in_child(
     data: Option<&[u8]>,
 ) -> io::Result<()> {
     use std::os::fd::AsRawFd as _;
-    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
+    let c = c_path(path)?;
     let ns = ns.as_raw_fd();
     // The ids taken on in the daemon's namespace keep every capability (for `setns`,
     // which asks for CAP_SYS_ADMIN in the namespace joined); the task's own are taken
@@ -302,12 +301,23 @@ fn in_child(
             libc::_exit(0);
         }
     }
+    reap(pid)
+}
+
+/// `path` for a system call a forked child makes.
+fn c_path(path: &std::path::Path) -> io::Result<std::ffi::CString> {
+    std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
+}
+
+/// Waits for forked child `pid`, whose exit status is 0 or the errno of what failed.
+fn reap(pid: libc::pid_t) -> io::Result<()> {
     match nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None) {
         Ok(nix::sys::wait::WaitStatus::Exited(_, 0)) => Ok(()),
         Ok(nix::sys::wait::WaitStatus::Exited(_, errno)) => {
             Err(io::Error::from_raw_os_error(errno))
         }
-        Ok(_) => Err(io::Error::other("the writer child was killed")),
+        Ok(_) => Err(io::Error::other("a forked helper was killed")),
         Err(e) => Err(io::Error::from(e)),
     }
 }
@@ -322,8 +332,7 @@ pub fn open_in_user_ns(userns: &File, path: &std::path::Path) -> io::Result<File
         recvmsg, socketpair, AddressFamily, ControlMessageOwned, MsgFlags, SockFlag, SockType,
     };
     use std::os::fd::{AsRawFd as _, FromRawFd as _};
-    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
+    let c = c_path(path)?;
     let (ours, theirs) = socketpair(
         AddressFamily::Unix,
         SockType::Datagram,
@@ -383,14 +392,7 @@ pub fn open_in_user_ns(userns: &File, path: &std::path::Path) -> io::Result<File
         }
     }
     drop(theirs);
-    match nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None) {
-        Ok(nix::sys::wait::WaitStatus::Exited(_, 0)) => {}
-        Ok(nix::sys::wait::WaitStatus::Exited(_, errno)) => {
-            return Err(io::Error::from_raw_os_error(errno))
-        }
-        Ok(_) => return Err(io::Error::other("the opener child was killed")),
-        Err(e) => return Err(io::Error::from(e)),
-    }
+    reap(pid)?;
     let mut buf = [0u8; 1];
     let mut iov = [io::IoSliceMut::new(&mut buf)];
     let mut space = nix::cmsg_space!(libc::c_int);
