@@ -263,13 +263,17 @@ impl View {
         let path = node.real_path();
         if let Some(userns) = per_user_ns(node).then(|| other_user_ns(tid)).flatten() {
             // Opened in the reader's user namespace, whose table it finds, and read
-            // (opened again) through the descriptor's magic link.
-            let file = crate::sys::creds::open_in_user_ns(&userns, &path).map_err(|e| errno(&e))?;
-            let link = std::path::PathBuf::from(format!(
-                "/proc/self/fd/{}",
-                std::os::fd::AsRawFd::as_raw_fd(&file)
-            ));
-            return read(&link).map_err(|e| errno(&e));
+            // (opened again) through the descriptor's magic link. A namespace the
+            // daemon may not join (one above its own) leaves the daemon's table.
+            match crate::sys::creds::open_in_user_ns(&userns, &path) {
+                Ok(file) => {
+                    let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
+                    let link = std::path::PathBuf::from(format!("/proc/self/fd/{fd}"));
+                    return read(&link).map_err(|e| errno(&e));
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EPERM) => {}
+                Err(e) => return Err(errno(&e)),
+            }
         }
         if !by_credentials(node)
             && tid > 0
