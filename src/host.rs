@@ -196,6 +196,15 @@ pub fn start_and_state(tid: Pid) -> io::Result<(u64, u8)> {
     Ok((st.starttime, st.state))
 }
 
+/// Whether task `tid` is an io_uring worker or SQ-poll thread (`PF_IO_WORKER` in its
+/// `stat`); false if it is gone.
+pub fn is_io_worker(tid: Pid) -> bool {
+    read_single(&proc_path(&format!("{tid}/stat")))
+        .ok()
+        .and_then(|stat| Some(parse_stat(&stat).ok()?.flags))
+        .is_some_and(|flags| flags & crate::render::stat::PF_IO_WORKER != 0)
+}
+
 /// Parses a directory entry name as a pid: digits only, no sign, no leading zero.
 pub fn parse_pid(name: &str) -> Option<Pid> {
     let b = name.as_bytes();

@@ -807,6 +807,8 @@ fn a_mapping_shows_only_its_own_readers_snapshot() {
 /// compared verbatim by the exact pid-namespace test, and masked here.
 fn mask_comms(s: &str) -> String {
     s.replace("a) 1 2 (b", "a)_one_two_(b")
+        .replace("iou-wrk-1", "iou-wrk-one")
+        .replace("iou-sqp-2", "iou-sqp-two")
 }
 
 fn tree_matches_kernel(numbering: &str) {
@@ -1522,6 +1524,51 @@ exec sleep 1"#;
             String::from_utf8_lossy(&out.stdout),
             kernel,
             "{flags:?}: {err}"
+        );
+    }
+}
+
+/// io_uring names its threads after a global pid (`iou-sqp-<pid>`), which the kernel
+/// shows inside a pid namespace too; the view shows the owner's vpid in `comm`, `stat`
+/// and `status`. A task that names itself so without being one (no `PF_IO_WORKER`) is
+/// shown as it named itself, as the kernel shows it (the view showed `iou-wrk-0`).
+#[test]
+fn io_uring_thread_names_carry_vpids_and_only_theirs_do() {
+    if !privileged() {
+        return;
+    }
+    let probe = script("io_uring_names.py").display().to_string();
+    let kernel = in_kernel_ns(&[PY, &probe]);
+    let sqp = |s: &str| -> String {
+        s.lines()
+            .find(|l| l.starts_with("2 "))
+            .unwrap_or_else(|| panic!("no SQ-poll thread: {s}"))
+            .to_string()
+    };
+    // The kernel: the owner's global pid, not its 1.
+    assert!(
+        sqp(&kernel).starts_with("2 iou-sqp-") && !sqp(&kernel).starts_with("2 iou-sqp-1 "),
+        "{kernel}"
+    );
+    for flags in BOTH_READ_PATHS {
+        let (view, err, code) = in_vps(flags, &[PY, &probe]);
+        assert_eq!(code, 0, "{flags:?}: {err}");
+        assert_eq!(
+            sqp(&view),
+            "2 iou-sqp-1 iou-sqp-1 Name:\tiou-sqp-1",
+            "{flags:?}: {view}"
+        );
+        // Everything else as the kernel shows it: the self-named task's name too.
+        let rest = |s: &str| -> Vec<String> {
+            s.lines()
+                .filter(|l| !l.starts_with("2 "))
+                .map(str::to_string)
+                .collect()
+        };
+        assert_eq!(rest(&view), rest(&kernel), "{flags:?}: {view}");
+        assert!(
+            view.contains(" iou-wrk-1 iou-wrk-1 Name:\tiou-wrk-1\n"),
+            "{view}"
         );
     }
 }

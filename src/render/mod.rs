@@ -271,7 +271,9 @@ pub(crate) fn splice(
 /// io_uring names its kernel threads after the real pid of the task they serve
 /// (`iou-sqp-<pid>`, `iou-wrk-<pid>`): a global id that the kernel shows even inside a
 /// pid namespace. Returns the name with that pid translated, or `None` for any other
-/// name (which stays byte for byte).
+/// name (which stays byte for byte). The caller asks only of a task that is such a
+/// thread (`PF_IO_WORKER`): any task may give itself such a name (`prctl`), and the
+/// kernel shows it as it is.
 pub fn io_uring_comm(comm: &[u8], map: &dyn PidMap) -> Option<Vec<u8>> {
     for prefix in [b"iou-sqp-".as_slice(), b"iou-wrk-".as_slice()] {
         let Some(digits) = comm.strip_prefix(prefix) else {

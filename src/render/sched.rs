@@ -43,7 +43,8 @@ fn header(raw: &[u8]) -> Option<((usize, usize), usize)> {
 }
 
 /// Translates the header pid and the NUMA group id (0 stays 0: no group).
-pub fn render_sched(raw: &[u8], map: &dyn PidMap) -> Result<Vec<u8>, ParseError> {
+/// `io_worker`: the task is an io_uring worker, whose name carries a pid.
+pub fn render_sched(raw: &[u8], map: &dyn PidMap, io_worker: bool) -> Result<Vec<u8>, ParseError> {
     let ((ps, pe), body) = header(raw).ok_or(ParseError::Malformed {
         file: FILE,
         what: "header (no \"(pid, #threads: n)\")",
@@ -57,6 +58,7 @@ pub fn render_sched(raw: &[u8], map: &dyn PidMap) -> Result<Vec<u8>, ParseError>
     let comm_end = ps.saturating_sub(2);
     if let Some(name) = raw
         .get(..comm_end)
+        .filter(|_| io_worker)
         .and_then(|c| super::io_uring_comm(c, map))
     {
         edits.push((0, comm_end, name));
@@ -117,8 +119,8 @@ mod tests {
             .into_iter()
             .chain([(fixture!("sched_thread"), &b""[..])])
         {
-            assert_eq!(render_sched(sched, &Identity).unwrap(), sched);
-            let out = render_sched(sched, &Shift { off: 1, levels: 0 }).unwrap();
+            assert_eq!(render_sched(sched, &Identity, false).unwrap(), sched);
+            let out = render_sched(sched, &Shift { off: 1, levels: 0 }, false).unwrap();
             if let Ok(st) = parse_stat(stat) {
                 let mut want = st.comm.to_vec();
                 want.extend_from_slice(format!(" ({}, #threads: 1)\n", st.pid + 1).as_bytes());
@@ -139,7 +141,7 @@ mod tests {
         let raw = fixture!("sched_sched_trap");
         assert!(raw.starts_with(b"(1, #threads: 1 ("));
         let map = TableMap::new().with_pids(&[(1, 99)]);
-        let out = render_sched(raw, &map).unwrap();
+        let out = render_sched(raw, &map, false).unwrap();
         assert!(out.starts_with(b"(1, #threads: 1 (0, #threads: 1)\n"));
     }
 
@@ -148,30 +150,44 @@ mod tests {
         let raw = b"a (b) (100, #threads: 3)\n-----\nse.x   :   1\ncurrent_node=1, numa_group_id=100\nnuma_faults node=0\n";
         let map = TableMap::new().with_pids(&[(100, 1)]);
         assert_eq!(
-            render_sched(raw, &map).unwrap(),
+            render_sched(raw, &map, false).unwrap(),
             b"a (b) (1, #threads: 3)\n-----\nse.x   :   1\ncurrent_node=1, numa_group_id=1\nnuma_faults node=0\n".to_vec()
         );
         let raw = b"x (7, #threads: 1)\ncurrent_node=-1, numa_group_id=55\n";
         assert_eq!(
-            render_sched(raw, &map).unwrap(),
+            render_sched(raw, &map, false).unwrap(),
             b"x (0, #threads: 1)\ncurrent_node=-1, numa_group_id=0\n".to_vec()
         );
     }
 
     #[test]
+    fn an_io_uring_workers_name_only_carries_a_pid() {
+        let raw = b"iou-wrk-100 (101, #threads: 2)\n-----\nse.x   :   1\n";
+        let map = TableMap::new().with_pids(&[(100, 1), (101, 2)]);
+        assert!(render_sched(raw, &map, true)
+            .unwrap()
+            .starts_with(b"iou-wrk-1 (2, #threads: 2)\n"));
+        assert!(render_sched(raw, &map, false)
+            .unwrap()
+            .starts_with(b"iou-wrk-100 (2, #threads: 2)\n"));
+    }
+
+    #[test]
     fn rejects_malformed() {
-        assert!(render_sched(b"", &Identity).is_err());
-        assert!(render_sched(b"x (7, #threads: 1)", &Identity).is_err());
-        assert!(render_sched(b"x (7, #threads: )\n", &Identity).is_err());
-        assert!(render_sched(b"x (99999999999, #threads: 1)\n", &Identity).is_err());
+        assert!(render_sched(b"", &Identity, false).is_err());
+        assert!(render_sched(b"x (7, #threads: 1)", &Identity, false).is_err());
+        assert!(render_sched(b"x (7, #threads: )\n", &Identity, false).is_err());
+        assert!(render_sched(b"x (99999999999, #threads: 1)\n", &Identity, false).is_err());
         assert!(render_sched(
             b"x (7, #threads: 1)\ncurrent_node=0, numa_group_id=z\n",
-            &Identity
+            &Identity,
+            false
         )
         .is_err());
         assert!(render_sched(
             b"x (7, #threads: 1)\ncurrent_node=, numa_group_id=1\n",
-            &Identity
+            &Identity,
+            false
         )
         .is_err());
     }
@@ -179,7 +195,7 @@ mod tests {
     proptest! {
         #[test]
         fn never_panics(raw in proptest::collection::vec(any::<u8>(), 0..200)) {
-            let _ = render_sched(&raw, &Shift { off: 1, levels: 0 });
+            let _ = render_sched(&raw, &Shift { off: 1, levels: 0 }, false);
         }
 
         #[test]
@@ -189,14 +205,14 @@ mod tests {
                 Just(&b", numa_group_id="[..]), Just(&b"-"[..]), Just(&b"7"[..]), Just(&b"\n"[..])], 0..30),
         ) {
             let raw: Vec<u8> = parts.concat();
-            let _ = render_sched(&raw, &Shift { off: 1, levels: 0 });
+            let _ = render_sched(&raw, &Shift { off: 1, levels: 0 }, false);
         }
 
         #[test]
         fn any_comm_header(comm in proptest::collection::vec(1u8..=255, 1..=15), pid in 1i32..=4_194_304) {
             let mut raw = comm.clone();
             raw.extend_from_slice(format!(" ({pid}, #threads: 1)\n---\n").as_bytes());
-            let out = render_sched(&raw, &Shift { off: 1, levels: 0 }).unwrap();
+            let out = render_sched(&raw, &Shift { off: 1, levels: 0 }, false).unwrap();
             let mut want = comm;
             want.extend_from_slice(format!(" ({}, #threads: 1)\n---\n", pid + 1).as_bytes());
             prop_assert_eq!(out, want);

@@ -31,6 +31,9 @@ pub struct Stat<'a> {
 /// The flag of a task in `do_exit` (`include/linux/sched.h`): set before its exit event
 /// is sent, and kept while it is a zombie.
 pub const PF_EXITING: u64 = 0x4;
+/// `PF_IO_WORKER`: an io_uring worker or SQ-poll thread, named after a pid
+/// ([`super::io_uring_comm`]).
+pub const PF_IO_WORKER: u64 = 0x10;
 /// `PF_SUPERPRIV`: the task used a superuser privilege (ps's `F` 4).
 pub const PF_SUPERPRIV: u64 = 0x100;
 
@@ -241,8 +244,11 @@ pub fn render_stat(raw: &[u8], map: &dyn PidMap, shown: Shown) -> Result<Vec<u8>
         (range.0, range.1, b)
     };
     let mut edits = vec![put(l.pid, xlate(pid, |p| map.pid(p)))];
+    // Only a real worker's name carries a pid: a task may name itself the same.
     if let Some(name) = super::io_uring_comm(l.comm, map) {
-        edits.push((l.pid.1 + 2, l.pid.1 + 2 + l.comm.len(), name));
+        if num::<u64>(raw, &layout(raw, 9)?, 9)? & PF_IO_WORKER != 0 {
+            edits.push((l.pid.1 + 2, l.pid.1 + 2 + l.comm.len(), name));
+        }
     }
     if shown.running {
         edits.push((at(3).0, at(3).1, vec![b'R']));

@@ -239,11 +239,17 @@ fn put_one(out: &mut Vec<u8>, key: &[u8], value: &[u8], v: i32) {
 /// global pid even inside a pid namespace; we translate it like a pid so
 /// the real number never reaches the VPS. NS* lines follow the NS rule (see
 /// [`PidMap::ns_levels_above`]). `running`: the reader is the task shown,
-/// so the kernel would show it running: "State:\tR (running)".
+/// so the kernel would show it running: "State:\tR (running)". `io_worker`: the task
+/// is an io_uring worker, whose name carries a pid ([`super::io_uring_comm`]).
 ///
 /// Tgid, Pid, PPid and State must be present: the kernel always prints
 /// them, so their absence means the input is not a status file.
-pub fn render_status(raw: &[u8], map: &dyn PidMap, running: bool) -> Result<Vec<u8>, ParseError> {
+pub fn render_status(
+    raw: &[u8],
+    map: &dyn PidMap,
+    running: bool,
+    io_worker: bool,
+) -> Result<Vec<u8>, ParseError> {
     let k = map.ns_levels_above();
     let mut out = Vec::with_capacity(raw.len() + 16);
     let mut seen = [false; 4];
@@ -275,7 +281,8 @@ pub fn render_status(raw: &[u8], map: &dyn PidMap, running: bool) -> Result<Vec<
                 put_one(&mut out, key, value, pid_field(field)?);
             }
             b"Name" => {
-                match super::io_uring_comm(value.strip_prefix(b"\t").unwrap_or(value), map) {
+                let name = value.strip_prefix(b"\t").unwrap_or(value);
+                match io_worker.then(|| super::io_uring_comm(name, map)).flatten() {
                     Some(name) => {
                         out.extend_from_slice(b"Name:\t");
                         out.extend_from_slice(&name);
@@ -422,7 +429,7 @@ mod tests {
             fixture!("status_nested1"),
         ];
         for raw in ALL.iter().map(|a| a.0).chain(more) {
-            assert_eq!(render_status(raw, &Identity, false).unwrap(), raw);
+            assert_eq!(render_status(raw, &Identity, false, false).unwrap(), raw);
         }
     }
 
@@ -430,11 +437,11 @@ mod tests {
     fn name_line_kept_escaped() {
         let raw = fixture!("status_newline");
         assert_eq!(line(raw, "Name"), b"Name:\tnew\\nline");
-        let out = render_status(raw, &Shift { off: 5, levels: 0 }, false).unwrap();
+        let out = render_status(raw, &Shift { off: 5, levels: 0 }, false, false).unwrap();
         assert_eq!(line(&out, "Name"), b"Name:\tnew\\nline");
         let raw = fixture!("status_backslash_tab");
         assert_eq!(parse_status(raw).unwrap().name, b"b\\s\tt");
-        let out = render_status(raw, &Shift { off: 5, levels: 0 }, false).unwrap();
+        let out = render_status(raw, &Shift { off: 5, levels: 0 }, false, false).unwrap();
         assert_eq!(line(&out, "Name"), line(raw, "Name"));
     }
 
@@ -448,7 +455,7 @@ mod tests {
         let map = TableMap::new()
             .with_pids(&[(s.pid, 1)])
             .with_levels_above(2);
-        let out = render_status(raw, &map, false).unwrap();
+        let out = render_status(raw, &map, false, false).unwrap();
         let r = parse_status(&out).unwrap();
         assert_eq!((r.tgid, r.pid, r.ppid), (1, 1, 0));
         assert_eq!(line(&out, "NStgid"), b"NStgid:\t1");
@@ -459,7 +466,7 @@ mod tests {
         let map = TableMap::new()
             .with_pids(&[(s.pid, 2), (s.ppid, 1)])
             .with_levels_above(1);
-        let out = render_status(raw, &map, false).unwrap();
+        let out = render_status(raw, &map, false, false).unwrap();
         assert_eq!(line(&out, "NSpid"), b"NSpid:\t2\t1");
         assert_eq!(line(&out, "PPid"), b"PPid:\t1");
         assert_eq!(line(&out, "NSpgid"), b"NSpgid:\t0\t0");
@@ -481,7 +488,10 @@ mod tests {
             .with_pids(&[(100, 1), (101, 2), (77, 9)])
             .with_pgids(&[(100, 1)]);
         let want = b"Name:\tx\nUmask:\t0022\nState:\tR (running)\nTgid:\t1\nNgid:\t9\nPid:\t2\nPPid:\t0\nTracerPid:\t1\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nNStgid:\t1\nNSpid:\t2\nNSpgid:\t1\nNSsid:\t0\nThreads:\t2\n";
-        assert_eq!(render_status(raw, &map, true).unwrap(), want.to_vec());
+        assert_eq!(
+            render_status(raw, &map, true, false).unwrap(),
+            want.to_vec()
+        );
     }
 
     #[test]
@@ -494,18 +504,19 @@ mod tests {
                 levels: 0,
             },
             false,
+            false,
         )
         .unwrap();
         assert_eq!(line(&out, "Ngid"), b"Ngid:\t0");
         let raw = b"State:\tS (sleeping)\nTgid:\t5\nNgid:\t4242\nPid:\t5\nPPid:\t1\n";
-        let out = render_status(raw, &TableMap::new(), false).unwrap();
+        let out = render_status(raw, &TableMap::new(), false, false).unwrap();
         assert_eq!(line(&out, "Ngid"), b"Ngid:\t0");
     }
 
     #[test]
     fn running_rewrites_state_only() {
         let raw = fixture!("status_plain");
-        let out = render_status(raw, &Identity, true).unwrap();
+        let out = render_status(raw, &Identity, true, false).unwrap();
         assert_eq!(line(&out, "State"), b"State:\tR (running)");
         assert_eq!(
             out.len(),
@@ -516,9 +527,9 @@ mod tests {
     #[test]
     fn rejects_malformed() {
         let ok = b"State:\tS (sleeping)\nTgid:\t5\nPid:\t5\nPPid:\t1\n";
-        assert!(render_status(ok, &Identity, false).is_ok());
+        assert!(render_status(ok, &Identity, false, false).is_ok());
         assert_eq!(
-            render_status(b"", &Identity, false),
+            render_status(b"", &Identity, false, false),
             Err(ParseError::Missing {
                 file: "status",
                 field: "Tgid"
@@ -528,6 +539,7 @@ mod tests {
             render_status(
                 b"State:\tS\nTgid:\t5\nPid:\tx\nPPid:\t1\n",
                 &Identity,
+                false,
                 false
             ),
             Err(ParseError::BadNumber {
@@ -538,12 +550,14 @@ mod tests {
         assert!(render_status(
             b"State:\tS\nTgid:\t5\nPid:\t5\nPPid:\t1\nNSpid:\n",
             &Identity,
+            false,
             false
         )
         .is_err());
         assert!(render_status(
             b"State:\tS\nTgid:\t5\nPid:\t5\nPPid:\t1\nNSpid:\t5\tz\n",
             &Identity,
+            false,
             false
         )
         .is_err());
@@ -554,7 +568,7 @@ mod tests {
     proptest! {
         #[test]
         fn never_panics(raw in proptest::collection::vec(any::<u8>(), 0..300), running: bool, levels in 0usize..4) {
-            let _ = render_status(&raw, &Shift { off: 3, levels }, running);
+            let _ = render_status(&raw, &Shift { off: 3, levels }, running, false);
             let _ = parse_status(&raw);
         }
 
@@ -572,7 +586,7 @@ mod tests {
                 raw.extend_from_slice(v);
                 raw.push(b'\n');
             }
-            let _ = render_status(&raw, &Shift { off: 3, levels }, true);
+            let _ = render_status(&raw, &Shift { off: 3, levels }, true, false);
             let _ = parse_status(&raw);
         }
     }

@@ -152,6 +152,9 @@ pub struct Context<'a> {
     /// The reader may not ptrace-read the task this file shows: procfs hides the
     /// addresses and the exit code of its `stat` ([`render::stat::Shown::hidden`]).
     pub hidden: bool,
+    /// The task this file shows is an io_uring worker (`PF_IO_WORKER`, which only its
+    /// `stat` shows): its name in `comm`, `status` and `sched` carries a pid.
+    pub io_worker: bool,
     /// The last vpid handed out in the reader's VPS.
     pub last_pid: i32,
     /// The `pid_max` of the reader's pid namespace, when the VPS has its own.
@@ -183,7 +186,7 @@ pub fn render(r: Render, raw: &[u8], map: &dyn PidMap, cx: Context) -> Result<Ve
             render::stat::render_stat(raw, map, shown)
         }
         Render::Status => {
-            let text = render::status::render_status(raw, map, cx.running)?;
+            let text = render::status::render_status(raw, map, cx.running, cx.io_worker)?;
             Ok(match cx.ids {
                 Some(ids) => render::ids::status_ids(&text, ids),
                 None => text,
@@ -202,8 +205,8 @@ pub fn render(r: Render, raw: &[u8], map: &dyn PidMap, cx: Context) -> Result<Ve
             None => raw.to_vec(),
         }),
         Render::Children => render::render_children(raw, map),
-        Render::Comm => render::comm::render_comm(raw, map),
-        Render::Sched => render::render_sched(raw, map),
+        Render::Comm => render::comm::render_comm(raw, map, cx.io_worker),
+        Render::Sched => render::render_sched(raw, map, cx.io_worker),
         Render::Timers => render::render_timers(raw, map),
         Render::Fdinfo => render::render_fdinfo(raw, map),
         Render::Loadavg => {

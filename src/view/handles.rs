@@ -487,6 +487,10 @@ impl View {
             Render::Stat => self.reader_clock_shift(reader_tid),
             _ => 0,
         };
+        // Only a name that could be an io_uring worker's costs a look at its flags.
+        let io_worker = matches!(r, Render::Comm | Render::Status | Render::Sched)
+            && raw.windows(4).any(|w| w == b"iou-")
+            && node.shown_task().is_some_and(host::is_io_worker);
         let mut tracker = lock(&self.shared.tracker);
         // `loadavg`'s total: the threads of now, those reaped released first.
         let threads = match r {
@@ -524,6 +528,7 @@ impl View {
         };
         let cx = Context {
             clock_shift_ns,
+            io_worker,
             running: node.shown_task() == Some(reader_tid),
             superpriv: matches!(r, Render::Stat)
                 && node.shown_task().is_some_and(|t| self.used_a_privilege(t)),

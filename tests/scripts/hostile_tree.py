@@ -6,7 +6,8 @@ init of a vprocfs VPS (`vprocfs run`): the two outputs must be identical, since 
 kernel's own /proc is the oracle. Every step is sequential and synchronised, so that
 both runs allocate the same pids in the same order.
 
-Cases: comm names with spaces, parentheses and a newline; a zombie; a multi-threaded
+Cases: comm names with spaces, parentheses and a newline, and names of io_uring's
+threads (which carry a pid) on tasks that are none; a zombie; a multi-threaded
 process; an orphaned process group (its leader has exited); a new session; a thread
 that execs (taking over its process's pid); a thread group whose leader has exited
 (Zl); pid reuse inside the namespace.
@@ -222,6 +223,10 @@ def main():
         child(named(b"new\nline")),
         child(named(b")")),
         child(named(b"fifteen chars!!")),
+        # Named as io_uring names its threads after a pid, but no such thread: shown
+        # as named.
+        child(named(b"iou-wrk-1")),
+        child(named(b"iou-sqp-2")),
         child(zombie_parent),
         child(threaded),
         child(orphan_group),
