@@ -157,16 +157,6 @@ pub fn opens_as_reader(node: &Node) -> bool {
     matches!(node, Node::Pid { rel, .. } if &**rel == "pagemap")
 }
 
-/// Whether a file's text depends on its reader's credentials: keys (`/proc/keys`,
-/// `/proc/key-users`: those the reader may view) and kernel addresses, which procfs
-/// shows only to a reader with `CAP_SYSLOG` (`kallsyms`, `modules`, and the socket
-/// addresses that `net/` prints with `%pK` where `kptr_restrict` is 1) or
-/// `CAP_SYS_ADMIN` (`iomem`, `ioports`), and zeroes for everyone else; a PCI
-/// device's configuration space (`bus/pci/*/*`), of which a reader without
-/// `CAP_SYS_ADMIN` gets the first 64 bytes; and the memory type ranges (`mtrr`), which
-/// only `CAP_SYS_ADMIN` may open (`EPERM`, whatever the mode bits say). Read by the
-/// daemon, which has both capabilities, they would hand any reader the kernel's layout
-/// and the devices' registers.
 /// Whether `node` is a sysctl the kernel keeps per user namespace (`/proc/sys/user/*`,
 /// the limits of `ucounts`): the lookup finds the table of the opener's namespace, so
 /// a reader or writer in a namespace of its own (`unshare -U`) reads and writes that
@@ -187,6 +177,16 @@ fn other_user_ns(tid: Pid) -> Option<File> {
     File::open(crate::host::proc_path(&format!("{tid}/ns/user"))).ok()
 }
 
+/// Whether a file's text depends on its reader's credentials: keys (`/proc/keys`,
+/// `/proc/key-users`: those the reader may view) and kernel addresses, which procfs
+/// shows only to a reader with `CAP_SYSLOG` (`kallsyms`, `modules`, and the socket
+/// addresses that `net/` prints with `%pK` where `kptr_restrict` is 1) or
+/// `CAP_SYS_ADMIN` (`iomem`, `ioports`), and zeroes for everyone else; a PCI
+/// device's configuration space (`bus/pci/*/*`), of which a reader without
+/// `CAP_SYS_ADMIN` gets the first 64 bytes; and the memory type ranges (`mtrr`), which
+/// only `CAP_SYS_ADMIN` may open (`EPERM`, whatever the mode bits say). Read by the
+/// daemon, which has both capabilities, they would hand any reader the kernel's layout
+/// and the devices' registers.
 fn by_credentials(node: &Node) -> bool {
     match node {
         Node::Global { rel } => {
