@@ -1246,6 +1246,21 @@ fn iostat_and_sysfs_show_the_vps_own_block_io() {
             after / 2,
             "{flags:?}: iostat's kB written: {out}"
         );
+        // diskstats: the same counters, and a line for every device, as the kernel has.
+        assert_eq!(
+            labelled(&out, "diskstats"),
+            labelled(&out, "after"),
+            "{flags:?}: {out}"
+        );
+        let host_lines = fs::read_to_string("/proc/diskstats")
+            .expect("the host's diskstats")
+            .lines()
+            .count();
+        assert_eq!(
+            labelled(&out, "diskstats lines"),
+            [host_lines.to_string()],
+            "{flags:?}: {out}"
+        );
         // Outside, the host's counters of the same disk, which count the VPS's I/O too.
         let host: u64 = fs::read_to_string(format!("/sys/dev/block/{}/stat", disk[0]))
             .expect("the host's counters")

@@ -2,17 +2,17 @@
 //! (`/sys/block/<disk>/stat`, `/sys/dev/block/<major>:<minor>/stat`), which sysstat's
 //! `iostat` reads instead of `/proc/diskstats`.
 //!
-//! `diskstats`: the host's lines of the devices the cgroup has done I/O on (a device
-//! listed in `io.stat` or blkio's statistics with a non-zero counter), in the host's
-//! order and with its layout (block/genhd.c: `%4d %7d %s` then the counters). From the
-//! cgroup: reads completed, sectors read, writes completed, sectors written, discards
-//! completed and sectors discarded (bytes / 512). Everything else (merges, times, in
-//! flight, io_ticks, flushes) is 0: no cgroup accounts it, and the host's figures would
-//! mix every tenant's I/O into this VPS's `iostat`. Partitions are not shown, since the
-//! cgroup counts I/O per whole disk. Counters never go back (floors kept per device by
-//! the caller), and a device's sysfs `stat` shows the same counters as its line, with
-//! the same floors: a partition's, or a device's the VPS has not used, are all 0
-//! (`iostat` leaves such a device out, as it does one the host never used).
+//! `diskstats`: every line of the host's, in its order and with its layout
+//! (block/genhd.c: `%4d %7d %s` then the counters), as a parser expects the devices
+//! it knows to be there, with the VPS's counters. From the cgroup (`io.stat` or blkio's
+//! statistics): reads completed, sectors read, writes completed, sectors written,
+//! discards completed and sectors discarded (bytes / 512). Everything else (merges,
+//! times, in flight, io_ticks, flushes) is 0: no cgroup accounts it, and the host's
+//! figures would mix every tenant's I/O into this VPS's `iostat`. A partition's
+//! counters, and those of a device the VPS has not used, are 0: the cgroup counts I/O
+//! per whole disk. Counters never go back (floors kept per device by the caller), and
+//! a device's sysfs `stat` shows the same counters as its line, with the same floors
+//! (`iostat` leaves out a device whose counters are all 0, as one the host never used).
 
 use std::collections::BTreeMap;
 
@@ -26,8 +26,8 @@ const SYSFS_FILE: &str = "a block device's stat in sysfs";
 /// discards, sectors discarded.
 pub type DiskFloors = BTreeMap<String, [u64; 6]>;
 
-/// Renders the VPS's diskstats; without I/O accounting (`io` is `None`), the file is
-/// empty, as for a machine without disks, rather than the host's.
+/// Renders the VPS's diskstats; without I/O accounting (`io` is `None`), every
+/// counter is 0, as in a VPS that has done no I/O, rather than the host's.
 pub fn render(
     host: &[u8],
     io: Option<&IoState>,
@@ -35,9 +35,6 @@ pub fn render(
 ) -> Result<Vec<u8>, ResError> {
     let text = std::str::from_utf8(host).map_err(|_| malformed("not UTF-8".into()))?;
     let mut out = String::new();
-    let Some(io) = io else {
-        return Ok(Vec::new());
-    };
     for line in text.lines() {
         let mut f = line.split_whitespace();
         let (Some(maj), Some(min), Some(name)) = (f.next(), f.next(), f.next()) else {
@@ -47,10 +44,7 @@ pub fn render(
             (Ok(a), Ok(b)) => (a, b),
             _ => return Err(malformed(format!("bad device in {line:?}"))),
         };
-        let v = shown(Some(io), dev, floors);
-        if v.iter().all(|&x| x == 0) {
-            continue;
-        }
+        let v = shown(io, dev, floors);
         // The host's column count (4 + 4 + 3 fields since 2.6, + 4 discard fields
         // since 4.18, + 2 flush fields since 5.5).
         let cols = columns(f.count(), v);
@@ -148,25 +142,31 @@ mod tests {
     const HOST: &[u8] = include_bytes!("testdata/diskstats.host");
 
     #[test]
-    fn only_used_devices_with_the_cgroups_counters() {
+    fn every_device_with_the_cgroups_counters() {
         let io = parse_io_stat(include_str!("testdata/io.stat.v2"));
         let mut f = DiskFloors::new();
         let out = String::from_utf8(render(HOST, Some(&io), &mut f).unwrap()).unwrap();
+        let host = std::str::from_utf8(HOST).unwrap();
+        // The host's devices, in its order, with its column count and alignment.
+        assert_eq!(out.lines().count(), host.lines().count());
+        for (ours, theirs) in out.lines().zip(host.lines()) {
+            let name = |l: &str| l.split_whitespace().take(3).collect::<Vec<_>>().join(" ");
+            assert_eq!(name(ours), name(theirs));
+            assert_eq!(
+                ours.split_whitespace().count(),
+                theirs.split_whitespace().count()
+            );
+            assert!(theirs.starts_with(&ours[..13]), "{ours:?} {theirs:?}");
+        }
+        let vda = out.lines().find(|l| l.contains(" vda ")).unwrap();
         assert_eq!(
-            out,
-            " 254       0 vda 5267 0 2693708 0 1673 0 1878544 0 0 0 0 0 0 0 0 0 0\n"
+            vda,
+            " 254       0 vda 5267 0 2693708 0 1673 0 1878544 0 0 0 0 0 0 0 0 0 0"
         );
-        // The host's column count and alignment.
-        let host_vda = std::str::from_utf8(HOST)
-            .unwrap()
-            .lines()
-            .find(|l| l.contains("vda"))
-            .unwrap();
-        assert_eq!(
-            out.split_whitespace().count(),
-            host_vda.split_whitespace().count()
-        );
-        assert_eq!(&out[..13], &host_vda[..13]);
+        // The devices the cgroup did not use: 0.
+        for l in out.lines().filter(|l| !l.contains(" vda ")) {
+            assert!(l.split_whitespace().skip(3).all(|v| v == "0"), "{l}");
+        }
     }
 
     #[test]
@@ -177,7 +177,7 @@ mod tests {
         );
         let mut f = DiskFloors::new();
         let a = String::from_utf8(render(HOST, Some(&io), &mut f).unwrap()).unwrap();
-        assert!(a.starts_with(" 254       0 vda 2 0 8 0 1 0 1 0 "), "{a}");
+        assert!(a.contains("\n 254       0 vda 2 0 8 0 1 0 1 0 "), "{a}");
         // The cgroup's counters reset (recreated): the view keeps the last figures.
         let io = parse_blkio("254:0 Read 512\n", "254:0 Read 1\n");
         let b = String::from_utf8(render(HOST, Some(&io), &mut f).unwrap()).unwrap();
@@ -187,7 +187,11 @@ mod tests {
     #[test]
     fn no_accounting_and_odd_input() {
         let mut f = DiskFloors::new();
-        assert_eq!(render(HOST, None, &mut f).unwrap(), b"");
+        let none = String::from_utf8(render(HOST, None, &mut f).unwrap()).unwrap();
+        assert_eq!(none.lines().count(), 10);
+        assert!(none
+            .lines()
+            .all(|l| l.split_whitespace().skip(3).all(|v| v == "0")));
         let io = parse_io_stat("254:0 rios=1\n");
         assert!(render(b"x y\n", Some(&io), &mut f).is_err());
         assert!(render(b"a b vda 1\n", Some(&io), &mut f).is_err());
@@ -204,7 +208,8 @@ mod tests {
         let out = String::from_utf8(out).unwrap();
         // The same counters as the device's line of diskstats, each `%8u`.
         let mut g = DiskFloors::new();
-        let line = String::from_utf8(render(HOST, Some(&io), &mut g).unwrap()).unwrap();
+        let all = String::from_utf8(render(HOST, Some(&io), &mut g).unwrap()).unwrap();
+        let line = all.lines().find(|l| l.contains(" vda ")).unwrap();
         let counters: Vec<&str> = line.split_whitespace().skip(3).collect();
         assert_eq!(out.split_whitespace().collect::<Vec<_>>(), counters);
         assert_eq!(
@@ -247,8 +252,8 @@ mod tests {
             render_sysfs_stat(SYSFS_VDA, Some(&empty), (254, 0), &mut f).unwrap(),
             a
         );
-        let line = String::from_utf8(render(HOST, Some(&empty), &mut f).unwrap()).unwrap();
-        assert!(line.starts_with(" 254       0 vda 2 0 8 0 "), "{line}");
+        let all = String::from_utf8(render(HOST, Some(&empty), &mut f).unwrap()).unwrap();
+        assert!(all.contains("\n 254       0 vda 2 0 8 0 "), "{all}");
         assert!(render_sysfs_stat(b"x\n", Some(&io), (254, 0), &mut f).is_err());
         assert!(render_sysfs_stat(b"", Some(&io), (254, 0), &mut f).is_err());
     }

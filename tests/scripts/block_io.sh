@@ -2,7 +2,8 @@
 # Run inside a VPS: what sysfs's I/O counters of the disk under the directory $1 show,
 # before and after the VPS writes 4 MiB there with direct I/O, beside the VPS's
 # cgroup's own count of the bytes it wrote and what `iostat` makes of it. Prints
-# "disk MAJ:MIN NAME", "before <stat>", "after <stat>", "cgroup <bytes written>",
+# "disk MAJ:MIN NAME", "before <stat>", "after <stat>", "diskstats <its counters>",
+# "diskstats lines N", "cgroup <bytes written>",
 # "iostat <kB written>", or "disk none" where $1 is on no block device (overlayfs,
 # tmpfs).
 set -e
@@ -27,6 +28,8 @@ echo "before $(cat "/sys/dev/block/$dev/stat")"
 dd if=/dev/zero of="$1/block_io.data" bs=1M count=4 oflag=direct status=none
 rm "$1/block_io.data"
 echo "after $(cat "/sys/dev/block/$dev/stat")"
+echo "diskstats $(awk -v a="${dev%:*}" -v b="${dev#*:}" '$1 == a && $2 == b { $1 = $2 = $3 = ""; print }' /proc/diskstats)"
+echo "diskstats lines $(wc -l < /proc/diskstats)"
 if [ -n "$v1" ]; then
     written=$(grep "^$dev Write " "$g/blkio.throttle.io_service_bytes_recursive" | cut -d' ' -f3)
 else
