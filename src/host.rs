@@ -197,12 +197,10 @@ pub fn start_and_state(tid: Pid) -> io::Result<(u64, u8)> {
 }
 
 /// Whether task `tid` is an io_uring worker or SQ-poll thread (`PF_IO_WORKER` in its
-/// `stat`); false if it is gone.
-pub fn is_io_worker(tid: Pid) -> bool {
-    read_single(&proc_path(&format!("{tid}/stat")))
-        .ok()
-        .and_then(|stat| Some(parse_stat(&stat).ok()?.flags))
-        .is_some_and(|flags| flags & crate::render::stat::PF_IO_WORKER != 0)
+/// `stat`); `None` if it is gone.
+pub fn is_io_worker(tid: Pid) -> Option<bool> {
+    let stat = read_single(&proc_path(&format!("{tid}/stat"))).ok()?;
+    Some(parse_stat(&stat).ok()?.flags & crate::render::stat::PF_IO_WORKER != 0)
 }
 
 /// Parses a directory entry name as a pid: digits only, no sign, no leading zero.

@@ -487,10 +487,13 @@ impl View {
             Render::Stat => self.reader_clock_shift(reader_tid),
             _ => 0,
         };
-        // Only a name that could be an io_uring worker's costs a look at its flags.
+        // Only a name that could be an io_uring worker's costs a look at its flags; a
+        // task gone meanwhile is taken for one, so that no pid in its name leaks.
         let io_worker = matches!(r, Render::Comm | Render::Status | Render::Sched)
             && raw.windows(4).any(|w| w == b"iou-")
-            && node.shown_task().is_some_and(host::is_io_worker);
+            && node
+                .shown_task()
+                .is_some_and(|t| host::is_io_worker(t).unwrap_or(true));
         let mut tracker = lock(&self.shared.tracker);
         // `loadavg`'s total: the threads of now, those reaped released first.
         let threads = match r {
