@@ -12,24 +12,18 @@
 use std::os::fd::OwnedFd;
 use std::path::Path;
 
+use crate::resources::cgroup::parse_dev;
 use crate::sys::process::{move_mount_to, open_tree_clone};
 use crate::view::resource_files::block_stat_name;
 
 /// The host's block devices, disks and partitions (the names of `/sys/dev/block`:
-/// "major:minor"), in order.
+/// "major:minor").
 fn devices() -> Vec<(u32, u32)> {
-    let mut devs: Vec<(u32, u32)> = std::fs::read_dir("/sys/dev/block")
-        .map(|dir| {
-            dir.filter_map(|e| {
-                let name = e.ok()?.file_name().into_string().ok()?;
-                let (major, minor) = name.split_once(':')?;
-                Some((major.parse().ok()?, minor.parse().ok()?))
-            })
-            .collect()
-        })
-        .unwrap_or_default();
-    devs.sort_unstable();
-    devs
+    super::cpu_dir::names_in(Path::new("/sys/dev/block"))
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|name| parse_dev(name))
+        .collect()
 }
 
 /// The view's `stat` of every block device, taken (`open_tree`) from the view mounted

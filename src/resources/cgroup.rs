@@ -575,7 +575,8 @@ pub struct IoCounters {
 /// Per device (major, minor).
 pub type IoState = BTreeMap<(u32, u32), IoCounters>;
 
-fn parse_dev(s: &str) -> Option<(u32, u32)> {
+/// A device number as the kernel writes it: "major:minor".
+pub fn parse_dev(s: &str) -> Option<(u32, u32)> {
     let (a, b) = s.split_once(':')?;
     Some((a.parse().ok()?, b.parse().ok()?))
 }
