@@ -13,7 +13,8 @@ both runs number everything alike.
 
 What differs between the two runs by construction is masked: the directory's name
 (`TMP`), and the inode numbers of namespaces, which are another pid and mount
-namespace's in each run and are named by their order of first appearance (`NS1`, …).
+namespace's in each run and are named by their order of first appearance (`NS1`, …),
+and with them the order of `lsns`'s lines, which it sorts by those inodes.
 """
 import os
 import re
@@ -89,7 +90,10 @@ def main():
     ]
     for tool in tools:
         run = subprocess.run(tool, capture_output=True, text=True, errors="replace")
-        show(tool, run.stdout + run.stderr + f"exit {run.returncode}\n", tmp)
+        out = run.stdout
+        if tool[0] == "lsns":
+            out = by_type(out)
+        show(tool, out + run.stderr + f"exit {run.returncode}\n", tmp)
     # prtstat's first fields (the rest are times and addresses).
     run = subprocess.run(["prtstat", "-r", s2], capture_output=True, text=True)
     show(["prtstat", "-r", s2], "\n".join(run.stdout.splitlines()[:4]) + "\n", tmp)
@@ -112,6 +116,16 @@ def main():
 
 
 NS_NAMES = {}
+
+
+def by_type(text):
+    """`lsns`'s lines in the order of their columns after the inode. `lsns` sorts by
+    inode, and the kernel hands inode numbers out lowest-free-first from one table for
+    every namespace of the machine: whether a VPS's time namespace numbers below its
+    pid namespace depends on which numbers other namespaces freed meanwhile, in either
+    run, and says nothing about either /proc."""
+    lines = text.splitlines(keepends=True)
+    return "".join(lines[:1] + sorted(lines[1:], key=lambda l: l.split(None, 1)[1:]))
 
 
 def show(tool, text, tmp):
