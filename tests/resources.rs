@@ -44,6 +44,25 @@ fn host_meminfo(key: &str) -> u64 {
     kb * 1024
 }
 
+/// A VPS with a CPU limit has a cpu cgroup of its own; where the kernel schedules
+/// real-time tasks per group (v1 `cpu.rt_runtime_us`), a new group has no real-time
+/// runtime and `chrt -f` is refused in it: the VPS's group takes what its parent has
+/// free, so real-time classes work as they do outside.
+#[test]
+fn a_vps_with_a_cpu_limit_runs_real_time_tasks() {
+    if !privileged() {
+        return;
+    }
+    let out = run_sh(
+        &["--cpus", "0.5"],
+        "chrt -f 5 true && chrt -r 1 true && echo rt-ok; grep -c ':cpu[,:]/vprocfs/' /proc/self/cgroup",
+    );
+    assert_eq!(
+        out, "rt-ok\n1\n",
+        "the VPS's own cpu cgroup refused SCHED_FIFO or SCHED_RR"
+    );
+}
+
 #[test]
 fn free_shows_the_memory_limit_and_what_the_vps_uses() {
     if !privileged() {

@@ -937,6 +937,27 @@ fn everyday_tools_print_what_they_print_on_the_kernels_proc() {
     );
 }
 
+/// Processes of every scheduling class (`SCHED_FIFO`, `SCHED_RR`, batch, idle, nice
+/// either way, and a thread of its own class) show in `ps` and in each task's `stat`
+/// and `sched` as in a pid namespace (tests/scripts/sched_classes.py), by the kernel's
+/// procfs and by the full view. Before, `chrt -f` failed in every VPS: the VPS's own v1
+/// cpu cgroup had no real-time runtime, and the kernel refuses real-time classes there.
+#[test]
+fn every_scheduling_class_runs_and_shows_as_in_a_pid_namespace() {
+    if !privileged() {
+        return;
+    }
+    probe_matches_kernel_with(
+        "sched_classes.py",
+        &[
+            "$ chrt -f 5 true: exit 0 \n",
+            "      4  FF FF       5  45  54   5   - S    sleep           sleep 1000\n",
+            "      1      19  RR      2  42   - python3\n",
+        ],
+        &[&[], BOTH_READ_PATHS[0], BOTH_READ_PATHS[1]],
+    );
+}
+
 /// A terminal's foreground process group that loses its last member stays the
 /// terminal's foreground group, and every member of the session shows its number as
 /// `tpgid`, also once a new process has taken the number, until the foreground moves

@@ -52,6 +52,7 @@ pub mod irqs;
 pub mod loadavg;
 pub mod meminfo;
 pub mod pressure;
+mod rt_budget;
 pub mod stat;
 pub mod swaps;
 pub mod uptime;

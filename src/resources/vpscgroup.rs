@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use super::cgroup::{CgDir, CgroupPaths, V1_CONTROLLERS};
 use super::cpus::CpuSet;
+use super::rt_budget;
 use crate::host;
 
 /// Limits for `vprocfs run`; `None` is no limit.
@@ -229,6 +230,14 @@ impl VpsCgroup {
                 }
                 continue;
             };
+            // A v1 cpu hierarchy of its own serves only `--cpus`: without it the VPS
+            // stays in the daemon's cpu cgroup, its tasks scheduled one by one as in a
+            // pid namespace, and its real-time tasks run on that cgroup's budget.
+            let cpu_alone = own.cpuacct.as_ref().is_none_or(|a| a.mount != d.mount);
+            if c == "cpu" && !needed(c) && cpu_alone {
+                self.paths.cpu = Some(d.clone());
+                continue;
+            }
             let parent = d.dir().join("vprocfs");
             let leaf = d.mount.join(rel(d).trim_start_matches('/'));
             let cpuset_from = (c == "cpuset").then(|| d.dir());
@@ -238,6 +247,11 @@ impl VpsCgroup {
                     &leaf,
                     Some(&parent).filter(|_| c == "cpuset").map(|p| p.as_path()),
                 )?;
+                if c == "cpu" {
+                    for dir in [&parent, &leaf] {
+                        rt_budget::share(dir);
+                    }
+                }
             }
             if let Some(slot) = self.paths.slot_mut(c) {
                 *slot = Some(CgDir {
