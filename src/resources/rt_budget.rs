@@ -123,7 +123,8 @@ pub fn share(dir: &Path) {
 
 #[cfg(test)]
 mod tests {
-    use super::{free_runtime, Bandwidth};
+    use super::{free_runtime, global, share, Bandwidth};
+    use std::fs;
 
     fn bw(runtime_us: i64, period_us: u64) -> Bandwidth {
         Bandwidth {
@@ -180,5 +181,41 @@ mod tests {
             let child = bw(got as i64, cp);
             assert!(sib.ratio() + child.ratio() <= parent.ratio());
         }
+    }
+
+    /// `share` on a tree of plain files laid out as a v1 cpu hierarchy: the directory
+    /// takes what its parent has beside its siblings (not itself), and a hierarchy
+    /// without the files is left alone.
+    #[test]
+    fn share_counts_the_siblings_and_writes_the_directory() {
+        let root = std::env::temp_dir().join(format!("vprocfs-rt-{}", std::process::id()));
+        let put = |dir: &std::path::Path, runtime: &str, period: &str| {
+            fs::create_dir_all(dir).unwrap();
+            fs::write(dir.join("cpu.rt_runtime_us"), runtime).unwrap();
+            fs::write(dir.join("cpu.rt_period_us"), period).unwrap();
+        };
+        put(&root, "900000\n", "1000000\n");
+        put(&root.join("other"), "300000\n", "1000000\n");
+        put(&root.join("vps"), "100\n", "500000\n");
+        fs::create_dir_all(root.join("plain")).unwrap();
+        share(&root.join("vps"));
+        let want = free_runtime(
+            Bandwidth {
+                runtime_us: 900_000,
+                period_us: 1_000_000,
+            },
+            &[Bandwidth {
+                runtime_us: 300_000,
+                period_us: 1_000_000,
+            }],
+            global(),
+            500_000,
+        );
+        let got = fs::read_to_string(root.join("vps/cpu.rt_runtime_us")).unwrap();
+        assert_eq!(got, want.to_string());
+        assert!(want > 0 && want <= 300_000, "{want}");
+        share(&root.join("plain"));
+        assert!(!root.join("plain/cpu.rt_runtime_us").exists());
+        fs::remove_dir_all(&root).unwrap();
     }
 }
