@@ -958,6 +958,25 @@ fn every_scheduling_class_runs_and_shows_as_in_a_pid_namespace() {
     );
 }
 
+/// A VPS's init and its child hold what they hold in a pid namespace: `prctl` states,
+/// limits, signal state, capabilities, affinity, descriptors
+/// (tests/scripts/init_attributes.py). The full view's init was made a child
+/// subreaper, which only a VPS without a pid namespace needs to gather its orphans.
+#[test]
+fn the_init_holds_what_a_pid_namespaces_init_holds() {
+    if !privileged() {
+        return;
+    }
+    probe_matches_kernel_with(
+        "init_attributes.py",
+        &[
+            "## init\nchild_subreaper 0\n",
+            "## child\nchild_subreaper 0\npdeathsig 0\n",
+        ],
+        &[&[], &["--full-view"]],
+    );
+}
+
 /// A terminal's foreground process group that loses its last member stays the
 /// terminal's foreground group, and every member of the session shows its number as
 /// `tpgid`, also once a new process has taken the number, until the foreground moves

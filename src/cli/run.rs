@@ -519,7 +519,7 @@ fn relay_side(
     let init = match fork() {
         Ok(Forked::Child) => {
             drop((pid_w, st_w, from_init, go_r, start_w));
-            init_side(placement, to_relay, start_r, argv)
+            init_side(placement, pidns, to_relay, start_r, argv)
         }
         Ok(Forked::Parent(p)) => p,
         Err(e) => {
@@ -587,7 +587,13 @@ fn relay_side(
 
 /// The VPS's init: mounts its pid namespace's procfs (kernel pid view), reports the
 /// namespace's `pid_max`, waits for the relay, and becomes CMD as a fresh process.
-fn init_side(placement: Placement, mut to_relay: File, mut go_r: File, argv: &[CString]) -> ! {
+fn init_side(
+    placement: Placement,
+    pidns: bool,
+    mut to_relay: File,
+    mut go_r: File,
+    argv: &[CString],
+) -> ! {
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
     if placement == Placement::KernelPids {
         let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
@@ -605,8 +611,10 @@ fn init_side(placement: Placement, mut to_relay: File, mut go_r: File, argv: &[C
         std::process::exit(1);
     }
     drop(go_r);
-    if placement == Placement::Full {
-        // Orphans come to init, as they do to a pid namespace's init.
+    if !pidns {
+        // Orphans come to init, as they do to a pid namespace's init. In a pid
+        // namespace the kernel brings them there itself, and init is no subreaper
+        // (`PR_GET_CHILD_SUBREAPER` answers 0, as in `unshare --pid --fork`).
         let _ = nix::sys::prctl::set_child_subreaper(true);
     }
     crate::sys::process::reset_signals();
