@@ -524,6 +524,33 @@ fn a_reader_in_a_time_namespace_of_its_own_is_shown_its_clock() {
     }
 }
 
+/// A VPS started inside a VPS counts its clock from its own start, as a pid and time
+/// namespace made inside another do (tests/scripts/nested_clock.sh): the kernel takes a
+/// time namespace's offsets from the host's clock, and the inner `vprocfs run` wrote
+/// them from the outer VPS's, so its processes started half an hour ahead of its
+/// `btime` (`ps` elapsed 4123166816 s); its daemon, in the outer time namespace, also
+/// counts from that clock.
+#[test]
+fn a_vps_inside_a_vps_keeps_one_clock() {
+    if !privileged() {
+        return;
+    }
+    let probe = script("nested_clock.sh").display().to_string();
+    // The inner namespaces as `vprocfs run` makes a VPS's: its boottime starts at 0.
+    let inner = format!(
+        "exec unshare --pid --time --boottime -$(cut -d. -f1 /proc/uptime) --fork \
+         --mount-proc -- sh {probe}"
+    );
+    let kernel = in_kernel_ns(&["sh", "-c", &inner]);
+    assert_eq!(kernel.matches(": yes\n").count(), 3, "the kernel: {kernel}");
+    let vprocfs = vprocfs().display().to_string();
+    for flags in [&[][..], &["--full-view"]] {
+        let (view, err, code) = in_vps(flags, &[&vprocfs, "run", "--", "sh", &probe]);
+        assert_eq!(code, 0, "{flags:?}: {err}");
+        assert_eq!(view, kernel, "{flags:?}: stderr of the view: {err}");
+    }
+}
+
 /// A reader waiting in `poll` for its mount table to change (systemd, a container
 /// runtime) is woken with POLLPRI when it does, and reads the new table from offset 0,
 /// also from a cgroup namespace of its own, whose `mountinfo` is read as the reader:

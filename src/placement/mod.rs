@@ -145,19 +145,37 @@ fn boottime_offset((secs, nsecs): (i64, i64)) -> String {
     }
 }
 
+/// Pure: the host's boottime (seconds, ns) when a namespace with boottime offset
+/// `offset_ns` reads `now`.
+fn host_clock((secs, nsecs): (i64, i64), offset_ns: i64) -> (i64, i64) {
+    let host = (secs as i128) * 1_000_000_000 + nsecs as i128 - offset_ns as i128;
+    let secs = host.div_euclid(1_000_000_000);
+    let nsecs = host.rem_euclid(1_000_000_000);
+    (
+        i64::try_from(secs).unwrap_or(i64::MAX),
+        i64::try_from(nsecs).unwrap_or(0),
+    )
+}
+
 /// Puts the relay's future children in a new time namespace whose `CLOCK_BOOTTIME`
 /// starts now (0 at the last clock tick before the offset is written), so that the VPS's
 /// `uptime`, `btime` and every process start time, as the kernel or the full view shows
 /// them, agree with its age (SPEC section 5). The offsets
 /// must be written before the first process enters the namespace. A kernel without time
 /// namespaces leaves the VPS on the host's clock, which stays coherent too.
+///
+/// Offsets are from the host's clock, not from the clock of the namespace the relay is
+/// in: inside another time namespace (a VPS in a VPS, a restored container) the host's
+/// boottime is the relay's minus its namespace's offset, read before the new namespace
+/// hides it (`timens_offsets` shows the namespace of the children to come).
 pub fn time_namespace() {
+    let own = crate::resources::boot_offset_of(std::process::id() as i32).unwrap_or(0);
     if let Err(e) = unshare(CloneFlags::from_bits_retain(libc::CLONE_NEWTIME)) {
         log::warn!("no time namespace ({e}): the VPS keeps the host's uptime");
         return;
     }
     let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME)
-        .map(|t| (t.tv_sec(), t.tv_nsec()))
+        .map(|t| host_clock((t.tv_sec(), t.tv_nsec()), own))
         .unwrap_or((0, 0));
     if let Err(e) = std::fs::write("/proc/self/timens_offsets", boottime_offset(now)) {
         log::warn!("cannot set the VPS's boot time ({e}): it keeps the host's uptime");
@@ -166,7 +184,19 @@ pub fn time_namespace() {
 
 #[cfg(test)]
 mod tests {
-    use super::boottime_offset;
+    use super::{boottime_offset, host_clock};
+
+    #[test]
+    fn the_hosts_clock_is_the_namespaces_less_its_offset() {
+        assert_eq!(host_clock((12, 5), 0), (12, 5));
+        // A namespace that started its clock 100.5 s after the host's boot.
+        assert_eq!(host_clock((2, 0), -100_500_000_000), (102, 500_000_000));
+        assert_eq!(
+            host_clock((2, 700_000_000), 1_000_000_000),
+            (1, 700_000_000)
+        );
+        assert_eq!(host_clock((0, 100), 200), (-1, 999_999_900));
+    }
 
     #[test]
     fn the_offset_takes_boottime_back_to_zero() {

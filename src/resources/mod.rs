@@ -194,7 +194,8 @@ pub const LIVE_COUNT_MAX: u32 = 256;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct VpsFacts {
     /// The VPS's time-namespace boottime offset in ns (0 without one; see
-    /// [`boot_offset_of`]).
+    /// [`boot_offset_of`]), from the clock the daemon reads ("host" below): the
+    /// kernel's offset less the daemon's own, where the daemon has a time namespace.
     pub boot_offset_ns: i64,
     /// The reader's time-namespace boottime offset in ns: the VPS's, unless the reader
     /// made or joined one of its own (`unshare -T`). procfs shifts by it the clock it

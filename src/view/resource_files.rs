@@ -290,9 +290,13 @@ impl View {
             }
             _ => r.boot_offset_ns,
         };
+        // The renderers count from the daemon's clock: offsets are the kernel's, from
+        // the host's, so a daemon in a time namespace of its own (a VPS in a VPS)
+        // shifts them by its own.
+        let own = super::timens::own_offset();
         let facts = VpsFacts {
-            boot_offset_ns: r.boot_offset_ns,
-            reader_offset_ns,
+            boot_offset_ns: r.boot_offset_ns.saturating_sub(own),
+            reader_offset_ns: reader_offset_ns.saturating_sub(own),
             start_boottime_ns: r.start_boottime_ns,
             last_pid,
             // All threads: the members of now (running and blocked: counts()).
