@@ -551,6 +551,45 @@ fn a_vps_inside_a_vps_keeps_one_clock() {
     }
 }
 
+/// A full view served by a daemon inside a pid namespace (a `vprocfs run --full-view`
+/// inside a VPS, or inside a container), where the kernel gives it no process events
+/// and membership comes from scans: the hostile and random trees show as in nested pid
+/// namespaces. Before, a process forked since the last scan had no number until a
+/// reader listed `/proc`, so `/proc/self` and `/proc/$!` were missing and `ps` refused
+/// to run ("mount -t proc proc /proc").
+#[test]
+fn a_full_view_served_from_inside_a_pid_namespace_matches_the_kernel() {
+    if !privileged() {
+        return;
+    }
+    let vprocfs = vprocfs().display().to_string();
+    let runs: [(&str, &[&str], &[&str]); 2] = [
+        ("hostile_tree.py", &[], &[]),
+        ("random_tree.py", &["7"], &["--full-view"]),
+    ];
+    for (name, args, outer) in runs {
+        let probe = script(name).display().to_string();
+        let inner = format!(
+            "exec unshare --pid --time --boottime -$(cut -d. -f1 /proc/uptime) --fork \
+             --mount-proc -- {PY} {probe} {}",
+            args.join(" ")
+        );
+        let kernel = in_kernel_ns(&["sh", "-c", &inner]);
+        assert!(kernel.lines().count() > 20, "{name}: the kernel: {kernel}");
+        let argv = [
+            &[&vprocfs[..], "run", "--full-view", "--", PY, &probe][..],
+            args,
+        ]
+        .concat();
+        let (view, err, code) = in_vps(outer, &argv);
+        assert_eq!(code, 0, "{name}, outer {outer:?}: {err}");
+        assert_eq!(
+            view, kernel,
+            "{name}, outer {outer:?}: stderr of the view: {err}"
+        );
+    }
+}
+
 /// A reader waiting in `poll` for its mount table to change (systemd, a container
 /// runtime) is woken with POLLPRI when it does, and reads the new table from offset 0,
 /// also from a cgroup namespace of its own, whose `mountinfo` is read as the reader:

@@ -145,13 +145,23 @@ impl View {
             Reader::Host { .. } => (v, None),
             Reader::Vps { id, tid } => {
                 let mut tracker = lock(&self.shared.tracker);
-                let by_vpid = tracker
-                    .vps(id)
-                    .and_then(|vps| vps.vpid_to_pid(v))
-                    .filter(|&r| tracker.vps(id).is_some_and(|vps| vps.has_task(r)));
-                let real = match by_vpid {
+                let by_vpid = |tracker: &Tracker| {
+                    let vps = tracker.vps(id)?;
+                    vps.vpid_to_pid(v).filter(|&r| vps.has_task(r))
+                };
+                let real = match by_vpid(&tracker) {
                     Some(r) => r,
-                    None => own_real_number(&tracker, id, tid, v).ok_or(Errno::ENOENT)?,
+                    None => match own_real_number(&tracker, id, tid, v) {
+                        Some(r) => r,
+                        // Without the events (a daemon outside the initial pid
+                        // namespace) a task forked since the last scan has no vpid
+                        // yet: a scan gives it one, as a listing would.
+                        None if !self.follows_events() => {
+                            tracker.rescan();
+                            by_vpid(&tracker).ok_or(Errno::ENOENT)?
+                        }
+                        None => return Err(Errno::ENOENT),
+                    },
                 };
                 let start = tracker.verify(id, real).ok_or(Errno::ENOENT)?;
                 if let Some(n) = group {

@@ -742,7 +742,15 @@ impl View {
                 // A reader forked a moment ago, or one whose tid a task that has since
                 // exited held, may be in events not applied yet.
                 self.catch_up();
-                numbers().ok_or(Errno::ENOENT)
+                if let Some(n) = numbers() {
+                    return Ok(n);
+                }
+                // Without the events (a daemon outside the initial pid namespace) a
+                // reader forked since the last scan is not known: classified now by
+                // its parent chain or namespace, as a scan would.
+                let found =
+                    !self.follows_events() && lock(&self.shared.tracker).vps_of(tid) == Some(id);
+                found.then(numbers).flatten().ok_or(Errno::ENOENT)
             }
         }
     }
