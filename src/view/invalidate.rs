@@ -201,6 +201,11 @@ impl View {
         for key in &gone {
             pidfds.remove(key);
         }
+        for r in released.iter().filter(|r| r.tid != r.tgid) {
+            if let Some(kept) = r.leader_start.and_then(|s| pidfds.get_mut(&(r.tgid, s))) {
+                kept.forget_thread(r.tid);
+            }
+        }
         drop(pidfds);
         let mut superpriv = lock(&self.shared.superpriv);
         for (tid, _) in &gone {

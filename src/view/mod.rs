@@ -561,12 +561,7 @@ impl View {
     fn read_real_bound(&self, node: &Node) -> Result<(Vec<u8>, bool), Errno> {
         let gone = || self.check_alive_by_handle(node).err();
         let kept = match node {
-            Node::Pid {
-                n,
-                tid: None,
-                start,
-                rel,
-            } => self.read_kept(*n, *start, rel),
+            Node::Pid { n, tid, start, rel } => self.read_kept(*n, *start, *tid, rel),
             _ => None,
         };
         let (raw, mut bound) = match kept {
