@@ -303,6 +303,29 @@ fn bad_command_lines_get_one_line_errors() {
     }
 }
 
+/// A `/dev/fuse` that is not the FUSE device (a container given another node under
+/// that name) is named as such, with what to do; the mount's bare `EINVAL` said
+/// nothing, and `run` hid even that behind "the VPS could not be started (status 1)".
+#[test]
+fn a_dev_fuse_that_is_not_the_fuse_device_is_named() {
+    if !privileged() {
+        return;
+    }
+    let bin = vprocfs().display().to_string();
+    let script = format!("mount --bind /dev/null /dev/fuse && exec {bin} run -- true",);
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err,
+        "vprocfs: /dev/fuse is not the FUSE device (character device 10:229; here 1:3): \
+         recreate it with `mknod /dev/fuse c 10 229`, or give the container the host's\n"
+    );
+}
+
 #[test]
 fn exec_runs_a_command_inside_a_served_vps() {
     if !privileged() {

@@ -472,14 +472,32 @@ struct AttachArgs {
 
 /// Opens `/dev/fuse` for a new connection.
 fn open_dev_fuse() -> Result<std::fs::File, String> {
-    std::fs::OpenOptions::new()
+    let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open("/dev/fuse")
         .map_err(|e| {
             format!("cannot open /dev/fuse: {e} (is the fuse module loaded? try: modprobe fuse)")
-        })
+        })?;
+    // The kernel's only answer to a mount with another device is EINVAL: said here.
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let md = file
+        .metadata()
+        .map_err(|e| format!("cannot stat /dev/fuse: {e}"))?;
+    let rdev = md.rdev();
+    if !md.file_type().is_char_device() || (libc::major(rdev), libc::minor(rdev)) != FUSE_DEVICE {
+        return Err(format!(
+            "/dev/fuse is not the FUSE device (character device 10:229; here {}:{}): \
+             recreate it with `mknod /dev/fuse c 10 229`, or give the container the host's",
+            libc::major(rdev),
+            libc::minor(rdev)
+        ));
+    }
+    Ok(file)
 }
+
+/// The FUSE device's number (`MISC_MAJOR`, `FUSE_MINOR`), fixed by the kernel.
+const FUSE_DEVICE: (u32, u32) = (10, 229);
 
 /// Mounts the daemon's FUSE connection `fuse` at `at`.
 ///

@@ -157,8 +157,14 @@ pub(super) fn run(a: RunArgs) -> Result<i32, String> {
     let init: i32 = match text.trim().parse() {
         Ok(p) => p,
         Err(_) => {
+            // The relay says on the status pipe what stopped it before init was up.
+            let mut why = String::new();
+            let _ = st_r.read_to_string(&mut why);
             let code = wait_for(relay);
-            return Err(format!("the VPS could not be started (status {code})"));
+            return Err(match why.trim() {
+                "" => format!("the VPS could not be started (status {code})"),
+                why => format!("the VPS could not be started: {why}"),
+            });
         }
     };
     let mut status = String::new();
