@@ -277,8 +277,9 @@ impl VpsCgroup {
             }
             Err(e) => {
                 return Err(format!(
-                    "cannot create {}: {e} (vprocfs needs root to make cgroups)",
-                    parent.display()
+                    "cannot create {}: {e} ({})",
+                    parent.display(),
+                    cannot_create_advice(&e)
                 ))
             }
         }
@@ -491,6 +492,21 @@ impl Drop for VpsCgroup {
     }
 }
 
+/// What to do when the kernel refuses to make a cgroup directory with error `e`.
+fn cannot_create_advice(e: &io::Error) -> &'static str {
+    match e.raw_os_error() {
+        Some(libc::EROFS) => {
+            "the cgroup file system is mounted read-only here, as in many containers: \
+             give vprocfs a writable cgroup, such as a container's own cgroup \
+             namespace with /sys/fs/cgroup writable, or run without limits"
+        }
+        Some(libc::EACCES | libc::EPERM) => {
+            "vprocfs needs root, or a cgroup delegated to it, to make cgroups"
+        }
+        _ => "vprocfs makes its VPSes' cgroups below its own",
+    }
+}
+
 /// Pure: the `oom_kill` count of a `memory.events` or `memory.oom_control` text.
 fn oom_kill_count(text: &str) -> Option<u64> {
     text.lines()
@@ -631,6 +647,16 @@ fn remove_tree(dir: &Path) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_refused_cgroup_says_what_to_do() {
+        use super::cannot_create_advice;
+        let advice = |errno| cannot_create_advice(&std::io::Error::from_raw_os_error(errno));
+        assert!(advice(libc::EROFS).contains("read-only"));
+        assert!(advice(libc::EACCES).contains("root"));
+        assert!(advice(libc::EPERM).contains("delegated"));
+        assert!(!advice(libc::ENOSPC).contains("root"));
+    }
+
     #[test]
     fn only_old_empty_run_cgroups_are_stale() {
         let old = Some(Duration::from_secs(120));
