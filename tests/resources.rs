@@ -63,6 +63,36 @@ fn a_vps_with_a_cpu_limit_runs_real_time_tasks() {
     );
 }
 
+/// Where no sysfs is mounted (a file system over `/sys`, which also hides every cgroup
+/// mount that `mountinfo` still lists), a VPS starts and its virtual files are read,
+/// with the host's figures where there is no cgroup to read. Before, `run` failed
+/// taking the CPU lists the view did not have, and with those bound the resource files
+/// answered EIO: the VPS's cgroup was taken for gone, and the host's online CPUs were
+/// read from sysfs alone.
+#[test]
+fn a_vps_starts_and_reads_its_files_without_sysfs() {
+    if !privileged() {
+        return;
+    }
+    let bin = vprocfs().display().to_string();
+    let inside = "for f in meminfo stat uptime loadavg cpuinfo vmstat diskstats; do \
+                  cat /proc/$f > /dev/null || echo \"unreadable $f\"; done; \
+                  ps -o etimes= -p 1 | awk '{ print ($1 < 60 ? \"ps-ok\" : \"ps \" $1) }'";
+    for flags in ["", "--full-view"] {
+        let script = format!(
+            "mount -t tmpfs none /sys && exec {bin} run {flags} -- sh -c '{}'",
+            inside.replace('\'', "'\\''")
+        );
+        let out = Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{flags}: {out:?}");
+        assert_eq!(stdout, "ps-ok\n", "{flags}: {out:?}");
+    }
+}
+
 #[test]
 fn free_shows_the_memory_limit_and_what_the_vps_uses() {
     if !privileged() {

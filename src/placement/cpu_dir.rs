@@ -85,18 +85,21 @@ pub fn plan(host_names: &[String], visible: &CpuSet) -> Option<Vec<(String, Stri
 }
 
 /// The view's CPU lists, taken (`open_tree`) from the view mounted at `view`, to be put
-/// in place by [`place`], in this mount namespace or another.
+/// in place by [`place`], in this mount namespace or another. The view has those the
+/// daemon's sysfs has: none where no sysfs is mounted, and nothing is then covered.
 pub fn take_lists(view: &Path) -> Result<Vec<(ResFile, OwnedFd)>, String> {
-    ResFile::ALL
-        .iter()
-        .filter(|f| f.is_cpu_list())
-        .map(|&f| {
-            let source = view.join(crate::view::resource_files::view_name(f));
-            open_tree_clone(&source)
-                .map(|tree| (f, tree))
-                .map_err(|e| format!("cannot take {}: {e}", source.display()))
-        })
-        .collect()
+    let mut lists = Vec::new();
+    for &f in ResFile::ALL.iter().filter(|f| f.is_cpu_list()) {
+        let source = view.join(crate::view::resource_files::view_name(f));
+        match open_tree_clone(&source) {
+            Ok(tree) => lists.push((f, tree)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                log::info!("{}: the host has no such list here", source.display());
+            }
+            Err(e) => return Err(format!("cannot take {}: {e}", source.display())),
+        }
+    }
+    Ok(lists)
 }
 
 /// Puts the VPS's CPU directory over `sys_cpu` (sysfs's `devices/system/cpu`): the

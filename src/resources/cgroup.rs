@@ -91,7 +91,20 @@ impl CgroupPaths {
     pub fn of_pid(pid: i32) -> io::Result<CgroupPaths> {
         let cgroup = fs::read_to_string(host::proc_path(&format!("{pid}/cgroup")))?;
         let mountinfo = fs::read_to_string(host::proc_path("self/mountinfo"))?;
-        Ok(CgroupPaths::from_texts(&cgroup, &mountinfo, false))
+        Ok(CgroupPaths::from_texts(&cgroup, &mountinfo, false).reachable())
+    }
+
+    /// These directories less those that cannot be reached from here: a hierarchy
+    /// whose mount another covers (a file system mounted over `/sys` hides every
+    /// cgroup mount below it, which `mountinfo` still lists) has nothing to read, and
+    /// the files it would have fed show the host's figures.
+    fn reachable(mut self) -> CgroupPaths {
+        for slot in self.slots_mut() {
+            if slot.as_ref().is_some_and(|d| !d.dir().is_dir()) {
+                *slot = None;
+            }
+        }
+        self
     }
 
     /// Pure: the directories named by a `/proc/<pid>/cgroup` text, in the hierarchies
@@ -966,10 +979,27 @@ pub fn read_pressure(paths: &CgroupPaths, kind: &str) -> Option<Vec<u8>> {
 /// Where the host's online CPU list is.
 pub const HOST_ONLINE: &str = "/sys/devices/system/cpu/online";
 
-/// The host's online CPUs.
+/// The host's online CPUs: sysfs's list, or where no sysfs is mounted the `cpuN`
+/// lines of the host's `/proc/stat`, one per online CPU, as glibc's `get_nprocs`
+/// falls back to them.
 pub fn read_host_online() -> Result<CpuSet, ResError> {
     let p = Path::new(HOST_ONLINE);
-    CpuSet::parse(&read(p)?).map_err(|e| bad(p, e.to_string()))
+    match read_optional(p)? {
+        Some(text) => CpuSet::parse(&text).map_err(|e| bad(p, e.to_string())),
+        None => {
+            let stat = host::proc_path("stat");
+            Ok(online_in_stat(&read(&stat)?))
+        }
+    }
+}
+
+/// Pure: the CPUs of the `cpuN` lines of a `/proc/stat` text.
+fn online_in_stat(stat: &str) -> CpuSet {
+    CpuSet::from_cpus(stat.lines().filter_map(|l| {
+        // `cpuN ...`; the total line is `cpu  ...`, with no number after the name.
+        let (name, _) = l.split_once(' ')?;
+        name.strip_prefix("cpu")?.parse().ok()
+    }))
 }
 
 /// The VPS's threads by state, as the load average and `procs_*` count them.
@@ -1126,6 +1156,14 @@ fn collect_tids(dir: &Path, list_name: &str, scratch: &mut Scratch, depth: usize
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn online_cpus_from_the_cpu_lines_of_stat() {
+        let stat = "cpu  10 0 5 100 0 0 0 0 0 0\ncpu0 5 0 2 50 0 0 0 0 0 0\n\
+                    cpu3 5 0 3 50 0 0 0 0 0 0\nintr 1 2\nctxt 7\n";
+        assert_eq!(online_in_stat(stat).cpus(), &[0, 3]);
+        assert!(online_in_stat("intr 1\n").is_empty());
+    }
 
     const MOUNTINFO: &str = "\
 31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
