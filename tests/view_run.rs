@@ -590,6 +590,40 @@ fn a_full_view_served_from_inside_a_pid_namespace_matches_the_kernel() {
     }
 }
 
+/// vprocfs run as root of a user namespace of its own (`unshare -r`, as in a rootless
+/// container): the VPS runs and `ps` reads it, and the daemon's FUSE thread is never
+/// left at `SCHED_IDLE`. Its capabilities there do not count for the scheduler, so it
+/// could lower its thread to follow a reader but not raise it again: every burst ended
+/// with "cannot give the FUSE thread its scheduling policy back" and a thread that a
+/// busy CPU would starve.
+#[test]
+fn vprocfs_runs_as_root_of_a_user_namespace_of_its_own() {
+    if !privileged() {
+        return;
+    }
+    let bin = vprocfs().display().to_string();
+    for flags in [&[][..], &["--full-view"]] {
+        let out = std::process::Command::new("unshare")
+            .args(["--user", "--map-root-user", "--mount", &bin, "run"])
+            .args(flags)
+            .args([
+                "--",
+                "sh",
+                "-c",
+                "ps -e -o pid=,comm= && ps -ef > /dev/null",
+            ])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{flags:?}: {out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "      1 sh\n      2 ps\n"
+        );
+        assert!(!err.contains("scheduling policy"), "{flags:?}: {err}");
+    }
+}
+
 /// A reader waiting in `poll` for its mount table to change (systemd, a container
 /// runtime) is woken with POLLPRI when it does, and reads the new table from offset 0,
 /// also from a cgroup namespace of its own, whose `mountinfo` is read as the reader:

@@ -272,21 +272,22 @@ pub fn let_threads_go(pid: u32) {
 }
 
 /// Whether the FUSE thread could go back from `SCHED_IDLE` to `SCHED_OTHER`: the
-/// kernel lets a thread without `CAP_SYS_NICE` do so only within its `RLIMIT_NICE`
-/// (`can_nice`), which is 0 by default, and a thread left at `SCHED_IDLE` would starve
-/// on a busy CPU for good. Root has the capability; a daemon without it never follows.
+/// kernel lets a thread without `CAP_SYS_NICE` in the initial user namespace do so only
+/// within its `RLIMIT_NICE` (`can_nice`), which is 0 by default, and a thread left at
+/// `SCHED_IDLE` would starve on a busy CPU for good. Tried once, on a thread of its
+/// own, rather than guessed from the capability sets: a daemon in a user namespace of
+/// its own holds every capability there, which the scheduler does not count.
 pub(super) fn may_leave_idle() -> bool {
-    use crate::sys::creds::cap;
+    use crate::sys::sched::{set_policy, Policy};
     use std::sync::OnceLock;
     static MAY: OnceLock<bool> = OnceLock::new();
     *MAY.get_or_init(|| {
-        let cap =
-            crate::sys::creds::effective_caps(0).is_ok_and(|caps| caps & (1 << cap::SYS_NICE) != 0);
-        // Nice 0 needs a limit of 20 (`nice_to_rlimit`); the thread's nice is never
-        // raised by the daemon.
-        let rlimit = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NICE)
-            .is_ok_and(|(soft, _)| soft >= 20);
-        cap || rlimit
+        std::thread::Builder::new()
+            .name("vprocfs-nice".into())
+            .spawn(|| set_policy(0, Policy::Idle).is_ok() && set_policy(0, Policy::Normal).is_ok())
+            .ok()
+            .and_then(|t| t.join().ok())
+            .unwrap_or(false)
     })
 }
 
