@@ -206,7 +206,7 @@ pub fn block_stop_signals() -> io::Result<()> {
 pub fn wait_signal(stats: &Stats) -> io::Result<Signal> {
     loop {
         match stop_signals().wait().map_err(io::Error::from)? {
-            Signal::SIGUSR1 => eprintln!("vprocfs: {}", stats.line()),
+            Signal::SIGUSR1 => crate::say!("vprocfs: {}", stats.line()),
             sig => return Ok(sig),
         }
     }

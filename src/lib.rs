@@ -23,6 +23,27 @@
 // `unsafe` is confined to `sys`, whose files opt back in explicitly.
 #![deny(unsafe_code)]
 
+/// A line on standard error that never panics: `eprintln!` panics when stderr is gone
+/// (a closed pipe, a supervisor's log that went away), which would end the daemon and
+/// its VPS over a message nobody can read; here the message is dropped.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// A line on standard output that never panics: output for a reader that has gone
+/// (`vprocfs ctl list | head -1`) is dropped, where `println!` would panic.
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 pub mod backing;
 pub mod cli;
 pub mod ctl;

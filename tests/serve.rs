@@ -303,6 +303,25 @@ fn bad_command_lines_get_one_line_errors() {
     }
 }
 
+/// A standard error whose reader has gone (a closed pipe, a supervisor's log that went
+/// away) costs vprocfs its messages, not its VPS: `--no-pidns` warns at start, and that
+/// warning panicked (`eprintln!` on `EPIPE`) before the command ran.
+#[test]
+fn a_broken_stderr_does_not_stop_the_vps() {
+    if !privileged() {
+        return;
+    }
+    let (r, w) = nix::unistd::pipe().unwrap();
+    drop(r);
+    let out = Command::new(vprocfs())
+        .args(["run", "--no-pidns", "--", "sh", "-c", "echo ran"])
+        .stderr(Stdio::from(w))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ran\n");
+}
+
 /// A `/dev/fuse` that is not the FUSE device (a container given another node under
 /// that name) is named as such, with what to do; the mount's bare `EINVAL` said
 /// nothing, and `run` hid even that behind "the VPS could not be started (status 1)".

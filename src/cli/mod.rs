@@ -539,7 +539,7 @@ pub fn main(cli: Cli) -> i32 {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("vprocfs: {e}");
+            crate::say!("vprocfs: {e}");
             1
         }
     }
@@ -560,12 +560,17 @@ fn ctl(a: CtlArgs) -> Result<i32, String> {
         return Err(resp.error.unwrap_or_else(|| "refused".into()));
     }
     if let Some(vpses) = resp.vpses {
-        println!(
+        crate::out!(
             "{:>4} {:<16} {:>8} {:<7} {:>8} {:>8} MOUNT",
-            "ID", "NAME", "INIT", "MODE", "MEMBERS", "MAPPINGS"
+            "ID",
+            "NAME",
+            "INIT",
+            "MODE",
+            "MEMBERS",
+            "MAPPINGS"
         );
         for v in vpses {
-            println!(
+            crate::out!(
                 "{:>4} {:<16} {:>8} {:<7} {:>8} {:>8} {}",
                 v.id,
                 v.name,
@@ -577,16 +582,16 @@ fn ctl(a: CtlArgs) -> Result<i32, String> {
             );
         }
     } else if let Some(maps) = resp.mappings {
-        println!("{:>8} {:>8}", "PID", "VPID");
+        crate::out!("{:>8} {:>8}", "PID", "VPID");
         for m in maps {
-            println!("{:>8} {:>8}", m.pid, m.vpid);
+            crate::out!("{:>8} {:>8}", m.pid, m.vpid);
         }
     } else if let Some(stats) = resp.stats {
-        println!("{stats}");
+        crate::out!("{stats}");
     } else if let Some(id) = resp.id {
         match resp.mount {
-            Some(mount) => println!("added VPS {id}, its view at {mount}"),
-            None => println!("added VPS {id}"),
+            Some(mount) => crate::out!("added VPS {id}, its view at {mount}"),
+            None => crate::out!("added VPS {id}"),
         }
     }
     Ok(0)

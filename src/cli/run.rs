@@ -98,12 +98,12 @@ pub(super) fn run(a: RunArgs) -> Result<i32, String> {
         return Err("--numbering pidns needs a pid namespace: drop --no-pidns, or choose linear, sparse or ns".into());
     }
     if !pidns {
-        eprintln!(
+        crate::say!(
             "vprocfs: warning: --no-pidns: /proc is translated but system calls are not, so getpid, $$ and kill inside see real pids"
         );
     }
     if let Some(w) = a.engine.warning(numbering, pidns) {
-        eprintln!("vprocfs: warning: {w}");
+        crate::say!("vprocfs: warning: {w}");
     }
     let mut config = a.engine.config(numbering, pidns);
     let argv: Vec<CString> = a
@@ -275,7 +275,7 @@ pub(super) fn run(a: RunArgs) -> Result<i32, String> {
                 n => format!("{n} of its processes were killed"),
             }
         };
-        eprintln!(
+        crate::say!(
             "vprocfs: the VPS ran out of memory and {what} by the kernel's OOM killer; \
              give it more with --memory"
         );
@@ -410,7 +410,7 @@ pub(super) fn exec(
                     placement::bind_files(Path::new(&view), Path::new("/proc"), true, cpus.as_ref())
                 });
             if let Err(e) = placed {
-                eprintln!("vprocfs: {e}");
+                crate::say!("vprocfs: {e}");
                 std::process::exit(126);
             }
             exec_argv(&argv)
@@ -428,7 +428,7 @@ fn exec_argv(argv: &[CString]) -> ! {
         .first()
         .map(|a| a.to_string_lossy().into_owned())
         .unwrap_or_default();
-    eprintln!(
+    crate::say!(
         "vprocfs: cannot run {name}: {}",
         err.map(|e| e.desc()).unwrap_or("no command")
     );
@@ -574,7 +574,7 @@ fn relay_side(
     }
     drop(go_r);
     if let Err(e) = placement::bind_files(at, Path::new("/proc"), staging.is_some(), cpus) {
-        eprintln!("vprocfs: {e}");
+        crate::say!("vprocfs: {e}");
         let _ = kill(NixPid::from_raw(init), Signal::SIGKILL);
         return 1;
     }

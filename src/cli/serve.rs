@@ -428,7 +428,7 @@ fn in_mount_ns(pid: i32, f: impl FnOnce() -> Result<(), String>) -> Result<(), S
             match r {
                 Ok(()) => std::process::exit(0),
                 Err(e) => {
-                    eprintln!("vprocfs: {e}");
+                    crate::say!("vprocfs: {e}");
                     std::process::exit(1)
                 }
             }

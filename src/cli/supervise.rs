@@ -386,7 +386,7 @@ pub(super) fn supervise(mountpoint: &Path) -> Result<i32, String> {
                     crashes.retain(|t| now.duration_since(*t) < CRASH_WINDOW);
                     crashes.push(now);
                     if crashes.len() > MAX_CRASHES {
-                        eprintln!(
+                        crate::say!(
                             "vprocfs: the daemon ended {} times in {:?}: giving up and unmounting {}",
                             crashes.len(),
                             CRASH_WINDOW,
@@ -418,7 +418,7 @@ pub(super) fn supervise(mountpoint: &Path) -> Result<i32, String> {
                         listener = l;
                     }
                     Err(e) => {
-                        eprintln!("vprocfs: {e}; unmounting {}", mountpoint.display());
+                        crate::say!("vprocfs: {e}; unmounting {}", mountpoint.display());
                         unmount();
                         return Ok(1);
                     }
