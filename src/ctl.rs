@@ -583,7 +583,18 @@ fn exchange(path: &Path, req: &Request, wait: Option<Duration>) -> io::Result<St
     line.push('\n');
     conn.write_all(line.as_bytes())?;
     let mut answer = String::new();
-    BufReader::new(conn).take(16 << 20).read_line(&mut answer)?;
+    BufReader::new(conn)
+        .take(16 << 20)
+        .read_line(&mut answer)
+        .map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "no answer from the daemon at {}: {e} (is it a vprocfs serve socket?)",
+                    path.display()
+                ),
+            )
+        })?;
     Ok(answer)
 }
 
@@ -616,6 +627,28 @@ mod tests {
         assert!(answers(&path), "a daemon that answers");
         server.join().unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A socket that answers something other than the daemon's JSON lines is named,
+    /// with what it may be, in one line.
+    #[test]
+    fn a_socket_that_answers_garbage_is_named() {
+        use std::os::unix::net::UnixListener;
+        let dir = std::env::temp_dir().join(format!("vprocfs-ctl-garbage-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ctl.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let server = std::thread::spawn(move || {
+            let (conn, _) = listener.accept().unwrap();
+            let mut line = String::new();
+            let _ = BufReader::new(conn.try_clone().unwrap()).read_line(&mut line);
+            (&conn).write_all(b"garbage\xff\n").unwrap();
+        });
+        let err = call(&path, &Request::List).unwrap_err().to_string();
+        server.join().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(err.starts_with("no answer from the daemon at "), "{err}");
+        assert!(err.ends_with("(is it a vprocfs serve socket?)"), "{err}");
     }
 
     /// Found by the live-restart test's daemon log: `ctl` connections saving at once
