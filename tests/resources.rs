@@ -74,22 +74,19 @@ fn a_vps_starts_and_reads_its_files_without_sysfs() {
     if !privileged() {
         return;
     }
-    let bin = vprocfs().display().to_string();
     let inside = "for f in meminfo stat uptime loadavg cpuinfo vmstat diskstats; do \
                   cat /proc/$f > /dev/null || echo \"unreadable $f\"; done; \
                   ps -o etimes= -p 1 | awk '{ print ($1 < 60 ? \"ps-ok\" : \"ps \" $1) }'";
-    for flags in ["", "--full-view"] {
-        let script = format!(
-            "mount -t tmpfs none /sys && exec {bin} run {flags} -- sh -c '{}'",
-            inside.replace('\'', "'\\''")
+    for flags in [&[][..], &["--full-view"]] {
+        let args = [&["run"][..], flags, &["--", "sh", "-c", inside]].concat();
+        let out = vprocfs_unshared(
+            &["--mount", "--propagation", "private"],
+            "mount -t tmpfs none /sys",
+            &args,
         );
-        let out = Command::new("unshare")
-            .args(["--mount", "--propagation", "private", "sh", "-c", &script])
-            .output()
-            .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "{flags}: {out:?}");
-        assert_eq!(stdout, "ps-ok\n", "{flags}: {out:?}");
+        assert!(out.status.success(), "{flags:?}: {out:?}");
+        assert_eq!(stdout, "ps-ok\n", "{flags:?}: {out:?}");
     }
 }
 

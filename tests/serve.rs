@@ -330,12 +330,11 @@ fn a_dev_fuse_that_is_not_the_fuse_device_is_named() {
     if !privileged() {
         return;
     }
-    let bin = vprocfs().display().to_string();
-    let script = format!("mount --bind /dev/null /dev/fuse && exec {bin} run -- true",);
-    let out = Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
-        .output()
-        .unwrap();
+    let out = vprocfs_unshared(
+        &["--mount", "--propagation", "private"],
+        "mount --bind /dev/null /dev/fuse",
+        &["run", "--", "true"],
+    );
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(

@@ -601,19 +601,10 @@ fn vprocfs_runs_as_root_of_a_user_namespace_of_its_own() {
     if !privileged() {
         return;
     }
-    let bin = vprocfs().display().to_string();
     for flags in [&[][..], &["--full-view"]] {
-        let out = std::process::Command::new("unshare")
-            .args(["--user", "--map-root-user", "--mount", &bin, "run"])
-            .args(flags)
-            .args([
-                "--",
-                "sh",
-                "-c",
-                "ps -e -o pid=,comm= && ps -ef > /dev/null",
-            ])
-            .output()
-            .unwrap();
+        let ps = "ps -e -o pid=,comm= && ps -ef > /dev/null";
+        let args = [&["run"][..], flags, &["--", "sh", "-c", ps]].concat();
+        let out = vprocfs_unshared(&["--user", "--map-root-user", "--mount"], "", &args);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{flags:?}: {out:?}");
         assert_eq!(

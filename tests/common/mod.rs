@@ -189,6 +189,20 @@ pub fn in_vps(flags: &[&str], argv: &[&str]) -> (String, String, i32) {
     )
 }
 
+/// `vprocfs ARGS…` in namespaces `unshare` makes with `unshare_args` (a mount
+/// namespace to change, a user namespace of its own), after the shell commands
+/// `setup` have run there (`mount -t tmpfs none /sys`): how vprocfs fares where a
+/// container puts it. Its whole output.
+pub fn vprocfs_unshared(unshare_args: &[&str], setup: &str, args: &[&str]) -> Output {
+    let script = format!("{setup}\nexec \"$0\" \"$@\"");
+    let mut cmd = Command::new("unshare");
+    cmd.args(unshare_args)
+        .args(["sh", "-ec", &script])
+        .arg(vprocfs())
+        .args(args);
+    run_with_deadline(cmd, Duration::from_secs(120))
+}
+
 /// The same in a kernel pid namespace with its own procfs, and a time namespace of its
 /// own as `vprocfs run` gives its VPS (`lsns` lists it; start times count from its
 /// making): the oracle. Started with
