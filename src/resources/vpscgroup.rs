@@ -4,7 +4,10 @@
 //! view needs: the v2 hierarchy always (its `cpu.stat`, PSI files and `cgroup.kill`
 //! exist whatever controllers it has), and each v1 controller hierarchy that is
 //! mounted (memory, cpu, cpuacct, cpuset, pids, blkio; a controller bound to v1 is
-//! not available on v2, so the two never overlap). On v2, the controllers a limit
+//! not available on v2, so the two never overlap), except a cpu hierarchy of its own
+//! without `--cpus`, where the VPS stays in the daemon's cpu cgroup as a pid namespace
+//! would (a cpu directory vprocfs does make takes real-time runtime: [`rt_budget`]).
+//! On v2, the controllers a limit
 //! needs are enabled in `cgroup.subtree_control` of the daemon's cgroup and of
 //! `vprocfs/`; the kernel refuses that in a non-root cgroup that has processes of its
 //! own ("no internal processes"), which is then reported with what to do, and is
