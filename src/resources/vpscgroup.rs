@@ -6,7 +6,7 @@
 //! mounted (memory, cpu, cpuacct, cpuset, pids, blkio; a controller bound to v1 is
 //! not available on v2, so the two never overlap), except a cpu hierarchy of its own
 //! without `--cpus`, where the VPS stays in the daemon's cpu cgroup as a pid namespace
-//! would (a cpu directory vprocfs does make takes real-time runtime: [`rt_budget`]).
+//! would (a cpu directory vprocfs does make takes real-time runtime: `rt_budget.rs`).
 //! On v2, the controllers a limit
 //! needs are enabled in `cgroup.subtree_control` of the daemon's cgroup and of
 //! `vprocfs/`; the kernel refuses that in a non-root cgroup that has processes of its
