@@ -115,6 +115,28 @@ fn hand_over(via: Via) {
         assert_eq!(lxc_hook(&sock, "bogus", init).0, Some(1));
         return;
     }
+    // A create whose view cannot be put in place fails, and leaves no VPS registered.
+    let (code, err) = Command::new(vprocfs())
+        .args(["oci-hook", "--socket"])
+        .arg(&sock)
+        .args(["--target", "/nonexistent-target", "create"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map(|mut c| {
+            c.stdin.take().unwrap().write_all(state.as_bytes()).unwrap();
+            let out = c.wait_with_output().unwrap();
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        })
+        .unwrap();
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        !ctl(&sock, &["list"]).1.contains(" c1 "),
+        "left registered: {err}"
+    );
     // A second delete (the runtime may retry) is fine; bad state is a one-line error.
     assert_eq!(hook(&sock, "delete", &state).0, Some(0));
     let (code, err) = hook(&sock, "create", "not json");

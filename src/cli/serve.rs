@@ -509,9 +509,6 @@ pub(super) fn oci_hook(
             if !resp.ok {
                 return Err(resp.error.unwrap_or_else(|| "refused".into()));
             }
-            let mount = resp
-                .mount
-                .ok_or("the daemon did not say where the view is")?;
             let target = match target {
                 Some(t) => t.to_path_buf(),
                 None => state
@@ -520,7 +517,15 @@ pub(super) fn oci_hook(
                     .and_then(bundle_proc)
                     .unwrap_or_else(|| "/proc".into()),
             };
-            place_view(pid, Path::new(&mount), &target, full_view)?;
+            let placed = resp
+                .mount
+                .ok_or_else(|| "the daemon did not say where the view is".to_string())
+                .and_then(|mount| place_view(pid, Path::new(&mount), &target, full_view));
+            if let Err(e) = placed {
+                // The runtime fails the container: it is not left registered either.
+                let _ = crate::ctl::call(socket, &crate::ctl::Request::Remove { vps: name });
+                return Err(e);
+            }
             Ok(0)
         }
         "delete" => {
