@@ -300,6 +300,24 @@ fn bad_command_lines_get_one_line_errors() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.starts_with("vprocfs: --vps a:"), "{err}");
         assert_eq!(err.lines().count(), 1, "{err}");
+        // A pidns VPS of a process of vprocfs's own namespace: said so, with the
+        // source that fits (it read "has no init process left").
+        let me = std::process::id();
+        let out = Command::new(vprocfs())
+            .args([
+                "serve",
+                "/nonexistent-dir",
+                "--vps",
+                &format!("b:pidns={me}"),
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("own pid namespace") && err.contains(&format!("tree={me}")),
+            "{err}"
+        );
     }
 }
 

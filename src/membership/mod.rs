@@ -74,6 +74,12 @@ pub enum MembershipError {
     /// No init (number 1) was found in the pid namespace.
     #[error("the pid namespace of process {0} has no init process left")]
     NoNamespaceInit(Pid),
+    /// The process named for a pid-namespace VPS is in the daemon's own namespace.
+    #[error(
+        "process {0} is in vprocfs's own pid namespace: a pidns VPS needs a process of a \
+         namespace below it (for its process tree, use tree={0})"
+    )]
+    OwnNamespace(Pid),
     /// The engine refused.
     #[error(transparent)]
     Engine(#[from] EngineError),
@@ -320,6 +326,9 @@ impl Tracker {
                         .metadata()
                         .map_err(|err| MembershipError::NoProcess { pid: of, err })?,
                 );
+                if host::ns_inode("self", "pid").is_ok_and(|own| own == ns) {
+                    return Err(MembershipError::OwnNamespace(of));
+                }
                 let level = info.nspid.len().saturating_sub(1);
                 let init = self
                     .find_ns_init(ns, level)
