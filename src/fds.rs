@@ -100,11 +100,17 @@ pub struct Shares {
     pub sampler: usize,
 }
 
+/// The descriptors the daemon holds whatever its VPSes hold (the FUSE device, the
+/// event socket, pipes, cgroup control files, the standard streams: about 30 with one
+/// VPS), with room for the requests of one reader: the reserve is never smaller.
+const OWN_FLOOR: usize = 64;
+
 impl Shares {
-    /// The shares of `soft` descriptors: the reserve first (at most a quarter of a small
-    /// limit), then pidfds (at most half the limit), then the rest split evenly.
+    /// The shares of `soft` descriptors: the reserve first (a quarter of a small limit,
+    /// but never less than [`OWN_FLOOR`]), then pidfds (at most half the limit), then
+    /// the rest split evenly.
     pub fn of(soft: usize) -> Shares {
-        let reserve = FUSE_RESERVE.min(soft / 4);
+        let reserve = FUSE_RESERVE.min(soft / 4).max(OWN_FLOOR.min(soft));
         let usable = soft.saturating_sub(reserve);
         let pidfds = usable.min(soft / 2);
         let rest = usable - pidfds;
@@ -132,9 +138,22 @@ mod tests {
             let s = Shares::of(soft);
             let used = s.pidfds + s.kept_files + s.sampler;
             assert!(used <= soft, "{soft}: {s:?}");
-            assert_eq!(soft - used, FUSE_RESERVE.min(soft / 4), "{soft}: {s:?}");
+            let reserve = FUSE_RESERVE.min(soft / 4).max(OWN_FLOOR.min(soft));
+            assert_eq!(soft - used, reserve, "{soft}: {s:?}");
             assert!(s.pidfds <= soft / 2, "{soft}: {s:?}");
         }
+    }
+
+    /// Under a small limit the caches take nothing from what the daemon needs to
+    /// answer at all (at 64 descriptors they took 48, and readers got `EMFILE`).
+    #[test]
+    fn a_small_limit_leaves_the_daemon_its_own_descriptors() {
+        for soft in [16, 64] {
+            let s = Shares::of(soft);
+            assert_eq!(s.pidfds + s.kept_files + s.sampler, 0, "{soft}: {s:?}");
+        }
+        let s = Shares::of(128);
+        assert_eq!(128 - s.pidfds - s.kept_files - s.sampler, OWN_FLOOR);
     }
 
     #[test]
