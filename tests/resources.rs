@@ -46,17 +46,43 @@ fn host_meminfo(key: &str) -> u64 {
 
 /// A VPS with a CPU limit has a cpu cgroup of its own; where the kernel schedules
 /// real-time tasks per group (v1 `cpu.rt_runtime_us`), a new group has no real-time
-/// runtime and `chrt -f` is refused in it: the VPS's group takes what its parent has
-/// free, so real-time classes work as they do outside.
+/// runtime and `chrt -f` is refused in it: the VPS's group takes half of what its
+/// parent has free, so real-time classes work as they do outside, also in a VPS started
+/// beside another that holds its share (here one that waits on a pipe until the check
+/// is done).
 #[test]
 fn a_vps_with_a_cpu_limit_runs_real_time_tasks() {
     if !privileged() {
         return;
     }
+    let mut beside = Command::new(vprocfs())
+        .args([
+            "run",
+            "--cpus",
+            "0.5",
+            "--",
+            "sh",
+            "-c",
+            "echo up; read line",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut up = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(beside.stdout.take().unwrap()),
+        &mut up,
+    )
+    .unwrap();
+    assert_eq!(up, "up\n", "the VPS beside started");
     let out = run_sh(
         &["--cpus", "0.5"],
         "chrt -f 5 true && chrt -r 1 true && echo rt-ok; grep -c ':cpu[,:]/vprocfs/' /proc/self/cgroup",
     );
+    drop(beside.stdin.take());
+    let _ = beside.wait();
     assert_eq!(
         out, "rt-ok\n1\n",
         "the VPS's own cpu cgroup refused SCHED_FIFO or SCHED_RR"

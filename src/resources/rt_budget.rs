@@ -5,12 +5,15 @@
 //! runtime, and the kernel refuses `SCHED_FIFO` and `SCHED_RR` to its tasks (EPERM:
 //! `chrt -f 5 cmd` fails) where the same command in a pid namespace of the host's
 //! cgroup runs. So each cpu directory vprocfs makes (`vprocfs/` and the VPS's own)
-//! takes what its parent has free: the bandwidth a group's children hold together may
-//! not exceed the group's own, and none may exceed the machine's
+//! takes from what its parent has free: the bandwidth a group's children hold together
+//! may not exceed the group's own, and none may exceed the machine's
 //! (`kernel.sched_rt_runtime_us` per `kernel.sched_rt_period_us`), each compared as
-//! the kernel's `to_ratio` does. A kernel without the files has nothing to share;
-//! where nothing is free (another VPS took it), the VPS runs without real-time
-//! scheduling and a warning says so.
+//! the kernel's `to_ratio` does. `vprocfs/` takes all that is free; a VPS half of what
+//! `vprocfs/` has left, so that VPSes started beside it get some too (each half the one
+//! before; it all goes back as they end): a real-time task runs in every VPS, within a
+//! smaller share of the CPU than on the host. A kernel without the files has nothing
+//! to share; where nothing is free, the VPS runs without real-time scheduling (said at
+//! log level info).
 
 use std::fs;
 use std::path::Path;
@@ -83,9 +86,18 @@ fn global() -> Bandwidth {
     }
 }
 
-/// Gives cpu cgroup `dir` (one vprocfs made) what its parent has free, beside the
-/// parent's other children; best effort, a refusal is logged.
-pub fn share(dir: &Path) {
+/// How much of what its parent has free a directory takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Take {
+    /// All of it: `vprocfs/`, the parent of every VPS.
+    All,
+    /// Half of it: a VPS, leaving the rest to those started beside it.
+    Half,
+}
+
+/// Gives cpu cgroup `dir` (one vprocfs made) its `take` of what its parent has free,
+/// beside the parent's other children; best effort, a refusal is logged.
+pub fn share(dir: &Path, take: Take) {
     let (Some(parent), Some(own)) = (dir.parent(), of_dir(dir)) else {
         return; // no real-time group scheduling
     };
@@ -99,13 +111,17 @@ pub fn share(dir: &Path) {
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()) && e.path() != dir)
         .filter_map(|e| of_dir(&e.path()))
         .collect();
-    let runtime = free_runtime(theirs, &siblings, global(), own.period_us);
+    let free = free_runtime(theirs, &siblings, global(), own.period_us);
+    let runtime = match take {
+        Take::All => free,
+        Take::Half => free / 2,
+    };
     if i64::try_from(runtime).ok() == Some(own.runtime_us) {
         return;
     }
     let file = dir.join("cpu.rt_runtime_us");
     if runtime == 0 {
-        log::warn!(
+        log::info!(
             "no real-time CPU time is free in {} (other groups hold it): SCHED_FIFO and \
              SCHED_RR are refused in this VPS",
             parent.display()
@@ -113,7 +129,7 @@ pub fn share(dir: &Path) {
         return;
     }
     if let Err(e) = fs::write(&file, runtime.to_string()) {
-        log::warn!(
+        log::info!(
             "cannot write {runtime} to {} ({e}): SCHED_FIFO and SCHED_RR are refused in \
              this VPS",
             file.display()
@@ -123,7 +139,7 @@ pub fn share(dir: &Path) {
 
 #[cfg(test)]
 mod tests {
-    use super::{free_runtime, global, share, Bandwidth};
+    use super::{free_runtime, global, share, Bandwidth, Take};
     use std::fs;
 
     fn bw(runtime_us: i64, period_us: u64) -> Bandwidth {
@@ -183,9 +199,9 @@ mod tests {
         }
     }
 
-    /// `share` on a tree of plain files laid out as a v1 cpu hierarchy: the directory
-    /// takes what its parent has beside its siblings (not itself), and a hierarchy
-    /// without the files is left alone.
+    /// `share` on a tree of plain files laid out as a v1 cpu hierarchy: a directory
+    /// takes its part of what its parent has beside its siblings (not itself), and a
+    /// hierarchy without the files is left alone.
     #[test]
     fn share_counts_the_siblings_and_writes_the_directory() {
         let root = std::env::temp_dir().join(format!("vprocfs-rt-{}", std::process::id()));
@@ -194,27 +210,44 @@ mod tests {
             fs::write(dir.join("cpu.rt_runtime_us"), runtime).unwrap();
             fs::write(dir.join("cpu.rt_period_us"), period).unwrap();
         };
+        let read = |dir: &str| fs::read_to_string(root.join(dir).join("cpu.rt_runtime_us"));
+        let parent = bw(900_000, 1_000_000);
         put(&root, "900000\n", "1000000\n");
         put(&root.join("other"), "300000\n", "1000000\n");
-        put(&root.join("vps"), "100\n", "500000\n");
+        put(&root.join("a"), "100\n", "500000\n");
+        put(&root.join("b"), "0\n", "500000\n");
         fs::create_dir_all(root.join("plain")).unwrap();
-        share(&root.join("vps"));
-        let want = free_runtime(
-            Bandwidth {
-                runtime_us: 900_000,
-                period_us: 1_000_000,
-            },
-            &[Bandwidth {
-                runtime_us: 300_000,
-                period_us: 1_000_000,
-            }],
+        // A VPS takes half of what is free beside it (its own 100 µs not counted).
+        share(&root.join("a"), Take::Half);
+        let free = free_runtime(
+            parent,
+            &[bw(300_000, 1_000_000), bw(0, 500_000)],
             global(),
             500_000,
         );
-        let got = fs::read_to_string(root.join("vps/cpu.rt_runtime_us")).unwrap();
-        assert_eq!(got, want.to_string());
-        assert!(want > 0 && want <= 300_000, "{want}");
-        share(&root.join("plain"));
+        let a = free / 2;
+        assert!(a > 0 && a <= 150_000, "{a}");
+        assert_eq!(read("a").unwrap(), a.to_string());
+        // The next takes half of what is left, so it gets some too.
+        share(&root.join("b"), Take::Half);
+        let left = free_runtime(
+            parent,
+            &[bw(300_000, 1_000_000), bw(a as i64, 500_000)],
+            global(),
+            500_000,
+        );
+        assert!(left / 2 > 0, "{left}");
+        assert_eq!(read("b").unwrap(), (left / 2).to_string());
+        // The parent of the VPSes takes all that is free.
+        share(&root.join("other"), Take::All);
+        let all = free_runtime(
+            parent,
+            &[bw(a as i64, 500_000), bw((left / 2) as i64, 500_000)],
+            global(),
+            1_000_000,
+        );
+        assert_eq!(read("other").unwrap(), all.to_string());
+        share(&root.join("plain"), Take::Half);
         assert!(!root.join("plain/cpu.rt_runtime_us").exists());
         fs::remove_dir_all(&root).unwrap();
     }

@@ -251,9 +251,8 @@ impl VpsCgroup {
                     Some(&parent).filter(|_| c == "cpuset").map(|p| p.as_path()),
                 )?;
                 if c == "cpu" {
-                    for dir in [&parent, &leaf] {
-                        rt_budget::share(dir);
-                    }
+                    rt_budget::share(&parent, rt_budget::Take::All);
+                    rt_budget::share(&leaf, rt_budget::Take::Half);
                 }
             }
             if let Some(slot) = self.paths.slot_mut(c) {
