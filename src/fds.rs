@@ -105,12 +105,18 @@ pub struct Shares {
 /// VPS), with room for the requests of one reader: the reserve is never smaller.
 const OWN_FLOOR: usize = 64;
 
+/// What of `soft` descriptors the caches leave for requests and the daemon's own
+/// files.
+fn reserve(soft: usize) -> usize {
+    FUSE_RESERVE.min(soft / 4).max(OWN_FLOOR.min(soft))
+}
+
 impl Shares {
     /// The shares of `soft` descriptors: the reserve first (a quarter of a small limit,
     /// but never less than [`OWN_FLOOR`]), then pidfds (at most half the limit), then
     /// the rest split evenly.
     pub fn of(soft: usize) -> Shares {
-        let reserve = FUSE_RESERVE.min(soft / 4).max(OWN_FLOOR.min(soft));
+        let reserve = reserve(soft);
         let usable = soft.saturating_sub(reserve);
         let pidfds = usable.min(soft / 2);
         let rest = usable - pidfds;
@@ -138,8 +144,7 @@ mod tests {
             let s = Shares::of(soft);
             let used = s.pidfds + s.kept_files + s.sampler;
             assert!(used <= soft, "{soft}: {s:?}");
-            let reserve = FUSE_RESERVE.min(soft / 4).max(OWN_FLOOR.min(soft));
-            assert_eq!(soft - used, reserve, "{soft}: {s:?}");
+            assert_eq!(soft - used, reserve(soft), "{soft}: {s:?}");
             assert!(s.pidfds <= soft / 2, "{soft}: {s:?}");
         }
     }

@@ -326,7 +326,7 @@ impl Tracker {
                         .metadata()
                         .map_err(|err| MembershipError::NoProcess { pid: of, err })?,
                 );
-                if host::ns_inode("self", "pid").is_ok_and(|own| own == ns) {
+                if host::own_ns_inode("pid").is_ok_and(|own| own == ns) {
                     return Err(MembershipError::OwnNamespace(of));
                 }
                 let level = info.nspid.len().saturating_sub(1);

@@ -986,20 +986,8 @@ pub fn read_host_online() -> Result<CpuSet, ResError> {
     let p = Path::new(HOST_ONLINE);
     match read_optional(p)? {
         Some(text) => CpuSet::parse(&text).map_err(|e| bad(p, e.to_string())),
-        None => {
-            let stat = host::proc_path("stat");
-            Ok(online_in_stat(&read(&stat)?))
-        }
+        None => super::stat::online(read(&host::proc_path("stat"))?.as_bytes()),
     }
-}
-
-/// Pure: the CPUs of the `cpuN` lines of a `/proc/stat` text.
-fn online_in_stat(stat: &str) -> CpuSet {
-    CpuSet::from_cpus(stat.lines().filter_map(|l| {
-        // `cpuN ...`; the total line is `cpu  ...`, with no number after the name.
-        let (name, _) = l.split_once(' ')?;
-        name.strip_prefix("cpu")?.parse().ok()
-    }))
 }
 
 /// The VPS's threads by state, as the load average and `procs_*` count them.
@@ -1156,14 +1144,6 @@ fn collect_tids(dir: &Path, list_name: &str, scratch: &mut Scratch, depth: usize
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn online_cpus_from_the_cpu_lines_of_stat() {
-        let stat = "cpu  10 0 5 100 0 0 0 0 0 0\ncpu0 5 0 2 50 0 0 0 0 0 0\n\
-                    cpu3 5 0 3 50 0 0 0 0 0 0\nintr 1 2\nctxt 7\n";
-        assert_eq!(online_in_stat(stat).cpus(), &[0, 3]);
-        assert!(online_in_stat("intr 1\n").is_empty());
-    }
 
     const MOUNTINFO: &str = "\
 31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755

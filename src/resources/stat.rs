@@ -709,6 +709,11 @@ mod tests {
     fn online_cpus() {
         assert_eq!(online(HOST).unwrap().cpus(), &[0, 1]);
         assert!(online(b"cpuX 1\n").is_err());
+        // The total line has no number; CPUs off line leave gaps.
+        let gapped = b"cpu  10 0 5 100 0 0 0 0 0 0\ncpu0 5 0 2 50 0 0 0 0 0 0\n\
+                       cpu3 5 0 3 50 0 0 0 0 0 0\nintr 1 2\nctxt 7\n";
+        assert_eq!(online(gapped).unwrap().cpus(), &[0, 3]);
+        assert!(online(b"intr 1\n").unwrap().is_empty());
     }
 
     #[test]
