@@ -140,8 +140,18 @@ pub fn pid_max() -> io::Result<Pid> {
     text.trim().parse().map_err(invalid)
 }
 
+/// How many times [`read_task`] was called: the daemon's statistics show it, as the
+/// price of following a VPS's processes is mostly these reads.
+static TASK_READS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The number of [`read_task`] calls so far, in this process.
+pub fn task_reads() -> u64 {
+    TASK_READS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Reads `/proc/<tid>/stat` and `/proc/<tid>/status`.
 pub fn read_task(tid: Pid) -> io::Result<TaskInfo> {
+    TASK_READS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let stat = read_single(&proc_path(&format!("{tid}/stat")))?;
     let status = read_single(&proc_path(&format!("{tid}/status")))?;
     task_info(&stat, &status)

@@ -165,8 +165,9 @@ impl Stats {
     }
 
     /// `requests lookup=N … total=N rss_kb=N memfd_kb=N cpu_ms=N memfds_made=N
-    /// memfds_rewritten=N follow_starts=N follow_moves=N follow_starved=N`: one line for logs
-    /// and the benchmark.
+    /// memfds_rewritten=N follow_starts=N follow_moves=N follow_starved=N tasks_read=N`: one
+    /// line for logs and the benchmark (`tasks_read`: a task's `stat` and `status` read to
+    /// know it, [`crate::host::read_task`]).
     pub fn line(&self) -> String {
         let total: u64 = Op::ALL.iter().map(|&o| self.get(o)).sum();
         let mut s = String::from("requests");
@@ -175,7 +176,7 @@ impl Stats {
         }
         s.push_str(&format!(
             " total={total} rss_kb={} memfd_kb={} cpu_ms={} memfds_made={} memfds_rewritten={} \
-             follow_starts={} follow_moves={} follow_starved={}",
+             follow_starts={} follow_moves={} follow_starved={} tasks_read={}",
             rss_kb().unwrap_or(0),
             self.memfd_kb.load(Ordering::Relaxed),
             cpu_ms().unwrap_or(0),
@@ -184,6 +185,7 @@ impl Stats {
             self.follow_starts.load(Ordering::Relaxed),
             self.follow_moves.load(Ordering::Relaxed),
             self.follow_starved.load(Ordering::Relaxed),
+            crate::host::task_reads(),
         ));
         s
     }

@@ -244,6 +244,20 @@ impl Tracker {
             if vps.vpid_of(number).is_some() {
                 continue;
             }
+            // What the group's number alone tells, before its leader is read (a fork in
+            // a VPS whose session began outside it would otherwise read the outside
+            // leaders' files at every fork): in a pid namespace, a group the namespace
+            // numbers 0 is outside it, as is, in a tree VPS, a group init brought in.
+            let in_ns = ns_numbers.get(meta.ns_level).is_some_and(|&v| v > 0);
+            let outside = if meta.ns_inode.is_some() {
+                !in_ns
+            } else {
+                matches!(meta.source, Source::Tree { .. })
+                    && meta.inherited_groups.contains(&number)
+            };
+            if outside {
+                continue;
+            }
             // A live leader: admit it (and so its number) the usual way.
             if let Ok(leader) = host::read_task(number) {
                 if leader.start <= info.start {
@@ -253,8 +267,7 @@ impl Tracker {
             }
             // In a pid namespace, a number the namespace has (non-zero) is taken from a
             // pair that a racing setpgid can tear: read it again first.
-            let in_ns = ns_numbers.get(meta.ns_level).is_some_and(|&v| v > 0);
-            if meta.ns_inode.is_some() && in_ns && !pair_confirmed(info, number, meta.ns_level) {
+            if meta.ns_inode.is_some() && !pair_confirmed(info, number, meta.ns_level) {
                 continue;
             }
             let requested = if meta.ns_numbers {
@@ -262,20 +275,12 @@ impl Tracker {
                     Some(&v) if v > 0 => Requested::Vpid(v),
                     _ => continue,
                 }
-            } else if meta.ns_inode.is_some() {
-                // The kernel says whether the group is the namespace's (non-zero).
-                match ns_numbers.get(meta.ns_level) {
-                    Some(&v) if v > 0 => Requested::Auto,
-                    _ => continue,
-                }
-            } else if matches!(meta.source, Source::Tree { .. }) {
-                // Every process of a tree VPS descends from its init, so a group or
-                // session whose leader is gone was made by a member, unless init brought
-                // it from outside; a member could join another outside group only of
-                // init's inherited session, by setpgid: not covered.
-                if meta.inherited_groups.contains(&number) {
-                    continue;
-                }
+            } else if meta.ns_inode.is_some() || matches!(meta.source, Source::Tree { .. }) {
+                // In a pid namespace the kernel said the group is the namespace's. Every
+                // process of a tree VPS descends from its init, so a group or session
+                // whose leader is gone was made by a member, unless init brought it from
+                // outside (left out above); a member could join another outside group
+                // only of init's inherited session, by setpgid: not covered.
                 Requested::Auto
             } else {
                 // A cgroup VPS's members may have come from anywhere: a dead leader's
