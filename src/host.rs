@@ -5,6 +5,7 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::engine::Pid;
 use crate::render::stat::parse_stat;
@@ -140,18 +141,24 @@ pub fn pid_max() -> io::Result<Pid> {
     text.trim().parse().map_err(invalid)
 }
 
-/// How many times [`read_task`] was called: the daemon's statistics show it, as the
-/// price of following a VPS's processes is mostly these reads.
-static TASK_READS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// How many times [`read_task`] and [`list_tids`] were called: the daemon's statistics
+/// show them, as the price of following a VPS's processes is mostly these reads.
+static TASK_READS: AtomicU64 = AtomicU64::new(0);
+static TASK_LISTS: AtomicU64 = AtomicU64::new(0);
 
 /// The number of [`read_task`] calls so far, in this process.
 pub fn task_reads() -> u64 {
-    TASK_READS.load(std::sync::atomic::Ordering::Relaxed)
+    TASK_READS.load(Ordering::Relaxed)
+}
+
+/// The number of [`list_tids`] calls so far, in this process.
+pub fn task_lists() -> u64 {
+    TASK_LISTS.load(Ordering::Relaxed)
 }
 
 /// Reads `/proc/<tid>/stat` and `/proc/<tid>/status`.
 pub fn read_task(tid: Pid) -> io::Result<TaskInfo> {
-    TASK_READS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    TASK_READS.fetch_add(1, Ordering::Relaxed);
     let stat = read_single(&proc_path(&format!("{tid}/stat")))?;
     let status = read_single(&proc_path(&format!("{tid}/status")))?;
     task_info(&stat, &status)
@@ -241,6 +248,7 @@ pub fn list_tgids() -> io::Result<Vec<Pid>> {
 /// `task/` and counts positions in it (`first_tid`). Not by number: thread ids come
 /// round past `pid_max`, so a later thread may have a smaller one.
 pub fn list_tids(tgid: Pid) -> io::Result<Vec<Pid>> {
+    TASK_LISTS.fetch_add(1, Ordering::Relaxed);
     numeric_entries(&proc_path(&format!("{tgid}/task")))
 }
 

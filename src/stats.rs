@@ -165,9 +165,10 @@ impl Stats {
     }
 
     /// `requests lookup=N … total=N rss_kb=N memfd_kb=N cpu_ms=N memfds_made=N
-    /// memfds_rewritten=N follow_starts=N follow_moves=N follow_starved=N tasks_read=N`: one
-    /// line for logs and the benchmark (`tasks_read`: a task's `stat` and `status` read to
-    /// know it, [`crate::host::read_task`]).
+    /// memfds_rewritten=N follow_starts=N follow_moves=N follow_starved=N tasks_read=N
+    /// task_lists=N`: one line for logs and the benchmark (`tasks_read`: a task's `stat`
+    /// and `status` read to know it, [`crate::host::read_task`]; `task_lists`: a
+    /// process's `task/` listed, [`crate::host::list_tids`]).
     pub fn line(&self) -> String {
         let total: u64 = Op::ALL.iter().map(|&o| self.get(o)).sum();
         let mut s = String::from("requests");
@@ -176,7 +177,7 @@ impl Stats {
         }
         s.push_str(&format!(
             " total={total} rss_kb={} memfd_kb={} cpu_ms={} memfds_made={} memfds_rewritten={} \
-             follow_starts={} follow_moves={} follow_starved={} tasks_read={}",
+             follow_starts={} follow_moves={} follow_starved={} tasks_read={} task_lists={}",
             rss_kb().unwrap_or(0),
             self.memfd_kb.load(Ordering::Relaxed),
             cpu_ms().unwrap_or(0),
@@ -186,6 +187,7 @@ impl Stats {
             self.follow_moves.load(Ordering::Relaxed),
             self.follow_starved.load(Ordering::Relaxed),
             crate::host::task_reads(),
+            crate::host::task_lists(),
         ));
         s
     }

@@ -7,17 +7,19 @@ mod common;
 
 use common::*;
 
-/// What following a VPS costs the daemon per fork: one read of the new process's `stat`
-/// and `status`, and nothing of the leaders of its session and process group when the
-/// VPS can tell from the numbers alone that they are outside it (the session and group
-/// of `vprocfs run`'s caller, which init and every process it forks inherit): a group a
-/// pid namespace numbers 0, or, in a tree VPS, one init brought in. The daemon's
-/// statistics (`tasks_read`, printed on SIGUSR1) are taken before and after the forks.
+/// What following a VPS costs the daemon per fork and exec: one read of the new
+/// process's `stat` and `status`, and nothing of the leaders of its session and process
+/// group when the VPS can tell from the numbers alone that they are outside it (the
+/// session and group of `vprocfs run`'s caller, which init and every process it forks
+/// inherit): a group a pid namespace numbers 0, or, in a tree VPS, one init brought in;
+/// nor the task list of a process with one thread that execs (only another thread's
+/// exec changes its threads). The daemon's statistics (`tasks_read`, `task_lists`,
+/// printed on SIGUSR1) are taken before and after the forks.
 /// A tree VPS's daemon reads no process the host forks; a pid-namespace VPS's reads
 /// each once, so the host's other forks meanwhile (the `processes` count of the host's
 /// `/proc/stat`) are taken off.
 #[test]
-fn a_fork_costs_one_read_of_the_new_process() {
+fn a_fork_and_exec_cost_one_read_of_the_new_process() {
     use std::io::{BufRead as _, BufReader, Write as _};
     use std::process::Stdio;
     use std::sync::mpsc;
@@ -33,7 +35,7 @@ sys.stdin.readline()
 for _ in range(300):
     pid = os.fork()
     if pid == 0:
-        os._exit(0)
+        os.execv("/bin/true", ["true"])
     os.waitpid(pid, 0)
 print("done", flush=True)
 sys.stdin.readline()
@@ -60,25 +62,27 @@ sys.stdin.readline()
                 let _ = tx.send(line);
             }
         });
-        // The daemon's count of task reads now, asked with SIGUSR1.
-        let tasks_read = || -> u64 {
+        // The daemon's counts of task reads and task lists now, asked with SIGUSR1.
+        let tasks_read = || -> (u64, u64) {
             nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGUSR1).expect("SIGUSR1");
             loop {
                 let line = rx
                     .recv_timeout(Duration::from_secs(30))
                     .expect("statistics on SIGUSR1");
-                if let Some(n) = line
-                    .split_whitespace()
-                    .find_map(|t| t.strip_prefix("tasks_read="))
-                {
-                    return n.parse().expect("tasks_read is a number");
+                let count = |key: &str| {
+                    line.split_whitespace()
+                        .find_map(|t| t.strip_prefix(key))
+                        .map(|n| n.parse::<u64>().expect("a count"))
+                };
+                if let (Some(reads), Some(lists)) = (count("tasks_read="), count("task_lists=")) {
+                    return (reads, lists);
                 }
             }
         };
         let mut line = String::new();
         stdout.read_line(&mut line).expect("ready");
         assert_eq!(line, "ready\n", "{flags:?}");
-        let before = tasks_read();
+        let (before, lists_before) = tasks_read();
         let forks_before = host_forks();
         stdin.write_all(b"go\n").expect("go");
         line.clear();
@@ -86,14 +90,14 @@ sys.stdin.readline()
         assert_eq!(line, "done\n", "{flags:?}");
         // Until every fork and exit is followed: the count stops moving (or, while the
         // host forks, a second has passed).
-        let mut after = tasks_read();
+        let (mut after, mut lists_after) = tasks_read();
         for _ in 0..10 {
             std::thread::sleep(Duration::from_millis(100));
             let now = tasks_read();
-            if now == after {
+            if now == (after, lists_after) {
                 break;
             }
-            after = now;
+            (after, lists_after) = now;
         }
         stdin.write_all(b"end\n").expect("end");
         drop(stdin);
@@ -116,6 +120,11 @@ sys.stdin.readline()
             per_fork < 1.5,
             "{flags:?}: {per_fork:.2} task reads a fork ({before} before, {after} after, \
              {others} other forks of the host)"
+        );
+        assert!(
+            lists_after - lists_before < FORKS / 10,
+            "{flags:?}: {} task lists read for {FORKS} execs",
+            lists_after - lists_before
         );
     }
 }

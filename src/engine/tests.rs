@@ -921,6 +921,7 @@ fn switch_exec_pids_table() {
             .unwrap();
         vps.fork(TaskIds::process(300, INIT, INIT), Requested::Auto)
             .unwrap();
+        assert_eq!(vps.threads_of(200), 3, "{}", c.what);
         if c.leader_exited_first {
             vps.exit(200).unwrap();
         }
@@ -929,6 +930,13 @@ fn switch_exec_pids_table() {
         assert!(vps.has_task(200), "{}", c.what);
         assert!(!vps.has_task(201), "{}", c.what);
         assert_eq!(vps.tgid_of(200), Some(200));
+        assert_eq!(
+            vps.threads_of(200),
+            1,
+            "{}: the exec'ed thread alone",
+            c.what
+        );
+        assert_eq!(vps.threads_of(201), 0, "{}", c.what);
         assert_eq!(
             vps.vpid_of(200),
             Some(vg),

@@ -241,6 +241,12 @@ impl Vps {
         self.tasks.keys().copied()
     }
 
+    /// How many member threads thread group `tgid` has recorded, its leader included
+    /// while attached (0 for no such group).
+    pub fn threads_of(&self, tgid: Pid) -> usize {
+        self.groups.get(&tgid).map_or(0, |g| g.threads as usize)
+    }
+
     /// The recorded (pgid, sid) of member thread group `tgid`.
     pub fn group_ids(&self, tgid: Pid) -> Option<(Pid, Pid)> {
         self.groups.get(&tgid).map(|g| (g.pgid, g.sid))

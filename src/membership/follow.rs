@@ -288,12 +288,18 @@ impl Tracker {
         let Some(id) = self.engine.vps_of(tgid) else {
             return;
         };
-        let Ok(alive) = host::list_tids(tgid) else {
+        // A process with no other thread recorded (the events of its threads' clones
+        // came before its exec's) has none to reconcile: neither its task list nor every
+        // member is looked through, at every exec of a shell's command.
+        if self.engine.vps(id).is_none_or(|v| v.threads_of(tgid) <= 1) {
             return;
-        };
+        }
         let recorded: Vec<Pid> = match self.engine.vps(id) {
             Some(v) => v.tids().filter(|&t| v.tgid_of(t) == Some(tgid)).collect(),
             None => return,
+        };
+        let Ok(alive) = host::list_tids(tgid) else {
+            return;
         };
         let gone: Vec<Pid> = recorded
             .into_iter()
