@@ -192,6 +192,17 @@ impl Tracker {
                 if parent_vps.is_none() && !namespaces {
                     return;
                 }
+                // A task whose maker is no member joins a VPS only by the pid namespace
+                // it was made in (a `setns` before the fork: `nsenter`, a runtime's
+                // `exec`), unless a cgroup VPS may hold it: one look at that namespace,
+                // not its files, for each of the host's forks.
+                if parent_vps.is_none() && self.meta.values().all(|m| m.cgroup.is_none()) {
+                    let ours = host::pidns_inode(child_pid)
+                        .is_ok_and(|ns| self.meta.values().any(|m| m.ns_inode == Some(ns)));
+                    if !ours {
+                        return;
+                    }
+                }
                 let Ok(info) = host::read_task(child_pid) else {
                     // A member's child gone already (reaped before its fork was read)
                     // took a number in the kernel all the same, unless a look numbered
