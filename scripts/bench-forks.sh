@@ -4,10 +4,11 @@
 #
 #   scripts/bench-forks.sh [N]     N forks a loop (default 2000)
 #
-# Two loops, each N times: `fork` (a child that exits at once, reaped) and `spawn` (a
-# child that execs /bin/true, as a shell or a build runs its commands). Each runs as the
+# Three loops, each N times: `fork` (a child that exits at once, reaped) and `spawn` (a
+# child that execs /bin/true, as a shell or a build runs its commands), each run as the
 # init of `unshare --pid --fork --mount-proc` (the kernel: no daemon) and of `vprocfs
-# run` in three placements: the default (kernel pid view, a pid namespace followed for
+# run`; and `host`, the `fork` loop run on the host beside such an init that waits (a
+# daemon also hears of the host's forks). In three placements of `vprocfs run`: the default (kernel pid view, a pid namespace followed for
 # the virtual global files), `--full-view` and `--no-pidns`. Printed, medians of
 # BENCH_REPS runs: the loop's wall time, its ratio to the kernel's, and the daemon's
 # CPU time (user + system, from its /proc/<pid>/stat around the loop) per fork. Each in
@@ -46,15 +47,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The init of each run: waits for $tmp/go, runs the loop, writes its seconds to
-# $tmp/wall, then waits for $tmp/quit (so that the daemon's CPU is read while it lives).
+# The loop: waits for $D/go, runs, writes its seconds to $D/wall, then waits for
+# $D/quit (so that the daemon's CPU is read while it lives). Kind `idle` only waits.
 cat >"$tmp/loop.py" <<'EOF'
 import os, subprocess, sys, time
 kind, n, d = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-while not os.path.exists(f"{d}/go"):
+while kind != "idle" and not os.path.exists(f"{d}/go"):
     time.sleep(0.02)
 t = time.perf_counter()
-for _ in range(n):
+for _ in range(n if kind != "idle" else 0):
     if kind == "fork":
         pid = os.fork()
         if pid == 0:
@@ -63,10 +64,11 @@ for _ in range(n):
     else:
         subprocess.run(["/bin/true"], check=True)
 wall = time.perf_counter() - t
-time.sleep(0.5)  # the daemon follows the last exits
-with open(f"{d}/wall.tmp", "w") as f:
-    f.write(f"{wall}\n")
-os.rename(f"{d}/wall.tmp", f"{d}/wall")
+if kind != "idle":
+    time.sleep(0.5)  # the daemon follows the last exits
+    with open(f"{d}/wall.tmp", "w") as f:
+        f.write(f"{wall}\n")
+    os.rename(f"{d}/wall.tmp", f"{d}/wall")
 while not os.path.exists(f"{d}/quit"):
     time.sleep(0.02)
 EOF
@@ -75,21 +77,28 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 
 # One run: prints "WALL_SECONDS DAEMON_TICKS" (ticks 0 for the kernel).
 one_run() {
-    local placement=$1 kind=$2 cpus=$3 p a b
+    local placement=$1 kind=$2 cpus=$3 p a b inside=$2 wall=$tmp/wall
     local pin=()
     [ "$cpus" = pinned ] && pin=(taskset -c "$PIN_CPU")
-    rm -f "$tmp/go" "$tmp/wall" "$tmp/quit"
+    [ "$kind" = host ] && inside=idle wall=$tmp/host/wall
+    rm -rf "$tmp/go" "$tmp/wall" "$tmp/quit" "$tmp/host"
     case $placement in
-        kernel) "${pin[@]}" unshare --pid --fork --mount-proc "$PY" "$tmp/loop.py" "$kind" "$N" "$tmp" & ;;
-        default) "${pin[@]}" "$VP" run -- "$PY" "$tmp/loop.py" "$kind" "$N" "$tmp" 2>/dev/null & ;;
-        *) "${pin[@]}" "$VP" run "$placement" -- "$PY" "$tmp/loop.py" "$kind" "$N" "$tmp" 2>/dev/null & ;;
+        kernel) "${pin[@]}" unshare --pid --fork --mount-proc "$PY" "$tmp/loop.py" "$inside" "$N" "$tmp" & ;;
+        default) "${pin[@]}" "$VP" run -- "$PY" "$tmp/loop.py" "$inside" "$N" "$tmp" 2>/dev/null & ;;
+        *) "${pin[@]}" "$VP" run "$placement" -- "$PY" "$tmp/loop.py" "$inside" "$N" "$tmp" 2>/dev/null & ;;
     esac
     p=$!
     pids+=("$p")
     sleep 1 # the VPS starts, its daemon settles
     a=$(cpu_ticks "$p")
-    touch "$tmp/go"
-    while [ ! -e "$tmp/wall" ]; do
+    if [ "$kind" = host ]; then
+        mkdir "$tmp/host"
+        touch "$tmp/host/go" "$tmp/host/quit"
+        "${pin[@]}" "$PY" "$tmp/loop.py" fork "$N" "$tmp/host"
+    else
+        touch "$tmp/go"
+    fi
+    while [ ! -e "$wall" ]; do
         kill -0 "$p" 2>/dev/null || { echo "bench-forks: the $placement run ended early" >&2; exit 1; }
         sleep 0.05
     done
@@ -97,7 +106,7 @@ one_run() {
     touch "$tmp/quit"
     wait "$p" || true
     [ "$placement" = kernel ] && b=$a
-    echo "$(cat "$tmp/wall") $((b - a))"
+    echo "$(cat "$wall") $((b - a))"
 }
 
 hz=$(getconf CLK_TCK)
@@ -105,7 +114,7 @@ echo "bench-forks: $N forks a loop, medians of $REPS runs"
 printf '| %-6s | %-12s | %-5s | %12s | %9s | %18s |\n' CPUs placement loop "loop wall" ratio "daemon CPU a fork"
 printf '|%s|%s|%s|%s|%s|%s|\n' -------- --------------  ------- -------------- ----------- --------------------
 for cpus in free pinned; do
-for kind in fork spawn; do
+for kind in fork spawn host; do
     kernel_wall=
     for placement in kernel default --full-view --no-pidns; do
         walls=() ticks=()
