@@ -19,6 +19,10 @@
 //!   [`in_initial_namespaces`] and fails instead of hanging.
 //!   Observed on 6.18 under `unshare --pid --fork` and
 //!   `unshare --user --map-root-user`: open succeeds, then zero datagrams.
+//! * Since Linux 6.6 a listener names the events it wants, and the kernel
+//!   drops the others before queueing them
+//!   (`crate::sys::netlink::FOLLOWED_EVENTS`); its own ack
+//!   (`PROC_EVENT_NONE`, no bit) is dropped with them (observed on 6.18).
 //! * Since Linux 6.6 unprivileged processes may listen (observed: uid 65534
 //!   with no capabilities gets `Ack { err: 0 }` and all events); older
 //!   kernels answer a non-`CAP_NET_ADMIN` listener with an

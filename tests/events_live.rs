@@ -333,3 +333,45 @@ fn enobufs_becomes_overrun() {
     }
     panic!("stream never delivered an event after the overrun");
 }
+
+/// On a kernel that filters (Linux 6.6 and later), the stream hears only the events
+/// vprocfs follows: the exec of a child that renames itself brings its fork, exec and
+/// exit, and no `comm` change (an exec renames the process, and so does
+/// `PR_SET_NAME`), nor one of any other process meanwhile.
+#[test]
+fn only_the_followed_events_arrive() {
+    let Some(mut stream) = open_or_skip("only_the_followed_events_arrive") else {
+        return;
+    };
+    let release = nix::sys::utsname::uname().expect("uname");
+    let release = release.release().to_string_lossy().into_owned();
+    if !vprocfs::sys::netlink::filters_events(&release) {
+        eprintln!("SKIP only_the_followed_events_arrive: kernel {release} does not filter");
+        return;
+    }
+    let child = Command::new("/usr/bin/python3")
+        .args([
+            "-c",
+            "import ctypes; ctypes.CDLL(None).prctl(15, b'renamed', 0, 0, 0)",
+        ])
+        .spawn()
+        .expect("spawn python3");
+    let pid = child.id() as i32;
+    let mut child = Reap(child);
+    assert!(child.0.wait().expect("wait").success());
+    let mut seen = Vec::new();
+    let ok = collect_until(&mut stream, &mut seen, |seen| {
+        exec_of(seen, pid) && exit_of(seen, pid)
+    });
+    assert!(ok, "no exec and exit of {pid} in {seen:?}");
+    let unfollowed: Vec<&ProcEvent> = seen
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                ProcEvent::Comm { .. } | ProcEvent::Ptrace { .. } | ProcEvent::Coredump { .. }
+            )
+        })
+        .collect();
+    assert!(unfollowed.is_empty(), "{unfollowed:?}");
+}

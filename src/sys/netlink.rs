@@ -28,12 +28,34 @@ pub const PROC_CN_MCAST_IGNORE: u32 = 2;
 /// overruns quickly, and every overrun forces the caller into a /proc rescan.
 pub const DEFAULT_RCVBUF: usize = 8 << 20;
 
+/// The events vprocfs follows (`enum proc_cn_event`, `linux/cn_proc.h`): forks
+/// (`0x1`), execs (`0x2`), uid and gid changes (`0x4`, `0x40`), new sessions (`0x80`)
+/// and exits (`0x8000_0000`). Left out: `comm` changes (`0x200`: every exec makes one,
+/// and every thread that names itself), ptrace and core dumps, which nothing reads, and
+/// which would each wake the events thread; the kernel drops them before they are
+/// queued where it filters (Linux 6.6 and later, [`filters_events`]).
+pub const FOLLOWED_EVENTS: u32 = 0x1 | 0x2 | 0x4 | 0x40 | 0x80 | 0x8000_0000;
+
+/// Whether a kernel of release `release` (`uname -r`) takes the events a listener
+/// wants with its `LISTEN` (`struct proc_input`, Linux 6.6 and later). An older one
+/// drops such a message without a word (it wants the bare `enum proc_cn_mcast_op`),
+/// and the listener would hear nothing; a release that cannot be read is taken as old.
+pub fn filters_events(release: &str) -> bool {
+    let mut parts = release.split(['.', '-', '+']);
+    let mut num = || parts.next().and_then(|p| p.parse::<u32>().ok());
+    match (num(), num()) {
+        (Some(major), Some(minor)) => (major, minor) >= (6, 6),
+        _ => false,
+    }
+}
+
 /// `sizeof(struct nlmsghdr)`.
 const NLMSG_HDRLEN: usize = 16;
 /// `sizeof(struct cn_msg)` (without the flexible `data[]`).
 const CN_MSG_HDRLEN: usize = 20;
-/// Total size of the control message: nlmsghdr + cn_msg + one `u32` op.
-const CTL_MSG_LEN: usize = NLMSG_HDRLEN + CN_MSG_HDRLEN + 4;
+/// Total size of the largest control message: nlmsghdr + cn_msg + a `struct
+/// proc_input` (the `u32` op and the `u32` events).
+const CTL_MSG_MAX: usize = NLMSG_HDRLEN + CN_MSG_HDRLEN + 8;
 
 /// Metadata of one received datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,11 +118,14 @@ fn sockaddr_nl(groups: u32) -> libc::sockaddr_nl {
 
 /// Builds the nlmsghdr + cn_msg + `enum proc_cn_mcast_op` control message
 /// in native byte order, at the offsets of `linux/netlink.h` and
-/// `linux/connector.h`.
-fn control_message(port_id: u32, seq: u32, op: u32) -> [u8; CTL_MSG_LEN] {
-    let mut m = [0u8; CTL_MSG_LEN];
+/// `linux/connector.h`; with `events`, the op is followed by the events wanted
+/// (`struct proc_input`).
+fn control_message(port_id: u32, seq: u32, op: u32, events: Option<u32>) -> Vec<u8> {
+    let data_len = if events.is_some() { 8 } else { 4 };
+    let len = CTL_MSG_MAX - 8 + data_len;
+    let mut m = vec![0u8; len];
     // struct nlmsghdr
-    m[0..4].copy_from_slice(&(CTL_MSG_LEN as u32).to_ne_bytes()); // nlmsg_len
+    m[0..4].copy_from_slice(&(len as u32).to_ne_bytes()); // nlmsg_len
     m[4..6].copy_from_slice(&(libc::NLMSG_DONE as u16).to_ne_bytes()); // nlmsg_type
     m[6..8].copy_from_slice(&0u16.to_ne_bytes()); // nlmsg_flags
     m[8..12].copy_from_slice(&seq.to_ne_bytes()); // nlmsg_seq
@@ -111,9 +136,12 @@ fn control_message(port_id: u32, seq: u32, op: u32) -> [u8; CTL_MSG_LEN] {
     c[4..8].copy_from_slice(&CN_VAL_PROC.to_ne_bytes()); // id.val
     c[8..12].copy_from_slice(&seq.to_ne_bytes()); // seq
     c[12..16].copy_from_slice(&0u32.to_ne_bytes()); // ack
-    c[16..18].copy_from_slice(&4u16.to_ne_bytes()); // len
+    c[16..18].copy_from_slice(&(data_len as u16).to_ne_bytes()); // len
     c[18..20].copy_from_slice(&0u16.to_ne_bytes()); // flags
     c[20..24].copy_from_slice(&op.to_ne_bytes()); // data: proc_cn_mcast_op
+    if let Some(events) = events {
+        c[24..28].copy_from_slice(&events.to_ne_bytes()); // proc_input.event_type
+    }
     m
 }
 
@@ -171,7 +199,11 @@ impl ConnectorSocket {
         })?;
         sock.port_id = sock.local_port_id()?;
 
-        sock.send_mcast_op(PROC_CN_MCAST_LISTEN, 1)?;
+        let events = nix::sys::utsname::uname()
+            .ok()
+            .filter(|u| filters_events(&u.release().to_string_lossy()))
+            .map(|_| FOLLOWED_EVENTS);
+        sock.send_mcast_op(PROC_CN_MCAST_LISTEN, 1, events)?;
         sock.listening = true;
         Ok(sock)
     }
@@ -196,8 +228,8 @@ impl ConnectorSocket {
         Ok(addr.nl_pid)
     }
 
-    fn send_mcast_op(&self, op: u32, seq: u32) -> io::Result<()> {
-        let msg = control_message(self.port_id, seq, op);
+    fn send_mcast_op(&self, op: u32, seq: u32, events: Option<u32>) -> io::Result<()> {
+        let msg = control_message(self.port_id, seq, op, events);
         let dst = sockaddr_nl(0);
         // SAFETY: `msg` is readable for `msg.len()` bytes and `dst` is a valid
         // sockaddr_nl of the given size; both outlive the call.
@@ -364,7 +396,7 @@ impl ConnectorSocket {
 impl Drop for ConnectorSocket {
     fn drop(&mut self) {
         if self.listening {
-            if let Err(e) = self.send_mcast_op(PROC_CN_MCAST_IGNORE, 2) {
+            if let Err(e) = self.send_mcast_op(PROC_CN_MCAST_IGNORE, 2, None) {
                 log::debug!("PROC_CN_MCAST_IGNORE on close failed: {e}");
             }
         }
@@ -390,7 +422,8 @@ mod tests {
 
     #[test]
     fn control_message_layout() {
-        let m = control_message(0x1234, 7, PROC_CN_MCAST_LISTEN);
+        let m = control_message(0x1234, 7, PROC_CN_MCAST_LISTEN, None);
+        assert_eq!(m.len(), 40);
         assert_eq!(u32::from_ne_bytes(m[0..4].try_into().unwrap()), 40);
         assert_eq!(u16::from_ne_bytes(m[4..6].try_into().unwrap()), 3); // NLMSG_DONE
         assert_eq!(u32::from_ne_bytes(m[8..12].try_into().unwrap()), 7);
@@ -405,5 +438,33 @@ mod tests {
         );
         assert_eq!(u16::from_ne_bytes(m[32..34].try_into().unwrap()), 4);
         assert_eq!(u32::from_ne_bytes(m[36..40].try_into().unwrap()), 1);
+        // With the events wanted: a `struct proc_input`, and every length says so.
+        let f = control_message(0x1234, 7, PROC_CN_MCAST_LISTEN, Some(FOLLOWED_EVENTS));
+        assert_eq!(f.len(), 44);
+        assert_eq!(u32::from_ne_bytes(f[0..4].try_into().unwrap()), 44);
+        assert_eq!(u16::from_ne_bytes(f[32..34].try_into().unwrap()), 8);
+        assert_eq!(u32::from_ne_bytes(f[36..40].try_into().unwrap()), 1);
+        assert_eq!(
+            u32::from_ne_bytes(f[40..44].try_into().unwrap()),
+            FOLLOWED_EVENTS
+        );
+    }
+
+    #[test]
+    fn events_are_filtered_from_linux_6_6() {
+        for (release, filters) in [
+            ("6.18.44-fc-v1300", true),
+            ("6.6.0", true),
+            ("6.10", true),
+            ("7.0.0-rc1", true),
+            ("6.5.13-arch1-1", false),
+            ("5.15.0-91-generic", false),
+            ("4.19.0+", false),
+            ("", false),
+            ("six.six", false),
+            ("6", false),
+        ] {
+            assert_eq!(filters_events(release), filters, "{release}");
+        }
     }
 }
