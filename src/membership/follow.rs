@@ -302,12 +302,11 @@ impl Tracker {
         // A process with no other thread recorded (the events of its threads' clones
         // came before its exec's) has none to reconcile: neither its task list nor every
         // member is looked through, at every exec of a shell's command.
-        if self.engine.vps(id).is_none_or(|v| v.threads_of(tgid) <= 1) {
-            return;
-        }
         let recorded: Vec<Pid> = match self.engine.vps(id) {
-            Some(v) => v.tids().filter(|&t| v.tgid_of(t) == Some(tgid)).collect(),
-            None => return,
+            Some(v) if v.threads_of(tgid) > 1 => {
+                v.tids().filter(|&t| v.tgid_of(t) == Some(tgid)).collect()
+            }
+            _ => return,
         };
         let Ok(alive) = host::list_tids(tgid) else {
             return;
