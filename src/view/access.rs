@@ -565,7 +565,7 @@ impl View {
         ino: u64,
         mask: u32,
     ) -> Result<(), Errno> {
-        let node = self.node_named(reader, ino)?;
+        let node = self.node_named(reader, ino, super::cache::Step::Call)?;
         self.check_alive(reader, &node)?;
         if mask == libc::F_OK as u32 {
             return Ok(());

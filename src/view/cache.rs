@@ -29,6 +29,7 @@
 //! moved. Permission is the daemon's decision at every lookup, open, readlink and
 //! access, so a cached owner never lets anyone in.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -65,17 +66,29 @@ pub type DirKey = (Pid, Option<Pid>, u64);
 /// another `ps` listing every process), and the one whose request comes second needs
 /// its own walk again as much as the first.
 ///
-/// The kernel walks again after an `ESTALE` only once: a second `ESTALE` would reach the
-/// reader. So a task told `ESTALE` about a process gets the plain answer about it for a
-/// while ([`WALK_AGAIN`]): its walk again may come back to the same inode (a `stat(".")`
-/// in the gone process's directory). The walk again looks the process's number up
-/// afresh, and may find it taken by another process, which may die before the walk's
-/// own request: so the first request of that reader about the process its walk again
-/// was given ([`Held::walked_again`]) gets the plain answer, `ESRCH`, as procfs answers a
-/// request whose walk found the process alive. The name stays held until the kernel
-/// forgets it.
+/// The kernel walks again after an `ESTALE` only once: a second `ESTALE` within the same
+/// system call would reach the reader. The walk again is the task's next requests: a
+/// lookup of every name on the path (`LOOKUP_REVAL` makes each one ask), then the
+/// request of the call itself (`open`, `stat`, `readlink`…), or only that request when
+/// the path ends in the gone directory (a `stat(".")` in it). Whatever process those
+/// lookups find (the number may have gone to another, which may die before the call's
+/// request, or be a zombie whose name is not kept), the first answer about a gone
+/// process within the walk again is the plain one (`ESRCH`, as procfs answers a request
+/// whose walk found the process alive). The walk again ends at the first request of the
+/// task after the call's own ([`Held::step`]). A task told `ESTALE` about a process also
+/// gets the plain answer about it for a while ([`WALK_AGAIN`]) after its walk again: a
+/// descriptor-less path to it (a `stat(".")`) comes back to the same inode. The name
+/// stays held until the kernel forgets it.
 #[derive(Clone, Default)]
-pub struct Held(Arc<Mutex<HeldSets>>);
+pub struct Held(Arc<HeldState>);
+
+#[derive(Default)]
+struct HeldState {
+    sets: Mutex<HeldSets>,
+    /// Whether some task's walk again may be under way: spares every request the lock
+    /// when none is (the common case).
+    walking: AtomicBool,
+}
 
 #[derive(Default)]
 struct HeldSets {
@@ -83,19 +96,35 @@ struct HeldSets {
     held: FxHashSet<DirKey>,
     /// The tasks answered `ESTALE` about a process, and when.
     told: FxHashMap<(Pid, DirKey), Instant>,
-    /// The tasks answered `ESTALE`, and when, whose walk again is still to come.
-    walking_again: FxHashMap<Pid, Instant>,
-    /// The processes a task's walk again was given, and when, whose first request
-    /// about them being gone is still to come.
-    walked_again: FxHashMap<(Pid, DirKey), Instant>,
+    /// The tasks answered `ESTALE` whose walk again is under way.
+    walking_again: FxHashMap<Pid, WalkAgain>,
 }
 
-/// How long after its `ESTALE` a reader's lookup of a process, and after that its
-/// request, are taken for its walk again: the kernel walks again at once, but a loaded
-/// machine may hold the reader off the CPU for a while.
+/// A task's walk again, from its `ESTALE` ([`Held`]).
+#[derive(Clone, Copy)]
+struct WalkAgain {
+    /// When the `ESTALE` was given.
+    at: Instant,
+    /// The call's own request (not a lookup) has come: the walk again ends at the
+    /// task's next request.
+    at_call: bool,
+}
+
+/// A request of a reader task that came through a name ([`Held::step`]).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Step {
+    /// A lookup of a name on the path.
+    Lookup,
+    /// The request of the system call itself: `open`, `stat`, `readlink`, `access`…
+    Call,
+}
+
+/// How long after its `ESTALE` a reader's requests may still be its walk again, and a
+/// request about the same process gets the plain answer: the kernel walks again at
+/// once, but a loaded machine may hold the reader off the CPU for a while.
 const WALK_AGAIN: Duration = Duration::from_secs(1);
 
-/// At most this many readers' walks again are remembered; past it, those older than
+/// At most this many readers' `ESTALE`s are remembered; past it, those older than
 /// [`WALK_AGAIN`] go.
 const WALKING_MAX: usize = 1024;
 
@@ -108,7 +137,7 @@ fn drop_old_when_full<K: std::hash::Hash + Eq>(map: &mut FxHashMap<K, Instant>, 
 
 impl Held {
     fn sets(&self) -> std::sync::MutexGuard<'_, HeldSets> {
-        crate::sync::lock(&self.0)
+        crate::sync::lock(&self.0.sets)
     }
 
     /// The kernel was given a long-lived name for `key`.
@@ -121,42 +150,57 @@ impl Held {
         self.sets().held.remove(key);
     }
 
-    /// Whether a lookup of a process by task `tid` is the walk again that follows its
-    /// `ESTALE` (the first such lookup since, within [`WALK_AGAIN`]).
-    pub fn walks_again(&self, tid: Pid) -> bool {
-        self.sets()
-            .walking_again
-            .remove(&tid)
-            .is_some_and(|at| at.elapsed() < WALK_AGAIN)
+    /// Task `tid` makes a request through a name: a step of its walk again, if one is
+    /// under way, or the first request after it, which ends it.
+    pub fn step(&self, tid: Pid, step: Step) {
+        if !self.0.walking.load(Ordering::Acquire) {
+            return;
+        }
+        let mut sets = self.sets();
+        match sets.walking_again.get_mut(&tid) {
+            Some(walk) if !walk.at_call => walk.at_call = step == Step::Call,
+            Some(_) => {
+                sets.walking_again.remove(&tid);
+            }
+            None => {}
+        }
+        self.forget_old_walks(&mut sets, Instant::now());
     }
 
-    /// Task `tid`'s walk again was given process `key`'s name ([`Held::walks_again`]).
-    pub fn walked_again(&self, tid: Pid, key: DirKey) {
-        let mut sets = self.sets();
-        let now = Instant::now();
-        drop_old_when_full(&mut sets.walked_again, now);
-        sets.walked_again.insert((tid, key), now);
+    /// Forgets the walks again older than [`WALK_AGAIN`] (a task may never make another
+    /// request), and notes whether any is left.
+    fn forget_old_walks(&self, sets: &mut HeldSets, now: Instant) {
+        let walks = &mut sets.walking_again;
+        walks.retain(|_, w| now.saturating_duration_since(w.at) < WALK_AGAIN);
+        self.0.walking.store(!walks.is_empty(), Ordering::Release);
     }
 
     /// Whether a request of task `tid` about the gone process `key` may have come
-    /// through a name the kernel held: true once for each task, so that the kernel's
-    /// walk again (see [`Held`]) gets the plain answer, as does the request of that walk.
+    /// through a name the kernel held and is to be answered `ESTALE`: once for each task
+    /// (see [`Held`]), and never within the task's walk again, whose first such answer
+    /// ends it.
     pub fn take_stale(&self, key: &DirKey, tid: Pid) -> bool {
         let mut sets = self.sets();
         let now = Instant::now();
-        let recent = |at: Option<Instant>| {
-            at.is_some_and(|at| now.saturating_duration_since(at) < WALK_AGAIN)
-        };
-        if recent(sets.walked_again.remove(&(tid, *key))) {
-            return false;
+        let recent = |at: Instant| now.saturating_duration_since(at) < WALK_AGAIN;
+        if let Some(walk) = sets.walking_again.remove(&tid) {
+            self.forget_old_walks(&mut sets, now);
+            if recent(walk.at) {
+                return false;
+            }
         }
-        if !sets.held.contains(key) || recent(sets.told.get(&(tid, *key)).copied()) {
+        let told = sets.told.get(&(tid, *key)).copied();
+        if !sets.held.contains(key) || told.is_some_and(recent) {
             return false;
         }
         drop_old_when_full(&mut sets.told, now);
         sets.told.insert((tid, *key), now);
-        drop_old_when_full(&mut sets.walking_again, now);
-        sets.walking_again.insert(tid, now);
+        let walk = WalkAgain {
+            at: now,
+            at_call: false,
+        };
+        sets.walking_again.insert(tid, walk);
+        self.forget_old_walks(&mut sets, now);
         true
     }
 
@@ -205,28 +249,71 @@ mod tests {
     }
 
     #[test]
-    fn the_request_of_a_walk_again_gets_the_plain_answer() {
+    fn no_request_of_a_walk_again_is_stale() {
         let held = Held::default();
-        held.insert((10, None, 5));
-        assert!(!held.walks_again(100), "no ESTALE yet");
-        assert!(held.take_stale(&(10, None, 5), 100));
-        assert!(!held.walks_again(200), "another reader's lookup");
-        // The walk again finds the number taken by another process, which dies
-        // before the walk's own request.
-        assert!(held.walks_again(100));
+        let (gone, newcomer) = ((10, None, 5), (10, None, 9));
+        held.insert(gone);
+        // Another reader was given the name of the process that took the number.
+        held.insert(newcomer);
+        held.step(100, Step::Call);
+        assert!(held.take_stale(&gone, 100));
+        // The walk again looks the number up (the newcomer, or a zombie whose name is
+        // not kept), which dies before the call's own request.
+        held.step(100, Step::Lookup);
+        held.step(100, Step::Lookup);
+        held.step(100, Step::Call);
         assert!(
-            !held.walks_again(100),
-            "only the first lookup after the ESTALE"
-        );
-        held.insert((10, None, 9));
-        held.walked_again(100, (10, None, 9));
-        assert!(
-            !held.take_stale(&(10, None, 9), 100),
+            !held.take_stale(&newcomer, 100),
             "a second ESTALE would reach the reader"
         );
         assert!(
-            held.take_stale(&(10, None, 9), 200),
+            held.take_stale(&newcomer, 200),
+            "another reader's request through the name"
+        );
+        // The next call of the first reader.
+        held.step(100, Step::Call);
+        assert!(
+            held.take_stale(&newcomer, 100),
             "the name stays held for the requests after the walk's"
+        );
+    }
+
+    #[test]
+    fn a_walk_again_ends_at_the_request_after_its_call() {
+        let held = Held::default();
+        let (gone, other) = ((10, None, 5), (11, None, 6));
+        held.insert(gone);
+        held.insert(other);
+        assert!(held.take_stale(&gone, 100));
+        assert!(held.0.walking.load(Ordering::Acquire));
+        // The walk again finds what it looks for alive: no answer about a gone process.
+        held.step(100, Step::Lookup);
+        held.step(100, Step::Call);
+        // The reader's next call, through another stale name.
+        held.step(100, Step::Lookup);
+        assert!(
+            !held.0.walking.load(Ordering::Acquire),
+            "no walk again left"
+        );
+        assert!(held.take_stale(&other, 100));
+    }
+
+    #[test]
+    fn a_walk_again_may_be_its_call_alone() {
+        // `stat(".")` in the gone process's directory: the walk again comes back to the
+        // same inode, with no lookup.
+        let held = Held::default();
+        let gone = (10, None, 5);
+        held.insert(gone);
+        held.step(100, Step::Call);
+        assert!(held.take_stale(&gone, 100));
+        held.step(100, Step::Call);
+        assert!(!held.take_stale(&gone, 100));
+        assert!(!held.0.walking.load(Ordering::Acquire));
+        held.step(100, Step::Call);
+        assert!(
+            !held.take_stale(&gone, 100),
+            "the same reader's path to the same process, soon after"
         );
     }
 }

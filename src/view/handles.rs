@@ -173,7 +173,7 @@ impl View {
         flags: i32,
         snapshots: bool,
     ) -> Result<Opened, Errno> {
-        let node = self.node_named(reader, ino)?;
+        let node = self.node_named(reader, ino, super::cache::Step::Call)?;
         let writing = flags & libc::O_ACCMODE != libc::O_RDONLY;
         let object = self.object(reader, &node);
         // A plain read is checked after it (below), which the read itself may be.

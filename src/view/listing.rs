@@ -96,7 +96,7 @@ impl View {
         ids: (u32, u32),
         ino: u64,
     ) -> Result<(u64, DirCaching), Errno> {
-        let node = self.node_named(reader, ino)?;
+        let node = self.node_named(reader, ino, super::cache::Step::Call)?;
         self.check_alive(reader, &node)?;
         self.permission(reader, ids, &node, libc::R_OK as u32)?;
         let keeps = self.keeps_listings()

@@ -5,7 +5,7 @@
 use std::fs;
 use std::time::Duration;
 
-use super::cache::Caching;
+use super::cache::{Caching, Step};
 use super::nodes::Node;
 use super::{links, lock, Attr, Errno, Kind, Reader, View};
 use crate::engine::{Pid, VpsId};
@@ -21,16 +21,8 @@ impl View {
         parent: u64,
         name: &str,
     ) -> Result<Attr, Errno> {
-        let parent = self.node_named(reader, parent)?;
+        let parent = self.node_named(reader, parent, Step::Lookup)?;
         self.permission(reader, ids, &parent, libc::X_OK as u32)?;
-        // A process's number, maybe in the walk again that follows an `ESTALE`.
-        let by_number = host::parse_pid(name).is_some()
-            && match &parent {
-                Node::Root => true,
-                Node::Pid { rel, .. } => &**rel == "task",
-                _ => false,
-            };
-        let walks_again = by_number && self.held.walks_again(reader.tid());
         let found = self
             .resolve(reader, &parent, name)
             .and_then(|child| Ok((self.attr_of(reader, &child, 0)?, child)));
@@ -64,9 +56,6 @@ impl View {
                     if attr.entry_ttl > Caching::NONE {
                         if let Some(key) = child.dir_key() {
                             self.held.insert(key);
-                            if walks_again {
-                                self.held.walked_again(reader.tid(), key);
-                            }
                         }
                     }
                 }

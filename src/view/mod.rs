@@ -47,7 +47,7 @@ use crate::membership::Tracker;
 use crate::render::{Identity, PidMap};
 use access::{check_of, may_ptrace_as, Guard};
 pub use cache::Flush;
-use cache::{Caching, Held};
+use cache::{Caching, Held, Step};
 use entries::Check;
 use files::{Context, Render};
 pub use handles::Opened;
@@ -353,8 +353,17 @@ impl View {
     /// on its way), is `ESTALE` once, as in [`View::check_alive`], so that the kernel
     /// walks again and gets procfs's answer for a fresh walk (`ENOENT` at
     /// `/proc/<n>`); then, or for an inode a reader holds open, `ESRCH`.
-    fn node_named(&self, reader: Reader, ino: u64) -> Result<Node, Errno> {
+    ///
+    /// `step` says what the request is on the reader's path walk ([`cache::Held::step`]).
+    fn node_named(&self, reader: Reader, ino: u64, step: Step) -> Result<Node, Errno> {
         let (node, retired) = self.node_or_retired(ino)?;
+        // A `readlink` of `self` or `thread-self` is most often a step of a walk through
+        // it (`/proc/self/stat`), not the call.
+        let step = match node {
+            Node::SelfLink | Node::ThreadSelf => Step::Lookup,
+            _ => step,
+        };
+        self.held.step(reader.tid(), step);
         match retired {
             true if self.stale_once(reader, &node, ino) => Err(Errno::ESTALE),
             true => Err(Errno::ESRCH),
@@ -453,7 +462,7 @@ impl View {
         fsuid: u32,
         change: &writes::Change,
     ) -> Result<Attr, Errno> {
-        let node = self.node_named(reader, ino)?;
+        let node = self.node_named(reader, ino, Step::Call)?;
         self.check_alive(reader, &node)?;
         self.change(reader, &node, fsuid, change)?;
         self.getattr(reader, ino)
@@ -469,7 +478,7 @@ impl View {
         name: &std::ffi::OsStr,
         value: Option<(&[u8], i32)>,
     ) -> Result<(), Errno> {
-        let node = self.node_named(reader, ino)?;
+        let node = self.node_named(reader, ino, Step::Call)?;
         self.check_alive(reader, &node)?;
         self.change_xattr(reader, fsuid, &node, name, value)
     }
@@ -482,6 +491,7 @@ impl View {
     /// resolved just before the name was invalidated ([`cache`]).
     pub fn getattr(&self, reader: Reader, ino: u64) -> Result<Attr, Errno> {
         let (node, retired) = self.node_or_retired(ino)?;
+        self.held.step(reader.tid(), Step::Call);
         let gone = |e: Errno| {
             let mut attr = self.gone_attr(&node, ino).ok_or(e)?;
             self.date_listing(&node, true, &mut attr);
@@ -688,7 +698,7 @@ impl View {
 
     /// The target of link `ino`.
     pub fn readlink(&self, reader: Reader, ino: u64) -> Result<Vec<u8>, Errno> {
-        let node = self.node_named(reader, ino)?;
+        let node = self.node_named(reader, ino, Step::Call)?;
         let own = |thread: bool| -> Result<Vec<u8>, Errno> {
             let (tgid, tid) = self.reader_numbers(reader)?;
             Ok(if thread {
