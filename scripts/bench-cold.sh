@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# The first look at new processes: `ps -ef` over N processes that nobody has looked at
+# yet, in the full view, against the kernel's procfs of a pid namespace
+# (docs/performance.md, "The first look at new processes").
+#
+#   scripts/bench-cold.sh [N]     N processes (default 1000)
+#
+# scripts/bench.sh times `ps -ef` again and again over the same processes, whose names
+# the kernel keeps after the first run; this times the first run over each new farm: N
+# sleepers are started, `ps -ef` is timed once, they are ended, BENCH_REPS times. The
+# same driver runs as the init of `unshare --pid --fork --mount-proc` (the kernel) and
+# of `vprocfs run --full-view`, in two placements: "free" and "pinned" (the whole run,
+# daemon included, on CPU BENCH_PIN_CPU). Printed: medians of the timed runs, and the
+# ratio of the view's to the kernel's.
+#
+# Environment: BENCH_REPS=7, BENCH_PIN_CPU=0, VPROCFS=BINARY (instead of `cargo build
+# --release`).
+# Must run as root. Leaves no process or file behind (each run ends its sleepers; a run
+# that fails ends with its namespace or VPS).
+set -euo pipefail
+export PYTHONDONTWRITEBYTECODE=1
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+N=${1:-1000}
+REPS=${BENCH_REPS:-7}
+PIN_CPU=${BENCH_PIN_CPU:-0}
+PY=/usr/bin/python3
+case $N in '' | *[!0-9]* | 0) echo "bench-cold: N must be a number of processes, not '$N'" >&2; exit 1 ;; esac
+case $REPS in '' | *[!0-9]* | 0) echo "bench-cold: BENCH_REPS must be a positive number" >&2; exit 1 ;; esac
+taskset -c "$PIN_CPU" true 2>/dev/null || { echo "bench-cold: BENCH_PIN_CPU=$PIN_CPU is not a CPU this script may run on" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || { echo "bench-cold: run as root (namespaces, FUSE mounts)" >&2; exit 1; }
+if [ -n "${VPROCFS:-}" ]; then
+    VP=$VPROCFS
+else
+    (cd "$root" && cargo build --release --quiet)
+    VP=$root/target/release/vprocfs
+fi
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# Prints one line: the milliseconds of each timed `ps -ef`.
+cat >"$tmp/cold.py" <<'EOF'
+import os, signal, subprocess, sys, time
+n, reps = int(sys.argv[1]), int(sys.argv[2])
+times = []
+for _ in range(reps):
+    kids = []
+    for _ in range(n):
+        pid = os.fork()
+        if pid == 0:
+            signal.pause()
+            os._exit(0)
+        kids.append(pid)
+    t = time.perf_counter()
+    subprocess.run(["ps", "-ef"], stdout=subprocess.DEVNULL, check=True)
+    times.append((time.perf_counter() - t) * 1000)
+    for pid in kids:
+        os.kill(pid, signal.SIGKILL)
+    for pid in kids:
+        os.waitpid(pid, 0)
+print(" ".join(f"{t:.2f}" for t in times))
+EOF
+
+median() { tr ' ' '\n' | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+
+run() { # placement, kernel|view
+    local pin=()
+    [ "$1" = pinned ] && pin=(taskset -c "$PIN_CPU")
+    case $2 in
+        kernel) timeout -s KILL 900 "${pin[@]}" unshare --pid --fork --mount-proc -- "$PY" "$tmp/cold.py" "$N" "$REPS" ;;
+        view) timeout -s KILL 900 "${pin[@]}" "$VP" run --full-view -- "$PY" "$tmp/cold.py" "$N" "$REPS" ;;
+    esac
+}
+
+printf '%-7s %-8s %12s %12s %8s\n' N placement kernel view ratio
+for placement in free pinned; do
+    k=$(run "$placement" kernel | median)
+    v=$(run "$placement" view | median)
+    printf '%-7s %-8s %9.1f ms %9.1f ms %7.2fx\n' "$N" "$placement" "$k" "$v" "$(awk -v a="$v" -v b="$k" 'BEGIN {print a / b}')"
+done
