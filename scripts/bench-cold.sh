@@ -25,19 +25,16 @@ N=${1:-1000}
 REPS=${BENCH_REPS:-7}
 PIN_CPU=${BENCH_PIN_CPU:-0}
 PY=/usr/bin/python3
-case $N in '' | *[!0-9]* | 0) echo "bench-cold: N must be a number of processes, not '$N'" >&2; exit 1 ;; esac
-case $REPS in '' | *[!0-9]* | 0) echo "bench-cold: BENCH_REPS must be a positive number" >&2; exit 1 ;; esac
-taskset -c "$PIN_CPU" true 2>/dev/null || { echo "bench-cold: BENCH_PIN_CPU=$PIN_CPU is not a CPU this script may run on" >&2; exit 1; }
-[ "$(id -u)" = 0 ] || { echo "bench-cold: run as root (namespaces, FUSE mounts)" >&2; exit 1; }
-if [ -n "${VPROCFS:-}" ]; then
-    VP=$VPROCFS
-else
-    (cd "$root" && cargo build --release --quiet)
-    VP=$root/target/release/vprocfs
-fi
-
+say() { printf 'bench-cold: %s\n' "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+case $N in '' | *[!0-9]* | 0) die "N must be a number of processes, not '$N'" ;; esac
+case $REPS in '' | *[!0-9]* | 0) die "BENCH_REPS must be a positive number" ;; esac
+taskset -c "$PIN_CPU" true 2>/dev/null || die "BENCH_PIN_CPU=$PIN_CPU is not a CPU this script may run on"
+[ "$(id -u)" = 0 ] || die "run as root (namespaces, FUSE mounts)"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+# shellcheck source=scripts/bench/binary.sh
+. "$root/scripts/bench/binary.sh"
 
 # Prints one line: the milliseconds of each timed `ps -ef`.
 cat >"$tmp/cold.py" <<'EOF'

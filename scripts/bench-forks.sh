@@ -27,17 +27,12 @@ N=${1:-2000}
 REPS=${BENCH_REPS:-5}
 PIN_CPU=${BENCH_PIN_CPU:-0}
 PY=/usr/bin/python3
-case $N in '' | *[!0-9]*) echo "bench-forks: N must be a number of forks, not '$N'" >&2; exit 1 ;; esac
-case $REPS in '' | *[!0-9]* | 0) echo "bench-forks: BENCH_REPS must be a positive number" >&2; exit 1 ;; esac
-taskset -c "$PIN_CPU" true 2>/dev/null || { echo "bench-forks: BENCH_PIN_CPU=$PIN_CPU is not a CPU this script may run on" >&2; exit 1; }
-[ "$(id -u)" = 0 ] || { echo "bench-forks: run as root (namespaces, FUSE mounts)" >&2; exit 1; }
-if [ -n "${VPROCFS:-}" ]; then
-    VP=$VPROCFS
-else
-    (cd "$root" && cargo build --release --quiet)
-    VP=$root/target/release/vprocfs
-fi
-
+say() { printf 'bench-forks: %s\n' "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+case $N in '' | *[!0-9]*) die "N must be a number of forks, not '$N'" ;; esac
+case $REPS in '' | *[!0-9]* | 0) die "BENCH_REPS must be a positive number" ;; esac
+taskset -c "$PIN_CPU" true 2>/dev/null || die "BENCH_PIN_CPU=$PIN_CPU is not a CPU this script may run on"
+[ "$(id -u)" = 0 ] || die "run as root (namespaces, FUSE mounts)"
 tmp=$(mktemp -d)
 pids=()
 cleanup() {
@@ -46,6 +41,8 @@ cleanup() {
     rm -rf "$tmp"
 }
 trap cleanup EXIT
+# shellcheck source=scripts/bench/binary.sh
+. "$root/scripts/bench/binary.sh"
 
 # The loop: waits for $D/go, runs, writes its seconds to $D/wall, then waits for
 # $D/quit (so that the daemon's CPU is read while it lives). Kind `idle` only waits.
