@@ -465,7 +465,7 @@ impl View {
         let node = self.node_named(reader, ino, Step::Call)?;
         self.check_alive(reader, &node)?;
         self.change(reader, &node, fsuid, change)?;
-        self.getattr(reader, ino)
+        self.attributes(reader, ino)
     }
 
     /// Sets (`value` with its `XATTR_*` flags) or removes (`None`) extended attribute
@@ -490,8 +490,14 @@ impl View {
     /// works on procfs); any other through its path, which a cached name may have
     /// resolved just before the name was invalidated ([`cache`]).
     pub fn getattr(&self, reader: Reader, ino: u64) -> Result<Attr, Errno> {
-        let (node, retired) = self.node_or_retired(ino)?;
         self.held.step(reader.tid(), Step::Call);
+        self.attributes(reader, ino)
+    }
+
+    /// [`View::getattr`] within a request that made its step already (a `setattr`
+    /// answers with the attributes after the change).
+    fn attributes(&self, reader: Reader, ino: u64) -> Result<Attr, Errno> {
+        let (node, retired) = self.node_or_retired(ino)?;
         let gone = |e: Errno| {
             let mut attr = self.gone_attr(&node, ino).ok_or(e)?;
             self.date_listing(&node, true, &mut attr);
