@@ -36,9 +36,9 @@ trap 'rm -rf "$tmp"' EXIT
 # shellcheck source=scripts/bench/binary.sh
 . "$root/scripts/bench/binary.sh"
 
-# Prints one line: the milliseconds of each timed `ps -ef`.
+# Prints the median milliseconds of the timed `ps -ef`s.
 cat >"$tmp/cold.py" <<'EOF'
-import os, signal, subprocess, sys, time
+import os, signal, statistics, subprocess, sys, time
 n, reps = int(sys.argv[1]), int(sys.argv[2])
 times = []
 for _ in range(reps):
@@ -56,10 +56,8 @@ for _ in range(reps):
         os.kill(pid, signal.SIGKILL)
     for pid in kids:
         os.waitpid(pid, 0)
-print(" ".join(f"{t:.2f}" for t in times))
+print(f"{statistics.median(times):.2f}")
 EOF
-
-median() { tr ' ' '\n' | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
 run() { # placement, kernel|view
     local pin=()
@@ -72,7 +70,7 @@ run() { # placement, kernel|view
 
 printf '%-7s %-8s %12s %12s %8s\n' N placement kernel view ratio
 for placement in free pinned; do
-    k=$(run "$placement" kernel | median)
-    v=$(run "$placement" view | median)
+    k=$(run "$placement" kernel)
+    v=$(run "$placement" view)
     printf '%-7s %-8s %9.1f ms %9.1f ms %7.2fx\n' "$N" "$placement" "$k" "$v" "$(awk -v a="$v" -v b="$k" 'BEGIN {print a / b}')"
 done
